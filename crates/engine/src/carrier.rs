@@ -1,0 +1,121 @@
+//! The number carriers the graph computes with: plain tensors, or dual numbers (value + tangents).
+//!
+//! Every primitive's forward computation and reverse rule are written once against [`Carrier`]. Run
+//! over [`Tensor`] the graph gives values and gradients; run over [`crate::Dual`] the same code also
+//! propagates tangents, so the forward pass yields Jacobian-vector products and the reverse pass yields
+//! Hessian-vector products (forward-over-reverse, ARCHITECTURE.md "The engine").
+
+use crate::kernels::{self, Conv2dGeometry, Unary};
+use crate::{Float, Tensor};
+
+/// The primitive operations a number carrier supports. Shapes follow the value (primal) tensor;
+/// binary operations broadcast like NumPy.
+pub trait Carrier<F: Float>: Clone + Send + Sync + 'static {
+    /// A carrier holding `t` with zero tangent.
+    fn constant(t: Tensor<F>) -> Self;
+    /// The value (primal) part.
+    fn primal(&self) -> &Tensor<F>;
+    /// Shape of the value.
+    fn shape(&self) -> &[usize] {
+        self.primal().shape()
+    }
+    /// `self + o`.
+    fn add(&self, o: &Self) -> Self;
+    /// `self - o`.
+    fn sub(&self, o: &Self) -> Self;
+    /// `self * o` elementwise.
+    fn mul(&self, o: &Self) -> Self;
+    /// `self / o` elementwise.
+    fn div(&self, o: &Self) -> Self;
+    /// `c * self` for a constant `c`.
+    fn scale(&self, c: F) -> Self;
+    /// `u^(order)(self)`: the function (`order = 0`) or its derivative (`order = 1`).
+    fn unary(&self, u: Unary, order: u8) -> Self;
+    /// `op(self) @ op(o)`, batched (see [`kernels::matmul`]).
+    fn matmul(&self, o: &Self, ta: bool, tb: bool) -> Self;
+    /// Sum down to a broadcast-compatible shape (adjoint of [`Carrier::broadcast_to`]).
+    fn sum_to(&self, shape: &[usize]) -> Self;
+    /// Repeat up to a broadcast shape.
+    fn broadcast_to(&self, shape: &[usize]) -> Self;
+    /// Same elements, other shape.
+    fn reshape(&self, shape: &[usize]) -> Self;
+    /// Reorder dimensions.
+    fn permute(&self, perm: &[usize]) -> Self;
+    /// Join along an axis.
+    fn concat(parts: &[&Self], axis: usize) -> Self;
+    /// Slice `start..start+len` along an axis.
+    fn narrow(&self, axis: usize, start: usize, len: usize) -> Self;
+    /// Adjoint of `narrow`: embed into zeros of length `dim`.
+    fn pad_narrow(&self, axis: usize, start: usize, dim: usize) -> Self;
+    /// Gather entries along an axis.
+    fn index_select(&self, axis: usize, idx: &[usize]) -> Self;
+    /// Adjoint of `index_select`: scatter-add into zeros of length `dim`.
+    fn index_add(&self, axis: usize, idx: &[usize], dim: usize) -> Self;
+    /// im2col of a `[b, c, h, w]` input.
+    fn unfold2d(&self, g: &Conv2dGeometry) -> Self;
+    /// Adjoint of `unfold2d`.
+    fn fold2d(&self, g: &Conv2dGeometry) -> Self;
+}
+
+impl<F: Float> Carrier<F> for Tensor<F> {
+    fn constant(t: Tensor<F>) -> Self {
+        t
+    }
+    fn primal(&self) -> &Tensor<F> {
+        self
+    }
+    fn add(&self, o: &Self) -> Self {
+        kernels::binary(self, o, |a, b| a + b)
+    }
+    fn sub(&self, o: &Self) -> Self {
+        kernels::binary(self, o, |a, b| a - b)
+    }
+    fn mul(&self, o: &Self) -> Self {
+        kernels::binary(self, o, |a, b| a * b)
+    }
+    fn div(&self, o: &Self) -> Self {
+        kernels::binary(self, o, |a, b| a / b)
+    }
+    fn scale(&self, c: F) -> Self {
+        self.map(|x| c * x)
+    }
+    fn unary(&self, u: Unary, order: u8) -> Self {
+        self.map(|x| u.eval(order, x))
+    }
+    fn matmul(&self, o: &Self, ta: bool, tb: bool) -> Self {
+        kernels::matmul(self, o, ta, tb)
+    }
+    fn sum_to(&self, shape: &[usize]) -> Self {
+        kernels::sum_to(self, shape)
+    }
+    fn broadcast_to(&self, shape: &[usize]) -> Self {
+        kernels::broadcast_to(self, shape)
+    }
+    fn reshape(&self, shape: &[usize]) -> Self {
+        Tensor::reshape(self, shape)
+    }
+    fn permute(&self, perm: &[usize]) -> Self {
+        kernels::permute(self, perm)
+    }
+    fn concat(parts: &[&Self], axis: usize) -> Self {
+        kernels::concat(parts, axis)
+    }
+    fn narrow(&self, axis: usize, start: usize, len: usize) -> Self {
+        kernels::narrow(self, axis, start, len)
+    }
+    fn pad_narrow(&self, axis: usize, start: usize, dim: usize) -> Self {
+        kernels::pad_narrow(self, axis, start, dim)
+    }
+    fn index_select(&self, axis: usize, idx: &[usize]) -> Self {
+        kernels::index_select(self, axis, idx)
+    }
+    fn index_add(&self, axis: usize, idx: &[usize], dim: usize) -> Self {
+        kernels::index_add(self, axis, idx, dim)
+    }
+    fn unfold2d(&self, g: &Conv2dGeometry) -> Self {
+        kernels::unfold2d(self, g)
+    }
+    fn fold2d(&self, g: &Conv2dGeometry) -> Self {
+        kernels::fold2d(self, g)
+    }
+}

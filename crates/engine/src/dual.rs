@@ -1,0 +1,263 @@
+//! Dual numbers carrying a block of `k` tangent directions.
+
+use crate::carrier::Carrier;
+use crate::kernels::{self, Conv2dGeometry, Unary};
+use crate::{Float, Tensor};
+
+/// A value with `k` tangents: `value + sum_j eps_j * tangent[j]`, first-order in every `eps_j`.
+///
+/// `tangent` has shape `[k, ...value.shape]`; `None` means all tangents are zero (constants, data),
+/// which every operation exploits to skip work. Arithmetic propagates tangents by the product and
+/// chain rules, so evaluating a function on duals gives its value and `k` Jacobian-vector products at
+/// once; running the reverse pass on duals gives the gradient and `k` Hessian-vector products.
+#[derive(Clone, Debug)]
+pub struct Dual<F: Float> {
+    /// The primal value.
+    pub value: Tensor<F>,
+    /// The tangents, `[k, ...value.shape]`, or `None` for zero.
+    pub tangent: Option<Tensor<F>>,
+}
+
+impl<F: Float> Dual<F> {
+    /// A dual with the given value and tangents.
+    ///
+    /// # Panics
+    /// If the tangent's shape is not `[k, ...value.shape]`.
+    pub fn new(value: Tensor<F>, tangent: Tensor<F>) -> Self {
+        assert!(
+            tangent.ndim() == value.ndim() + 1 && &tangent.shape()[1..] == value.shape(),
+            "tangent shape {:?} must be [k, {:?}]",
+            tangent.shape(),
+            value.shape()
+        );
+        Dual {
+            value,
+            tangent: Some(tangent),
+        }
+    }
+
+    /// A dual with one tangent direction of the value's shape.
+    pub fn with_tangent(value: Tensor<F>, direction: &Tensor<F>) -> Self {
+        let mut s = vec![1];
+        s.extend_from_slice(value.shape());
+        Self::new(value, direction.reshape(&s))
+    }
+
+    /// Number of tangent directions (`None` when all are zero).
+    pub fn k(&self) -> Option<usize> {
+        self.tangent.as_ref().map(|t| t.shape()[0])
+    }
+
+    /// The tangents, materialising zeros as `[k, ...shape]` if absent.
+    pub fn tangent_or_zeros(&self, k: usize) -> Tensor<F> {
+        self.tangent
+            .clone()
+            .unwrap_or_else(|| Tensor::zeros(&lift_shape(k, self.value.shape(), self.value.ndim())))
+    }
+}
+
+/// `[k, 1, .., 1, shape]` with `ndim` dimensions after `k`.
+fn lift_shape(k: usize, shape: &[usize], ndim: usize) -> Vec<usize> {
+    let mut s = vec![k];
+    s.extend(std::iter::repeat_n(1, ndim - shape.len()));
+    s.extend_from_slice(shape);
+    s
+}
+
+/// Reshapes tangents `[k, shape]` to `[k, 1.., shape]` so they broadcast against `ndim`-d values.
+fn lift_to<F: Float>(t: &Tensor<F>, ndim: usize) -> Tensor<F> {
+    let k = t.shape()[0];
+    let inner = &t.shape()[1..];
+    if inner.len() == ndim {
+        return t.clone();
+    }
+    t.reshape(&lift_shape(k, inner, ndim))
+}
+
+/// Prepends `k` to a shape.
+fn with_k(k: usize, shape: &[usize]) -> Vec<usize> {
+    let mut s = Vec::with_capacity(shape.len() + 1);
+    s.push(k);
+    s.extend_from_slice(shape);
+    s
+}
+
+/// Adds optional tangents.
+fn add_opt<F: Float>(a: Option<Tensor<F>>, b: Option<Tensor<F>>) -> Option<Tensor<F>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.add(&b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+impl<F: Float> Dual<F> {
+    /// Tangent of a linear map `L` applied to the tangents: `L` acts on each of the k blocks.
+    fn linear(&self, value: Tensor<F>, f: impl FnOnce(&Tensor<F>) -> Tensor<F>) -> Self {
+        Dual {
+            value,
+            tangent: self.tangent.as_ref().map(f),
+        }
+    }
+
+    /// Tangent broadcast to `[k, out]`.
+    fn tangent_to(&self, out: &[usize]) -> Option<Tensor<F>> {
+        self.tangent.as_ref().map(|t| {
+            let l = lift_to(t, out.len());
+            kernels::broadcast_to(&l, &with_k(t.shape()[0], out))
+        })
+    }
+
+    /// Tangent times a value broadcast to `[k, out]`.
+    fn tangent_times(&self, factor: &Tensor<F>, out_ndim: usize) -> Option<Tensor<F>> {
+        self.tangent
+            .as_ref()
+            .map(|t| lift_to(t, out_ndim).mul(factor))
+    }
+}
+
+impl<F: Float> Carrier<F> for Dual<F> {
+    fn constant(t: Tensor<F>) -> Self {
+        Dual {
+            value: t,
+            tangent: None,
+        }
+    }
+    fn primal(&self) -> &Tensor<F> {
+        &self.value
+    }
+    fn add(&self, o: &Self) -> Self {
+        let value = self.value.add(&o.value);
+        let out = value.shape().to_vec();
+        let tangent = if self.shape() == &out[..] && o.shape() == &out[..] {
+            add_opt(self.tangent.clone(), o.tangent.clone())
+        } else {
+            add_opt(self.tangent_to(&out), o.tangent_to(&out))
+        };
+        Dual { value, tangent }
+    }
+    fn sub(&self, o: &Self) -> Self {
+        self.add(&o.scale(-F::ONE))
+    }
+    fn mul(&self, o: &Self) -> Self {
+        let value = self.value.mul(&o.value);
+        let nd = value.ndim();
+        Dual {
+            value,
+            tangent: add_opt(
+                self.tangent_times(&o.value, nd),
+                o.tangent_times(&self.value, nd),
+            ),
+        }
+    }
+    fn div(&self, o: &Self) -> Self {
+        // (a/b)' = (a' - (a/b) b') / b
+        let value = self.value.div(&o.value);
+        let nd = value.ndim();
+        let num = add_opt(
+            self.tangent_to(value.shape()),
+            o.tangent_times(&value, nd).map(|t| t.scale(-F::ONE)),
+        );
+        let tangent = num.map(|t| t.div(&o.value));
+        Dual { value, tangent }
+    }
+    fn scale(&self, c: F) -> Self {
+        self.linear(self.value.scale(c), |t| t.scale(c))
+    }
+    fn unary(&self, u: Unary, order: u8) -> Self {
+        let value = self.value.unary(u, order);
+        let tangent = self
+            .tangent
+            .as_ref()
+            .map(|t| t.mul(&self.value.unary(u, order + 1)));
+        Dual { value, tangent }
+    }
+    fn matmul(&self, o: &Self, ta: bool, tb: bool) -> Self {
+        let value = self.value.matmul(&o.value, ta, tb);
+        let nd = value.ndim();
+        // (AB)' = A'B + AB'; tangents are lifted so that k is an outer batch dimension.
+        let left = self
+            .tangent
+            .as_ref()
+            .map(|t| lift_to(t, nd.max(self.value.ndim())).matmul(&o.value, ta, tb));
+        let right = o.tangent.as_ref().map(|t| {
+            self.value
+                .matmul(&lift_to(t, nd.max(o.value.ndim())), ta, tb)
+        });
+        Dual {
+            value,
+            tangent: add_opt(left, right),
+        }
+    }
+    fn sum_to(&self, shape: &[usize]) -> Self {
+        let value = self.value.sum_to(shape);
+        self.linear(value, |t| {
+            let k = t.shape()[0];
+            t.sum_to(&lift_shape(k, shape, self.value.ndim()))
+                .reshape(&with_k(k, shape))
+        })
+    }
+    fn broadcast_to(&self, shape: &[usize]) -> Self {
+        Dual {
+            value: self.value.broadcast_to(shape),
+            tangent: self.tangent_to(shape),
+        }
+    }
+    fn reshape(&self, shape: &[usize]) -> Self {
+        self.linear(self.value.reshape(shape), |t| {
+            t.reshape(&with_k(t.shape()[0], shape))
+        })
+    }
+    fn permute(&self, perm: &[usize]) -> Self {
+        let p: Vec<usize> = std::iter::once(0)
+            .chain(perm.iter().map(|&d| d + 1))
+            .collect();
+        self.linear(self.value.permute(perm), |t| t.permute(&p))
+    }
+    fn concat(parts: &[&Self], axis: usize) -> Self {
+        let values: Vec<&Tensor<F>> = parts.iter().map(|p| &p.value).collect();
+        let value = Tensor::concat(&values, axis);
+        let tangent = parts.iter().find_map(|p| p.k()).map(|k| {
+            let ts: Vec<Tensor<F>> = parts.iter().map(|p| p.tangent_or_zeros(k)).collect();
+            let refs: Vec<&Tensor<F>> = ts.iter().collect();
+            Tensor::concat(&refs, axis + 1)
+        });
+        Dual { value, tangent }
+    }
+    fn narrow(&self, axis: usize, start: usize, len: usize) -> Self {
+        self.linear(self.value.narrow(axis, start, len), |t| {
+            t.narrow(axis + 1, start, len)
+        })
+    }
+    fn pad_narrow(&self, axis: usize, start: usize, dim: usize) -> Self {
+        self.linear(self.value.pad_narrow(axis, start, dim), |t| {
+            t.pad_narrow(axis + 1, start, dim)
+        })
+    }
+    fn index_select(&self, axis: usize, idx: &[usize]) -> Self {
+        self.linear(self.value.index_select(axis, idx), |t| {
+            t.index_select(axis + 1, idx)
+        })
+    }
+    fn index_add(&self, axis: usize, idx: &[usize], dim: usize) -> Self {
+        self.linear(self.value.index_add(axis, idx, dim), |t| {
+            t.index_add(axis + 1, idx, dim)
+        })
+    }
+    fn unfold2d(&self, g: &Conv2dGeometry) -> Self {
+        self.linear(self.value.unfold2d(g), |t| {
+            let s = t.shape();
+            let folded = t.reshape(&[s[0] * s[1], s[2], s[3], s[4]]).unfold2d(g);
+            let fs = folded.shape();
+            folded.reshape(&[s[0], s[1], fs[1], fs[2]])
+        })
+    }
+    fn fold2d(&self, g: &Conv2dGeometry) -> Self {
+        self.linear(self.value.fold2d(g), |t| {
+            let s = t.shape();
+            let img = t.reshape(&[s[0] * s[1], s[2], s[3]]).fold2d(g);
+            let is = img.shape();
+            img.reshape(&[s[0], s[1], is[1], is[2], is[3]])
+        })
+    }
+}

@@ -1,0 +1,249 @@
+//! The two floating-point types the engine computes in.
+
+use std::fmt::{Debug, Display};
+use std::iter::Sum;
+use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
+
+/// A real scalar the engine can compute in: `f32` or `f64`.
+///
+/// Everything in attrib is generic over this trait so that the same code trains in `f32` and checks
+/// derivatives in `f64`. The matrix product is a method here so that generic code can call the
+/// `gemm` kernel of the concrete type without carrying its trait bounds everywhere.
+pub trait Float:
+    Copy
+    + Send
+    + Sync
+    + Default
+    + Debug
+    + Display
+    + PartialOrd
+    + PartialEq
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+    + AddAssign
+    + SubAssign
+    + MulAssign
+    + Sum
+    + 'static
+{
+    /// `"f32"` or `"f64"`, as written in configs and file metadata.
+    const NAME: &'static str;
+    /// Machine epsilon of the type.
+    const EPSILON: Self;
+    /// Zero.
+    const ZERO: Self;
+    /// One.
+    const ONE: Self;
+    /// Converts from `f64` (rounding to nearest for `f32`).
+    fn from_f64(x: f64) -> Self;
+    /// Converts to `f64` exactly.
+    fn to_f64(self) -> f64;
+    /// Converts from `f32` exactly.
+    fn from_f32(x: f32) -> Self;
+    /// Converts to `f32` (rounding to nearest for `f64`).
+    fn to_f32(self) -> f32;
+    /// `e^x`.
+    fn exp(self) -> Self;
+    /// Natural logarithm.
+    fn ln(self) -> Self;
+    /// `ln(1 + x)`, accurate near zero.
+    fn ln_1p(self) -> Self;
+    /// Hyperbolic tangent.
+    fn tanh(self) -> Self;
+    /// Square root.
+    fn sqrt(self) -> Self;
+    /// Absolute value.
+    fn abs(self) -> Self;
+    /// Error function (for the exact GELU).
+    fn erf(self) -> Self;
+    /// The larger of two values (NaN-propagating is not guaranteed).
+    fn max(self, other: Self) -> Self;
+    /// The smaller of two values.
+    fn min(self, other: Self) -> Self;
+    /// `true` unless NaN or infinite.
+    fn is_finite(self) -> bool;
+    /// Raw bits widened to `u64`, for bitwise comparisons and hashing.
+    fn to_bits_u64(self) -> u64;
+    /// `dst = beta * dst + op(lhs) * op(rhs)` on one thread, with the `gemm` crate's kernel.
+    ///
+    /// `op(lhs)` is `m x k`: stored row-major as `m x k` with row stride `lrs`, or as `k x m` when `ta`.
+    /// `op(rhs)` is `k x n`: stored as `k x n` with row stride `rrs`, or as `n x k` when `tb`.
+    /// `dst` is `m x n` row-major with row stride `ldd`. `accumulate` selects `beta = 1` (else 0).
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_seq(
+        dst: &mut [Self],
+        ldd: usize,
+        accumulate: bool,
+        lhs: &[Self],
+        lrs: usize,
+        ta: bool,
+        rhs: &[Self],
+        rrs: usize,
+        tb: bool,
+        m: usize,
+        k: usize,
+        n: usize,
+    );
+}
+
+macro_rules! impl_float {
+    ($t:ty, $name:literal, $erf:path) => {
+        impl Float for $t {
+            const NAME: &'static str = $name;
+            const EPSILON: Self = <$t>::EPSILON;
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            #[inline]
+            fn from_f64(x: f64) -> Self {
+                x as $t
+            }
+            #[inline]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline]
+            fn from_f32(x: f32) -> Self {
+                x as $t
+            }
+            #[inline]
+            fn to_f32(self) -> f32 {
+                self as f32
+            }
+            #[inline]
+            fn exp(self) -> Self {
+                <$t>::exp(self)
+            }
+            #[inline]
+            fn ln(self) -> Self {
+                <$t>::ln(self)
+            }
+            #[inline]
+            fn ln_1p(self) -> Self {
+                <$t>::ln_1p(self)
+            }
+            #[inline]
+            fn tanh(self) -> Self {
+                <$t>::tanh(self)
+            }
+            #[inline]
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
+            }
+            #[inline]
+            fn abs(self) -> Self {
+                <$t>::abs(self)
+            }
+            #[inline]
+            fn erf(self) -> Self {
+                $erf(self)
+            }
+            #[inline]
+            fn max(self, other: Self) -> Self {
+                <$t>::max(self, other)
+            }
+            #[inline]
+            fn min(self, other: Self) -> Self {
+                <$t>::min(self, other)
+            }
+            #[inline]
+            fn is_finite(self) -> bool {
+                <$t>::is_finite(self)
+            }
+            #[inline]
+            fn to_bits_u64(self) -> u64 {
+                self.to_bits() as u64
+            }
+            fn gemm_seq(
+                dst: &mut [Self],
+                ldd: usize,
+                accumulate: bool,
+                lhs: &[Self],
+                lrs: usize,
+                ta: bool,
+                rhs: &[Self],
+                rrs: usize,
+                tb: bool,
+                m: usize,
+                k: usize,
+                n: usize,
+            ) {
+                /// Elements spanned by an `r x c` row-major block with row stride `rs`.
+                fn span(r: usize, c: usize, rs: usize) -> usize {
+                    if r == 0 || c == 0 {
+                        0
+                    } else {
+                        (r - 1) * rs + c
+                    }
+                }
+                if m == 0 || n == 0 {
+                    return;
+                }
+                assert!(
+                    ldd >= n && dst.len() >= span(m, n, ldd),
+                    "gemm: destination too small"
+                );
+                if k == 0 {
+                    if !accumulate {
+                        for i in 0..m {
+                            dst[i * ldd..i * ldd + n].fill(0.0);
+                        }
+                    }
+                    return;
+                }
+                let (a_rows, a_cols) = if ta { (k, m) } else { (m, k) };
+                let (b_rows, b_cols) = if tb { (n, k) } else { (k, n) };
+                assert!(
+                    lrs >= a_cols && lhs.len() >= span(a_rows, a_cols, lrs),
+                    "gemm: left operand too small"
+                );
+                assert!(
+                    rrs >= b_cols && rhs.len() >= span(b_rows, b_cols, rrs),
+                    "gemm: right operand too small"
+                );
+                // (column stride, row stride) of op(A) and op(B) in the stored buffers.
+                let (a_cs, a_rs) = if ta {
+                    (lrs as isize, 1)
+                } else {
+                    (1, lrs as isize)
+                };
+                let (b_cs, b_rs) = if tb {
+                    (rrs as isize, 1)
+                } else {
+                    (1, rrs as isize)
+                };
+                // SAFETY: the asserts above guarantee every index the kernel touches,
+                // `i * rs + j * cs` for i < rows and j < cols, lies inside its slice; `dst` is a unique
+                // borrow, so it aliases neither operand.
+                unsafe {
+                    gemm::gemm(
+                        m,
+                        n,
+                        k,
+                        dst.as_mut_ptr(),
+                        1,
+                        ldd as isize,
+                        accumulate,
+                        lhs.as_ptr(),
+                        a_cs,
+                        a_rs,
+                        rhs.as_ptr(),
+                        b_cs,
+                        b_rs,
+                        1.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+            }
+        }
+    };
+}
+
+impl_float!(f32, "f32", libm::erff);
+impl_float!(f64, "f64", libm::erf);

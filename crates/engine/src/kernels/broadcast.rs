@@ -1,0 +1,205 @@
+//! Broadcasting elementwise binary kernels and their adjoint, the sum back to a shape.
+//!
+//! Broadcasting follows NumPy: shapes are aligned on the right, and a dimension of 1 (or a missing
+//! leading dimension) repeats.
+
+use crate::tensor::{numel, strides};
+use crate::{Float, Tensor};
+
+use super::{walk1, walk2};
+
+/// The broadcast shape of two shapes, or `None` when they are incompatible.
+pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
+    let nd = a.len().max(b.len());
+    let mut out = vec![0; nd];
+    for i in 0..nd {
+        let da = if i + a.len() >= nd {
+            a[i + a.len() - nd]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= nd {
+            b[i + b.len() - nd]
+        } else {
+            1
+        };
+        out[i] = match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => return None,
+        };
+    }
+    Some(out)
+}
+
+/// Strides of `shape` read inside `out` (right-aligned, 0 on broadcast dimensions).
+pub(crate) fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
+    let st = strides(shape);
+    let off = out.len() - shape.len();
+    (0..out.len())
+        .map(|i| {
+            if i < off || shape[i - off] == 1 {
+                0
+            } else {
+                st[i - off]
+            }
+        })
+        .collect()
+}
+
+/// `f(a, b)` elementwise with broadcasting.
+///
+/// # Panics
+/// If the shapes cannot be broadcast together.
+pub fn binary<F: Float>(a: &Tensor<F>, b: &Tensor<F>, f: impl Fn(F, F) -> F) -> Tensor<F> {
+    if a.shape() == b.shape() {
+        return a.zip_map(b, f);
+    }
+    let out = broadcast_shape(a.shape(), b.shape()).unwrap_or_else(|| {
+        panic!(
+            "cannot broadcast shapes {:?} and {:?}",
+            a.shape(),
+            b.shape()
+        )
+    });
+    let (ad, bd) = (a.data(), b.data());
+    let mut data = Vec::with_capacity(numel(&out));
+    // Fast path: one operand repeats along leading dimensions only (bias add, row scaling).
+    if b.shape() == &out[..] && out.ends_with(a.shape()) && !a.is_empty() {
+        for row in bd.chunks(a.len()) {
+            data.extend(row.iter().zip(ad).map(|(&y, &x)| f(x, y)));
+        }
+    } else if a.shape() == &out[..] && out.ends_with(b.shape()) && !b.is_empty() {
+        for row in ad.chunks(b.len()) {
+            data.extend(row.iter().zip(bd).map(|(&x, &y)| f(x, y)));
+        }
+    } else {
+        let (sa, sb) = (
+            broadcast_strides(a.shape(), &out),
+            broadcast_strides(b.shape(), &out),
+        );
+        walk2(&out, &sa, &sb, |_, i, j| data.push(f(ad[i], bd[j])));
+    }
+    Tensor::from_vec(data, &out)
+}
+
+/// Repeats `x` to `shape` (NumPy broadcasting).
+///
+/// # Panics
+/// If `x` cannot be broadcast to `shape`.
+pub fn broadcast_to<F: Float>(x: &Tensor<F>, shape: &[usize]) -> Tensor<F> {
+    if x.shape() == shape {
+        return x.clone();
+    }
+    assert!(
+        broadcast_shape(x.shape(), shape).as_deref() == Some(shape),
+        "cannot broadcast {:?} to {shape:?}",
+        x.shape()
+    );
+    let xd = x.data();
+    let mut data = Vec::with_capacity(numel(shape));
+    walk1(shape, &broadcast_strides(x.shape(), shape), |_, i| {
+        data.push(xd[i])
+    });
+    Tensor::from_vec(data, shape)
+}
+
+/// Sums `x` down to `shape`, the adjoint of [`broadcast_to`]: every dimension that `shape` lacks or
+/// holds as 1 is summed. Each output element adds its inputs in increasing index order.
+///
+/// # Panics
+/// If `shape` does not broadcast to `x`'s shape.
+pub fn sum_to<F: Float>(x: &Tensor<F>, shape: &[usize]) -> Tensor<F> {
+    if x.shape() == shape {
+        return x.clone();
+    }
+    assert!(
+        broadcast_shape(shape, x.shape()).as_deref() == Some(x.shape()),
+        "cannot sum {:?} down to {shape:?}",
+        x.shape()
+    );
+    let mut out = vec![F::ZERO; numel(shape)];
+    let xd = x.data();
+    if x.shape().ends_with(shape) && !out.is_empty() {
+        // Leading dimensions reduced: add whole rows in order.
+        for row in xd.chunks(out.len()) {
+            for (o, &v) in out.iter_mut().zip(row) {
+                *o += v;
+            }
+        }
+    } else {
+        let so = broadcast_strides(shape, x.shape());
+        walk1(x.shape(), &so, |i, o| out[o] += xd[i]);
+    }
+    Tensor::from_vec(out, shape)
+}
+
+/// Sums over `axes`, keeping them as size-1 dimensions when `keepdim`.
+///
+/// # Panics
+/// If an axis is out of range.
+pub fn sum_axes<F: Float>(x: &Tensor<F>, axes: &[usize], keepdim: bool) -> Tensor<F> {
+    let mut kept = x.shape().to_vec();
+    for &a in axes {
+        assert!(
+            a < kept.len(),
+            "sum over axis {a} of a {}-d tensor",
+            kept.len()
+        );
+        kept[a] = 1;
+    }
+    let summed = sum_to(x, &kept);
+    if keepdim {
+        summed
+    } else {
+        let shape: Vec<usize> = x
+            .shape()
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !axes.contains(i))
+            .map(|(_, &d)| d)
+            .collect();
+        summed.reshape(&shape)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcast_and_sum_to_are_adjoint() {
+        // <broadcast_to(x), y> == <x, sum_to(y)> for every pair of shapes tried.
+        let cases: &[(&[usize], &[usize])] = &[
+            (&[3], &[2, 3]),
+            (&[2, 1], &[2, 3]),
+            (&[1, 3, 1], &[2, 3, 4]),
+            (&[], &[2, 2]),
+            (&[4, 1, 2], &[4, 3, 2]),
+        ];
+        for &(small, big) in cases {
+            let x =
+                Tensor::<f64>::from_vec((0..numel(small)).map(|i| 0.5 + i as f64).collect(), small);
+            let y =
+                Tensor::<f64>::from_vec((0..numel(big)).map(|i| (i as f64).sin()).collect(), big);
+            let lhs = broadcast_to(&x, big).dot_f64(&y);
+            let rhs = x.dot_f64(&sum_to(&y, small));
+            assert!(
+                (lhs - rhs).abs() < 1e-12,
+                "{small:?} -> {big:?}: {lhs} vs {rhs}"
+            );
+        }
+    }
+
+    #[test]
+    fn binary_broadcasts_like_numpy() {
+        let a = Tensor::<f64>::from_vec(vec![1.0, 2.0], &[2, 1]);
+        let b = Tensor::<f64>::from_vec(vec![10.0, 20.0, 30.0], &[3]);
+        let c = binary(&a, &b, |x, y| x + y);
+        assert_eq!(c.shape(), &[2, 3]);
+        assert_eq!(c.data(), &[11.0, 21.0, 31.0, 12.0, 22.0, 32.0]);
+        assert_eq!(sum_axes(&c, &[0], false).data(), &[23.0, 43.0, 63.0]);
+        assert_eq!(sum_axes(&c, &[1], true).shape(), &[2, 1]);
+    }
+}

@@ -1,0 +1,167 @@
+//! im2col ("unfold") and its adjoint ("fold"): a 2-d convolution is `unfold(x) @ W^T`.
+
+use rayon::prelude::*;
+
+use crate::{Float, Tensor};
+
+/// Geometry of a 2-d convolution or pooling window over `[batch, channels, height, width]` input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dGeometry {
+    /// Input channels.
+    pub channels: usize,
+    /// Input height.
+    pub height: usize,
+    /// Input width.
+    pub width: usize,
+    /// Kernel height and width.
+    pub kernel: (usize, usize),
+    /// Stride in both directions.
+    pub stride: usize,
+    /// Zero padding on every side.
+    pub padding: usize,
+}
+
+impl Conv2dGeometry {
+    /// Output height and width.
+    pub fn out_hw(&self) -> (usize, usize) {
+        let oh = (self.height + 2 * self.padding - self.kernel.0) / self.stride + 1;
+        let ow = (self.width + 2 * self.padding - self.kernel.1) / self.stride + 1;
+        (oh, ow)
+    }
+
+    /// Length of one unfolded patch: `channels * kh * kw`.
+    pub fn patch_len(&self) -> usize {
+        self.channels * self.kernel.0 * self.kernel.1
+    }
+
+    /// Calls `f(patch_index, column, input_offset)` for every patch entry that reads the input
+    /// (entries in the zero padding are skipped).
+    fn for_each_tap(&self, mut f: impl FnMut(usize, usize, usize)) {
+        let (oh, ow) = self.out_hw();
+        let (kh, kw) = self.kernel;
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let patch = oy * ow + ox;
+                for c in 0..self.channels {
+                    for i in 0..kh {
+                        let y = (oy * self.stride + i) as isize - self.padding as isize;
+                        if y < 0 || y >= self.height as isize {
+                            continue;
+                        }
+                        for j in 0..kw {
+                            let x = (ox * self.stride + j) as isize - self.padding as isize;
+                            if x < 0 || x >= self.width as isize {
+                                continue;
+                            }
+                            let col = (c * kh + i) * kw + j;
+                            f(
+                                patch,
+                                col,
+                                (c * self.height + y as usize) * self.width + x as usize,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `[b, c, h, w]` -> `[b, oh * ow, c * kh * kw]`: every output position's receptive field as a row,
+/// columns ordered `(channel, ky, kx)` to match a `[out, c, kh, kw]` weight.
+///
+/// # Panics
+/// If `x` is not `[b, c, h, w]` with the geometry's `c, h, w`.
+pub fn unfold2d<F: Float>(x: &Tensor<F>, g: &Conv2dGeometry) -> Tensor<F> {
+    let s = x.shape();
+    assert!(
+        s.len() == 4 && s[1] == g.channels && s[2] == g.height && s[3] == g.width,
+        "unfold2d: input {s:?} does not match [batch, {}, {}, {}]",
+        g.channels,
+        g.height,
+        g.width
+    );
+    let (oh, ow) = g.out_hw();
+    let (img, rows, cols) = (g.channels * g.height * g.width, oh * ow, g.patch_len());
+    let mut out = vec![F::ZERO; s[0] * rows * cols];
+    if !out.is_empty() {
+        out.par_chunks_mut(rows * cols)
+            .zip(x.data().par_chunks(img))
+            .for_each(|(dst, src)| {
+                g.for_each_tap(|p, c, i| dst[p * cols + c] = src[i]);
+            });
+    }
+    Tensor::from_vec(out, &[s[0], rows, cols])
+}
+
+/// The adjoint of [`unfold2d`]: `[b, oh * ow, c * kh * kw]` -> `[b, c, h, w]`, summing overlapping
+/// taps in a fixed order.
+///
+/// # Panics
+/// If `cols` does not have the unfolded shape of the geometry.
+pub fn fold2d<F: Float>(cols: &Tensor<F>, g: &Conv2dGeometry) -> Tensor<F> {
+    let s = cols.shape();
+    let (oh, ow) = g.out_hw();
+    assert!(
+        s.len() == 3 && s[1] == oh * ow && s[2] == g.patch_len(),
+        "fold2d: input {s:?} does not match [batch, {}, {}]",
+        oh * ow,
+        g.patch_len()
+    );
+    let (img, rows, pl) = (g.channels * g.height * g.width, oh * ow, g.patch_len());
+    let mut out = vec![F::ZERO; s[0] * img];
+    if !out.is_empty() {
+        out.par_chunks_mut(img)
+            .zip(cols.data().par_chunks(rows * pl))
+            .for_each(|(dst, src)| {
+                g.for_each_tap(|p, c, i| dst[i] += src[p * pl + c]);
+            });
+    }
+    Tensor::from_vec(out, &[s[0], g.channels, g.height, g.width])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unfold_and_fold_are_adjoint() {
+        let g = Conv2dGeometry {
+            channels: 2,
+            height: 5,
+            width: 4,
+            kernel: (3, 2),
+            stride: 2,
+            padding: 1,
+        };
+        let x = Tensor::<f64>::from_vec(
+            (0..3 * 40).map(|i| (i as f64 * 0.37).sin()).collect(),
+            &[3, 2, 5, 4],
+        );
+        let u = unfold2d(&x, &g);
+        let (oh, ow) = g.out_hw();
+        assert_eq!(u.shape(), &[3, oh * ow, 12]);
+        let y = Tensor::<f64>::from_vec(
+            (0..u.len()).map(|i| (i as f64 * 0.11).cos()).collect(),
+            u.shape(),
+        );
+        assert!((u.dot_f64(&y) - x.dot_f64(&fold2d(&y, &g))).abs() < 1e-12);
+    }
+
+    #[test]
+    fn unfold_reads_the_right_pixels() {
+        // 1 channel 3x3 image, 2x2 kernel, stride 1, no padding: first patch is x[0,0],x[0,1],x[1,0],x[1,1].
+        let g = Conv2dGeometry {
+            channels: 1,
+            height: 3,
+            width: 3,
+            kernel: (2, 2),
+            stride: 1,
+            padding: 0,
+        };
+        let x = Tensor::<f64>::from_vec((0..9).map(|i| i as f64).collect(), &[1, 1, 3, 3]);
+        let u = unfold2d(&x, &g);
+        assert_eq!(&u.data()[..4], &[0.0, 1.0, 3.0, 4.0]);
+        assert_eq!(&u.data()[12..], &[4.0, 5.0, 7.0, 8.0]);
+    }
+}

@@ -1,0 +1,272 @@
+//! Matrix products on the `gemm` crate's kernel, batched with NumPy broadcasting, split deterministically.
+//!
+//! Thread-count independence: a large product is cut into row panels whose size depends only on the
+//! shape, and each panel is one sequential `gemm` call. Panels run in parallel, but every output
+//! element is computed by the same sequence of operations on 1 or 64 threads.
+
+use rayon::prelude::*;
+
+use crate::tensor::numel;
+use crate::{Float, Tensor};
+
+use super::broadcast::{broadcast_shape, broadcast_strides};
+
+/// Products below this many multiply-adds run as one sequential call.
+const PARALLEL_MIN_MACS: usize = 1 << 20;
+
+/// Rows per panel for a product with `m` rows (a function of the shape only).
+fn panel_rows(m: usize) -> usize {
+    if m >= 512 {
+        64
+    } else {
+        32
+    }
+}
+
+/// Output shape of `op(a) @ op(b)` where `op` transposes the last two dimensions when asked.
+pub fn matmul_shape(a: &[usize], b: &[usize], ta: bool, tb: bool) -> Result<Vec<usize>, String> {
+    if a.len() < 2 || b.len() < 2 {
+        return Err(format!(
+            "matmul needs at least 2-d operands, got {a:?} and {b:?}"
+        ));
+    }
+    let (ar, ac) = (a[a.len() - 2], a[a.len() - 1]);
+    let (br, bc) = (b[b.len() - 2], b[b.len() - 1]);
+    let (m, k) = if ta { (ac, ar) } else { (ar, ac) };
+    let (k2, n) = if tb { (bc, br) } else { (br, bc) };
+    if k != k2 {
+        return Err(format!(
+            "matmul inner dimensions differ: {a:?}{} @ {b:?}{} gives {k} vs {k2}",
+            if ta { "^T" } else { "" },
+            if tb { "^T" } else { "" }
+        ));
+    }
+    let batch = broadcast_shape(&a[..a.len() - 2], &b[..b.len() - 2])
+        .ok_or_else(|| format!("matmul batch dimensions of {a:?} and {b:?} do not broadcast"))?;
+    let mut out = batch;
+    out.push(m);
+    out.push(n);
+    Ok(out)
+}
+
+/// One `m x k` by `k x n` product into `dst` (row stride `n`), split into panels when large.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_det<F: Float>(
+    dst: &mut [F],
+    accumulate: bool,
+    a: &[F],
+    lrs: usize,
+    ta: bool,
+    b: &[F],
+    rrs: usize,
+    tb: bool,
+    m: usize,
+    k: usize,
+    n: usize,
+) {
+    let p = panel_rows(m);
+    if m * n * k < PARALLEL_MIN_MACS || m < 2 * p {
+        F::gemm_seq(dst, n, accumulate, a, lrs, ta, b, rrs, tb, m, k, n);
+        return;
+    }
+    dst[..m * n]
+        .par_chunks_mut(p * n)
+        .enumerate()
+        .for_each(|(c, panel)| {
+            let i0 = c * p;
+            let rows = panel.len() / n;
+            let a_off = if ta { i0 } else { i0 * lrs };
+            F::gemm_seq(
+                panel,
+                n,
+                accumulate,
+                &a[a_off..],
+                lrs,
+                ta,
+                b,
+                rrs,
+                tb,
+                rows,
+                k,
+                n,
+            );
+        });
+}
+
+/// `op(a) @ op(b)`, batched over leading dimensions with broadcasting.
+///
+/// # Panics
+/// If the shapes do not fit (see [`matmul_shape`]).
+pub fn matmul<F: Float>(a: &Tensor<F>, b: &Tensor<F>, ta: bool, tb: bool) -> Tensor<F> {
+    let out_shape = matmul_shape(a.shape(), b.shape(), ta, tb).unwrap_or_else(|e| panic!("{e}"));
+    let nd = out_shape.len();
+    let (m, n) = (out_shape[nd - 2], out_shape[nd - 1]);
+    let (sa, sb) = (a.shape(), b.shape());
+    let k = if ta {
+        sa[sa.len() - 2]
+    } else {
+        sa[sa.len() - 1]
+    };
+    let (lrs, rrs) = (sa[sa.len() - 1], sb[sb.len() - 1]);
+    let mut out = vec![F::ZERO; numel(&out_shape)];
+    if sb.len() == 2 && !ta {
+        // A shared right operand: fold all of a's batch dimensions into rows.
+        let rows = a.len() / k.max(1);
+        if k == 0 {
+            return Tensor::from_vec(out, &out_shape);
+        }
+        gemm_det(
+            &mut out,
+            false,
+            a.data(),
+            lrs,
+            false,
+            b.data(),
+            rrs,
+            tb,
+            rows,
+            k,
+            n,
+        );
+        return Tensor::from_vec(out, &out_shape);
+    }
+    let batch = &out_shape[..nd - 2];
+    let a_mat = sa[sa.len() - 2] * sa[sa.len() - 1];
+    let b_mat = sb[sb.len() - 2] * sb[sb.len() - 1];
+    let a_bs: Vec<usize> = broadcast_strides(&sa[..sa.len() - 2], batch);
+    let b_bs: Vec<usize> = broadcast_strides(&sb[..sb.len() - 2], batch);
+    let batch_strides = crate::tensor::strides(batch);
+    if m * n == 0 {
+        return Tensor::from_vec(out, &out_shape);
+    }
+    let (ad, bd) = (a.data(), b.data());
+    out.par_chunks_mut(m * n).enumerate().for_each(|(bi, dst)| {
+        let (mut ao, mut bo, mut rem) = (0, 0, bi);
+        for d in 0..batch.len() {
+            let i = rem / batch_strides[d];
+            rem %= batch_strides[d];
+            ao += i * a_bs[d];
+            bo += i * b_bs[d];
+        }
+        gemm_det(
+            dst,
+            false,
+            &ad[ao * a_mat..],
+            lrs,
+            ta,
+            &bd[bo * b_mat..],
+            rrs,
+            tb,
+            m,
+            k,
+            n,
+        );
+    });
+    Tensor::from_vec(out, &out_shape)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|l| a[i * k + l] * b[l * n + j]).sum();
+            }
+        }
+        c
+    }
+
+    fn transpose(x: &[f64], r: usize, c: usize) -> Vec<f64> {
+        let mut t = vec![0.0; r * c];
+        for i in 0..r {
+            for j in 0..c {
+                t[j * r + i] = x[i * c + j];
+            }
+        }
+        t
+    }
+
+    #[test]
+    fn matches_naive_product_with_transposes_and_panels() {
+        for &(m, k, n) in &[(3, 4, 5), (1, 7, 1), (200, 96, 130), (70, 0, 3)] {
+            let a: Vec<f64> = (0..m * k).map(|i| ((i * 7 % 13) as f64) - 6.0).collect();
+            let b: Vec<f64> = (0..k * n).map(|i| ((i * 5 % 11) as f64) * 0.5).collect();
+            let want = naive(&a, &b, m, k, n);
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let at = if ta {
+                    Tensor::from_vec(transpose(&a, m, k), &[k, m])
+                } else {
+                    Tensor::from_vec(a.clone(), &[m, k])
+                };
+                let bt = if tb {
+                    Tensor::from_vec(transpose(&b, k, n), &[n, k])
+                } else {
+                    Tensor::from_vec(b.clone(), &[k, n])
+                };
+                let c = matmul(&at, &bt, ta, tb);
+                assert_eq!(c.shape(), &[m, n]);
+                let err = c
+                    .data()
+                    .iter()
+                    .zip(&want)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0.0, f64::max);
+                assert!(err < 1e-9, "({m},{k},{n}) ta={ta} tb={tb}: error {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn batched_with_broadcast() {
+        let a = Tensor::<f64>::from_vec((0..2 * 3 * 4).map(|i| i as f64).collect(), &[2, 1, 3, 4]);
+        let b = Tensor::<f64>::from_vec(
+            (0..5 * 4 * 2).map(|i| (i as f64) * 0.1).collect(),
+            &[5, 4, 2],
+        );
+        let c = matmul(&a, &b, false, false);
+        assert_eq!(c.shape(), &[2, 5, 3, 2]);
+        for i in 0..2 {
+            for j in 0..5 {
+                let want = naive(
+                    &a.data()[i * 12..(i + 1) * 12],
+                    &b.data()[j * 8..(j + 1) * 8],
+                    3,
+                    4,
+                    2,
+                );
+                let got = &c.data()[(i * 5 + j) * 6..(i * 5 + j + 1) * 6];
+                assert!(
+                    got.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-12),
+                    "{got:?} vs {want:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bitwise_identical_across_thread_counts() {
+        let (m, k, n) = (300, 257, 190);
+        let a = Tensor::<f32>::from_vec(
+            (0..m * k).map(|i| ((i * 31 % 97) as f32).sin()).collect(),
+            &[m, k],
+        );
+        let b = Tensor::<f32>::from_vec(
+            (0..k * n).map(|i| ((i * 17 % 89) as f32).cos()).collect(),
+            &[k, n],
+        );
+        let run = |t: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap()
+                .install(|| matmul(&a, &b, false, false))
+        };
+        let one = run(1);
+        for t in [2, 3, 4] {
+            assert!(one.bitwise_eq(&run(t)), "{t} threads differ from 1");
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! Matrix products `C = op(A) op(B)`, batched with broadcasting.
+//!
+//! Reverse rules (for `C = A B`: `dA = g B^T`, `dB = A^T g`), written for every transpose flag so
+//! that no transposed copy is ever materialised, then summed over broadcast batch dimensions.
+
+use crate::carrier::Carrier;
+use crate::graph::{Graph, Rule, Var};
+use crate::Float;
+
+struct MatMulRule {
+    ta: bool,
+    tb: bool,
+}
+
+impl<F: Float, C: Carrier<F>> Rule<F, C> for MatMulRule {
+    fn name(&self) -> &'static str {
+        "matmul"
+    }
+    fn vjp(&self, x: &[&C], _: &C, g: &C, needs: &[bool]) -> Vec<Option<C>> {
+        let (a, b) = (x[0], x[1]);
+        let ga = needs[0].then(|| {
+            match (self.ta, self.tb) {
+                (false, false) => g.matmul(b, false, true),
+                (true, false) => b.matmul(g, false, true),
+                (false, true) => g.matmul(b, false, false),
+                (true, true) => b.matmul(g, true, true),
+            }
+            .sum_to(a.shape())
+        });
+        let gb = needs[1].then(|| {
+            match (self.ta, self.tb) {
+                (false, false) => a.matmul(g, true, false),
+                (true, false) => a.matmul(g, false, false),
+                (false, true) => g.matmul(a, true, false),
+                (true, true) => g.matmul(a, true, true),
+            }
+            .sum_to(b.shape())
+        });
+        vec![ga, gb]
+    }
+}
+
+impl<F: Float, C: Carrier<F>> Graph<F, C> {
+    /// `a @ b` (batched over leading dimensions with broadcasting).
+    pub fn matmul(&self, a: Var, b: Var) -> Var {
+        self.matmul_t(a, b, false, false)
+    }
+
+    /// `op(a) @ op(b)` where `op` transposes the last two dimensions when its flag is set.
+    ///
+    /// # Panics
+    /// If the inner dimensions differ or the batch dimensions do not broadcast.
+    pub fn matmul_t(&self, a: Var, b: Var, ta: bool, tb: bool) -> Var {
+        let value = self.with_values(&[a, b], |v| v[0].matmul(v[1], ta, tb));
+        self.push(value, &[a, b], MatMulRule { ta, tb })
+    }
+}

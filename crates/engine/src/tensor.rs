@@ -1,0 +1,247 @@
+//! The dense, immutable, row-major tensor every carrier is built from.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::Float;
+
+/// A dense row-major tensor of `F` with shared, copy-on-write storage.
+///
+/// Cloning is cheap (the buffer is reference counted); every operation returns a new tensor. A tensor
+/// of shape `[]` is a scalar holding one element.
+#[derive(Clone)]
+pub struct Tensor<F> {
+    shape: Vec<usize>,
+    data: Arc<Vec<F>>,
+}
+
+/// Number of elements of a shape (1 for the scalar shape `[]`).
+pub fn numel(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+/// Row-major strides of a shape, in elements.
+pub fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+impl<F: Float> Tensor<F> {
+    /// Wraps a buffer.
+    ///
+    /// # Panics
+    /// If `data.len()` differs from the product of `shape` (an internal invariant: user data is
+    /// validated before it becomes a tensor).
+    pub fn from_vec(data: Vec<F>, shape: &[usize]) -> Self {
+        assert_eq!(
+            data.len(),
+            numel(shape),
+            "tensor of shape {shape:?} needs {} elements, got {}",
+            numel(shape),
+            data.len()
+        );
+        Tensor {
+            shape: shape.to_vec(),
+            data: Arc::new(data),
+        }
+    }
+
+    /// A tensor of `value` everywhere.
+    pub fn full(shape: &[usize], value: F) -> Self {
+        Self::from_vec(vec![value; numel(shape)], shape)
+    }
+
+    /// Zeros.
+    pub fn zeros(shape: &[usize]) -> Self {
+        Self::full(shape, F::ZERO)
+    }
+
+    /// Ones.
+    pub fn ones(shape: &[usize]) -> Self {
+        Self::full(shape, F::ONE)
+    }
+
+    /// A scalar (shape `[]`).
+    pub fn scalar(value: F) -> Self {
+        Self::from_vec(vec![value], &[])
+    }
+
+    /// Converts from `f64` values.
+    pub fn from_f64s(values: &[f64], shape: &[usize]) -> Self {
+        Self::from_vec(values.iter().map(|&v| F::from_f64(v)).collect(), shape)
+    }
+
+    /// Converts from `f32` values.
+    pub fn from_f32s(values: &[f32], shape: &[usize]) -> Self {
+        Self::from_vec(values.iter().map(|&v| F::from_f32(v)).collect(), shape)
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Number of dimensions.
+    pub fn ndim(&self) -> usize {
+        self.shape.len()
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// `true` when the tensor holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// The elements in row-major order.
+    pub fn data(&self) -> &[F] {
+        &self.data
+    }
+
+    /// Mutable access to the elements (copies the buffer first if it is shared).
+    pub fn data_mut(&mut self) -> &mut [F] {
+        Arc::<Vec<F>>::make_mut(&mut self.data).as_mut_slice()
+    }
+
+    /// Takes the buffer out (copying only if it is shared).
+    pub fn into_vec(self) -> Vec<F> {
+        Arc::try_unwrap(self.data).unwrap_or_else(|a| (*a).clone())
+    }
+
+    /// The single element of a one-element tensor.
+    ///
+    /// # Panics
+    /// If the tensor does not hold exactly one element.
+    pub fn item(&self) -> F {
+        assert_eq!(
+            self.len(),
+            1,
+            "item() needs a one-element tensor, shape is {:?}",
+            self.shape
+        );
+        self.data[0]
+    }
+
+    /// The same elements under another shape with the same number of elements.
+    ///
+    /// # Panics
+    /// If the element counts differ.
+    pub fn reshape(&self, shape: &[usize]) -> Self {
+        assert_eq!(
+            numel(shape),
+            self.len(),
+            "cannot reshape {:?} ({} elements) to {shape:?}",
+            self.shape,
+            self.len()
+        );
+        Tensor {
+            shape: shape.to_vec(),
+            data: self.data.clone(),
+        }
+    }
+
+    /// Elementwise map into a new tensor.
+    pub fn map(&self, f: impl Fn(F) -> F) -> Self {
+        Tensor {
+            shape: self.shape.clone(),
+            data: Arc::new(self.data.iter().map(|&x| f(x)).collect()),
+        }
+    }
+
+    /// Elementwise map of two same-shape tensors.
+    ///
+    /// # Panics
+    /// If the shapes differ.
+    pub fn zip_map(&self, other: &Self, f: impl Fn(F, F) -> F) -> Self {
+        assert_eq!(self.shape, other.shape, "zip_map needs equal shapes");
+        let data = self
+            .data
+            .iter()
+            .zip(other.data.iter())
+            .map(|(&a, &b)| f(a, b))
+            .collect();
+        Tensor {
+            shape: self.shape.clone(),
+            data: Arc::new(data),
+        }
+    }
+
+    /// Converts to another float type.
+    pub fn cast<G: Float>(&self) -> Tensor<G> {
+        Tensor::from_vec(
+            self.data.iter().map(|&x| G::from_f64(x.to_f64())).collect(),
+            &self.shape,
+        )
+    }
+
+    /// Values as `f64`.
+    pub fn to_f64_vec(&self) -> Vec<f64> {
+        self.data.iter().map(|x| x.to_f64()).collect()
+    }
+
+    /// Sum of all elements, accumulated in `f64` in index order.
+    pub fn sum_all_f64(&self) -> f64 {
+        self.data.iter().map(|x| x.to_f64()).sum()
+    }
+
+    /// `<self, other>` over all elements, accumulated in `f64` in index order.
+    ///
+    /// # Panics
+    /// If the element counts differ.
+    pub fn dot_f64(&self, other: &Self) -> f64 {
+        assert_eq!(self.len(), other.len(), "dot needs equal sizes");
+        self.data
+            .iter()
+            .zip(other.data.iter())
+            .map(|(a, b)| a.to_f64() * b.to_f64())
+            .sum()
+    }
+
+    /// `true` when every element is finite.
+    pub fn all_finite(&self) -> bool {
+        self.data.iter().all(|x| x.is_finite())
+    }
+
+    /// `true` when shapes and all element bits are equal.
+    pub fn bitwise_eq(&self, other: &Self) -> bool {
+        self.shape == other.shape
+            && self
+                .data
+                .iter()
+                .zip(other.data.iter())
+                .all(|(a, b)| a.to_bits_u64() == b.to_bits_u64())
+    }
+
+    /// Largest absolute difference to another tensor of the same shape.
+    pub fn max_abs_diff(&self, other: &Self) -> f64 {
+        assert_eq!(self.shape, other.shape, "max_abs_diff needs equal shapes");
+        self.data
+            .iter()
+            .zip(other.data.iter())
+            .map(|(a, b)| (a.to_f64() - b.to_f64()).abs())
+            .fold(0.0, f64::max)
+    }
+}
+
+impl<F: Float> fmt::Debug for Tensor<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOW: usize = 8;
+        write!(f, "Tensor<{}>{:?} [", F::NAME, self.shape)?;
+        for (i, x) in self.data.iter().take(SHOW).enumerate() {
+            if i > 0 {
+                write!(f, ", ")?;
+            }
+            write!(f, "{x}")?;
+        }
+        if self.len() > SHOW {
+            write!(f, ", ... ({} more)", self.len() - SHOW)?;
+        }
+        write!(f, "]")
+    }
+}
