@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 mod cifar;
+pub mod config;
 mod csv;
 mod embedded;
 mod error;
@@ -18,6 +19,7 @@ mod preprocess;
 mod split;
 mod text;
 
+pub use crate::config::{load_splits, DataConfig, Source, Splits};
 pub use crate::cifar::{read_cifar10_bin, CIFAR10_CLASSES, CIFAR10_RECORD_BYTES};
 pub use crate::csv::{read_csv, read_csv_reader, CsvOptions, Task};
 pub use crate::embedded::{

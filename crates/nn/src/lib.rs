@@ -1,1 +1,44 @@
+//! # attrib-nn
+//!
+//! Models (linear and logistic regression, MLP, small CNN, small GPT), per-example losses and outputs,
+//! optimizers (SGD, momentum, Nesterov, Adam, AdamW), learning-rate schedules and the deterministic
+//! weighted trainer of MATH.md E1, on top of `attrib-engine`.
+//!
+//! ```
+//! use attrib_nn::{Model, RunConfig, Trainer};
+//! let cfg = RunConfig::from_toml_str(r#"
+//!     data = { source = "breast_cancer" }
+//!     model = { kind = "logistic" }
+//!     optim = { kind = "sgd", lr = 0.1 }
+//!     train = { epochs = 1, batch_size = 64 }
+//! "#, "inline.toml".as_ref()).unwrap();
+//! let splits = data::load_splits(&cfg.data, ".".as_ref()).unwrap();
+//! let model = Model::new(&cfg.model, &splits.train).unwrap();
+//! let trainer = Trainer::<f64>::new(&model, &cfg, &splits.train).unwrap();
+//! let state = trainer.run(trainer.init_state(None).unwrap(), &mut |_, _| {}).unwrap();
+//! let eval = attrib_nn::evaluate(&model, &state.params, &splits.test, 256);
+//! assert!(eval.accuracy.unwrap() > 0.9); // one epoch of logistic regression on breast cancer
+//! ```
+//!
+//! Sibling crates: `attrib-engine` (tensors, autodiff), `attrib-data` (datasets), `attrib-cli`.
 
+pub mod batch;
+pub mod config;
+pub mod error;
+pub mod eval;
+pub mod io;
+pub mod model;
+pub mod optim;
+pub mod params;
+pub mod per_example;
+pub mod schedule;
+pub mod trainer;
+
+pub use batch::{Batch, Input, Target};
+pub use config::{Activation, ModelConfig, Norm, OptimConfig, Pool, Precision, RunConfig, ScheduleConfig, TrainConfig};
+pub use error::{NnError, Result};
+pub use eval::{evaluate, Evaluation};
+pub use model::{Model, Output, Task};
+pub use optim::OptState;
+pub use params::{Init, Layout, ParamSpec};
+pub use trainer::{batch_plan, StepInfo, TrainState, Trainer};

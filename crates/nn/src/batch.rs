@@ -1,0 +1,89 @@
+//! Batches: the rows of a dataset that one step or one evaluation reads.
+
+use data::{Dataset, Features, Labels};
+use engine::{Float, Tensor};
+
+/// Model input for a batch.
+#[derive(Debug, Clone)]
+pub enum Input<F: Float> {
+    /// Real features `[b, ...example_shape]`.
+    Dense(Tensor<F>),
+    /// Token ids, `batch` windows of `len` tokens, row-major.
+    Tokens {
+        /// The ids.
+        ids: Vec<usize>,
+        /// Windows in the batch.
+        batch: usize,
+        /// Tokens per window.
+        len: usize,
+    },
+}
+
+/// What the model is trained to predict for a batch.
+#[derive(Debug, Clone)]
+pub enum Target<F: Float> {
+    /// Class indices.
+    Classes(Vec<usize>),
+    /// Real values `[b, 1]`.
+    Real(Tensor<F>),
+    /// The next token at every position of the input windows.
+    NextToken,
+}
+
+/// Rows of a dataset, converted to `F`.
+#[derive(Debug, Clone)]
+pub struct Batch<F: Float> {
+    /// Inputs.
+    pub input: Input<F>,
+    /// Targets.
+    pub target: Target<F>,
+}
+
+impl<F: Float> Batch<F> {
+    /// Rows `idx` of `ds`, in that order.
+    ///
+    /// # Panics
+    /// If an index is out of range (callers index validated datasets).
+    pub fn from_dataset(ds: &Dataset, idx: &[usize]) -> Self {
+        let input = match &ds.features {
+            Features::Dense { values, shape } => {
+                let d: usize = shape.iter().product();
+                let mut x = Vec::with_capacity(idx.len() * d);
+                for &i in idx {
+                    x.extend(values[i * d..(i + 1) * d].iter().map(|&v| F::from_f32(v)));
+                }
+                let mut s = vec![idx.len()];
+                s.extend_from_slice(shape);
+                Input::Dense(Tensor::from_vec(x, &s))
+            }
+            Features::Tokens { ids, seq_len, .. } => {
+                let mut out = Vec::with_capacity(idx.len() * seq_len);
+                for &i in idx {
+                    out.extend(ids[i * seq_len..(i + 1) * seq_len].iter().map(|&t| t as usize));
+                }
+                Input::Tokens { ids: out, batch: idx.len(), len: *seq_len }
+            }
+        };
+        let target = match &ds.labels {
+            Labels::Classes { y, .. } => Target::Classes(idx.iter().map(|&i| y[i] as usize).collect()),
+            Labels::Real(y) => {
+                Target::Real(Tensor::from_vec(idx.iter().map(|&i| F::from_f32(y[i])).collect(), &[idx.len(), 1]))
+            }
+            Labels::None => Target::NextToken,
+        };
+        Batch { input, target }
+    }
+
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        match &self.input {
+            Input::Dense(x) => x.shape()[0],
+            Input::Tokens { batch, .. } => *batch,
+        }
+    }
+
+    /// `true` for an empty batch.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,526 @@
+//! Run configuration: `[data]`, `[model]`, `[optim]`, `[schedule]` and `[train]` tables of a TOML file.
+//!
+//! Every struct rejects unknown fields, every field has a documented default, and [`RunConfig::validate`]
+//! checks values with messages that name the field and the fix. The resolved config (defaults filled
+//! in) is what a run directory stores, so a run can be reproduced from its folder alone.
+
+use std::path::Path;
+
+use data::DataConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{invalid, NnError, Result};
+
+/// Elementwise nonlinearity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// `max(x, 0)`.
+    Relu,
+    /// Exact GELU (smooth: recommended for metagradients, MATH.md E2).
+    Gelu,
+    /// `tanh`.
+    Tanh,
+    /// `ln(1 + e^x)`.
+    Softplus,
+}
+
+/// Normalisation inside CNN blocks (never batch statistics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Norm {
+    /// Group norm with `groups` groups.
+    Group,
+    /// Layer norm over channels and space (group norm with one group).
+    Layer,
+    /// No normalisation.
+    None,
+}
+
+/// Downsampling between CNN stages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pool {
+    /// 2x2 average pooling (smooth).
+    Avg,
+    /// 2x2 max pooling.
+    Max,
+}
+
+fn one() -> f64 {
+    1.0
+}
+fn default_activation() -> Activation {
+    Activation::Gelu
+}
+fn default_kernel() -> usize {
+    3
+}
+fn default_groups() -> usize {
+    4
+}
+fn default_norm() -> Norm {
+    Norm::Group
+}
+fn default_pool() -> Pool {
+    Pool::Avg
+}
+fn yes() -> bool {
+    true
+}
+
+/// The model architecture. The input size and the number of outputs come from the data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ModelConfig {
+    /// Linear regression `y = W x + b` with squared error (needs real-valued labels).
+    Linear {},
+    /// Logistic regression: one logit and the logistic loss for 2 classes, softmax regression otherwise.
+    Logistic {},
+    /// Multi-layer perceptron.
+    Mlp {
+        /// Hidden widths, e.g. `[128, 128]`.
+        hidden: Vec<usize>,
+        /// Nonlinearity after each hidden layer.
+        #[serde(default = "default_activation")]
+        activation: Activation,
+        /// Factor on the output logits (seed paper Remark 2: a small factor smooths training).
+        #[serde(default = "one")]
+        output_scale: f64,
+    },
+    /// Small CNN: per stage a 3x3 conv, norm and activation (optionally a residual block), 2x2
+    /// pooling between stages, global average pooling and a linear head. Input `[c, h, w]`.
+    Cnn {
+        /// Channels per stage, e.g. `[16, 32]`.
+        channels: Vec<usize>,
+        /// Convolution kernel size (odd; "same" padding).
+        #[serde(default = "default_kernel")]
+        kernel: usize,
+        /// Normalisation.
+        #[serde(default = "default_norm")]
+        norm: Norm,
+        /// Groups for group norm (must divide every stage's channels).
+        #[serde(default = "default_groups")]
+        groups: usize,
+        /// Nonlinearity.
+        #[serde(default = "default_activation")]
+        activation: Activation,
+        /// Pooling between stages.
+        #[serde(default = "default_pool")]
+        pool: Pool,
+        /// Add a residual block (conv-norm-act-conv-norm + skip) to each stage.
+        #[serde(default = "yes")]
+        residual: bool,
+        /// Factor on the output logits.
+        #[serde(default = "one")]
+        output_scale: f64,
+    },
+    /// Small GPT-style causal language model over token windows (pre-norm blocks).
+    Gpt {
+        /// Embedding width.
+        d_model: usize,
+        /// Number of transformer blocks.
+        n_layer: usize,
+        /// Attention heads (must divide `d_model`).
+        n_head: usize,
+    },
+}
+
+/// The optimizer. `weight_decay` is L2 added to the gradient (PyTorch `weight_decay`) except for
+/// AdamW, where it is decoupled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum OptimConfig {
+    /// SGD, optionally with momentum (PyTorch convention: `v <- mu v + g; theta <- theta - lr v`).
+    Sgd {
+        /// Peak learning rate (scaled by the schedule).
+        lr: f64,
+        /// Momentum `mu` in `[0, 1)`.
+        #[serde(default)]
+        momentum: f64,
+        /// Nesterov momentum (`theta <- theta - lr (g + mu v)`).
+        #[serde(default)]
+        nesterov: bool,
+        /// L2 coefficient added to the gradient.
+        #[serde(default)]
+        weight_decay: f64,
+    },
+    /// Adam with bias correction (L2 weight decay in the gradient).
+    Adam {
+        /// Peak learning rate.
+        lr: f64,
+        /// First-moment decay.
+        #[serde(default = "beta1")]
+        beta1: f64,
+        /// Second-moment decay.
+        #[serde(default = "beta2")]
+        beta2: f64,
+        /// Added to the root of the second moment.
+        #[serde(default = "adam_eps")]
+        eps: f64,
+        /// Added inside the root (`sqrt(v_hat + eps_root)`): keeps the update smooth at `v = 0`.
+        #[serde(default)]
+        eps_root: f64,
+        /// L2 coefficient added to the gradient.
+        #[serde(default)]
+        weight_decay: f64,
+    },
+    /// AdamW: Adam with decoupled weight decay (`theta <- theta (1 - lr wd)` before the step).
+    Adamw {
+        /// Peak learning rate.
+        lr: f64,
+        /// First-moment decay.
+        #[serde(default = "beta1")]
+        beta1: f64,
+        /// Second-moment decay.
+        #[serde(default = "beta2")]
+        beta2: f64,
+        /// Added to the root of the second moment.
+        #[serde(default = "adam_eps")]
+        eps: f64,
+        /// Added inside the root.
+        #[serde(default)]
+        eps_root: f64,
+        /// Decoupled decay coefficient.
+        #[serde(default = "adamw_wd")]
+        weight_decay: f64,
+    },
+}
+
+fn beta1() -> f64 {
+    0.9
+}
+fn beta2() -> f64 {
+    0.999
+}
+fn adam_eps() -> f64 {
+    1e-8
+}
+fn adamw_wd() -> f64 {
+    0.01
+}
+
+/// Learning-rate schedule: the optimizer's `lr` times a factor of the step `t` out of `T` steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ScheduleConfig {
+    /// Factor 1.
+    #[default]
+    Constant,
+    /// Multiply by `gamma` every `every` steps.
+    Step {
+        /// Steps between decays.
+        every: usize,
+        /// Decay factor.
+        gamma: f64,
+    },
+    /// Linear from 1 to `end` over the run.
+    Linear {
+        /// Final factor.
+        #[serde(default)]
+        end: f64,
+    },
+    /// Cosine from 1 to `end`.
+    Cosine {
+        /// Final factor.
+        #[serde(default)]
+        end: f64,
+    },
+    /// One cycle: linear from `start` up to 1 at fraction `peak_at` of the run, then linear to `end`.
+    OneCycle {
+        /// Fraction of the run spent warming up.
+        #[serde(default = "peak_at")]
+        peak_at: f64,
+        /// Initial factor.
+        #[serde(default = "one_cycle_start")]
+        start: f64,
+        /// Final factor.
+        #[serde(default)]
+        end: f64,
+    },
+}
+
+fn peak_at() -> f64 {
+    0.25
+}
+fn one_cycle_start() -> f64 {
+    0.04
+}
+
+/// Number type for training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    /// 32-bit floats (fast).
+    #[default]
+    F32,
+    /// 64-bit floats (for derivative checks and exact comparisons).
+    F64,
+}
+
+fn default_epochs() -> usize {
+    10
+}
+fn default_batch() -> usize {
+    64
+}
+
+/// The training loop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Passes over the training set.
+    #[serde(default = "default_epochs")]
+    pub epochs: usize,
+    /// Examples per batch (the last batch of an epoch may be smaller unless `drop_last`).
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// Seed of initialisation and batch order (MATH.md E1: the order depends on nothing else).
+    #[serde(default)]
+    pub seed: u64,
+    /// Number type.
+    #[serde(default)]
+    pub precision: Precision,
+    /// Drop each epoch's last incomplete batch.
+    #[serde(default)]
+    pub drop_last: bool,
+    /// Save the training state every this many steps (and at the end) as the trajectory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_every: Option<usize>,
+    /// Start from these parameters (a safetensors file, relative to the config) instead of the
+    /// seeded initialisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<std::path::PathBuf>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: default_epochs(),
+            batch_size: default_batch(),
+            seed: 0,
+            precision: Precision::F32,
+            drop_last: false,
+            checkpoint_every: None,
+            init_from: None,
+        }
+    }
+}
+
+/// A whole run: data, model, optimizer, schedule and loop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// The data.
+    pub data: DataConfig,
+    /// The model.
+    pub model: ModelConfig,
+    /// The optimizer.
+    pub optim: OptimConfig,
+    /// The learning-rate schedule.
+    #[serde(default)]
+    pub schedule: ScheduleConfig,
+    /// The training loop.
+    #[serde(default)]
+    pub train: TrainConfig,
+}
+
+impl RunConfig {
+    /// Parses TOML text; `origin` names the file in errors.
+    ///
+    /// # Errors
+    /// Syntax errors, unknown fields and invalid values, naming `origin`, the field and the fix.
+    pub fn from_toml_str(text: &str, origin: &Path) -> Result<Self> {
+        let cfg: RunConfig = toml::from_str(text).map_err(|e| NnError::Config {
+            path: origin.to_path_buf(),
+            reason: format!("{}. See `attrib train --help` for the fields of each table", e.to_string().trim_end()),
+        })?;
+        cfg.validate().map_err(|e| NnError::Config { path: origin.to_path_buf(), reason: e.to_string() })?;
+        Ok(cfg)
+    }
+
+    /// Reads and parses a TOML file.
+    ///
+    /// # Errors
+    /// As [`RunConfig::from_toml_str`], plus I/O errors.
+    pub fn from_toml_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| NnError::Io { path: path.to_path_buf(), source })?;
+        Self::from_toml_str(&text, path)
+    }
+
+    /// The resolved configuration (every default written out) as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a RunConfig always serialises")
+    }
+
+    /// Checks every value.
+    ///
+    /// # Errors
+    /// The first invalid field, named as `table.field`, with the allowed range.
+    pub fn validate(&self) -> Result<()> {
+        let positive = |field: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(invalid(field, format!("{v} must be a positive finite number")))
+            }
+        };
+        let unit = |field: &str, v: f64| {
+            if (0.0..1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(invalid(field, format!("{v} must be in [0, 1)")))
+            }
+        };
+        let nonneg = |field: &str, v: f64| {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(invalid(field, format!("{v} must be a finite number >= 0")))
+            }
+        };
+        let d = &self.data;
+        if !(d.test_fraction > 0.0 && d.test_fraction < 1.0) {
+            return Err(invalid("data.test_fraction", format!("{} must be strictly between 0 and 1", d.test_fraction)));
+        }
+        match &self.model {
+            ModelConfig::Linear {} | ModelConfig::Logistic {} => {}
+            ModelConfig::Mlp { hidden, output_scale, .. } => {
+                if hidden.contains(&0) {
+                    return Err(invalid("model.hidden", "every width must be at least 1"));
+                }
+                positive("model.output_scale", *output_scale)?;
+            }
+            ModelConfig::Cnn { channels, kernel, groups, norm, output_scale, .. } => {
+                if channels.is_empty() || channels.contains(&0) {
+                    return Err(invalid("model.channels", "give at least one stage, each with at least 1 channel"));
+                }
+                if kernel % 2 == 0 {
+                    return Err(invalid("model.kernel", format!("{kernel} must be odd so that padding keeps the size")));
+                }
+                if *norm == Norm::Group && (*groups == 0 || channels.iter().any(|c| c % groups != 0)) {
+                    return Err(invalid(
+                        "model.groups",
+                        format!("{groups} must divide every stage's channels {channels:?}"),
+                    ));
+                }
+                positive("model.output_scale", *output_scale)?;
+            }
+            ModelConfig::Gpt { d_model, n_layer, n_head } => {
+                if *d_model == 0 || *n_layer == 0 || *n_head == 0 || d_model % n_head != 0 {
+                    return Err(invalid(
+                        "model.n_head",
+                        format!("d_model = {d_model} must be a positive multiple of n_head = {n_head}, and n_layer >= 1"),
+                    ));
+                }
+            }
+        }
+        match &self.optim {
+            OptimConfig::Sgd { lr, momentum, weight_decay, nesterov } => {
+                positive("optim.lr", *lr)?;
+                unit("optim.momentum", *momentum)?;
+                nonneg("optim.weight_decay", *weight_decay)?;
+                if *nesterov && *momentum == 0.0 {
+                    return Err(invalid("optim.nesterov", "Nesterov needs a momentum > 0"));
+                }
+            }
+            OptimConfig::Adam { lr, beta1, beta2, eps, eps_root, weight_decay }
+            | OptimConfig::Adamw { lr, beta1, beta2, eps, eps_root, weight_decay } => {
+                positive("optim.lr", *lr)?;
+                unit("optim.beta1", *beta1)?;
+                unit("optim.beta2", *beta2)?;
+                nonneg("optim.eps", *eps)?;
+                nonneg("optim.eps_root", *eps_root)?;
+                nonneg("optim.weight_decay", *weight_decay)?;
+                if *eps == 0.0 && *eps_root == 0.0 {
+                    return Err(invalid("optim.eps", "eps and eps_root cannot both be 0 (division by zero)"));
+                }
+            }
+        }
+        match &self.schedule {
+            ScheduleConfig::Constant => {}
+            ScheduleConfig::Step { every, gamma } => {
+                if *every == 0 {
+                    return Err(invalid("schedule.every", "must be at least 1 step"));
+                }
+                positive("schedule.gamma", *gamma)?;
+            }
+            ScheduleConfig::Linear { end } | ScheduleConfig::Cosine { end } => nonneg("schedule.end", *end)?,
+            ScheduleConfig::OneCycle { peak_at, start, end } => {
+                if !(*peak_at > 0.0 && *peak_at < 1.0) {
+                    return Err(invalid("schedule.peak_at", format!("{peak_at} must be strictly between 0 and 1")));
+                }
+                nonneg("schedule.start", *start)?;
+                nonneg("schedule.end", *end)?;
+            }
+        }
+        let t = &self.train;
+        if t.epochs == 0 {
+            return Err(invalid("train.epochs", "must be at least 1"));
+        }
+        if t.batch_size == 0 {
+            return Err(invalid("train.batch_size", "must be at least 1"));
+        }
+        if t.checkpoint_every == Some(0) {
+            return Err(invalid("train.checkpoint_every", "must be at least 1 step (or omitted)"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[data]
+source = "digits"
+[model]
+kind = "mlp"
+hidden = [32]
+[optim]
+kind = "sgd"
+lr = 0.1
+momentum = 0.9
+[schedule]
+kind = "cosine"
+[train]
+epochs = 2
+"#;
+
+    #[test]
+    fn parses_and_round_trips() {
+        let cfg = RunConfig::from_toml_str(GOOD, Path::new("run.toml")).unwrap();
+        let again = RunConfig::from_toml_str(&cfg.to_toml(), Path::new("resolved.toml")).unwrap();
+        assert_eq!(cfg, again);
+        assert_eq!(cfg.train.batch_size, 64);
+    }
+
+    #[test]
+    fn unknown_field_names_file_field_and_line() {
+        let bad = GOOD.replace("momentum = 0.9", "momentun = 0.9");
+        let e = RunConfig::from_toml_str(&bad, Path::new("run.toml")).unwrap_err().to_string();
+        assert!(e.contains("run.toml") && e.contains("momentun") && e.contains("line"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_the_field_and_the_range() {
+        for (from, to, field) in [
+            ("lr = 0.1", "lr = -1.0", "optim.lr"),
+            ("momentum = 0.9", "momentum = 1.5", "optim.momentum"),
+            ("epochs = 2", "epochs = 0", "train.epochs"),
+            ("hidden = [32]", "hidden = [0]", "model.hidden"),
+        ] {
+            let e = RunConfig::from_toml_str(&GOOD.replace(from, to), Path::new("run.toml")).unwrap_err().to_string();
+            assert!(e.contains("run.toml") && e.contains(field), "{to}: {e}");
+        }
+    }
+
+    #[test]
+    fn bad_variant_is_reported() {
+        let e = RunConfig::from_toml_str(&GOOD.replace("kind = \"sgd\"", "kind = \"rmsprop\""), Path::new("r.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("rmsprop"), "{e}");
+    }
+}

@@ -1,0 +1,296 @@
+//! Models built from a [`ModelConfig`] and the shape of the data, with one forward pass written for
+//! every carrier (values, gradients, JVPs, HVPs).
+
+mod cnn;
+mod gpt;
+mod mlp;
+
+use data::{Dataset, Features, Labels};
+use engine::{Carrier, Float, Graph, Var};
+
+use crate::batch::{Batch, Input, Target};
+use crate::config::{Activation, ModelConfig};
+use crate::error::{NnError, Result};
+use crate::params::{Init, Layout};
+
+pub use cnn::Cnn;
+pub use gpt::Gpt;
+pub use mlp::Mlp;
+
+/// What the model predicts, which fixes its loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    /// Softmax cross-entropy over `k >= 2` classes.
+    Classes(usize),
+    /// Two classes with one logit and the logistic loss (logistic regression).
+    Binary,
+    /// Real targets with squared error.
+    Regression,
+    /// Next-token cross-entropy, averaged over positions, over a vocabulary.
+    NextToken(usize),
+}
+
+/// A per-example model output `f` that attribution explains (MATH.md notation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// The training loss of the example.
+    Loss,
+    /// Classification margin `z_y - logsumexp_{k != y} z_k` (the label's logit for binary models).
+    Margin,
+    /// Log-likelihood of the target (minus the loss).
+    LogLikelihood,
+}
+
+#[derive(Debug, Clone)]
+enum Arch {
+    /// `y = x W^T + b` on flattened inputs (linear and logistic regression).
+    Affine,
+    Mlp(Mlp),
+    Cnn(Cnn),
+    Gpt(Gpt),
+}
+
+/// A model: its architecture, parameter layout and task.
+#[derive(Debug, Clone)]
+pub struct Model {
+    arch: Arch,
+    layout: Layout,
+    task: Task,
+    example_shape: Vec<usize>,
+}
+
+/// PyTorch's default bound for linear and conv weights and biases: `1 / sqrt(fan_in)`.
+pub(crate) fn torch_bound(fan_in: usize) -> Init {
+    Init::Uniform(1.0 / (fan_in.max(1) as f64).sqrt())
+}
+
+/// Adds `{prefix}.weight` `[out, inp]` and `{prefix}.bias` `[out]` with PyTorch's initialisation.
+pub(crate) fn push_linear(layout: &mut Layout, prefix: &str, inp: usize, out: usize) {
+    layout.push(format!("{prefix}.weight"), &[out, inp], torch_bound(inp));
+    layout.push(format!("{prefix}.bias"), &[out], torch_bound(inp));
+}
+
+/// Applies an activation.
+pub(crate) fn activate<F: Float, C: Carrier<F>>(g: &Graph<F, C>, a: Activation, x: Var) -> Var {
+    match a {
+        Activation::Relu => g.relu(x),
+        Activation::Gelu => g.gelu(x),
+        Activation::Tanh => g.tanh(x),
+        Activation::Softplus => g.softplus(x),
+    }
+}
+
+fn mismatch<T>(m: String) -> Result<T> {
+    Err(NnError::Mismatch(m))
+}
+
+impl Model {
+    /// Builds the model for data shaped like `ds`.
+    ///
+    /// # Errors
+    /// When the data does not fit the architecture (labels of the wrong kind, an image model on
+    /// flat features, a language model on real features), with the fix.
+    pub fn new(cfg: &ModelConfig, ds: &Dataset) -> Result<Model> {
+        let example_shape = ds.example_shape();
+        let flat: usize = example_shape.iter().product();
+        let classes = ds.num_classes();
+        let classification_task = |what: &str| match classes {
+            Some(k) if k >= 2 => Ok(Task::Classes(k)),
+            Some(k) => mismatch(format!("{what} needs at least 2 classes, the data has {k}")),
+            None if matches!(ds.labels, Labels::Real(_)) => Ok(Task::Regression),
+            None => mismatch(format!("{what} needs labels; this dataset has none (use model.kind = \"gpt\" for text)")),
+        };
+        let mut layout = Layout::default();
+        let (arch, task) = match cfg {
+            ModelConfig::Linear {} => {
+                if !matches!(ds.labels, Labels::Real(_)) {
+                    return mismatch(
+                        "model.kind = \"linear\" is least-squares regression and needs real-valued labels \
+                         (data.task = \"regression\"); for classes use model.kind = \"logistic\""
+                            .into(),
+                    );
+                }
+                push_linear(&mut layout, "linear", flat, 1);
+                (Arch::Affine, Task::Regression)
+            }
+            ModelConfig::Logistic {} => {
+                let task = match classification_task("model.kind = \"logistic\"")? {
+                    Task::Classes(2) => Task::Binary,
+                    Task::Regression => {
+                        return mismatch(
+                            "model.kind = \"logistic\" needs class labels; for real labels use model.kind = \"linear\""
+                                .into(),
+                        )
+                    }
+                    t => t,
+                };
+                let out = if let Task::Classes(k) = task { k } else { 1 };
+                push_linear(&mut layout, "linear", flat, out);
+                (Arch::Affine, task)
+            }
+            ModelConfig::Mlp { hidden, activation, output_scale } => {
+                let task = classification_task("model.kind = \"mlp\"")?;
+                let out = if let Task::Classes(k) = task { k } else { 1 };
+                (Arch::Mlp(Mlp::new(&mut layout, flat, hidden, out, *activation, *output_scale)), task)
+            }
+            ModelConfig::Cnn { .. } => {
+                if example_shape.len() != 3 {
+                    return mismatch(format!(
+                        "model.kind = \"cnn\" needs image examples [channels, height, width], the data has \
+                         examples of shape {example_shape:?}; set data.example_shape (e.g. [1, 8, 8] for digits)"
+                    ));
+                }
+                let task = classification_task("model.kind = \"cnn\"")?;
+                let out = if let Task::Classes(k) = task { k } else { 1 };
+                (Arch::Cnn(Cnn::new(&mut layout, cfg, &example_shape, out)?), task)
+            }
+            ModelConfig::Gpt { d_model, n_layer, n_head } => {
+                let Features::Tokens { vocab, seq_len, .. } = &ds.features else {
+                    return mismatch(
+                        "model.kind = \"gpt\" needs token windows (data.source = \"text\"), the data has real features"
+                            .into(),
+                    );
+                };
+                if *seq_len < 2 {
+                    return mismatch(format!("model.kind = \"gpt\" needs windows of at least 2 tokens, got {seq_len}; raise data.seq_len"));
+                }
+                let gpt = Gpt::new(&mut layout, *vocab, *seq_len - 1, *d_model, *n_layer, *n_head);
+                (Arch::Gpt(gpt), Task::NextToken(*vocab))
+            }
+        };
+        Ok(Model { arch, layout, task, example_shape })
+    }
+
+    /// The parameter layout.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The task (and so the loss).
+    pub fn task(&self) -> Task {
+        self.task
+    }
+
+    /// Shape of one input example.
+    pub fn example_shape(&self) -> &[usize] {
+        &self.example_shape
+    }
+
+    /// Checks that a dataset can be fed to this model.
+    ///
+    /// # Errors
+    /// Shape, label-kind or class-count mismatches, naming both sides.
+    pub fn check_data(&self, ds: &Dataset, what: &str) -> Result<()> {
+        if ds.example_shape() != self.example_shape {
+            return Err(NnError::Mismatch(format!(
+                "{what} has examples of shape {:?} but the model was built for {:?}",
+                ds.example_shape(),
+                self.example_shape
+            )));
+        }
+        match (self.task, ds.num_classes()) {
+            (Task::Classes(k), Some(c)) if c > k => Err(NnError::Mismatch(format!(
+                "{what} has {c} classes but the model predicts {k}"
+            ))),
+            (Task::Binary, Some(c)) if c > 2 => {
+                Err(NnError::Mismatch(format!("{what} has {c} classes but the model is binary")))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The model's raw output: logits `[b, k]` (or `[b, 1]`; `[b, t, vocab]` for language models).
+    pub fn forward<F: Float, C: Carrier<F>>(&self, g: &Graph<F, C>, p: &[Var], input: &Input<F>) -> Var {
+        match (&self.arch, input) {
+            (Arch::Gpt(m), Input::Tokens { ids, batch, len }) => m.forward(g, p, ids, *batch, *len),
+            (_, Input::Dense(x)) => {
+                let b = x.shape()[0];
+                let xv = g.constant(x.clone());
+                match &self.arch {
+                    Arch::Affine => {
+                        let flat = g.reshape(xv, &[b, x.len() / b.max(1)]);
+                        g.linear(flat, p[0], Some(p[1]))
+                    }
+                    Arch::Mlp(m) => m.forward(g, p, xv, b),
+                    Arch::Cnn(m) => m.forward(g, p, xv),
+                    Arch::Gpt(_) => unreachable!("token input checked above"),
+                }
+            }
+            _ => panic!("model input kind does not match the architecture (checked by check_data)"),
+        }
+    }
+
+    /// Per-example training losses `[b]`.
+    pub fn losses<F: Float, C: Carrier<F>>(&self, g: &Graph<F, C>, p: &[Var], batch: &Batch<F>) -> Var {
+        self.output(g, p, batch, Output::Loss)
+    }
+
+    /// A per-example output `[b]`.
+    pub fn output<F: Float, C: Carrier<F>>(&self, g: &Graph<F, C>, p: &[Var], batch: &Batch<F>, out: Output) -> Var {
+        let z = self.forward(g, p, &batch.input);
+        let loss_or_margin = |margin: bool| match (&self.task, &batch.target) {
+            (Task::Classes(_), Target::Classes(y)) => {
+                if margin {
+                    g.margin(z, y)
+                } else {
+                    g.cross_entropy(z, y)
+                }
+            }
+            (Task::Binary, Target::Classes(y)) => {
+                if margin {
+                    g.binary_margin(z, y)
+                } else {
+                    g.binary_logistic(z, y)
+                }
+            }
+            (Task::Regression, Target::Real(t)) => {
+                let l = g.mse(z, t.clone());
+                if margin {
+                    g.neg(l)
+                } else {
+                    l
+                }
+            }
+            (Task::NextToken(v), Target::NextToken) => {
+                let Input::Tokens { ids, batch: b, len } = &batch.input else { unreachable!() };
+                let t = len - 1;
+                let logits = g.reshape(z, &[b * t, *v]);
+                let next: Vec<usize> = (0..*b).flat_map(|i| ids[i * len + 1..(i + 1) * len].iter().copied()).collect();
+                let per_pos = if margin { g.margin(logits, &next) } else { g.cross_entropy(logits, &next) };
+                let per_pos = g.reshape(per_pos, &[*b, t]);
+                g.mean(per_pos, &[1], false)
+            }
+            _ => panic!("batch targets do not match the model's task (checked by check_data)"),
+        };
+        match out {
+            Output::Loss => loss_or_margin(false),
+            Output::Margin => loss_or_margin(true),
+            Output::LogLikelihood => {
+                let l = loss_or_margin(false);
+                g.neg(l)
+            }
+        }
+    }
+
+    /// Predicted class per example, from logits.
+    pub fn predict_classes<F: Float>(&self, logits: &engine::Tensor<F>) -> Vec<usize> {
+        let k = *logits.shape().last().unwrap();
+        logits
+            .data()
+            .chunks(k)
+            .map(|row| {
+                if k == 1 {
+                    usize::from(row[0] > F::ZERO)
+                } else {
+                    let mut best = 0;
+                    for j in 1..k {
+                        if row[j] > row[best] {
+                            best = j;
+                        }
+                    }
+                    best
+                }
+            })
+            .collect()
+    }
+}

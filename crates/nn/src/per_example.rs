@@ -1,0 +1,97 @@
+//! Per-example quantities for a batch without one pass per example where the algebra allows it.
+//!
+//! - outputs `f_i` for every example: one forward pass;
+//! - `<grad f_i, v_j>` for every example and `k` directions: one dual forward pass (the tangents of
+//!   the per-example outputs are exactly these dot products, MATH.md E2);
+//! - `H v` of the weighted batch objective: one dual reverse pass (forward-over-reverse);
+//! - materialised per-example gradients: one reverse pass per example, run in parallel (each result
+//!   is written to its own row, so the output does not depend on threads).
+
+use engine::{Dual, Float, Graph, Tensor};
+use rayon::prelude::*;
+
+use crate::batch::{Batch, Input, Target};
+use crate::model::{Model, Output};
+
+/// Per-example outputs `f_i` for a batch.
+pub fn outputs<F: Float>(model: &Model, params: &[F], batch: &Batch<F>, out: Output) -> Vec<F> {
+    let g = Graph::<F, Tensor<F>>::new();
+    let p = model.layout().leaves(&g, params, false);
+    let y = model.output(&g, &p, batch, out);
+    g.tensor(y).into_vec()
+}
+
+/// `(f_i, [<grad f_i, v_j>]_j)`: per-example outputs and their directional derivatives along each
+/// of the flat directions `dirs`, from one forward pass. The result is `[k][b]`.
+pub fn output_jvps<F: Float>(model: &Model, params: &[F], batch: &Batch<F>, out: Output, dirs: &[&[F]]) -> (Vec<F>, Vec<Vec<F>>) {
+    let g = Graph::<F, Dual<F>>::new();
+    let p = model.layout().dual_leaves(&g, params, dirs, false);
+    let y = g.value(model.output(&g, &p, batch, out));
+    let b = y.value.len();
+    let jvps = match &y.tangent {
+        Some(t) => t.data().chunks(b).map(|c| c.to_vec()).collect(),
+        None => vec![vec![F::ZERO; b]; dirs.len()],
+    };
+    (y.value.into_vec(), jvps)
+}
+
+/// Gradient and Hessian-vector products of the weighted objective `sum_i w_i l_i / |B|` along each
+/// of `dirs`, from one dual reverse pass. Returns `(grad, [H v_j]_j)`.
+pub fn objective_hvps<F: Float>(model: &Model, params: &[F], batch: &Batch<F>, weights: &[F], dirs: &[&[F]]) -> (Vec<F>, Vec<Vec<F>>) {
+    let g = Graph::<F, Dual<F>>::new();
+    let p = model.layout().dual_leaves(&g, params, dirs, true);
+    let losses = model.losses(&g, &p, batch);
+    let obj = g.weighted_mean(losses, weights);
+    let grads = g.backward(obj, None);
+    let layout = model.layout();
+    let grad = layout.flat_grad(&grads, &p);
+    let k = dirs.len();
+    let mut hvps = vec![Vec::with_capacity(layout.total()); k];
+    for (i, &leaf) in p.iter().enumerate() {
+        let n = layout.range(i).len();
+        match grads.get(leaf).and_then(|d| d.tangent.as_ref()) {
+            Some(t) => {
+                for (j, h) in hvps.iter_mut().enumerate() {
+                    h.extend_from_slice(&t.data()[j * n..(j + 1) * n]);
+                }
+            }
+            None => hvps.iter_mut().for_each(|h| h.extend(std::iter::repeat_n(F::ZERO, n))),
+        }
+    }
+    (grad, hvps)
+}
+
+/// Example `i` of a batch as a batch of one.
+pub fn single<F: Float>(batch: &Batch<F>, i: usize) -> Batch<F> {
+    let input = match &batch.input {
+        Input::Dense(x) => {
+            let d = x.len() / x.shape()[0];
+            let mut s = x.shape().to_vec();
+            s[0] = 1;
+            Input::Dense(Tensor::from_vec(x.data()[i * d..(i + 1) * d].to_vec(), &s))
+        }
+        Input::Tokens { ids, len, .. } => Input::Tokens { ids: ids[i * len..(i + 1) * len].to_vec(), batch: 1, len: *len },
+    };
+    let target = match &batch.target {
+        Target::Classes(y) => Target::Classes(vec![y[i]]),
+        Target::Real(t) => Target::Real(Tensor::from_vec(vec![t.data()[i]], &[1, 1])),
+        Target::NextToken => Target::NextToken,
+    };
+    Batch { input, target }
+}
+
+/// Materialised per-example gradients `grad f_i` (flat), one reverse pass per example in parallel.
+pub fn output_grads<F: Float>(model: &Model, params: &[F], batch: &Batch<F>, out: Output) -> Vec<Vec<F>> {
+    (0..batch.len())
+        .into_par_iter()
+        .map(|i| {
+            let one = single(batch, i);
+            let g = Graph::<F, Tensor<F>>::new();
+            let p = model.layout().leaves(&g, params, true);
+            let y = model.output(&g, &p, &one, out);
+            let s = g.sum_all(y);
+            let grads = g.backward(s, None);
+            model.layout().flat_grad(&grads, &p)
+        })
+        .collect()
+}

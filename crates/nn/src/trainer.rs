@@ -1,0 +1,220 @@
+//! The deterministic weighted trainer (MATH.md E1).
+//!
+//! `theta_0 = init(seed)`; the batch order is a function of the seed only; step `t` uses
+//! `g_t = (1/|B_t|) sum_{i in B_t} w_i grad l_i(theta_t) + lambda theta_t` and the optimizer update.
+//! A dropped example keeps its slot with weight 0, so `|B_t|` and the order never depend on `w`.
+//! Every reduction has a fixed order, so the final parameters are bitwise identical across reruns
+//! and thread counts.
+
+use data::Dataset;
+use engine::{Float, Graph, Rng, Tensor};
+
+use crate::batch::Batch;
+use crate::config::RunConfig;
+use crate::error::{NnError, Result};
+use crate::model::Model;
+use crate::optim::OptState;
+
+/// The batches of a whole run: `epochs` seeded permutations of `0..n`, cut into batches.
+///
+/// Depends on `(n, batch_size, epochs, seed, drop_last)` only, never on data weights.
+pub fn batch_plan(n: usize, batch_size: usize, epochs: usize, seed: u64, drop_last: bool) -> Vec<Vec<usize>> {
+    (0..epochs).flat_map(|e| batch_plan_epoch(n, batch_size, e, seed, drop_last)).collect()
+}
+
+/// The batches of epoch `epoch`: a permutation from the stream `(seed, "order", epoch)`, cut in order.
+fn batch_plan_epoch(n: usize, batch_size: usize, epoch: usize, seed: u64, drop_last: bool) -> Vec<Vec<usize>> {
+    let perm = Rng::derive(seed, "order", epoch as u64).permutation(n);
+    perm.chunks(batch_size).filter(|c| !drop_last || c.len() == batch_size).map(|c| c.to_vec()).collect()
+}
+
+/// Parameters, optimizer buffers and the step counter: everything a run carries between steps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainState<F> {
+    /// The flat parameter vector.
+    pub params: Vec<F>,
+    /// Optimizer buffers and step count.
+    pub opt: OptState<F>,
+}
+
+impl<F: Float> TrainState<F> {
+    /// `true` when both states hold the same bits.
+    pub fn bitwise_eq(&self, other: &Self) -> bool {
+        let eq = |a: &[F], b: &[F]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits_u64() == y.to_bits_u64());
+        self.opt.step == other.opt.step
+            && eq(&self.params, &other.params)
+            && self.opt.bufs.len() == other.opt.bufs.len()
+            && self.opt.bufs.iter().zip(&other.opt.bufs).all(|(a, b)| eq(a, b))
+    }
+}
+
+/// What a step reports.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepInfo {
+    /// Step index (0-based).
+    pub step: usize,
+    /// Epoch index (0-based).
+    pub epoch: usize,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Weighted batch loss `sum_i w_i l_i / |B|` before the update (without weight decay).
+    pub loss: f64,
+}
+
+/// A training run over one dataset with per-example weights.
+pub struct Trainer<'a, F: Float> {
+    model: &'a Model,
+    cfg: &'a RunConfig,
+    data: &'a Dataset,
+    plan: Vec<Vec<usize>>,
+    epoch_of_step: Vec<usize>,
+    weights: Vec<F>,
+}
+
+impl<'a, F: Float> Trainer<'a, F> {
+    /// A trainer with all weights 1.
+    ///
+    /// # Errors
+    /// If the data does not fit the model.
+    pub fn new(model: &'a Model, cfg: &'a RunConfig, data: &'a Dataset) -> Result<Self> {
+        model.check_data(data, "the training set")?;
+        let t = &cfg.train;
+        let mut plan = Vec::new();
+        let mut epoch_of_step = Vec::new();
+        for e in 0..t.epochs {
+            // One epoch of the plan at a time, to remember each step's epoch.
+            let epoch = batch_plan_epoch(data.len(), t.batch_size, e, t.seed, t.drop_last);
+            epoch_of_step.extend(std::iter::repeat_n(e, epoch.len()));
+            plan.extend(epoch);
+        }
+        if plan.is_empty() {
+            return Err(NnError::Mismatch(format!(
+                "no training step: {} examples with train.batch_size = {} and drop_last leaves no batch; lower the batch size",
+                data.len(),
+                t.batch_size
+            )));
+        }
+        Ok(Trainer { model, cfg, data, plan, epoch_of_step, weights: vec![F::ONE; data.len()] })
+    }
+
+    /// Uses these data weights (`w_i = 0` drops example `i`, MATH.md E1).
+    ///
+    /// # Errors
+    /// If the length differs from the training set or a weight is not finite.
+    pub fn with_weights(mut self, w: Vec<F>) -> Result<Self> {
+        if w.len() != self.data.len() {
+            return Err(NnError::Mismatch(format!(
+                "{} data weights for {} training examples; give one weight per example",
+                w.len(),
+                self.data.len()
+            )));
+        }
+        if let Some(i) = w.iter().position(|x| !x.is_finite()) {
+            return Err(NnError::Mismatch(format!("data weight {i} is {}; weights must be finite", w[i])));
+        }
+        self.weights = w;
+        Ok(self)
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Model {
+        self.model
+    }
+
+    /// The data weights.
+    pub fn weights(&self) -> &[F] {
+        &self.weights
+    }
+
+    /// The batches, one per step.
+    pub fn plan(&self) -> &[Vec<usize>] {
+        &self.plan
+    }
+
+    /// Number of steps.
+    pub fn steps(&self) -> usize {
+        self.plan.len()
+    }
+
+    /// Learning rate at step `t`.
+    pub fn lr_at(&self, t: usize) -> F {
+        F::from_f64(self.cfg.optim.lr() * self.cfg.schedule.factor(t, self.steps()))
+    }
+
+    /// The initial state: seeded initialisation, or the given parameters.
+    ///
+    /// # Errors
+    /// If given parameters have the wrong length.
+    pub fn init_state(&self, params: Option<Vec<F>>) -> Result<TrainState<F>> {
+        let n = self.model.layout().total();
+        let params = match params {
+            Some(p) if p.len() != n => {
+                return Err(NnError::Mismatch(format!("{} initial parameters for a model with {n}", p.len())))
+            }
+            Some(p) => p,
+            None => self.model.layout().init(self.cfg.train.seed),
+        };
+        Ok(TrainState { params, opt: self.cfg.optim.new_state(n) })
+    }
+
+    /// The batch of step `t`.
+    pub fn batch(&self, t: usize) -> (Batch<F>, Vec<F>) {
+        let idx = &self.plan[t];
+        (Batch::from_dataset(self.data, idx), idx.iter().map(|&i| self.weights[i]).collect())
+    }
+
+    /// `(loss, g_t)` at `params` for step `t`: the weighted batch gradient plus coupled weight decay.
+    pub fn gradient(&self, params: &[F], t: usize) -> (F, Vec<F>) {
+        let (batch, w) = self.batch(t);
+        let g = Graph::<F, Tensor<F>>::new();
+        let leaves = self.model.layout().leaves(&g, params, true);
+        let losses = self.model.losses(&g, &leaves, &batch);
+        let obj = g.weighted_mean(losses, &w);
+        let loss = g.tensor(obj).item();
+        let grads = g.backward(obj, None);
+        let mut grad = self.model.layout().flat_grad(&grads, &leaves);
+        let wd = self.cfg.optim.coupled_weight_decay();
+        if wd != 0.0 {
+            let wd = F::from_f64(wd);
+            for (gi, &p) in grad.iter_mut().zip(params) {
+                *gi += wd * p;
+            }
+        }
+        (loss, grad)
+    }
+
+    /// Takes step `state.opt.step`.
+    ///
+    /// # Errors
+    /// [`NnError::Diverged`] when the loss or the new parameters are not finite.
+    pub fn step(&self, state: &mut TrainState<F>) -> Result<StepInfo> {
+        let t = state.opt.step;
+        let (loss, grad) = self.gradient(&state.params, t);
+        let info = StepInfo { step: t, epoch: self.epoch_of_step[t], lr: self.lr_at(t).to_f64(), loss: loss.to_f64() };
+        let diverged = || NnError::Diverged { step: t, epoch: info.epoch, loss: loss.to_f64() };
+        if !loss.is_finite() {
+            return Err(diverged());
+        }
+        self.cfg.optim.apply(&mut state.params, &grad, &mut state.opt, self.lr_at(t));
+        if !state.params.iter().all(|p| p.is_finite()) {
+            return Err(diverged());
+        }
+        Ok(info)
+    }
+
+    /// Runs the remaining steps from `state`, calling `on_step` after each.
+    ///
+    /// # Errors
+    /// As [`Trainer::step`].
+    pub fn run(
+        &self,
+        mut state: TrainState<F>,
+        on_step: &mut dyn FnMut(&StepInfo, &TrainState<F>),
+    ) -> Result<TrainState<F>> {
+        while state.opt.step < self.steps() {
+            let info = self.step(&mut state)?;
+            on_step(&info, &state);
+        }
+        Ok(state)
+    }
+}
