@@ -9,15 +9,15 @@
 //! let cfg = RunConfig::from_toml_str(r#"
 //!     data = { source = "breast_cancer" }
 //!     model = { kind = "logistic" }
-//!     optim = { kind = "sgd", lr = 0.1 }
-//!     train = { epochs = 1, batch_size = 64 }
+//!     optim = { kind = "sgd", lr = 0.1, momentum = 0.9 }
+//!     train = { epochs = 10, batch_size = 32 }
 //! "#, "inline.toml".as_ref()).unwrap();
 //! let splits = data::load_splits(&cfg.data, ".".as_ref()).unwrap();
 //! let model = Model::new(&cfg.model, &splits.train).unwrap();
 //! let trainer = Trainer::<f64>::new(&model, &cfg, &splits.train).unwrap();
 //! let state = trainer.run(trainer.init_state(None).unwrap(), &mut |_, _| {}).unwrap();
 //! let eval = attrib_nn::evaluate(&model, &state.params, &splits.test, 256);
-//! assert!(eval.accuracy.unwrap() > 0.9); // one epoch of logistic regression on breast cancer
+//! assert!(eval.accuracy.unwrap() > 0.9); // ten epochs of logistic regression on breast cancer
 //! ```
 //!
 //! Sibling crates: `attrib-engine` (tensors, autodiff), `attrib-data` (datasets), `attrib-cli`.
