@@ -118,10 +118,21 @@ pub struct Splits {
 }
 
 fn need_path(cfg: &DataConfig, base: &Path) -> Result<PathBuf, DataError> {
-    let p = cfg.path.as_ref().ok_or_else(|| DataError::InvalidArgument {
-        reason: format!("data.source = \"{:?}\" needs data.path (a file or folder)", cfg.source).to_lowercase(),
-    })?;
-    Ok(if p.is_absolute() { p.clone() } else { base.join(p) })
+    let p = cfg
+        .path
+        .as_ref()
+        .ok_or_else(|| DataError::InvalidArgument {
+            reason: format!(
+                "data.source = \"{:?}\" needs data.path (a file or folder)",
+                cfg.source
+            )
+            .to_lowercase(),
+        })?;
+    Ok(if p.is_absolute() {
+        p.clone()
+    } else {
+        base.join(p)
+    })
 }
 
 /// Loads the configured data, splits it, and standardises both splits with training statistics.
@@ -139,8 +150,13 @@ pub fn load_splits(cfg: &DataConfig, base: &Path) -> Result<Splits, DataError> {
         }
         Source::Cifar10 => {
             let dir = need_path(cfg, base)?;
-            let train: Vec<PathBuf> = (1..=5).map(|i| dir.join(format!("data_batch_{i}.bin"))).collect();
-            (read_cifar10_bin(&train)?, read_cifar10_bin(&[dir.join("test_batch.bin")])?)
+            let train: Vec<PathBuf> = (1..=5)
+                .map(|i| dir.join(format!("data_batch_{i}.bin")))
+                .collect();
+            (
+                read_cifar10_bin(&train)?,
+                read_cifar10_bin(&[dir.join("test_batch.bin")])?,
+            )
         }
         _ => {
             let all = match cfg.source {
@@ -156,7 +172,13 @@ pub fn load_splits(cfg: &DataConfig, base: &Path) -> Result<Splits, DataError> {
                     read_csv(&need_path(cfg, base)?, &opts)?
                 }
                 Source::Npy => {
-                    let y = cfg.labels_path.as_ref().map(|p| if p.is_absolute() { p.clone() } else { base.join(p) });
+                    let y = cfg.labels_path.as_ref().map(|p| {
+                        if p.is_absolute() {
+                            p.clone()
+                        } else {
+                            base.join(p)
+                        }
+                    });
                     read_npy_dataset(&need_path(cfg, base)?, y.as_deref(), cfg.task)?
                 }
                 Source::Text => {
@@ -209,13 +231,17 @@ mod tests {
 
     #[test]
     fn missing_path_is_a_clear_error() {
-        let e = load_splits(&DataConfig::new(Source::Csv), Path::new(".")).unwrap_err().to_string();
+        let e = load_splits(&DataConfig::new(Source::Csv), Path::new("."))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("data.path"), "{e}");
     }
 
     #[test]
     fn unknown_field_is_rejected() {
-        let e = toml::from_str::<DataConfig>("source = \"digits\"\ntest_fracton = 0.1").unwrap_err().to_string();
+        let e = toml::from_str::<DataConfig>("source = \"digits\"\ntest_fracton = 0.1")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("test_fracton"), "{e}");
     }
 }

@@ -19,8 +19,8 @@ mod preprocess;
 mod split;
 mod text;
 
-pub use crate::config::{load_splits, DataConfig, Source, Splits};
 pub use crate::cifar::{read_cifar10_bin, CIFAR10_CLASSES, CIFAR10_RECORD_BYTES};
+pub use crate::config::{load_splits, DataConfig, Source, Splits};
 pub use crate::csv::{read_csv, read_csv_reader, CsvOptions, Task};
 pub use crate::embedded::{
     breast_cancer, digits, embedded, shared_data_dir, BREAST_CANCER_FEATURES, EMBEDDED_NAMES,

@@ -59,16 +59,27 @@ impl<F: Float> Batch<F> {
             Features::Tokens { ids, seq_len, .. } => {
                 let mut out = Vec::with_capacity(idx.len() * seq_len);
                 for &i in idx {
-                    out.extend(ids[i * seq_len..(i + 1) * seq_len].iter().map(|&t| t as usize));
+                    out.extend(
+                        ids[i * seq_len..(i + 1) * seq_len]
+                            .iter()
+                            .map(|&t| t as usize),
+                    );
                 }
-                Input::Tokens { ids: out, batch: idx.len(), len: *seq_len }
+                Input::Tokens {
+                    ids: out,
+                    batch: idx.len(),
+                    len: *seq_len,
+                }
             }
         };
         let target = match &ds.labels {
-            Labels::Classes { y, .. } => Target::Classes(idx.iter().map(|&i| y[i] as usize).collect()),
-            Labels::Real(y) => {
-                Target::Real(Tensor::from_vec(idx.iter().map(|&i| F::from_f32(y[i])).collect(), &[idx.len(), 1]))
+            Labels::Classes { y, .. } => {
+                Target::Classes(idx.iter().map(|&i| y[i] as usize).collect())
             }
+            Labels::Real(y) => Target::Real(Tensor::from_vec(
+                idx.iter().map(|&i| F::from_f32(y[i])).collect(),
+                &[idx.len(), 1],
+            )),
             Labels::None => Target::NextToken,
         };
         Batch { input, target }

@@ -333,9 +333,15 @@ impl RunConfig {
     pub fn from_toml_str(text: &str, origin: &Path) -> Result<Self> {
         let cfg: RunConfig = toml::from_str(text).map_err(|e| NnError::Config {
             path: origin.to_path_buf(),
-            reason: format!("{}. See `attrib train --help` for the fields of each table", e.to_string().trim_end()),
+            reason: format!(
+                "{}. See `attrib train --help` for the fields of each table",
+                e.to_string().trim_end()
+            ),
         })?;
-        cfg.validate().map_err(|e| NnError::Config { path: origin.to_path_buf(), reason: e.to_string() })?;
+        cfg.validate().map_err(|e| NnError::Config {
+            path: origin.to_path_buf(),
+            reason: e.to_string(),
+        })?;
         Ok(cfg)
     }
 
@@ -344,7 +350,10 @@ impl RunConfig {
     /// # Errors
     /// As [`RunConfig::from_toml_str`], plus I/O errors.
     pub fn from_toml_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| NnError::Io { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| NnError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::from_toml_str(&text, path)
     }
 
@@ -362,7 +371,10 @@ impl RunConfig {
             if v.is_finite() && v > 0.0 {
                 Ok(())
             } else {
-                Err(invalid(field, format!("{v} must be a positive finite number")))
+                Err(invalid(
+                    field,
+                    format!("{v} must be a positive finite number"),
+                ))
             }
         };
         let unit = |field: &str, v: f64| {
@@ -381,24 +393,46 @@ impl RunConfig {
         };
         let d = &self.data;
         if !(d.test_fraction > 0.0 && d.test_fraction < 1.0) {
-            return Err(invalid("data.test_fraction", format!("{} must be strictly between 0 and 1", d.test_fraction)));
+            return Err(invalid(
+                "data.test_fraction",
+                format!("{} must be strictly between 0 and 1", d.test_fraction),
+            ));
         }
         match &self.model {
             ModelConfig::Linear {} | ModelConfig::Logistic {} => {}
-            ModelConfig::Mlp { hidden, output_scale, .. } => {
+            ModelConfig::Mlp {
+                hidden,
+                output_scale,
+                ..
+            } => {
                 if hidden.contains(&0) {
                     return Err(invalid("model.hidden", "every width must be at least 1"));
                 }
                 positive("model.output_scale", *output_scale)?;
             }
-            ModelConfig::Cnn { channels, kernel, groups, norm, output_scale, .. } => {
+            ModelConfig::Cnn {
+                channels,
+                kernel,
+                groups,
+                norm,
+                output_scale,
+                ..
+            } => {
                 if channels.is_empty() || channels.contains(&0) {
-                    return Err(invalid("model.channels", "give at least one stage, each with at least 1 channel"));
+                    return Err(invalid(
+                        "model.channels",
+                        "give at least one stage, each with at least 1 channel",
+                    ));
                 }
                 if kernel % 2 == 0 {
-                    return Err(invalid("model.kernel", format!("{kernel} must be odd so that padding keeps the size")));
+                    return Err(invalid(
+                        "model.kernel",
+                        format!("{kernel} must be odd so that padding keeps the size"),
+                    ));
                 }
-                if *norm == Norm::Group && (*groups == 0 || channels.iter().any(|c| c % groups != 0)) {
+                if *norm == Norm::Group
+                    && (*groups == 0 || channels.iter().any(|c| c % groups != 0))
+                {
                     return Err(invalid(
                         "model.groups",
                         format!("{groups} must divide every stage's channels {channels:?}"),
@@ -406,7 +440,11 @@ impl RunConfig {
                 }
                 positive("model.output_scale", *output_scale)?;
             }
-            ModelConfig::Gpt { d_model, n_layer, n_head } => {
+            ModelConfig::Gpt {
+                d_model,
+                n_layer,
+                n_head,
+            } => {
                 if *d_model == 0 || *n_layer == 0 || *n_head == 0 || d_model % n_head != 0 {
                     return Err(invalid(
                         "model.n_head",
@@ -416,7 +454,12 @@ impl RunConfig {
             }
         }
         match &self.optim {
-            OptimConfig::Sgd { lr, momentum, weight_decay, nesterov } => {
+            OptimConfig::Sgd {
+                lr,
+                momentum,
+                weight_decay,
+                nesterov,
+            } => {
                 positive("optim.lr", *lr)?;
                 unit("optim.momentum", *momentum)?;
                 nonneg("optim.weight_decay", *weight_decay)?;
@@ -424,8 +467,22 @@ impl RunConfig {
                     return Err(invalid("optim.nesterov", "Nesterov needs a momentum > 0"));
                 }
             }
-            OptimConfig::Adam { lr, beta1, beta2, eps, eps_root, weight_decay }
-            | OptimConfig::Adamw { lr, beta1, beta2, eps, eps_root, weight_decay } => {
+            OptimConfig::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                eps_root,
+                weight_decay,
+            }
+            | OptimConfig::Adamw {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                eps_root,
+                weight_decay,
+            } => {
                 positive("optim.lr", *lr)?;
                 unit("optim.beta1", *beta1)?;
                 unit("optim.beta2", *beta2)?;
@@ -433,7 +490,10 @@ impl RunConfig {
                 nonneg("optim.eps_root", *eps_root)?;
                 nonneg("optim.weight_decay", *weight_decay)?;
                 if *eps == 0.0 && *eps_root == 0.0 {
-                    return Err(invalid("optim.eps", "eps and eps_root cannot both be 0 (division by zero)"));
+                    return Err(invalid(
+                        "optim.eps",
+                        "eps and eps_root cannot both be 0 (division by zero)",
+                    ));
                 }
             }
         }
@@ -445,10 +505,19 @@ impl RunConfig {
                 }
                 positive("schedule.gamma", *gamma)?;
             }
-            ScheduleConfig::Linear { end } | ScheduleConfig::Cosine { end } => nonneg("schedule.end", *end)?,
-            ScheduleConfig::OneCycle { peak_at, start, end } => {
+            ScheduleConfig::Linear { end } | ScheduleConfig::Cosine { end } => {
+                nonneg("schedule.end", *end)?
+            }
+            ScheduleConfig::OneCycle {
+                peak_at,
+                start,
+                end,
+            } => {
                 if !(*peak_at > 0.0 && *peak_at < 1.0) {
-                    return Err(invalid("schedule.peak_at", format!("{peak_at} must be strictly between 0 and 1")));
+                    return Err(invalid(
+                        "schedule.peak_at",
+                        format!("{peak_at} must be strictly between 0 and 1"),
+                    ));
                 }
                 nonneg("schedule.start", *start)?;
                 nonneg("schedule.end", *end)?;
@@ -462,7 +531,10 @@ impl RunConfig {
             return Err(invalid("train.batch_size", "must be at least 1"));
         }
         if t.checkpoint_every == Some(0) {
-            return Err(invalid("train.checkpoint_every", "must be at least 1 step (or omitted)"));
+            return Err(invalid(
+                "train.checkpoint_every",
+                "must be at least 1 step (or omitted)",
+            ));
         }
         Ok(())
     }
@@ -499,8 +571,13 @@ epochs = 2
     #[test]
     fn unknown_field_names_file_field_and_line() {
         let bad = GOOD.replace("momentum = 0.9", "momentun = 0.9");
-        let e = RunConfig::from_toml_str(&bad, Path::new("run.toml")).unwrap_err().to_string();
-        assert!(e.contains("run.toml") && e.contains("momentun") && e.contains("line"), "{e}");
+        let e = RunConfig::from_toml_str(&bad, Path::new("run.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("run.toml") && e.contains("momentun") && e.contains("line"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -511,16 +588,21 @@ epochs = 2
             ("epochs = 2", "epochs = 0", "train.epochs"),
             ("hidden = [32]", "hidden = [0]", "model.hidden"),
         ] {
-            let e = RunConfig::from_toml_str(&GOOD.replace(from, to), Path::new("run.toml")).unwrap_err().to_string();
+            let e = RunConfig::from_toml_str(&GOOD.replace(from, to), Path::new("run.toml"))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("run.toml") && e.contains(field), "{to}: {e}");
         }
     }
 
     #[test]
     fn bad_variant_is_reported() {
-        let e = RunConfig::from_toml_str(&GOOD.replace("kind = \"sgd\"", "kind = \"rmsprop\""), Path::new("r.toml"))
-            .unwrap_err()
-            .to_string();
+        let e = RunConfig::from_toml_str(
+            &GOOD.replace("kind = \"sgd\"", "kind = \"rmsprop\""),
+            Path::new("r.toml"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("rmsprop"), "{e}");
     }
 }

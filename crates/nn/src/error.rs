@@ -64,5 +64,8 @@ pub enum NnError {
 pub type Result<T> = std::result::Result<T, NnError>;
 
 pub(crate) fn invalid(field: &str, reason: impl Into<String>) -> NnError {
-    NnError::Invalid { field: field.to_string(), reason: reason.into() }
+    NnError::Invalid {
+        field: field.to_string(),
+        reason: reason.into(),
+    }
 }

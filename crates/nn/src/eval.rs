@@ -19,7 +19,12 @@ pub struct Evaluation {
 }
 
 /// Evaluates in batches of `batch_size` (results do not depend on it beyond rounding of the mean).
-pub fn evaluate<F: Float>(model: &Model, params: &[F], ds: &Dataset, batch_size: usize) -> Evaluation {
+pub fn evaluate<F: Float>(
+    model: &Model,
+    params: &[F],
+    ds: &Dataset,
+    batch_size: usize,
+) -> Evaluation {
     let mut loss = 0.0;
     let mut correct = 0usize;
     let idx: Vec<usize> = (0..ds.len()).collect();
@@ -31,11 +36,23 @@ pub fn evaluate<F: Float>(model: &Model, params: &[F], ds: &Dataset, batch_size:
         let z = g.tensor(logits);
         let l = model.losses(&g, &p, &batch);
         loss += g.tensor(l).sum_all_f64();
-        if let (crate::batch::Target::Classes(y), Task::Classes(_) | Task::Binary) = (&batch.target, model.task()) {
-            correct += model.predict_classes(&z).iter().zip(y).filter(|(a, b)| a == b).count();
+        if let (crate::batch::Target::Classes(y), Task::Classes(_) | Task::Binary) =
+            (&batch.target, model.task())
+        {
+            correct += model
+                .predict_classes(&z)
+                .iter()
+                .zip(y)
+                .filter(|(a, b)| a == b)
+                .count();
         }
     }
     let n = ds.len().max(1) as f64;
-    let accuracy = matches!(model.task(), Task::Classes(_) | Task::Binary).then(|| correct as f64 / n);
-    Evaluation { examples: ds.len(), loss: loss / n, accuracy }
+    let accuracy =
+        matches!(model.task(), Task::Classes(_) | Task::Binary).then(|| correct as f64 / n);
+    Evaluation {
+        examples: ds.len(),
+        loss: loss / n,
+        accuracy,
+    }
 }

@@ -35,7 +35,10 @@ pub mod schedule;
 pub mod trainer;
 
 pub use batch::{Batch, Input, Target};
-pub use config::{Activation, ModelConfig, Norm, OptimConfig, Pool, Precision, RunConfig, ScheduleConfig, TrainConfig};
+pub use config::{
+    Activation, ModelConfig, Norm, OptimConfig, Pool, Precision, RunConfig, ScheduleConfig,
+    TrainConfig,
+};
 pub use error::{NnError, Result};
 pub use eval::{evaluate, Evaluation};
 pub use model::{Model, Output, Task};

@@ -18,7 +18,9 @@ impl OptimConfig {
     /// Peak learning rate.
     pub fn lr(&self) -> f64 {
         match *self {
-            OptimConfig::Sgd { lr, .. } | OptimConfig::Adam { lr, .. } | OptimConfig::Adamw { lr, .. } => lr,
+            OptimConfig::Sgd { lr, .. }
+            | OptimConfig::Adam { lr, .. }
+            | OptimConfig::Adamw { lr, .. } => lr,
         }
     }
 
@@ -26,7 +28,9 @@ impl OptimConfig {
     /// decay is decoupled).
     pub fn coupled_weight_decay(&self) -> f64 {
         match *self {
-            OptimConfig::Sgd { weight_decay, .. } | OptimConfig::Adam { weight_decay, .. } => weight_decay,
+            OptimConfig::Sgd { weight_decay, .. } | OptimConfig::Adam { weight_decay, .. } => {
+                weight_decay
+            }
             OptimConfig::Adamw { .. } => 0.0,
         }
     }
@@ -38,7 +42,10 @@ impl OptimConfig {
             OptimConfig::Sgd { .. } => 0,
             OptimConfig::Adam { .. } | OptimConfig::Adamw { .. } => 2,
         };
-        OptState { step: 0, bufs: vec![vec![F::ZERO; n]; count] }
+        OptState {
+            step: 0,
+            bufs: vec![vec![F::ZERO; n]; count],
+        }
     }
 
     /// One update `theta <- step(theta, state, g, lr)`; `grad` already includes coupled weight decay.
@@ -50,7 +57,9 @@ impl OptimConfig {
     pub fn apply<F: Float>(&self, params: &mut [F], grad: &[F], state: &mut OptState<F>, lr: F) {
         state.step += 1;
         match *self {
-            OptimConfig::Sgd { momentum, nesterov, .. } => {
+            OptimConfig::Sgd {
+                momentum, nesterov, ..
+            } => {
                 if momentum == 0.0 {
                     for (p, &g) in params.iter_mut().zip(grad) {
                         *p -= lr * g;
@@ -63,8 +72,20 @@ impl OptimConfig {
                     }
                 }
             }
-            OptimConfig::Adam { beta1, beta2, eps, eps_root, .. }
-            | OptimConfig::Adamw { beta1, beta2, eps, eps_root, .. } => {
+            OptimConfig::Adam {
+                beta1,
+                beta2,
+                eps,
+                eps_root,
+                ..
+            }
+            | OptimConfig::Adamw {
+                beta1,
+                beta2,
+                eps,
+                eps_root,
+                ..
+            } => {
                 if let OptimConfig::Adamw { weight_decay, .. } = *self {
                     let keep = F::ONE - lr * F::from_f64(weight_decay);
                     for p in params.iter_mut() {
@@ -77,7 +98,12 @@ impl OptimConfig {
                 let bc2 = F::from_f64(1.0 - beta2.powi(t));
                 let (eps, eps_root) = (F::from_f64(eps), F::from_f64(eps_root));
                 let (m, v) = state.bufs.split_at_mut(1);
-                for (((p, &g), m), v) in params.iter_mut().zip(grad).zip(m[0].iter_mut()).zip(v[0].iter_mut()) {
+                for (((p, &g), m), v) in params
+                    .iter_mut()
+                    .zip(grad)
+                    .zip(m[0].iter_mut())
+                    .zip(v[0].iter_mut())
+                {
                     *m = b1 * *m + (F::ONE - b1) * g;
                     *v = b2 * *v + (F::ONE - b2) * g * g;
                     let denom = (*v / bc2 + eps_root).sqrt() + eps;
@@ -95,32 +121,60 @@ mod tests {
     // PyTorch's documented recurrences (torch.optim.SGD / Adam / AdamW docs), written out by hand.
     #[test]
     fn sgd_nesterov_matches_the_pytorch_recurrence() {
-        let opt = OptimConfig::Sgd { lr: 0.1, momentum: 0.9, nesterov: true, weight_decay: 0.0 };
+        let opt = OptimConfig::Sgd {
+            lr: 0.1,
+            momentum: 0.9,
+            nesterov: true,
+            weight_decay: 0.0,
+        };
         let mut p = vec![1.0f64, -2.0];
         let mut s = opt.new_state(2);
         opt.apply(&mut p, &[0.5, -1.0], &mut s, 0.1);
         opt.apply(&mut p, &[0.25, 2.0], &mut s, 0.1);
         // v1 = g1; p1 = p0 - lr (g1 + mu v1); v2 = mu v1 + g2; p2 = p1 - lr (g2 + mu v2)
         let v1 = [0.5, -1.0];
-        let p1 = [1.0 - 0.1 * (0.5 + 0.9 * v1[0]), -2.0 - 0.1 * (-1.0 + 0.9 * v1[1])];
+        let p1 = [
+            1.0 - 0.1 * (0.5 + 0.9 * v1[0]),
+            -2.0 - 0.1 * (-1.0 + 0.9 * v1[1]),
+        ];
         let v2 = [0.9 * v1[0] + 0.25, 0.9 * v1[1] + 2.0];
-        let want = [p1[0] - 0.1 * (0.25 + 0.9 * v2[0]), p1[1] - 0.1 * (2.0 + 0.9 * v2[1])];
+        let want = [
+            p1[0] - 0.1 * (0.25 + 0.9 * v2[0]),
+            p1[1] - 0.1 * (2.0 + 0.9 * v2[1]),
+        ];
         assert!((p[0] - want[0]).abs() < 1e-15 && (p[1] - want[1]).abs() < 1e-15);
     }
 
     #[test]
     fn adam_first_step_moves_by_lr_times_sign() {
         // With bias correction, Adam's first step is lr * g / (|g| + eps) ~ lr * sign(g).
-        let opt = OptimConfig::Adam { lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, eps_root: 0.0, weight_decay: 0.0 };
+        let opt = OptimConfig::Adam {
+            lr: 0.01,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            eps_root: 0.0,
+            weight_decay: 0.0,
+        };
         let mut p = vec![0.0f64, 0.0];
         let mut s = opt.new_state(2);
         opt.apply(&mut p, &[3.0, -0.5], &mut s, 0.01);
-        assert!((p[0] + 0.01).abs() < 1e-9 && (p[1] - 0.01).abs() < 1e-9, "{p:?}");
+        assert!(
+            (p[0] + 0.01).abs() < 1e-9 && (p[1] - 0.01).abs() < 1e-9,
+            "{p:?}"
+        );
     }
 
     #[test]
     fn adamw_decays_before_the_step() {
-        let opt = OptimConfig::Adamw { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, eps_root: 0.0, weight_decay: 0.5 };
+        let opt = OptimConfig::Adamw {
+            lr: 0.1,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            eps_root: 0.0,
+            weight_decay: 0.5,
+        };
         let mut p = vec![2.0f64];
         let mut s = opt.new_state(1);
         opt.apply(&mut p, &[1.0], &mut s, 0.1);

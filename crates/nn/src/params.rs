@@ -40,7 +40,11 @@ impl Layout {
     pub fn push(&mut self, name: impl Into<String>, shape: &[usize], init: Init) {
         self.offsets.push(self.total);
         self.total += shape.iter().product::<usize>();
-        self.specs.push(ParamSpec { name: name.into(), shape: shape.to_vec(), init });
+        self.specs.push(ParamSpec {
+            name: name.into(),
+            shape: shape.to_vec(),
+            init,
+        });
     }
 
     /// The parameters in order.
@@ -79,7 +83,9 @@ impl Layout {
 
     /// The parameters as tensors.
     pub fn tensors<F: Float>(&self, flat: &[F]) -> Vec<Tensor<F>> {
-        (0..self.specs.len()).map(|i| Tensor::from_vec(flat[self.range(i)].to_vec(), &self.specs[i].shape)).collect()
+        (0..self.specs.len())
+            .map(|i| Tensor::from_vec(flat[self.range(i)].to_vec(), &self.specs[i].shape))
+            .collect()
     }
 
     /// Concatenates per-parameter tensors (e.g. gradients) into a flat vector; `None` is zeros.
@@ -96,11 +102,20 @@ impl Layout {
 
     /// Parameter leaves on a plain graph; `track` makes them differentiable.
     pub fn leaves<F: Float>(&self, g: &Graph<F, Tensor<F>>, flat: &[F], track: bool) -> Vec<Var> {
-        self.tensors(flat).into_iter().map(|t| if track { g.param(t) } else { g.input(t) }).collect()
+        self.tensors(flat)
+            .into_iter()
+            .map(|t| if track { g.param(t) } else { g.input(t) })
+            .collect()
     }
 
     /// Parameter leaves on a dual graph with `k = dirs.len()` tangent directions (flat vectors).
-    pub fn dual_leaves<F: Float>(&self, g: &Graph<F, Dual<F>>, flat: &[F], dirs: &[&[F]], track: bool) -> Vec<Var> {
+    pub fn dual_leaves<F: Float>(
+        &self,
+        g: &Graph<F, Dual<F>>,
+        flat: &[F],
+        dirs: &[&[F]],
+        track: bool,
+    ) -> Vec<Var> {
         (0..self.specs.len())
             .map(|i| {
                 let r = self.range(i);
@@ -123,7 +138,15 @@ impl Layout {
     }
 
     /// Gradients of the leaves as one flat vector of primal values.
-    pub fn flat_grad<F: Float, C: Carrier<F>>(&self, grads: &engine::Gradients<C>, leaves: &[Var]) -> Vec<F> {
-        self.flatten(leaves.iter().map(|&v| grads.get(v).map(|c| c.primal().clone())))
+    pub fn flat_grad<F: Float, C: Carrier<F>>(
+        &self,
+        grads: &engine::Gradients<C>,
+        leaves: &[Var],
+    ) -> Vec<F> {
+        self.flatten(
+            leaves
+                .iter()
+                .map(|&v| grads.get(v).map(|c| c.primal().clone())),
+        )
     }
 }

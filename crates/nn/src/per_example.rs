@@ -23,7 +23,13 @@ pub fn outputs<F: Float>(model: &Model, params: &[F], batch: &Batch<F>, out: Out
 
 /// `(f_i, [<grad f_i, v_j>]_j)`: per-example outputs and their directional derivatives along each
 /// of the flat directions `dirs`, from one forward pass. The result is `[k][b]`.
-pub fn output_jvps<F: Float>(model: &Model, params: &[F], batch: &Batch<F>, out: Output, dirs: &[&[F]]) -> (Vec<F>, Vec<Vec<F>>) {
+pub fn output_jvps<F: Float>(
+    model: &Model,
+    params: &[F],
+    batch: &Batch<F>,
+    out: Output,
+    dirs: &[&[F]],
+) -> (Vec<F>, Vec<Vec<F>>) {
     let g = Graph::<F, Dual<F>>::new();
     let p = model.layout().dual_leaves(&g, params, dirs, false);
     let y = g.value(model.output(&g, &p, batch, out));
@@ -37,7 +43,13 @@ pub fn output_jvps<F: Float>(model: &Model, params: &[F], batch: &Batch<F>, out:
 
 /// Gradient and Hessian-vector products of the weighted objective `sum_i w_i l_i / |B|` along each
 /// of `dirs`, from one dual reverse pass. Returns `(grad, [H v_j]_j)`.
-pub fn objective_hvps<F: Float>(model: &Model, params: &[F], batch: &Batch<F>, weights: &[F], dirs: &[&[F]]) -> (Vec<F>, Vec<Vec<F>>) {
+pub fn objective_hvps<F: Float>(
+    model: &Model,
+    params: &[F],
+    batch: &Batch<F>,
+    weights: &[F],
+    dirs: &[&[F]],
+) -> (Vec<F>, Vec<Vec<F>>) {
     let g = Graph::<F, Dual<F>>::new();
     let p = model.layout().dual_leaves(&g, params, dirs, true);
     let losses = model.losses(&g, &p, batch);
@@ -55,7 +67,9 @@ pub fn objective_hvps<F: Float>(model: &Model, params: &[F], batch: &Batch<F>, w
                     h.extend_from_slice(&t.data()[j * n..(j + 1) * n]);
                 }
             }
-            None => hvps.iter_mut().for_each(|h| h.extend(std::iter::repeat_n(F::ZERO, n))),
+            None => hvps
+                .iter_mut()
+                .for_each(|h| h.extend(std::iter::repeat_n(F::ZERO, n))),
         }
     }
     (grad, hvps)
@@ -70,7 +84,11 @@ pub fn single<F: Float>(batch: &Batch<F>, i: usize) -> Batch<F> {
             s[0] = 1;
             Input::Dense(Tensor::from_vec(x.data()[i * d..(i + 1) * d].to_vec(), &s))
         }
-        Input::Tokens { ids, len, .. } => Input::Tokens { ids: ids[i * len..(i + 1) * len].to_vec(), batch: 1, len: *len },
+        Input::Tokens { ids, len, .. } => Input::Tokens {
+            ids: ids[i * len..(i + 1) * len].to_vec(),
+            batch: 1,
+            len: *len,
+        },
     };
     let target = match &batch.target {
         Target::Classes(y) => Target::Classes(vec![y[i]]),
@@ -81,7 +99,12 @@ pub fn single<F: Float>(batch: &Batch<F>, i: usize) -> Batch<F> {
 }
 
 /// Materialised per-example gradients `grad f_i` (flat), one reverse pass per example in parallel.
-pub fn output_grads<F: Float>(model: &Model, params: &[F], batch: &Batch<F>, out: Output) -> Vec<Vec<F>> {
+pub fn output_grads<F: Float>(
+    model: &Model,
+    params: &[F],
+    batch: &Batch<F>,
+    out: Output,
+) -> Vec<Vec<F>> {
     (0..batch.len())
         .into_par_iter()
         .map(|i| {

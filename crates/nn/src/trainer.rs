@@ -18,14 +18,31 @@ use crate::optim::OptState;
 /// The batches of a whole run: `epochs` seeded permutations of `0..n`, cut into batches.
 ///
 /// Depends on `(n, batch_size, epochs, seed, drop_last)` only, never on data weights.
-pub fn batch_plan(n: usize, batch_size: usize, epochs: usize, seed: u64, drop_last: bool) -> Vec<Vec<usize>> {
-    (0..epochs).flat_map(|e| batch_plan_epoch(n, batch_size, e, seed, drop_last)).collect()
+pub fn batch_plan(
+    n: usize,
+    batch_size: usize,
+    epochs: usize,
+    seed: u64,
+    drop_last: bool,
+) -> Vec<Vec<usize>> {
+    (0..epochs)
+        .flat_map(|e| batch_plan_epoch(n, batch_size, e, seed, drop_last))
+        .collect()
 }
 
 /// The batches of epoch `epoch`: a permutation from the stream `(seed, "order", epoch)`, cut in order.
-fn batch_plan_epoch(n: usize, batch_size: usize, epoch: usize, seed: u64, drop_last: bool) -> Vec<Vec<usize>> {
+fn batch_plan_epoch(
+    n: usize,
+    batch_size: usize,
+    epoch: usize,
+    seed: u64,
+    drop_last: bool,
+) -> Vec<Vec<usize>> {
     let perm = Rng::derive(seed, "order", epoch as u64).permutation(n);
-    perm.chunks(batch_size).filter(|c| !drop_last || c.len() == batch_size).map(|c| c.to_vec()).collect()
+    perm.chunks(batch_size)
+        .filter(|c| !drop_last || c.len() == batch_size)
+        .map(|c| c.to_vec())
+        .collect()
 }
 
 /// Parameters, optimizer buffers and the step counter: everything a run carries between steps.
@@ -40,11 +57,21 @@ pub struct TrainState<F> {
 impl<F: Float> TrainState<F> {
     /// `true` when both states hold the same bits.
     pub fn bitwise_eq(&self, other: &Self) -> bool {
-        let eq = |a: &[F], b: &[F]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits_u64() == y.to_bits_u64());
+        let eq = |a: &[F], b: &[F]| {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|(x, y)| x.to_bits_u64() == y.to_bits_u64())
+        };
         self.opt.step == other.opt.step
             && eq(&self.params, &other.params)
             && self.opt.bufs.len() == other.opt.bufs.len()
-            && self.opt.bufs.iter().zip(&other.opt.bufs).all(|(a, b)| eq(a, b))
+            && self
+                .opt
+                .bufs
+                .iter()
+                .zip(&other.opt.bufs)
+                .all(|(a, b)| eq(a, b))
     }
 }
 
@@ -94,7 +121,14 @@ impl<'a, F: Float> Trainer<'a, F> {
                 t.batch_size
             )));
         }
-        Ok(Trainer { model, cfg, data, plan, epoch_of_step, weights: vec![F::ONE; data.len()] })
+        Ok(Trainer {
+            model,
+            cfg,
+            data,
+            plan,
+            epoch_of_step,
+            weights: vec![F::ONE; data.len()],
+        })
     }
 
     /// Uses these data weights (`w_i = 0` drops example `i`, MATH.md E1).
@@ -110,7 +144,10 @@ impl<'a, F: Float> Trainer<'a, F> {
             )));
         }
         if let Some(i) = w.iter().position(|x| !x.is_finite()) {
-            return Err(NnError::Mismatch(format!("data weight {i} is {}; weights must be finite", w[i])));
+            return Err(NnError::Mismatch(format!(
+                "data weight {i} is {}; weights must be finite",
+                w[i]
+            )));
         }
         self.weights = w;
         Ok(self)
@@ -149,18 +186,27 @@ impl<'a, F: Float> Trainer<'a, F> {
         let n = self.model.layout().total();
         let params = match params {
             Some(p) if p.len() != n => {
-                return Err(NnError::Mismatch(format!("{} initial parameters for a model with {n}", p.len())))
+                return Err(NnError::Mismatch(format!(
+                    "{} initial parameters for a model with {n}",
+                    p.len()
+                )))
             }
             Some(p) => p,
             None => self.model.layout().init(self.cfg.train.seed),
         };
-        Ok(TrainState { params, opt: self.cfg.optim.new_state(n) })
+        Ok(TrainState {
+            params,
+            opt: self.cfg.optim.new_state(n),
+        })
     }
 
     /// The batch of step `t`.
     pub fn batch(&self, t: usize) -> (Batch<F>, Vec<F>) {
         let idx = &self.plan[t];
-        (Batch::from_dataset(self.data, idx), idx.iter().map(|&i| self.weights[i]).collect())
+        (
+            Batch::from_dataset(self.data, idx),
+            idx.iter().map(|&i| self.weights[i]).collect(),
+        )
     }
 
     /// `(loss, g_t)` at `params` for step `t`: the weighted batch gradient plus coupled weight decay.
@@ -190,12 +236,23 @@ impl<'a, F: Float> Trainer<'a, F> {
     pub fn step(&self, state: &mut TrainState<F>) -> Result<StepInfo> {
         let t = state.opt.step;
         let (loss, grad) = self.gradient(&state.params, t);
-        let info = StepInfo { step: t, epoch: self.epoch_of_step[t], lr: self.lr_at(t).to_f64(), loss: loss.to_f64() };
-        let diverged = || NnError::Diverged { step: t, epoch: info.epoch, loss: loss.to_f64() };
+        let info = StepInfo {
+            step: t,
+            epoch: self.epoch_of_step[t],
+            lr: self.lr_at(t).to_f64(),
+            loss: loss.to_f64(),
+        };
+        let diverged = || NnError::Diverged {
+            step: t,
+            epoch: info.epoch,
+            loss: loss.to_f64(),
+        };
         if !loss.is_finite() {
             return Err(diverged());
         }
-        self.cfg.optim.apply(&mut state.params, &grad, &mut state.opt, self.lr_at(t));
+        self.cfg
+            .optim
+            .apply(&mut state.params, &grad, &mut state.opt, self.lr_at(t));
         if !state.params.iter().all(|p| p.is_finite()) {
             return Err(diverged());
         }

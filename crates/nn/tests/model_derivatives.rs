@@ -23,8 +23,17 @@ fn richardson(f: impl Fn(f64) -> f64) -> f64 {
 
 /// The same for vector-valued functions.
 fn richardson_vec(f: impl Fn(f64) -> Vec<f64>) -> Vec<f64> {
-    let d = |h: f64| f(h).iter().zip(f(-h)).map(|(a, b)| (a - b) / (2.0 * h)).collect::<Vec<f64>>();
-    d(H / 2.0).iter().zip(d(H)).map(|(a, b)| (4.0 * a - b) / 3.0).collect()
+    let d = |h: f64| {
+        f(h).iter()
+            .zip(f(-h))
+            .map(|(a, b)| (a - b) / (2.0 * h))
+            .collect::<Vec<f64>>()
+    };
+    d(H / 2.0)
+        .iter()
+        .zip(d(H))
+        .map(|(a, b)| (4.0 * a - b) / 3.0)
+        .collect()
 }
 
 fn unit(v: Vec<f64>) -> Vec<f64> {
@@ -66,34 +75,54 @@ fn check_model(name: &str, cfg: ModelConfig, ds: Dataset, outs: &[Output]) {
         let fd = richardson(|h| objective(&model, &axpy(&p, &e, h), &batch, &w));
         worst = worst.max(rel(grad[j], fd));
     }
-    assert!(worst <= 1e-6, "{name}: gradient vs finite differences: {worst:e}");
+    assert!(
+        worst <= 1e-6,
+        "{name}: gradient vs finite differences: {worst:e}"
+    );
 
     // HVP vs central differences of the gradient, for both directions of the block.
     for (d, hv) in [&dir, &dir2].into_iter().zip(&hvps) {
         let fd = richardson_vec(|h| objective_hvps(&model, &axpy(&p, d, h), &batch, &w, &[]).0);
         let worst = (0..n).map(|j| rel(hv[j], fd[j])).fold(0.0, f64::max);
-        assert!(worst <= 1e-6, "{name}: HVP vs finite differences: {worst:e}");
+        assert!(
+            worst <= 1e-6,
+            "{name}: HVP vs finite differences: {worst:e}"
+        );
     }
 
     for &out in outs {
         // Per-example JVPs (one dual pass) vs central differences of per-example outputs.
         let (vals, jvps) = output_jvps(&model, &p, &batch, out, &[&dir, &dir2]);
         let fd = richardson_vec(|h| outputs(&model, &axpy(&p, &dir, h), &batch, out));
-        let worst = (0..ds.len()).map(|i| rel(jvps[0][i], fd[i])).fold(0.0, f64::max);
-        assert!(worst <= 1e-6, "{name} {out:?}: per-example JVP vs finite differences: {worst:e}");
+        let worst = (0..ds.len())
+            .map(|i| rel(jvps[0][i], fd[i]))
+            .fold(0.0, f64::max);
+        assert!(
+            worst <= 1e-6,
+            "{name} {out:?}: per-example JVP vs finite differences: {worst:e}"
+        );
 
         // Batched per-example values and JVPs == a loop over single examples.
         let grads = output_grads(&model, &p, &batch, out);
         for i in 0..ds.len() {
             let one = single(&batch, i);
             let (v1, j1) = output_jvps(&model, &p, &one, out, &[&dir, &dir2]);
-            assert!(rel(vals[i], v1[0]) <= 1e-12, "{name} {out:?}: batched value {i}");
+            assert!(
+                rel(vals[i], v1[0]) <= 1e-12,
+                "{name} {out:?}: batched value {i}"
+            );
             for k in 0..2 {
-                assert!(rel(jvps[k][i], j1[k][0]) <= 1e-10, "{name} {out:?}: batched JVP {i}/{k}");
+                assert!(
+                    rel(jvps[k][i], j1[k][0]) <= 1e-10,
+                    "{name} {out:?}: batched JVP {i}/{k}"
+                );
                 // and the materialised per-example gradient dotted with the direction
                 let d = if k == 0 { &dir } else { &dir2 };
                 let dot: f64 = grads[i].iter().zip(d.iter()).map(|(a, b)| a * b).sum();
-                assert!(rel(dot, jvps[k][i]) <= 1e-9, "{name} {out:?}: per-example gradient {i}/{k}");
+                assert!(
+                    rel(dot, jvps[k][i]) <= 1e-9,
+                    "{name} {out:?}: per-example gradient {i}/{k}"
+                );
             }
         }
     }
@@ -101,37 +130,78 @@ fn check_model(name: &str, cfg: ModelConfig, ds: Dataset, outs: &[Output]) {
     // sum_i w_i grad l_i / |B| from per-example gradients == the batch gradient.
     let per = output_grads(&model, &p, &batch, Output::Loss);
     let worst = (0..n)
-        .map(|j| rel(grad[j], per.iter().zip(&w).map(|(g, wi)| wi * g[j]).sum::<f64>() / w.len() as f64))
+        .map(|j| {
+            rel(
+                grad[j],
+                per.iter().zip(&w).map(|(g, wi)| wi * g[j]).sum::<f64>() / w.len() as f64,
+            )
+        })
         .fold(0.0, f64::max);
-    assert!(worst <= 1e-10, "{name}: per-example gradients do not sum to the batch gradient: {worst:e}");
+    assert!(
+        worst <= 1e-10,
+        "{name}: per-example gradients do not sum to the batch gradient: {worst:e}"
+    );
 }
 
 #[test]
 fn linear_regression() {
-    check_model("linear", ModelConfig::Linear {}, dense(6, &[4], reals(6, 1), 1), &[Output::Loss, Output::Margin]);
+    check_model(
+        "linear",
+        ModelConfig::Linear {},
+        dense(6, &[4], reals(6, 1), 1),
+        &[Output::Loss, Output::Margin],
+    );
 }
 
 #[test]
 fn logistic_regression_binary() {
-    check_model("logistic", ModelConfig::Logistic {}, dense(6, &[4], classes(6, 2, 2), 2), &[Output::Loss, Output::Margin]);
+    check_model(
+        "logistic",
+        ModelConfig::Logistic {},
+        dense(6, &[4], classes(6, 2, 2), 2),
+        &[Output::Loss, Output::Margin],
+    );
 }
 
 #[test]
 fn softmax_regression() {
-    check_model("softmax", ModelConfig::Logistic {}, dense(6, &[4], classes(6, 3, 3), 3), &[Output::Loss, Output::Margin]);
+    check_model(
+        "softmax",
+        ModelConfig::Logistic {},
+        dense(6, &[4], classes(6, 3, 3), 3),
+        &[Output::Loss, Output::Margin],
+    );
 }
 
 #[test]
 fn mlp_gelu_with_output_scale() {
-    let cfg = ModelConfig::Mlp { hidden: vec![5, 4], activation: Activation::Gelu, output_scale: 0.5 };
-    check_model("mlp-gelu", cfg, dense(5, &[3], classes(5, 3, 4), 4), &[Output::Loss, Output::Margin, Output::LogLikelihood]);
+    let cfg = ModelConfig::Mlp {
+        hidden: vec![5, 4],
+        activation: Activation::Gelu,
+        output_scale: 0.5,
+    };
+    check_model(
+        "mlp-gelu",
+        cfg,
+        dense(5, &[3], classes(5, 3, 4), 4),
+        &[Output::Loss, Output::Margin, Output::LogLikelihood],
+    );
 }
 
 #[test]
 fn mlp_tanh_softplus_relu() {
     for act in [Activation::Tanh, Activation::Softplus, Activation::Relu] {
-        let cfg = ModelConfig::Mlp { hidden: vec![6], activation: act, output_scale: 1.0 };
-        check_model(&format!("mlp-{act:?}"), cfg, dense(4, &[3], classes(4, 2, 5), 5), &[Output::Margin]);
+        let cfg = ModelConfig::Mlp {
+            hidden: vec![6],
+            activation: act,
+            output_scale: 1.0,
+        };
+        check_model(
+            &format!("mlp-{act:?}"),
+            cfg,
+            dense(4, &[3], classes(4, 2, 5), 5),
+            &[Output::Margin],
+        );
     }
 }
 
@@ -147,7 +217,12 @@ fn cnn_group_norm_residual_avg_pool() {
         residual: true,
         output_scale: 1.0,
     };
-    check_model("cnn", cfg, dense(3, &[2, 4, 4], classes(3, 3, 6), 6), &[Output::Margin]);
+    check_model(
+        "cnn",
+        cfg,
+        dense(3, &[2, 4, 4], classes(3, 3, 6), 6),
+        &[Output::Margin],
+    );
 }
 
 #[test]
@@ -162,11 +237,25 @@ fn cnn_layer_norm_max_pool() {
         residual: false,
         output_scale: 1.0,
     };
-    check_model("cnn-max", cfg, dense(3, &[1, 4, 4], classes(3, 2, 7), 7), &[Output::Loss]);
+    check_model(
+        "cnn-max",
+        cfg,
+        dense(3, &[1, 4, 4], classes(3, 2, 7), 7),
+        &[Output::Loss],
+    );
 }
 
 #[test]
 fn gpt() {
-    let cfg = ModelConfig::Gpt { d_model: 8, n_layer: 2, n_head: 2 };
-    check_model("gpt", cfg, tokens(3, 5, 6, 8), &[Output::Loss, Output::Margin]);
+    let cfg = ModelConfig::Gpt {
+        d_model: 8,
+        n_layer: 2,
+        n_head: 2,
+    };
+    check_model(
+        "gpt",
+        cfg,
+        tokens(3, 5, 6, 8),
+        &[Output::Loss, Output::Margin],
+    );
 }

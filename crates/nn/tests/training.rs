@@ -50,7 +50,11 @@ fn train<F: engine::Float>(c: &RunConfig, s: &Splits, w: Option<Vec<F>>) -> (Mod
 }
 
 fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
-    rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(f)
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(f)
 }
 
 #[test]
@@ -58,18 +62,26 @@ fn digits_mlp_reaches_95_percent_and_is_bitwise_reproducible_across_threads() {
     let c = cfg(DIGITS_MLP);
     let s = splits(&c);
     let (model, one) = in_pool(1, || train::<f32>(&c, &s, None));
-    let acc = nn::evaluate(&model, &one.params, &s.test, 512).accuracy.unwrap();
+    let acc = nn::evaluate(&model, &one.params, &s.test, 512)
+        .accuracy
+        .unwrap();
     assert!(acc >= 0.95, "digits MLP test accuracy {acc}");
     for threads in [1, 2, 4] {
         let (_, again) = in_pool(threads, || train::<f32>(&c, &s, None));
-        assert!(again.bitwise_eq(&one), "{threads} threads give different bits than 1 thread");
+        assert!(
+            again.bitwise_eq(&one),
+            "{threads} threads give different bits than 1 thread"
+        );
     }
 }
 
 #[test]
 fn wide_layers_are_bitwise_reproducible_across_threads() {
     // Widths large enough that the matrix products are split into parallel panels.
-    let text = DIGITS_MLP.replace("hidden = [128, 128]", "hidden = [640, 640]").replace("epochs = 20", "epochs = 1").replace("batch_size = 64", "batch_size = 512");
+    let text = DIGITS_MLP
+        .replace("hidden = [128, 128]", "hidden = [640, 640]")
+        .replace("epochs = 20", "epochs = 1")
+        .replace("batch_size = 64", "batch_size = 512");
     let c = cfg(&text);
     let s = splits(&c);
     let (_, one) = in_pool(1, || train::<f32>(&c, &s, None));
@@ -100,13 +112,17 @@ precision = "f64"
 "#);
     let s = splits(&c);
     let (model, st) = train::<f64>(&c, &s, None);
-    let acc = nn::evaluate(&model, &st.params, &s.test, 512).accuracy.unwrap();
+    let acc = nn::evaluate(&model, &st.params, &s.test, 512)
+        .accuracy
+        .unwrap();
     assert!(acc >= 0.95, "breast cancer logistic test accuracy {acc}");
 }
 
 #[test]
 fn a_zero_weight_example_keeps_its_slot_and_has_no_influence() {
-    let text = DIGITS_MLP.replace("epochs = 20", "epochs = 2").replace("hidden = [128, 128]", "hidden = [16]");
+    let text = DIGITS_MLP
+        .replace("epochs = 20", "epochs = 2")
+        .replace("hidden = [128, 128]", "hidden = [16]");
     let c = cfg(&text);
     let mut s = splits(&c);
     let n = s.train.len();
@@ -153,7 +169,9 @@ fn every_optimizer_and_schedule_trains_and_is_deterministic() {
         let (model, a) = train::<f32>(&c, &s, None);
         let (_, b) = train::<f32>(&c, &s, None);
         assert!(a.bitwise_eq(&b), "{o} / {sch}: rerun differs");
-        let acc = nn::evaluate(&model, &a.params, &s.test, 512).accuracy.unwrap();
+        let acc = nn::evaluate(&model, &a.params, &s.test, 512)
+            .accuracy
+            .unwrap();
         assert!(acc > 0.8, "{o} / {sch}: accuracy {acc} after 3 epochs");
     }
 }
@@ -197,10 +215,15 @@ fn divergence_is_reported_with_step_and_fix() {
     let s = splits(&c);
     let model = Model::new(&c.model, &s.train).unwrap();
     let t = Trainer::<f32>::new(&model, &c, &s.train).unwrap();
-    let err = t.run(t.init_state(None).unwrap(), &mut |_, _| {}).unwrap_err();
+    let err = t
+        .run(t.init_state(None).unwrap(), &mut |_, _| {})
+        .unwrap_err();
     assert!(matches!(err, NnError::Diverged { .. }));
     let msg = err.to_string();
-    assert!(msg.contains("diverged at step") && msg.contains("optim.lr"), "{msg}");
+    assert!(
+        msg.contains("diverged at step") && msg.contains("optim.lr"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -209,28 +232,48 @@ fn data_that_does_not_fit_the_model_is_a_clear_error() {
     let s = splits(&c);
     let cnn = cfg("[data]\nsource = \"digits\"\n[model]\nkind = \"cnn\"\nchannels = [4]\n[optim]\nkind = \"sgd\"\nlr = 0.1\n");
     let e = Model::new(&cnn.model, &s.train).unwrap_err().to_string();
-    assert!(e.contains("example_shape") && e.contains("[1, 8, 8]"), "{e}");
+    assert!(
+        e.contains("example_shape") && e.contains("[1, 8, 8]"),
+        "{e}"
+    );
     let lin = cfg("[data]\nsource = \"digits\"\n[model]\nkind = \"linear\"\n[optim]\nkind = \"sgd\"\nlr = 0.1\n");
     let e = Model::new(&lin.model, &s.train).unwrap_err().to_string();
-    assert!(e.contains("real-valued labels") && e.contains("logistic"), "{e}");
+    assert!(
+        e.contains("real-valued labels") && e.contains("logistic"),
+        "{e}"
+    );
     let model = Model::new(&c.model, &s.train).unwrap();
     let t = Trainer::<f32>::new(&model, &c, &s.train).unwrap();
     let e = t.with_weights(vec![1.0; 3]).err().unwrap().to_string();
-    assert!(e.contains("3 data weights") && e.contains("one weight per example"), "{e}");
+    assert!(
+        e.contains("3 data weights") && e.contains("one weight per example"),
+        "{e}"
+    );
     let bc = data::embedded("breast_cancer").unwrap();
-    let e = model.check_data(&bc, "the test set").unwrap_err().to_string();
+    let e = model
+        .check_data(&bc, "the test set")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("[30]") && e.contains("[64]"), "{e}");
 }
 
 #[test]
 fn parameters_round_trip_through_safetensors_and_start_a_run() {
-    let text = DIGITS_MLP.replace("epochs = 20", "epochs = 1").replace("hidden = [128, 128]", "hidden = [8]");
+    let text = DIGITS_MLP
+        .replace("epochs = 20", "epochs = 1")
+        .replace("hidden = [128, 128]", "hidden = [8]");
     let c = cfg(&text);
     let s = splits(&c);
     let (model, st) = train::<f32>(&c, &s, None);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("params.safetensors");
-    nn::io::save_params(&path, model.layout(), &st.params, HashMap::from([("precision".into(), "f32".into())])).unwrap();
+    nn::io::save_params(
+        &path,
+        model.layout(),
+        &st.params,
+        HashMap::from([("precision".into(), "f32".into())]),
+    )
+    .unwrap();
     let back: Vec<f32> = nn::io::load_params(&path, model.layout()).unwrap();
     assert_eq!(back, st.params);
     let wide: Vec<f64> = nn::io::load_params(&path, model.layout()).unwrap();
@@ -238,16 +281,49 @@ fn parameters_round_trip_through_safetensors_and_start_a_run() {
     assert_eq!(nn::io::read_metadata(&path).unwrap()["precision"], "f32");
 
     // A file for another model names the missing tensor and lists what is expected.
-    let other = Model::new(&cfg(&text.replace("kind = \"mlp\"\nhidden = [8]\nactivation = \"gelu\"", "kind = \"logistic\"")).model, &s.train).unwrap();
-    let e = nn::io::load_params::<f32>(&path, other.layout()).unwrap_err().to_string();
-    assert!(e.contains("params.safetensors") && e.contains("no tensor named \"linear.weight\""), "{e}");
-    let other = Model::new(&cfg(&text.replace("hidden = [8]", "hidden = [8, 8]")).model, &s.train).unwrap();
-    let e = nn::io::load_params::<f32>(&path, other.layout()).unwrap_err().to_string();
-    assert!(e.contains("layers.1.weight") && e.contains("[10, 8]") && e.contains("[8, 8]"), "{e}");
-    let other = Model::new(&cfg(&text.replace("hidden = [8]", "hidden = [9]")).model, &s.train).unwrap();
-    let e = nn::io::load_params::<f32>(&path, other.layout()).unwrap_err().to_string();
-    assert!(e.contains("layers.0.weight") && e.contains("[8, 64]") && e.contains("[9, 64]"), "{e}");
+    let other = Model::new(
+        &cfg(&text.replace(
+            "kind = \"mlp\"\nhidden = [8]\nactivation = \"gelu\"",
+            "kind = \"logistic\"",
+        ))
+        .model,
+        &s.train,
+    )
+    .unwrap();
+    let e = nn::io::load_params::<f32>(&path, other.layout())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("params.safetensors") && e.contains("no tensor named \"linear.weight\""),
+        "{e}"
+    );
+    let other = Model::new(
+        &cfg(&text.replace("hidden = [8]", "hidden = [8, 8]")).model,
+        &s.train,
+    )
+    .unwrap();
+    let e = nn::io::load_params::<f32>(&path, other.layout())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("layers.1.weight") && e.contains("[10, 8]") && e.contains("[8, 8]"),
+        "{e}"
+    );
+    let other = Model::new(
+        &cfg(&text.replace("hidden = [8]", "hidden = [9]")).model,
+        &s.train,
+    )
+    .unwrap();
+    let e = nn::io::load_params::<f32>(&path, other.layout())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("layers.0.weight") && e.contains("[8, 64]") && e.contains("[9, 64]"),
+        "{e}"
+    );
     std::fs::write(&path, b"not a tensor file").unwrap();
-    let e = nn::io::load_params::<f32>(&path, model.layout()).unwrap_err().to_string();
+    let e = nn::io::load_params::<f32>(&path, model.layout())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("not a safetensors file"), "{e}");
 }

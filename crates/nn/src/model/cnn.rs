@@ -22,14 +22,33 @@ pub struct Cnn {
 }
 
 impl Cnn {
-    pub(crate) fn new(layout: &mut Layout, cfg: &ModelConfig, shape: &[usize], out: usize) -> Result<Self> {
-        let ModelConfig::Cnn { channels, kernel, norm, groups, activation, pool, residual, output_scale } = cfg else {
+    pub(crate) fn new(
+        layout: &mut Layout,
+        cfg: &ModelConfig,
+        shape: &[usize],
+        out: usize,
+    ) -> Result<Self> {
+        let ModelConfig::Cnn {
+            channels,
+            kernel,
+            norm,
+            groups,
+            activation,
+            pool,
+            residual,
+            output_scale,
+        } = cfg
+        else {
             unreachable!("Cnn::new is called for cnn configs")
         };
         let k = *kernel;
         let conv = |layout: &mut Layout, name: &str, cin: usize, cout: usize| {
             let fan_in = cin * k * k;
-            layout.push(format!("{name}.conv.weight"), &[cout, cin, k, k], torch_bound(fan_in));
+            layout.push(
+                format!("{name}.conv.weight"),
+                &[cout, cin, k, k],
+                torch_bound(fan_in),
+            );
             layout.push(format!("{name}.conv.bias"), &[cout], torch_bound(fan_in));
             if *norm != Norm::None {
                 layout.push(format!("{name}.norm.weight"), &[cout], Init::Ones);
@@ -60,7 +79,12 @@ impl Cnn {
     }
 
     /// conv -> norm (no activation); consumes parameters from `next`.
-    fn conv_norm<F: Float, C: Carrier<F>>(&self, g: &Graph<F, C>, next: &mut impl FnMut() -> Var, h: Var) -> Var {
+    fn conv_norm<F: Float, C: Carrier<F>>(
+        &self,
+        g: &Graph<F, C>,
+        next: &mut impl FnMut() -> Var,
+        h: Var,
+    ) -> Var {
         let (w, b) = (next(), next());
         let y = g.conv2d(h, w, Some(b), 1, self.kernel / 2);
         let groups = match self.norm {
@@ -72,7 +96,29 @@ impl Cnn {
         g.group_norm(y, groups, gamma, beta, F::from_f64(1e-5))
     }
 
-    pub(crate) fn forward<F: Float, C: Carrier<F>>(&self, g: &Graph<F, C>, p: &[Var], x: Var) -> Var {
+    pub(crate) fn forward<F: Float, C: Carrier<F>>(
+        &self,
+        g: &Graph<F, C>,
+        p: &[Var],
+        x: Var,
+    ) -> Var {
+        let pooled = self.features(g, p, x);
+        let n = p.len();
+        let logits = g.linear(pooled, p[n - 2], Some(p[n - 1]));
+        if self.output_scale != 1.0 {
+            g.scale(logits, F::from_f64(self.output_scale))
+        } else {
+            logits
+        }
+    }
+
+    /// Globally pooled channels entering the head `[b, c]`.
+    pub(crate) fn features<F: Float, C: Carrier<F>>(
+        &self,
+        g: &Graph<F, C>,
+        p: &[Var],
+        x: Var,
+    ) -> Var {
         let mut it = p.iter().copied();
         let mut next = || it.next().expect("parameter count matches the layout");
         let mut h = x;
@@ -94,13 +140,6 @@ impl Cnn {
                 };
             }
         }
-        let pooled = g.global_avg_pool(h);
-        let (w, b) = (next(), next());
-        let logits = g.linear(pooled, w, Some(b));
-        if self.output_scale != 1.0 {
-            g.scale(logits, F::from_f64(self.output_scale))
-        } else {
-            logits
-        }
+        g.global_avg_pool(h)
     }
 }

@@ -39,7 +39,11 @@ impl Gpt {
         }
         norm(layout, "ln_f".into());
         layout.push("head.weight", &[vocab, d], torch_bound(d));
-        Gpt { n_layer, n_head, context }
+        Gpt {
+            n_layer,
+            n_head,
+            context,
+        }
     }
 
     /// Logits `[b, len - 1, vocab]` for the first `len - 1` tokens of each window.
@@ -51,9 +55,41 @@ impl Gpt {
         b: usize,
         len: usize,
     ) -> Var {
+        let h = self.hidden(g, p, ids, b, len);
+        g.linear(h, p[p.len() - 1], None)
+    }
+
+    /// Final-norm hidden states averaged over positions `[b, d]`.
+    pub(crate) fn features<F: Float, C: Carrier<F>>(
+        &self,
+        g: &Graph<F, C>,
+        p: &[Var],
+        ids: &[usize],
+        b: usize,
+        len: usize,
+    ) -> Var {
+        let h = self.hidden(g, p, ids, b, len);
+        g.mean(h, &[1], false)
+    }
+
+    /// Final-norm hidden states `[b, len - 1, d]`.
+    fn hidden<F: Float, C: Carrier<F>>(
+        &self,
+        g: &Graph<F, C>,
+        p: &[Var],
+        ids: &[usize],
+        b: usize,
+        len: usize,
+    ) -> Var {
         let t = len - 1;
-        assert!(t <= self.context, "window of {t} tokens exceeds the model's context {}", self.context);
-        let inputs: Vec<usize> = (0..b).flat_map(|i| ids[i * len..i * len + t].iter().copied()).collect();
+        assert!(
+            t <= self.context,
+            "window of {t} tokens exceeds the model's context {}",
+            self.context
+        );
+        let inputs: Vec<usize> = (0..b)
+            .flat_map(|i| ids[i * len..i * len + t].iter().copied())
+            .collect();
         let mut it = p.iter().copied();
         let mut next = || it.next().expect("parameter count matches the layout");
         let (tok, pos) = (next(), next());
@@ -63,7 +99,12 @@ impl Gpt {
         let eps = F::from_f64(1e-5);
         for _ in 0..self.n_layer {
             let (g1, b1) = (next(), next());
-            let attn = AttentionParams { w_qkv: next(), b_qkv: next(), w_out: next(), b_out: next() };
+            let attn = AttentionParams {
+                w_qkv: next(),
+                b_qkv: next(),
+                w_out: next(),
+                b_out: next(),
+            };
             let (g2, b2) = (next(), next());
             let (wf, bf, wp, bp) = (next(), next(), next(), next());
             let a = g.layer_norm(h, g1, b1, eps);
@@ -76,7 +117,6 @@ impl Gpt {
             h = g.add(h, m);
         }
         let (gf, bf) = (next(), next());
-        let h = g.layer_norm(h, gf, bf, eps);
-        g.linear(h, next(), None)
+        g.layer_norm(h, gf, bf, eps)
     }
 }

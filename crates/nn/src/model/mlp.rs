@@ -23,22 +23,47 @@ impl Mlp {
         activation: Activation,
         output_scale: f64,
     ) -> Self {
-        let widths: Vec<usize> = std::iter::once(inp).chain(hidden.iter().copied()).chain([out]).collect();
+        let widths: Vec<usize> = std::iter::once(inp)
+            .chain(hidden.iter().copied())
+            .chain([out])
+            .collect();
         for (i, w) in widths.windows(2).enumerate() {
             push_linear(layout, &format!("layers.{i}"), w[0], w[1]);
         }
-        Mlp { depth: widths.len() - 1, activation, output_scale }
+        Mlp {
+            depth: widths.len() - 1,
+            activation,
+            output_scale,
+        }
     }
 
-    pub(crate) fn forward<F: Float, C: Carrier<F>>(&self, g: &Graph<F, C>, p: &[Var], x: Var, b: usize) -> Var {
+    /// Activations entering the last layer.
+    pub(crate) fn features<F: Float, C: Carrier<F>>(
+        &self,
+        g: &Graph<F, C>,
+        p: &[Var],
+        x: Var,
+        b: usize,
+    ) -> Var {
         let d: usize = g.shape(x).iter().product::<usize>() / b.max(1);
         let mut h = g.reshape(x, &[b, d]);
-        for i in 0..self.depth {
+        for i in 0..self.depth - 1 {
             h = g.linear(h, p[2 * i], Some(p[2 * i + 1]));
-            if i + 1 < self.depth {
-                h = activate(g, self.activation, h);
-            }
+            h = activate(g, self.activation, h);
         }
+        h
+    }
+
+    pub(crate) fn forward<F: Float, C: Carrier<F>>(
+        &self,
+        g: &Graph<F, C>,
+        p: &[Var],
+        x: Var,
+        b: usize,
+    ) -> Var {
+        let h = self.features(g, p, x, b);
+        let last = self.depth - 1;
+        let mut h = g.linear(h, p[2 * last], Some(p[2 * last + 1]));
         if self.output_scale != 1.0 {
             h = g.scale(h, F::from_f64(self.output_scale));
         }

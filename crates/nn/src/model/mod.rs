@@ -98,7 +98,9 @@ impl Model {
             Some(k) if k >= 2 => Ok(Task::Classes(k)),
             Some(k) => mismatch(format!("{what} needs at least 2 classes, the data has {k}")),
             None if matches!(ds.labels, Labels::Real(_)) => Ok(Task::Regression),
-            None => mismatch(format!("{what} needs labels; this dataset has none (use model.kind = \"gpt\" for text)")),
+            None => mismatch(format!(
+                "{what} needs labels; this dataset has none (use model.kind = \"gpt\" for text)"
+            )),
         };
         let mut layout = Layout::default();
         let (arch, task) = match cfg {
@@ -128,10 +130,24 @@ impl Model {
                 push_linear(&mut layout, "linear", flat, out);
                 (Arch::Affine, task)
             }
-            ModelConfig::Mlp { hidden, activation, output_scale } => {
+            ModelConfig::Mlp {
+                hidden,
+                activation,
+                output_scale,
+            } => {
                 let task = classification_task("model.kind = \"mlp\"")?;
                 let out = if let Task::Classes(k) = task { k } else { 1 };
-                (Arch::Mlp(Mlp::new(&mut layout, flat, hidden, out, *activation, *output_scale)), task)
+                (
+                    Arch::Mlp(Mlp::new(
+                        &mut layout,
+                        flat,
+                        hidden,
+                        out,
+                        *activation,
+                        *output_scale,
+                    )),
+                    task,
+                )
             }
             ModelConfig::Cnn { .. } => {
                 if example_shape.len() != 3 {
@@ -142,9 +158,16 @@ impl Model {
                 }
                 let task = classification_task("model.kind = \"cnn\"")?;
                 let out = if let Task::Classes(k) = task { k } else { 1 };
-                (Arch::Cnn(Cnn::new(&mut layout, cfg, &example_shape, out)?), task)
+                (
+                    Arch::Cnn(Cnn::new(&mut layout, cfg, &example_shape, out)?),
+                    task,
+                )
             }
-            ModelConfig::Gpt { d_model, n_layer, n_head } => {
+            ModelConfig::Gpt {
+                d_model,
+                n_layer,
+                n_head,
+            } => {
                 let Features::Tokens { vocab, seq_len, .. } = &ds.features else {
                     return mismatch(
                         "model.kind = \"gpt\" needs token windows (data.source = \"text\"), the data has real features"
@@ -154,11 +177,23 @@ impl Model {
                 if *seq_len < 2 {
                     return mismatch(format!("model.kind = \"gpt\" needs windows of at least 2 tokens, got {seq_len}; raise data.seq_len"));
                 }
-                let gpt = Gpt::new(&mut layout, *vocab, *seq_len - 1, *d_model, *n_layer, *n_head);
+                let gpt = Gpt::new(
+                    &mut layout,
+                    *vocab,
+                    *seq_len - 1,
+                    *d_model,
+                    *n_layer,
+                    *n_head,
+                );
                 (Arch::Gpt(gpt), Task::NextToken(*vocab))
             }
         };
-        Ok(Model { arch, layout, task, example_shape })
+        Ok(Model {
+            arch,
+            layout,
+            task,
+            example_shape,
+        })
     }
 
     /// The parameter layout.
@@ -192,15 +227,20 @@ impl Model {
             (Task::Classes(k), Some(c)) if c > k => Err(NnError::Mismatch(format!(
                 "{what} has {c} classes but the model predicts {k}"
             ))),
-            (Task::Binary, Some(c)) if c > 2 => {
-                Err(NnError::Mismatch(format!("{what} has {c} classes but the model is binary")))
-            }
+            (Task::Binary, Some(c)) if c > 2 => Err(NnError::Mismatch(format!(
+                "{what} has {c} classes but the model is binary"
+            ))),
             _ => Ok(()),
         }
     }
 
     /// The model's raw output: logits `[b, k]` (or `[b, 1]`; `[b, t, vocab]` for language models).
-    pub fn forward<F: Float, C: Carrier<F>>(&self, g: &Graph<F, C>, p: &[Var], input: &Input<F>) -> Var {
+    pub fn forward<F: Float, C: Carrier<F>>(
+        &self,
+        g: &Graph<F, C>,
+        p: &[Var],
+        input: &Input<F>,
+    ) -> Var {
         match (&self.arch, input) {
             (Arch::Gpt(m), Input::Tokens { ids, batch, len }) => m.forward(g, p, ids, *batch, *len),
             (_, Input::Dense(x)) => {
@@ -220,13 +260,51 @@ impl Model {
         }
     }
 
+    /// Penultimate-layer features `[b, d]`: the input to the last linear layer (the flattened input
+    /// for linear models, the last hidden activations of an MLP, the pooled channels of a CNN, the
+    /// final-norm hidden state averaged over positions for a GPT).
+    pub fn features<F: Float, C: Carrier<F>>(
+        &self,
+        g: &Graph<F, C>,
+        p: &[Var],
+        input: &Input<F>,
+    ) -> Var {
+        match (&self.arch, input) {
+            (Arch::Gpt(m), Input::Tokens { ids, batch, len }) => {
+                m.features(g, p, ids, *batch, *len)
+            }
+            (_, Input::Dense(x)) => {
+                let b = x.shape()[0];
+                let xv = g.constant(x.clone());
+                match &self.arch {
+                    Arch::Affine => g.reshape(xv, &[b, x.len() / b.max(1)]),
+                    Arch::Mlp(m) => m.features(g, p, xv, b),
+                    Arch::Cnn(m) => m.features(g, p, xv),
+                    Arch::Gpt(_) => unreachable!("token input checked above"),
+                }
+            }
+            _ => panic!("model input kind does not match the architecture (checked by check_data)"),
+        }
+    }
+
     /// Per-example training losses `[b]`.
-    pub fn losses<F: Float, C: Carrier<F>>(&self, g: &Graph<F, C>, p: &[Var], batch: &Batch<F>) -> Var {
+    pub fn losses<F: Float, C: Carrier<F>>(
+        &self,
+        g: &Graph<F, C>,
+        p: &[Var],
+        batch: &Batch<F>,
+    ) -> Var {
         self.output(g, p, batch, Output::Loss)
     }
 
     /// A per-example output `[b]`.
-    pub fn output<F: Float, C: Carrier<F>>(&self, g: &Graph<F, C>, p: &[Var], batch: &Batch<F>, out: Output) -> Var {
+    pub fn output<F: Float, C: Carrier<F>>(
+        &self,
+        g: &Graph<F, C>,
+        p: &[Var],
+        batch: &Batch<F>,
+        out: Output,
+    ) -> Var {
         let z = self.forward(g, p, &batch.input);
         let loss_or_margin = |margin: bool| match (&self.task, &batch.target) {
             (Task::Classes(_), Target::Classes(y)) => {
@@ -252,11 +330,19 @@ impl Model {
                 }
             }
             (Task::NextToken(v), Target::NextToken) => {
-                let Input::Tokens { ids, batch: b, len } = &batch.input else { unreachable!() };
+                let Input::Tokens { ids, batch: b, len } = &batch.input else {
+                    unreachable!()
+                };
                 let t = len - 1;
                 let logits = g.reshape(z, &[b * t, *v]);
-                let next: Vec<usize> = (0..*b).flat_map(|i| ids[i * len + 1..(i + 1) * len].iter().copied()).collect();
-                let per_pos = if margin { g.margin(logits, &next) } else { g.cross_entropy(logits, &next) };
+                let next: Vec<usize> = (0..*b)
+                    .flat_map(|i| ids[i * len + 1..(i + 1) * len].iter().copied())
+                    .collect();
+                let per_pos = if margin {
+                    g.margin(logits, &next)
+                } else {
+                    g.cross_entropy(logits, &next)
+                };
                 let per_pos = g.reshape(per_pos, &[*b, t]);
                 g.mean(per_pos, &[1], false)
             }

@@ -1,0 +1,21 @@
+//! # attrib-methods
+//!
+//! Attribution methods behind one trait ([`Method`]): each file of [`estimators`] is one method, and
+//! [`method::REGISTRY`] names them. Methods read a trained [`Run`] and produce a score matrix
+//! `tau[target, train]` with `tau_i = d f / d w_i` (MATH.md), saved as `.npy` + a JSON sidecar
+//! ([`Scores`]).
+//!
+//! Sibling crates: `attrib-engine`, `attrib-nn`, `attrib-data`, `attrib-eval` (ground truth, LDS),
+//! `attrib-cli`.
+
+pub mod error;
+pub mod method;
+pub mod options;
+pub mod run;
+pub mod scores;
+
+pub use error::{MethodError, Result};
+pub use method::{attribute, build, Method, Registration, REGISTRY};
+pub use options::Options;
+pub use run::{Checkpoint, Run, Split, Targets};
+pub use scores::{ScoreMeta, Scores};

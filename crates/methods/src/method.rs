@@ -1,0 +1,100 @@
+//! The one trait every attribution method implements, and the registry that names them.
+//!
+//! A new method is one file with a struct implementing [`Method`] and a `build` function reading its
+//! options, plus one line in [`REGISTRY`].
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use crate::error::{MethodError, Result};
+use crate::options::Options;
+use crate::run::{output_name, Run, Targets};
+use crate::scores::{ScoreMeta, Scores, SIGN};
+
+/// An attribution method.
+pub trait Method: Send + Sync {
+    /// The registered name.
+    fn name(&self) -> &'static str;
+
+    /// Scores `tau[target][i] = d f_target / d w_i` for every target and training example
+    /// (MATH.md sign convention; ranking-only methods may differ by a positive scale).
+    ///
+    /// # Errors
+    /// When the run does not suit the method, or a solver fails.
+    fn attribute(&self, run: &Run, targets: &Targets) -> Result<Vec<Vec<f64>>>;
+}
+
+/// A registered method: its name, a one-line summary, and how to build it from options.
+pub struct Registration {
+    /// Name used on the command line.
+    pub name: &'static str,
+    /// One line for `--help` and error messages.
+    pub summary: &'static str,
+    /// Reads the options (each getter documents its default) and builds the method.
+    pub build: fn(&mut Options) -> Result<Box<dyn Method>>,
+}
+
+/// Every method attrib knows, one line each.
+pub static REGISTRY: &[Registration] = &[];
+
+/// Looks up and builds a method, rejecting options it does not take.
+///
+/// # Errors
+/// An unknown method name (listing the known ones) or a bad option.
+pub fn build(
+    name: &str,
+    mut options: Options,
+) -> Result<(Box<dyn Method>, BTreeMap<String, String>)> {
+    let reg =
+        REGISTRY
+            .iter()
+            .find(|r| r.name == name)
+            .ok_or_else(|| MethodError::UnknownMethod {
+                name: name.into(),
+                known: REGISTRY
+                    .iter()
+                    .map(|r| r.name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+    let method = (reg.build)(&mut options)?;
+    options.finish()?;
+    Ok((method, options.used().clone()))
+}
+
+/// Runs a built method on a run and targets, timing it and describing the result.
+///
+/// # Errors
+/// Invalid targets or the method's own errors.
+pub fn attribute(
+    run: &Run,
+    method: &dyn Method,
+    options: BTreeMap<String, String>,
+    targets: &Targets,
+) -> Result<Scores> {
+    run.check_targets(targets)?;
+    let start = Instant::now();
+    let rows = method.attribute(run, targets)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let n = run.n_train();
+    assert!(
+        rows.len() == targets.indices.len() && rows.iter().all(|r| r.len() == n),
+        "{} returned a score matrix of the wrong shape",
+        method.name()
+    );
+    Ok(Scores {
+        values: rows.into_iter().flatten().collect(),
+        meta: ScoreMeta {
+            method: method.name().into(),
+            options,
+            run_hash: run.hash.clone(),
+            output: output_name(targets.output).into(),
+            split: targets.split.name().into(),
+            targets: targets.indices.clone(),
+            n_train: n,
+            seconds,
+            attrib_version: env!("CARGO_PKG_VERSION").into(),
+            sign: SIGN.into(),
+        },
+    })
+}

@@ -1,0 +1,180 @@
+//! `key=value` options of a method, consumed by typed getters so that a leftover (misspelt) key is an
+//! error that lists the valid ones.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use crate::error::{MethodError, Result};
+
+/// Options given to a method on the command line (`--option damping=0.01`).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    method: String,
+    given: BTreeMap<String, String>,
+    /// `key (default)` for every key asked for, in order: the help text of an unknown-option error.
+    known: Vec<String>,
+    /// Everything the method read, with the value it used (recorded in the score sidecar).
+    used: BTreeMap<String, String>,
+}
+
+impl Options {
+    /// Parses `key=value` pairs for `method`.
+    ///
+    /// # Errors
+    /// A pair without `=` or a key given twice.
+    pub fn parse(method: &str, pairs: &[String]) -> Result<Options> {
+        let mut given = BTreeMap::new();
+        for p in pairs {
+            let Some((k, v)) = p.split_once('=') else {
+                return Err(MethodError::BadOption {
+                    method: method.into(),
+                    key: p.clone(),
+                    value: String::new(),
+                    reason: "options are written key=value, e.g. damping=0.01".into(),
+                });
+            };
+            if given
+                .insert(k.trim().to_string(), v.trim().to_string())
+                .is_some()
+            {
+                return Err(MethodError::BadOption {
+                    method: method.into(),
+                    key: k.into(),
+                    value: v.into(),
+                    reason: "given twice; give each option once".into(),
+                });
+            }
+        }
+        Ok(Options {
+            method: method.into(),
+            given,
+            known: Vec::new(),
+            used: BTreeMap::new(),
+        })
+    }
+
+    /// No options.
+    pub fn empty(method: &str) -> Options {
+        Options {
+            method: method.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Sets an option (for code that builds methods directly).
+    pub fn set(mut self, key: &str, value: impl ToString) -> Self {
+        self.given.insert(key.into(), value.to_string());
+        self
+    }
+
+    /// Reads option `key`, or `default`; `check` validates the value (return the reason on failure).
+    ///
+    /// # Errors
+    /// A value that does not parse or fails `check`.
+    pub fn get<T: FromStr + ToString>(
+        &mut self,
+        key: &str,
+        default: T,
+        check: impl Fn(&T) -> std::result::Result<(), String>,
+    ) -> Result<T> {
+        self.known.push(format!("{key} ({})", default.to_string()));
+        let value = match self.given.remove(key) {
+            None => default,
+            Some(raw) => {
+                let v = raw.parse::<T>().map_err(|_| MethodError::BadOption {
+                    method: self.method.clone(),
+                    key: key.into(),
+                    value: raw.clone(),
+                    reason: format!("not a valid {}", std::any::type_name::<T>()),
+                })?;
+                check(&v).map_err(|reason| MethodError::BadOption {
+                    method: self.method.clone(),
+                    key: key.into(),
+                    value: raw.clone(),
+                    reason,
+                })?;
+                v
+            }
+        };
+        self.used.insert(key.into(), value.to_string());
+        Ok(value)
+    }
+
+    /// Ends reading: any option not asked for is an error listing the valid ones.
+    ///
+    /// # Errors
+    /// [`MethodError::UnknownOption`] for the first leftover key.
+    pub fn finish(&self) -> Result<()> {
+        match self.given.keys().next() {
+            None => Ok(()),
+            Some(key) => Err(MethodError::UnknownOption {
+                method: self.method.clone(),
+                key: key.clone(),
+                known: if self.known.is_empty() {
+                    "none".into()
+                } else {
+                    self.known.join(", ")
+                },
+            }),
+        }
+    }
+
+    /// The values the method used (defaults included).
+    pub fn used(&self) -> &BTreeMap<String, String> {
+        &self.used
+    }
+}
+
+/// `Ok` for a positive finite number.
+pub fn positive(v: &f64) -> std::result::Result<(), String> {
+    if v.is_finite() && *v > 0.0 {
+        Ok(())
+    } else {
+        Err("must be a positive finite number".into())
+    }
+}
+
+/// `Ok` for a finite number >= 0.
+pub fn non_negative(v: &f64) -> std::result::Result<(), String> {
+    if v.is_finite() && *v >= 0.0 {
+        Ok(())
+    } else {
+        Err("must be a finite number >= 0".into())
+    }
+}
+
+/// `Ok` for an integer >= 1.
+pub fn at_least_one(v: &usize) -> std::result::Result<(), String> {
+    if *v >= 1 {
+        Ok(())
+    } else {
+        Err("must be at least 1".into())
+    }
+}
+
+/// Accepts anything.
+pub fn any<T>(_: &T) -> std::result::Result<(), String> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_getters_defaults_and_leftovers() {
+        let mut o = Options::parse("if-cg", &["damping=0.5".into(), "iters=7".into()]).unwrap();
+        assert_eq!(o.get("damping", 0.01, positive).unwrap(), 0.5);
+        assert_eq!(o.get("iters", 100usize, at_least_one).unwrap(), 7);
+        assert_eq!(o.get("tol", 1e-6, positive).unwrap(), 1e-6);
+        o.finish().unwrap();
+        let mut o = Options::parse("if-cg", &["dampnig=0.5".into()]).unwrap();
+        o.get("damping", 0.01, positive).unwrap();
+        let e = o.finish().unwrap_err().to_string();
+        assert!(e.contains("dampnig") && e.contains("damping (0.01)"), "{e}");
+        let mut o = Options::parse("if-cg", &["damping=-1".into()]).unwrap();
+        let e = o.get("damping", 0.01, positive).unwrap_err().to_string();
+        assert!(e.contains("positive"), "{e}");
+        assert!(Options::parse("x", &["novalue".into()]).is_err());
+    }
+}
