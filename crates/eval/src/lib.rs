@@ -1,4 +1,30 @@
 //! # attrib-eval
 //!
-//! Ground truth for attribution (MATH.md E6): subset retraining cached on disk, brute-force
-//! leave-one-out, and the linear datamodeling score (LDS).
+//! Ground truth for attribution (MATH.md E6): subset retraining cached on disk
+//! ([`groundtruth::compute`]), brute-force leave-one-out ([`loo::loo`]), and the linear datamodeling
+//! score ([`lds::lds`]), with the statistics they need ([`stats`]).
+//!
+//! Sign convention (MATH.md): scores are `tau_i = d f / d w_i`, so dropping a set `D` predicts
+//! `f(S \ D) ~ f(S) - sum_{i in D} tau_i`. Every retraining is the run's own deterministic weighted
+//! training (MATH.md E1) with a dropped example's weight set to 0, so results are bitwise
+//! reproducible and independent of the thread count.
+//!
+//! Sibling crates: `attrib-engine`, `attrib-nn`, `attrib-data`, `attrib-methods` (the [`methods::Run`]
+//! retrained here and the [`methods::Scores`] evaluated), `attrib-cli`.
+
+mod cache;
+pub mod error;
+pub mod groundtruth;
+pub mod lds;
+pub mod loo;
+pub mod stats;
+pub mod subsets;
+
+pub use error::{EvalError, Result};
+pub use groundtruth::{cache_dir, compute, split_outputs, GroundTruth};
+pub use lds::{lds, loo_correlation, LdsReport};
+pub use loo::{loo, loo_cache_dir, Loo};
+pub use subsets::{subset_masks, SubsetKind, SubsetSpec};
+
+/// File name of the manifest in a ground-truth cache folder.
+pub const MANIFEST: &str = cache::MANIFEST;

@@ -1,0 +1,262 @@
+//! The on-disk cache shared by subset ground truth and brute-force LOO: a `manifest.json` saying what
+//! the folder holds, and one JSON file per finished retraining, each written atomically. The layout is
+//! documented in [`crate::groundtruth`].
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{EvalError, Result};
+use crate::subsets::SubsetSpec;
+
+/// File name of the manifest in a cache folder.
+pub const MANIFEST: &str = "manifest.json";
+
+/// What a cache folder holds; two computations may share a folder only if these agree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Manifest {
+    /// `"subsets"` or `"loo"`.
+    pub kind: String,
+    /// The subsets (`"subsets"` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<SubsetSpec>,
+    /// Output name (`margin`, `loss`, `log_likelihood`).
+    pub output: String,
+    /// Split name (`train`, `test`).
+    pub split: String,
+    /// Fingerprint of the run.
+    pub run_hash: String,
+    /// Training examples.
+    pub n_train: usize,
+    /// Examples in the measured split.
+    pub n_split: usize,
+    /// Version of attrib that created the folder (not compared).
+    pub attrib_version: String,
+}
+
+impl Manifest {
+    fn same_as(&self, other: &Manifest) -> bool {
+        (
+            &self.kind,
+            &self.spec,
+            &self.output,
+            &self.split,
+            &self.run_hash,
+            self.n_train,
+            self.n_split,
+        ) == (
+            &other.kind,
+            &other.spec,
+            &other.output,
+            &other.split,
+            &other.run_hash,
+            other.n_train,
+            other.n_split,
+        )
+    }
+
+    fn describe(&self) -> String {
+        let spec = self
+            .spec
+            .map(|s| format!("subsets {}, ", s.slug()))
+            .unwrap_or_default();
+        format!(
+            "{} ({spec}output {}, split {}, run {}, {} training / {} split examples)",
+            self.kind, self.output, self.split, self.run_hash, self.n_train, self.n_split
+        )
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EvalError + '_ {
+    move |source| EvalError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Creates `dir` and its manifest, or checks that an existing manifest describes the same
+/// computation.
+pub(crate) fn prepare(dir: &Path, manifest: &Manifest, entry_prefix: &str) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let path = dir.join(MANIFEST);
+    let fix = "delete the folder or pick another cache folder";
+    if path.exists() {
+        let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+        let found: Manifest = serde_json::from_str(&text).map_err(|e| EvalError::Cache {
+            path: path.clone(),
+            reason: format!("not a ground-truth manifest ({e}); {fix}"),
+        })?;
+        if !found.same_as(manifest) {
+            return Err(EvalError::Cache {
+                path: dir.to_path_buf(),
+                reason: format!(
+                    "this cache folder holds {} but this computation is {}; {fix}",
+                    found.describe(),
+                    manifest.describe()
+                ),
+            });
+        }
+        return Ok(());
+    }
+    // No manifest: entries of unknown origin must not be mixed in.
+    let entries = std::fs::read_dir(dir).map_err(io(dir))?;
+    for e in entries {
+        let e = e.map_err(io(dir))?;
+        if e.file_name().to_string_lossy().starts_with(entry_prefix) {
+            return Err(EvalError::Cache {
+                path: dir.to_path_buf(),
+                reason: format!(
+                    "holds {} but no {MANIFEST}, so its origin is unknown; {fix}",
+                    e.file_name().to_string_lossy()
+                ),
+            });
+        }
+    }
+    let text = serde_json::to_string_pretty(manifest).map_err(|e| EvalError::Cache {
+        path: path.clone(),
+        reason: format!("cannot serialise the manifest: {e}"),
+    })?;
+    nn::io::write_atomic(&path, text.as_bytes())?;
+    Ok(())
+}
+
+/// Writes one entry atomically.
+pub(crate) fn write_entry<T: Serialize>(path: &Path, entry: &T) -> Result<()> {
+    let text = serde_json::to_string(entry).map_err(|e| EvalError::Cache {
+        path: path.to_path_buf(),
+        reason: format!("cannot serialise: {e}"),
+    })?;
+    nn::io::write_atomic(path, text.as_bytes())?;
+    Ok(())
+}
+
+/// Reads one entry if the file exists.
+pub(crate) fn read_entry<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let entry = serde_json::from_str(&text).map_err(|e| corrupt(path, &e.to_string()))?;
+    Ok(Some(entry))
+}
+
+/// An error for a cached entry that cannot be used.
+pub(crate) fn corrupt(path: &Path, why: &str) -> EvalError {
+    EvalError::Cache {
+        path: path.to_path_buf(),
+        reason: format!(
+            "unusable cached result ({why}); delete this file and it will be recomputed"
+        ),
+    }
+}
+
+/// Floats as JSON: finite values as numbers (shortest form that reads back to the same bits),
+/// others as the strings `"NaN"`, `"inf"`, `"-inf"`.
+pub(crate) fn encode(values: &[f64]) -> Vec<Value> {
+    values
+        .iter()
+        .map(|&v| match serde_json::Number::from_f64(v) {
+            Some(n) => Value::Number(n),
+            None if v.is_nan() => Value::String("NaN".into()),
+            None if v > 0.0 => Value::String("inf".into()),
+            None => Value::String("-inf".into()),
+        })
+        .collect()
+}
+
+/// Inverse of [`encode`]; `None` on anything else.
+pub(crate) fn decode(values: &[Value]) -> Option<Vec<f64>> {
+    values
+        .iter()
+        .map(|v| match v {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => match s.as_str() {
+                "NaN" => Some(f64::NAN),
+                "inf" => Some(f64::INFINITY),
+                "-inf" => Some(f64::NEG_INFINITY),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+/// `dir/{prefix}_{index:05}.json`.
+pub(crate) fn entry_path(dir: &Path, prefix: &str, index: usize) -> PathBuf {
+    dir.join(format!("{prefix}_{index:05}.json"))
+}
+
+/// Runs `work` on every item of `todo` in parallel (rayon), results in the order of `todo`. After a
+/// failure no new item starts; the error of the first failed item (in `todo` order) is returned, and
+/// items that finished have already cached their results.
+pub(crate) fn parallel<T: Send>(
+    todo: Vec<usize>,
+    work: impl Fn(usize) -> Result<T> + Sync,
+) -> Result<Vec<(usize, T)>> {
+    use rayon::prelude::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let failed = AtomicBool::new(false);
+    let results: Vec<Option<Result<T>>> = todo
+        .par_iter()
+        .map(|&j| {
+            if failed.load(Ordering::Relaxed) {
+                return None;
+            }
+            let r = work(j);
+            if r.is_err() {
+                failed.store(true, Ordering::Relaxed);
+            }
+            Some(r)
+        })
+        .collect();
+    let mut out = Vec::with_capacity(todo.len());
+    let mut skipped = false;
+    for (&j, r) in todo.iter().zip(results) {
+        match r {
+            Some(Ok(v)) => out.push((j, v)),
+            Some(Err(e)) => return Err(e),
+            None => skipped = true,
+        }
+    }
+    debug_assert!(!skipped, "items are only skipped after a failure");
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_read_back_bitwise() {
+        let mut r = engine::Rng::new(5);
+        let mut xs: Vec<f64> = (0..20_000)
+            .map(|i| match i % 3 {
+                0 => r.normal() * 10f64.powi((r.below(40) as i32) - 20),
+                1 => f64::from_bits(r.next_u64()),
+                _ => r.uniform(),
+            })
+            .collect();
+        xs.extend([
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            -0.0,
+            f64::MIN_POSITIVE,
+            5e-324,
+        ]);
+        let text = serde_json::to_string(&encode(&xs)).unwrap();
+        let back: Vec<Value> = serde_json::from_str(&text).unwrap();
+        let ys = decode(&back).unwrap();
+        assert_eq!(xs.len(), ys.len());
+        for (x, y) in xs.iter().zip(&ys) {
+            assert!(
+                x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()),
+                "{x:e} read back as {y:e}"
+            );
+        }
+        assert!(decode(&[Value::Bool(true)]).is_none());
+    }
+}

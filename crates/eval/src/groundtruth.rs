@@ -1,0 +1,252 @@
+//! Subset ground truth for the LDS (MATH.md E6): retrain on `m` random subsets with the run's seed,
+//! order and precision (MATH.md E1, a dropped example keeps its batch slot with weight 0) and record
+//! the output `f(S_j)` of every example of the measured split. Subsets are independent and retrained
+//! in parallel; results are placed by subset index, so they do not depend on the thread count.
+//!
+//! # Cache folder
+//!
+//! The retrainings are expensive and reused by every method, so they are cached, by default in
+//! `RUN/groundtruth/{kind}-{fraction:.4}-m{subsets}-s{seed}-{output}-{split}/` (see [`cache_dir`]),
+//! e.g. `RUN/groundtruth/drop-0.0100-m100-s0-margin-test/`:
+//!
+//! ```text
+//! manifest.json        written first: what the folder holds
+//! subset_00000.json    one file per finished subset, written atomically (temp file + rename)
+//! subset_00001.json
+//! ...
+//! ```
+//!
+//! `manifest.json`:
+//! ```json
+//! {"kind": "subsets", "spec": {"kind": {"drop": {"fraction": 0.01}}, "subsets": 100, "seed": 0},
+//!  "output": "margin", "split": "test", "run_hash": "9f0c...", "n_train": 455, "n_split": 114,
+//!  "attrib_version": "0.1.0"}
+//! ```
+//! `subset_00007.json` (subset 7; `dropped` lists the training indices with weight 0, ascending;
+//! `outputs` has one value per example of the split, in split order):
+//! ```json
+//! {"subset": 7, "dropped": [3, 18, 40], "outputs": [1.25, -0.5, 3.0]}
+//! ```
+//! Outputs are JSON numbers written in their shortest form that reads back to the same bits
+//! (non-finite values as the strings `"NaN"`, `"inf"`, `"-inf"`).
+//!
+//! On start, subset files already present are checked (index, dropped set, length) and loaded
+//! instead of retrained, so an interrupted computation resumes where it stopped. A folder whose
+//! manifest describes another computation (run hash, spec, output, split, sizes) is refused with an
+//! error naming the folder; delete it or pick another. A folder with subset files but no manifest is
+//! refused too. The brute-force LOO cache ([`mod@crate::loo`]) uses the same scheme with
+//! `"kind": "loo"`, no `spec`, and files `loo_{training index:05}.json`
+//! (`{"example": 7, "outputs": [...]}`).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use methods::run::{files, output_name};
+use methods::{Run, Split, Targets};
+use nn::Output;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::cache::{self, Manifest};
+use crate::error::{invalid, Result};
+use crate::subsets::{dropped_of, subset_masks, SubsetSpec};
+
+/// Examples evaluated per forward pass by [`split_outputs`].
+pub const CHUNK: usize = 1024;
+
+/// Measured outputs of the full run and of `m` subset retrainings (MATH.md E6).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroundTruth {
+    /// The subsets.
+    pub spec: SubsetSpec,
+    /// Name of the measured output (`margin`, `loss`, `log_likelihood`).
+    pub output: String,
+    /// Name of the measured split (`train`, `test`).
+    pub split: String,
+    /// Fingerprint of the run retrained.
+    pub run_hash: String,
+    /// `f(S)`: outputs of the unmodified run for every example of the split.
+    pub full: Vec<f64>,
+    /// Subset masks over the training set, `true` = kept.
+    pub masks: Vec<Vec<bool>>,
+    /// `f(S_j)` per subset, one value per example of the split; an EMPTY vector marks a subset not
+    /// computed yet (see [`GroundTruth::is_complete`]).
+    pub outputs: Vec<Vec<f64>>,
+}
+
+impl GroundTruth {
+    /// Whether every subset has its outputs.
+    pub fn is_complete(&self) -> bool {
+        self.missing().is_empty()
+    }
+
+    /// Number of subsets with outputs.
+    pub fn done(&self) -> usize {
+        self.outputs.iter().filter(|o| !o.is_empty()).count()
+    }
+
+    /// Subsets still to compute.
+    pub fn missing(&self) -> Vec<usize> {
+        (0..self.masks.len())
+            .filter(|&j| !matches!(self.outputs.get(j), Some(o) if !o.is_empty()))
+            .collect()
+    }
+
+    /// Training examples dropped by subset `j`, ascending (empty if `j` is out of range).
+    pub fn dropped(&self, j: usize) -> Vec<usize> {
+        self.masks.get(j).map(|m| dropped_of(m)).unwrap_or_default()
+    }
+
+    /// Size of the training set.
+    pub fn n_train(&self) -> usize {
+        self.masks.first().map_or(0, Vec::len)
+    }
+}
+
+/// Canonical cache folder of a subset ground truth:
+/// `RUN/groundtruth/{spec slug}-{output}-{split}` (MATH.md E6), e.g.
+/// `RUN/groundtruth/drop-0.0100-m100-s0-margin-test`.
+pub fn cache_dir(run_dir: &Path, spec: &SubsetSpec, output: Output, split: Split) -> PathBuf {
+    run_dir.join(files::GROUNDTRUTH).join(format!(
+        "{}-{}-{}",
+        spec.slug(),
+        output_name(output),
+        split.name()
+    ))
+}
+
+/// Outputs `f` at `params` of every example of `split`, evaluated in f64 in chunks of [`CHUNK`].
+pub fn split_outputs(run: &Run, params: &[f64], output: Output, split: Split) -> Vec<f64> {
+    let n = run.dataset(split).len();
+    let mut out = Vec::with_capacity(n);
+    for start in (0..n).step_by(CHUNK) {
+        let t = Targets {
+            split,
+            indices: (start..(start + CHUNK).min(n)).collect(),
+            output,
+        };
+        out.extend(run.target_outputs(params, &t));
+    }
+    out
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubsetEntry {
+    subset: usize,
+    dropped: Vec<usize>,
+    outputs: Vec<Value>,
+}
+
+const PREFIX: &str = "subset";
+
+/// Retrains the run on every subset of `spec` (data weights = mask as 0/1, MATH.md E1) and measures
+/// `output` on every example of `split` (MATH.md E6), in parallel.
+///
+/// `cache`: a folder to store and resume from (layout in the [module docs](self)); `limit`: stop
+/// after this many newly computed subsets (the result is then incomplete); `progress(done, total)`
+/// is called from worker threads as subsets finish (cached ones count as done).
+///
+/// # Errors
+/// An invalid spec, an empty split, a cache folder of another computation or a corrupt cache file,
+/// I/O errors, or training errors.
+pub fn compute(
+    run: &Run,
+    spec: &SubsetSpec,
+    output: Output,
+    split: Split,
+    cache: Option<&Path>,
+    limit: Option<usize>,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<GroundTruth> {
+    let n = run.n_train();
+    spec.validate(n)?;
+    let n_split = run.dataset(split).len();
+    if n_split == 0 {
+        return Err(invalid(
+            "split",
+            format!("the {} split is empty; measure another split", split.name()),
+        ));
+    }
+    let masks = subset_masks(n, spec);
+    let full = split_outputs(run, &run.params, output, split);
+    let mut outputs: Vec<Vec<f64>> = vec![Vec::new(); masks.len()];
+
+    if let Some(dir) = cache {
+        let manifest = Manifest {
+            kind: "subsets".into(),
+            spec: Some(*spec),
+            output: output_name(output).into(),
+            split: split.name().into(),
+            run_hash: run.hash.clone(),
+            n_train: n,
+            n_split,
+            attrib_version: env!("CARGO_PKG_VERSION").into(),
+        };
+        cache::prepare(dir, &manifest, PREFIX)?;
+        for (j, mask) in masks.iter().enumerate() {
+            let path = cache::entry_path(dir, PREFIX, j);
+            if let Some(e) = cache::read_entry::<SubsetEntry>(&path)? {
+                if e.subset != j {
+                    return Err(cache::corrupt(
+                        &path,
+                        &format!("it says subset {} where {j} belongs", e.subset),
+                    ));
+                }
+                if e.dropped != dropped_of(mask) {
+                    return Err(cache::corrupt(
+                        &path,
+                        "its dropped examples differ from the subset's",
+                    ));
+                }
+                let v = cache::decode(&e.outputs)
+                    .ok_or_else(|| cache::corrupt(&path, "outputs that are not numbers"))?;
+                if v.len() != n_split {
+                    return Err(cache::corrupt(
+                        &path,
+                        &format!("{} outputs for a split of {n_split}", v.len()),
+                    ));
+                }
+                outputs[j] = v;
+            }
+        }
+    }
+
+    let total = masks.len();
+    let done = AtomicUsize::new(outputs.iter().filter(|o| !o.is_empty()).count());
+    progress(done.load(Ordering::Relaxed), total);
+    let todo: Vec<usize> = (0..total)
+        .filter(|&j| outputs[j].is_empty())
+        .take(limit.unwrap_or(usize::MAX))
+        .collect();
+    let new = cache::parallel(todo, |j| {
+        let w: Vec<f64> = masks[j]
+            .iter()
+            .map(|&k| if k { 1.0 } else { 0.0 })
+            .collect();
+        let params = run.retrain(&w)?;
+        let out = split_outputs(run, &params, output, split);
+        if let Some(dir) = cache {
+            let entry = SubsetEntry {
+                subset: j,
+                dropped: dropped_of(&masks[j]),
+                outputs: cache::encode(&out),
+            };
+            cache::write_entry(&cache::entry_path(dir, PREFIX, j), &entry)?;
+        }
+        progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
+        Ok(out)
+    })?;
+    for (j, out) in new {
+        outputs[j] = out;
+    }
+    Ok(GroundTruth {
+        spec: *spec,
+        output: output_name(output).into(),
+        split: split.name().into(),
+        run_hash: run.hash.clone(),
+        full,
+        masks,
+        outputs,
+    })
+}

@@ -1,0 +1,230 @@
+//! The linear datamodeling score (MATH.md E6) and the brute-force LOO comparison.
+//!
+//! Scores follow `tau_i = d f / d w_i`, so dropping the set `D_j` of subset `j` predicts
+//! `f(S_j) ~ f(S) - sum_{i in D_j} tau_i`. The LDS of one target is the Spearman correlation, over
+//! the `m` subsets, of these predictions with the measured `f(S_j)`; the report gives the mean over
+//! targets with a bootstrap 95% interval.
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use methods::Scores;
+
+use crate::error::{invalid, EvalError, Result};
+use crate::groundtruth::GroundTruth;
+use crate::loo::Loo;
+use crate::stats::{bootstrap_mean_ci, mean, pearson, slope, spearman};
+use crate::subsets::dropped_of;
+
+/// Bootstrap resamples of the LDS interval.
+pub const BOOTSTRAP_RESAMPLES: usize = 1000;
+/// Seed of the LDS bootstrap.
+pub const BOOTSTRAP_SEED: u64 = 0;
+
+/// Result of [`lds`] (MATH.md E6).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LdsReport {
+    /// The method that produced the scores.
+    pub method: String,
+    /// Mean over targets of the per-target Spearman correlation (the LDS).
+    pub lds: f64,
+    /// Bootstrap 95% interval of that mean (1000 resamples over targets, seed 0).
+    pub ci: (f64, f64),
+    /// Mean over targets of the Pearson correlation of predicted and true `f(S_j)`.
+    pub pearson: f64,
+    /// Mean over targets of the least-squares slope of the true change `f(S_j) - f(S)` on the
+    /// predicted change `-sum_{i in D_j} tau_i`: 1 = well calibrated, below 1 = overconfident scale.
+    pub slope: f64,
+    /// Per-target Spearman correlation, in score-row order.
+    pub per_target: Vec<f64>,
+    /// Number of targets.
+    pub targets: usize,
+    /// Number of subsets.
+    pub subsets: usize,
+}
+
+/// What a score matrix is compared with.
+struct Reference<'a> {
+    what: &'a str,
+    run_hash: &'a str,
+    output: &'a str,
+    split: &'a str,
+    n_split: usize,
+}
+
+fn check(scores: &Scores, r: &Reference<'_>) -> Result<()> {
+    let m = &scores.meta;
+    let what = r.what;
+    if m.run_hash != r.run_hash {
+        return Err(EvalError::Mismatch(format!(
+            "scores ({}) were computed for run {} but the {what} was measured on run {}; compare scores and {what} of the same run (recompute one of them)",
+            m.method, m.run_hash, r.run_hash
+        )));
+    }
+    if m.output != r.output {
+        return Err(EvalError::Mismatch(format!(
+            "scores ({}) explain output {} but the {what} measured {}; compute the {what} with output {} or score output {}",
+            m.method, m.output, r.output, m.output, r.output
+        )));
+    }
+    if m.split != r.split {
+        return Err(EvalError::Mismatch(format!(
+            "scores ({}) explain {} examples but the {what} measured the {} split; use the same split for both",
+            m.method, m.split, r.split
+        )));
+    }
+    if m.targets.is_empty() {
+        return Err(EvalError::Mismatch(format!(
+            "scores ({}) have no targets; score at least one target",
+            m.method
+        )));
+    }
+    if scores.values.len() != m.targets.len() * m.n_train {
+        return Err(EvalError::Mismatch(format!(
+            "scores ({}) hold {} values but describe {} targets x {} training examples; the score file is damaged, recompute it",
+            m.method,
+            scores.values.len(),
+            m.targets.len(),
+            m.n_train
+        )));
+    }
+    if let Some(&t) = m.targets.iter().find(|&&t| t >= r.n_split) {
+        return Err(EvalError::Mismatch(format!(
+            "scores ({}) have target {t} but the {what} covers {} {} examples; score targets in 0..{}",
+            m.method, r.n_split, r.split, r.n_split
+        )));
+    }
+    Ok(())
+}
+
+/// The linear datamodeling score (MATH.md E6) of `scores` against measured subset retrainings.
+///
+/// For score row `r` (target `t = scores.meta.targets[r]`) and subset `j` dropping `D_j`: true
+/// `f(S_j) = gt.outputs[j][t]`, predicted `gt.full[t] - sum_{i in D_j} tau[r][i]`; the per-target LDS
+/// is their Spearman correlation over subsets.
+///
+/// # Errors
+/// Scores of another run, output, split or training-set size; targets outside the split; an
+/// incomplete ground truth or one with fewer than 2 subsets.
+pub fn lds(gt: &GroundTruth, scores: &Scores) -> Result<LdsReport> {
+    let n_split = gt.full.len();
+    check(
+        scores,
+        &Reference {
+            what: "ground truth",
+            run_hash: &gt.run_hash,
+            output: &gt.output,
+            split: &gt.split,
+            n_split,
+        },
+    )?;
+    if !gt.is_complete() {
+        return Err(EvalError::Incomplete {
+            done: gt.done(),
+            total: gt.masks.len(),
+        });
+    }
+    let m = gt.masks.len();
+    if m < 2 {
+        return Err(invalid(
+            "ground truth",
+            format!("{m} subset; the LDS needs at least 2 (100 or more for a stable value)"),
+        ));
+    }
+    let n = scores.meta.n_train;
+    if let Some(j) = gt.masks.iter().position(|mask| mask.len() != n) {
+        return Err(EvalError::Mismatch(format!(
+            "scores ({}) have {n} training examples but subset {j} of the ground truth masks {}; they belong to different training sets",
+            scores.meta.method,
+            gt.masks[j].len()
+        )));
+    }
+    if let Some(j) = gt.outputs.iter().position(|o| o.len() != n_split) {
+        return Err(EvalError::Mismatch(format!(
+            "ground-truth subset {j} has {} outputs but the full run has {n_split}; recompute the ground truth",
+            gt.outputs[j].len()
+        )));
+    }
+    let dropped: Vec<Vec<usize>> = gt.masks.iter().map(|mk| dropped_of(mk)).collect();
+    let rows: Vec<(f64, f64, f64)> = (0..scores.rows())
+        .into_par_iter()
+        .map(|r| {
+            let t = scores.meta.targets[r];
+            let tau = scores.row(r);
+            let f0 = gt.full[t];
+            let mut truth = Vec::with_capacity(m);
+            let mut predicted = Vec::with_capacity(m);
+            let mut true_change = Vec::with_capacity(m);
+            let mut predicted_change = Vec::with_capacity(m);
+            for (j, d) in dropped.iter().enumerate() {
+                let s: f64 = d.iter().map(|&i| tau[i]).sum();
+                truth.push(gt.outputs[j][t]);
+                predicted.push(f0 - s);
+                true_change.push(gt.outputs[j][t] - f0);
+                predicted_change.push(-s);
+            }
+            (
+                spearman(&truth, &predicted),
+                pearson(&truth, &predicted),
+                slope(&predicted_change, &true_change),
+            )
+        })
+        .collect();
+    let per_target: Vec<f64> = rows.iter().map(|r| r.0).collect();
+    let pearsons: Vec<f64> = rows.iter().map(|r| r.1).collect();
+    let slopes: Vec<f64> = rows.iter().map(|r| r.2).collect();
+    Ok(LdsReport {
+        method: scores.meta.method.clone(),
+        lds: mean(&per_target),
+        ci: bootstrap_mean_ci(&per_target, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED),
+        pearson: mean(&pearsons),
+        slope: mean(&slopes),
+        targets: per_target.len(),
+        subsets: m,
+        per_target,
+    })
+}
+
+/// Brute-force LOO comparison (MATH.md E6): per target, the Pearson and Spearman correlation over
+/// the left-out examples `k` of the true change `f(S \ {z_k}) - f(S)` with the predicted `-tau_k`;
+/// returns `(pearson, spearman)` averaged over targets.
+///
+/// # Errors
+/// Scores of another run, output or split, targets outside the split, or left-out examples
+/// outside the scores' training set.
+pub fn loo_correlation(loo: &Loo, scores: &Scores) -> Result<(f64, f64)> {
+    check(
+        scores,
+        &Reference {
+            what: "leave-one-out ground truth",
+            run_hash: &loo.run_hash,
+            output: &loo.output,
+            split: &loo.split,
+            n_split: loo.full.len(),
+        },
+    )?;
+    let n = scores.meta.n_train;
+    if let Some(&i) = loo.examples.iter().find(|&&i| i >= n) {
+        return Err(EvalError::Mismatch(format!(
+            "the leave-one-out ground truth leaves out training example {i} but the scores ({}) cover {n} training examples",
+            scores.meta.method
+        )));
+    }
+    if loo.outputs.len() != loo.examples.len()
+        || loo.outputs.iter().any(|o| o.len() != loo.full.len())
+    {
+        return Err(EvalError::Mismatch(
+            "the leave-one-out ground truth has outputs of the wrong shape; recompute it".into(),
+        ));
+    }
+    let (p, s): (Vec<f64>, Vec<f64>) = (0..scores.rows())
+        .map(|r| {
+            let t = scores.meta.targets[r];
+            let tau = scores.row(r);
+            let truth: Vec<f64> = (0..loo.examples.len()).map(|k| loo.change(t, k)).collect();
+            let predicted: Vec<f64> = loo.examples.iter().map(|&i| -tau[i]).collect();
+            (pearson(&truth, &predicted), spearman(&truth, &predicted))
+        })
+        .unzip();
+    Ok((mean(&p), mean(&s)))
+}

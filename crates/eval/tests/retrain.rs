@@ -1,0 +1,326 @@
+//! Ground truth by real retraining (MATH.md E1, E6) on a small logistic-regression run: resuming from
+//! the cache gives the same bits as an uninterrupted computation, and brute-force LOO equals
+//! retraining by hand.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use attrib_eval::{compute, loo, loo_correlation, EvalError, GroundTruth, Loo, SubsetSpec};
+use methods::{Run, ScoreMeta, Scores, Split, Targets};
+use nn::{Output, RunConfig};
+
+fn run() -> Run {
+    let cfg = RunConfig::from_toml_str(
+        r#"
+        data = { source = "breast_cancer" }
+        model = { kind = "logistic" }
+        optim = { kind = "sgd", lr = 0.1, momentum = 0.9 }
+        train = { epochs = 5, batch_size = 64, precision = "f64" }
+        "#,
+        Path::new("test.toml"),
+    )
+    .unwrap();
+    Run::train(cfg, Path::new(".")).unwrap()
+}
+
+fn bits(v: &[f64]) -> Vec<u64> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+fn same_gt(a: &GroundTruth, b: &GroundTruth) {
+    assert_eq!(a.spec, b.spec);
+    assert_eq!(a.masks, b.masks);
+    assert_eq!(a.run_hash, b.run_hash);
+    assert_eq!(bits(&a.full), bits(&b.full));
+    assert_eq!(a.outputs.len(), b.outputs.len());
+    for (x, y) in a.outputs.iter().zip(&b.outputs) {
+        assert_eq!(bits(x), bits(y));
+    }
+}
+
+fn same_loo(a: &Loo, b: &Loo) {
+    assert_eq!(a.examples, b.examples);
+    assert_eq!(bits(&a.full), bits(&b.full));
+    for (x, y) in a.outputs.iter().zip(&b.outputs) {
+        assert_eq!(bits(x), bits(y));
+    }
+}
+
+fn quiet(_: usize, _: usize) {}
+
+#[test]
+fn groundtruth_resumes_bitwise() {
+    let run = run();
+    let n = run.n_train();
+    let n_test = run.dataset(Split::Test).len();
+    let spec = SubsetSpec::drop(0.05, 8, 0);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("gt");
+
+    // Interrupted after 3 subsets.
+    let part = compute(
+        &run,
+        &spec,
+        Output::Margin,
+        Split::Test,
+        Some(&dir),
+        Some(3),
+        &quiet,
+    )
+    .unwrap();
+    assert!(!part.is_complete());
+    assert_eq!(part.done(), 3);
+    assert_eq!(part.missing(), vec![3, 4, 5, 6, 7]);
+    assert!(dir.join("manifest.json").exists());
+    assert!(dir.join("subset_00002.json").exists());
+    assert!(!dir.join("subset_00003.json").exists());
+
+    // Resumed: loads 3, computes 5, reporting progress up to 8 of 8.
+    let last = AtomicUsize::new(0);
+    let calls = AtomicUsize::new(0);
+    let progress = |done: usize, total: usize| {
+        assert_eq!(total, 8);
+        last.fetch_max(done, Ordering::Relaxed);
+        calls.fetch_add(1, Ordering::Relaxed);
+    };
+    let resumed = compute(
+        &run,
+        &spec,
+        Output::Margin,
+        Split::Test,
+        Some(&dir),
+        None,
+        &progress,
+    )
+    .unwrap();
+    assert!(resumed.is_complete());
+    assert_eq!(last.load(Ordering::Relaxed), 8);
+    assert_eq!(calls.load(Ordering::Relaxed), 1 + 5);
+
+    let fresh_dir = tmp.path().join("fresh");
+    let fresh = compute(
+        &run,
+        &spec,
+        Output::Margin,
+        Split::Test,
+        Some(&fresh_dir),
+        None,
+        &quiet,
+    )
+    .unwrap();
+    let uncached = compute(&run, &spec, Output::Margin, Split::Test, None, None, &quiet).unwrap();
+    same_gt(&resumed, &fresh);
+    same_gt(&resumed, &uncached);
+    // Entirely from the cache.
+    let cached = compute(
+        &run,
+        &spec,
+        Output::Margin,
+        Split::Test,
+        Some(&dir),
+        Some(0),
+        &quiet,
+    )
+    .unwrap();
+    assert!(cached.is_complete());
+    same_gt(&cached, &uncached);
+
+    // Each subset drops exactly round(0.05 n) examples; the full outputs are the run's.
+    let k = (0.05 * n as f64).round() as usize;
+    for j in 0..8 {
+        assert_eq!(resumed.dropped(j).len(), k);
+        assert_eq!(resumed.outputs[j].len(), n_test);
+    }
+    let all = Targets::test((0..n_test).collect(), Output::Margin);
+    assert_eq!(
+        bits(&resumed.full),
+        bits(&run.target_outputs(&run.params, &all))
+    );
+    // Retraining changes the outputs, a little.
+    assert!(resumed.outputs[0] != resumed.full);
+
+    // Subset 5 by hand.
+    let w: Vec<f64> = resumed.masks[5]
+        .iter()
+        .map(|&k| if k { 1.0 } else { 0.0 })
+        .collect();
+    let by_hand = run.target_outputs(&run.retrain(&w).unwrap(), &all);
+    assert_eq!(bits(&by_hand), bits(&resumed.outputs[5]));
+
+    // Another spec in the same folder: refused, naming the folder and the fix.
+    let other = SubsetSpec::drop(0.05, 8, 1);
+    let e = compute(
+        &run,
+        &other,
+        Output::Margin,
+        Split::Test,
+        Some(&dir),
+        None,
+        &quiet,
+    )
+    .unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, EvalError::Cache { .. }), "{msg}");
+    assert!(
+        msg.contains(&dir.display().to_string()) && msg.contains("delete"),
+        "{msg}"
+    );
+    // Another output too.
+    let e = compute(
+        &run,
+        &spec,
+        Output::Loss,
+        Split::Test,
+        Some(&dir),
+        None,
+        &quiet,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("loss"), "{e}");
+
+    // A damaged subset file is named.
+    std::fs::write(dir.join("subset_00004.json"), "{ not json").unwrap();
+    let msg = compute(
+        &run,
+        &spec,
+        Output::Margin,
+        Split::Test,
+        Some(&dir),
+        None,
+        &quiet,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        msg.contains("subset_00004.json") && msg.contains("delete"),
+        "{msg}"
+    );
+
+    // Subset files without a manifest are refused.
+    let orphan = tmp.path().join("orphan");
+    std::fs::create_dir_all(&orphan).unwrap();
+    std::fs::copy(
+        dir.join("subset_00000.json"),
+        orphan.join("subset_00000.json"),
+    )
+    .unwrap();
+    let msg = compute(
+        &run,
+        &spec,
+        Output::Margin,
+        Split::Test,
+        Some(&orphan),
+        None,
+        &quiet,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(msg.contains("manifest.json"), "{msg}");
+
+    // An invalid spec is an error, not a panic.
+    let bad = SubsetSpec::drop(1.5, 8, 0);
+    let msg = compute(&run, &bad, Output::Margin, Split::Test, None, None, &quiet)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("spec.kind.drop.fraction"), "{msg}");
+}
+
+#[test]
+fn keep_half_groundtruth() {
+    let run = run();
+    let spec = SubsetSpec::keep(0.5, 2, 3);
+    let gt = compute(&run, &spec, Output::Loss, Split::Train, None, None, &quiet).unwrap();
+    let n = run.n_train();
+    assert_eq!(gt.full.len(), n);
+    for j in 0..2 {
+        assert_eq!(
+            gt.masks[j].iter().filter(|k| **k).count(),
+            (0.5 * n as f64).round() as usize
+        );
+    }
+}
+
+#[test]
+fn loo_matches_retraining_by_hand_and_resumes() {
+    let run = run();
+    let n_test = run.dataset(Split::Test).len();
+    let examples = [0usize, 17, 100, 250, run.n_train() - 1];
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("loo");
+
+    // Interrupted: only the first two, then all five from the same cache.
+    let part = loo(
+        &run,
+        Output::Margin,
+        Split::Test,
+        &examples[..2],
+        Some(&dir),
+        &quiet,
+    )
+    .unwrap();
+    assert!(dir.join("loo_00017.json").exists());
+    let resumed = loo(
+        &run,
+        Output::Margin,
+        Split::Test,
+        &examples,
+        Some(&dir),
+        &quiet,
+    )
+    .unwrap();
+    let uncached = loo(&run, Output::Margin, Split::Test, &examples, None, &quiet).unwrap();
+    same_loo(&resumed, &uncached);
+    assert_eq!(bits(&part.outputs[1]), bits(&uncached.outputs[1]));
+
+    let all = Targets::test((0..n_test).collect(), Output::Margin);
+    for (k, &i) in examples.iter().enumerate() {
+        let mut w = vec![1.0; run.n_train()];
+        w[i] = 0.0;
+        let by_hand = run.target_outputs(&run.retrain(&w).unwrap(), &all);
+        assert_eq!(bits(&by_hand), bits(&resumed.outputs[k]), "example {i}");
+        assert_eq!(resumed.change(3, k), by_hand[3] - resumed.full[3]);
+    }
+
+    // Scores equal to minus the true LOO changes correlate perfectly.
+    let n = run.n_train();
+    let targets: Vec<usize> = (0..10).collect();
+    let mut values = vec![0.0; targets.len() * n];
+    for (r, &t) in targets.iter().enumerate() {
+        for (k, &i) in examples.iter().enumerate() {
+            values[r * n + i] = -resumed.change(t, k);
+        }
+    }
+    let scores = Scores {
+        values,
+        meta: ScoreMeta {
+            method: "oracle-loo".into(),
+            options: BTreeMap::new(),
+            run_hash: run.hash.clone(),
+            output: "margin".into(),
+            split: "test".into(),
+            targets,
+            n_train: n,
+            seconds: 0.0,
+            attrib_version: "test".into(),
+            sign: methods::scores::SIGN.into(),
+        },
+    };
+    let (p, s) = loo_correlation(&resumed, &scores).unwrap();
+    assert!((p - 1.0).abs() < 1e-12, "{p}");
+    assert!((s - 1.0).abs() < 1e-12, "{s}");
+
+    // Bad input is an error.
+    assert!(loo(&run, Output::Margin, Split::Test, &[n], None, &quiet).is_err());
+    assert!(loo(&run, Output::Margin, Split::Test, &[3, 3], None, &quiet).is_err());
+    let e = loo(
+        &run,
+        Output::Loss,
+        Split::Test,
+        &examples,
+        Some(&dir),
+        &quiet,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("delete"), "{e}");
+}
