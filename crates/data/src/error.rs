@@ -104,7 +104,7 @@ fn location(line: &Option<u64>, column: &Option<String>) -> String {
 fn io_hint(e: &io::Error) -> &'static str {
     match e.kind() {
         io::ErrorKind::NotFound => {
-            "check the path (relative paths start from the current directory)"
+            "check the path (paths in a run config are relative to the config file; others to the current directory)"
         }
         io::ErrorKind::PermissionDenied => "check the file's permissions",
         io::ErrorKind::UnexpectedEof => {

@@ -3,16 +3,19 @@
 //! Tensor names and layouts are the model's [`crate::Layout`]: e.g. an MLP has `layers.{i}.weight`
 //! `[out, in]` and `layers.{i}.bias` `[out]` (PyTorch's `nn.Linear` layout), so a `state_dict` saved
 //! from PyTorch with the same names loads as initial parameters. `F32` and `F64` files are accepted
-//! and converted to the training precision.
+//! and converted to the training precision. Training-state checkpoints add the optimizer buffers as
+//! `opt.{i}` (flat); [`load_params`] ignores them, so a checkpoint can also start a run.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use engine::Float;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::error::{NnError, Result};
+use crate::optim::OptState;
 use crate::params::Layout;
+use crate::trainer::TrainState;
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so that a
 /// reader never sees a half-written file.
@@ -57,23 +60,31 @@ fn to_bytes<F: Float>(values: &[F]) -> (Dtype, Vec<u8>) {
     }
 }
 
-/// Saves the flat parameters under the layout's names, with string metadata.
+/// Key under which attrib stores its metadata, as one JSON object with sorted keys.
 ///
-/// # Errors
-/// I/O errors naming the file.
-pub fn save_params<F: Float>(
-    path: &Path,
-    layout: &Layout,
-    flat: &[F],
-    metadata: HashMap<String, String>,
-) -> Result<()> {
-    let parts: Vec<(String, Vec<usize>, Dtype, Vec<u8>)> = layout
-        .specs()
+/// `safetensors::serialize` writes `__metadata__` from a `HashMap`, whose order changes between
+/// processes; one key keeps the file bytes a function of its content alone.
+pub const METADATA_KEY: &str = "attrib";
+
+/// The bytes of a safetensors file holding `tensors` (name, shape, values) and `metadata`.
+/// Identical inputs give identical bytes in every process.
+///
+/// # Panics
+/// If a shape does not match its number of values (an internal invariant).
+pub fn serialize_tensors<F: Float>(
+    tensors: &[(String, Vec<usize>, &[F])],
+    metadata: &BTreeMap<String, String>,
+) -> Vec<u8> {
+    let parts: Vec<(String, Vec<usize>, Dtype, Vec<u8>)> = tensors
         .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let (dtype, bytes) = to_bytes(&flat[layout.range(i)]);
-            (s.name.clone(), s.shape.clone(), dtype, bytes)
+        .map(|(name, shape, values)| {
+            assert_eq!(
+                shape.iter().product::<usize>(),
+                values.len(),
+                "shape of {name} does not match its values"
+            );
+            let (dtype, bytes) = to_bytes(values);
+            (name.clone(), shape.clone(), dtype, bytes)
         })
         .collect();
     let views: Vec<(String, TensorView<'_>)> = parts
@@ -85,11 +96,130 @@ pub fn save_params<F: Float>(
             )
         })
         .collect();
-    let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| NnError::Params {
+    let meta = HashMap::from([(
+        METADATA_KEY.to_string(),
+        serde_json::to_string(metadata).expect("strings serialise"),
+    )]);
+    safetensors::serialize(views, Some(meta)).expect("valid tensor views always serialise")
+}
+
+/// Saves the flat parameters under the layout's names, with string metadata.
+///
+/// # Errors
+/// I/O errors naming the file.
+pub fn save_params<F: Float>(
+    path: &Path,
+    layout: &Layout,
+    flat: &[F],
+    metadata: &BTreeMap<String, String>,
+) -> Result<()> {
+    write_atomic(path, &serialize_tensors(&named(layout, flat), metadata))
+}
+
+/// The layout's tensors as (name, shape, values).
+fn named<'a, F: Float>(layout: &Layout, flat: &'a [F]) -> Vec<(String, Vec<usize>, &'a [F])> {
+    layout
+        .specs()
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.clone(), s.shape.clone(), &flat[layout.range(i)]))
+        .collect()
+}
+
+/// Saves a training state: the parameters under the layout's names and each optimizer buffer as
+/// `opt.{i}` (flat), with the step count in the metadata (`step`).
+///
+/// # Errors
+/// I/O errors naming the file.
+pub fn save_state<F: Float>(
+    path: &Path,
+    layout: &Layout,
+    state: &TrainState<F>,
+    metadata: &BTreeMap<String, String>,
+) -> Result<()> {
+    let mut tensors = named(layout, &state.params);
+    for (i, b) in state.opt.bufs.iter().enumerate() {
+        tensors.push((format!("opt.{i}"), vec![b.len()], b));
+    }
+    let mut meta = metadata.clone();
+    meta.insert("step".into(), state.opt.step.to_string());
+    meta.insert("optimizer_buffers".into(), state.opt.bufs.len().to_string());
+    write_atomic(path, &serialize_tensors(&tensors, &meta))
+}
+
+/// Loads a training state written by [`save_state`].
+///
+/// # Errors
+/// As [`load_params`], plus missing or misshapen optimizer buffers.
+pub fn load_state<F: Float>(path: &Path, layout: &Layout) -> Result<TrainState<F>> {
+    let bad = |reason: String| NnError::Params {
         path: path.to_path_buf(),
-        reason: format!("cannot serialise: {e}"),
+        reason,
+    };
+    let params = load_params(path, layout)?;
+    let meta = read_metadata(path)?;
+    let field = |k: &str| {
+        meta.get(k)
+            .and_then(|v| v.parse::<usize>().ok())
+            .ok_or_else(|| {
+                bad(format!(
+                    "metadata lacks \"{k}\"; not a training-state checkpoint"
+                ))
+            })
+    };
+    let (step, count) = (field("step")?, field("optimizer_buffers")?);
+    let bytes = std::fs::read(path).map_err(|source| NnError::Io {
+        path: path.to_path_buf(),
+        source,
     })?;
-    write_atomic(path, &bytes)
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| bad(format!("not a safetensors file ({e})")))?;
+    let mut bufs = Vec::with_capacity(count);
+    for i in 0..count {
+        let name = format!("opt.{i}");
+        let t = st
+            .tensor(&name)
+            .map_err(|_| bad(format!("no optimizer buffer \"{name}\"")))?;
+        if t.shape() != [layout.total()] {
+            return Err(bad(format!(
+                "\"{name}\" has shape {:?}, expected [{}]",
+                t.shape(),
+                layout.total()
+            )));
+        }
+        bufs.push(decode(&t, &name).map_err(bad)?);
+    }
+    Ok(TrainState {
+        params,
+        opt: OptState { step, bufs },
+    })
+}
+
+/// Values of a tensor view converted to `F`.
+fn decode<F: Float>(t: &TensorView<'_>, name: &str) -> std::result::Result<Vec<F>, String> {
+    let values: Vec<F> = match t.dtype() {
+        Dtype::F32 => t
+            .data()
+            .chunks_exact(4)
+            .map(|c| F::from_f32(f32::from_le_bytes(c.try_into().unwrap())))
+            .collect(),
+        Dtype::F64 => t
+            .data()
+            .chunks_exact(8)
+            .map(|c| F::from_f64(f64::from_le_bytes(c.try_into().unwrap())))
+            .collect(),
+        other => {
+            return Err(format!(
+                "tensor \"{name}\" has dtype {other:?}; convert it to F32 or F64"
+            ))
+        }
+    };
+    match values.iter().position(|v| !v.is_finite()) {
+        Some(j) => Err(format!(
+            "tensor \"{name}\" holds a non-finite value at flat index {j}"
+        )),
+        None => Ok(values),
+    }
 }
 
 /// Loads parameters for `layout` from a safetensors file.
@@ -136,36 +266,13 @@ pub fn load_params<F: Float>(path: &Path, layout: &Layout) -> Result<Vec<F>> {
                 spec.shape
             )));
         }
-        let start = flat.len();
-        match t.dtype() {
-            Dtype::F32 => flat.extend(
-                t.data()
-                    .chunks_exact(4)
-                    .map(|c| F::from_f32(f32::from_le_bytes(c.try_into().unwrap()))),
-            ),
-            Dtype::F64 => flat.extend(
-                t.data()
-                    .chunks_exact(8)
-                    .map(|c| F::from_f64(f64::from_le_bytes(c.try_into().unwrap()))),
-            ),
-            other => {
-                return Err(bad(format!(
-                    "tensor \"{}\" has dtype {other:?}; convert it to F32 or F64",
-                    spec.name
-                )))
-            }
-        }
-        if let Some(j) = flat[start..].iter().position(|v| !v.is_finite()) {
-            return Err(bad(format!(
-                "tensor \"{}\" holds a non-finite value at flat index {j}",
-                spec.name
-            )));
-        }
+        flat.extend(decode::<F>(&t, &spec.name).map_err(bad)?);
     }
+    // Optimizer buffers of a training-state checkpoint are not parameters; anything else is a mismatch.
     let names: Vec<&str> = st.names();
     if let Some(extra) = names
         .iter()
-        .find(|n| !layout.specs().iter().any(|s| &s.name == *n))
+        .find(|n| !n.starts_with("opt.") && !layout.specs().iter().any(|s| &s.name == *n))
     {
         return Err(bad(format!(
             "unexpected tensor \"{extra}\"; the model expects: {}",
@@ -175,18 +282,31 @@ pub fn load_params<F: Float>(path: &Path, layout: &Layout) -> Result<Vec<F>> {
     Ok(flat)
 }
 
-/// Reads the metadata of a safetensors file.
+/// Reads the metadata of a safetensors file: attrib's own keys (see [`METADATA_KEY`]) and any
+/// plain keys written by other tools.
 ///
 /// # Errors
 /// I/O or format errors naming the file.
-pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
+pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
     let bytes = std::fs::read(path).map_err(|source| NnError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| NnError::Params {
+    let bad = |reason: String| NnError::Params {
         path: path.to_path_buf(),
-        reason: format!("not a safetensors file ({e})"),
-    })?;
-    Ok(meta.metadata().clone().unwrap_or_default())
+        reason,
+    };
+    let (_, meta) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| bad(format!("not a safetensors file ({e})")))?;
+    let mut out = BTreeMap::new();
+    for (k, v) in meta.metadata().clone().unwrap_or_default() {
+        if k == METADATA_KEY {
+            let inner: BTreeMap<String, String> = serde_json::from_str(&v)
+                .map_err(|e| bad(format!("malformed \"{METADATA_KEY}\" metadata ({e})")))?;
+            out.extend(inner);
+        } else {
+            out.insert(k, v);
+        }
+    }
+    Ok(out)
 }

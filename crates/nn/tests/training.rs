@@ -5,7 +5,7 @@ extern crate attrib_nn as nn;
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use common::*;
 use data::{load_splits, Splits};
@@ -271,7 +271,7 @@ fn parameters_round_trip_through_safetensors_and_start_a_run() {
         &path,
         model.layout(),
         &st.params,
-        HashMap::from([("precision".into(), "f32".into())]),
+        &BTreeMap::from([("precision".into(), "f32".into())]),
     )
     .unwrap();
     let back: Vec<f32> = nn::io::load_params(&path, model.layout()).unwrap();
@@ -326,4 +326,33 @@ fn parameters_round_trip_through_safetensors_and_start_a_run() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("not a safetensors file"), "{e}");
+}
+
+#[test]
+fn files_are_byte_reproducible_and_states_round_trip() {
+    // The bytes depend on the content only (metadata order included), in this and any other process.
+    let text = DIGITS_MLP
+        .replace("epochs = 20", "epochs = 1")
+        .replace("hidden = [128, 128]", "hidden = [8]");
+    let c = cfg(&text);
+    let s = splits(&c);
+    let (model, st) = train::<f32>(&c, &s, None);
+    let meta: BTreeMap<String, String> = [("b", "2"), ("a", "1"), ("c", "3"), ("seed", "0")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let (p1, p2) = (
+        dir.path().join("1.safetensors"),
+        dir.path().join("2.safetensors"),
+    );
+    nn::io::save_state(&p1, model.layout(), &st, &meta).unwrap();
+    nn::io::save_state(&p2, model.layout(), &st, &meta).unwrap();
+    assert_eq!(std::fs::read(&p1).unwrap(), std::fs::read(&p2).unwrap());
+    let back: TrainState<f32> = nn::io::load_state(&p1, model.layout()).unwrap();
+    assert!(back.bitwise_eq(&st));
+    assert_eq!(nn::io::read_metadata(&p1).unwrap()["c"], "3");
+    // A checkpoint also serves as initial parameters (its optimizer buffers are skipped).
+    let params: Vec<f32> = nn::io::load_params(&p1, model.layout()).unwrap();
+    assert_eq!(params, st.params);
 }
