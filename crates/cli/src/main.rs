@@ -1,1 +1,126 @@
-fn main() {}
+//! The `attrib` binary: parses the arguments, runs one command, prints errors.
+//!
+//! Glue only: the numerics live in `attrib-engine`, the models and the trainer in `attrib-nn`, the
+//! datasets in `attrib-data`.
+//!
+//! Exit codes: 0 on success (also when stdout is closed early, e.g. `attrib ... | head`), 1 when the
+//! command fails (the error chain is printed once on stderr, and as an `error` event with
+//! `--json`), 2 on a usage error (unknown command or flag, bad flag value).
+
+mod args;
+mod bench;
+mod demo;
+mod evaluate;
+mod output;
+mod progress;
+mod run_dir;
+mod train;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+use crate::args::{BenchCommand, Cli, Command};
+use crate::output::{Event, Output};
+
+/// What every command needs: where to print, and the thread count in force.
+pub struct Ctx {
+    /// Printing policy (`--json`, `--quiet`).
+    pub out: Output,
+    /// Threads of the global rayon pool.
+    pub threads: usize,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Usage errors (exit code 2), or --help / --version (exit code 0).
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
+    let out = Output {
+        json: cli.global.json,
+        quiet: cli.global.quiet,
+    };
+    match run(&cli, out) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            let message = render(&e);
+            let _ = out.event(&Event::Error { message: &message });
+            let _ = writeln!(io::stderr().lock(), "error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli, out: Output) -> Result<()> {
+    let threads = cli
+        .global
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .with_context(|| {
+            format!("cannot start {threads} worker threads; try a smaller --threads")
+        })?;
+    let ctx = Ctx { out, threads };
+    match &cli.command {
+        Command::Train(a) => train::run(a, &ctx),
+        Command::Evaluate(a) => evaluate::run(a, &ctx),
+        Command::Demo(a) => demo::run(a, &ctx),
+        Command::Bench(BenchCommand::Train(a)) => bench::run(a, &ctx),
+    }
+}
+
+/// The error chain as `outer: inner: ...` (anyhow's `{:#}`), skipping a cause whose text the
+/// message already contains (library errors often print their source themselves).
+fn render(e: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_skips_repeated_causes() {
+        let io = io::Error::new(io::ErrorKind::NotFound, "No such file");
+        let e = anyhow::Error::new(io)
+            .context("run.toml: No such file")
+            .context("cannot train");
+        assert_eq!(render(&e), "cannot train: run.toml: No such file");
+        let e = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(render(&e), "outer: inner");
+    }
+
+    #[test]
+    fn broken_pipe_is_detected_through_context() {
+        let e = anyhow::Error::new(io::Error::from(io::ErrorKind::BrokenPipe)).context("printing");
+        assert!(is_broken_pipe(&e));
+        assert!(!is_broken_pipe(&anyhow::anyhow!("other")));
+    }
+}

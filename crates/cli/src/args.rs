@@ -1,0 +1,366 @@
+//! Command-line arguments, parsed by clap from these definitions (so `-h`, `--help` and the
+//! error messages all come from one place).
+//!
+//! Parsing has two stages: clap turns the raw arguments into these structs (validating each value
+//! on its own, e.g. `--threads 0` is refused here), then each command module turns them into
+//! built objects (resolved config, datasets, model) before anything is written.
+//!
+//! Every flag has a one-line `///` summary (what `-h` shows), a long help with an example (what
+//! `--help` shows), and a parse test at the bottom of this file.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// attrib: predictive data attribution. Train, evaluate and benchmark models.
+#[derive(Debug, Parser)]
+#[command(
+    name = "attrib",
+    version,
+    arg_required_else_help = true,
+    propagate_version = true
+)]
+#[command(after_long_help = "Start with `attrib demo` (no files needed), then \
+                             `attrib train --config examples/digits_mlp.toml --out runs/digits`.")]
+pub struct Cli {
+    /// Flags shared by every command.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags accepted before or after any command.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Worker threads for the kernels [default: all cores].
+    ///
+    /// Results are bitwise identical for every thread count; only the speed changes. Must be at
+    /// least 1.
+    ///
+    /// Example: attrib --threads 4 train --config run.toml --out runs/a
+    #[arg(long, global = true, value_name = "N", value_parser = parse_threads)]
+    pub threads: Option<usize>,
+
+    /// Print results only: no progress bar, no per-epoch lines.
+    ///
+    /// Summaries, evaluations and benchmark tables are still printed. Progress bars are also
+    /// hidden whenever stderr is not a terminal.
+    ///
+    /// Example: attrib --quiet train --config run.toml --out runs/a
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
+    /// Print JSON lines on stdout: one object per event.
+    ///
+    /// Each line is a JSON object whose "type" field names the event (start, step, epoch,
+    /// checkpoint, summary, evaluation, gemm, bench_train, note, error); the fields of each type
+    /// are specified in the documentation of the `output` module. No progress bar is drawn.
+    ///
+    /// Example: attrib --json evaluate --run runs/a | jq .accuracy
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a model described by a TOML config into a run directory.
+    Train(TrainArgs),
+    /// Print the loss and accuracy of a trained run on one of its splits.
+    Evaluate(EvaluateArgs),
+    /// Train the embedded digits MLP (no files needed), step by step.
+    Demo(DemoArgs),
+    /// Measure throughput next to this machine's GEMM speed.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `attrib train`.
+#[derive(Debug, Args)]
+#[command(
+    after_long_help = "The config has the tables [data], [model], [optim], [schedule] and \
+                             [train]; see the README or examples/*.toml for every field and its \
+                             default. Unknown fields are errors."
+)]
+pub struct TrainArgs {
+    /// The run configuration (TOML).
+    ///
+    /// Paths inside it (data.path, data.labels_path, train.init_from) are relative to the
+    /// config file's folder. The resolved config, with every default and absolute paths, is saved
+    /// as DIR/config.toml.
+    ///
+    /// Example: attrib train --config examples/digits_mlp.toml --out runs/digits
+    #[arg(long, short, value_name = "FILE")]
+    pub config: PathBuf,
+
+    /// The run directory to create, or to retrain.
+    ///
+    /// A folder holding a run of the same resolved config is retrained in place.
+    ///
+    /// It receives config.toml, metrics.jsonl, params.safetensors and, when
+    /// train.checkpoint_every is set, trajectory/step_NNNNNNNN.safetensors.
+    ///
+    /// Example: attrib train --config run.toml --out runs/lr-0.1
+    #[arg(long, short, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Replace another run in DIR (deletes its outputs).
+    ///
+    /// Without --force, training into a directory whose config.toml differs from the new
+    /// resolved config is refused and the differing fields are shown.
+    ///
+    /// Example: attrib train --config run.toml --out runs/a --force
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `attrib evaluate`.
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// The run directory written by `attrib train`.
+    ///
+    /// Its config.toml rebuilds the data split and the model; params.safetensors holds the
+    /// weights.
+    ///
+    /// Example: attrib evaluate --run runs/digits
+    #[arg(long, short, value_name = "DIR")]
+    pub run: PathBuf,
+
+    /// Split to evaluate: train or test.
+    ///
+    /// The split is rebuilt from the run's config (same seed), so it is exactly the one used in
+    /// training.
+    ///
+    /// Example: attrib evaluate --run runs/digits --split train
+    #[arg(long, value_enum, default_value_t = Split::Test, hide_possible_values = true)]
+    pub split: Split,
+}
+
+/// A data split of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Split {
+    /// The training examples.
+    Train,
+    /// The held-out examples.
+    Test,
+}
+
+impl Split {
+    /// The name used in messages and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Test => "test",
+        }
+    }
+}
+
+/// `attrib demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where to write the demo run.
+    ///
+    /// The demo trains the recipe of examples/digits_mlp.toml, which is compiled into the binary.
+    ///
+    /// Example: attrib demo --out /tmp/demo
+    #[arg(long, short, value_name = "DIR", default_value = "runs/demo")]
+    pub out: PathBuf,
+
+    /// Replace another run in DIR (deletes its outputs).
+    ///
+    /// As `attrib train --force`.
+    ///
+    /// Example: attrib demo --out runs/a --force
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `attrib bench ...`.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Time training steps and gradients; compare with GEMM GFLOP/s.
+    Train(BenchTrainArgs),
+}
+
+/// `attrib bench train`.
+#[derive(Debug, Args)]
+pub struct BenchTrainArgs {
+    /// Time each measurement for ~0.25 s instead of ~2 s.
+    ///
+    /// Quick figures are noisier; use them to check that the benchmark runs.
+    ///
+    /// Example: attrib bench train --quick
+    #[arg(long)]
+    pub quick: bool,
+}
+
+/// `--threads`: a positive integer.
+fn parse_threads(s: &str) -> Result<usize, String> {
+    let n: usize = s.trim().parse().map_err(|_| {
+        format!("\"{s}\" is not a whole number; give the number of threads, e.g. 4")
+    })?;
+    if n == 0 {
+        return Err("must be at least 1 (it is the number of worker threads); omit --threads to use all cores".into());
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("attrib").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn short_help_fits_79_columns() {
+        fn check(cmd: &mut clap::Command) {
+            let help = cmd.render_help().to_string();
+            for line in help.lines() {
+                assert!(
+                    line.chars().count() <= 79,
+                    "`{} -h`, too long: {line}",
+                    cmd.get_name()
+                );
+            }
+            for sub in cmd.get_subcommands_mut() {
+                check(sub);
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        check(&mut cmd);
+    }
+
+    #[test]
+    fn test_threads() {
+        assert_eq!(
+            parse(&["--threads", "3", "demo"]).unwrap().global.threads,
+            Some(3)
+        );
+        assert_eq!(
+            parse(&["demo", "--threads", "2"]).unwrap().global.threads,
+            Some(2)
+        );
+        assert_eq!(parse(&["demo"]).unwrap().global.threads, None);
+        let e = parse(&["--threads", "0", "demo"]).unwrap_err().to_string();
+        assert!(e.contains("at least 1"), "{e}");
+        let e = parse(&["--threads", "many", "demo"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a whole number"), "{e}");
+    }
+
+    #[test]
+    fn test_quiet() {
+        assert!(parse(&["-q", "demo"]).unwrap().global.quiet);
+        assert!(parse(&["demo", "--quiet"]).unwrap().global.quiet);
+        assert!(!parse(&["demo"]).unwrap().global.quiet);
+    }
+
+    #[test]
+    fn test_json() {
+        assert!(parse(&["--json", "demo"]).unwrap().global.json);
+        assert!(
+            parse(&["evaluate", "--run", "r", "--json"])
+                .unwrap()
+                .global
+                .json
+        );
+        assert!(!parse(&["demo"]).unwrap().global.json);
+    }
+
+    #[test]
+    fn test_train_config_out_force() {
+        let cli = parse(&["train", "--config", "a.toml", "--out", "runs/a"]).unwrap();
+        let Command::Train(t) = cli.command else {
+            panic!("not train")
+        };
+        assert_eq!(t.config, PathBuf::from("a.toml"));
+        assert_eq!(t.out, PathBuf::from("runs/a"));
+        assert!(!t.force);
+        let Command::Train(t) = parse(&["train", "-c", "a.toml", "-o", "d", "--force"])
+            .unwrap()
+            .command
+        else {
+            panic!("not train")
+        };
+        assert!(t.force);
+        assert!(
+            parse(&["train", "--out", "d"]).is_err(),
+            "--config is required"
+        );
+        assert!(
+            parse(&["train", "--config", "a.toml"]).is_err(),
+            "--out is required"
+        );
+    }
+
+    #[test]
+    fn test_evaluate_run_split() {
+        let Command::Evaluate(e) = parse(&["evaluate", "--run", "r"]).unwrap().command else {
+            panic!()
+        };
+        assert_eq!((e.run, e.split), (PathBuf::from("r"), Split::Test));
+        let Command::Evaluate(e) = parse(&["evaluate", "-r", "r", "--split", "train"])
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        assert_eq!(e.split, Split::Train);
+        assert!(parse(&["evaluate", "--run", "r", "--split", "valid"]).is_err());
+        assert!(parse(&["evaluate"]).is_err(), "--run is required");
+    }
+
+    #[test]
+    fn test_demo_out_force() {
+        let Command::Demo(d) = parse(&["demo"]).unwrap().command else {
+            panic!()
+        };
+        assert_eq!(d.out, PathBuf::from("runs/demo"));
+        assert!(!d.force);
+        let Command::Demo(d) = parse(&["demo", "--out", "x", "--force"]).unwrap().command else {
+            panic!()
+        };
+        assert_eq!(d.out, PathBuf::from("x"));
+        assert!(d.force);
+    }
+
+    #[test]
+    fn test_bench_train_quick() {
+        let Command::Bench(BenchCommand::Train(b)) =
+            parse(&["bench", "train", "--quick"]).unwrap().command
+        else {
+            panic!()
+        };
+        assert!(b.quick);
+        let Command::Bench(BenchCommand::Train(b)) = parse(&["bench", "train"]).unwrap().command
+        else {
+            panic!()
+        };
+        assert!(!b.quick);
+        assert!(parse(&["bench"]).is_err(), "bench needs a subcommand");
+    }
+
+    #[test]
+    fn unknown_flags_and_commands_are_usage_errors() {
+        for args in [
+            &["frobnicate"][..],
+            &["train", "--config", "a", "--out", "b", "--speed"],
+            &[],
+        ] {
+            let e = parse(args).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}: {e}");
+        }
+    }
+}

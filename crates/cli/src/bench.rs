@@ -1,0 +1,344 @@
+//! `attrib bench train [--quick]`: training throughput next to this machine's GEMM speed, both
+//! measured in the same run.
+//!
+//! ## What is measured
+//!
+//! - **GEMM**: `engine::kernels::matmul(&a, &b, false, false)` in f32 on `256x512 @ 512x512` (the
+//!   shape of a hidden layer of workload (b)) and `1024x1024 @ 1024x1024`; `2 m k n` FLOPs a call.
+//! - **Workloads**, f32, `drop_last` so that every batch is full:
+//!   (a) the digits MLP of `examples/digits_mlp.toml` (64-128-128-10, batch 64);
+//!   (b) an MLP 512-512-512-512-512-10 (input 512, four hidden layers of 512, 10 classes) on 4,096
+//!   synthetic Gaussian examples with random labels, batch 256, SGD with momentum.
+//! - **Modes**: `step` times `Trainer::step` (batch gather, forward, backward, optimizer update);
+//!   `gradient` times `Trainer::gradient` alone at fixed parameters.
+//! - **FLOPs of a step**: `6 * batch * sum over layers of in * out` (per multiply-add, 2 in the
+//!   forward pass and 4 in the backward pass); activations, losses and updates are not counted.
+//! - Each measurement runs in a local rayon pool of 1 thread, then of all threads (`--threads` or
+//!   every core), after a warm-up, and repeats until its time budget (2 s, 0.25 s with `--quick`)
+//!   is spent; figures are means over that window.
+//! - **ratio** = training GFLOP/s / GEMM peak at the same thread count, the peak being the best of
+//!   the GEMM shapes above: the fraction of the machine's matrix-multiply speed that training
+//!   achieves. (Training can exceed the panelled `256x512 @ 512x512` figure: its products have
+//!   other shapes and transpositions.)
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use data::{DataConfig, Dataset, Features, Labels, Source};
+use engine::{Rng, Tensor};
+use nn::{
+    Activation, Model, ModelConfig, OptimConfig, RunConfig, ScheduleConfig, TrainConfig, Trainer,
+};
+
+use crate::args::BenchTrainArgs;
+use crate::output::{thousands, BenchTrainRecord, Event, GemmRecord};
+use crate::Ctx;
+
+/// GEMM shapes `(m, k, n)`; the best of them at a thread count is the peak of the ratio.
+const GEMMS: [(usize, usize, usize); 2] = [(256, 512, 512), (1024, 1024, 1024)];
+
+/// A model, its data and its training config.
+struct Workload {
+    name: String,
+    cfg: RunConfig,
+    model: Model,
+    data: Dataset,
+    /// Multiply-adds of one example's forward pass through the linear layers.
+    macs: usize,
+}
+
+impl Workload {
+    fn new(name: &str, cfg: RunConfig, data: Dataset) -> Result<Workload> {
+        cfg.validate()?;
+        let model = Model::new(&cfg.model, &data)?;
+        let macs = model
+            .layout()
+            .specs()
+            .iter()
+            .filter(|s| s.name.ends_with(".weight") && s.shape.len() == 2)
+            .map(|s| s.shape[0] * s.shape[1])
+            .sum();
+        Ok(Workload {
+            name: name.to_string(),
+            cfg,
+            model,
+            data,
+            macs,
+        })
+    }
+
+    fn batch(&self) -> usize {
+        self.cfg.train.batch_size
+    }
+
+    /// FLOPs of one training step (forward and backward).
+    fn flops_per_step(&self) -> f64 {
+        6.0 * self.batch() as f64 * self.macs as f64
+    }
+}
+
+/// (a): the demo recipe with a long plan and full batches.
+fn digits_mlp() -> Result<Workload> {
+    let mut cfg = RunConfig::from_toml_str(
+        crate::demo::RECIPE,
+        std::path::Path::new(crate::demo::RECIPE_NAME),
+    )?;
+    cfg.train.epochs = 50;
+    cfg.train.drop_last = true;
+    let splits = data::load_splits(&cfg.data, std::path::Path::new("."))?;
+    Workload::new("digits MLP 64-128-128-10", cfg, splits.train)
+}
+
+/// (b): a wide MLP on synthetic data, built in code.
+fn wide_mlp() -> Result<Workload> {
+    let (n, d, k) = (4096, 512, 10);
+    let mut rng = Rng::new(7);
+    let values: Vec<f32> = (0..n * d).map(|_| rng.normal() as f32).collect();
+    let y: Vec<u32> = (0..n).map(|_| rng.below(k as u64) as u32).collect();
+    let data = Dataset {
+        name: "synthetic".into(),
+        features: Features::Dense {
+            values,
+            shape: vec![d],
+        },
+        labels: Labels::Classes {
+            y,
+            num_classes: k,
+            class_names: None,
+        },
+        feature_names: None,
+    };
+    data.validate()?;
+    let cfg = RunConfig {
+        data: DataConfig::new(Source::Digits), // not read: the dataset above is built in code
+        model: ModelConfig::Mlp {
+            hidden: vec![512; 4],
+            activation: Activation::Gelu,
+            output_scale: 1.0,
+        },
+        optim: OptimConfig::Sgd {
+            lr: 0.01,
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: 0.0,
+        },
+        schedule: ScheduleConfig::Constant,
+        train: TrainConfig {
+            epochs: 20,
+            batch_size: 256,
+            drop_last: true,
+            ..TrainConfig::default()
+        },
+    };
+    Workload::new("MLP 512-512-512-512 synthetic", cfg, data)
+}
+
+/// Calls `f` `warmup` times, then until `budget` is spent (at least 3 times); returns
+/// `(calls, seconds)` of the timed part.
+fn time(
+    warmup: usize,
+    budget: Duration,
+    mut f: impl FnMut() -> Result<()>,
+) -> Result<(usize, f64)> {
+    for _ in 0..warmup {
+        f()?;
+    }
+    let t0 = Instant::now();
+    let mut calls = 0;
+    while calls < 3 || t0.elapsed() < budget {
+        f()?;
+        calls += 1;
+    }
+    Ok((calls, t0.elapsed().as_secs_f64()))
+}
+
+fn gemm(m: usize, k: usize, n: usize, warmup: usize, budget: Duration) -> Result<(usize, f64)> {
+    let mut rng = Rng::new(1);
+    let mut random = |len: usize| {
+        (0..len)
+            .map(|_| rng.uniform_in(-1.0, 1.0) as f32)
+            .collect::<Vec<f32>>()
+    };
+    let a = Tensor::from_vec(random(m * k), &[m, k]);
+    let b = Tensor::from_vec(random(k * n), &[k, n]);
+    time(warmup, budget, || {
+        black_box(engine::kernels::matmul(
+            black_box(&a),
+            black_box(&b),
+            false,
+            false,
+        ));
+        Ok(())
+    })
+}
+
+#[derive(Clone, Copy)]
+enum Mode {
+    Step,
+    Gradient,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Step => "step",
+            Mode::Gradient => "gradient",
+        }
+    }
+}
+
+fn train_steps(w: &Workload, mode: Mode, warmup: usize, budget: Duration) -> Result<(usize, f64)> {
+    let trainer = Trainer::<f32>::new(&w.model, &w.cfg, &w.data)?;
+    let init = trainer.init_state(None)?;
+    let steps = trainer.steps();
+    match mode {
+        Mode::Step => {
+            let mut state = init.clone();
+            time(warmup, budget, || {
+                if state.opt.step >= steps {
+                    state = init.clone();
+                }
+                trainer.step(&mut state)?;
+                Ok(())
+            })
+        }
+        Mode::Gradient => {
+            let mut t = 0;
+            time(warmup, budget, || {
+                black_box(trainer.gradient(&init.params, t % steps));
+                t += 1;
+                Ok(())
+            })
+        }
+    }
+}
+
+fn pool(threads: usize) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .with_context(|| format!("cannot start a pool of {threads} threads"))
+}
+
+/// Runs the command.
+///
+/// # Errors
+/// Thread-pool creation failures and (never expected) training errors.
+pub fn run(args: &BenchTrainArgs, ctx: &Ctx) -> Result<()> {
+    let out = &ctx.out;
+    let (budget, warmup) = if args.quick {
+        (Duration::from_millis(250), 2)
+    } else {
+        (Duration::from_secs(2), 10)
+    };
+    let mut counts = vec![1];
+    if ctx.threads > 1 {
+        counts.push(ctx.threads);
+    }
+    if cfg!(debug_assertions) {
+        out.info("warning: this is a debug build; timings are meaningless without --release")?;
+    }
+    out.result(format!(
+        "attrib bench train: f32, threads {:?}, {:.2} s per measurement after warm-up",
+        counts,
+        budget.as_secs_f64()
+    ))?;
+    out.result("")?;
+    out.result(format!(
+        "{:<34} {:>7} {:>10} {:>9}",
+        "GEMM engine::kernels::matmul", "threads", "ms/call", "GFLOP/s"
+    ))?;
+    let mut peak = vec![0.0f64; counts.len()]; // best GEMM GFLOP/s per thread count
+    for &(m, k, n) in &GEMMS {
+        for (ti, &threads) in counts.iter().enumerate() {
+            let (calls, seconds) =
+                pool(threads)?.install(|| gemm(m, k, n, warmup.min(3), budget))?;
+            let gflops = 2.0 * (m * k * n) as f64 * calls as f64 / seconds / 1e9;
+            peak[ti] = peak[ti].max(gflops);
+            out.event(&Event::Gemm(&GemmRecord {
+                m,
+                k,
+                n,
+                threads,
+                calls,
+                seconds,
+                gflops,
+            }))?;
+            out.result(format!(
+                "{:<34} {threads:>7} {:>10.3} {gflops:>9.1}",
+                format!("{m}x{k} @ {k}x{n}"),
+                1e3 * seconds / calls as f64
+            ))?;
+        }
+    }
+    out.result("")?;
+    out.result(format!(
+        "{:<30} {:<8} {:>7} {:>5} {:>11} {:>9} {:>12} {:>6}",
+        "workload", "mode", "threads", "batch", "examples/s", "GFLOP/s", "GEMM peak", "ratio"
+    ))?;
+    for w in [digits_mlp()?, wide_mlp()?] {
+        for mode in [Mode::Step, Mode::Gradient] {
+            for (ti, &threads) in counts.iter().enumerate() {
+                let (iterations, seconds) =
+                    pool(threads)?.install(|| train_steps(&w, mode, warmup, budget))?;
+                let per_second = iterations as f64 / seconds;
+                let gflops = w.flops_per_step() * per_second / 1e9;
+                let rec = BenchTrainRecord {
+                    workload: w.name.clone(),
+                    mode: mode.name(),
+                    threads,
+                    batch: w.batch(),
+                    iterations,
+                    seconds,
+                    examples_per_second: per_second * w.batch() as f64,
+                    gflops,
+                    gemm_gflops: peak[ti],
+                    ratio: gflops / peak[ti],
+                };
+                out.event(&Event::BenchTrain(&rec))?;
+                out.result(format!(
+                    "{:<30} {:<8} {threads:>7} {:>5} {:>11} {gflops:>9.2} {:>12.1} {:>6.3}",
+                    rec.workload,
+                    rec.mode,
+                    rec.batch,
+                    thousands(rec.examples_per_second.round() as usize),
+                    rec.gemm_gflops,
+                    rec.ratio
+                ))?;
+            }
+        }
+    }
+    out.info("")?;
+    out.info(
+        "FLOPs of a step = 6 x batch x sum of layer in*out (forward 2, backward 4 per multiply-add); \
+         ratio = training GFLOP/s / best GEMM GFLOP/s at the same thread count.",
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flop_counts_follow_the_layers() {
+        let a = digits_mlp().unwrap();
+        assert_eq!(a.macs, 64 * 128 + 128 * 128 + 128 * 10);
+        assert_eq!(a.flops_per_step(), 6.0 * 64.0 * a.macs as f64);
+        let b = wide_mlp().unwrap();
+        assert_eq!(b.macs, 4 * 512 * 512 + 512 * 10);
+        assert_eq!(b.data.len(), 4096);
+    }
+
+    #[test]
+    fn timing_respects_minimum_calls() {
+        let mut n = 0;
+        let (calls, _) = time(2, Duration::ZERO, || {
+            n += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!((calls, n), (3, 5));
+    }
+}

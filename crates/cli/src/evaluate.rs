@@ -1,0 +1,64 @@
+//! `attrib evaluate --run DIR [--split train|test]`: loss and accuracy of a trained run.
+//!
+//! The split is rebuilt from `DIR/config.toml` (same split seed, same standardisation), so it is
+//! exactly the split the run was trained and tested on.
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use engine::Float;
+use nn::{Evaluation, Model, Precision};
+
+use crate::args::EvaluateArgs;
+use crate::output::{percent, thousands, Event};
+use crate::run_dir::{RunDir, EVAL_BATCH};
+use crate::Ctx;
+
+/// Runs the command.
+///
+/// # Errors
+/// A folder that is not a run directory, a run whose training did not finish, unreadable data
+/// or parameters.
+pub fn run(args: &EvaluateArgs, ctx: &Ctx) -> Result<()> {
+    let dir = RunDir::open(&args.run)?;
+    let cfg = dir.read_config()?;
+    if !dir.params().is_file() {
+        bail!(
+            "{} has no params.safetensors: its training did not finish; train it again with \
+             `attrib train --config {} --out {}`",
+            args.run.display(),
+            dir.config().display(),
+            args.run.display()
+        );
+    }
+    let splits = data::load_splits(&cfg.data, dir.root())?;
+    let model = Model::new(&cfg.model, &splits.train)?;
+    let ds = match args.split {
+        crate::args::Split::Train => &splits.train,
+        crate::args::Split::Test => &splits.test,
+    };
+    model.check_data(ds, &format!("the {} split", args.split.name()))?;
+    let eval = match cfg.train.precision {
+        Precision::F32 => eval_with::<f32>(&model, &dir.params(), ds)?,
+        Precision::F64 => eval_with::<f64>(&model, &dir.params(), ds)?,
+    };
+    let out = &ctx.out;
+    out.event(&Event::Evaluation {
+        run: args.run.display().to_string(),
+        split: args.split.name(),
+        eval,
+    })?;
+    out.result(format!("run       {}", args.run.display()))?;
+    out.result(format!("split     {}", args.split.name()))?;
+    out.result(format!("examples  {}", thousands(eval.examples)))?;
+    out.result(format!("loss      {:.6}", eval.loss))?;
+    if eval.accuracy.is_some() {
+        out.result(format!("accuracy  {}", percent(eval.accuracy)))?;
+    }
+    Ok(())
+}
+
+fn eval_with<F: Float>(model: &Model, params: &Path, ds: &data::Dataset) -> Result<Evaluation> {
+    let p = nn::io::load_params::<F>(params, model.layout())?;
+    Ok(nn::evaluate(model, &p, ds, EVAL_BATCH))
+}

@@ -1,0 +1,277 @@
+//! What attrib prints: human-readable lines, or with `--json` one JSON object per line.
+//!
+//! Human output goes to stdout (results) and stderr (progress bar, errors). `--quiet` keeps the
+//! results (summaries, evaluations, tables) and drops the chatter (headers, per-epoch lines).
+//!
+//! ## Wire format (`--json`)
+//!
+//! With `--json`, stdout carries only JSON lines: each line is one object whose `"type"` field
+//! names the event. Numbers are JSON numbers (a non-finite loss is `null`); paths are strings.
+//! Fields marked `?` may be `null`. Errors are also printed as text on stderr.
+//!
+//! | type | when | fields |
+//! |---|---|---|
+//! | `note` | `demo`, first line | `message` (what the demo should reach) |
+//! | `start` | `train`/`demo`, before the first step | `command`, `config` (file, or the embedded recipe), `out`, `dataset`, `train_examples`, `test_examples`, `example_shape`, `model` (kind), `parameters`, `steps`, `epochs`, `batch_size`, `precision`, `threads` |
+//! | `step` | after every optimizer step | `step` (0-based), `epoch` (0-based), `lr`, `loss` (batch loss before the update) |
+//! | `epoch` | after the last step of each epoch | `epoch`, `step` (steps taken so far), `train` and `test`: evaluation objects |
+//! | `checkpoint` | a trajectory file was written | `step` (steps taken), `path` |
+//! | `summary` | `train`/`demo`, at the end | `command`, `out`, `steps`, `examples` (seen in training), `seconds` (wall time), `train_seconds` (steps only), `examples_per_second`, `test` (evaluation object), `files` |
+//! | `evaluation` | `evaluate` | `run`, `split`, `examples`, `loss`, `accuracy?` |
+//! | `gemm` | `bench train` | `m`, `k`, `n`, `threads`, `calls`, `seconds`, `gflops` |
+//! | `bench_train` | `bench train` | `workload`, `mode` (`step` or `gradient`), `threads`, `batch`, `iterations`, `seconds`, `examples_per_second`, `gflops`, `gemm_gflops` (best GEMM of this run at the same thread count), `ratio` (`gflops / gemm_gflops`) |
+//! | `error` | a command failed | `message` |
+//!
+//! An evaluation object is `{"examples": 360, "loss": 0.0912, "accuracy": 0.975}` (`accuracy` is
+//! `null` for regression and language models).
+//!
+//! The `step` and `epoch` lines of `metrics.jsonl` in a run directory are these same objects.
+//!
+//! Example (`attrib --json train ...`, shortened):
+//!
+//! ```text
+//! {"type":"start","command":"train","config":"run.toml","out":"runs/a","dataset":"breast_cancer",...}
+//! {"type":"step","step":0,"epoch":0,"lr":0.1,"loss":0.6931}
+//! {"type":"epoch","epoch":0,"step":8,"train":{"examples":455,"loss":0.12,"accuracy":0.96},"test":{...}}
+//! {"type":"summary","command":"train","out":"runs/a","steps":16,...,"test":{"examples":114,"loss":0.09,"accuracy":0.97}}
+//! ```
+
+use std::io::{self, Write};
+
+use nn::Evaluation;
+use serde::Serialize;
+
+/// One event of the wire format (see the module documentation).
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event<'a> {
+    /// A sentence for the reader (the demo's expectation).
+    Note {
+        /// The sentence.
+        message: &'a str,
+    },
+    /// Training is about to start.
+    Start(&'a Start),
+    /// One optimizer step.
+    Step(StepRecord),
+    /// The end of an epoch.
+    Epoch(EpochRecord),
+    /// A trajectory file was written.
+    Checkpoint {
+        /// Steps taken when the state was saved.
+        step: usize,
+        /// The file.
+        path: String,
+    },
+    /// Training finished.
+    Summary(&'a Summary),
+    /// `attrib evaluate`.
+    Evaluation {
+        /// The run directory.
+        run: String,
+        /// `train` or `test`.
+        split: &'a str,
+        /// The figures.
+        #[serde(flatten)]
+        eval: Evaluation,
+    },
+    /// A GEMM measurement.
+    Gemm(&'a GemmRecord),
+    /// A training throughput measurement.
+    BenchTrain(&'a BenchTrainRecord),
+    /// A failure.
+    Error {
+        /// The error chain, outermost first.
+        message: &'a str,
+    },
+}
+
+/// Fields of a `start` event.
+#[derive(Debug, Serialize)]
+pub struct Start {
+    pub command: &'static str,
+    pub config: String,
+    pub out: String,
+    pub dataset: String,
+    pub train_examples: usize,
+    pub test_examples: usize,
+    pub example_shape: Vec<usize>,
+    pub model: String,
+    pub parameters: usize,
+    pub steps: usize,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub precision: &'static str,
+    pub threads: usize,
+}
+
+/// A `step` event and a `metrics.jsonl` line.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct StepRecord {
+    pub step: usize,
+    pub epoch: usize,
+    pub lr: f64,
+    pub loss: f64,
+}
+
+/// An `epoch` event and a `metrics.jsonl` line.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub step: usize,
+    pub train: Evaluation,
+    pub test: Evaluation,
+}
+
+/// Fields of a `summary` event.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub command: &'static str,
+    pub out: String,
+    pub steps: usize,
+    pub examples: usize,
+    pub seconds: f64,
+    pub train_seconds: f64,
+    pub examples_per_second: f64,
+    pub test: Evaluation,
+    pub files: Vec<String>,
+}
+
+/// Fields of a `gemm` event.
+#[derive(Debug, Serialize)]
+pub struct GemmRecord {
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub threads: usize,
+    pub calls: usize,
+    pub seconds: f64,
+    pub gflops: f64,
+}
+
+/// Fields of a `bench_train` event.
+#[derive(Debug, Serialize)]
+pub struct BenchTrainRecord {
+    pub workload: String,
+    pub mode: &'static str,
+    pub threads: usize,
+    pub batch: usize,
+    pub iterations: usize,
+    pub seconds: f64,
+    pub examples_per_second: f64,
+    pub gflops: f64,
+    pub gemm_gflops: f64,
+    pub ratio: f64,
+}
+
+impl Event<'_> {
+    /// The event as one line of JSON (no newline).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("events always serialise")
+    }
+}
+
+/// Where results and chatter go, according to `--json` and `--quiet`.
+///
+/// Every method returns the write error, so that a closed pipe (`attrib ... | head`) ends the
+/// program quietly instead of panicking.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    /// `--json`.
+    pub json: bool,
+    /// `--quiet`.
+    pub quiet: bool,
+}
+
+impl Output {
+    /// A result line (human mode only).
+    pub fn result(&self, line: impl AsRef<str>) -> io::Result<()> {
+        if self.json {
+            return Ok(());
+        }
+        writeln!(io::stdout().lock(), "{}", line.as_ref())
+    }
+
+    /// An informational line (human mode without `--quiet` only).
+    pub fn info(&self, line: impl AsRef<str>) -> io::Result<()> {
+        if self.quiet {
+            return Ok(());
+        }
+        self.result(line)
+    }
+
+    /// An event (`--json` only).
+    pub fn event(&self, event: &Event<'_>) -> io::Result<()> {
+        if !self.json {
+            return Ok(());
+        }
+        let mut out = io::stdout().lock();
+        writeln!(out, "{}", event.to_json())?;
+        out.flush()
+    }
+}
+
+/// `1234567` as `1,234,567`.
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let groups: Vec<&str> = digits
+        .as_bytes()
+        .rchunks(3)
+        .rev()
+        .map(|g| std::str::from_utf8(g).expect("ASCII digits"))
+        .collect();
+    groups.join(",")
+}
+
+/// An accuracy as a percentage, or `-` when there is none.
+pub fn percent(acc: Option<f64>) -> String {
+    acc.map_or_else(|| "-".to_string(), |a| format!("{:.2}%", 100.0 * a))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_carry_their_type() {
+        let s = Event::Step(StepRecord {
+            step: 3,
+            epoch: 0,
+            lr: 0.5,
+            loss: f64::NAN,
+        })
+        .to_json();
+        assert_eq!(
+            s,
+            r#"{"type":"step","step":3,"epoch":0,"lr":0.5,"loss":null}"#
+        );
+        let eval = Evaluation {
+            examples: 10,
+            loss: 0.25,
+            accuracy: Some(0.9),
+        };
+        let s = Event::Evaluation {
+            run: "r".into(),
+            split: "test",
+            eval,
+        }
+        .to_json();
+        assert_eq!(
+            s,
+            r#"{"type":"evaluation","run":"r","split":"test","examples":10,"loss":0.25,"accuracy":0.9}"#
+        );
+        let s = Event::Error { message: "bad" }.to_json();
+        assert_eq!(s, r#"{"type":"error","message":"bad"}"#);
+    }
+
+    #[test]
+    fn numbers_are_readable() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(26122), "26,122");
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(percent(Some(0.975)), "97.50%");
+        assert_eq!(percent(None), "-");
+    }
+}

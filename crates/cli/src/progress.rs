@@ -1,0 +1,60 @@
+//! The training progress bar (stderr): steps, epoch, loss and learning rate.
+//!
+//! Hidden under `--quiet` or `--json`, and whenever stderr is not a terminal, so that logs and
+//! pipes never receive control characters.
+
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// A progress bar over optimizer steps, possibly hidden.
+pub struct Progress {
+    bar: ProgressBar,
+}
+
+impl Progress {
+    /// A bar over `steps` steps, drawn only if `visible` and stderr is a terminal.
+    pub fn steps(steps: usize, visible: bool) -> Progress {
+        let target = if visible && std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let bar = ProgressBar::with_draw_target(Some(steps as u64), target);
+        let style = ProgressStyle::with_template(
+            "[{elapsed_precise}] {pos:>6}/{len} steps  {msg}  {wide_bar:.cyan/blue} eta {eta}",
+        )
+        .expect("the template is valid")
+        .progress_chars("=> ");
+        bar.set_style(style);
+        Progress { bar }
+    }
+
+    /// Records one step.
+    pub fn step(&self, epoch: usize, epochs: usize, loss: f64, lr: f64) {
+        self.bar.set_message(format!(
+            "epoch {}/{epochs}  loss {loss:.4}  lr {lr:.2e}",
+            epoch + 1
+        ));
+        self.bar.inc(1);
+    }
+
+    /// Runs `f` (which prints lines) with the bar cleared, then redraws it.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.bar.suspend(f)
+    }
+
+    /// Removes the bar.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        // On an error path the bar must not stay on screen above the message.
+        if !self.bar.is_finished() {
+            self.bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! The run directory: file names (defined only here) and the rules for creating one.
+//!
+//! ```text
+//! DIR/
+//!   config.toml            resolved config: every default written out, paths absolute
+//!   metrics.jsonl          one `step` object per step, one `epoch` object per epoch (see `output`)
+//!   params.safetensors     final parameters (layout names, e.g. layers.0.weight [out, in]);
+//!                          metadata: attrib_version, precision, seed, steps
+//!   trajectory/            only with train.checkpoint_every = k
+//!     step_00000000.safetensors   state after 0, k, 2k, ... steps and after the last step:
+//!     ...                         parameters plus optimizer buffers opt.0, opt.1, ...
+//! ```
+//!
+//! Every file is written to a temporary file in the same folder and renamed into place, so an
+//! interrupted run (Ctrl-C) never leaves a half-written file: each file holds either its previous
+//! complete content or its new complete content. Leftover temporary files (`.NAME.PID.tmp`) are
+//! removed by the next `attrib train` into the folder.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use nn::RunConfig;
+
+/// The resolved configuration.
+pub const CONFIG: &str = "config.toml";
+/// Training metrics, JSON lines.
+pub const METRICS: &str = "metrics.jsonl";
+/// Final parameters.
+pub const PARAMS: &str = "params.safetensors";
+/// Checkpoints of the training trajectory.
+pub const TRAJECTORY: &str = "trajectory";
+/// Batch size of evaluations (results do not depend on it beyond the rounding of the mean).
+pub const EVAL_BATCH: usize = 256;
+
+/// The name of the checkpoint holding the state after `step` steps.
+pub fn checkpoint_name(step: usize) -> String {
+    format!("step_{step:08}.safetensors")
+}
+
+/// A run directory.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    root: PathBuf,
+}
+
+impl RunDir {
+    /// An existing run directory (one holding `config.toml`).
+    ///
+    /// # Errors
+    /// If `root` holds no `config.toml`.
+    pub fn open(root: &Path) -> Result<RunDir> {
+        let dir = RunDir {
+            root: root.to_path_buf(),
+        };
+        if !dir.config().is_file() {
+            bail!(
+                "{} is not a run directory (no {CONFIG}); create one with `attrib train --config FILE --out {}`",
+                root.display(),
+                root.display()
+            );
+        }
+        Ok(dir)
+    }
+
+    /// Creates (or takes over) `root` for a run of `cfg` and writes its `config.toml`.
+    ///
+    /// - No folder, or an empty one: created, config written.
+    /// - A run with the same resolved config: kept (its files are overwritten as training goes).
+    /// - A run with a different config: refused, showing the differing fields, unless `force`,
+    ///   which deletes its params, metrics and trajectory first.
+    /// - A non-empty folder that is not a run: refused unless `force`.
+    ///
+    /// # Errors
+    /// The refusals above, and I/O errors naming the file.
+    pub fn create(root: &Path, cfg: &RunConfig, force: bool) -> Result<RunDir> {
+        let dir = RunDir {
+            root: root.to_path_buf(),
+        };
+        let shown = root.display();
+        if root.exists() && !root.is_dir() {
+            bail!("{shown} exists and is not a folder; choose another --out");
+        }
+        if dir.config().is_file() {
+            let previous = std::fs::read_to_string(dir.config())
+                .with_context(|| format!("cannot read {}", dir.config().display()))?;
+            match RunConfig::from_toml_str(&previous, &dir.config()) {
+                Ok(old) if old == *cfg => {}
+                Ok(_) if !force => bail!(
+                    "{shown} already holds a run with a different configuration:\n{}\nchoose another --out \
+                     folder, or pass --force to replace that run (its params, metrics and trajectory are deleted)",
+                    config_diff(&previous, &cfg.to_toml())
+                ),
+                Err(e) if !force => bail!(
+                    "{shown} holds a {CONFIG} that is not a valid run configuration ({e}); choose another \
+                     --out folder, or pass --force to replace it"
+                ),
+                _ => dir.remove_outputs()?,
+            }
+        } else if root.is_dir() && !force {
+            let non_empty = std::fs::read_dir(root)
+                .with_context(|| format!("cannot list {shown}"))?
+                .next()
+                .is_some();
+            if non_empty {
+                bail!(
+                    "{shown} is not empty and is not a run directory (no {CONFIG}); choose a new or empty \
+                     folder, or pass --force to write into it"
+                );
+            }
+        } else if force {
+            dir.remove_outputs()?;
+        }
+        std::fs::create_dir_all(root)
+            .with_context(|| format!("cannot create the run directory {shown}"))?;
+        remove_temporaries(root);
+        remove_temporaries(&dir.trajectory());
+        nn::io::write_atomic(&dir.config(), cfg.to_toml().as_bytes())?;
+        Ok(dir)
+    }
+
+    /// The folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `DIR/config.toml`.
+    pub fn config(&self) -> PathBuf {
+        self.root.join(CONFIG)
+    }
+
+    /// `DIR/metrics.jsonl`.
+    pub fn metrics(&self) -> PathBuf {
+        self.root.join(METRICS)
+    }
+
+    /// `DIR/params.safetensors`.
+    pub fn params(&self) -> PathBuf {
+        self.root.join(PARAMS)
+    }
+
+    /// `DIR/trajectory`.
+    pub fn trajectory(&self) -> PathBuf {
+        self.root.join(TRAJECTORY)
+    }
+
+    /// `DIR/trajectory/step_NNNNNNNN.safetensors`.
+    pub fn checkpoint(&self, step: usize) -> PathBuf {
+        self.trajectory().join(checkpoint_name(step))
+    }
+
+    /// Reads the run's config (paths in it are absolute or relative to the run directory).
+    ///
+    /// # Errors
+    /// As `RunConfig::from_toml_file`.
+    pub fn read_config(&self) -> Result<RunConfig> {
+        Ok(RunConfig::from_toml_file(&self.config())?)
+    }
+
+    /// Deletes the outputs of a previous run (never anything else).
+    fn remove_outputs(&self) -> Result<()> {
+        for file in [self.params(), self.metrics()] {
+            if file.is_file() {
+                std::fs::remove_file(&file)
+                    .with_context(|| format!("cannot delete {}", file.display()))?;
+            }
+        }
+        let traj = self.trajectory();
+        if traj.is_dir() {
+            std::fs::remove_dir_all(&traj)
+                .with_context(|| format!("cannot delete {}", traj.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Removes `.NAME.PID.tmp` files left by an interrupted atomic write (best effort).
+fn remove_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.ends_with(".tmp") && entry.path().is_file() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Resolves the config's relative paths against `base` (the config file's folder), so that the
+/// resolved config means the same from any folder (it is stored inside the run directory).
+pub fn absolute_paths(mut cfg: RunConfig, base: &Path) -> RunConfig {
+    let fix = |p: &mut PathBuf| {
+        let joined = if p.is_absolute() {
+            p.clone()
+        } else {
+            base.join(&*p)
+        };
+        *p = std::fs::canonicalize(&joined)
+            .unwrap_or_else(|_| std::path::absolute(&joined).unwrap_or(joined));
+    };
+    cfg.data.path.as_mut().map(fix);
+    cfg.data.labels_path.as_mut().map(fix);
+    cfg.train.init_from.as_mut().map(fix);
+    cfg
+}
+
+/// The folder that relative paths of a config file start from.
+pub fn config_base(config: &Path) -> PathBuf {
+    match config.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// The fields that differ between two TOML configs, as `- table.field = old` / `+ ... = new`
+/// lines.
+pub fn config_diff(old: &str, new: &str) -> String {
+    let flat = |text: &str| -> Vec<String> {
+        let mut lines = Vec::new();
+        match text.parse::<toml::Table>() {
+            Ok(t) => flatten("", &toml::Value::Table(t), &mut lines),
+            Err(_) => lines.extend(text.lines().map(str::to_string)),
+        }
+        lines
+    };
+    let (a, b) = (flat(old), flat(new));
+    let mut out: Vec<String> = a
+        .iter()
+        .filter(|l| !b.contains(l))
+        .map(|l| format!("  - {l}"))
+        .collect();
+    out.extend(
+        b.iter()
+            .filter(|l| !a.contains(l))
+            .map(|l| format!("  + {l}")),
+    );
+    if out.is_empty() {
+        out.push("  (the files differ only in formatting)".into());
+    }
+    format!(
+        "{}\n(- in the existing run, + in the new config)",
+        out.join("\n")
+    )
+}
+
+fn flatten(prefix: &str, v: &toml::Value, out: &mut Vec<String>) {
+    match v {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        other => out.push(format!("{prefix} = {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CFG: &str = "[data]\nsource = \"breast_cancer\"\n[model]\nkind = \"logistic\"\n[optim]\nkind = \"sgd\"\nlr = 0.1\n";
+
+    fn cfg(text: &str) -> RunConfig {
+        RunConfig::from_toml_str(text, Path::new("t.toml")).unwrap()
+    }
+
+    #[test]
+    fn names_are_fixed() {
+        assert_eq!(checkpoint_name(12), "step_00000012.safetensors");
+        let d = RunDir {
+            root: PathBuf::from("r"),
+        };
+        assert_eq!(
+            d.checkpoint(3),
+            Path::new("r/trajectory/step_00000003.safetensors")
+        );
+        assert_eq!(d.params(), Path::new("r/params.safetensors"));
+    }
+
+    #[test]
+    fn open_requires_a_config() {
+        let tmp = tempfile::tempdir().unwrap();
+        let e = RunDir::open(tmp.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("is not a run directory (no config.toml)")
+                && e.contains("attrib train --config FILE --out"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn create_keeps_same_refuses_different_and_forces() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("run");
+        let a = cfg(CFG);
+        let b = cfg(&CFG.replace("lr = 0.1", "lr = 0.2"));
+        let d = RunDir::create(&root, &a, false).unwrap();
+        std::fs::write(d.params(), b"old").unwrap();
+        RunDir::create(&root, &a, false).unwrap();
+        assert!(d.params().exists(), "same config keeps the files");
+        let e = RunDir::create(&root, &b, false).unwrap_err().to_string();
+        assert!(
+            e.contains("different configuration")
+                && e.contains("- optim.lr = 0.1")
+                && e.contains("+ optim.lr = 0.2"),
+            "{e}"
+        );
+        assert!(e.contains("--force"), "{e}");
+        RunDir::create(&root, &b, true).unwrap();
+        assert!(!d.params().exists(), "--force deletes the old outputs");
+        assert_eq!(d.read_config().unwrap(), b);
+    }
+
+    #[test]
+    fn create_refuses_foreign_folders() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("notes.txt"), "mine").unwrap();
+        let e = RunDir::create(tmp.path(), &cfg(CFG), false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not empty"), "{e}");
+        RunDir::create(tmp.path(), &cfg(CFG), true).unwrap();
+        assert!(
+            tmp.path().join("notes.txt").exists(),
+            "--force never deletes foreign files"
+        );
+        let file = tmp.path().join("notes.txt");
+        assert!(RunDir::create(&file, &cfg(CFG), true).is_err());
+    }
+
+    #[test]
+    fn paths_become_absolute() {
+        let text = "[data]\nsource = \"csv\"\npath = \"d.csv\"\n[model]\nkind = \"logistic\"\n[optim]\nkind = \"sgd\"\nlr = 0.1\n";
+        let c = absolute_paths(cfg(text), Path::new("some/folder"));
+        let p = c.data.path.unwrap();
+        assert!(
+            p.is_absolute() && p.ends_with("some/folder/d.csv"),
+            "{}",
+            p.display()
+        );
+        assert_eq!(config_base(Path::new("run.toml")), Path::new("."));
+        assert_eq!(config_base(Path::new("a/run.toml")), Path::new("a"));
+    }
+}

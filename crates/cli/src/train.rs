@@ -1,0 +1,385 @@
+//! `attrib train`, and the training loop that `attrib demo` shares.
+//!
+//! Everything that can be checked is checked before the run directory is touched: the config is
+//! parsed and validated, the data loaded, the model built, the initial parameters read. Only then
+//! is `DIR/config.toml` written and training started.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use data::Splits;
+use engine::Float;
+use nn::{evaluate, Evaluation, Model, Precision, RunConfig, TrainState, Trainer};
+use serde::Serialize;
+
+use crate::args::TrainArgs;
+use crate::output::{percent, thousands, EpochRecord, Event, Start, StepRecord, Summary};
+use crate::progress::Progress;
+use crate::run_dir::{
+    absolute_paths, config_base, RunDir, CONFIG, EVAL_BATCH, METRICS, PARAMS, TRAJECTORY,
+};
+use crate::Ctx;
+
+/// `attrib train --config FILE --out DIR [--force]`.
+///
+/// # Errors
+/// A missing or invalid config, unreadable data, a model that does not fit the data, a run
+/// directory holding another run (without `--force`), divergence, I/O errors.
+pub fn run(args: &TrainArgs, ctx: &Ctx) -> Result<()> {
+    let job = Job {
+        cfg: load_config(&args.config)?,
+        config: args.config.display().to_string(),
+        out: args.out.clone(),
+        force: args.force,
+        command: "train",
+        show_layers: false,
+    };
+    train(&job, ctx).map(|_| ())
+}
+
+/// Reads a config file and makes its paths absolute (they are relative to the file's folder).
+///
+/// # Errors
+/// A missing file, or any parse/validation error (naming the file and the field).
+pub fn load_config(path: &Path) -> Result<RunConfig> {
+    if !path.is_file() {
+        bail!(
+            "config file {} does not exist; pass the path of a TOML run configuration \
+             (examples/*.toml at the repository root show every table)",
+            path.display()
+        );
+    }
+    let cfg = RunConfig::from_toml_file(path)?;
+    Ok(absolute_paths(cfg, &config_base(path)))
+}
+
+/// A training job: the resolved config and where it goes.
+pub struct Job {
+    /// Resolved config (absolute paths).
+    pub cfg: RunConfig,
+    /// Where the config came from, for messages.
+    pub config: String,
+    /// The run directory.
+    pub out: PathBuf,
+    /// Replace a different run in `out`.
+    pub force: bool,
+    /// `train` or `demo`, for messages.
+    pub command: &'static str,
+    /// Print every parameter tensor in the header.
+    pub show_layers: bool,
+}
+
+/// What a finished run reports.
+pub struct Outcome {
+    /// Final test evaluation.
+    pub test: Evaluation,
+}
+
+/// Loads the data, builds the model and trains into `job.out`.
+///
+/// # Errors
+/// As [`run`].
+pub fn train(job: &Job, ctx: &Ctx) -> Result<Outcome> {
+    // Paths in the resolved config are absolute, so the base folder is irrelevant.
+    let splits = data::load_splits(&job.cfg.data, Path::new("."))?;
+    let model = Model::new(&job.cfg.model, &splits.train)?;
+    model.check_data(&splits.test, "the test set")?;
+    match job.cfg.train.precision {
+        Precision::F32 => fit::<f32>(job, ctx, &splits, &model),
+        Precision::F64 => fit::<f64>(job, ctx, &splits, &model),
+    }
+}
+
+/// The `kind` of a tagged config enum (`"mlp"`, `"sgd"`, `"cosine"`).
+pub fn kind<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|j| j.get("kind").and_then(|k| k.as_str()).map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+fn precision_name(p: Precision) -> &'static str {
+    match p {
+        Precision::F32 => "f32",
+        Precision::F64 => "f64",
+    }
+}
+
+fn fit<F: Float>(job: &Job, ctx: &Ctx, splits: &Splits, model: &Model) -> Result<Outcome> {
+    let started = Instant::now();
+    let cfg = &job.cfg;
+    let out = &ctx.out;
+    let trainer = Trainer::<F>::new(model, cfg, &splits.train)?;
+    let init = match &cfg.train.init_from {
+        Some(p) => Some(
+            nn::io::load_params::<F>(p, model.layout())
+                .context("cannot use the initial parameters of train.init_from")?,
+        ),
+        None => None,
+    };
+    let mut state = trainer.init_state(init)?;
+    let dir = RunDir::create(&job.out, cfg, job.force)?;
+
+    let steps = trainer.steps();
+    let epochs = cfg.train.epochs;
+    let per_epoch = steps / epochs; // every epoch has the same number of batches
+    let layout = model.layout();
+    let start = Start {
+        command: job.command,
+        config: job.config.clone(),
+        out: job.out.display().to_string(),
+        dataset: splits.train.name.clone(),
+        train_examples: splits.train.len(),
+        test_examples: splits.test.len(),
+        example_shape: splits.train.example_shape(),
+        model: kind(&cfg.model),
+        parameters: layout.total(),
+        steps,
+        epochs,
+        batch_size: cfg.train.batch_size,
+        precision: precision_name(cfg.train.precision),
+        threads: ctx.threads,
+    };
+    out.event(&Event::Start(&start))?;
+    print_header(job, ctx, &start, splits, model, per_epoch)?;
+
+    let progress = Progress::steps(steps, !out.quiet && !out.json);
+    let mut metrics = String::new();
+    let mut examples = 0usize;
+    let mut train_time = Duration::ZERO;
+    let mut checkpoints = 0usize;
+    let mut last_test = None;
+    if cfg.train.checkpoint_every.is_some() {
+        save_checkpoint(&dir, model, cfg, &state, steps)?;
+        out.event(&Event::Checkpoint {
+            step: 0,
+            path: dir.checkpoint(0).display().to_string(),
+        })?;
+        checkpoints += 1;
+    }
+    while state.opt.step < steps {
+        let t0 = Instant::now();
+        let stepped = trainer.step(&mut state);
+        train_time += t0.elapsed();
+        let info = match stepped {
+            Ok(info) => info,
+            Err(e) => {
+                progress.finish();
+                // Keep the metrics up to the failure: they show how the loss blew up.
+                let _ = nn::io::write_atomic(&dir.metrics(), metrics.as_bytes());
+                return Err(e.into());
+            }
+        };
+        examples += trainer.plan()[info.step].len();
+        let rec = Event::Step(StepRecord {
+            step: info.step,
+            epoch: info.epoch,
+            lr: info.lr,
+            loss: info.loss,
+        });
+        metrics.push_str(&rec.to_json());
+        metrics.push('\n');
+        out.event(&rec)?;
+        progress.step(info.epoch, epochs, info.loss, info.lr);
+
+        let taken = state.opt.step;
+        if let Some(k) = cfg.train.checkpoint_every {
+            if taken % k == 0 || taken == steps {
+                save_checkpoint(&dir, model, cfg, &state, steps)?;
+                out.event(&Event::Checkpoint {
+                    step: taken,
+                    path: dir.checkpoint(taken).display().to_string(),
+                })?;
+                checkpoints += 1;
+            }
+        }
+        if taken % per_epoch == 0 {
+            let train = evaluate(model, &state.params, &splits.train, EVAL_BATCH);
+            let test = evaluate(model, &state.params, &splits.test, EVAL_BATCH);
+            let rec = Event::Epoch(EpochRecord {
+                epoch: info.epoch,
+                step: taken,
+                train,
+                test,
+            });
+            metrics.push_str(&rec.to_json());
+            metrics.push('\n');
+            nn::io::write_atomic(&dir.metrics(), metrics.as_bytes())?;
+            out.event(&rec)?;
+            progress.suspend(|| {
+                out.info(format!(
+                    "epoch {:>w$}/{epochs}  train loss {:.4} acc {:>7}  test loss {:.4} acc {:>7}",
+                    info.epoch + 1,
+                    train.loss,
+                    percent(train.accuracy),
+                    test.loss,
+                    percent(test.accuracy),
+                    w = epochs.to_string().len(),
+                ))
+            })?;
+            last_test = Some(test);
+        }
+    }
+    progress.finish();
+
+    let mut meta = BTreeMap::new();
+    meta.insert(
+        "attrib_version".to_string(),
+        env!("CARGO_PKG_VERSION").to_string(),
+    );
+    meta.insert("model".to_string(), kind(&cfg.model));
+    meta.insert(
+        "precision".to_string(),
+        precision_name(cfg.train.precision).to_string(),
+    );
+    meta.insert("seed".to_string(), cfg.train.seed.to_string());
+    meta.insert("steps".to_string(), steps.to_string());
+    nn::io::save_params(&dir.params(), layout, &state.params, &meta)?;
+    nn::io::write_atomic(&dir.metrics(), metrics.as_bytes())?;
+
+    let test =
+        last_test.unwrap_or_else(|| evaluate(model, &state.params, &splits.test, EVAL_BATCH));
+    let mut files = vec![CONFIG.to_string(), METRICS.to_string(), PARAMS.to_string()];
+    if checkpoints > 0 {
+        files.push(format!("{TRAJECTORY}/"));
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let summary = Summary {
+        command: job.command,
+        out: job.out.display().to_string(),
+        steps,
+        examples,
+        seconds,
+        train_seconds: train_time.as_secs_f64(),
+        examples_per_second: examples as f64 / train_time.as_secs_f64().max(1e-9),
+        test,
+        files,
+    };
+    out.event(&Event::Summary(&summary))?;
+    let accuracy = match test.accuracy {
+        Some(a) => format!("test accuracy {}, ", percent(Some(a))),
+        None => String::new(),
+    };
+    out.result(format!(
+        "done     {} steps in {} ({} examples/s); {accuracy}test loss {:.4}",
+        thousands(steps),
+        duration(seconds),
+        thousands(summary.examples_per_second.round() as usize),
+        test.loss
+    ))?;
+    let traj = if checkpoints > 0 {
+        format!(", {TRAJECTORY}/ ({checkpoints} checkpoints)")
+    } else {
+        String::new()
+    };
+    out.result(format!(
+        "files    {}: {CONFIG}, {METRICS}, {PARAMS}{traj}",
+        job.out.display()
+    ))?;
+    out.info(format!(
+        "next     attrib evaluate --run {}",
+        job.out.display()
+    ))?;
+    Ok(Outcome { test })
+}
+
+/// `0.42 s`, `12.3 s`, `3 min 05 s`.
+fn duration(seconds: f64) -> String {
+    if seconds < 10.0 {
+        format!("{seconds:.2} s")
+    } else if seconds < 120.0 {
+        format!("{seconds:.1} s")
+    } else {
+        let s = seconds.round() as u64;
+        format!("{} min {:02} s", s / 60, s % 60)
+    }
+}
+
+fn print_header(
+    job: &Job,
+    ctx: &Ctx,
+    s: &Start,
+    splits: &Splits,
+    model: &Model,
+    per_epoch: usize,
+) -> Result<()> {
+    let out = &ctx.out;
+    let cfg = &job.cfg;
+    let classes = match splits.train.num_classes() {
+        Some(k) => format!(", {k} classes"),
+        None => String::new(),
+    };
+    out.info(format!("config   {}", job.config))?;
+    out.info(format!(
+        "data     {}: {} train / {} test examples of shape {:?}{classes}",
+        s.dataset,
+        thousands(s.train_examples),
+        thousands(s.test_examples),
+        s.example_shape
+    ))?;
+    let layout = model.layout();
+    out.info(format!(
+        "model    {}: {} parameters in {} tensors",
+        s.model,
+        thousands(layout.total()),
+        layout.specs().len()
+    ))?;
+    if job.show_layers {
+        for spec in layout.specs() {
+            let n: usize = spec.shape.iter().product();
+            out.info(format!(
+                "           {:<18} {:<12} {:>8}",
+                spec.name,
+                format!("{:?}", spec.shape),
+                thousands(n)
+            ))?;
+        }
+    }
+    out.info(format!(
+        "training {} steps = {} epochs x {} batches of {}; {} lr {}, {} schedule; {}, {} threads",
+        thousands(s.steps),
+        s.epochs,
+        per_epoch,
+        s.batch_size,
+        kind(&cfg.optim),
+        cfg.optim.lr(),
+        kind(&cfg.schedule),
+        s.precision,
+        s.threads
+    ))?;
+    out.info(format!("output   {}", job.out.display()))?;
+    Ok(())
+}
+
+/// Writes `trajectory/step_NNNNNNNN.safetensors`: parameters and optimizer buffers `opt.{i}`.
+fn save_checkpoint<F: Float>(
+    dir: &RunDir,
+    model: &Model,
+    cfg: &RunConfig,
+    state: &TrainState<F>,
+    steps: usize,
+) -> Result<()> {
+    let traj = dir.trajectory();
+    std::fs::create_dir_all(&traj).with_context(|| format!("cannot create {}", traj.display()))?;
+    let mut meta = BTreeMap::new();
+    meta.insert(
+        "attrib_version".to_string(),
+        env!("CARGO_PKG_VERSION").to_string(),
+    );
+    meta.insert("optimizer".to_string(), kind(&cfg.optim));
+    meta.insert(
+        "precision".to_string(),
+        precision_name(cfg.train.precision).to_string(),
+    );
+    meta.insert("seed".to_string(), cfg.train.seed.to_string());
+    meta.insert("steps".to_string(), steps.to_string());
+    nn::io::save_state(
+        &dir.checkpoint(state.opt.step),
+        model.layout(),
+        state,
+        &meta,
+    )?;
+    Ok(())
+}

@@ -1,0 +1,552 @@
+//! Integration tests of the `attrib` binary: one test binary of themed modules; every test runs
+//! in its own temporary directory (the `cli_test!` macro), which is also the working directory of
+//! the commands it runs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Defines a test that gets a fresh temporary directory as `$dir`.
+macro_rules! cli_test {
+    ($name:ident, |$dir:ident| $body:block) => {
+        #[test]
+        fn $name() {
+            let tmp = tempfile::tempdir().unwrap();
+            let $dir: &std::path::Path = tmp.path();
+            $body
+        }
+    };
+}
+
+/// Asserts that `haystack` contains every needle, printing the haystack when it does not.
+macro_rules! assert_contains {
+    ($haystack:expr, $($needle:expr),+ $(,)?) => {{
+        let h: &str = &$haystack;
+        $(assert!(h.contains($needle), "expected {:?} in:\n{}", $needle, h);)+
+    }};
+}
+
+mod util {
+    use super::*;
+
+    /// The outcome of one command.
+    pub struct Out {
+        pub code: i32,
+        pub stdout: String,
+        pub stderr: String,
+    }
+
+    impl Out {
+        /// Panics with both streams unless the command succeeded.
+        pub fn ok(self) -> Out {
+            assert_eq!(
+                self.code, 0,
+                "command failed\nstdout:\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            );
+            self
+        }
+
+        /// Panics unless the command failed with `code`.
+        pub fn fails(self, code: i32) -> Out {
+            assert_eq!(
+                self.code, code,
+                "expected exit code {code}\nstdout:\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            );
+            self
+        }
+
+        /// Every stdout line parsed as JSON.
+        pub fn json_lines(&self) -> Vec<serde_json::Value> {
+            self.stdout
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+                .collect()
+        }
+    }
+
+    /// Runs `attrib args...` with `dir` as the working directory.
+    pub fn attrib(dir: &Path, args: &[&str]) -> Out {
+        let o = Command::new(env!("CARGO_BIN_EXE_attrib"))
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    /// Writes a file into `dir`.
+    pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// Breast cancer, logistic regression, 2 epochs: trains in a blink.
+    pub const LOGISTIC: &str = r#"
+[data]
+source = "breast_cancer"
+[model]
+kind = "logistic"
+[optim]
+kind = "sgd"
+lr = 0.1
+momentum = 0.9
+[train]
+epochs = 2
+batch_size = 64
+"#;
+
+    /// Digits MLP with large batches, so that matrix products run on several threads.
+    pub const WIDE: &str = r#"
+[data]
+source = "digits"
+[model]
+kind = "mlp"
+hidden = [256]
+[optim]
+kind = "sgd"
+lr = 0.05
+momentum = 0.9
+[train]
+epochs = 2
+batch_size = 512
+"#;
+
+    pub fn read(p: impl AsRef<Path>) -> Vec<u8> {
+        std::fs::read(p.as_ref()).unwrap_or_else(|e| panic!("{}: {e}", p.as_ref().display()))
+    }
+}
+
+mod train {
+    use super::util::*;
+
+    cli_test!(writes_the_run_directory, |dir| {
+        write(dir, "bc.toml", LOGISTIC);
+        let out = attrib(dir, &["train", "--config", "bc.toml", "--out", "run"]).ok();
+        assert_contains!(
+            out.stdout,
+            "test accuracy",
+            "run: config.toml, metrics.jsonl, params.safetensors"
+        );
+        for f in ["config.toml", "metrics.jsonl", "params.safetensors"] {
+            assert!(dir.join("run").join(f).is_file(), "{f} missing");
+        }
+        assert!(!dir.join("run/trajectory").exists());
+        // 456 training examples in batches of 64: 8 steps an epoch.
+        let metrics = String::from_utf8(read(dir.join("run/metrics.jsonl"))).unwrap();
+        let lines: Vec<serde_json::Value> = metrics
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let steps: Vec<_> = lines.iter().filter(|v| v["type"] == "step").collect();
+        let epochs: Vec<_> = lines.iter().filter(|v| v["type"] == "epoch").collect();
+        assert_eq!((steps.len(), epochs.len()), (16, 2));
+        for (i, s) in steps.iter().enumerate() {
+            assert_eq!(s["step"], i);
+            assert!(s["loss"].as_f64().unwrap().is_finite() && s["lr"].as_f64().unwrap() > 0.0);
+        }
+        let last = epochs[1];
+        assert_eq!(
+            (last["epoch"].as_u64(), last["step"].as_u64()),
+            (Some(1), Some(16))
+        );
+        assert!(last["test"]["accuracy"].as_f64().unwrap() > 0.9, "{last}");
+        assert!(last["train"]["loss"].as_f64().is_some());
+        let meta = nn::io::read_metadata(&dir.join("run/params.safetensors")).unwrap();
+        assert_eq!(meta["precision"], "f32");
+        assert_eq!(meta["steps"], "16");
+        assert_eq!(meta["seed"], "0");
+        assert_eq!(meta["attrib_version"], env!("CARGO_PKG_VERSION"));
+    });
+
+    cli_test!(json_output_is_one_object_per_line, |dir| {
+        write(dir, "bc.toml", LOGISTIC);
+        let out = attrib(
+            dir,
+            &["--json", "train", "--config", "bc.toml", "--out", "run"],
+        )
+        .ok();
+        let lines = out.json_lines();
+        let types: Vec<&str> = lines.iter().map(|v| v["type"].as_str().unwrap()).collect();
+        assert_eq!(types.first(), Some(&"start"));
+        assert_eq!(types.last(), Some(&"summary"));
+        assert_eq!(types.iter().filter(|t| **t == "step").count(), 16);
+        assert_eq!(types.iter().filter(|t| **t == "epoch").count(), 2);
+        assert_eq!(lines[0]["parameters"], 31);
+        assert_eq!(
+            lines[0]["train_examples"].as_u64().unwrap()
+                + lines[0]["test_examples"].as_u64().unwrap(),
+            569
+        );
+        let summary = lines.last().unwrap();
+        assert!(summary["test"]["accuracy"].as_f64().unwrap() > 0.9);
+        assert_eq!(summary["examples"], 2 * 456);
+    });
+
+    cli_test!(checkpoints_hold_params_and_optimizer_buffers, |dir| {
+        write(
+            dir,
+            "bc.toml",
+            &LOGISTIC.replace("batch_size = 64", "batch_size = 64\ncheckpoint_every = 5"),
+        );
+        attrib(dir, &["train", "--config", "bc.toml", "--out", "run"]).ok();
+        let mut names: Vec<String> = std::fs::read_dir(dir.join("run/trajectory"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        let expected: Vec<String> = [0, 5, 10, 15, 16]
+            .iter()
+            .map(|s| format!("step_{s:08}.safetensors"))
+            .collect();
+        assert_eq!(names, expected);
+        let bytes = read(dir.join("run/trajectory/step_00000016.safetensors"));
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let mut tensors = st.names();
+        tensors.sort();
+        assert_eq!(tensors, ["linear.bias", "linear.weight", "opt.0"]);
+        assert_eq!(st.tensor("opt.0").unwrap().shape(), &[31]);
+        // The last checkpoint holds the final parameters.
+        let final_bytes = read(dir.join("run/params.safetensors"));
+        let fin = safetensors::SafeTensors::deserialize(&final_bytes).unwrap();
+        assert_eq!(
+            st.tensor("linear.weight").unwrap().data(),
+            fin.tensor("linear.weight").unwrap().data()
+        );
+    });
+
+    cli_test!(init_from_is_relative_to_the_config, |dir| {
+        std::fs::create_dir(dir.join("cfg")).unwrap();
+        write(&dir.join("cfg"), "a.toml", LOGISTIC);
+        attrib(dir, &["train", "--config", "cfg/a.toml", "--out", "cfg/a"]).ok();
+        let b = LOGISTIC.replace(
+            "batch_size = 64",
+            "batch_size = 64\ninit_from = \"a/params.safetensors\"",
+        );
+        write(&dir.join("cfg"), "b.toml", &b);
+        attrib(dir, &["train", "--config", "cfg/b.toml", "--out", "b"]).ok();
+        let resolved = String::from_utf8(read(dir.join("b/config.toml"))).unwrap();
+        assert_contains!(resolved, "init_from", "params.safetensors");
+        // The stored config is usable from anywhere: its paths are absolute.
+        attrib(dir, &["evaluate", "--run", "b"]).ok();
+        let e = attrib(
+            dir,
+            &[
+                "train",
+                "--config",
+                "cfg/b.toml",
+                "--out",
+                "c",
+                "--threads",
+                "1",
+            ],
+        )
+        .ok();
+        assert_contains!(e.stdout, "test accuracy");
+    });
+}
+
+mod evaluate {
+    use super::util::*;
+
+    cli_test!(prints_loss_and_accuracy, |dir| {
+        write(dir, "bc.toml", LOGISTIC);
+        attrib(dir, &["train", "--config", "bc.toml", "--out", "run"]).ok();
+        let out = attrib(dir, &["evaluate", "--run", "run"]).ok();
+        assert_contains!(
+            out.stdout,
+            "split     test",
+            "examples  113",
+            "loss",
+            "accuracy"
+        );
+        let out = attrib(
+            dir,
+            &["--json", "evaluate", "--run", "run", "--split", "train"],
+        )
+        .ok();
+        let lines = out.json_lines();
+        assert_eq!(lines.len(), 1);
+        let v = &lines[0];
+        assert_eq!(
+            (
+                v["type"].as_str(),
+                v["split"].as_str(),
+                v["examples"].as_u64()
+            ),
+            (Some("evaluation"), Some("train"), Some(456))
+        );
+        assert!(v["accuracy"].as_f64().unwrap() > 0.9 && v["loss"].as_f64().unwrap() > 0.0);
+    });
+
+    cli_test!(agrees_with_the_last_epoch_of_training, |dir| {
+        write(dir, "bc.toml", LOGISTIC);
+        let train = attrib(
+            dir,
+            &["--json", "train", "--config", "bc.toml", "--out", "run"],
+        )
+        .ok();
+        let summary = train.json_lines().pop().unwrap();
+        let eval = attrib(dir, &["--json", "evaluate", "--run", "run"])
+            .ok()
+            .json_lines()
+            .pop()
+            .unwrap();
+        assert_eq!(summary["test"]["loss"], eval["loss"]);
+        assert_eq!(summary["test"]["accuracy"], eval["accuracy"]);
+    });
+
+    cli_test!(refuses_a_folder_that_is_not_a_run, |dir| {
+        let out = attrib(dir, &["evaluate", "--run", "."]).fails(1);
+        assert_contains!(out.stderr, ". is not a run directory (no config.toml); create one with `attrib train --config FILE --out .`");
+    });
+
+    cli_test!(explains_an_unfinished_run, |dir| {
+        write(dir, "bc.toml", LOGISTIC);
+        attrib(dir, &["train", "--config", "bc.toml", "--out", "run"]).ok();
+        std::fs::remove_file(dir.join("run/params.safetensors")).unwrap();
+        let out = attrib(dir, &["evaluate", "--run", "run"]).fails(1);
+        assert_contains!(out.stderr, "no params.safetensors", "attrib train --config");
+    });
+}
+
+mod determinism {
+    use super::util::*;
+
+    cli_test!(same_config_same_dir_gives_identical_bytes, |dir| {
+        write(dir, "bc.toml", LOGISTIC);
+        attrib(dir, &["train", "--config", "bc.toml", "--out", "run"]).ok();
+        let (params, metrics) = (
+            read(dir.join("run/params.safetensors")),
+            read(dir.join("run/metrics.jsonl")),
+        );
+        attrib(dir, &["train", "--config", "bc.toml", "--out", "run"]).ok();
+        assert!(
+            params == read(dir.join("run/params.safetensors")),
+            "params.safetensors differs between reruns"
+        );
+        assert!(
+            metrics == read(dir.join("run/metrics.jsonl")),
+            "metrics.jsonl differs between reruns"
+        );
+    });
+
+    cli_test!(thread_count_does_not_change_params, |dir| {
+        write(dir, "wide.toml", WIDE);
+        attrib(
+            dir,
+            &[
+                "--threads",
+                "1",
+                "train",
+                "--config",
+                "wide.toml",
+                "--out",
+                "t1",
+            ],
+        )
+        .ok();
+        attrib(
+            dir,
+            &[
+                "--threads",
+                "2",
+                "train",
+                "--config",
+                "wide.toml",
+                "--out",
+                "t2",
+            ],
+        )
+        .ok();
+        assert!(read(dir.join("t1/params.safetensors")) == read(dir.join("t2/params.safetensors")));
+        assert!(read(dir.join("t1/metrics.jsonl")) == read(dir.join("t2/metrics.jsonl")));
+    });
+
+    cli_test!(different_config_needs_force, |dir| {
+        write(dir, "a.toml", LOGISTIC);
+        write(dir, "b.toml", &LOGISTIC.replace("lr = 0.1", "lr = 0.05"));
+        attrib(dir, &["train", "--config", "a.toml", "--out", "run"]).ok();
+        let before = read(dir.join("run/params.safetensors"));
+        let out = attrib(dir, &["train", "--config", "b.toml", "--out", "run"]).fails(1);
+        assert_contains!(
+            out.stderr,
+            "different configuration",
+            "- optim.lr = 0.1",
+            "+ optim.lr = 0.05",
+            "--force"
+        );
+        assert!(
+            before == read(dir.join("run/params.safetensors")),
+            "a refused run must not touch the folder"
+        );
+        attrib(
+            dir,
+            &["train", "--config", "b.toml", "--out", "run", "--force"],
+        )
+        .ok();
+        assert_contains!(
+            String::from_utf8(read(dir.join("run/config.toml"))).unwrap(),
+            "lr = 0.05"
+        );
+        assert!(before != read(dir.join("run/params.safetensors")));
+    });
+}
+
+mod errors {
+    use super::util::*;
+
+    cli_test!(unknown_field_names_file_and_field, |dir| {
+        write(dir, "typo.toml", &LOGISTIC.replace("momentum", "momentun"));
+        let out = attrib(dir, &["train", "--config", "typo.toml", "--out", "run"]);
+        assert_ne!(out.code, 0);
+        assert_contains!(out.stderr, "typo.toml", "momentun");
+        assert!(
+            !dir.join("run").exists(),
+            "nothing is written for a bad config"
+        );
+    });
+
+    cli_test!(missing_config_names_the_file, |dir| {
+        let out = attrib(dir, &["train", "--config", "nowhere.toml", "--out", "run"]).fails(1);
+        assert_contains!(out.stderr, "nowhere.toml", "does not exist");
+    });
+
+    cli_test!(divergence_names_the_step, |dir| {
+        let cfg = "[data]\nsource = \"digits\"\n[model]\nkind = \"mlp\"\nhidden = [64]\n[optim]\nkind = \"sgd\"\nlr = 1e6\n[train]\nepochs = 1\n";
+        write(dir, "hot.toml", cfg);
+        let out = attrib(dir, &["train", "--config", "hot.toml", "--out", "run"]).fails(1);
+        assert_contains!(out.stderr, "diverged", "step ", "optim.lr");
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+        assert!(!dir.join("run/params.safetensors").exists());
+    });
+
+    cli_test!(ragged_csv_row_names_file_and_line, |dir| {
+        write(
+            dir,
+            "data.csv",
+            "x1,x2,label\n0.5,1.0,0\n0.25,1\n1.5,2.0,1\n",
+        );
+        let cfg = "[data]\nsource = \"csv\"\npath = \"data.csv\"\nlabel_column = \"label\"\n[model]\nkind = \"logistic\"\n[optim]\nkind = \"sgd\"\nlr = 0.1\n";
+        write(dir, "csv.toml", cfg);
+        let out = attrib(dir, &["train", "--config", "csv.toml", "--out", "run"]).fails(1);
+        assert_contains!(out.stderr, "data.csv", "line 3");
+    });
+
+    cli_test!(csv_label_outside_num_classes_is_explained, |dir| {
+        let mut rows = String::from("x1,x2,label\n");
+        for i in 0..20 {
+            rows.push_str(&format!(
+                "{}.0,{}.5,{}\n",
+                i,
+                i % 3,
+                if i == 7 { 5 } else { i % 2 }
+            ));
+        }
+        write(dir, "data.csv", &rows);
+        let cfg = "[data]\nsource = \"csv\"\npath = \"data.csv\"\nlabel_column = \"label\"\nnum_classes = 2\n[model]\nkind = \"logistic\"\n[optim]\nkind = \"sgd\"\nlr = 0.1\n";
+        write(dir, "csv.toml", cfg);
+        let out = attrib(dir, &["train", "--config", "csv.toml", "--out", "run"]).fails(1);
+        assert_contains!(out.stderr, "data.csv", "line 9", "class 5", "num_classes");
+    });
+
+    cli_test!(zero_threads_is_a_usage_error, |dir| {
+        let out = attrib(dir, &["--threads", "0", "demo"]).fails(2);
+        assert_contains!(out.stderr, "--threads", "at least 1");
+    });
+
+    cli_test!(unknown_command_and_flag_are_usage_errors, |dir| {
+        let out = attrib(dir, &["fly"]).fails(2);
+        assert_contains!(out.stderr, "unrecognized subcommand 'fly'");
+        let out = attrib(dir, &["evaluate", "--run", "r", "--fast"]).fails(2);
+        assert_contains!(out.stderr, "unexpected argument '--fast'");
+        attrib(dir, &["--help"]).ok();
+        attrib(dir, &["--version"]).ok();
+    });
+
+    cli_test!(json_errors_are_events_too, |dir| {
+        let out = attrib(dir, &["--json", "evaluate", "--run", "nothing"]).fails(1);
+        let lines = out.json_lines();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0]["type"], "error");
+        assert_contains!(lines[0]["message"].as_str().unwrap(), "not a run directory");
+        assert_contains!(out.stderr, "error: nothing is not a run directory");
+    });
+
+    cli_test!(model_that_does_not_fit_the_data_is_explained, |dir| {
+        let cfg = LOGISTIC.replace("kind = \"logistic\"", "kind = \"cnn\"\nchannels = [4]");
+        write(dir, "cnn.toml", &cfg);
+        let out = attrib(dir, &["train", "--config", "cnn.toml", "--out", "run"]).fails(1);
+        assert_contains!(out.stderr, "example_shape");
+    });
+}
+
+mod demo {
+    use super::util::*;
+
+    // The one demo run of the suite (a few seconds in release).
+    cli_test!(demo_trains_and_explains, |dir| {
+        let out = attrib(dir, &["demo", "--out", "demo"]).ok();
+        let first = out.stdout.lines().next().unwrap();
+        assert!(
+            first.starts_with("This should reach about 97% test accuracy"),
+            "{first}"
+        );
+        assert_contains!(
+            out.stdout,
+            "26,122 parameters",
+            "epoch 20/20",
+            "files    demo",
+            "reached"
+        );
+        let acc = nn::io::read_metadata(&dir.join("demo/params.safetensors")).unwrap();
+        assert_eq!(acc["steps"], "460");
+        let eval = attrib(dir, &["--json", "evaluate", "--run", "demo"])
+            .ok()
+            .json_lines()
+            .pop()
+            .unwrap();
+        assert!(eval["accuracy"].as_f64().unwrap() > 0.95, "{eval}");
+    });
+}
+
+mod bench {
+    use super::util::*;
+
+    cli_test!(quick_bench_reports_gflops, |dir| {
+        let out = attrib(
+            dir,
+            &["--json", "--threads", "2", "bench", "train", "--quick"],
+        )
+        .ok();
+        let lines = out.json_lines();
+        let gemm: Vec<_> = lines.iter().filter(|v| v["type"] == "gemm").collect();
+        let train: Vec<_> = lines
+            .iter()
+            .filter(|v| v["type"] == "bench_train")
+            .collect();
+        assert_eq!((gemm.len(), train.len()), (4, 8));
+        for v in gemm.iter().chain(&train) {
+            assert!(v["gflops"].as_f64().unwrap() > 0.0, "{v}");
+        }
+        assert!(train.iter().all(|v| v["ratio"].as_f64().unwrap() > 0.0));
+    });
+}
+
+#[test]
+fn examples_parse() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    for name in [
+        "digits_mlp.toml",
+        "breast_cancer_logistic.toml",
+        "digits_cnn.toml",
+        "moby_gpt.toml",
+    ] {
+        nn::RunConfig::from_toml_file(&root.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
