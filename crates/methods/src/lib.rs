@@ -9,10 +9,13 @@
 //! `attrib-cli`.
 
 pub mod error;
+pub mod estimators;
+pub mod linalg;
 pub mod method;
 pub mod options;
 pub mod run;
 pub mod scores;
+pub mod solvers;
 
 pub use error::{MethodError, Result};
 pub use method::{attribute, build, Method, Registration, REGISTRY};

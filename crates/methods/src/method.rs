@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use crate::error::{MethodError, Result};
+use crate::estimators;
 use crate::options::Options;
 use crate::run::{output_name, Run, Targets};
 use crate::scores::{ScoreMeta, Scores, SIGN};
@@ -34,8 +35,18 @@ pub struct Registration {
     pub build: fn(&mut Options) -> Result<Box<dyn Method>>,
 }
 
-/// Every method attrib knows, one line each.
-pub static REGISTRY: &[Registration] = &[];
+/// Every method attrib knows, one line each (MATH.md section in the summary).
+pub static REGISTRY: &[Registration] = &[
+    estimators::loo_ridge::REGISTRATION,
+    estimators::loo_newton::REGISTRATION,
+    estimators::influence::EXACT,
+    estimators::influence::CG,
+    estimators::influence::LISSA,
+    estimators::influence::GN,
+    estimators::influence::ARNOLDI,
+    estimators::tracin::REGISTRATION,
+    estimators::similarity::REGISTRATION,
+];
 
 /// Looks up and builds a method, rejecting options it does not take.
 ///
