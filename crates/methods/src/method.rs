@@ -46,6 +46,7 @@ pub static REGISTRY: &[Registration] = &[
     estimators::influence::ARNOLDI,
     estimators::tracin::REGISTRATION,
     estimators::similarity::REGISTRATION,
+    estimators::magic::REGISTRATION,
 ];
 
 /// Looks up and builds a method, rejecting options it does not take.

@@ -75,6 +75,51 @@ pub fn objective_hvps<F: Float>(
     (grad, hvps)
 }
 
+/// Gradient, Hessian-vector products and per-example loss tangents of the weighted objective
+/// `sum_i w_i l_i / |B|` along each of `dirs`, all from one dual reverse pass (MATH.md E2).
+///
+/// Returns `(grad, hvps, loss_jvps)`: `hvps[j] = H v_j` (flat, as [`objective_hvps`]) and
+/// `loss_jvps[j][i] = <grad l_i, v_j>` for every example `i` of the batch (unweighted), read from the
+/// tangents of the per-example losses that the dual forward pass computes before the reverse sweep.
+pub fn objective_hvps_with_jvps<F: Float>(
+    model: &Model,
+    params: &[F],
+    batch: &Batch<F>,
+    weights: &[F],
+    dirs: &[&[F]],
+) -> (Vec<F>, Vec<Vec<F>>, Vec<Vec<F>>) {
+    let g = Graph::<F, Dual<F>>::new();
+    let p = model.layout().dual_leaves(&g, params, dirs, true);
+    let losses = model.losses(&g, &p, batch);
+    let k = dirs.len();
+    let lv = g.value(losses);
+    let b = lv.value.len();
+    let loss_jvps = match &lv.tangent {
+        Some(t) => t.data().chunks(b.max(1)).map(|c| c.to_vec()).collect(),
+        None => vec![vec![F::ZERO; b]; k],
+    };
+    drop(lv);
+    let obj = g.weighted_mean(losses, weights);
+    let grads = g.backward(obj, None);
+    let layout = model.layout();
+    let grad = layout.flat_grad(&grads, &p);
+    let mut hvps = vec![Vec::with_capacity(layout.total()); k];
+    for (i, &leaf) in p.iter().enumerate() {
+        let n = layout.range(i).len();
+        match grads.get(leaf).and_then(|d| d.tangent.as_ref()) {
+            Some(t) => {
+                for (j, h) in hvps.iter_mut().enumerate() {
+                    h.extend_from_slice(&t.data()[j * n..(j + 1) * n]);
+                }
+            }
+            None => hvps
+                .iter_mut()
+                .for_each(|h| h.extend(std::iter::repeat_n(F::ZERO, n))),
+        }
+    }
+    (grad, hvps, loss_jvps)
+}
+
 /// Example `i` of a batch as a batch of one.
 pub fn single<F: Float>(batch: &Batch<F>, i: usize) -> Batch<F> {
     let input = match &batch.input {

@@ -26,7 +26,8 @@
 //! carrying the `u_k`.
 //!
 //! ## Options
-//! Every variant: `damping` (`auto`: `0.01 tr(C)/p`, see [`super::auto_damping`]; or a number
+//! Every variant: `damping` (`auto`: `0.01 tr(C)/p` for convex models, `max(0.01 lambda_max, 2 |lambda_min|)`
+//! for networks, see [`super::auto_damping`]; or a number
 //! `>= 0`), `chunk` (512).
 //! - `if-exact`: builds `C` from `p` products (`p <= 5000`) and solves by Cholesky.
 //! - `if-cg`, `if-gn`: conjugate gradients, `tol` (1e-8, relative residual), `max_iters` (200).
@@ -41,8 +42,8 @@ use engine::Rng;
 use nn::{Batch, Output};
 
 use super::{
-    auto_damping, auto_non_negative, auto_positive, chunk_option, l2_coefficient, solve_error,
-    Auto, Curvature, CurvatureKind, TrainChunks,
+    auto_damping, auto_non_negative, auto_positive, chunk_option, is_convex, l2_coefficient,
+    solve_error, Auto, Curvature, CurvatureKind, TrainChunks,
 };
 use crate::error::{MethodError, Result};
 use crate::linalg::{cholesky, cholesky_solve, dot, symmetrize};
@@ -275,7 +276,7 @@ impl Method for Influence {
             shift: l2,
         };
         let damping = match self.damping {
-            Auto::Auto => auto_damping(&undamped),
+            Auto::Auto => auto_damping(&undamped, is_convex(run)),
             Auto::Value(d) => d,
         };
         let op = Curvature {

@@ -8,6 +8,7 @@
 //! | `if-exact`, `if-cg`, `if-lissa`, `if-gn`, `if-arnoldi` | [`influence`] | E3 | influence functions |
 //! | `tracin` | [`tracin`] | E4 | gradient dot products along the trajectory |
 //! | `similarity` | [`similarity`] | E4 | cosine of penultimate features (weak baseline) |
+//! | `magic` | [`magic`] | E2 | exact metagradients through the whole training run (REPLAY) |
 //!
 //! ## The objective the classical estimators differentiate
 //! A run minimises (MATH.md E1, in expectation over batches)
@@ -29,6 +30,7 @@ pub mod glm;
 pub mod influence;
 pub mod loo_newton;
 pub mod loo_ridge;
+pub mod magic;
 pub mod similarity;
 pub mod tracin;
 
@@ -42,7 +44,8 @@ use rayon::prelude::*;
 
 use crate::error::{MethodError, Result};
 use crate::options::{at_least_one, Options};
-use crate::solvers::{LinOp, SolveError};
+use crate::run::Run;
+use crate::solvers::{LanczosParams, LinOp, SolveError};
 
 /// Default examples per chunk of a pass over the training set.
 pub const DEFAULT_CHUNK: usize = 512;
@@ -352,15 +355,54 @@ pub const TRACE_PROBES: usize = 10;
 /// Relative size of the automatic damping.
 pub const AUTO_DAMPING: f64 = 1e-2;
 
-/// The `auto` damping rule: `0.01 * tr(C) / p`, a hundredth of the mean eigenvalue of the
-/// undamped curvature `C` (Hessian or Gauss-Newton, weight decay included), with the trace
-/// estimated by Hutchinson's estimator `mean_s z_s^T C z_s` over [`TRACE_PROBES`] Rademacher
-/// vectors from a fixed seed (one pass over the training set). It looks at the training data only,
-/// never at ground truth; a negative estimate gives 0. It regularises ill-conditioned convex
-/// problems slightly; it does not make the indefinite Hessian of a network away from a minimum
-/// positive definite (CG and Cholesky then fail with a message asking for more damping; `if-gn` is
-/// positive semi-definite by construction).
-pub fn auto_damping(op: &Curvature<'_>) -> f64 {
+/// Lanczos steps of the top-eigenvalue estimate in [`auto_damping`].
+pub const TOP_EIGEN_ITERS: usize = 20;
+
+/// `-A` for an operator `A` (its top eigenvalue is `-lambda_min(A)`).
+struct Negated<'a>(&'a dyn LinOp);
+
+impl LinOp for Negated<'_> {
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+    fn apply(&self, vs: &[&[f64]]) -> Vec<Vec<f64>> {
+        let mut out = self.0.apply(vs);
+        out.iter_mut().flatten().for_each(|x| *x = -*x);
+        out
+    }
+}
+
+/// Largest eigenvalue estimate of `op` from [`TOP_EIGEN_ITERS`] Lanczos steps (`None` when the
+/// Krylov space is exhausted first, which only happens for tiny problems).
+fn top_eigenvalue(op: &dyn LinOp) -> Option<f64> {
+    let params = LanczosParams {
+        rank: 1,
+        iters: TOP_EIGEN_ITERS,
+        tol: f64::INFINITY,
+        seed: 0,
+    };
+    crate::solvers::lanczos(op, params)
+        .ok()
+        .map(|e| e.values[0])
+}
+
+/// The `auto` damping rule. It looks at the training data only, never at ground truth.
+///
+/// - Convex models (linear and logistic regression): `0.01 * tr(C) / p`, a hundredth of the mean
+///   eigenvalue of the undamped curvature `C` (weight decay included), with the trace estimated by
+///   Hutchinson's estimator `mean_s z_s^T C z_s` over [`TRACE_PROBES`] Rademacher vectors from a
+///   fixed seed. `C` is positive definite already; this only regularises ill conditioning.
+/// - Networks: `max(0.01 * lambda_max(C), 2 * |lambda_min(C)|)`, both estimated by
+///   [`TOP_EIGEN_ITERS`] Lanczos steps (on `C` and on `-C`). A network's Hessian is indefinite with
+///   most eigenvalues near 0, so a trace-relative damping would be vanishingly small; this one
+///   bounds the condition number of the damped matrix by ~100 and outweighs its most negative
+///   curvature twice over, so CG and Cholesky see a positive definite matrix.
+pub fn auto_damping(op: &Curvature<'_>, convex: bool) -> f64 {
+    if !convex {
+        if let (Some(top), Some(neg)) = (top_eigenvalue(op), top_eigenvalue(&Negated(op))) {
+            return (AUTO_DAMPING * top).max(2.0 * neg).max(0.0);
+        }
+    }
     let p = op.dim();
     let mut rng = Rng::derive(0, "damping", 0);
     let probes: Vec<Vec<f64>> = (0..TRACE_PROBES)
@@ -379,6 +421,15 @@ pub fn auto_damping(op: &Curvature<'_>) -> f64 {
         .sum::<f64>()
         / TRACE_PROBES as f64;
     (AUTO_DAMPING * trace / p as f64).max(0.0)
+}
+
+/// `true` for models whose training loss is convex in the parameters (linear and logistic
+/// regression), where no damping beyond weight decay is needed.
+pub fn is_convex(run: &Run) -> bool {
+    matches!(
+        run.config.model,
+        nn::ModelConfig::Linear {} | nn::ModelConfig::Logistic {}
+    )
 }
 
 /// Converts a solver failure into the method's error.

@@ -1,0 +1,424 @@
+//! `magic`: exact data-weight metagradients by reverse-mode differentiation through the whole
+//! training run (MATH.md E2; Ilyas & Engstrom 2025, "MAGIC").
+//!
+//! ## What it computes
+//! For every target output `f` (a test example's loss, margin or log-likelihood at the final
+//! parameters) and every training example `i`, `tau_i = d f(theta_T) / d w_i` of the deterministic
+//! weighted training of MATH.md E1, at `w = 1`, exactly up to floating point: no convexity, no
+//! optimum, no Hessian inverse. Sign convention of the crate: dropping a set `D` predicts
+//! `f(S \ D) ~ f(S) - sum_{i in D} tau_i`. Only the first-order (linear) prediction is exact; how well
+//! it predicts *removals* depends on how smooth training is in `w` (MATH.md E2, "Smoothness").
+//!
+//! ## The reverse sweep
+//! Step `t` computes `g_t = (1/|B_t|) sum_{i in B_t} w_i grad l_i(theta_t) + lambda theta_t` and
+//! `(theta_{t+1}, s_{t+1}) = step(theta_t, s_t, g_t, eta_t)`. Starting from `A_theta_T = grad f(theta_T)`
+//! and zero buffer adjoints, for `t = T-1 .. 0`:
+//! 1. `b_t = A_{g_t}` and the direct adjoints of `theta_t` and `s_t` from the reverse rule of the
+//!    optimizer update ([`reverse::step_vjp`]; SGD, momentum, Nesterov, Adam, AdamW with bias
+//!    correction, `eps`, `eps_root` and decoupled decay, each derived next to its forward formula);
+//! 2. one dual reverse pass over batch `B_t` at `theta_t` with tangents `b_t` gives both
+//!    `<grad l_i(theta_t), b_t>` for every `i in B_t` (the tangents of the per-example losses,
+//!    [`nn::per_example::objective_hvps_with_jvps`]) and `H_t b_t`, the Hessian of the batch
+//!    objective applied to `b_t` (forward-over-reverse);
+//! 3. `tau_i += (1/|B_t|) <grad l_i(theta_t), b_t>` for `i in B_t` (the partial of `g_t` in `w_i`),
+//!    and `A_theta_t = direct + H_t b_t + lambda b_t`.
+//!
+//! Several targets share one sweep: their adjoints are carried side by side (`block` at a time), so
+//! each state is replayed once per block and step 2 runs dual passes of [`TANGENTS_PER_PASS`]
+//! tangents each (wider matrix products), in parallel. Adam's rule reads `g_t`, recomputed by one plain gradient pass per step
+//! (bitwise the step's gradient).
+//!
+//! Past states come from a [`replay::Trajectory`]: all stored when `(T + 1)` states fit in
+//! `memory_budget`, otherwise a `k`-ary checkpoint tree holding at most `2 + (k - 1) ceil(log_k T)` states
+//! and recomputing `O(T log_k T)` steps. Both give the same bits. Everything runs in the run's
+//! precision (`train.precision`, so that replay reproduces the run bitwise); scores are accumulated
+//! in f64.
+//!
+//! Cost per block of `m` targets: replay, plus per step dual reverse passes carrying `m` tangents in
+//! all (roughly `2 + 4m` plain passes of work; Adam adds one plain gradient). Memory: the held
+//! states plus `m` adjoints of `params * (1 + buffers)` numbers.
+//!
+//! ## Exactness
+//! Every operation of the models is differentiated exactly, including its second derivative. ReLU
+//! and max pooling are piecewise linear: their derivatives are exact wherever no pre-activation sits
+//! exactly on a kink (almost everywhere), where the metagradient is the derivative of the smooth
+//! piece training is on; predictions across kinks degrade (MATH.md E2, Remark 2 of the paper), so
+//! GELU, softplus, tanh and average pooling are the better choices. Nothing in the supported model,
+//! optimizer and schedule kinds is refused.
+//!
+//! ## Options
+//! - `block` (64): targets per reverse sweep (bounds the adjoint memory; results depend on it only
+//!   through rounding);
+//! - `replay` (`auto`): `store`, `tree`, or `auto` = `store` when `(T + 1)` states fit in
+//!   `memory_budget`, else `tree`;
+//! - `memory_budget` (`1G`): bytes for held training states, e.g. `64M`; read by the `auto` choices;
+//! - `arity` (`auto`): the tree's arity `>= 2`; `auto` = the fewest tree levels (least
+//!   recomputation) whose resident states fit in `memory_budget`, smallest arity among those.
+//!
+//! An explicit `replay = store` or explicit `arity` is used as given, whatever the budget.
+//!
+//! ## Errors
+//! - [`MethodError::Run`] when replaying the run's configuration does not reproduce its final
+//!   parameters (relative difference above [`REPLAY_TOLERANCE`]): the scores would explain another
+//!   model (the run was trained elsewhere, or its config, data or parameters changed);
+//! - [`MethodError::Unsupported`] when an `auto` choice finds no strategy within `memory_budget`;
+//! - training errors (divergence) while replaying.
+
+pub mod replay;
+pub mod reverse;
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Instant;
+
+use engine::Float;
+use nn::{Precision, Trainer};
+use rayon::prelude::*;
+
+use self::replay::{ByteSize, Replay, Trajectory};
+use self::reverse::{needs_gradient, step_vjp, Adjoint};
+use super::Auto;
+use crate::error::{MethodError, Result};
+use crate::method::{Method, Registration};
+use crate::options::{at_least_one, Options};
+use crate::run::{Run, Targets};
+
+/// The registry entry.
+pub const REGISTRATION: Registration = Registration {
+    name: "magic",
+    summary: "MAGIC: exact metagradients by reverse-mode through the whole training run (E2)",
+    build,
+};
+
+/// Largest relative difference `||theta_T(replay) - theta_T(run)|| / ||theta_T(run)||` accepted
+/// between the replayed final parameters and the run's stored ones.
+pub const REPLAY_TOLERANCE: f64 = 1e-3;
+
+/// Tangents per dual pass: a block's adjoints are split into passes of this many directions, run
+/// in parallel (a fixed number, so the bits never depend on the thread count). Wider passes make
+/// wider matrix products but the engine's elementwise work on `[k, ...]` tangents is sequential;
+/// 8 measured fastest on 2 cores for the digits MLP.
+pub const TANGENTS_PER_PASS: usize = 8;
+
+/// Default targets per sweep.
+pub const DEFAULT_BLOCK: usize = 64;
+
+/// Default memory budget for held training states: 1 GiB.
+pub const DEFAULT_MEMORY_BUDGET: ByteSize = ByteSize(1 << 30);
+
+/// The `replay` option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayChoice {
+    /// Store all states when they fit in the budget, else a checkpoint tree.
+    Auto,
+    /// Store all states.
+    Store,
+    /// Checkpoint tree.
+    Tree,
+}
+
+impl FromStr for ReplayChoice {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim() {
+            "auto" => Ok(ReplayChoice::Auto),
+            "store" => Ok(ReplayChoice::Store),
+            "tree" => Ok(ReplayChoice::Tree),
+            _ => Err(format!("\"{s}\": use auto, store or tree")),
+        }
+    }
+}
+
+impl fmt::Display for ReplayChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ReplayChoice::Auto => "auto",
+            ReplayChoice::Store => "store",
+            ReplayChoice::Tree => "tree",
+        })
+    }
+}
+
+/// MAGIC's settings (module docs, "Options").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MagicConfig {
+    /// Targets per reverse sweep (`>= 1`).
+    pub block: usize,
+    /// Replay strategy.
+    pub replay: ReplayChoice,
+    /// Bytes for held training states (read by the `auto` choices).
+    pub memory_budget: ByteSize,
+    /// Tree arity (`>= 2`), or `auto` from the budget.
+    pub arity: Auto<usize>,
+}
+
+impl Default for MagicConfig {
+    fn default() -> Self {
+        MagicConfig {
+            block: DEFAULT_BLOCK,
+            replay: ReplayChoice::Auto,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
+            arity: Auto::Auto,
+        }
+    }
+}
+
+impl MagicConfig {
+    /// The strategy for a run of `steps` steps whose states take `state` bytes each.
+    ///
+    /// # Errors
+    /// [`MethodError::Unsupported`] when an `auto` choice finds nothing within the budget;
+    /// [`MethodError::BadOption`] for an arity below 2.
+    pub fn plan(&self, steps: usize, state: u64) -> Result<Replay> {
+        let budget = self.memory_budget.0;
+        let tree = || match self.arity {
+            Auto::Value(arity) if arity < 2 => Err(MethodError::BadOption {
+                method: "magic".into(),
+                key: "arity".into(),
+                value: arity.to_string(),
+                reason: "must be `auto` or an integer >= 2".into(),
+            }),
+            Auto::Value(arity) => Ok(Replay::Tree { arity }),
+            Auto::Auto => replay::best_arity(steps, state, budget)
+                .map(|arity| Replay::Tree { arity })
+                .ok_or_else(|| self.nothing_fits(steps, state)),
+        };
+        match self.replay {
+            ReplayChoice::Store => Ok(Replay::Store),
+            ReplayChoice::Tree => tree(),
+            ReplayChoice::Auto if replay::fits(steps + 1, state, budget) => Ok(Replay::Store),
+            ReplayChoice::Auto => tree(),
+        }
+    }
+
+    fn nothing_fits(&self, steps: usize, state: u64) -> MethodError {
+        let least = replay::tree_bound(steps, 2);
+        MethodError::Unsupported {
+            method: "magic".into(),
+            reason: format!(
+                "memory_budget = {} holds no replay of this {steps}-step run: the smallest checkpoint \
+                 tree (arity 2) keeps {least} states of {state} bytes ({} bytes); raise memory_budget \
+                 or set arity explicitly",
+                self.memory_budget,
+                least as u64 * state
+            ),
+        }
+    }
+}
+
+/// What a MAGIC computation did, for benchmarks and reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MagicReport {
+    /// `"f32"` or `"f64"`: the run's precision, in which everything was computed.
+    pub precision: &'static str,
+    /// Training steps `T`.
+    pub steps: usize,
+    /// Number of parameters.
+    pub params: usize,
+    /// The replay strategy used.
+    pub replay: Replay,
+    /// Bytes of one training state.
+    pub state_bytes: u64,
+    /// The most states held at once (measured).
+    pub peak_states: usize,
+    /// The strategy's bound on held states.
+    pub resident_bound: usize,
+    /// Training steps run by the replay (the first forward pass included).
+    pub steps_run: usize,
+    /// Reverse sweeps run (blocks of targets).
+    pub sweeps: usize,
+    /// Wall time in seconds.
+    pub seconds: f64,
+}
+
+/// Scores `tau[target][i]` and how they were computed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MagicOutput {
+    /// `tau[target][i] = d f_target / d w_i`.
+    pub scores: Vec<Vec<f64>>,
+    /// What was done.
+    pub report: MagicReport,
+}
+
+/// MAGIC over a run (module docs).
+#[derive(Debug, Clone)]
+pub struct Magic {
+    /// Settings.
+    pub config: MagicConfig,
+}
+
+/// Reads the options `block` (64), `replay` (auto), `memory_budget` (1G), `arity` (auto).
+///
+/// # Errors
+/// A bad option value.
+pub fn build(opts: &mut Options) -> Result<Box<dyn Method>> {
+    let block = opts.get("block", DEFAULT_BLOCK, at_least_one)?;
+    let replay = opts.get("replay", ReplayChoice::Auto, |_| Ok(()))?;
+    let memory_budget = opts.get("memory_budget", DEFAULT_MEMORY_BUDGET, |_| Ok(()))?;
+    let arity = opts.get("arity", Auto::Auto, |a: &Auto<usize>| match a {
+        Auto::Value(k) if *k < 2 => Err("must be `auto` or an integer >= 2".into()),
+        _ => Ok(()),
+    })?;
+    Ok(Box::new(Magic {
+        config: MagicConfig {
+            block,
+            replay,
+            memory_budget,
+            arity,
+        },
+    }))
+}
+
+impl Method for Magic {
+    fn name(&self) -> &'static str {
+        "magic"
+    }
+
+    /// # Errors
+    /// As [`magic_scores`].
+    fn attribute(&self, run: &Run, targets: &Targets) -> Result<Vec<Vec<f64>>> {
+        Ok(magic_scores(run, targets, &self.config)?.scores)
+    }
+}
+
+/// MAGIC scores of `targets` for `run` (module docs), in the run's precision.
+///
+/// Guarantees: rows follow `targets.indices`, columns the training set; the bits do not depend
+/// on the replay strategy or the number of threads, and on `block` only through rounding.
+///
+/// # Errors
+/// See the module docs, "Errors".
+pub fn magic_scores(run: &Run, targets: &Targets, config: &MagicConfig) -> Result<MagicOutput> {
+    run.check_targets(targets)?;
+    match run.config.train.precision {
+        Precision::F32 => sweep::<f32>(run, targets, config),
+        Precision::F64 => sweep::<f64>(run, targets, config),
+    }
+}
+
+fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result<MagicOutput> {
+    let start = Instant::now();
+    let (model, opt) = (&run.model, &run.config.optim);
+    let trainer = Trainer::<F>::new(model, &run.config, &run.splits.train)?;
+    let initial = trainer.init_state(
+        run.init
+            .as_ref()
+            .map(|p| p.iter().map(|&x| F::from_f64(x)).collect()),
+    )?;
+    let (steps, params, buffers) = (
+        trainer.steps(),
+        initial.params.len(),
+        initial.opt.bufs.len(),
+    );
+    let state_bytes = replay::state_bytes::<F>(params, buffers);
+    let strategy = config.plan(steps, state_bytes)?;
+    let mut traj = Trajectory::new(&trainer, initial, strategy)?;
+    let theta_end = traj.state(steps)?.params.clone();
+    check_replay(run, &theta_end)?;
+
+    let lambda = F::from_f64(opt.coupled_weight_decay());
+    let n = run.n_train();
+    let mut scores = Vec::with_capacity(targets.indices.len());
+    let mut sweeps = 0;
+    for chunk in targets.indices.chunks(config.block.max(1)) {
+        sweeps += 1;
+        let block = Targets {
+            indices: chunk.to_vec(),
+            ..targets.clone()
+        };
+        let grads_f = nn::per_example::output_grads(
+            model,
+            &theta_end,
+            &run.target_batch::<F>(&block),
+            targets.output,
+        );
+        let mut adj: Vec<Adjoint<F>> = grads_f
+            .into_iter()
+            .map(|g| Adjoint::at_end(g, buffers))
+            .collect();
+        let mut rows = vec![vec![0.0f64; n]; chunk.len()];
+        for t in (0..steps).rev() {
+            let lr = trainer.lr_at(t);
+            let state = traj.state(t)?;
+            let grad = needs_gradient(opt).then(|| trainer.gradient(&state.params, t).1);
+            let bs: Vec<Vec<F>> = adj
+                .par_iter_mut()
+                .map(|a| step_vjp(opt, state, grad.as_deref(), lr, a))
+                .collect();
+            let (batch, w) = trainer.batch(t);
+            // Dual passes of TANGENTS_PER_PASS directions each, in parallel, concatenated in order.
+            let passes: Vec<_> = bs
+                .par_chunks(TANGENTS_PER_PASS)
+                .map(|c| {
+                    let dirs: Vec<&[F]> = c.iter().map(Vec::as_slice).collect();
+                    let (_, h, j) = nn::per_example::objective_hvps_with_jvps(
+                        model,
+                        &state.params,
+                        &batch,
+                        &w,
+                        &dirs,
+                    );
+                    (h, j)
+                })
+                .collect();
+            let (mut hvps, mut jvps) = (Vec::new(), Vec::new());
+            for (h, j) in passes {
+                hvps.extend(h);
+                jvps.extend(j);
+            }
+            let inv_b = 1.0 / batch.len() as f64;
+            for (row, jv) in rows.iter_mut().zip(&jvps) {
+                for (&i, d) in trainer.plan()[t].iter().zip(jv) {
+                    row[i] += inv_b * d.to_f64();
+                }
+            }
+            adj.par_iter_mut()
+                .zip(hvps)
+                .zip(&bs)
+                .for_each(|((a, hv), b)| {
+                    for ((x, h), &bi) in a.theta.iter_mut().zip(hv).zip(b) {
+                        *x += h + lambda * bi;
+                    }
+                });
+        }
+        scores.extend(rows);
+    }
+    Ok(MagicOutput {
+        scores,
+        report: MagicReport {
+            precision: F::NAME,
+            steps,
+            params,
+            replay: strategy,
+            state_bytes,
+            peak_states: traj.peak_states(),
+            resident_bound: replay::resident_bound(strategy, steps),
+            steps_run: traj.steps_run(),
+            sweeps,
+            seconds: start.elapsed().as_secs_f64(),
+        },
+    })
+}
+
+/// Errors unless the replayed final parameters are the run's (within [`REPLAY_TOLERANCE`]).
+fn check_replay<F: Float>(run: &Run, theta: &[F]) -> Result<()> {
+    let (mut diff, mut norm) = (0.0f64, 0.0f64);
+    for (&a, &b) in theta.iter().zip(&run.params) {
+        let a = a.to_f64();
+        diff += (a - b) * (a - b);
+        norm += b * b;
+    }
+    let rel = (diff / norm.max(f64::MIN_POSITIVE)).sqrt();
+    if rel.is_finite() && rel <= REPLAY_TOLERANCE {
+        return Ok(());
+    }
+    Err(MethodError::Run {
+        path: run.dir.clone().unwrap_or_else(|| "<memory>".into()),
+        reason: format!(
+            "magic differentiates the training run by replaying it, but replaying this run's config gives \
+             final parameters that differ from its params.safetensors (relative difference {rel:.2e} > {REPLAY_TOLERANCE:e}); \
+             the run was trained elsewhere or its config, data or parameters changed. Retrain it here \
+             (`attrib train`) before attributing with magic"
+        ),
+    })
+}
