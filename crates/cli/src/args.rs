@@ -72,9 +72,167 @@ pub enum Command {
     Evaluate(EvaluateArgs),
     /// Train the embedded digits MLP (no files needed), step by step.
     Demo(DemoArgs),
+    /// Score training examples for test outputs with an attribution method.
+    Attribute(AttributeArgs),
+    /// List the attribution methods and what they do.
+    Methods,
+    /// Join score files of one method computed for different target ranges.
+    Merge(MergeArgs),
+    /// Retrain on random subsets (cached, resumable): the ground truth of LDS.
+    Groundtruth(GroundTruthArgs),
+    /// Linear datamodeling score of score files against retrained subsets.
+    Lds(LdsArgs),
     /// Measure throughput next to this machine's GEMM speed.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+/// `attrib attribute`.
+#[derive(Debug, Args)]
+#[command(
+    after_long_help = "Scores are tau[target, i] = d f_target / d w_i (dropping a set D predicts \
+                       f(S without D) ~ f(S) - sum of tau over D), written as RUN/scores/NAME.npy \
+                       (f32, [targets, training examples]) with a JSON sidecar NAME.json. \
+                       `attrib methods` lists the methods."
+)]
+pub struct AttributeArgs {
+    /// The run directory written by `attrib train`.
+    ///
+    /// Example: attrib attribute --run runs/digits --method if-gn
+    #[arg(long, short, value_name = "DIR")]
+    pub run: PathBuf,
+
+    /// The method (see `attrib methods`).
+    ///
+    /// Example: attrib attribute --run runs/digits --method tracin
+    #[arg(long, short, value_name = "NAME")]
+    pub method: String,
+
+    /// Target examples a..b of the split (default: the first 50).
+    ///
+    /// Example: attrib attribute --run runs/digits --method if-cg --targets 0..100
+    #[arg(long, short, value_name = "RANGE")]
+    pub targets: Option<String>,
+
+    /// The output to explain: margin, loss or log_likelihood.
+    ///
+    /// Example: attrib attribute --run runs/digits --method if-gn --output loss
+    #[arg(long, default_value = "margin", value_name = "OUTPUT")]
+    pub output: String,
+
+    /// Split of the targets: test, or train for self-influence.
+    ///
+    /// Example: attrib attribute --run runs/digits --method tracin --split train
+    #[arg(long, value_enum, default_value_t = Split::Test, hide_possible_values = true)]
+    pub split: Split,
+
+    /// A method option KEY=VALUE (repeatable; unknown keys are errors).
+    ///
+    /// Example: attrib attribute --run runs/digits --method if-cg --option damping=0.01
+    #[arg(long = "option", short = 'o', value_name = "KEY=VALUE")]
+    pub option: Vec<String>,
+
+    /// File name in RUN/scores/ (default: the method, plus @a-b for a target range).
+    ///
+    /// Example: attrib attribute --run runs/digits --method if-cg --name if-cg-damp1
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+/// `attrib merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The merged file to write (with its .json sidecar).
+    ///
+    /// Example: attrib merge --out runs/d/scores/if-cg.npy runs/d/scores/if-cg@0-50.npy ...
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+
+    /// Score files of one method, run and output, for disjoint targets.
+    #[arg(value_name = "PART", required = true)]
+    pub parts: Vec<PathBuf>,
+}
+
+/// Which retrained subsets: `--drop` and/or `--keep` fractions, how many, which seed.
+#[derive(Debug, Args)]
+pub struct SubsetArgs {
+    /// Fraction of training examples each subset drops (repeatable or comma-separated).
+    ///
+    /// Default 0.01 when neither --drop nor --keep is given.
+    ///
+    /// Example: attrib groundtruth --run runs/digits --drop 0.01,0.05,0.1
+    #[arg(long, value_delimiter = ',', value_name = "FRACTION")]
+    pub drop: Vec<f64>,
+
+    /// Fraction of training examples each subset keeps (TRAK's protocol uses 0.5).
+    ///
+    /// Example: attrib groundtruth --run runs/digits --keep 0.5
+    #[arg(long, value_delimiter = ',', value_name = "FRACTION")]
+    pub keep: Vec<f64>,
+
+    /// Number of retrained subsets per fraction.
+    ///
+    /// Example: attrib groundtruth --run runs/digits --subsets 100
+    #[arg(long, default_value_t = 100, value_name = "M")]
+    pub subsets: usize,
+
+    /// Seed of the subset draws (independent of the training seed).
+    ///
+    /// Example: attrib groundtruth --run runs/digits --seed 1
+    #[arg(long, default_value_t = 0, value_name = "SEED")]
+    pub seed: u64,
+}
+
+/// `attrib groundtruth`.
+#[derive(Debug, Args)]
+pub struct GroundTruthArgs {
+    /// The run directory; results are cached in RUN/groundtruth/ and resumed after interruption.
+    ///
+    /// Example: attrib groundtruth --run runs/digits --drop 0.01 --subsets 100
+    #[arg(long, short, value_name = "DIR")]
+    pub run: PathBuf,
+
+    /// The subsets.
+    #[command(flatten)]
+    pub subsets: SubsetArgs,
+
+    /// The output measured on every example of the split: margin, loss or log_likelihood.
+    ///
+    /// Example: attrib groundtruth --run runs/digits --output loss
+    #[arg(long, default_value = "margin", value_name = "OUTPUT")]
+    pub output: String,
+
+    /// Split whose outputs are measured.
+    ///
+    /// Example: attrib groundtruth --run runs/digits --split train
+    #[arg(long, value_enum, default_value_t = Split::Test, hide_possible_values = true)]
+    pub split: Split,
+}
+
+/// `attrib lds`.
+#[derive(Debug, Args)]
+pub struct LdsArgs {
+    /// The run directory.
+    ///
+    /// Example: attrib lds --run runs/digits --scores runs/digits/scores/if-gn.npy
+    #[arg(long, short, value_name = "DIR")]
+    pub run: PathBuf,
+
+    /// Score files (repeatable or comma-separated); one table row each per subset spec.
+    ///
+    /// Example: attrib lds --run runs/d --scores runs/d/scores/tracin.npy,runs/d/scores/if-gn.npy
+    #[arg(
+        long,
+        short,
+        value_delimiter = ',',
+        value_name = "FILE",
+        required = true
+    )]
+    pub scores: Vec<PathBuf>,
+
+    /// The subsets (computed and cached first if missing).
+    #[command(flatten)]
+    pub subsets: SubsetArgs,
 }
 
 /// `attrib train`.

@@ -1,16 +1,19 @@
 //! The `attrib` binary: parses the arguments, runs one command, prints errors.
 //!
 //! Glue only: the numerics live in `attrib-engine`, the models and the trainer in `attrib-nn`, the
-//! datasets in `attrib-data`.
+//! datasets in `attrib-data`, the attribution methods in `attrib-methods`, ground truth and LDS in
+//! `attrib-eval`.
 //!
 //! Exit codes: 0 on success (also when stdout is closed early, e.g. `attrib ... | head`), 1 when the
 //! command fails (the error chain is printed once on stderr, and as an `error` event with
 //! `--json`), 2 on a usage error (unknown command or flag, bad flag value).
 
 mod args;
+mod attribute;
 mod bench;
 mod demo;
 mod evaluate;
+mod groundtruth;
 mod output;
 mod progress;
 mod run_dir;
@@ -74,6 +77,11 @@ fn run(cli: &Cli, out: Output) -> Result<()> {
         Command::Train(a) => train::run(a, &ctx),
         Command::Evaluate(a) => evaluate::run(a, &ctx),
         Command::Demo(a) => demo::run(a, &ctx),
+        Command::Attribute(a) => attribute::run(a, &ctx),
+        Command::Methods => attribute::list(&ctx),
+        Command::Merge(a) => attribute::merge(a, &ctx),
+        Command::Groundtruth(a) => groundtruth::run(a, &ctx),
+        Command::Lds(a) => groundtruth::lds(a, &ctx),
         Command::Bench(BenchCommand::Train(a)) => bench::run(a, &ctx),
     }
 }

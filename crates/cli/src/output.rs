@@ -20,6 +20,10 @@
 //! | `evaluation` | `evaluate` | `run`, `split`, `examples`, `loss`, `accuracy?` |
 //! | `gemm` | `bench train` | `m`, `k`, `n`, `threads`, `calls`, `seconds`, `gflops` |
 //! | `bench_train` | `bench train` | `workload`, `mode` (`step` or `gradient`), `threads`, `batch`, `iterations`, `seconds`, `examples_per_second`, `gflops`, `gemm_gflops` (best GEMM of this run at the same thread count), `ratio` (`gflops / gemm_gflops`) |
+//! | `scores` | `attribute` | `run`, `method`, `path` (the `.npy`), `targets`, `seconds` |
+//! | `ground_truth` | `groundtruth`, `lds` | `path` (cache folder), `subsets`, `computed` (by this invocation), `seconds` |
+//! | `lds` | `lds`, one per score file and subset spec | `method`, `scores`, `subsets_kind` (`drop`/`keep`), `fraction`, `subsets`, `targets`, `lds`, `ci` ([lo, hi]), `pearson`, `slope`, `method_seconds` |
+//! | `method` | `methods` | `name`, `summary` |
 //! | `error` | a command failed | `message` |
 //!
 //! An evaluation object is `{"examples": 360, "loss": 0.0912, "accuracy": 0.975}` (`accuracy` is
@@ -79,11 +83,71 @@ pub enum Event<'a> {
     Gemm(&'a GemmRecord),
     /// A training throughput measurement.
     BenchTrain(&'a BenchTrainRecord),
+    /// `attribute`: a score file was written.
+    Scores {
+        /// The run directory.
+        run: String,
+        /// The method.
+        method: &'a str,
+        /// The `.npy` file.
+        path: String,
+        /// Number of targets (rows).
+        targets: usize,
+        /// Wall time of the method.
+        seconds: f64,
+    },
+    /// `groundtruth`: retrained subsets are cached.
+    GroundTruth {
+        /// The cache folder.
+        path: String,
+        /// Subsets in the spec.
+        subsets: usize,
+        /// Subsets computed by this invocation (the rest came from the cache).
+        computed: usize,
+        /// Wall time.
+        seconds: f64,
+    },
+    /// `lds`: one row of the table.
+    Lds(&'a LdsRow),
+    /// `methods`: one registered method.
+    Method {
+        /// Its name.
+        name: &'a str,
+        /// One line.
+        summary: &'a str,
+    },
     /// A failure.
     Error {
         /// The error chain, outermost first.
         message: &'a str,
     },
+}
+
+/// One row of the `lds` table.
+#[derive(Debug, Serialize)]
+pub struct LdsRow {
+    /// Method of the score file.
+    pub method: String,
+    /// The score file.
+    pub scores: String,
+    /// `drop` or `keep`.
+    pub subsets_kind: &'static str,
+    /// Fraction dropped (or kept).
+    pub fraction: f64,
+    /// Number of retrained subsets.
+    pub subsets: usize,
+    /// Number of targets.
+    pub targets: usize,
+    /// Mean Spearman correlation over targets.
+    pub lds: f64,
+    /// Bootstrap 95% interval of the mean.
+    pub ci: (f64, f64),
+    /// Mean Pearson correlation.
+    pub pearson: f64,
+    /// Mean least-squares slope of true on predicted change (1 = well calibrated).
+    pub slope: f64,
+    /// Wall time of the method that made the scores.
+    pub method_seconds: f64,
 }
 
 /// Fields of a `start` event.

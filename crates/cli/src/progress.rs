@@ -30,6 +30,28 @@ impl Progress {
         Progress { bar }
     }
 
+    /// A bar over `total` units of work (e.g. retrained subsets), drawn like [`Progress::steps`].
+    pub fn count(total: usize, unit: &str, visible: bool) -> Progress {
+        let target = if visible && std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let bar = ProgressBar::with_draw_target(Some(total as u64), target);
+        let style = ProgressStyle::with_template(&format!(
+            "[{{elapsed_precise}}] {{pos:>5}}/{{len}} {unit}  {{wide_bar:.cyan/blue}} eta {{eta}}"
+        ))
+        .expect("the template is valid")
+        .progress_chars("=> ");
+        bar.set_style(style);
+        Progress { bar }
+    }
+
+    /// Sets the number of finished units (callable from worker threads).
+    pub fn set(&self, done: usize) {
+        self.bar.set_position(done as u64);
+    }
+
     /// Records one step.
     pub fn step(&self, epoch: usize, epochs: usize, loss: f64, lr: f64) {
         self.bar.set_message(format!(

@@ -550,3 +550,302 @@ fn examples_parse() {
         nn::RunConfig::from_toml_file(&root.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
+
+/// `attribute`, `merge`, `groundtruth`, `lds` (issue 3): the whole measuring loop on a tiny run.
+mod attribution {
+    use super::util::*;
+
+    /// Trains the logistic config into `dir/run` in f64 (so closed forms apply exactly).
+    fn trained(dir: &std::path::Path, name: &str) -> String {
+        let cfg = LOGISTIC.replace("[train]", "[train]\nprecision = \"f64\"");
+        write(dir, &format!("{name}.toml"), &cfg);
+        attrib(
+            dir,
+            &[
+                "--quiet",
+                "train",
+                "--config",
+                &format!("{name}.toml"),
+                "--out",
+                name,
+            ],
+        )
+        .ok();
+        name.to_string()
+    }
+
+    cli_test!(attribute_groundtruth_and_lds_measure_a_method, |dir| {
+        let run = trained(dir, "run");
+        // MAGIC differentiates this exact (16-step) training run, so it must predict its retraining.
+        let out = attrib(
+            dir,
+            &[
+                "attribute",
+                "--run",
+                &run,
+                "--method",
+                "magic",
+                "--targets",
+                "0..6",
+            ],
+        )
+        .ok();
+        assert_contains!(out.stdout, "magic", "run/scores/magic@0-6.npy");
+        assert!(dir.join("run/scores/magic@0-6.json").exists());
+        attrib(
+            dir,
+            &[
+                "--quiet",
+                "groundtruth",
+                "--run",
+                &run,
+                "--drop",
+                "0.05",
+                "--subsets",
+                "12",
+            ],
+        )
+        .ok();
+        let lds = attrib(
+            dir,
+            &[
+                "--json",
+                "lds",
+                "--run",
+                &run,
+                "--scores",
+                "run/scores/magic@0-6.npy",
+                "--drop",
+                "0.05",
+                "--subsets",
+                "12",
+            ],
+        )
+        .ok();
+        let rows: Vec<_> = lds
+            .json_lines()
+            .into_iter()
+            .filter(|v| v["type"] == "lds")
+            .collect();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0]["method"], "magic");
+        assert_eq!(rows[0]["targets"], 6);
+        assert_eq!(rows[0]["subsets"], 12);
+        let l = rows[0]["lds"].as_f64().unwrap();
+        assert!(
+            l > 0.9,
+            "MAGIC on a 16-step logistic regression should predict retraining: LDS {l}"
+        );
+    });
+
+    cli_test!(target_ranges_merge_into_the_whole, |dir| {
+        let run = trained(dir, "run");
+        for r in ["0..3", "3..5"] {
+            attrib(
+                dir,
+                &[
+                    "--quiet",
+                    "attribute",
+                    "--run",
+                    &run,
+                    "--method",
+                    "similarity",
+                    "--targets",
+                    r,
+                ],
+            )
+            .ok();
+        }
+        attrib(
+            dir,
+            &[
+                "--quiet",
+                "attribute",
+                "--run",
+                &run,
+                "--method",
+                "similarity",
+                "--targets",
+                "0..5",
+                "--name",
+                "whole",
+            ],
+        )
+        .ok();
+        attrib(
+            dir,
+            &[
+                "merge",
+                "--out",
+                "run/scores/merged.npy",
+                "run/scores/similarity@3-5.npy",
+                "run/scores/similarity@0-3.npy",
+            ],
+        )
+        .ok();
+        let a = std::fs::read(dir.join("run/scores/merged.npy")).unwrap();
+        let b = std::fs::read(dir.join("run/scores/whole.npy")).unwrap();
+        assert_eq!(a, b, "merged parts differ from one computation");
+    });
+
+    cli_test!(unknown_methods_and_options_are_named, |dir| {
+        let run = trained(dir, "run");
+        let e = attrib(dir, &["attribute", "--run", &run, "--method", "influence"]).fails(1);
+        assert_contains!(e.stderr, "unknown method \"influence\"", "if-cg", "magic");
+        let e = attrib(
+            dir,
+            &[
+                "attribute",
+                "--run",
+                &run,
+                "--method",
+                "if-cg",
+                "--option",
+                "dampnig=1",
+            ],
+        )
+        .fails(1);
+        assert_contains!(e.stderr, "no option \"dampnig\"", "damping (auto)");
+        let e = attrib(
+            dir,
+            &[
+                "attribute",
+                "--run",
+                &run,
+                "--method",
+                "if-cg",
+                "--targets",
+                "0..500",
+            ],
+        )
+        .fails(1);
+        assert_contains!(e.stderr, "outside the test split");
+        let e = attrib(dir, &["attribute", "--run", "nowhere", "--method", "if-cg"]).fails(1);
+        assert_contains!(e.stderr, "not a run directory", "attrib train");
+    });
+
+    cli_test!(scores_of_another_run_or_shape_are_refused, |dir| {
+        let run = trained(dir, "run");
+        attrib(
+            dir,
+            &[
+                "--quiet",
+                "attribute",
+                "--run",
+                &run,
+                "--method",
+                "similarity",
+                "--targets",
+                "0..4",
+            ],
+        )
+        .ok();
+        // Another dataset: digits has 1,437 training examples, breast cancer 456.
+        write(dir, "other.toml", "[data]\nsource = \"digits\"\n[model]\nkind = \"logistic\"\n[optim]\nkind = \"sgd\"\nlr = 0.1\n[train]\nepochs = 1\n");
+        attrib(
+            dir,
+            &[
+                "--quiet",
+                "train",
+                "--config",
+                "other.toml",
+                "--out",
+                "other",
+            ],
+        )
+        .ok();
+        let e = attrib(
+            dir,
+            &[
+                "lds",
+                "--run",
+                "other",
+                "--scores",
+                "run/scores/similarity@0-4.npy",
+                "--subsets",
+                "4",
+            ],
+        )
+        .fails(1);
+        assert_contains!(e.stderr, "another dataset");
+        // The same data, retrained differently: another run fingerprint.
+        write(
+            dir,
+            "again.toml",
+            &LOGISTIC
+                .replace("epochs = 2", "epochs = 3")
+                .replace("[train]", "[train]\nprecision = \"f64\""),
+        );
+        attrib(
+            dir,
+            &[
+                "--quiet",
+                "train",
+                "--config",
+                "again.toml",
+                "--out",
+                "again",
+            ],
+        )
+        .ok();
+        let e = attrib(
+            dir,
+            &[
+                "lds",
+                "--run",
+                "again",
+                "--scores",
+                "run/scores/similarity@0-4.npy",
+                "--subsets",
+                "4",
+            ],
+        )
+        .fails(1);
+        assert_contains!(e.stderr, "computed for run", "attrib attribute");
+        // A matrix whose shape disagrees with its sidecar.
+        std::fs::copy(
+            dir.join("run/scores/similarity@0-4.json"),
+            dir.join("run/scores/bad.json"),
+        )
+        .unwrap();
+        let npy = dir.join("run/scores/bad.npy");
+        let mut bytes = std::fs::read(dir.join("run/scores/similarity@0-4.npy")).unwrap();
+        let meta: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("run/scores/bad.json")).unwrap(),
+        )
+        .unwrap();
+        let n = meta["n_train"].as_u64().unwrap();
+        // Same bytes, header claiming [2, 2n]: the header is ASCII, so swap it in place.
+        let (from, to) = (format!("(4, {n}, )"), format!("(2, {}, )", 2 * n));
+        let at = bytes
+            .windows(from.len())
+            .position(|w| w == from.as_bytes())
+            .expect("npy header");
+        bytes.splice(at..at + from.len(), to.bytes());
+        // Keep the header length a multiple of 64 by trimming one padding space if it grew.
+        if to.len() > from.len() {
+            let nl = bytes.iter().position(|&b| b == b'\n').unwrap();
+            bytes.remove(nl - 1);
+        }
+        std::fs::write(&npy, &bytes).unwrap();
+        let e = attrib(
+            dir,
+            &[
+                "lds",
+                "--run",
+                &run,
+                "--scores",
+                "run/scores/bad.npy",
+                "--subsets",
+                "4",
+            ],
+        )
+        .fails(1);
+        assert_contains!(
+            e.stderr,
+            "bad.npy",
+            &format!("[2, {}]", 2 * n),
+            &format!("[4, {n}]")
+        );
+    });
+}
