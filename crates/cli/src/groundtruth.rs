@@ -39,7 +39,7 @@ fn split_of(s: crate::args::Split) -> Split {
 }
 
 /// Loads or computes (and caches) the ground truth of one spec.
-fn ground_truth(
+pub(crate) fn ground_truth(
     run: &Run,
     dir: &Path,
     spec: &SubsetSpec,
@@ -99,6 +99,73 @@ pub fn run(args: &GroundTruthArgs, ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
+/// The LDS table: a header before the first row, then one row per score file and ground truth.
+#[derive(Default)]
+pub(crate) struct LdsTable {
+    header_printed: bool,
+}
+
+impl LdsTable {
+    /// Prints (and emits as `lds` events) the LDS of each score file against `gt`.
+    pub(crate) fn rows(
+        &mut self,
+        gt: &GroundTruth,
+        spec: &SubsetSpec,
+        scores: &[&(String, Scores)],
+        ctx: &Ctx,
+    ) -> Result<()> {
+        if !self.header_printed {
+            ctx.out.result(format!(
+                "{:<16} {:>10} {:>7} {:>8}  {:<17} {:>8} {:>7} {:>9}",
+                "method",
+                "subsets",
+                "targets",
+                "LDS",
+                "95% interval",
+                "pearson",
+                "slope",
+                "time (s)"
+            ))?;
+            self.header_printed = true;
+        }
+        let (kind, fraction) = match spec.kind {
+            SubsetKind::Drop { fraction } => ("drop", fraction),
+            SubsetKind::Keep { fraction } => ("keep", fraction),
+        };
+        for (path, s) in scores {
+            let r = eval::lds(gt, s)?;
+            let row = LdsRow {
+                method: s.meta.method.clone(),
+                scores: path.clone(),
+                subsets_kind: kind,
+                fraction,
+                subsets: r.subsets,
+                targets: r.targets,
+                lds: r.lds,
+                ci: r.ci,
+                pearson: r.pearson,
+                slope: r.slope,
+                method_seconds: s.meta.seconds,
+            };
+            ctx.out.event(&Event::Lds(&row))?;
+            ctx.out.result(format!(
+                "{:<16} {:>4} {:>4.0}% {:>7} {:>8.3}  [{:>6.3}, {:>6.3}] {:>8.3} {:>7.3} {:>9.2}",
+                row.method,
+                kind,
+                100.0 * fraction,
+                row.targets,
+                row.lds,
+                row.ci.0,
+                row.ci.1,
+                row.pearson,
+                row.slope,
+                row.method_seconds
+            ))?;
+        }
+        Ok(())
+    }
+}
+
 /// Runs `attrib lds`: one table row per score file and subset spec.
 ///
 /// # Errors
@@ -115,11 +182,7 @@ pub fn lds(args: &LdsArgs, ctx: &Ctx) -> Result<()> {
             Ok((p.display().to_string(), s))
         })
         .collect::<Result<_>>()?;
-    let header = format!(
-        "{:<16} {:>10} {:>7} {:>8}  {:<17} {:>8} {:>7} {:>9}",
-        "method", "subsets", "targets", "LDS", "95% interval", "pearson", "slope", "time (s)"
-    );
-    let mut printed_header = false;
+    let mut table = LdsTable::default();
     for spec in specs(&args.subsets) {
         // One ground truth per (spec, output, split) among the score files.
         let mut keys: Vec<(String, String)> = scores
@@ -134,47 +197,11 @@ pub fn lds(args: &LdsArgs, ctx: &Ctx) -> Result<()> {
                 Split::Test
             };
             let gt = ground_truth(&run, &args.run, &spec, &output, split_v, ctx)?;
-            if !printed_header {
-                ctx.out.result(&header)?;
-                printed_header = true;
-            }
-            for (path, s) in scores
+            let matching: Vec<&(String, Scores)> = scores
                 .iter()
                 .filter(|(_, s)| s.meta.output == output && s.meta.split == split)
-            {
-                let r = eval::lds(&gt, s)?;
-                let (kind, fraction) = match spec.kind {
-                    SubsetKind::Drop { fraction } => ("drop", fraction),
-                    SubsetKind::Keep { fraction } => ("keep", fraction),
-                };
-                let row = LdsRow {
-                    method: s.meta.method.clone(),
-                    scores: path.clone(),
-                    subsets_kind: kind,
-                    fraction,
-                    subsets: r.subsets,
-                    targets: r.targets,
-                    lds: r.lds,
-                    ci: r.ci,
-                    pearson: r.pearson,
-                    slope: r.slope,
-                    method_seconds: s.meta.seconds,
-                };
-                ctx.out.event(&Event::Lds(&row))?;
-                ctx.out.result(format!(
-                    "{:<16} {:>4} {:>4.0}% {:>7} {:>8.3}  [{:>6.3}, {:>6.3}] {:>8.3} {:>7.3} {:>9.2}",
-                    row.method,
-                    kind,
-                    100.0 * fraction,
-                    row.targets,
-                    row.lds,
-                    row.ci.0,
-                    row.ci.1,
-                    row.pearson,
-                    row.slope,
-                    row.method_seconds
-                ))?;
-            }
+                .collect();
+            table.rows(&gt, &spec, &matching, ctx)?;
         }
     }
     Ok(())
