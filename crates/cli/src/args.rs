@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// attrib: predictive data attribution. Train, evaluate and benchmark models.
+/// attrib: predictive data attribution, checked against retraining.
 #[derive(Debug, Parser)]
 #[command(
     name = "attrib",
@@ -43,7 +43,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "N", value_parser = parse_threads)]
     pub threads: Option<usize>,
 
-    /// Print results only: no progress bar, no per-epoch lines.
+    /// Results only: no progress bar, no per-epoch lines.
     ///
     /// Summaries, evaluations and benchmark tables are still printed. Progress bars are also
     /// hidden whenever stderr is not a terminal.
@@ -68,19 +68,19 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Train a model described by a TOML config into a run directory.
     Train(TrainArgs),
-    /// Print the loss and accuracy of a trained run on one of its splits.
+    /// Print the loss and accuracy of a trained run on one split.
     Evaluate(EvaluateArgs),
-    /// Train the embedded digits MLP (no files needed), step by step.
+    /// Train, attribute and measure the embedded digits MLP, no files.
     Demo(DemoArgs),
-    /// Score training examples for test outputs with an attribution method.
+    /// Score the training examples behind test outputs with a method.
     Attribute(AttributeArgs),
     /// List the attribution methods and what they do.
     Methods,
-    /// Join score files of one method computed for different target ranges.
+    /// Join one method's score files of separate target ranges.
     Merge(MergeArgs),
-    /// Retrain on random subsets (cached, resumable): the ground truth of LDS.
+    /// Retrain on random subsets (cached, resumable): LDS ground truth.
     Groundtruth(GroundTruthArgs),
-    /// Linear datamodeling score of score files against retrained subsets.
+    /// Linear datamodeling score of score files vs retrained subsets.
     Lds(LdsArgs),
     /// Measure throughput next to this machine's GEMM speed.
     #[command(subcommand)]
@@ -108,31 +108,42 @@ pub struct AttributeArgs {
     #[arg(long, short, value_name = "NAME")]
     pub method: String,
 
-    /// Target examples a..b of the split (default: the first 50).
+    /// Targets a..b of the split (default: the first 50).
     ///
     /// Example: attrib attribute --run runs/digits --method if-cg --targets 0..100
     #[arg(long, short, value_name = "RANGE")]
     pub targets: Option<String>,
 
-    /// The output to explain: margin, loss or log_likelihood.
+    /// Output: margin (default), loss, log_likelihood.
+    ///
+    /// The margin is z_y - logsumexp of the other logits; the loss is the training loss.
     ///
     /// Example: attrib attribute --run runs/digits --method if-gn --output loss
-    #[arg(long, default_value = "margin", value_name = "OUTPUT")]
+    #[arg(
+        long,
+        default_value = "margin",
+        hide_default_value = true,
+        value_name = "OUTPUT"
+    )]
     pub output: String,
 
-    /// Split of the targets: test, or train for self-influence.
+    /// Split of the targets: test (default) or train.
+    ///
+    /// Train targets give self-influence.
     ///
     /// Example: attrib attribute --run runs/digits --method tracin --split train
-    #[arg(long, value_enum, default_value_t = Split::Test, hide_possible_values = true)]
+    #[arg(long, value_enum, default_value_t = Split::Test, hide_possible_values = true, hide_default_value = true)]
     pub split: Split,
 
-    /// A method option KEY=VALUE (repeatable; unknown keys are errors).
+    /// A method option (repeatable; unknown keys fail).
     ///
     /// Example: attrib attribute --run runs/digits --method if-cg --option damping=0.01
     #[arg(long = "option", short = 'o', value_name = "KEY=VALUE")]
     pub option: Vec<String>,
 
-    /// File name in RUN/scores/ (default: the method, plus @a-b for a target range).
+    /// Name of the file in RUN/scores/.
+    ///
+    /// Default: the method's name, plus @a-b when --targets is given.
     ///
     /// Example: attrib attribute --run runs/digits --method if-cg --name if-cg-damp1
     #[arg(long, value_name = "NAME")]
@@ -156,7 +167,7 @@ pub struct MergeArgs {
 /// Which retrained subsets: `--drop` and/or `--keep` fractions, how many, which seed.
 #[derive(Debug, Args)]
 pub struct SubsetArgs {
-    /// Fraction of training examples each subset drops (repeatable or comma-separated).
+    /// Fraction each subset drops (list: 0.01,0.05).
     ///
     /// Default 0.01 when neither --drop nor --keep is given.
     ///
@@ -164,19 +175,21 @@ pub struct SubsetArgs {
     #[arg(long, value_delimiter = ',', value_name = "FRACTION")]
     pub drop: Vec<f64>,
 
-    /// Fraction of training examples each subset keeps (TRAK's protocol uses 0.5).
+    /// Fraction each subset keeps (TRAK uses 0.5).
     ///
     /// Example: attrib groundtruth --run runs/digits --keep 0.5
     #[arg(long, value_delimiter = ',', value_name = "FRACTION")]
     pub keep: Vec<f64>,
 
-    /// Number of retrained subsets per fraction.
+    /// Retrained subsets per fraction.
     ///
     /// Example: attrib groundtruth --run runs/digits --subsets 100
     #[arg(long, default_value_t = 100, value_name = "M")]
     pub subsets: usize,
 
-    /// Seed of the subset draws (independent of the training seed).
+    /// Seed of the subset draws.
+    ///
+    /// Independent of the training seed.
     ///
     /// Example: attrib groundtruth --run runs/digits --seed 1
     #[arg(long, default_value_t = 0, value_name = "SEED")]
@@ -186,7 +199,10 @@ pub struct SubsetArgs {
 /// `attrib groundtruth`.
 #[derive(Debug, Args)]
 pub struct GroundTruthArgs {
-    /// The run directory; results are cached in RUN/groundtruth/ and resumed after interruption.
+    /// The run directory (results cached in RUN/groundtruth/).
+    ///
+    /// Each retrained subset is written as it finishes; an interrupted run resumes where it stopped
+    /// and gives the same bits.
     ///
     /// Example: attrib groundtruth --run runs/digits --drop 0.01 --subsets 100
     #[arg(long, short, value_name = "DIR")]
@@ -196,16 +212,23 @@ pub struct GroundTruthArgs {
     #[command(flatten)]
     pub subsets: SubsetArgs,
 
-    /// The output measured on every example of the split: margin, loss or log_likelihood.
+    /// Output: margin (default), loss, log_likelihood.
+    ///
+    /// It is measured on every example of the split, so any targets can be scored later.
     ///
     /// Example: attrib groundtruth --run runs/digits --output loss
-    #[arg(long, default_value = "margin", value_name = "OUTPUT")]
+    #[arg(
+        long,
+        default_value = "margin",
+        hide_default_value = true,
+        value_name = "OUTPUT"
+    )]
     pub output: String,
 
-    /// Split whose outputs are measured.
+    /// Split whose outputs are measured: test (default) or train.
     ///
     /// Example: attrib groundtruth --run runs/digits --split train
-    #[arg(long, value_enum, default_value_t = Split::Test, hide_possible_values = true)]
+    #[arg(long, value_enum, default_value_t = Split::Test, hide_possible_values = true, hide_default_value = true)]
     pub split: Split,
 }
 
@@ -218,7 +241,9 @@ pub struct LdsArgs {
     #[arg(long, short, value_name = "DIR")]
     pub run: PathBuf,
 
-    /// Score files (repeatable or comma-separated); one table row each per subset spec.
+    /// Score files (list: a.npy,b.npy).
+    ///
+    /// One table row per score file and subset fraction.
     ///
     /// Example: attrib lds --run runs/d --scores runs/d/scores/tracin.npy,runs/d/scores/if-gn.npy
     #[arg(

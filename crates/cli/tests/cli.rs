@@ -538,16 +538,25 @@ mod bench {
     });
 }
 
+/// Every config in examples/ parses and says on its first line what it should reach.
 #[test]
 fn examples_parse() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-    for name in [
-        "digits_mlp.toml",
-        "breast_cancer_logistic.toml",
-        "digits_cnn.toml",
-        "moby_gpt.toml",
-    ] {
-        nn::RunConfig::from_toml_file(&root.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 6, "examples/ lost configs: {names:?}");
+    for path in names {
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with("# This should reach"),
+            "{}: the first line must state the expected result",
+            path.display()
+        );
+        nn::RunConfig::from_toml_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }
 }
 
