@@ -225,7 +225,7 @@ pub struct GroundTruthArgs {
     )]
     pub output: String,
 
-    /// Split whose outputs are measured: test (default) or train.
+    /// Split measured: test (default) or train.
     ///
     /// Example: attrib groundtruth --run runs/digits --split train
     #[arg(long, value_enum, default_value_t = Split::Test, hide_possible_values = true, hide_default_value = true)]
