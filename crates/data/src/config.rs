@@ -72,6 +72,10 @@ pub struct DataConfig {
     /// Standardise features with the training split's mean and standard deviation.
     #[serde(default = "yes")]
     pub standardize: bool,
+    /// Multiply every feature by this factor, after standardisation if any (e.g. `0.0625` with
+    /// `standardize = false` maps the digits' 0..16 pixels to [0, 1]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<f64>,
     /// Reshape each example (e.g. `[1, 8, 8]` to feed digits to a CNN).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub example_shape: Option<Vec<usize>>,
@@ -100,6 +104,7 @@ impl DataConfig {
             split_seed: 0,
             stratify: true,
             standardize: true,
+            scale: None,
             example_shape: None,
             max_train: None,
             max_test: None,
@@ -207,6 +212,15 @@ pub fn load_splits(cfg: &DataConfig, base: &Path) -> Result<Splits, DataError> {
         st.try_apply(&mut train)?;
         st.try_apply(&mut test)?;
     }
+    if let Some(factor) = cfg.scale {
+        if !(factor.is_finite() && factor > 0.0) {
+            return Err(DataError::InvalidArgument {
+                reason: format!("data.scale = {factor} must be a positive finite number"),
+            });
+        }
+        crate::scale(&mut train, factor as f32);
+        crate::scale(&mut test, factor as f32);
+    }
     if let Some(shape) = &cfg.example_shape {
         train = train.with_example_shape(shape.clone())?;
         test = test.with_example_shape(shape.clone())?;
@@ -227,6 +241,23 @@ mod tests {
         assert!((s.test.len() as f64 - 0.2 * 1797.0).abs() <= 10.0);
         let again = load_splits(&DataConfig::new(Source::Digits), Path::new(".")).unwrap();
         assert_eq!(s.train.len(), again.train.len());
+    }
+
+    #[test]
+    fn scale_maps_raw_pixels_to_the_unit_interval() {
+        let mut cfg = DataConfig::new(Source::Digits);
+        cfg.standardize = false;
+        cfg.scale = Some(1.0 / 16.0);
+        let s = load_splits(&cfg, Path::new(".")).unwrap();
+        let crate::Features::Dense { values, .. } = &s.train.features else {
+            panic!("dense")
+        };
+        let max = values.iter().copied().fold(0.0f32, f32::max);
+        assert_eq!(max, 1.0);
+        assert!(values.iter().all(|&v| (0.0..=1.0).contains(&v)));
+        cfg.scale = Some(-1.0);
+        let e = load_splits(&cfg, Path::new(".")).unwrap_err().to_string();
+        assert!(e.contains("data.scale"), "{e}");
     }
 
     #[test]
