@@ -96,13 +96,13 @@ impl Cnn {
         g.group_norm(y, groups, gamma, beta, F::from_f64(1e-5))
     }
 
-    pub(crate) fn forward<F: Float, C: Carrier<F>>(
+    /// The linear head on the pooled channels, times the output scale.
+    pub(crate) fn head<F: Float, C: Carrier<F>>(
         &self,
         g: &Graph<F, C>,
         p: &[Var],
-        x: Var,
+        pooled: Var,
     ) -> Var {
-        let pooled = self.features(g, p, x);
         let n = p.len();
         let logits = g.linear(pooled, p[n - 2], Some(p[n - 1]));
         if self.output_scale != 1.0 {

@@ -46,34 +46,13 @@ impl Gpt {
         }
     }
 
-    /// Logits `[b, len - 1, vocab]` for the first `len - 1` tokens of each window.
-    pub(crate) fn forward<F: Float, C: Carrier<F>>(
-        &self,
-        g: &Graph<F, C>,
-        p: &[Var],
-        ids: &[usize],
-        b: usize,
-        len: usize,
-    ) -> Var {
-        let h = self.hidden(g, p, ids, b, len);
+    /// Logits `[b, t, vocab]` from the final-norm hidden states (untied head, no bias).
+    pub(crate) fn head<F: Float, C: Carrier<F>>(&self, g: &Graph<F, C>, p: &[Var], h: Var) -> Var {
         g.linear(h, p[p.len() - 1], None)
     }
 
-    /// Final-norm hidden states averaged over positions `[b, d]`.
-    pub(crate) fn features<F: Float, C: Carrier<F>>(
-        &self,
-        g: &Graph<F, C>,
-        p: &[Var],
-        ids: &[usize],
-        b: usize,
-        len: usize,
-    ) -> Var {
-        let h = self.hidden(g, p, ids, b, len);
-        g.mean(h, &[1], false)
-    }
-
     /// Final-norm hidden states `[b, len - 1, d]`.
-    fn hidden<F: Float, C: Carrier<F>>(
+    pub(crate) fn hidden<F: Float, C: Carrier<F>>(
         &self,
         g: &Graph<F, C>,
         p: &[Var],

@@ -54,14 +54,8 @@ impl Mlp {
         h
     }
 
-    pub(crate) fn forward<F: Float, C: Carrier<F>>(
-        &self,
-        g: &Graph<F, C>,
-        p: &[Var],
-        x: Var,
-        b: usize,
-    ) -> Var {
-        let h = self.features(g, p, x, b);
+    /// The last layer on the features, times the output scale.
+    pub(crate) fn head<F: Float, C: Carrier<F>>(&self, g: &Graph<F, C>, p: &[Var], h: Var) -> Var {
         let last = self.depth - 1;
         let mut h = g.linear(h, p[2 * last], Some(p[2 * last + 1]));
         if self.output_scale != 1.0 {

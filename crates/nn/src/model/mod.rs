@@ -234,6 +234,24 @@ impl Model {
         }
     }
 
+    /// The representation entering the last layer: `[b, d]`, or `[b, t, d]` for language models.
+    fn body<F: Float, C: Carrier<F>>(&self, g: &Graph<F, C>, p: &[Var], input: &Input<F>) -> Var {
+        match (&self.arch, input) {
+            (Arch::Gpt(m), Input::Tokens { ids, batch, len }) => m.hidden(g, p, ids, *batch, *len),
+            (_, Input::Dense(x)) => {
+                let b = x.shape()[0];
+                let xv = g.constant(x.clone());
+                match &self.arch {
+                    Arch::Affine => g.reshape(xv, &[b, x.len() / b.max(1)]),
+                    Arch::Mlp(m) => m.features(g, p, xv, b),
+                    Arch::Cnn(m) => m.features(g, p, xv),
+                    Arch::Gpt(_) => unreachable!("token input checked above"),
+                }
+            }
+            _ => panic!("model input kind does not match the architecture (checked by check_data)"),
+        }
+    }
+
     /// The model's raw output: logits `[b, k]` (or `[b, 1]`; `[b, t, vocab]` for language models).
     pub fn forward<F: Float, C: Carrier<F>>(
         &self,
@@ -241,22 +259,12 @@ impl Model {
         p: &[Var],
         input: &Input<F>,
     ) -> Var {
-        match (&self.arch, input) {
-            (Arch::Gpt(m), Input::Tokens { ids, batch, len }) => m.forward(g, p, ids, *batch, *len),
-            (_, Input::Dense(x)) => {
-                let b = x.shape()[0];
-                let xv = g.constant(x.clone());
-                match &self.arch {
-                    Arch::Affine => {
-                        let flat = g.reshape(xv, &[b, x.len() / b.max(1)]);
-                        g.linear(flat, p[0], Some(p[1]))
-                    }
-                    Arch::Mlp(m) => m.forward(g, p, xv, b),
-                    Arch::Cnn(m) => m.forward(g, p, xv),
-                    Arch::Gpt(_) => unreachable!("token input checked above"),
-                }
-            }
-            _ => panic!("model input kind does not match the architecture (checked by check_data)"),
+        let h = self.body(g, p, input);
+        match &self.arch {
+            Arch::Affine => g.linear(h, p[0], Some(p[1])),
+            Arch::Mlp(m) => m.head(g, p, h),
+            Arch::Cnn(m) => m.head(g, p, h),
+            Arch::Gpt(m) => m.head(g, p, h),
         }
     }
 
@@ -269,21 +277,10 @@ impl Model {
         p: &[Var],
         input: &Input<F>,
     ) -> Var {
-        match (&self.arch, input) {
-            (Arch::Gpt(m), Input::Tokens { ids, batch, len }) => {
-                m.features(g, p, ids, *batch, *len)
-            }
-            (_, Input::Dense(x)) => {
-                let b = x.shape()[0];
-                let xv = g.constant(x.clone());
-                match &self.arch {
-                    Arch::Affine => g.reshape(xv, &[b, x.len() / b.max(1)]),
-                    Arch::Mlp(m) => m.features(g, p, xv, b),
-                    Arch::Cnn(m) => m.features(g, p, xv),
-                    Arch::Gpt(_) => unreachable!("token input checked above"),
-                }
-            }
-            _ => panic!("model input kind does not match the architecture (checked by check_data)"),
+        let h = self.body(g, p, input);
+        match &self.arch {
+            Arch::Gpt(_) => g.mean(h, &[1], false),
+            _ => h,
         }
     }
 
