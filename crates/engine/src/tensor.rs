@@ -3,7 +3,14 @@
 use std::fmt;
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
 use crate::Float;
+
+/// Elementwise maps over at least this many elements run in parallel chunks.
+const PARALLEL_MIN_ELEMENTS: usize = 1 << 15;
+/// Elements per parallel chunk.
+const ELEMENT_CHUNK: usize = 1 << 13;
 
 /// A dense row-major tensor of `F` with shared, copy-on-write storage.
 ///
@@ -146,29 +153,54 @@ impl<F: Float> Tensor<F> {
         }
     }
 
-    /// Elementwise map into a new tensor.
-    pub fn map(&self, f: impl Fn(F) -> F) -> Self {
+    /// Elementwise map into a new tensor. Large tensors are mapped in parallel chunks; each
+    /// element is computed by the same function whatever the thread, so the bits do not change.
+    pub fn map(&self, f: impl Fn(F) -> F + Sync) -> Self {
+        let mut out = vec![F::ZERO; self.len()];
+        if self.len() < PARALLEL_MIN_ELEMENTS {
+            out.iter_mut()
+                .zip(self.data.iter())
+                .for_each(|(o, &x)| *o = f(x));
+        } else {
+            out.par_chunks_mut(ELEMENT_CHUNK)
+                .zip(self.data.par_chunks(ELEMENT_CHUNK))
+                .for_each(|(o, x)| {
+                    o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x));
+                });
+        }
         Tensor {
             shape: self.shape.clone(),
-            data: Arc::new(self.data.iter().map(|&x| f(x)).collect()),
+            data: Arc::new(out),
         }
     }
 
-    /// Elementwise map of two same-shape tensors.
+    /// Elementwise map of two same-shape tensors (in parallel chunks when large, as [`Tensor::map`]).
     ///
     /// # Panics
     /// If the shapes differ.
-    pub fn zip_map(&self, other: &Self, f: impl Fn(F, F) -> F) -> Self {
+    pub fn zip_map(&self, other: &Self, f: impl Fn(F, F) -> F + Sync) -> Self {
         assert_eq!(self.shape, other.shape, "zip_map needs equal shapes");
-        let data = self
-            .data
-            .iter()
-            .zip(other.data.iter())
-            .map(|(&a, &b)| f(a, b))
-            .collect();
+        let mut out = vec![F::ZERO; self.len()];
+        if self.len() < PARALLEL_MIN_ELEMENTS {
+            out.iter_mut()
+                .zip(self.data.iter().zip(other.data.iter()))
+                .for_each(|(o, (&a, &b))| *o = f(a, b));
+        } else {
+            out.par_chunks_mut(ELEMENT_CHUNK)
+                .zip(
+                    self.data
+                        .par_chunks(ELEMENT_CHUNK)
+                        .zip(other.data.par_chunks(ELEMENT_CHUNK)),
+                )
+                .for_each(|(o, (a, b))| {
+                    o.iter_mut()
+                        .zip(a.iter().zip(b))
+                        .for_each(|(o, (&a, &b))| *o = f(a, b))
+                });
+        }
         Tensor {
             shape: self.shape.clone(),
-            data: Arc::new(data),
+            data: Arc::new(out),
         }
     }
 

@@ -52,7 +52,7 @@ pub(crate) fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
 ///
 /// # Panics
 /// If the shapes cannot be broadcast together.
-pub fn binary<F: Float>(a: &Tensor<F>, b: &Tensor<F>, f: impl Fn(F, F) -> F) -> Tensor<F> {
+pub fn binary<F: Float>(a: &Tensor<F>, b: &Tensor<F>, f: impl Fn(F, F) -> F + Sync) -> Tensor<F> {
     if a.shape() == b.shape() {
         return a.zip_map(b, f);
     }
