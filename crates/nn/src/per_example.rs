@@ -50,28 +50,7 @@ pub fn objective_hvps<F: Float>(
     weights: &[F],
     dirs: &[&[F]],
 ) -> (Vec<F>, Vec<Vec<F>>) {
-    let g = Graph::<F, Dual<F>>::new();
-    let p = model.layout().dual_leaves(&g, params, dirs, true);
-    let losses = model.losses(&g, &p, batch);
-    let obj = g.weighted_mean(losses, weights);
-    let grads = g.backward(obj, None);
-    let layout = model.layout();
-    let grad = layout.flat_grad(&grads, &p);
-    let k = dirs.len();
-    let mut hvps = vec![Vec::with_capacity(layout.total()); k];
-    for (i, &leaf) in p.iter().enumerate() {
-        let n = layout.range(i).len();
-        match grads.get(leaf).and_then(|d| d.tangent.as_ref()) {
-            Some(t) => {
-                for (j, h) in hvps.iter_mut().enumerate() {
-                    h.extend_from_slice(&t.data()[j * n..(j + 1) * n]);
-                }
-            }
-            None => hvps
-                .iter_mut()
-                .for_each(|h| h.extend(std::iter::repeat_n(F::ZERO, n))),
-        }
-    }
+    let (grad, hvps, _) = objective_hvps_with_jvps(model, params, batch, weights, dirs);
     (grad, hvps)
 }
 
