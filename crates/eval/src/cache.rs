@@ -184,6 +184,21 @@ pub(crate) fn decode(values: &[Value]) -> Option<Vec<f64>> {
         .collect()
 }
 
+/// The outputs of a cache entry at `path`: decoded, and exactly one per example of the split.
+///
+/// # Errors
+/// [`corrupt`] for values that are not numbers or a wrong count.
+pub(crate) fn decode_outputs(path: &Path, values: &[Value], n_split: usize) -> Result<Vec<f64>> {
+    let v = decode(values).ok_or_else(|| corrupt(path, "outputs that are not numbers"))?;
+    if v.len() != n_split {
+        return Err(corrupt(
+            path,
+            &format!("{} outputs for a split of {n_split}", v.len()),
+        ));
+    }
+    Ok(v)
+}
+
 /// `dir/{prefix}_{index:05}.json`.
 pub(crate) fn entry_path(dir: &Path, prefix: &str, index: usize) -> PathBuf {
     dir.join(format!("{prefix}_{index:05}.json"))

@@ -199,14 +199,7 @@ pub fn compute(
                         "its dropped examples differ from the subset's",
                     ));
                 }
-                let v = cache::decode(&e.outputs)
-                    .ok_or_else(|| cache::corrupt(&path, "outputs that are not numbers"))?;
-                if v.len() != n_split {
-                    return Err(cache::corrupt(
-                        &path,
-                        &format!("{} outputs for a split of {n_split}", v.len()),
-                    ));
-                }
+                let v = cache::decode_outputs(&path, &e.outputs, n_split)?;
                 outputs[j] = v;
             }
         }

@@ -124,14 +124,7 @@ pub fn loo(
                         &format!("it says example {} where {i} belongs", e.example),
                     ));
                 }
-                let v = cache::decode(&e.outputs)
-                    .ok_or_else(|| cache::corrupt(&path, "outputs that are not numbers"))?;
-                if v.len() != n_split {
-                    return Err(cache::corrupt(
-                        &path,
-                        &format!("{} outputs for a split of {n_split}", v.len()),
-                    ));
-                }
+                let v = cache::decode_outputs(&path, &e.outputs, n_split)?;
                 outputs[k] = v;
             }
         }
