@@ -99,21 +99,10 @@ mod tests {
     #[test]
     fn newton_loo_matches_brute_force_logistic() {
         let run = logistic_at_optimum(1e-2);
-        let glm = Glm::of_run(&run, "loo-newton", "").unwrap();
         let targets = Targets::test((0..10).collect(), Output::Loss);
         let m = build(&mut Options::empty("loo-newton")).unwrap();
         let tau = m.attribute(&run, &targets).unwrap();
-        let base = run.target_outputs(&run.params, &targets);
-        let mut truth = vec![vec![0.0; glm.n]; targets.indices.len()];
-        for j in 0..glm.n {
-            let mut w = vec![1.0; glm.n];
-            w[j] = 0.0;
-            let (tj, _) = glm.solve(&run.params, &w, 1e-12, 100).unwrap();
-            let out = run.target_outputs(&tj, &targets);
-            for t in 0..targets.indices.len() {
-                truth[t][j] = base[t] - out[t];
-            }
-        }
+        let truth = brute_force_loo(&run, "loo-newton", &targets);
         let mut worst = 1.0f64;
         let mut mean = 0.0;
         for t in 0..targets.indices.len() {

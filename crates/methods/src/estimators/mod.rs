@@ -530,6 +530,29 @@ train = {{ epochs = {epochs}, batch_size = {batch}, precision = "f64" }}
     }
 
     /// `||a - b|| / ||b||` over whole score matrices.
+    /// Brute-force leave-one-out ground truth on a GLM run: `truth[t][j] = f_t(theta) -
+    /// f_t(theta_{-j})`, with `theta_{-j}` re-solved to 1e-12 by Newton's method without example
+    /// `j`. Signed like `tau` (minus the change), so a perfect method has Pearson 1 with it.
+    pub fn brute_force_loo(
+        run: &Run,
+        method: &str,
+        targets: &crate::run::Targets,
+    ) -> Vec<Vec<f64>> {
+        let glm = Glm::of_run(run, method, "").unwrap();
+        let base = run.target_outputs(&run.params, targets);
+        let mut truth = vec![vec![0.0; glm.n]; targets.indices.len()];
+        for j in 0..glm.n {
+            let mut w = vec![1.0; glm.n];
+            w[j] = 0.0;
+            let (tj, _) = glm.solve(&run.params, &w, 1e-12, 100).unwrap();
+            let out = run.target_outputs(&tj, targets);
+            for t in 0..targets.indices.len() {
+                truth[t][j] = base[t] - out[t];
+            }
+        }
+        truth
+    }
+
     pub fn rel_diff(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
         let (mut d, mut s) = (0.0, 0.0);
         for (ra, rb) in a.iter().zip(b) {
