@@ -508,15 +508,12 @@ mod tests {
         let targets = Targets::test((0..10).collect(), Output::Loss);
         let tau = run_method("if-exact", &[], &run, &targets);
         let truth = brute_force_loo(&run, "if-exact", &targets);
-        let mut worst = 1.0f64;
-        let mut mean = 0.0;
-        for t in 0..targets.indices.len() {
-            let r = pearson(&tau[t], &truth[t]);
-            worst = worst.min(r);
-            mean += r / targets.indices.len() as f64;
-            assert!(r >= 0.95, "target {t}: Pearson {r}");
-        }
-        eprintln!("influence_exact_matches_brute_force_loo: Pearson over 10 test losses: min {worst:.4}, mean {mean:.4}");
+        assert_pearson_at_least(
+            "influence_exact_matches_brute_force_loo",
+            &tau,
+            &truth,
+            0.95,
+        );
     }
 
     /// Acceptance test: the iterative solvers reproduce the explicit solve.

@@ -88,7 +88,6 @@ impl Method for LooNewton {
 
 #[cfg(test)]
 mod tests {
-    use super::super::pearson;
     use super::super::testutil::*;
     use super::*;
     use nn::Output;
@@ -103,15 +102,12 @@ mod tests {
         let m = build(&mut Options::empty("loo-newton")).unwrap();
         let tau = m.attribute(&run, &targets).unwrap();
         let truth = brute_force_loo(&run, "loo-newton", &targets);
-        let mut worst = 1.0f64;
-        let mut mean = 0.0;
-        for t in 0..targets.indices.len() {
-            let r = pearson(&tau[t], &truth[t]);
-            worst = worst.min(r);
-            mean += r / targets.indices.len() as f64;
-            assert!(r >= 0.99, "target {t}: Pearson {r}");
-        }
-        eprintln!("newton_loo_matches_brute_force_logistic: Pearson over 10 test losses: min {worst:.4}, mean {mean:.4}");
+        assert_pearson_at_least(
+            "newton_loo_matches_brute_force_logistic",
+            &tau,
+            &truth,
+            0.99,
+        );
     }
 
     #[test]

@@ -553,6 +553,23 @@ train = {{ epochs = {epochs}, batch_size = {batch}, precision = "f64" }}
         truth
     }
 
+    /// Asserts that every target's scores correlate with the ground truth at Pearson >= `min`,
+    /// and prints the worst and mean correlation under `name`.
+    pub fn assert_pearson_at_least(name: &str, tau: &[Vec<f64>], truth: &[Vec<f64>], min: f64) {
+        let mut worst = 1.0f64;
+        let mut mean = 0.0;
+        for (t, (a, b)) in tau.iter().zip(truth).enumerate() {
+            let r = super::pearson(a, b);
+            worst = worst.min(r);
+            mean += r / tau.len() as f64;
+            assert!(r >= min, "{name}, target {t}: Pearson {r} < {min}");
+        }
+        eprintln!(
+            "{name}: Pearson over {} targets: min {worst:.4}, mean {mean:.4}",
+            tau.len()
+        );
+    }
+
     pub fn rel_diff(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
         let (mut d, mut s) = (0.0, 0.0);
         for (ra, rb) in a.iter().zip(b) {
