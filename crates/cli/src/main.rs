@@ -28,6 +28,11 @@ use clap::Parser;
 use crate::args::{BenchCommand, Cli, Command};
 use crate::output::{Event, Output};
 
+// mimalloc keeps freed tensor buffers for reuse; glibc malloc returns large ones to the kernel and
+// faults them back in zeroed on the next step (about 10% of a MAGIC sweep; see `bench magic`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// What every command needs: where to print, and the thread count in force.
 pub struct Ctx {
     /// Printing policy (`--json`, `--quiet`).
