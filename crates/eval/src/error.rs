@@ -1,7 +1,5 @@
 //! The crate's error type: each message names the file, folder or field, and the fix.
 
-use std::path::PathBuf;
-
 /// What can go wrong while computing ground truth or scoring attributions (MATH.md E6).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -14,22 +12,6 @@ pub enum EvalError {
         /// What is wrong, and the allowed values.
         reason: String,
     },
-    /// A cache folder or one of its files does not belong to this computation, or is malformed.
-    #[error("{}: {reason}", .path.display())]
-    Cache {
-        /// The folder or file.
-        path: PathBuf,
-        /// What is wrong, and the fix (usually: delete it or pick another folder).
-        reason: String,
-    },
-    /// Reading or creating a file or folder failed.
-    #[error("{}: {source}", .path.display())]
-    Io {
-        /// The file or folder.
-        path: PathBuf,
-        /// The operating-system error.
-        source: std::io::Error,
-    },
     /// Scores and ground truth describe different runs, outputs, splits or shapes.
     #[error("{0}")]
     Mismatch(String),
@@ -41,7 +23,8 @@ pub enum EvalError {
         /// Subsets asked for.
         total: usize,
     },
-    /// Errors of the run (loading, retraining).
+    /// Errors of the run (loading, retraining) and of the subset-retraining store it owns
+    /// ([`methods::groundtruth`]: cache folders, I/O, invalid subset specs).
     #[error(transparent)]
     Method(#[from] methods::MethodError),
     /// Errors writing files through `attrib-nn`.

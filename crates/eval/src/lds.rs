@@ -11,10 +11,10 @@ use serde::Serialize;
 use methods::Scores;
 
 use crate::error::{invalid, EvalError, Result};
-use crate::groundtruth::GroundTruth;
 use crate::loo::Loo;
 use crate::stats::{bootstrap_mean_ci, mean, pearson, slope, spearman};
-use crate::subsets::dropped_of;
+use methods::groundtruth::dropped_of;
+use methods::groundtruth::GroundTruth;
 
 /// Bootstrap resamples of the LDS interval.
 pub const BOOTSTRAP_RESAMPLES: usize = 1000;

@@ -1,7 +1,7 @@
 //! # attrib-eval
 //!
 //! Ground truth for attribution (MATH.md E6): subset retraining cached on disk
-//! ([`groundtruth::compute`]), brute-force leave-one-out ([`loo::loo`]), and the linear datamodeling
+//! ([`groundtruth::compute`], owned by `attrib-methods` and re-exported here), brute-force leave-one-out ([`loo::loo`]), and the linear datamodeling
 //! score ([`lds::lds`]), with the statistics they need ([`stats`]).
 //!
 //! Sign convention (MATH.md): scores are `tau_i = d f / d w_i`, so dropping a set `D` predicts
@@ -12,13 +12,13 @@
 //! Sibling crates: `attrib-engine`, `attrib-nn`, `attrib-data`, `attrib-methods` (the [`methods::Run`]
 //! retrained here and the [`methods::Scores`] evaluated), `attrib-cli`.
 
-mod cache;
 pub mod error;
-pub mod groundtruth;
 pub mod lds;
 pub mod loo;
 pub mod stats;
-pub mod subsets;
+
+pub use methods::groundtruth;
+pub use methods::groundtruth::subsets;
 
 pub use error::{EvalError, Result};
 pub use groundtruth::{cache_dir, compute, split_outputs, GroundTruth};
@@ -26,5 +26,4 @@ pub use lds::{lds, loo_correlation, LdsReport};
 pub use loo::{loo, loo_cache_dir, Loo};
 pub use subsets::{subset_masks, SubsetKind, SubsetSpec};
 
-/// File name of the manifest in a ground-truth cache folder.
-pub const MANIFEST: &str = cache::MANIFEST;
+pub use methods::groundtruth::MANIFEST;

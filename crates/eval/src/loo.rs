@@ -13,9 +13,9 @@ use nn::Output;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::cache::{self, Manifest};
 use crate::error::{invalid, Result};
-use crate::groundtruth::split_outputs;
+use methods::groundtruth::cache::{self, Manifest};
+use methods::groundtruth::split_outputs;
 
 /// Outputs of the full run and of each leave-one-out retraining (MATH.md E6).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -122,7 +122,8 @@ pub fn loo(
                     return Err(cache::corrupt(
                         &path,
                         &format!("it says example {} where {i} belongs", e.example),
-                    ));
+                    )
+                    .into());
                 }
                 let v = cache::decode_outputs(&path, &e.outputs, n_split)?;
                 outputs[k] = v;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use attrib_eval::{compute, loo, loo_correlation, EvalError, GroundTruth, Loo, SubsetSpec};
+use attrib_eval::{compute, loo, loo_correlation, GroundTruth, Loo, SubsetSpec};
 use methods::{Run, ScoreMeta, Scores, Split, Targets};
 use nn::{Output, RunConfig};
 
@@ -161,7 +161,7 @@ fn groundtruth_resumes_bitwise() {
     )
     .unwrap_err();
     let msg = e.to_string();
-    assert!(matches!(e, EvalError::Cache { .. }), "{msg}");
+    assert!(matches!(e, methods::MethodError::Cache { .. }), "{msg}");
     assert!(
         msg.contains(&dir.display().to_string()) && msg.contains("delete"),
         "{msg}"

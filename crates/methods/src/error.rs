@@ -72,6 +72,31 @@ pub enum MethodError {
         /// What is wrong, and the fix.
         reason: String,
     },
+    /// An argument out of range (a subset fraction, a training index), named as a field.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The field or argument, e.g. `spec.fraction`.
+        field: String,
+        /// What is wrong, and the allowed values.
+        reason: String,
+    },
+    /// A ground-truth cache folder or one of its files does not belong to this computation, or is
+    /// malformed ([`crate::groundtruth`]).
+    #[error("{}: {reason}", .path.display())]
+    Cache {
+        /// The folder or file.
+        path: PathBuf,
+        /// What is wrong, and the fix (usually: delete it or pick another folder).
+        reason: String,
+    },
+    /// Reading or creating a file or folder failed.
+    #[error("{}: {source}", .path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The operating-system error.
+        source: std::io::Error,
+    },
     /// Training or model errors.
     #[error(transparent)]
     Nn(#[from] nn::NnError),
@@ -82,3 +107,11 @@ pub enum MethodError {
 
 /// Shorthand for `Result<T, MethodError>`.
 pub type Result<T> = std::result::Result<T, MethodError>;
+
+/// A [`MethodError::Invalid`] for `field`.
+pub(crate) fn invalid(field: &str, reason: impl Into<String>) -> MethodError {
+    MethodError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}

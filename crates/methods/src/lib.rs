@@ -3,13 +3,15 @@
 //! Attribution methods behind one trait ([`Method`]): each file of [`estimators`] is one method, and
 //! [`method::REGISTRY`] names them. Methods read a trained [`Run`] and produce a score matrix
 //! `tau[target, train]` with `tau_i = d f / d w_i` (MATH.md), saved as `.npy` + a JSON sidecar
-//! ([`Scores`]).
+//! ([`Scores`]). The subset-retraining store ([`groundtruth`], MATH.md E6) lives here too, so that
+//! methods can learn from retrainings; `attrib-eval` re-exports it.
 //!
 //! Sibling crates: `attrib-engine`, `attrib-nn`, `attrib-data`, `attrib-eval` (ground truth, LDS),
 //! `attrib-cli`.
 
 pub mod error;
 pub mod estimators;
+pub mod groundtruth;
 pub mod linalg;
 pub mod method;
 pub mod options;

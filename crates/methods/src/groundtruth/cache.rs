@@ -8,8 +8,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::{EvalError, Result};
-use crate::subsets::SubsetSpec;
+use crate::error::{MethodError, Result};
+use crate::groundtruth::subsets::SubsetSpec;
 
 /// File name of the manifest in a cache folder.
 pub const MANIFEST: &str = "manifest.json";
@@ -17,7 +17,7 @@ pub const MANIFEST: &str = "manifest.json";
 /// What a cache folder holds; two computations may share a folder only if these agree.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Manifest {
+pub struct Manifest {
     /// `"subsets"` or `"loo"`.
     pub kind: String,
     /// The subsets (`"subsets"` only).
@@ -70,8 +70,8 @@ impl Manifest {
     }
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EvalError + '_ {
-    move |source| EvalError::Io {
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MethodError + '_ {
+    move |source| MethodError::Io {
         path: path.to_path_buf(),
         source,
     }
@@ -79,18 +79,18 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EvalError + '_ {
 
 /// Creates `dir` and its manifest, or checks that an existing manifest describes the same
 /// computation.
-pub(crate) fn prepare(dir: &Path, manifest: &Manifest, entry_prefix: &str) -> Result<()> {
+pub fn prepare(dir: &Path, manifest: &Manifest, entry_prefix: &str) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let path = dir.join(MANIFEST);
     let fix = "delete the folder or pick another cache folder";
     if path.exists() {
         let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-        let found: Manifest = serde_json::from_str(&text).map_err(|e| EvalError::Cache {
+        let found: Manifest = serde_json::from_str(&text).map_err(|e| MethodError::Cache {
             path: path.clone(),
             reason: format!("not a ground-truth manifest ({e}); {fix}"),
         })?;
         if !found.same_as(manifest) {
-            return Err(EvalError::Cache {
+            return Err(MethodError::Cache {
                 path: dir.to_path_buf(),
                 reason: format!(
                     "this cache folder holds {} but this computation is {}; {fix}",
@@ -106,7 +106,7 @@ pub(crate) fn prepare(dir: &Path, manifest: &Manifest, entry_prefix: &str) -> Re
     for e in entries {
         let e = e.map_err(io(dir))?;
         if e.file_name().to_string_lossy().starts_with(entry_prefix) {
-            return Err(EvalError::Cache {
+            return Err(MethodError::Cache {
                 path: dir.to_path_buf(),
                 reason: format!(
                     "holds {} but no {MANIFEST}, so its origin is unknown; {fix}",
@@ -115,7 +115,7 @@ pub(crate) fn prepare(dir: &Path, manifest: &Manifest, entry_prefix: &str) -> Re
             });
         }
     }
-    let text = serde_json::to_string_pretty(manifest).map_err(|e| EvalError::Cache {
+    let text = serde_json::to_string_pretty(manifest).map_err(|e| MethodError::Cache {
         path: path.clone(),
         reason: format!("cannot serialise the manifest: {e}"),
     })?;
@@ -124,8 +124,8 @@ pub(crate) fn prepare(dir: &Path, manifest: &Manifest, entry_prefix: &str) -> Re
 }
 
 /// Writes one entry atomically.
-pub(crate) fn write_entry<T: Serialize>(path: &Path, entry: &T) -> Result<()> {
-    let text = serde_json::to_string(entry).map_err(|e| EvalError::Cache {
+pub fn write_entry<T: Serialize>(path: &Path, entry: &T) -> Result<()> {
+    let text = serde_json::to_string(entry).map_err(|e| MethodError::Cache {
         path: path.to_path_buf(),
         reason: format!("cannot serialise: {e}"),
     })?;
@@ -134,7 +134,7 @@ pub(crate) fn write_entry<T: Serialize>(path: &Path, entry: &T) -> Result<()> {
 }
 
 /// Reads one entry if the file exists.
-pub(crate) fn read_entry<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+pub fn read_entry<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     if !path.exists() {
         return Ok(None);
     }
@@ -144,8 +144,8 @@ pub(crate) fn read_entry<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> 
 }
 
 /// An error for a cached entry that cannot be used.
-pub(crate) fn corrupt(path: &Path, why: &str) -> EvalError {
-    EvalError::Cache {
+pub fn corrupt(path: &Path, why: &str) -> MethodError {
+    MethodError::Cache {
         path: path.to_path_buf(),
         reason: format!(
             "unusable cached result ({why}); delete this file and it will be recomputed"
@@ -155,7 +155,7 @@ pub(crate) fn corrupt(path: &Path, why: &str) -> EvalError {
 
 /// Floats as JSON: finite values as numbers (shortest form that reads back to the same bits),
 /// others as the strings `"NaN"`, `"inf"`, `"-inf"`.
-pub(crate) fn encode(values: &[f64]) -> Vec<Value> {
+pub fn encode(values: &[f64]) -> Vec<Value> {
     values
         .iter()
         .map(|&v| match serde_json::Number::from_f64(v) {
@@ -168,7 +168,7 @@ pub(crate) fn encode(values: &[f64]) -> Vec<Value> {
 }
 
 /// Inverse of [`encode`]; `None` on anything else.
-pub(crate) fn decode(values: &[Value]) -> Option<Vec<f64>> {
+pub fn decode(values: &[Value]) -> Option<Vec<f64>> {
     values
         .iter()
         .map(|v| match v {
@@ -188,7 +188,7 @@ pub(crate) fn decode(values: &[Value]) -> Option<Vec<f64>> {
 ///
 /// # Errors
 /// [`corrupt`] for values that are not numbers or a wrong count.
-pub(crate) fn decode_outputs(path: &Path, values: &[Value], n_split: usize) -> Result<Vec<f64>> {
+pub fn decode_outputs(path: &Path, values: &[Value], n_split: usize) -> Result<Vec<f64>> {
     let v = decode(values).ok_or_else(|| corrupt(path, "outputs that are not numbers"))?;
     if v.len() != n_split {
         return Err(corrupt(
@@ -200,14 +200,14 @@ pub(crate) fn decode_outputs(path: &Path, values: &[Value], n_split: usize) -> R
 }
 
 /// `dir/{prefix}_{index:05}.json`.
-pub(crate) fn entry_path(dir: &Path, prefix: &str, index: usize) -> PathBuf {
+pub fn entry_path(dir: &Path, prefix: &str, index: usize) -> PathBuf {
     dir.join(format!("{prefix}_{index:05}.json"))
 }
 
 /// Runs `work` on every item of `todo` in parallel (rayon), results in the order of `todo`. After a
 /// failure no new item starts; the error of the first failed item (in `todo` order) is returned, and
 /// items that finished have already cached their results.
-pub(crate) fn parallel<T: Send>(
+pub fn parallel<T: Send>(
     todo: Vec<usize>,
     work: impl Fn(usize) -> Result<T> + Sync,
 ) -> Result<Vec<(usize, T)>> {

@@ -3,6 +3,9 @@
 //! the output `f(S_j)` of every example of the measured split. Subsets are independent and retrained
 //! in parallel; results are placed by subset index, so they do not depend on the thread count.
 //!
+//! The store lives in `attrib-methods` (not `attrib-eval`, which re-exports it) so that methods can
+//! learn from subset retrainings too (datamodels, MATH.md E6).
+//!
 //! # Cache folder
 //!
 //! The retrainings are expensive and reused by every method, so they are cached, by default in
@@ -34,22 +37,26 @@
 //! instead of retrained, so an interrupted computation resumes where it stopped. A folder whose
 //! manifest describes another computation (run hash, spec, output, split, sizes) is refused with an
 //! error naming the folder; delete it or pick another. A folder with subset files but no manifest is
-//! refused too. The brute-force LOO cache ([`mod@crate::loo`]) uses the same scheme with
+//! refused too. The brute-force LOO cache (`attrib-eval`'s `loo` module) uses the same scheme with
 //! `"kind": "loo"`, no `spec`, and files `loo_{training index:05}.json`
 //! (`{"example": 7, "outputs": [...]}`).
+
+pub mod cache;
+pub mod subsets;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use methods::run::{files, output_name};
-use methods::{Run, Split, Targets};
 use nn::Output;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::cache::{self, Manifest};
 use crate::error::{invalid, Result};
-use crate::subsets::{dropped_of, subset_masks, SubsetSpec};
+use crate::run::{files, output_name};
+use crate::{Run, Split, Targets};
+use cache::Manifest;
+pub use cache::MANIFEST;
+pub use subsets::{dropped_of, subset_masks, SubsetKind, SubsetSpec};
 
 /// Examples evaluated per forward pass by [`split_outputs`].
 pub const CHUNK: usize = 1024;
