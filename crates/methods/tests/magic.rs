@@ -133,6 +133,37 @@ fn magic_mlp_nesterov_and_plain_sgd_match_finite_differences() {
     check_fd("mlp sgd", &r, &Targets::test(vec![3], Output::Margin));
 }
 
+/// The breast-cancer MLP with SGD momentum and `clip` (an inline TOML table).
+fn clipped_mlp(clip: &str) -> Run {
+    run(&format!(
+        r#"
+data = {{ source = "breast_cancer", max_train = 64, max_test = 8 }}
+model = {{ kind = "mlp", hidden = [8], activation = "gelu" }}
+optim = {{ kind = "sgd", lr = 0.1, momentum = 0.9, weight_decay = 1e-3 }}
+schedule = {{ kind = "cosine" }}
+train = {{ epochs = 8, batch_size = 16, precision = "f64", seed = 3, clip = {clip} }}
+"#
+    ))
+}
+
+#[test]
+fn magic_with_gradient_clipping_matches_finite_differences() {
+    let unclipped = mlp(
+        r#"{ kind = "sgd", lr = 0.1, momentum = 0.9, weight_decay = 1e-3 }"#,
+        r#"{ kind = "cosine" }"#,
+        8,
+    );
+    // max_norm well below the batch gradients' norms, so that clipping acts at every step.
+    for (name, clip) in [
+        ("smooth clip", r#"{ max_norm = 0.05 }"#),
+        ("hard clip", r#"{ max_norm = 0.05, kind = "hard" }"#),
+    ] {
+        let r = clipped_mlp(clip);
+        assert_ne!(r.params, unclipped.params, "{name} changed nothing");
+        check_fd(name, &r, &Targets::test(vec![0, 5], Output::Margin));
+    }
+}
+
 #[test]
 fn magic_mlp_adam_matches_finite_differences() {
     let r = mlp(

@@ -291,6 +291,50 @@ pub struct TrainConfig {
     /// seeded initialisation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_from: Option<std::path::PathBuf>,
+    /// Gradient-norm clipping of the weighted batch gradient (before weight decay); off when
+    /// absent. In TOML: `clip = { max_norm = 1.0 }` (smooth) or `{ max_norm = 1.0, kind = "hard" }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip: Option<Clip>,
+}
+
+/// Gradient-norm clipping: the batch loss gradient `g` becomes `s(||g||) g` (MATH.md E1; the
+/// weight-decay term is not clipped).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Clip {
+    /// The norm `c` that clipping keeps the gradient near (hard) or below (smooth).
+    pub max_norm: f64,
+    /// The shape of `s`.
+    #[serde(default)]
+    pub kind: ClipKind,
+}
+
+/// How [`Clip`] scales the gradient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClipKind {
+    /// `s(r) = c / sqrt(c^2 + r^2)`: differentiable everywhere, so metagradients stay exact and
+    /// predictive (MAGIC paper, Remark 2); `||s g|| < c` always, and `s ~ 1` for `r << c`.
+    #[default]
+    Smooth,
+    /// `s(r) = min(1, c / r)` (PyTorch's `clip_grad_norm_`): a kink at `r = c`.
+    Hard,
+}
+
+impl Clip {
+    /// `(s(r), s'(r) / r)` at the gradient norm `r`: the scale, and the factor of the reverse rule
+    /// `A_g = s A_out + (s'(r) / r) <g, A_out> g` of `out = s(||g||) g`.
+    pub fn scale(&self, r: f64) -> (f64, f64) {
+        let c = self.max_norm;
+        match self.kind {
+            ClipKind::Smooth => {
+                let q = c * c + r * r;
+                (c / q.sqrt(), -c / (q * q.sqrt()))
+            }
+            ClipKind::Hard if r > c => (c / r, -c / (r * r * r)),
+            ClipKind::Hard => (1.0, 0.0),
+        }
+    }
 }
 
 impl Default for TrainConfig {
@@ -303,6 +347,7 @@ impl Default for TrainConfig {
             drop_last: false,
             checkpoint_every: None,
             init_from: None,
+            clip: None,
         }
     }
 }
@@ -527,6 +572,14 @@ impl RunConfig {
         if t.epochs == 0 {
             return Err(invalid("train.epochs", "must be at least 1"));
         }
+        if let Some(c) = t.clip {
+            if !(c.max_norm.is_finite() && c.max_norm > 0.0) {
+                return Err(invalid(
+                    "train.clip.max_norm",
+                    "must be a positive finite number (remove `clip` to train without clipping)",
+                ));
+            }
+        }
         if t.batch_size == 0 {
             return Err(invalid("train.batch_size", "must be at least 1"));
         }
@@ -586,6 +639,11 @@ epochs = 2
             ("lr = 0.1", "lr = -1.0", "optim.lr"),
             ("momentum = 0.9", "momentum = 1.5", "optim.momentum"),
             ("epochs = 2", "epochs = 0", "train.epochs"),
+            (
+                "epochs = 2",
+                "epochs = 2\nclip = { max_norm = 0.0 }",
+                "train.clip.max_norm",
+            ),
             ("hidden = [32]", "hidden = [0]", "model.hidden"),
         ] {
             let e = RunConfig::from_toml_str(&GOOD.replace(from, to), Path::new("run.toml"))

@@ -36,8 +36,8 @@ pub mod trainer;
 
 pub use batch::{Batch, Input, Target};
 pub use config::{
-    Activation, ModelConfig, Norm, OptimConfig, Pool, Precision, RunConfig, ScheduleConfig,
-    TrainConfig,
+    Activation, Clip, ClipKind, ModelConfig, Norm, OptimConfig, Pool, Precision, RunConfig,
+    ScheduleConfig, TrainConfig,
 };
 pub use error::{NnError, Result};
 pub use eval::{evaluate, Evaluation};

@@ -209,8 +209,16 @@ impl<'a, F: Float> Trainer<'a, F> {
         )
     }
 
-    /// `(loss, g_t)` at `params` for step `t`: the weighted batch gradient plus coupled weight decay.
+    /// `(loss, g_t)` at `params` for step `t`: the weighted batch gradient, clipped if
+    /// `train.clip` says so, plus coupled weight decay (what the optimizer consumes).
     pub fn gradient(&self, params: &[F], t: usize) -> (F, Vec<F>) {
+        let (loss, raw) = self.loss_gradient(params, t);
+        (loss, self.clip_and_decay(params, raw))
+    }
+
+    /// `(loss, grad)` of the weighted batch objective `sum_i w_i l_i / |B|` of step `t` alone:
+    /// no clipping, no weight decay.
+    pub fn loss_gradient(&self, params: &[F], t: usize) -> (F, Vec<F>) {
         let (batch, w) = self.batch(t);
         let g = Graph::<F, Tensor<F>>::new();
         let leaves = self.model.layout().leaves(&g, params, true);
@@ -218,7 +226,16 @@ impl<'a, F: Float> Trainer<'a, F> {
         let obj = g.weighted_mean(losses, &w);
         let loss = g.tensor(obj).item();
         let grads = g.backward(obj, None);
-        let mut grad = self.model.layout().flat_grad(&grads, &leaves);
+        (loss, self.model.layout().flat_grad(&grads, &leaves))
+    }
+
+    /// `s(||grad||) grad + lambda params`: `train.clip`'s scale (1 without clipping) and the
+    /// optimizer's coupled weight decay `lambda`.
+    pub fn clip_and_decay(&self, params: &[F], mut grad: Vec<F>) -> Vec<F> {
+        if let Some(clip) = self.cfg.train.clip {
+            let s = F::from_f64(clip.scale(l2_norm(&grad)).0);
+            grad.iter_mut().for_each(|g| *g = *g * s);
+        }
         let wd = self.cfg.optim.coupled_weight_decay();
         if wd != 0.0 {
             let wd = F::from_f64(wd);
@@ -226,7 +243,7 @@ impl<'a, F: Float> Trainer<'a, F> {
                 *gi += wd * p;
             }
         }
-        (loss, grad)
+        grad
     }
 
     /// Takes step `state.opt.step`.
@@ -274,4 +291,15 @@ impl<'a, F: Float> Trainer<'a, F> {
         }
         Ok(state)
     }
+}
+
+/// `||v||_2`, accumulated in f64 in index order (the same bits whatever the thread count).
+pub fn l2_norm<F: Float>(v: &[F]) -> f64 {
+    v.iter()
+        .map(|x| {
+            let x = x.to_f64();
+            x * x
+        })
+        .sum::<f64>()
+        .sqrt()
 }

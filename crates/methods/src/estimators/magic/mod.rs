@@ -23,6 +23,10 @@
 //! 3. `tau_i += (1/|B_t|) <grad l_i(theta_t), b_t>` for `i in B_t` (the partial of `g_t` in `w_i`),
 //!    and `A_theta_t = direct + H_t b_t + lambda b_t`.
 //!
+//! With gradient clipping (`train.clip`), `g_t = s(||g||) g + lambda theta_t` for the batch loss
+//! gradient `g`, and steps 2-3 use `c_t = s b_t + (s'(r) / r) <g, b_t> g` (`r = ||g||`) in place of
+//! `b_t`, the weight-decay term keeping `lambda b_t`; `g` comes from one extra gradient pass.
+//!
 //! Several targets share one sweep: their adjoints are carried side by side (`block` at a time), so
 //! each state is replayed once per block and step 2 runs dual passes of [`TANGENTS_PER_PASS`]
 //! tangents each (wider matrix products), in parallel. Adam's rule reads `g_t`, recomputed by one plain gradient pass per step
@@ -317,6 +321,7 @@ fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result
     check_replay(run, &theta_end)?;
 
     let lambda = F::from_f64(opt.coupled_weight_decay());
+    let clip = run.config.train.clip;
     let n = run.n_train();
     let mut scores = Vec::with_capacity(targets.indices.len());
     let mut sweeps = 0;
@@ -340,14 +345,27 @@ fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result
         for t in (0..steps).rev() {
             let lr = trainer.lr_at(t);
             let state = traj.state(t)?;
-            let grad = needs_gradient(opt).then(|| trainer.gradient(&state.params, t).1);
+            // The step's loss gradient, when Adam's rule or clipping's reads it.
+            let raw = (needs_gradient(opt) || clip.is_some())
+                .then(|| trainer.loss_gradient(&state.params, t).1);
+            let grad = raw
+                .as_ref()
+                .filter(|_| needs_gradient(opt))
+                .map(|r| trainer.clip_and_decay(&state.params, r.clone()));
             let bs: Vec<Vec<F>> = adj
                 .par_iter_mut()
                 .map(|a| step_vjp(opt, state, grad.as_deref(), lr, a))
                 .collect();
+            // `bs` are the adjoints of g_t = s(||g||) g + lambda theta; the loss gradient `g`
+            // receives `clip_vjp` of them, the weight decay term `lambda bs` (below).
+            let dirs: Vec<Vec<F>> = match (clip, &raw) {
+                (Some(c), Some(g)) => bs.par_iter().map(|b| clip_vjp(&c, g, b)).collect(),
+                _ => Vec::new(),
+            };
+            let dirs = if dirs.is_empty() { &bs } else { &dirs };
             let (batch, w) = trainer.batch(t);
             // Dual passes of TANGENTS_PER_PASS directions each, in parallel, concatenated in order.
-            let passes: Vec<_> = bs
+            let passes: Vec<_> = dirs
                 .par_chunks(TANGENTS_PER_PASS)
                 .map(|c| {
                     let dirs: Vec<&[F]> = c.iter().map(Vec::as_slice).collect();
@@ -398,6 +416,20 @@ fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result
             seconds: start.elapsed().as_secs_f64(),
         },
     })
+}
+
+/// The reverse rule of gradient clipping `out = s(||g||) g` (`train.clip`):
+/// `A_g = s A_out + (s'(r) / r) <g, A_out> g` with `r = ||g||` ([`nn::Clip::scale`]); the norm and
+/// the dot product are accumulated in f64 in index order.
+fn clip_vjp<F: Float>(clip: &nn::Clip, g: &[F], a_out: &[F]) -> Vec<F> {
+    let (s, k) = clip.scale(nn::trainer::l2_norm(g));
+    let dot: f64 = g
+        .iter()
+        .zip(a_out)
+        .map(|(x, y)| x.to_f64() * y.to_f64())
+        .sum();
+    let (s, kd) = (F::from_f64(s), F::from_f64(k * dot));
+    a_out.iter().zip(g).map(|(&a, &x)| s * a + kd * x).collect()
 }
 
 /// Errors unless the replayed final parameters are the run's (within [`REPLAY_TOLERANCE`]).
