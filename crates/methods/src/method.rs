@@ -45,6 +45,7 @@ pub static REGISTRY: &[Registration] = &[
     estimators::influence::GN,
     estimators::influence::ARNOLDI,
     estimators::tracin::REGISTRATION,
+    estimators::trak::REGISTRATION,
     estimators::similarity::REGISTRATION,
     estimators::magic::REGISTRATION,
 ];

@@ -271,6 +271,31 @@ impl Run {
         )
     }
 
+    /// An independent model of the same recipe: this run's configuration with trainer seed `seed`
+    /// (another initialisation, unless `train.init_from` fixes it, and another batch order), unit
+    /// data weights, wrapped with `params` when given (e.g. from a cache) or trained here. The
+    /// result has no run directory.
+    ///
+    /// # Errors
+    /// Training errors, or `params` that do not fit the model.
+    pub fn reseeded(&self, seed: u64, params: Option<Vec<f64>>) -> Result<Run> {
+        let mut config = self.config.clone();
+        config.train.seed = seed;
+        let params = match params {
+            Some(p) => p,
+            None => retrain_with(
+                &config,
+                &self.model,
+                &self.splits.train,
+                self.init.as_deref(),
+                None,
+            )?,
+        };
+        let mut run = Run::from_parts(config, self.splits.clone(), self.model.clone(), params)?;
+        run.init = self.init.clone();
+        Ok(run)
+    }
+
     /// The training states at steps `0, every, 2 every, ..` and the last step, by replaying the run
     /// (bitwise the original trajectory, MATH.md E1), each with the learning rate of its step.
     ///

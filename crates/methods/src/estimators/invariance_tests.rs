@@ -19,6 +19,7 @@ fn options(name: &str) -> Vec<(&'static str, &'static str)> {
         "if-lissa" => vec![("damping", "0.2"), ("tol", "1e-12"), ("depth", "20000")],
         "if-arnoldi" => vec![("damping", "0.2"), ("rank", "10"), ("iters", "200")],
         "tracin" => vec![("checkpoints", "4")],
+        "trak" => vec![("k", "64")],
         _ => vec![],
     }
 }
@@ -64,6 +65,7 @@ fn every_method_is_registered_once() {
         "if-gn",
         "if-arnoldi",
         "tracin",
+        "trak",
         "similarity",
         "magic",
     ] {

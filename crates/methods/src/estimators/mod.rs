@@ -7,6 +7,7 @@
 //! | `loo-newton` | [`loo_newton`] | E3 | one-Newton-step leave-one-out of L2 logistic regression |
 //! | `if-exact`, `if-cg`, `if-lissa`, `if-gn`, `if-arnoldi` | [`influence`] | E3 | influence functions |
 //! | `tracin` | [`tracin`] | E4 | gradient dot products along the trajectory |
+//! | `trak` | [`trak`] | E4 | kernel regression on random projections of gradients, model ensembles |
 //! | `similarity` | [`similarity`] | E4 | cosine of penultimate features (weak baseline) |
 //! | `magic` | [`magic`] | E2 | exact metagradients through the whole training run (REPLAY) |
 //!
@@ -33,6 +34,7 @@ pub mod loo_ridge;
 pub mod magic;
 pub mod similarity;
 pub mod tracin;
+pub mod trak;
 
 use std::fmt;
 use std::str::FromStr;
