@@ -103,7 +103,7 @@ pub const MODELS_DIR: &str = "trak/models";
 /// Distribution of the projection's entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProjectionKind {
-    /// `N(0, 1/k)` (Box-Muller draws).
+    /// `N(0, 1/k)` (Box-Muller, two entries per pair of uniforms).
     Gaussian,
     /// `+-1/sqrt(k)` with equal probability (one random bit each).
     Rademacher,
@@ -166,7 +166,15 @@ impl Projection {
                 let mut rng = Rng::derive(self.seed, "trak-projection", (start + r) as u64);
                 match self.kind {
                     ProjectionKind::Gaussian => {
-                        row.iter_mut().for_each(|x| *x = scale * rng.normal());
+                        // Box-Muller, both outputs of each pair of uniforms.
+                        for pair in row.chunks_mut(2) {
+                            let r = scale * (-2.0 * (1.0 - rng.uniform()).ln()).sqrt();
+                            let (s, c) = (2.0 * std::f64::consts::PI * rng.uniform()).sin_cos();
+                            pair[0] = r * c;
+                            if let Some(x) = pair.get_mut(1) {
+                                *x = r * s;
+                            }
+                        }
                     }
                     ProjectionKind::Rademacher => {
                         for block in row.chunks_mut(64) {
