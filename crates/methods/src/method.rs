@@ -48,6 +48,7 @@ pub static REGISTRY: &[Registration] = &[
     estimators::trak::REGISTRATION,
     estimators::similarity::REGISTRATION,
     estimators::magic::REGISTRATION,
+    estimators::datamodels::REGISTRATION,
 ];
 
 /// Looks up and builds a method, rejecting options it does not take.

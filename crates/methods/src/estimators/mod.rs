@@ -10,6 +10,7 @@
 //! | `trak` | [`trak`] | E4 | kernel regression on random projections of gradients, model ensembles |
 //! | `similarity` | [`similarity`] | E4 | cosine of penultimate features (weak baseline) |
 //! | `magic` | [`magic`] | E2 | exact metagradients through the whole training run (REPLAY) |
+//! | `datamodels` | [`datamodels`] | E4, E6 | lasso/ridge fit to cached subset retrainings |
 //!
 //! ## The objective the classical estimators differentiate
 //! A run minimises (MATH.md E1, in expectation over batches)
@@ -27,6 +28,7 @@
 //! result does not depend on the number of threads (and on the chunk size only through rounding).
 //! `<grad l_j, v_t>` for all `j` and `k` directions comes from one dual forward pass per chunk.
 
+pub mod datamodels;
 pub mod glm;
 pub mod influence;
 pub mod loo_newton;
