@@ -49,6 +49,8 @@ pub static REGISTRY: &[Registration] = &[
     estimators::similarity::REGISTRATION,
     estimators::magic::REGISTRATION,
     estimators::datamodels::REGISTRATION,
+    estimators::shapley::KNN,
+    estimators::shapley::TMC,
 ];
 
 /// Looks up and builds a method, rejecting options it does not take.

@@ -21,16 +21,17 @@ fn options(name: &str) -> Vec<(&'static str, &'static str)> {
         "tracin" => vec![("checkpoints", "4")],
         "trak" => vec![("k", "64")],
         "datamodels" => vec![("subsets", "30"), ("drop", "0.1")],
+        "tmc-shapley" => vec![("permutations", "24"), ("tol", "0"), ("window", "4")],
         _ => vec![],
     }
 }
 
 /// An option that cuts the work differently without changing the mathematics (none for
-/// `datamodels`, whose retrainings and fits are per subset and per target already).
+/// `datamodels` and `tmc-shapley`, whose retrainings are per subset or permutation already).
 fn recut(name: &str) -> Option<(&'static str, &'static str)> {
     match name {
         "magic" => Some(("block", "1")),
-        "datamodels" => None,
+        "datamodels" | "tmc-shapley" => None,
         _ => Some(("chunk", "37")),
     }
 }
@@ -48,6 +49,7 @@ fn run_for(name: &str) -> Run {
     match name {
         "loo-ridge" => ridge_run(1e-2),
         "loo-newton" => logistic_at_optimum(1e-2),
+        "tmc-shapley" => tiny_logistic(6),
         _ => tiny_mlp(1e-2),
     }
 }
@@ -72,6 +74,8 @@ fn every_method_is_registered_once() {
         "similarity",
         "magic",
         "datamodels",
+        "knn-shapley",
+        "tmc-shapley",
     ] {
         assert!(names.contains(&want), "{want} is not registered");
     }

@@ -11,6 +11,7 @@
 //! | `similarity` | [`similarity`] | E4 | cosine of penultimate features (weak baseline) |
 //! | `magic` | [`magic`] | E2 | exact metagradients through the whole training run (REPLAY) |
 //! | `datamodels` | [`datamodels`] | E4, E6 | lasso/ridge fit to cached subset retrainings |
+//! | `knn-shapley`, `tmc-shapley` | [`shapley`] | E4 | Data Shapley: k-NN closed form, truncated Monte Carlo |
 //!
 //! ## The objective the classical estimators differentiate
 //! A run minimises (MATH.md E1, in expectation over batches)
@@ -34,6 +35,7 @@ pub mod influence;
 pub mod loo_newton;
 pub mod loo_ridge;
 pub mod magic;
+pub mod shapley;
 pub mod similarity;
 pub mod tracin;
 pub mod trak;
@@ -533,7 +535,24 @@ train = {{ epochs = {epochs}, batch_size = {batch}, precision = "f64" }}
         Run::train(cfg, ".".as_ref()).unwrap()
     }
 
-    /// `||a - b|| / ||b||` over whole score matrices.
+    /// An f64 logistic regression on the first `n` breast-cancer training examples, trained by 20
+    /// full-batch SGD steps (lr 0.5): small enough to retrain every subset.
+    pub fn tiny_logistic(n: usize) -> Run {
+        let text = format!(
+            r#"
+data = {{ source = "breast_cancer", max_train = {n} }}
+model = {{ kind = "logistic" }}
+optim = {{ kind = "sgd", lr = 0.5 }}
+train = {{ epochs = 20, batch_size = {n}, precision = "f64" }}
+"#
+        );
+        Run::train(
+            RunConfig::from_toml_str(&text, "t.toml".as_ref()).unwrap(),
+            ".".as_ref(),
+        )
+        .unwrap()
+    }
+
     /// Brute-force leave-one-out ground truth on a GLM run: `truth[t][j] = f_t(theta) -
     /// f_t(theta_{-j})`, with `theta_{-j}` re-solved to 1e-12 by Newton's method without example
     /// `j`. Signed like `tau` (minus the change), so a perfect method has Pearson 1 with it.
@@ -574,6 +593,7 @@ train = {{ epochs = {epochs}, batch_size = {batch}, precision = "f64" }}
         );
     }
 
+    /// `||a - b|| / ||b||` over whole score matrices.
     pub fn rel_diff(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
         let (mut d, mut s) = (0.0, 0.0);
         for (ra, rb) in a.iter().zip(b) {

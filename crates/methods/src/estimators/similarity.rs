@@ -44,8 +44,8 @@ pub fn build(opts: &mut Options) -> Result<Box<dyn Method>> {
     }))
 }
 
-/// Unit-normalised penultimate features of a batch, one row per example (zeros stay zero).
-fn unit_features(model: &Model, params: &[f64], batch: &Batch<f64>) -> Vec<Vec<f64>> {
+/// Penultimate features ([`nn::Model::features`]) of a batch at `params`, one row per example.
+pub fn features(model: &Model, params: &[f64], batch: &Batch<f64>) -> Vec<Vec<f64>> {
     let g = Graph::<f64, Tensor<f64>>::new();
     let p = model.layout().leaves(&g, params, false);
     let f = g.tensor(model.features(&g, &p, &batch.input));
@@ -54,15 +54,31 @@ fn unit_features(model: &Model, params: &[f64], batch: &Batch<f64>) -> Vec<Vec<f
     f.data()
         .chunks(d.max(1))
         .take(b)
-        .map(|row| {
-            let nr = norm(row);
-            if nr > 0.0 {
-                row.iter().map(|x| x / nr).collect()
-            } else {
-                vec![0.0; row.len()]
-            }
-        })
+        .map(|row| row.to_vec())
         .collect()
+}
+
+/// Penultimate features of every training example, computed chunk by chunk in parallel and
+/// concatenated in index order.
+pub fn train_features(run: &Run, chunk: usize) -> Vec<Vec<f64>> {
+    TrainChunks::new(&run.splits.train, chunk)
+        .batches
+        .par_iter()
+        .map(|b| features(&run.model, &run.params, b))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// `row / ||row||` (a zero row stays zero).
+fn unit(row: Vec<f64>) -> Vec<f64> {
+    let nr = norm(&row);
+    if nr > 0.0 {
+        row.iter().map(|x| x / nr).collect()
+    } else {
+        row
+    }
 }
 
 impl Method for Similarity {
@@ -75,15 +91,14 @@ impl Method for Similarity {
             Output::Loss => -1.0,
             Output::Margin | Output::LogLikelihood => 1.0,
         };
-        let tf = unit_features(&run.model, &run.params, &run.target_batch::<f64>(targets));
-        let data = TrainChunks::new(&run.splits.train, self.chunk);
-        let train: Vec<Vec<f64>> = data
-            .batches
-            .par_iter()
-            .map(|b| unit_features(&run.model, &run.params, b))
-            .collect::<Vec<_>>()
+        let tf: Vec<Vec<f64>> =
+            features(&run.model, &run.params, &run.target_batch::<f64>(targets))
+                .into_iter()
+                .map(unit)
+                .collect();
+        let train: Vec<Vec<f64>> = train_features(run, self.chunk)
             .into_iter()
-            .flatten()
+            .map(unit)
             .collect();
         Ok(tf
             .iter()
