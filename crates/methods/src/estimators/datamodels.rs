@@ -75,10 +75,10 @@ pub const REGISTRATION: Registration = Registration {
 pub const PATH_LEN: usize = 20;
 
 /// Relative stopping tolerance of the lasso's coordinate descent (module docs).
-pub const CD_TOL: f64 = 1e-9;
+pub const CD_TOL: f64 = 1e-4;
 
 /// Coordinate-descent sweeps allowed per `lambda` before [`MethodError::NoConvergence`].
-pub const MAX_SWEEPS: usize = 100_000;
+pub const MAX_SWEEPS: usize = 10_000;
 
 /// The seed of the LDS ground truth's subsets by default (`attrib groundtruth --seed`), refused here.
 pub const EVALUATION_SEED: u64 = 0;
@@ -643,7 +643,8 @@ mod tests {
             eprintln!("{fit_kind}: max |tau - beta - const| = {err:e}");
             assert!(err < 2e-3, "{fit_kind}: {err}");
         }
-        // lambda -> 0 gives least squares exactly (up to the CD tolerance).
+        // lambda = 0 is least squares, exact up to the CD stopping rule: a last step moves the
+        // fitted values by at most CD_TOL * RMS(y) ~ 3e-4, a coefficient by ~ that / sqrt(mu (1 - mu)).
         let p = FitParams {
             fit: Fit::Lasso,
             lambda: Auto::Value(0.0),
@@ -651,7 +652,8 @@ mod tests {
         };
         let tau = fit(&d, std::slice::from_ref(&y), p).unwrap().remove(0);
         let err = max_err_up_to_constant(&tau, &beta);
-        assert!(err < 1e-6, "{err}");
+        eprintln!("lasso, lambda 0: max |tau - beta - const| = {err:e}");
+        assert!(err < 2e-3, "{err}");
     }
 
     #[test]
