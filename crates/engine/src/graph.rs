@@ -4,6 +4,7 @@ use std::cell::RefCell;
 use std::marker::PhantomData;
 
 use crate::carrier::Carrier;
+use crate::ops::layers::LinearTap;
 use crate::{Float, Tensor};
 
 /// A handle to a value recorded in a [`Graph`].
@@ -41,6 +42,8 @@ struct Node<F: Float, C: Carrier<F>> {
 /// reverse order, accumulating cotangents in a fixed order, so gradients are bitwise reproducible.
 pub struct Graph<F: Float, C: Carrier<F> = Tensor<F>> {
     nodes: RefCell<Vec<Node<F, C>>>,
+    /// `Some` when linear layers are tapped ([`Graph::with_linear_taps`]).
+    taps: RefCell<Option<Vec<LinearTap>>>,
     _f: PhantomData<F>,
 }
 
@@ -72,8 +75,43 @@ impl<F: Float, C: Carrier<F>> Graph<F, C> {
     pub fn new() -> Self {
         Graph {
             nodes: RefCell::new(Vec::new()),
+            taps: RefCell::new(None),
             _f: PhantomData,
         }
+    }
+
+    /// An empty tape that records every linear map ([`Graph::linear`], and the patch product of
+    /// [`Graph::conv2d`]) as a [`LinearTap`]: its input, and a zero parameter added to its output
+    /// whose cotangent is the cotangent of the layer's output (K-FAC's factors need both). Values
+    /// and gradients are those of an untapped graph.
+    pub fn with_linear_taps() -> Self {
+        let g = Self::new();
+        *g.taps.borrow_mut() = Some(Vec::new());
+        g
+    }
+
+    /// The linear maps recorded so far, in forward order (empty unless built by
+    /// [`Graph::with_linear_taps`]).
+    pub fn linear_taps(&self) -> Vec<LinearTap> {
+        self.taps.borrow().clone().unwrap_or_default()
+    }
+
+    /// Records a tap when taps are on; returns `y + probe` (or `y` when they are off).
+    pub(crate) fn tap_linear(&self, input: Var, y: Var, weight: Var, bias: Option<Var>) -> Var {
+        if self.taps.borrow().is_none() {
+            return y;
+        }
+        let probe = self.param(C::constant(Tensor::zeros(&self.shape(y))));
+        let out = self.add(y, probe);
+        if let Some(t) = self.taps.borrow_mut().as_mut() {
+            t.push(LinearTap {
+                input,
+                probe,
+                weight,
+                bias,
+            });
+        }
+        out
     }
 
     /// Number of recorded nodes.

@@ -47,6 +47,7 @@ pub use float::Float;
 pub use graph::{Gradients, Graph, Rule, Var};
 pub use kernels::{Conv2dGeometry, Unary};
 pub use ops::attention::AttentionParams;
+pub use ops::layers::LinearTap;
 pub use rng::Rng;
 pub use tensor::Tensor;
 

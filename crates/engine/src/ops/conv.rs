@@ -53,7 +53,8 @@ impl<F: Float, C: Carrier<F>> Graph<F, C> {
         let (oh, ow) = geom.out_hw();
         let cols = self.unfold2d(x, geom);
         let w2 = self.reshape(weight, &[ws[0], geom.patch_len()]);
-        let mut y = self.matmul_t(cols, w2, false, true); // [b, oh*ow, o]
+        let y = self.matmul_t(cols, w2, false, true); // [b, oh*ow, o]
+        let mut y = self.tap_linear(cols, y, weight, bias);
         if let Some(b) = bias {
             y = self.add(y, b);
         }
