@@ -222,6 +222,31 @@ fn decode<F: Float>(t: &TensorView<'_>, name: &str) -> std::result::Result<Vec<F
     }
 }
 
+/// Every tensor of a safetensors file by name, as (shape, values converted to `F`): the reader for
+/// files written by [`serialize_tensors`] that are not parameters (e.g. fitted curvature factors).
+///
+/// # Errors
+/// I/O errors, a file that is not safetensors, an unsupported dtype or a non-finite value, naming
+/// the file and the tensor.
+pub fn load_tensors<F: Float>(path: &Path) -> Result<BTreeMap<String, (Vec<usize>, Vec<F>)>> {
+    let bad = |reason: String| NnError::Params {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|source| NnError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| bad(format!("not a safetensors file ({e})")))?;
+    let mut out = BTreeMap::new();
+    for (name, t) in st.tensors() {
+        let values = decode::<F>(&t, &name).map_err(bad)?;
+        out.insert(name, (t.shape().to_vec(), values));
+    }
+    Ok(out)
+}
+
 /// Loads parameters for `layout` from a safetensors file.
 ///
 /// # Errors
@@ -309,4 +334,35 @@ pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_tensors_reads_back_what_serialize_tensors_wrote() {
+        let dir = std::env::temp_dir().join(format!("attrib-io-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.safetensors");
+        let (a, b) = (vec![1.5f64, -2.0, 3.25, 0.0, 1e-300, 7.0], vec![4.0f64]);
+        let meta = BTreeMap::from([("k".to_string(), "v".to_string())]);
+        let tensors = vec![
+            ("x.a".to_string(), vec![2, 3], a.as_slice()),
+            ("b".to_string(), vec![1], b.as_slice()),
+        ];
+        write_atomic(&path, &serialize_tensors(&tensors, &meta)).unwrap();
+        let back = load_tensors::<f64>(&path).unwrap();
+        assert_eq!(back.len(), 2);
+        assert_eq!(back["x.a"], (vec![2, 3], a));
+        assert_eq!(back["b"], (vec![1], b));
+        assert_eq!(read_metadata(&path).unwrap()["k"], "v");
+        std::fs::write(&path, b"junk").unwrap();
+        let e = load_tensors::<f64>(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("t.safetensors") && e.contains("not a safetensors"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
