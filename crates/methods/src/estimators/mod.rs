@@ -6,6 +6,7 @@
 //! | `loo-ridge` | [`loo_ridge`] | E3 | exact leave-one-out of ridge least squares (Sherman-Morrison) |
 //! | `loo-newton` | [`loo_newton`] | E3 | one-Newton-step leave-one-out of L2 logistic regression |
 //! | `if-exact`, `if-cg`, `if-lissa`, `if-gn`, `if-arnoldi` | [`influence`] | E3 | influence functions |
+//! | `ekfac`, `kfac`, `if-diag` | [`ekfac`] | E4 | influence with a layer-wise (E)K-FAC or diagonal Gauss-Newton |
 //! | `tracin` | [`tracin`] | E4 | gradient dot products along the trajectory |
 //! | `trak` | [`trak`] | E4 | kernel regression on random projections of gradients, model ensembles |
 //! | `similarity` | [`similarity`] | E4 | cosine of penultimate features (weak baseline) |
@@ -30,6 +31,7 @@
 //! `<grad l_j, v_t>` for all `j` and `k` directions comes from one dual forward pass per chunk.
 
 pub mod datamodels;
+pub mod ekfac;
 pub mod glm;
 pub mod influence;
 pub mod loo_newton;
