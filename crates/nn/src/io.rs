@@ -222,13 +222,16 @@ fn decode<F: Float>(t: &TensorView<'_>, name: &str) -> std::result::Result<Vec<F
     }
 }
 
+/// Tensors by name, each as (shape, row-major values).
+pub type NamedTensors<F> = BTreeMap<String, (Vec<usize>, Vec<F>)>;
+
 /// Every tensor of a safetensors file by name, as (shape, values converted to `F`): the reader for
 /// files written by [`serialize_tensors`] that are not parameters (e.g. fitted curvature factors).
 ///
 /// # Errors
 /// I/O errors, a file that is not safetensors, an unsupported dtype or a non-finite value, naming
 /// the file and the tensor.
-pub fn load_tensors<F: Float>(path: &Path) -> Result<BTreeMap<String, (Vec<usize>, Vec<F>)>> {
+pub fn load_tensors<F: Float>(path: &Path) -> Result<NamedTensors<F>> {
     let bad = |reason: String| NnError::Params {
         path: path.to_path_buf(),
         reason,

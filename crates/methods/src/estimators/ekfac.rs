@@ -62,7 +62,7 @@
 //! Options: `damping` (`auto`, or a number `>= 0`), `chunk` (512).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::Path;
 
 use engine::{Graph, Tensor};
 use nn::{Batch, Model, Output, Task};
@@ -204,6 +204,9 @@ pub struct Block {
     /// Eigenvalues of the block in its basis, `[out x cols]`.
     pub lambda: Vec<f64>,
 }
+
+/// `(Q_A, Q_G)` of a layer; `None` for the identity.
+type Bases = (Option<Vec<f64>>, Option<Vec<f64>>);
 
 /// Per-layer activations `a` `[rows, cols]` (bias column included) and output cotangents `g`
 /// `[rows, out]` (one per seed) of a chunk, with `positions` rows per example.
@@ -437,7 +440,7 @@ pub fn fit(
         })
     };
     // Kronecker factors (K-FAC and EK-FAC).
-    let mut bases: Vec<(Option<Vec<f64>>, Option<Vec<f64>>)> = vec![(None, None); layers.len()];
+    let mut bases: Vec<Bases> = vec![(None, None); layers.len()];
     let mut kfac_values = Vec::new();
     if approx != Approx::Diagonal {
         let sums = sum_chunks(data, |b| {
@@ -688,7 +691,11 @@ impl Method for Kronecker {
         let l2 = l2_coefficient(&run.config.optim);
         let deltas = layer_damping(&blocks, self.damping);
         for (b, d) in blocks.iter().zip(&deltas) {
-            if let Some(x) = b.lambda.iter().find(|&&x| !(x + l2 + d > 0.0)) {
+            if let Some(x) = b
+                .lambda
+                .iter()
+                .find(|&&x| (x + l2 + d).is_nan() || x + l2 + d <= 0.0)
+            {
                 return Err(unsupported(
                     self.name,
                     format!(
@@ -720,7 +727,7 @@ impl Method for Kronecker {
 
 /// Saves the blocks as safetensors: `{weight name}.qa`, `.qg`, `.lambda`, with the run hash and the
 /// approximation in the metadata.
-fn save_blocks(path: &PathBuf, run: &Run, approx: Approx, blocks: &[Block]) -> Result<()> {
+fn save_blocks(path: &Path, run: &Run, approx: Approx, blocks: &[Block]) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| MethodError::Run {
             path: dir.to_path_buf(),
@@ -756,7 +763,7 @@ fn save_blocks(path: &PathBuf, run: &Run, approx: Approx, blocks: &[Block]) -> R
 
 /// Loads saved blocks if the file exists and was fitted for this run (same hash) with the same
 /// approximation; `None` otherwise (the caller refits and overwrites).
-fn load_blocks(path: &PathBuf, run: &Run, approx: Approx) -> Result<Option<Vec<Block>>> {
+fn load_blocks(path: &Path, run: &Run, approx: Approx) -> Result<Option<Vec<Block>>> {
     if !path.exists() {
         return Ok(None);
     }
