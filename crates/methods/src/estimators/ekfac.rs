@@ -1007,4 +1007,41 @@ train = { epochs = 1, batch_size = 20, precision = "f64" }
         assert_eq!(scores("ekfac", &[], &run, &targets), first);
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// Same bits for 1 and 3 threads (chunk sums in chunk order, sequential eigensolver).
+    #[test]
+    fn scores_are_bitwise_identical_across_thread_counts() {
+        let run = tiny_mlp(1e-2);
+        let targets = Targets::test(vec![0, 1, 2], Output::Loss);
+        let in_pool = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| scores("ekfac", &[("chunk", "50")], &run, &targets))
+        };
+        let (one, three) = (in_pool(1), in_pool(3));
+        assert!(one
+            .iter()
+            .flatten()
+            .zip(three.iter().flatten())
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
+
+    #[test]
+    fn bad_options_and_models_are_clear_errors() {
+        let e = crate::method::build("ekfac", Options::empty("ekfac").set("damping", -1))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("damping") && e.contains("auto"), "{e}");
+        let e = crate::method::build("kfac", Options::empty("kfac").set("rank", 3))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("damping (auto)") && e.contains("chunk (512)"),
+            "{e}"
+        );
+    }
 }
