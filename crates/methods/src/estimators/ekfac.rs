@@ -23,7 +23,8 @@
 //! squared error over `d` outputs). No labels are sampled; the result is deterministic.
 //! - `kfac`: `C_layer ~ G (x) A` with `A = (1/(n T)) sum a a^T` and `G = (1/n) sum_c sum g g^T`
 //!   (sums over examples, classes and the `T` positions sharing the weight: 1 for a dense layer,
-//!   the output pixels of a convolution (im2col patches), the tokens of an attention projection).
+//!   the output pixels of a convolution (im2col patches); the tokens of an attention projection
+//!   would be the same, but language models are not supported yet, see below).
 //!   With `A = Q_A diag(l_A) Q_A^T`, `G = Q_G diag(l_G) Q_G^T` its eigenvalues are `l_G (x) l_A`.
 //! - `ekfac`: the same eigenbasis `Q_G (x) Q_A`, with the eigenvalues replaced by the exact diagonal
 //!   of the Gauss-Newton block in that basis, `Lambda = (1/n) sum_i sum_c (Q_G^T G_ic Q_A)^2`
@@ -32,7 +33,9 @@
 //!
 //! Each block is then inverted in its basis: `V -> Q_G ((Q_G^T V Q_A) / (Lambda + lambda +
 //! delta)) Q_A^T` (elementwise division). For a single dense layer with the squared error (`D`
-//! constant) `G (x) A` *is* the Gauss-Newton matrix, and all three agree with `if-gn` (tested).
+//! constant) `G (x) A` *is* the Gauss-Newton matrix: `kfac` and `ekfac` equal it and `if-diag`
+//! its diagonal (tested). In general `ekfac`'s `Lambda` is the exact diagonal of each block in the
+//! Kronecker eigenbasis (tested on an MLP and on convolutions), the best diagonal in that basis.
 //!
 //! ## Damping
 //! `auto` (default): per layer, `delta = 0.1 * mean(Lambda)`, a tenth of the mean eigenvalue of the
@@ -57,7 +60,8 @@
 //!
 //! When the run has a directory, the factors are saved to
 //! `RUN/ekfac/<approx>/factors.safetensors` (with the run's hash in the metadata) and reused by
-//! later calls on the same run, whatever their targets or damping.
+//! later calls on the same run, whatever their targets, damping or `chunk` (which changes the
+//! factors only by rounding). A file for another run (other hash) is refitted and overwritten.
 //!
 //! Options: `damping` (`auto`, or a number `>= 0`), `chunk` (512).
 
