@@ -647,6 +647,40 @@ mod attribution {
         );
     });
 
+    cli_test!(ekfac_fits_factors_once_and_reuses_them, |dir| {
+        let run = trained(dir, "run");
+        let go = |name: &str| {
+            attrib(
+                dir,
+                &[
+                    "--quiet",
+                    "attribute",
+                    "--run",
+                    &run,
+                    "--method",
+                    "ekfac",
+                    "--targets",
+                    "0..4",
+                    "--name",
+                    name,
+                ],
+            )
+            .ok();
+        };
+        go("first");
+        let factors = dir.join("run/ekfac/ekfac/factors.safetensors");
+        let saved = std::fs::metadata(&factors).unwrap().modified().unwrap();
+        go("second");
+        assert_eq!(
+            std::fs::metadata(&factors).unwrap().modified().unwrap(),
+            saved,
+            "the factors were refitted instead of reused"
+        );
+        let a = std::fs::read(dir.join("run/scores/first.npy")).unwrap();
+        let b = std::fs::read(dir.join("run/scores/second.npy")).unwrap();
+        assert_eq!(a, b, "scores from saved factors differ from the first fit");
+    });
+
     cli_test!(target_ranges_merge_into_the_whole, |dir| {
         let run = trained(dir, "run");
         for r in ["0..3", "3..5"] {
