@@ -898,9 +898,23 @@ train = { epochs = 1, batch_size = 20, precision = "f64" }
             .unwrap();
             Run::train(cfg, ".".as_ref()).unwrap()
         };
-        for run in [tiny_mlp(1e-3), cnn] {
+        // The CNN's convolutions and head are factored, its group-norm parameters left out.
+        let tau = scores(
+            "ekfac",
+            &[],
+            &cnn,
+            &Targets::test(vec![0, 1], Output::Margin),
+        );
+        assert!(tau.iter().flatten().all(|x| x.is_finite()) && tau[0].iter().any(|&x| x != 0.0));
+        for (run, conv) in [(tiny_mlp(1e-3), false), (cnn, true)] {
             for approx in [Approx::Ekfac, Approx::Diagonal] {
                 let (data, blocks) = blocks_of(&run, approx, 64);
+                let specs = run.model.layout().specs();
+                let convs = blocks
+                    .iter()
+                    .filter(|b| specs[b.layer.weight].shape.len() == 4)
+                    .count();
+                assert_eq!(convs > 0, conv);
                 let op = gauss_newton(&run, &data);
                 for b in &blocks {
                     let (o, c) = (b.layer.out, b.layer.cols());
