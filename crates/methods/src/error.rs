@@ -97,6 +97,14 @@ pub enum MethodError {
         /// The operating-system error.
         source: std::io::Error,
     },
+    /// A grouping file or grouping request is malformed or does not fit the run.
+    #[error("{}: {reason}", .path.display())]
+    Groups {
+        /// The grouping file (or a description of the grouping).
+        path: PathBuf,
+        /// What is wrong, and the fix.
+        reason: String,
+    },
     /// Training or model errors.
     #[error(transparent)]
     Nn(#[from] nn::NnError),

@@ -12,6 +12,7 @@
 pub mod error;
 pub mod estimators;
 pub mod groundtruth;
+pub mod groups;
 pub mod linalg;
 pub mod method;
 pub mod options;
@@ -20,6 +21,7 @@ pub mod scores;
 pub mod solvers;
 
 pub use error::{MethodError, Result};
+pub use groups::Grouping;
 pub use method::{attribute, build, Method, Registration, REGISTRY};
 pub use options::Options;
 pub use run::{Checkpoint, Run, Split, Targets};

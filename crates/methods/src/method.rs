@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use crate::error::{MethodError, Result};
 use crate::estimators;
+use crate::groups::Grouping;
 use crate::options::Options;
 use crate::run::{output_name, Run, Targets};
 use crate::scores::{ScoreMeta, Scores, SIGN};
@@ -23,6 +24,22 @@ pub trait Method: Send + Sync {
     /// # Errors
     /// When the run does not suit the method, or a solver fails.
     fn attribute(&self, run: &Run, targets: &Targets) -> Result<Vec<Vec<f64>>>;
+
+    /// Group scores `tau[target][G] = d f_target / d w_G` for every group of `groups` (MATH.md
+    /// E5: `w_G` scales all of `G`'s members). The default sums the per-example scores, which is
+    /// exact for every method linear in the data weights; methods that can work with group
+    /// gradients directly (cost in `K`, not `n`) override it.
+    ///
+    /// # Errors
+    /// As [`Method::attribute`].
+    fn attribute_groups(
+        &self,
+        run: &Run,
+        targets: &Targets,
+        groups: &Grouping,
+    ) -> Result<Vec<Vec<f64>>> {
+        Ok(groups.sum_columns(&self.attribute(run, targets)?))
+    }
 }
 
 /// A registered method: its name, a one-line summary, and how to build it from options.

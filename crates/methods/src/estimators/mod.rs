@@ -51,6 +51,7 @@ use nn::{Batch, Model, OptimConfig, Output, Task};
 use rayon::prelude::*;
 
 use crate::error::{MethodError, Result};
+use crate::groups::{group_loss_grads, Grouping};
 use crate::options::{at_least_one, Options};
 use crate::run::Run;
 use crate::solvers::{LanczosParams, LinOp, SolveError};
@@ -135,6 +136,18 @@ pub struct TrainChunks {
     pub starts: Vec<usize>,
     /// Number of training examples.
     pub n: usize,
+    /// Examples per chunk (also the largest batch of a group-gradient pass).
+    pub chunk: usize,
+}
+
+/// The columns of a score matrix: every training example, or the groups of a grouping (MATH.md
+/// E5: a group's column is `d f / d w_G`, the sum of its members' columns for linear methods).
+#[derive(Debug, Clone, Copy)]
+pub enum Columns<'a> {
+    /// One column per training example.
+    Examples,
+    /// One column per group.
+    Groups(&'a Grouping),
 }
 
 impl TrainChunks {
@@ -150,7 +163,12 @@ impl TrainChunks {
                 Batch::from_dataset(ds, &idx)
             })
             .collect();
-        TrainChunks { batches, starts, n }
+        TrainChunks {
+            batches,
+            starts,
+            n,
+            chunk,
+        }
     }
 
     /// `sum_c |c| * f(chunk c)` elementwise, chunks added in index order (deterministic for any
@@ -204,6 +222,32 @@ impl TrainChunks {
             }
         }
         res
+    }
+}
+
+impl TrainChunks {
+    /// `[k][columns]`: `<grad L_c(params), v_t>` for every column `c` and direction `v_t`, where
+    /// `L_c` is example `c`'s loss ([`TrainChunks::output_jvps`]: one dual forward pass per chunk)
+    /// or group `c`'s summed loss (its group gradient from [`group_loss_grads`], one reverse pass
+    /// per batch of members, dotted with each direction). `ds` is the training set the chunks
+    /// were cut from.
+    pub fn loss_dots(
+        &self,
+        ds: &Dataset,
+        model: &Model,
+        params: &[f64],
+        columns: Columns<'_>,
+        dirs: &[&[f64]],
+    ) -> Vec<Vec<f64>> {
+        match columns {
+            Columns::Examples => self.output_jvps(model, params, Output::Loss, dirs),
+            Columns::Groups(g) => {
+                let grads = group_loss_grads(model, params, ds, g, self.chunk);
+                dirs.iter()
+                    .map(|v| grads.iter().map(|gg| crate::linalg::dot(gg, v)).collect())
+                    .collect()
+            }
+        }
     }
 }
 
