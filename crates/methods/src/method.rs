@@ -38,6 +38,7 @@ pub trait Method: Send + Sync {
         targets: &Targets,
         groups: &Grouping,
     ) -> Result<Vec<Vec<f64>>> {
+        groups.check_n(run.n_train())?;
         Ok(groups.sum_columns(&self.attribute(run, targets)?))
     }
 }

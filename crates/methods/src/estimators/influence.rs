@@ -25,6 +25,12 @@
 //! `tau[t][j] = -(1/n) sum_k (grad f_t . u_k)(grad l_j . u_k) / (lambda_k + damping)`, the forward pass
 //! carrying the `u_k`.
 //!
+//! ## Group scores (MATH.md E5)
+//! `tau[t][G] = d f_t / d w_G = -(1/n) <s_t, g_G>` with the group gradient
+//! `g_G = sum_{i in G} grad l_i` (one reverse pass per batch of `G`'s members, every solver; for
+//! `if-arnoldi` the `u_k` are dotted with `g_G`). Step 3's cost then no longer grows with the
+//! number of targets times `n`, but with `n` (one reverse pass per example) plus `K p` per target.
+//!
 //! ## Options
 //! Every variant: `damping` (`auto`: `0.01 tr(C)/p` for convex models, `max(0.01 lambda_max, 2 |lambda_min|)`
 //! for networks, see [`super::auto_damping`]; or a number
@@ -39,13 +45,14 @@
 //!   pair's residual `||H u - theta u|| <= tol theta_max`), `seed` (0).
 
 use engine::Rng;
-use nn::{Batch, Output};
+use nn::Batch;
 
 use super::{
     auto_damping, auto_non_negative, auto_positive, chunk_option, is_convex, l2_coefficient,
-    solve_error, Auto, Curvature, CurvatureKind, TrainChunks,
+    solve_error, Auto, Columns, Curvature, CurvatureKind, TrainChunks,
 };
 use crate::error::{MethodError, Result};
+use crate::groups::Grouping;
 use crate::linalg::{cholesky, cholesky_solve, dot, symmetrize};
 use crate::method::{Method, Registration};
 use crate::options::{at_least_one, non_negative, positive, Options};
@@ -247,6 +254,30 @@ impl Method for Influence {
     /// `damping`), when LiSSA diverges (raise `scale`), or for `if-exact` with more than
     /// [`EXACT_MAX_PARAMS`] parameters.
     fn attribute(&self, run: &Run, targets: &Targets) -> Result<Vec<Vec<f64>>> {
+        self.scores(run, targets, Columns::Examples)
+    }
+
+    /// Group scores from group gradients: `tau[t][G] = -(1/n) <s_t, sum_{i in G} grad l_i>`, the
+    /// same solve as [`Method::attribute`] followed by one reverse pass per batch of each group's
+    /// members instead of a dual forward pass carrying every target (exactly the sum of the
+    /// members' scores, up to rounding).
+    ///
+    /// # Errors
+    /// As [`Method::attribute`].
+    fn attribute_groups(
+        &self,
+        run: &Run,
+        targets: &Targets,
+        groups: &Grouping,
+    ) -> Result<Vec<Vec<f64>>> {
+        groups.check_n(run.n_train())?;
+        self.scores(run, targets, Columns::Groups(groups))
+    }
+}
+
+impl Influence {
+    /// Scores for the given columns (examples or groups; module docs, "Computation").
+    fn scores(&self, run: &Run, targets: &Targets, columns: Columns<'_>) -> Result<Vec<Vec<f64>>> {
         let model = &run.model;
         let params = run.params.as_slice();
         let p = params.len();
@@ -363,6 +394,7 @@ impl Method for Influence {
                     self.name,
                     &undamped,
                     &data,
+                    (&run.splits.train, columns),
                     &grads,
                     damping,
                     LanczosParams {
@@ -378,7 +410,7 @@ impl Method for Influence {
             }
         };
         let dirs: Vec<&[f64]> = solved.iter().map(|s| s.as_slice()).collect();
-        let jvps = data.output_jvps(model, params, Output::Loss, &dirs);
+        let jvps = data.loss_dots(&run.splits.train, model, params, columns, &dirs);
         let inv_n = 1.0 / n as f64;
         Ok(jvps
             .into_iter()
@@ -433,6 +465,7 @@ fn arnoldi_scores(
     name: &str,
     h: &Curvature<'_>,
     data: &TrainChunks,
+    (ds, columns): (&data::Dataset, Columns<'_>),
     grads: &[Vec<f64>],
     damping: f64,
     lp: LanczosParams,
@@ -449,7 +482,7 @@ fn arnoldi_scores(
         });
     }
     let dirs: Vec<&[f64]> = eig.vectors.iter().map(|u| u.as_slice()).collect();
-    let proj_train = data.output_jvps(h.model, h.params, Output::Loss, &dirs);
+    let proj_train = data.loss_dots(ds, h.model, h.params, columns, &dirs);
     let inv_n = 1.0 / data.n as f64;
     Ok(grads
         .iter()
@@ -460,7 +493,7 @@ fn arnoldi_scores(
                 .zip(&denom)
                 .map(|(u, d)| dot(g, u) / d)
                 .collect();
-            (0..data.n)
+            (0..columns.count(data.n))
                 .map(|j| {
                     let s: f64 = coef
                         .iter()
@@ -479,6 +512,7 @@ mod tests {
     use super::super::pearson;
     use super::super::testutil::*;
     use super::*;
+    use nn::Output;
 
     fn run_method(
         name: &str,

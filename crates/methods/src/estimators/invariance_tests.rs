@@ -12,7 +12,7 @@ use nn::Output;
 /// has eigenvalues down to about -0.13, so the influence functions get damping 0.2). Iterative
 /// solvers run to tight tolerances (Lanczos to the whole Krylov space) so that what remains of a
 /// change in chunk size is rounding, not a different stopping point.
-fn options(name: &str) -> Vec<(&'static str, &'static str)> {
+pub(crate) fn options(name: &str) -> Vec<(&'static str, &'static str)> {
     match name {
         "if-exact" => vec![("damping", "0.2")],
         "if-cg" | "if-gn" => vec![("damping", "0.2"), ("tol", "1e-12"), ("max_iters", "1000")],
@@ -45,7 +45,7 @@ fn scores(name: &str, extra: &[(&str, &str)], run: &Run, targets: &Targets) -> V
     m.attribute(run, targets).unwrap()
 }
 
-fn run_for(name: &str) -> Run {
+pub(crate) fn run_for(name: &str) -> Run {
     match name {
         "loo-ridge" => ridge_run(1e-2),
         "loo-newton" => logistic_at_optimum(1e-2),

@@ -225,6 +225,16 @@ impl TrainChunks {
     }
 }
 
+impl Columns<'_> {
+    /// Number of columns for a training set of `n` examples.
+    pub fn count(&self, n: usize) -> usize {
+        match self {
+            Columns::Examples => n,
+            Columns::Groups(g) => g.k,
+        }
+    }
+}
+
 impl TrainChunks {
     /// `[k][columns]`: `<grad L_c(params), v_t>` for every column `c` and direction `v_t`, where
     /// `L_c` is example `c`'s loss ([`TrainChunks::output_jvps`]: one dual forward pass per chunk)
@@ -792,4 +802,4 @@ mod tests {
 }
 
 #[cfg(test)]
-mod invariance_tests;
+pub(crate) mod invariance_tests;

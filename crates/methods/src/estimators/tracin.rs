@@ -23,13 +23,17 @@
 //! over the training set with the target gradients as directions gives `<grad f_t, grad l_i>` for all
 //! `i` and `t`.
 //!
+//! Group scores (MATH.md E5) dot the target gradients with group gradients `sum_{i in G} grad l_i`
+//! instead (one reverse pass per batch of a group's members per checkpoint).
+//!
 //! Options: `checkpoints` (10): number of evenly spaced checkpoints (every `ceil(T / checkpoints)`
 //! steps, starting at step 0); `chunk` (512).
 
-use nn::{Output, Trainer};
+use nn::Trainer;
 
-use super::{chunk_option, TrainChunks};
+use super::{chunk_option, Columns, TrainChunks};
 use crate::error::Result;
+use crate::groups::Grouping;
 use crate::method::{Method, Registration};
 use crate::options::{at_least_one, Options};
 use crate::run::{Run, Targets};
@@ -67,20 +71,44 @@ impl Method for TracIn {
     /// # Errors
     /// Training errors while replaying the run.
     fn attribute(&self, run: &Run, targets: &Targets) -> Result<Vec<Vec<f64>>> {
+        self.scores(run, targets, Columns::Examples)
+    }
+
+    /// Group scores from group gradients at each checkpoint:
+    /// `tau_G = -sum_c (eta_c m_c / n) <grad f(theta_c), sum_{i in G} grad l_i(theta_c)>`, one
+    /// reverse pass per batch of each group's members per checkpoint (exactly the sum of the
+    /// members' scores, up to rounding).
+    ///
+    /// # Errors
+    /// As [`Method::attribute`].
+    fn attribute_groups(
+        &self,
+        run: &Run,
+        targets: &Targets,
+        groups: &Grouping,
+    ) -> Result<Vec<Vec<f64>>> {
+        groups.check_n(run.n_train())?;
+        self.scores(run, targets, Columns::Groups(groups))
+    }
+}
+
+impl TracIn {
+    /// Scores for the given columns (examples or groups; module docs, "Computation").
+    fn scores(&self, run: &Run, targets: &Targets, columns: Columns<'_>) -> Result<Vec<Vec<f64>>> {
         let n = run.n_train();
         let steps = Trainer::<f64>::new(&run.model, &run.config, &run.splits.train)?.steps();
         let every = steps.div_ceil(self.checkpoints);
         let checkpoints = run.checkpoints(every)?;
         let data = TrainChunks::new(&run.splits.train, self.chunk);
         let batch = run.target_batch::<f64>(targets);
-        let mut tau = vec![vec![0.0; n]; targets.indices.len()];
+        let mut tau = vec![vec![0.0; columns.count(n)]; targets.indices.len()];
         for c in &checkpoints {
             let m = every.min(steps - c.step);
             let scale = c.lr * m as f64 / n as f64;
             let grads =
                 nn::per_example::output_grads(&run.model, &c.params, &batch, targets.output);
             let dirs: Vec<&[f64]> = grads.iter().map(|g| g.as_slice()).collect();
-            let dots = data.output_jvps(&run.model, &c.params, Output::Loss, &dirs);
+            let dots = data.loss_dots(&run.splits.train, &run.model, &c.params, columns, &dirs);
             for (row, d) in tau.iter_mut().zip(dots) {
                 for (t, v) in row.iter_mut().zip(d) {
                     *t -= scale * v;
@@ -96,6 +124,7 @@ mod tests {
     use super::super::pearson;
     use super::super::testutil::*;
     use super::*;
+    use nn::Output;
 
     /// For plain SGD with a small learning rate, one epoch and a checkpoint at every step, TracIn is
     /// the first-order effect of a data weight: compare with central differences of retraining.

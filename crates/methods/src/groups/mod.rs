@@ -23,6 +23,9 @@ pub mod eval;
 pub mod kmeans;
 pub mod make;
 
+#[cfg(test)]
+mod method_tests;
+
 use std::path::{Path, PathBuf};
 
 use data::Dataset;

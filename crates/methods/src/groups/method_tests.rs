@@ -1,0 +1,95 @@
+//! Group scores of every registered method against ground truth (MATH.md E5): the sum of the
+//! members' per-example scores (exact for methods linear in the data weights, whether the method
+//! overrides [`Method::attribute_groups`] with group gradients or not), and for MAGIC the
+//! finite-difference derivative of retraining in a group weight.
+
+use nn::Output;
+
+use super::Grouping;
+use crate::estimators::invariance_tests::{options, run_for};
+use crate::estimators::testutil::rel_diff;
+use crate::method::{build, Method, REGISTRY};
+use crate::options::Options;
+use crate::run::{Run, Targets};
+
+fn method(name: &str, extra: &[(&str, &str)]) -> Box<dyn Method> {
+    let mut o = Options::empty(name);
+    for (k, v) in options(name).iter().chain(extra) {
+        o = o.set(k, v);
+    }
+    build(name, o).unwrap().0
+}
+
+/// A grouping of `n` examples into `k` groups that interleaves the index order.
+fn scattered(n: usize, k: usize) -> Grouping {
+    Grouping::new(
+        (0..n).map(|i| (i * 7 + i / 3) % k).collect(),
+        k,
+        "scattered",
+    )
+    .unwrap()
+}
+
+#[test]
+fn group_scores_are_sums_of_per_example_scores_for_every_method() {
+    for reg in REGISTRY {
+        let name = reg.name;
+        let run = run_for(name);
+        let groups = scattered(run.n_train(), 13);
+        let targets = Targets::test(vec![0, 1, 2], Output::Margin);
+        let m = method(name, &[]);
+        let per = m.attribute(&run, &targets).unwrap();
+        let grouped = m.attribute_groups(&run, &targets, &groups).unwrap();
+        let d = rel_diff(&grouped, &groups.sum_columns(&per));
+        eprintln!("{name}: group scores vs summed per-example scores: relative difference {d:e}");
+        assert!(grouped.iter().all(|r| r.len() == 13));
+        assert!(d <= 1e-10, "{name}: {d:e}");
+    }
+}
+
+#[test]
+fn a_grouping_for_another_training_set_is_refused() {
+    let run = run_for("if-cg");
+    let groups = scattered(run.n_train() - 1, 3);
+    let e = method("if-cg", &[])
+        .attribute_groups(&run, &Targets::test(vec![0], Output::Loss), &groups)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("attrib group"), "{e}");
+}
+
+/// `d f / d w_G` by central differences of retrainings with every member of `G` reweighted.
+fn group_finite_difference(run: &Run, groups: &Grouping, g: usize, targets: &Targets) -> Vec<f64> {
+    let h = 1e-4;
+    let f = |e: f64| {
+        let mut wg = vec![1.0; groups.k];
+        wg[g] += e;
+        run.target_outputs(&run.retrain(&groups.expand(&wg)).unwrap(), targets)
+    };
+    f(h).iter()
+        .zip(f(-h))
+        .map(|(a, b)| (a - b) / (2.0 * h))
+        .collect()
+}
+
+#[test]
+fn magic_group_scores_are_derivatives_in_the_group_weights() {
+    let run = run_for("magic");
+    let groups = scattered(run.n_train(), 10);
+    let targets = Targets::test(vec![0, 5], Output::Loss);
+    let tau = method("magic", &[])
+        .attribute_groups(&run, &targets, &groups)
+        .unwrap();
+    for g in [0, 3, 9] {
+        let fd = group_finite_difference(&run, &groups, g, &targets);
+        for (t, &want) in fd.iter().enumerate() {
+            let got = tau[t][g];
+            let rel = (got - want).abs() / want.abs().max(1e-8);
+            eprintln!("magic group {g}, target {t}: {got:e} vs finite differences {want:e}");
+            assert!(
+                rel <= 1e-5,
+                "group {g} target {t}: {got:e} vs {want:e} ({rel:e})"
+            );
+        }
+    }
+}
