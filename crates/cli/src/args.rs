@@ -78,10 +78,16 @@ pub enum Command {
     Methods,
     /// Join one method's score files of separate target ranges.
     Merge(MergeArgs),
-    /// Retrain on random subsets (cached, resumable): LDS ground truth.
+    /// Retrain random subsets (cached, resumable): LDS ground truth.
     Groundtruth(GroundTruthArgs),
     /// Linear datamodeling score of score files vs retrained subsets.
     Lds(LdsArgs),
+    /// Partition the training set into groups (GGDA), saved as CSV.
+    Group(GroupArgs),
+    /// Test accuracy after removing the data scored most helpful.
+    RetrainScore(RetrainScoreArgs),
+    /// Flip labels, retrain, and count flips found by self-influence.
+    NoisyLabels(NoisyLabelsArgs),
     /// Measure throughput next to this machine's GEMM speed.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -148,6 +154,139 @@ pub struct AttributeArgs {
     /// Example: attrib attribute --run runs/digits --method if-cg --name if-cg-damp1
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+
+    /// Score groups of a grouping file (from `attrib group`).
+    ///
+    /// One column per group: tau_G = d f / d w_G, the sum of the members' scores. Influence
+    /// functions and TracIn use group gradients directly. The default name gets @groups-HASH.
+    ///
+    /// Example: attrib attribute --run runs/digits --method if-cg --groups runs/digits/groups/grad-kmeans-k100.csv
+    #[arg(long, value_name = "FILE")]
+    pub groups: Option<PathBuf>,
+}
+
+/// `attrib group`.
+#[derive(Debug, Args)]
+#[command(
+    after_long_help = "Writes a CSV `example,group` (one row per training example) and a JSON \
+                       sidecar FILE.json with k, n, how it was made and the assignment's hash."
+)]
+pub struct GroupArgs {
+    /// The run directory.
+    ///
+    /// Example: attrib group --run runs/digits --method grad-kmeans --groups 100
+    #[arg(long, short, value_name = "DIR")]
+    pub run: PathBuf,
+
+    /// random, class, kmeans-inputs, kmeans-repr, grad-kmeans.
+    ///
+    /// class never mixes labels; kmeans-repr clusters penultimate features; grad-kmeans clusters
+    /// random projections of per-example loss gradients.
+    ///
+    /// Example: attrib group --run runs/digits --method class --groups 50
+    #[arg(long, short, value_name = "KIND")]
+    pub method: String,
+
+    /// Number of groups K.
+    ///
+    /// Example: attrib group --run runs/digits --method random --groups 144
+    #[arg(long, short, value_name = "K")]
+    pub groups: usize,
+
+    /// Seed of every random draw.
+    ///
+    /// Example: attrib group --run runs/digits --method grad-kmeans --groups 100 --seed 1
+    #[arg(long, default_value_t = 0, value_name = "SEED")]
+    pub seed: u64,
+
+    /// Gradient projection dimension of grad-kmeans.
+    ///
+    /// Example: attrib group --run runs/digits --method grad-kmeans --groups 100 --proj 64
+    #[arg(long, default_value_t = 32, value_name = "D")]
+    pub proj: usize,
+
+    /// File to write [default: RUN/groups/KIND-kK.csv].
+    ///
+    /// Example: attrib group --run runs/digits --method random --groups 10 --out g.csv
+    #[arg(long, short, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// `attrib retrain-score`.
+#[derive(Debug, Args)]
+#[command(
+    after_long_help = "Ranks columns by helpfulness to the score file's targets (sum of scores, \
+                       negated for the loss), removes whole groups in rank order until a fraction \
+                       of the data is gone, retrains with the run's recipe and reports the test \
+                       accuracy; lower is better. A random removal is shown for comparison."
+)]
+pub struct RetrainScoreArgs {
+    /// The run directory.
+    ///
+    /// Example: attrib retrain-score --run runs/digits --scores runs/digits/scores/if-cg.npy
+    #[arg(long, short, value_name = "DIR")]
+    pub run: PathBuf,
+
+    /// A score file (per example, or per group with --groups).
+    ///
+    /// Example: attrib retrain-score --run runs/d --scores runs/d/scores/tracin.npy
+    #[arg(long, short, value_name = "FILE")]
+    pub scores: PathBuf,
+
+    /// The grouping of group scores.
+    ///
+    /// Example: attrib retrain-score -r runs/d -s s.npy --groups runs/d/groups/class-k50.csv
+    #[arg(long, value_name = "FILE")]
+    pub groups: Option<PathBuf>,
+
+    /// Fractions of the data to remove (list).
+    ///
+    /// Example: attrib retrain-score --run runs/d --scores s.npy --remove 0.05,0.1
+    #[arg(long, value_delimiter = ',', default_values_t = [0.01, 0.05, 0.1, 0.2], value_name = "FRACTION")]
+    pub remove: Vec<f64>,
+}
+
+/// `attrib noisy-labels`.
+#[derive(Debug, Args)]
+#[command(
+    after_long_help = "Flips a seeded fraction of the training labels to other classes, retrains \
+                       the run's recipe, ranks examples (or groups of a grouping made on the noisy \
+                       run) by the self-influence of their mean example, and reports the fraction \
+                       of flipped labels among the top of the data. Random ranking finds the \
+                       inspected fraction itself."
+)]
+pub struct NoisyLabelsArgs {
+    /// The run directory (its recipe and data).
+    ///
+    /// Example: attrib noisy-labels --run runs/digits --flip 0.1
+    #[arg(long, short, value_name = "DIR")]
+    pub run: PathBuf,
+
+    /// Fraction of training labels to flip.
+    ///
+    /// Example: attrib noisy-labels --run runs/digits --flip 0.2
+    #[arg(long, default_value_t = 0.1, value_name = "FRACTION")]
+    pub flip: f64,
+
+    /// Groupings to compare (list of KIND:K; none = examples).
+    ///
+    /// Each is made on the noisy run. Individual examples are always reported.
+    ///
+    /// Example: attrib noisy-labels --run runs/d --grouping grad-kmeans:144,random:144
+    #[arg(long, value_delimiter = ',', value_name = "KIND:K")]
+    pub grouping: Vec<String>,
+
+    /// Fractions of the data inspected (list).
+    ///
+    /// Example: attrib noisy-labels --run runs/digits --inspect 0.1,0.2
+    #[arg(long, value_delimiter = ',', default_values_t = [0.05, 0.1, 0.2], value_name = "FRACTION")]
+    pub inspect: Vec<f64>,
+
+    /// Seed of the flips and groupings.
+    ///
+    /// Example: attrib noisy-labels --run runs/digits --seed 3
+    #[arg(long, default_value_t = 0, value_name = "SEED")]
+    pub seed: u64,
 }
 
 /// `attrib merge`.

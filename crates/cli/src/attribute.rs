@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use methods::{run::parse_output, Options, Run, Scores, Split, Targets};
+use methods::{run::parse_output, Grouping, Options, Run, Scores, Split, Targets};
 
 use crate::args::{AttributeArgs, MergeArgs};
 use crate::output::Event;
@@ -14,7 +14,7 @@ use crate::Ctx;
 pub const DEFAULT_TARGETS: usize = 50;
 
 /// The targets named by the arguments: `--targets a..b` or the first [`DEFAULT_TARGETS`].
-fn targets(
+pub fn targets(
     run: &Run,
     range: Option<&str>,
     output: &str,
@@ -53,15 +53,29 @@ pub fn run(args: &AttributeArgs, ctx: &Ctx) -> Result<()> {
         args.output,
         run.n_train()
     ))?;
-    let scores = methods::attribute(&run, method.as_ref(), used, &targets)?;
-    let name = args.name.clone().unwrap_or_else(|| match &args.targets {
-        None => args.method.clone(),
-        Some(_) => format!(
-            "{}@{}-{}",
-            args.method,
-            targets.indices[0],
-            targets.indices[targets.indices.len() - 1] + 1
-        ),
+    let groups = args.groups.as_deref().map(Grouping::load).transpose()?;
+    let scores = match &groups {
+        None => methods::attribute(&run, method.as_ref(), used, &targets)?,
+        Some(g) => {
+            ctx.out
+                .info(format!("scoring {} groups ({})", g.k, g.how))?;
+            methods::attribute_groups(&run, method.as_ref(), used, &targets, g)?
+        }
+    };
+    let name = args.name.clone().unwrap_or_else(|| {
+        let mut name = match &args.targets {
+            None => args.method.clone(),
+            Some(_) => format!(
+                "{}@{}-{}",
+                args.method,
+                targets.indices[0],
+                targets.indices[targets.indices.len() - 1] + 1
+            ),
+        };
+        if let Some(g) = &groups {
+            name.push_str(&format!("@groups-{}", g.hash()));
+        }
+        name
     });
     let path = scores.save(&args.run.join(methods::run::files::SCORES), &name)?;
     ctx.out.event(&Event::Scores {

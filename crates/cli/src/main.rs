@@ -14,6 +14,7 @@ mod bench;
 mod demo;
 mod evaluate;
 mod groundtruth;
+mod groups;
 mod output;
 mod progress;
 mod run_dir;
@@ -87,6 +88,9 @@ fn run(cli: &Cli, out: Output) -> Result<()> {
         Command::Merge(a) => attribute::merge(a, &ctx),
         Command::Groundtruth(a) => groundtruth::run(a, &ctx),
         Command::Lds(a) => groundtruth::lds(a, &ctx),
+        Command::Group(a) => groups::group(a, &ctx),
+        Command::RetrainScore(a) => groups::retrain_score(a, &ctx),
+        Command::NoisyLabels(a) => groups::noisy_labels(a, &ctx),
         Command::Bench(BenchCommand::Train(a)) => bench::run(a, &ctx),
     }
 }

@@ -23,6 +23,9 @@
 //! | `scores` | `attribute` | `run`, `method`, `path` (the `.npy`), `targets`, `seconds` |
 //! | `ground_truth` | `groundtruth`, `lds` | `path` (cache folder), `subsets`, `computed` (by this invocation), `seconds` |
 //! | `lds` | `lds`, one per score file and subset spec | `method`, `scores`, `subsets_kind` (`drop`/`keep`), `fraction`, `subsets`, `targets`, `lds`, `ci` ([lo, hi]), `pearson`, `slope`, `method_seconds` |
+//! | `grouping` | `group` | `path` (the CSV), `how`, `k`, `n`, `hash` |
+//! | `retraining_score` | `retrain-score`, one per fraction and ranking | `scores` (file, or `random`), `fraction`, `removed`, `accuracy` |
+//! | `noisy_labels` | `noisy-labels`, one per ranking and fraction | `grouping` (`individual` or how it was made), `flipped`, `inspected` (fraction), `found` (fraction of flipped labels) |
 //! | `method` | `methods` | `name`, `summary` |
 //! | `error` | a command failed | `message` |
 //!
@@ -49,6 +52,41 @@ use serde::Serialize;
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event<'a> {
+    /// `attrib group` wrote a grouping.
+    Grouping {
+        /// The CSV.
+        path: String,
+        /// How it was made.
+        how: &'a str,
+        /// Groups.
+        k: usize,
+        /// Training examples.
+        n: usize,
+        /// Hash of the assignment.
+        hash: String,
+    },
+    /// One point of `attrib retrain-score`.
+    RetrainingScore {
+        /// The score file, or `random`.
+        scores: &'a str,
+        /// Fraction of the data asked to be removed.
+        fraction: f64,
+        /// Examples removed.
+        removed: usize,
+        /// Test accuracy after retraining.
+        accuracy: f64,
+    },
+    /// One point of `attrib noisy-labels`.
+    NoisyLabels {
+        /// `individual`, or how the grouping was made.
+        grouping: &'a str,
+        /// Labels flipped.
+        flipped: usize,
+        /// Fraction of the data inspected.
+        inspected: f64,
+        /// Fraction of the flipped labels found.
+        found: f64,
+    },
     /// A sentence for the reader (the demo's expectation).
     Note {
         /// The sentence.

@@ -892,3 +892,209 @@ mod attribution {
         );
     });
 }
+
+/// `group`, `attribute --groups`, `retrain-score`, `noisy-labels` (issue 6).
+mod groups {
+    use super::util::*;
+
+    fn trained(dir: &std::path::Path) -> String {
+        let cfg = LOGISTIC.replace("[train]", "[train]\nprecision = \"f64\"");
+        write(dir, "run.toml", &cfg);
+        attrib(
+            dir,
+            &["--quiet", "train", "--config", "run.toml", "--out", "run"],
+        )
+        .ok();
+        "run".into()
+    }
+
+    /// Reads a grouping CSV into its assignment.
+    fn assignment(path: &std::path::Path) -> Vec<usize> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+            .collect()
+    }
+
+    cli_test!(group_scores_are_summed_example_scores_end_to_end, |dir| {
+        let run = trained(dir);
+        let g = |out: &str| {
+            attrib(
+                dir,
+                &[
+                    "--quiet",
+                    "group",
+                    "--run",
+                    &run,
+                    "--method",
+                    "grad-kmeans",
+                    "--groups",
+                    "20",
+                    "--out",
+                    out,
+                ],
+            )
+            .ok()
+        };
+        g("a.csv");
+        g("b.csv");
+        // Same seed, same file; a partition of the 456 training examples into 20 groups.
+        let a = std::fs::read(dir.join("a.csv")).unwrap();
+        assert_eq!(a, std::fs::read(dir.join("b.csv")).unwrap());
+        let groups = assignment(&dir.join("a.csv"));
+        assert_eq!(groups.len(), 456);
+        for k in 0..20 {
+            assert!(groups.contains(&k), "group {k} empty");
+        }
+        assert!(groups.iter().all(|&k| k < 20));
+        let attribute = |extra: &[&str]| {
+            let mut args = vec![
+                "--quiet",
+                "attribute",
+                "--run",
+                &run,
+                "--method",
+                "if-exact",
+                "--targets",
+                "0..3",
+                "--output",
+                "loss",
+            ];
+            args.extend_from_slice(extra);
+            attrib(dir, &args).ok()
+        };
+        attribute(&[]);
+        attribute(&["--groups", "a.csv", "--name", "grouped"]);
+        let read = |name: &str| -> (Vec<f32>, serde_json::Value) {
+            let bytes = std::fs::read(dir.join(format!("run/scores/{name}.npy"))).unwrap();
+            let start = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
+            let vals = bytes[start..]
+                .chunks(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            let meta =
+                std::fs::read_to_string(dir.join(format!("run/scores/{name}.json"))).unwrap();
+            (vals, serde_json::from_str(&meta).unwrap())
+        };
+        let (per, _) = read("if-exact@0-3");
+        let (grouped, meta) = read("grouped");
+        assert_eq!(meta["n_train"], 20);
+        assert!(meta["groups"].is_string());
+        for t in 0..3 {
+            for k in 0..20 {
+                let sum: f64 = (0..456)
+                    .filter(|&i| groups[i] == k)
+                    .map(|i| per[t * 456 + i] as f64)
+                    .sum();
+                let got = grouped[t * 20 + k] as f64;
+                assert!(
+                    (got - sum).abs() <= 1e-5 * sum.abs().max(1e-3),
+                    "{t} {k}: {got} vs {sum}"
+                );
+            }
+        }
+        let out = attrib(
+            dir,
+            &[
+                "--json",
+                "retrain-score",
+                "--run",
+                &run,
+                "--scores",
+                "run/scores/grouped.npy",
+                "--groups",
+                "a.csv",
+                "--remove",
+                "0.1",
+            ],
+        )
+        .ok();
+        let lines = out.json_lines();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0]["removed"].as_u64().unwrap() >= 46);
+        // Group scores without their grouping, and with another one, are refused.
+        let e = attrib(
+            dir,
+            &[
+                "retrain-score",
+                "--run",
+                &run,
+                "--scores",
+                "run/scores/grouped.npy",
+            ],
+        )
+        .fails(1);
+        assert_contains!(e.stderr, "group scores", "--groups");
+        attrib(
+            dir,
+            &[
+                "--quiet", "group", "--run", &run, "--method", "random", "--groups", "20", "--out",
+                "r.csv",
+            ],
+        )
+        .ok();
+        let e = attrib(
+            dir,
+            &[
+                "retrain-score",
+                "--run",
+                &run,
+                "--scores",
+                "run/scores/grouped.npy",
+                "--groups",
+                "r.csv",
+            ],
+        )
+        .fails(1);
+        assert_contains!(e.stderr, "computed for grouping");
+    });
+
+    cli_test!(bad_groupings_are_explained, |dir| {
+        let run = trained(dir);
+        let e = attrib(
+            dir,
+            &[
+                "group", "--run", &run, "--method", "spectral", "--groups", "3",
+            ],
+        )
+        .fails(1);
+        assert_contains!(e.stderr, "grad-kmeans");
+        let e = attrib(
+            dir,
+            &["group", "--run", &run, "--method", "class", "--groups", "1"],
+        )
+        .fails(1);
+        assert_contains!(e.stderr, "at least 2 groups");
+        let e = attrib(
+            dir,
+            &[
+                "group", "--run", &run, "--method", "random", "--groups", "9999",
+            ],
+        )
+        .fails(1);
+        assert_contains!(e.stderr, "1..=456");
+        let e = attrib(
+            dir,
+            &["noisy-labels", "--run", &run, "--grouping", "random"],
+        )
+        .fails(1);
+        assert_contains!(e.stderr, "KIND:K");
+        let out = attrib(
+            dir,
+            &[
+                "--json",
+                "noisy-labels",
+                "--run",
+                &run,
+                "--grouping",
+                "grad-kmeans:46",
+                "--inspect",
+                "0.2",
+            ],
+        )
+        .ok();
+        assert_eq!(out.json_lines().len(), 2);
+    });
+}

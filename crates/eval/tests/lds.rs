@@ -22,6 +22,7 @@ fn scores(values: Vec<f64>, run_hash: &str) -> Scores {
             split: "test".into(),
             targets: (0..TARGETS).collect(),
             n_train: N,
+            groups: None,
             seconds: 0.0,
             attrib_version: "test".into(),
             sign: methods::scores::SIGN.into(),

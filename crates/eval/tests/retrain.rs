@@ -301,6 +301,7 @@ fn loo_matches_retraining_by_hand_and_resumes() {
             split: "test".into(),
             targets,
             n_train: n,
+            groups: None,
             seconds: 0.0,
             attrib_version: "test".into(),
             sign: methods::scores::SIGN.into(),

@@ -22,7 +22,7 @@ pub mod solvers;
 
 pub use error::{MethodError, Result};
 pub use groups::Grouping;
-pub use method::{attribute, build, Method, Registration, REGISTRY};
+pub use method::{attribute, attribute_groups, build, Method, Registration, REGISTRY};
 pub use options::Options;
 pub use run::{Checkpoint, Run, Split, Targets};
 pub use scores::{ScoreMeta, Scores};

@@ -109,11 +109,40 @@ pub fn attribute(
     options: BTreeMap<String, String>,
     targets: &Targets,
 ) -> Result<Scores> {
+    scored(run, method, options, targets, None)
+}
+
+/// [`attribute`] for the groups of a grouping ([`Method::attribute_groups`]): one column per
+/// group, the grouping's hash in the sidecar.
+///
+/// # Errors
+/// Invalid targets, a grouping of another training set, or the method's own errors.
+pub fn attribute_groups(
+    run: &Run,
+    method: &dyn Method,
+    options: BTreeMap<String, String>,
+    targets: &Targets,
+    groups: &Grouping,
+) -> Result<Scores> {
+    groups.check_n(run.n_train())?;
+    scored(run, method, options, targets, Some(groups))
+}
+
+fn scored(
+    run: &Run,
+    method: &dyn Method,
+    options: BTreeMap<String, String>,
+    targets: &Targets,
+    groups: Option<&Grouping>,
+) -> Result<Scores> {
     run.check_targets(targets)?;
     let start = Instant::now();
-    let rows = method.attribute(run, targets)?;
+    let rows = match groups {
+        None => method.attribute(run, targets)?,
+        Some(g) => method.attribute_groups(run, targets, g)?,
+    };
     let seconds = start.elapsed().as_secs_f64();
-    let n = run.n_train();
+    let n = groups.map_or(run.n_train(), |g| g.k);
     assert!(
         rows.len() == targets.indices.len() && rows.iter().all(|r| r.len() == n),
         "{} returned a score matrix of the wrong shape",
@@ -129,6 +158,7 @@ pub fn attribute(
             split: targets.split.name().into(),
             targets: targets.indices.clone(),
             n_train: n,
+            groups: groups.map(Grouping::hash),
             seconds,
             attrib_version: env!("CARGO_PKG_VERSION").into(),
             sign: SIGN.into(),

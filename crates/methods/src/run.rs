@@ -21,6 +21,8 @@ pub mod files {
     pub const TRAJECTORY: &str = "trajectory";
     /// Score files (`METHOD.npy` + `METHOD.json`).
     pub const SCORES: &str = "scores";
+    /// Groupings of the training set (`attrib group`).
+    pub const GROUPS: &str = "groups";
     /// Cached ground truth.
     pub const GROUNDTRUTH: &str = "groundtruth";
 }

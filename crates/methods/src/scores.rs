@@ -33,8 +33,12 @@ pub struct ScoreMeta {
     pub split: String,
     /// Target indices, one per row.
     pub targets: Vec<usize>,
-    /// Training examples, one per column.
+    /// Columns: training examples, or groups when `groups` is set.
     pub n_train: usize,
+    /// For group scores (MATH.md E5): the hash of the grouping whose groups are the columns
+    /// ([`crate::Grouping::hash`]); absent for per-example scores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<String>,
     /// Wall time of the computation.
     pub seconds: f64,
     /// Version of attrib that wrote the file.
@@ -127,7 +131,40 @@ impl Scores {
     /// # Errors
     /// Another run's scores (hash or training-set size differs).
     pub fn check_run(&self, run: &Run, path: &Path) -> Result<()> {
-        if self.meta.n_train != run.n_train() {
+        if self.meta.groups.is_some() {
+            return Err(MethodError::Scores {
+                path: path.to_path_buf(),
+                reason: "these are group scores (one column per group); pass their grouping with --groups, or compute per-example scores with `attrib attribute` without --groups".into(),
+            });
+        }
+        self.check_hash(run, path)
+    }
+
+    /// Checks that group scores explain `run` with the columns of `groups`.
+    ///
+    /// # Errors
+    /// Per-example scores, scores of another grouping (hash or size differs) or of another run.
+    pub fn check_groups(&self, run: &Run, groups: &crate::Grouping, path: &Path) -> Result<()> {
+        let want = groups.hash();
+        match &self.meta.groups {
+            Some(h) if *h == want && self.meta.n_train == groups.k => self.check_hash(run, path),
+            Some(h) => Err(MethodError::Scores {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "the scores were computed for grouping {h} but --groups is {want} ({}); recompute them with `attrib attribute --groups`",
+                    groups.how
+                ),
+            }),
+            None => Err(MethodError::Scores {
+                path: path.to_path_buf(),
+                reason: "these are per-example scores; drop --groups, or compute group scores with `attrib attribute --groups`".into(),
+            }),
+        }
+    }
+
+    /// Checks the run hash and (for per-example scores) the training-set size.
+    fn check_hash(&self, run: &Run, path: &Path) -> Result<()> {
+        if self.meta.groups.is_none() && self.meta.n_train != run.n_train() {
             return Err(MethodError::Scores {
                 path: path.to_path_buf(),
                 reason: format!(
@@ -170,6 +207,7 @@ impl Scores {
                 &m.output,
                 &m.split,
                 m.n_train,
+                &m.groups,
             ) != (
                 &f.method,
                 &f.options,
@@ -177,11 +215,12 @@ impl Scores {
                 &f.output,
                 &f.split,
                 f.n_train,
+                &f.groups,
             ) {
                 return Err(MethodError::Scores {
                     path: PathBuf::new(),
                     reason: format!(
-                        "cannot merge {} ({:?}) with {} ({:?}): method, options, run, output and split must agree",
+                        "cannot merge {} ({:?}) with {} ({:?}): method, options, run, output, split and grouping must agree",
                         f.method, f.options, m.method, m.options
                     ),
                 });

@@ -1,0 +1,169 @@
+//! `attrib group`, `attrib retrain-score`, `attrib noisy-labels`: group attribution (MATH.md E5,
+//! GGDA) on the command line. The algorithms live in `methods::groups`.
+
+use anyhow::{Context, Result};
+use methods::groups::eval::{
+    detected_fraction, helpfulness, retraining_score, self_influence, with_flipped_labels,
+};
+use methods::groups::make::{make, GroupingKind, GroupingSpec};
+use methods::run::{files, parse_output};
+use methods::{Grouping, Run, Scores};
+
+use crate::args::{GroupArgs, NoisyLabelsArgs, RetrainScoreArgs};
+use crate::output::Event;
+use crate::Ctx;
+
+fn kind(name: &str) -> Result<GroupingKind> {
+    name.parse::<GroupingKind>()
+        .map_err(|e| anyhow::anyhow!("--method: {e}"))
+}
+
+/// Runs `attrib group`: makes a grouping and writes it.
+///
+/// # Errors
+/// An unknown kind, K outside 1..=n, a kind that does not suit the run, write errors.
+pub fn group(args: &GroupArgs, ctx: &Ctx) -> Result<()> {
+    let run = Run::load(&args.run)?;
+    let spec = GroupingSpec {
+        kind: kind(&args.method)?,
+        k: args.groups,
+        seed: args.seed,
+        proj: args.proj,
+    };
+    let g = make(&run, &spec)?;
+    let path = args.out.clone().unwrap_or_else(|| {
+        args.run
+            .join(files::GROUPS)
+            .join(format!("{}-k{}.csv", args.method, args.groups))
+    });
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    g.save(&path)?;
+    ctx.out.event(&Event::Grouping {
+        path: path.display().to_string(),
+        how: &g.how,
+        k: g.k,
+        n: g.n(),
+        hash: g.hash(),
+    })?;
+    ctx.out.result(format!(
+        "{} ({} examples, hash {}) -> {}",
+        g.how,
+        g.n(),
+        g.hash(),
+        path.display()
+    ))?;
+    Ok(())
+}
+
+/// Runs `attrib retrain-score`.
+///
+/// # Errors
+/// Unreadable or mismatched scores or grouping, fractions outside (0, 1), training errors.
+pub fn retrain_score(args: &RetrainScoreArgs, ctx: &Ctx) -> Result<()> {
+    let run = Run::load(&args.run)?;
+    let scores = Scores::load(&args.scores)
+        .with_context(|| format!("cannot read scores {}", args.scores.display()))?;
+    let groups = match &args.groups {
+        Some(p) => {
+            let g = Grouping::load(p)?;
+            scores.check_groups(&run, &g, &args.scores)?;
+            g
+        }
+        None => {
+            scores.check_run(&run, &args.scores)?;
+            singletons(run.n_train())
+        }
+    };
+    let rows: Vec<Vec<f64>> = (0..scores.rows()).map(|r| scores.row(r).to_vec()).collect();
+    let output = parse_output(&scores.meta.output).map_err(anyhow::Error::msg)?;
+    let helpful = helpfulness(&rows, output);
+    // Random removal: a seeded random priority over single examples.
+    let mut rng = engine::Rng::derive(0, "retrain-score", 0);
+    let random: Vec<f64> = (0..run.n_train()).map(|_| rng.uniform()).collect();
+    let name = args.scores.display().to_string();
+    ctx.out.result(format!(
+        "{:<10} {:>8} {:>8} {:>9}",
+        "removed", "examples", "accuracy", "random"
+    ))?;
+    for &f in &args.remove {
+        let ours = retraining_score(&run, &groups, &helpful, f)?;
+        let base = retraining_score(&run, &singletons(run.n_train()), &random, f)?;
+        for (label, r) in [(name.as_str(), &ours), ("random", &base)] {
+            ctx.out.event(&Event::RetrainingScore {
+                scores: label,
+                fraction: f,
+                removed: r.removed,
+                accuracy: r.accuracy,
+            })?;
+        }
+        ctx.out.result(format!(
+            "{:<10} {:>8} {:>7.2}% {:>8.2}%",
+            format!("{:.0}%", 100.0 * f),
+            ours.removed,
+            100.0 * ours.accuracy,
+            100.0 * base.accuracy
+        ))?;
+    }
+    Ok(())
+}
+
+fn singletons(n: usize) -> Grouping {
+    Grouping::new((0..n).collect(), n, "individual").expect("a partition")
+}
+
+/// Runs `attrib noisy-labels`.
+///
+/// # Errors
+/// A run without class labels, bad `KIND:K` specs, fractions outside (0, 1), training errors.
+pub fn noisy_labels(args: &NoisyLabelsArgs, ctx: &Ctx) -> Result<()> {
+    let clean = Run::load(&args.run)?;
+    let specs: Vec<GroupingSpec> = args
+        .grouping
+        .iter()
+        .map(|s| {
+            let (k, n) = s.split_once(':').with_context(|| {
+                format!("--grouping {s}: expected KIND:K, e.g. grad-kmeans:100")
+            })?;
+            let n: usize = n
+                .parse()
+                .with_context(|| format!("--grouping {s}: K must be a whole number"))?;
+            Ok(GroupingSpec::new(kind(k)?, n, args.seed))
+        })
+        .collect::<Result<_>>()?;
+    ctx.out.info(format!(
+        "flipping {:.0}% of {} labels and retraining",
+        100.0 * args.flip,
+        clean.n_train()
+    ))?;
+    let (run, flipped) = with_flipped_labels(&clean, args.flip, args.seed)?;
+    let mut groupings = vec![singletons(run.n_train())];
+    for s in &specs {
+        groupings.push(make(&run, s)?);
+    }
+    let head: Vec<String> = args
+        .inspect
+        .iter()
+        .map(|f| format!("{:>7}", format!("{:.0}%", 100.0 * f)))
+        .collect();
+    ctx.out
+        .result(format!("{:<34} {}", "found in the top", head.join(" ")))?;
+    for g in &groupings {
+        let s = self_influence(&run, g, methods::estimators::DEFAULT_CHUNK)?;
+        let mut cells = Vec::new();
+        for &f in &args.inspect {
+            let found = detected_fraction(g, &s, &flipped, f);
+            ctx.out.event(&Event::NoisyLabels {
+                grouping: &g.how,
+                flipped: flipped.len(),
+                inspected: f,
+                found,
+            })?;
+            cells.push(format!("{:>6.1}%", 100.0 * found));
+        }
+        ctx.out
+            .result(format!("{:<34} {}", g.how, cells.join(" ")))?;
+    }
+    Ok(())
+}
