@@ -155,7 +155,7 @@ pub struct AttributeArgs {
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
 
-    /// Score groups of a grouping file (from `attrib group`).
+    /// Score the groups of a grouping file (attrib group).
     ///
     /// One column per group: tau_G = d f / d w_G, the sum of the members' scores. Influence
     /// functions and TracIn use group gradients directly. The default name gets @groups-HASH.
@@ -199,7 +199,7 @@ pub struct GroupArgs {
     #[arg(long, default_value_t = 0, value_name = "SEED")]
     pub seed: u64,
 
-    /// Gradient projection dimension of grad-kmeans.
+    /// Projected gradient size (grad-kmeans).
     ///
     /// Example: attrib group --run runs/digits --method grad-kmeans --groups 100 --proj 64
     #[arg(long, default_value_t = 32, value_name = "D")]
@@ -227,7 +227,7 @@ pub struct RetrainScoreArgs {
     #[arg(long, short, value_name = "DIR")]
     pub run: PathBuf,
 
-    /// A score file (per example, or per group with --groups).
+    /// A score file (per group with --groups).
     ///
     /// Example: attrib retrain-score --run runs/d --scores runs/d/scores/tracin.npy
     #[arg(long, short, value_name = "FILE")]
@@ -239,10 +239,10 @@ pub struct RetrainScoreArgs {
     #[arg(long, value_name = "FILE")]
     pub groups: Option<PathBuf>,
 
-    /// Fractions of the data to remove (list).
+    /// Fractions to remove [default: 0.01,0.05,0.1,0.2].
     ///
     /// Example: attrib retrain-score --run runs/d --scores s.npy --remove 0.05,0.1
-    #[arg(long, value_delimiter = ',', default_values_t = [0.01, 0.05, 0.1, 0.2], value_name = "FRACTION")]
+    #[arg(long, value_delimiter = ',', default_values_t = [0.01, 0.05, 0.1, 0.2], hide_default_value = true, value_name = "FRACTION")]
     pub remove: Vec<f64>,
 }
 
@@ -268,7 +268,7 @@ pub struct NoisyLabelsArgs {
     #[arg(long, default_value_t = 0.1, value_name = "FRACTION")]
     pub flip: f64,
 
-    /// Groupings to compare (list of KIND:K; none = examples).
+    /// Groupings to compare (list of KIND:K).
     ///
     /// Each is made on the noisy run. Individual examples are always reported.
     ///
@@ -276,10 +276,10 @@ pub struct NoisyLabelsArgs {
     #[arg(long, value_delimiter = ',', value_name = "KIND:K")]
     pub grouping: Vec<String>,
 
-    /// Fractions of the data inspected (list).
+    /// Fractions inspected [default: 0.05,0.1,0.2].
     ///
     /// Example: attrib noisy-labels --run runs/digits --inspect 0.1,0.2
-    #[arg(long, value_delimiter = ',', default_values_t = [0.05, 0.1, 0.2], value_name = "FRACTION")]
+    #[arg(long, value_delimiter = ',', default_values_t = [0.05, 0.1, 0.2], hide_default_value = true, value_name = "FRACTION")]
     pub inspect: Vec<f64>,
 
     /// Seed of the flips and groupings.
