@@ -4,7 +4,8 @@
 //! [`method::REGISTRY`] names them. Methods read a trained [`Run`] and produce a score matrix
 //! `tau[target, train]` with `tau_i = d f / d w_i` (MATH.md), saved as `.npy` + a JSON sidecar
 //! ([`Scores`]). The subset-retraining store ([`groundtruth`], MATH.md E6) lives here too, so that
-//! methods can learn from retrainings; `attrib-eval` re-exports it.
+//! methods can learn from retrainings; `attrib-eval` re-exports it. [`groups`] partitions the
+//! training set for group attribution (MATH.md E5) and evaluates group rankings.
 //!
 //! Sibling crates: `attrib-engine`, `attrib-nn`, `attrib-data`, `attrib-eval` (ground truth, LDS),
 //! `attrib-cli`.

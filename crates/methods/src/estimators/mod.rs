@@ -14,6 +14,11 @@
 //! | `datamodels` | [`datamodels`] | E4, E6 | lasso/ridge fit to cached subset retrainings |
 //! | `knn-shapley`, `tmc-shapley` | [`shapley`] | E4 | Data Shapley: k-NN closed form, truncated Monte Carlo |
 //!
+//! Every method also scores groups of a [`crate::groups::Grouping`] (MATH.md E5,
+//! [`crate::Method::attribute_groups`]): influence functions and TracIn from group gradients
+//! ([`TrainChunks::loss_dots`] with [`Columns::Groups`]), the others by summing their per-example
+//! scores.
+//!
 //! ## The objective the classical estimators differentiate
 //! A run minimises (MATH.md E1, in expectation over batches)
 //! `L(theta, w) = (1/n) sum_i w_i l_i(theta) + (lambda/2) ||theta||^2`, with `lambda` the optimizer's
