@@ -17,7 +17,8 @@
 //! Every method also scores groups of a [`crate::groups::Grouping`] (MATH.md E5,
 //! [`crate::Method::attribute_groups`]): influence functions and TracIn from group gradients
 //! ([`TrainChunks::loss_dots`] with [`Columns::Groups`]), the others by summing their per-example
-//! scores.
+//! scores, which is exact for them and costs no more (MAGIC's reverse sweep yields every example's
+//! derivative at once; TRAK's kernel needs every example's projected gradient anyway).
 //!
 //! ## The objective the classical estimators differentiate
 //! A run minimises (MATH.md E1, in expectation over batches)
