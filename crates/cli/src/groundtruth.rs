@@ -117,7 +117,7 @@ impl LdsTable {
         if !self.header_printed {
             ctx.out.result(format!(
                 "{:<16} {:>10} {:>7} {:>8}  {:<17} {:>8} {:>7} {:>9}",
-                "method",
+                "scores",
                 "subsets",
                 "targets",
                 "LDS",
@@ -148,9 +148,14 @@ impl LdsTable {
                 method_seconds: s.meta.seconds,
             };
             ctx.out.event(&Event::Lds(&row))?;
+            // The file's stem: the method's name unless `attribute --name` chose another, so that
+            // two runs of one method with different options stay apart.
+            let label = std::path::Path::new(path.as_str())
+                .file_stem()
+                .map_or(row.method.clone(), |s| s.to_string_lossy().into_owned());
             ctx.out.result(format!(
                 "{:<16} {:>4} {:>4.0}% {:>7} {:>8.3}  [{:>6.3}, {:>6.3}] {:>8.3} {:>7.3} {:>9.2}",
-                row.method,
+                label,
                 kind,
                 100.0 * fraction,
                 row.targets,
