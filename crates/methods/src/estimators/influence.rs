@@ -30,6 +30,9 @@
 //! `g_G = sum_{i in G} grad l_i` (one reverse pass per batch of `G`'s members, every solver; for
 //! `if-arnoldi` the `u_k` are dotted with `g_G`). Step 3's cost then no longer grows with the
 //! number of targets times `n`, but with `n` (one reverse pass per example) plus `K p` per target.
+//! With fewer groups than targets (`K < T`), step 2 solves for the `K` group gradients instead,
+//! `x_G = (C + (lambda + damping) I)^{-1} g_G`, and `tau[t][G] = -(1/n) <grad f_t, x_G>`: the same
+//! number by the symmetry of `C` (up to the solver's tolerance), with `K` solves instead of `T`.
 //!
 //! ## Options
 //! Every variant: `damping` (`auto`: `0.01 tr(C)/p` for convex models, `max(0.01 lambda_max, 2 |lambda_min|)`
@@ -321,94 +324,121 @@ impl Influence {
             targets.output,
         );
         let fail = |solver: &str, e| solve_error(self.name, solver, e);
-        let solved = match &self.solver {
-            Solver::Exact => {
-                exact_solve(&op, &grads, damping).map_err(|reason| MethodError::Unsupported {
-                    method: self.name.into(),
-                    reason,
-                })?
-            }
-            Solver::Cg(cp) | Solver::GaussNewton(cp) => {
-                solvers::cg(&op, &grads, *cp)
-                    .map_err(|e| fail("conjugate gradients", e))?
-                    .0
-            }
-            Solver::Lissa {
-                depth,
-                scale,
-                tol,
-                batch,
-                samples,
-                seed,
-            } => {
-                let scale = match scale {
-                    Auto::Value(s) => *s,
-                    Auto::Auto => {
-                        let top = solvers::lanczos(
-                            &op,
-                            LanczosParams {
-                                rank: 1,
-                                iters: LISSA_SCALE_ITERS,
-                                tol: f64::INFINITY,
-                                seed: *seed,
-                            },
-                        )
-                        .map_err(|e| fail("Lanczos (LiSSA scale)", e))?;
-                        LISSA_SCALE_MARGIN * top.values[0]
-                    }
-                };
-                let lp = LissaParams {
-                    depth: *depth,
-                    scale,
+        if let Solver::Arnoldi {
+            rank,
+            iters,
+            tol,
+            seed,
+        } = &self.solver
+        {
+            return arnoldi_scores(
+                self.name,
+                &undamped,
+                &data,
+                (&run.splits.train, columns),
+                &grads,
+                damping,
+                LanczosParams {
+                    rank: *rank,
+                    iters: match iters {
+                        Auto::Auto => (4 * rank).min(p),
+                        Auto::Value(i) => *i,
+                    },
                     tol: *tol,
-                };
-                if *batch == 0 || *batch >= n {
-                    solvers::lissa(&op, &grads, lp)
-                        .map_err(|e| fail("LiSSA", e))?
-                        .0
-                } else {
-                    let b = *batch;
-                    let sampled = |sample: usize, step: usize, vs: &[&[f64]]| {
-                        let mut rng = Rng::derive(*seed, "lissa", (sample * depth + step) as u64);
-                        let mut idx = rng.permutation(n);
-                        idx.truncate(b);
-                        let mb = Batch::from_dataset(&run.splits.train, &idx);
-                        let mut out = op.batch_products(&mb, vs);
-                        for (o, v) in out.iter_mut().zip(vs) {
-                            crate::linalg::axpy(op.shift, v, o);
-                        }
-                        out
-                    };
-                    solvers::lissa_sampled(&op, &sampled, &grads, lp, *samples)
-                        .map_err(|e| fail("stochastic LiSSA", e))?
+                    seed: *seed,
+                },
+            );
+        }
+        // `(H + damping I)^{-1} rhs_j` for each right-hand side, by the chosen solver.
+        let solve = |rhs: &[Vec<f64>]| -> Result<Vec<Vec<f64>>> {
+            Ok(match &self.solver {
+                Solver::Exact => {
+                    exact_solve(&op, rhs, damping).map_err(|reason| MethodError::Unsupported {
+                        method: self.name.into(),
+                        reason,
+                    })?
+                }
+                Solver::Cg(cp) | Solver::GaussNewton(cp) => {
+                    solvers::cg(&op, rhs, *cp)
+                        .map_err(|e| fail("conjugate gradients", e))?
                         .0
                 }
-            }
-            Solver::Arnoldi {
-                rank,
-                iters,
-                tol,
-                seed,
-            } => {
-                return arnoldi_scores(
-                    self.name,
-                    &undamped,
-                    &data,
-                    (&run.splits.train, columns),
-                    &grads,
-                    damping,
-                    LanczosParams {
-                        rank: *rank,
-                        iters: match iters {
-                            Auto::Auto => (4 * rank).min(p),
-                            Auto::Value(i) => *i,
-                        },
+                Solver::Lissa {
+                    depth,
+                    scale,
+                    tol,
+                    batch,
+                    samples,
+                    seed,
+                } => {
+                    let scale = match scale {
+                        Auto::Value(s) => *s,
+                        Auto::Auto => {
+                            let top = solvers::lanczos(
+                                &op,
+                                LanczosParams {
+                                    rank: 1,
+                                    iters: LISSA_SCALE_ITERS,
+                                    tol: f64::INFINITY,
+                                    seed: *seed,
+                                },
+                            )
+                            .map_err(|e| fail("Lanczos (LiSSA scale)", e))?;
+                            LISSA_SCALE_MARGIN * top.values[0]
+                        }
+                    };
+                    let lp = LissaParams {
+                        depth: *depth,
+                        scale,
                         tol: *tol,
-                        seed: *seed,
-                    },
-                )
-            }
+                    };
+                    if *batch == 0 || *batch >= n {
+                        solvers::lissa(&op, rhs, lp)
+                            .map_err(|e| fail("LiSSA", e))?
+                            .0
+                    } else {
+                        let b = *batch;
+                        let sampled = |sample: usize, step: usize, vs: &[&[f64]]| {
+                            let mut rng =
+                                Rng::derive(*seed, "lissa", (sample * depth + step) as u64);
+                            let mut idx = rng.permutation(n);
+                            idx.truncate(b);
+                            let mb = Batch::from_dataset(&run.splits.train, &idx);
+                            let mut out = op.batch_products(&mb, vs);
+                            for (o, v) in out.iter_mut().zip(vs) {
+                                crate::linalg::axpy(op.shift, v, o);
+                            }
+                            out
+                        };
+                        solvers::lissa_sampled(&op, &sampled, rhs, lp, *samples)
+                            .map_err(|e| fail("stochastic LiSSA", e))?
+                            .0
+                    }
+                }
+                Solver::Arnoldi { .. } => unreachable!("handled above"),
+            })
         };
+        // Group side (MATH.md E5): with fewer groups than targets, solve for the K group gradients
+        // instead of the T target gradients; H is symmetric, so
+        // g_t^T (H + d)^{-1} g_G = g_G^T (H + d)^{-1} g_t up to the solver's tolerance.
+        if let Columns::Groups(groups) = columns {
+            if groups.k < targets.indices.len() {
+                let group_grads = crate::groups::group_loss_grads(
+                    model,
+                    params,
+                    &run.splits.train,
+                    groups,
+                    self.chunk,
+                );
+                let solved = solve(&group_grads)?;
+                let inv_n = 1.0 / n as f64;
+                return Ok(grads
+                    .iter()
+                    .map(|g| solved.iter().map(|x| -dot(g, x) * inv_n).collect())
+                    .collect());
+            }
+        }
+        let solved = solve(&grads)?;
         let dirs: Vec<&[f64]> = solved.iter().map(|s| s.as_slice()).collect();
         let jvps = data.loss_dots(&run.splits.train, model, params, columns, &dirs);
         let inv_n = 1.0 / n as f64;
