@@ -184,14 +184,36 @@ pub struct GroupArgs {
     /// random projections of per-example loss gradients.
     ///
     /// Example: attrib group --run runs/digits --method class --groups 50
-    #[arg(long, short, value_name = "KIND")]
-    pub method: String,
+    #[arg(
+        long,
+        short,
+        value_name = "KIND",
+        required_unless_present = "from_csv",
+        conflicts_with = "from_csv"
+    )]
+    pub method: Option<String>,
 
     /// Number of groups K.
     ///
     /// Example: attrib group --run runs/digits --method random --groups 144
-    #[arg(long, short, value_name = "K")]
-    pub groups: usize,
+    #[arg(
+        long,
+        short,
+        value_name = "K",
+        required_unless_present = "from_csv",
+        conflicts_with = "from_csv"
+    )]
+    pub groups: Option<usize>,
+
+    /// User-given groups: equal values of a CSV column.
+    ///
+    /// The CSV has a header line and one row per training example, in training order; examples
+    /// with equal values in COLUMN form one group (K = number of distinct values, numbered by first
+    /// appearance). Replaces --method and --groups.
+    ///
+    /// Example: attrib group --run runs/digits --from-csv meta.csv:vendor
+    #[arg(long, value_name = "FILE:COLUMN")]
+    pub from_csv: Option<String>,
 
     /// Seed of every random draw.
     ///
@@ -205,7 +227,7 @@ pub struct GroupArgs {
     #[arg(long, default_value_t = 32, value_name = "D")]
     pub proj: usize,
 
-    /// File to write [default: RUN/groups/KIND-kK.csv].
+    /// File to write [default: RUN/groups/KIND-kK.csv or csv-COLUMN.csv].
     ///
     /// Example: attrib group --run runs/digits --method random --groups 10 --out g.csv
     #[arg(long, short, value_name = "FILE")]
@@ -369,6 +391,16 @@ pub struct GroundTruthArgs {
     /// Example: attrib groundtruth --run runs/digits --split train
     #[arg(long, value_enum, default_value_t = Split::Test, hide_possible_values = true, hide_default_value = true)]
     pub split: Split,
+
+    /// Drop whole groups of this grouping (group LDS).
+    ///
+    /// --drop then counts groups: each subset drops max(1, round(p K)) of the K groups of the
+    /// grouping written by `attrib group`, with all their members. Cached separately per grouping
+    /// (its hash is in the folder name).
+    ///
+    /// Example: attrib groundtruth --run runs/d --drop 0.05 --groups runs/d/groups/random-k144.csv
+    #[arg(long, value_name = "FILE")]
+    pub groups: Option<PathBuf>,
 }
 
 /// `attrib lds`.
@@ -397,6 +429,15 @@ pub struct LdsArgs {
     /// The subsets (computed and cached first if missing).
     #[command(flatten)]
     pub subsets: SubsetArgs,
+
+    /// Group LDS: subsets drop whole groups of this grouping.
+    ///
+    /// Group score files must be of this grouping; per-example score files are summed over its
+    /// groups (their row says "(summed)").
+    ///
+    /// Example: attrib lds --run runs/d --scores g.npy,tracin.npy --drop 0.05 --groups g.csv
+    #[arg(long, value_name = "FILE")]
+    pub groups: Option<PathBuf>,
 }
 
 /// `attrib train`.

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use eval::{GroundTruth, SubsetKind, SubsetSpec};
-use methods::{run::parse_output, Run, Scores, Split};
+use methods::{run::parse_output, Grouping, Run, Scores, Split};
 
 use crate::args::{GroundTruthArgs, LdsArgs, SubsetArgs};
 use crate::output::{Event, LdsRow};
@@ -47,21 +47,46 @@ pub(crate) fn ground_truth(
     split: Split,
     ctx: &Ctx,
 ) -> Result<GroundTruth> {
+    ground_truth_of(run, dir, spec, None, output, split, ctx)
+}
+
+/// [`ground_truth`], dropping whole groups of `groups` when given (group LDS, MATH.md E5).
+pub(crate) fn ground_truth_of(
+    run: &Run,
+    dir: &Path,
+    spec: &SubsetSpec,
+    groups: Option<&Grouping>,
+    output: &str,
+    split: Split,
+    ctx: &Ctx,
+) -> Result<GroundTruth> {
     let out = parse_output(output).map_err(anyhow::Error::msg)?;
-    spec.validate(run.n_train())?;
-    let cache = eval::cache_dir(dir, spec, out, split);
+    let cache = match groups {
+        Some(g) => {
+            g.check_n(run.n_train())?;
+            spec.validate(g.k)
+                .with_context(|| format!("--drop counts the {} groups of --groups", g.k))?;
+            eval::group_cache_dir(dir, spec, g, out, split)
+        }
+        None => {
+            spec.validate(run.n_train())?;
+            eval::cache_dir(dir, spec, out, split)
+        }
+    };
+    let compute = |limit: Option<usize>, progress: &(dyn Fn(usize, usize) + Sync)| match groups {
+        Some(g) => eval::compute_groups(run, spec, g, out, split, Some(&cache), limit, progress),
+        None => eval::compute(run, spec, out, split, Some(&cache), limit, progress),
+    };
     let start = Instant::now();
     // limit = 0 loads what the cache holds without training, so the summary can say what was new.
-    let cached = eval::compute(run, spec, out, split, Some(&cache), Some(0), &|_, _| {})?.done();
+    let cached = compute(Some(0), &|_, _| {})?.done();
     let bar = Progress::count(
         spec.subsets,
         "retrained subsets",
         !ctx.out.quiet && !ctx.out.json,
     );
     bar.set(cached);
-    let gt = eval::compute(run, spec, out, split, Some(&cache), None, &|done, _| {
-        bar.set(done)
-    })?;
+    let gt = compute(None, &|done, _| bar.set(done))?;
     bar.finish();
     let computed = spec.subsets - cached;
     let seconds = start.elapsed().as_secs_f64();
@@ -80,17 +105,30 @@ pub(crate) fn ground_truth(
     Ok(gt)
 }
 
+/// The grouping of `--groups`, checked against the run.
+fn load_groups(path: Option<&Path>, run: &Run) -> Result<Option<Grouping>> {
+    path.map(|p| {
+        let g = Grouping::load(p)?;
+        g.check_n(run.n_train())
+            .with_context(|| format!("--groups {}", p.display()))?;
+        Ok(g)
+    })
+    .transpose()
+}
+
 /// Runs `attrib groundtruth`.
 ///
 /// # Errors
 /// Not a run directory, an invalid spec, a cache folder of another run, training errors.
 pub fn run(args: &GroundTruthArgs, ctx: &Ctx) -> Result<()> {
     let run = Run::load(&args.run)?;
+    let groups = load_groups(args.groups.as_deref(), &run)?;
     for spec in specs(&args.subsets) {
-        ground_truth(
+        ground_truth_of(
             &run,
             &args.run,
             &spec,
+            groups.as_ref(),
             &args.output,
             split_of(args.split),
             ctx,
@@ -114,6 +152,18 @@ impl LdsTable {
         scores: &[&(String, Scores)],
         ctx: &Ctx,
     ) -> Result<()> {
+        self.rows_of(gt, spec, None, scores, ctx)
+    }
+
+    /// [`LdsTable::rows`]; with `groups`, the group LDS of group scores of that grouping.
+    pub(crate) fn rows_of(
+        &mut self,
+        gt: &GroundTruth,
+        spec: &SubsetSpec,
+        groups: Option<&Grouping>,
+        scores: &[&(String, Scores)],
+        ctx: &Ctx,
+    ) -> Result<()> {
         if !self.header_printed {
             ctx.out.result(format!(
                 "{:<16} {:>10} {:>7} {:>8}  {:<17} {:>8} {:>7} {:>9}",
@@ -133,7 +183,10 @@ impl LdsTable {
             SubsetKind::Keep { fraction } => ("keep", fraction),
         };
         for (path, s) in scores {
-            let r = eval::lds(gt, s)?;
+            let r = match groups {
+                Some(g) => eval::lds_groups(gt, s, g)?,
+                None => eval::lds(gt, s)?,
+            };
             let row = LdsRow {
                 method: s.meta.method.clone(),
                 scores: path.clone(),
@@ -177,13 +230,27 @@ impl LdsTable {
 /// Unreadable or mismatched score files (another run, another output), ground-truth errors.
 pub fn lds(args: &LdsArgs, ctx: &Ctx) -> Result<()> {
     let run = Run::load(&args.run)?;
+    let groups = load_groups(args.groups.as_deref(), &run)?;
     let scores: Vec<(String, Scores)> = args
         .scores
         .iter()
         .map(|p| {
             let s =
                 Scores::load(p).with_context(|| format!("cannot read scores {}", p.display()))?;
-            s.check_run(&run, p)?;
+            let s = match &groups {
+                Some(g) if s.meta.groups.is_some() => {
+                    s.check_groups(&run, g, p)?;
+                    s
+                }
+                Some(g) => {
+                    s.check_run(&run, p)?;
+                    summed(s, g)
+                }
+                None => {
+                    s.check_run(&run, p)?;
+                    s
+                }
+            };
             Ok((p.display().to_string(), s))
         })
         .collect::<Result<_>>()?;
@@ -201,13 +268,35 @@ pub fn lds(args: &LdsArgs, ctx: &Ctx) -> Result<()> {
             } else {
                 Split::Test
             };
-            let gt = ground_truth(&run, &args.run, &spec, &output, split_v, ctx)?;
+            let gt = ground_truth_of(
+                &run,
+                &args.run,
+                &spec,
+                groups.as_ref(),
+                &output,
+                split_v,
+                ctx,
+            )?;
             let matching: Vec<&(String, Scores)> = scores
                 .iter()
                 .filter(|(_, s)| s.meta.output == output && s.meta.split == split)
                 .collect();
-            table.rows(&gt, &spec, &matching, ctx)?;
+            table.rows_of(&gt, &spec, groups.as_ref(), &matching, ctx)?;
         }
     }
     Ok(())
+}
+
+/// Per-example scores summed over the groups of `g` (`tau_G = sum_{i in G} tau_i`, MATH.md E5), as
+/// group scores of `g` named `METHOD (summed)`.
+fn summed(s: Scores, g: &Grouping) -> Scores {
+    let rows: Vec<Vec<f64>> = (0..s.rows()).map(|r| s.row(r).to_vec()).collect();
+    let mut meta = s.meta;
+    meta.method = format!("{} (summed)", meta.method);
+    meta.n_train = g.k;
+    meta.groups = Some(g.hash());
+    Scores {
+        values: g.sum_columns(&rows).concat(),
+        meta,
+    }
 }

@@ -1,6 +1,8 @@
 //! `attrib group`, `attrib retrain-score`, `attrib noisy-labels`: group attribution (MATH.md E5,
 //! GGDA) on the command line. The algorithms live in `methods::groups`.
 
+use std::path::Path;
+
 use anyhow::{Context, Result};
 use methods::groups::eval::{
     detected_fraction, helpfulness, retraining_score, self_influence, with_flipped_labels,
@@ -24,18 +26,31 @@ fn kind(name: &str) -> Result<GroupingKind> {
 /// An unknown kind, K outside 1..=n, a kind that does not suit the run, write errors.
 pub fn group(args: &GroupArgs, ctx: &Ctx) -> Result<()> {
     let run = Run::load(&args.run)?;
-    let spec = GroupingSpec {
-        kind: kind(&args.method)?,
-        k: args.groups,
-        seed: args.seed,
-        proj: args.proj,
+    let (g, default_name) = match (&args.from_csv, &args.method, args.groups) {
+        (Some(spec), _, _) => {
+            let (file, column) = spec.rsplit_once(':').with_context(|| {
+                format!("--from-csv {spec}: expected FILE:COLUMN, e.g. meta.csv:vendor")
+            })?;
+            let g = Grouping::from_csv_column(Path::new(file), column)?;
+            g.check_n(run.n_train())
+                .with_context(|| format!("--from-csv {spec}: one row per training example"))?;
+            (g, format!("csv-{column}.csv"))
+        }
+        (None, Some(method), Some(k)) => {
+            let spec = GroupingSpec {
+                kind: kind(method)?,
+                k,
+                seed: args.seed,
+                proj: args.proj,
+            };
+            (make(&run, &spec)?, format!("{method}-k{k}.csv"))
+        }
+        _ => anyhow::bail!("give --method KIND and --groups K, or --from-csv FILE:COLUMN"),
     };
-    let g = make(&run, &spec)?;
-    let path = args.out.clone().unwrap_or_else(|| {
-        args.run
-            .join(files::GROUPS)
-            .join(format!("{}-k{}.csv", args.method, args.groups))
-    });
+    let path = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.run.join(files::GROUPS).join(default_name));
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }

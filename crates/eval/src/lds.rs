@@ -3,12 +3,13 @@
 //! Scores follow `tau_i = d f / d w_i`, so dropping the set `D_j` of subset `j` predicts
 //! `f(S_j) ~ f(S) - sum_{i in D_j} tau_i`. The LDS of one target is the Spearman correlation, over
 //! the `m` subsets, of these predictions with the measured `f(S_j)`; the report gives the mean over
-//! targets with a bootstrap 95% interval.
+//! targets with a bootstrap 95% interval. [`lds_groups`] is the group LDS (MATH.md E5): group
+//! scores `tau_G` against subsets that drop whole groups, predicting `f(S) - sum_{G in D_j} tau_G`.
 
 use rayon::prelude::*;
 use serde::Serialize;
 
-use methods::Scores;
+use methods::{Grouping, Scores};
 
 use crate::error::{invalid, EvalError, Result};
 use crate::loo::Loo;
@@ -107,6 +108,75 @@ fn check(scores: &Scores, r: &Reference<'_>) -> Result<()> {
 /// Scores of another run, output, split or training-set size; targets outside the split; an
 /// incomplete ground truth or one with fewer than 2 subsets.
 pub fn lds(gt: &GroundTruth, scores: &Scores) -> Result<LdsReport> {
+    check_ground_truth(gt, scores)?;
+    let n = scores.meta.n_train;
+    if scores.meta.groups.is_some() {
+        return Err(EvalError::Mismatch(format!(
+            "scores ({}) are group scores (one column per group); compare them with a group ground truth (`attrib lds --groups FILE`)",
+            scores.meta.method
+        )));
+    }
+    if let Some(j) = gt.masks.iter().position(|mask| mask.len() != n) {
+        return Err(EvalError::Mismatch(format!(
+            "scores ({}) have {n} training examples but subset {j} of the ground truth masks {}; they belong to different training sets",
+            scores.meta.method,
+            gt.masks[j].len()
+        )));
+    }
+    let dropped: Vec<Vec<usize>> = gt.masks.iter().map(|mk| dropped_of(mk)).collect();
+    Ok(lds_of(gt, scores, &dropped))
+}
+
+/// The group LDS (MATH.md E5, E6) of group scores (one column per group of `groups`) against a
+/// ground truth whose subsets drop whole groups (`methods::groundtruth::compute_groups`): subset
+/// `j` dropping the groups `D_j` predicts `f(S_j) ~ f(S) - sum_{G in D_j} tau_G`; the rest is as
+/// in [`lds`].
+///
+/// # Errors
+/// As [`lds`]; per-example scores or scores of another grouping; a ground truth over another
+/// training set or one whose subsets split a group of `groups`.
+pub fn lds_groups(gt: &GroundTruth, scores: &Scores, groups: &Grouping) -> Result<LdsReport> {
+    check_ground_truth(gt, scores)?;
+    let want = groups.hash();
+    if scores.meta.groups.as_deref() != Some(want.as_str()) || scores.meta.n_train != groups.k {
+        return Err(EvalError::Mismatch(format!(
+            "scores ({}) have {} columns for grouping {} but the grouping is {want} with {} groups ({}); score the same grouping (`attrib attribute --groups FILE`)",
+            scores.meta.method,
+            scores.meta.n_train,
+            scores.meta.groups.as_deref().unwrap_or("none (per-example scores)"),
+            groups.k,
+            groups.how
+        )));
+    }
+    let members = groups.members();
+    let mut dropped = Vec::with_capacity(gt.masks.len());
+    for (j, mask) in gt.masks.iter().enumerate() {
+        if mask.len() != groups.n() {
+            return Err(EvalError::Mismatch(format!(
+                "the grouping covers {} training examples but subset {j} of the ground truth masks {}; they belong to different training sets",
+                groups.n(),
+                mask.len()
+            )));
+        }
+        let mut d = Vec::new();
+        for (g, m) in members.iter().enumerate() {
+            let kept = m.iter().filter(|&&i| mask[i]).count();
+            if kept == 0 {
+                d.push(g);
+            } else if kept != m.len() {
+                return Err(EvalError::Mismatch(format!(
+                    "subset {j} of the ground truth drops part of group {g}; compare group scores with a ground truth that drops whole groups of this grouping (`attrib groundtruth --groups FILE`)"
+                )));
+            }
+        }
+        dropped.push(d);
+    }
+    Ok(lds_of(gt, scores, &dropped))
+}
+
+/// The checks [`lds`] and [`lds_groups`] share: same run, output and split, a complete ground
+/// truth of at least 2 subsets with outputs of the right length.
+fn check_ground_truth(gt: &GroundTruth, scores: &Scores) -> Result<()> {
     let n_split = gt.full.len();
     check(
         scores,
@@ -131,21 +201,18 @@ pub fn lds(gt: &GroundTruth, scores: &Scores) -> Result<LdsReport> {
             format!("{m} subset; the LDS needs at least 2 (100 or more for a stable value)"),
         ));
     }
-    let n = scores.meta.n_train;
-    if let Some(j) = gt.masks.iter().position(|mask| mask.len() != n) {
-        return Err(EvalError::Mismatch(format!(
-            "scores ({}) have {n} training examples but subset {j} of the ground truth masks {}; they belong to different training sets",
-            scores.meta.method,
-            gt.masks[j].len()
-        )));
-    }
     if let Some(j) = gt.outputs.iter().position(|o| o.len() != n_split) {
         return Err(EvalError::Mismatch(format!(
             "ground-truth subset {j} has {} outputs but the full run has {n_split}; recompute the ground truth",
             gt.outputs[j].len()
         )));
     }
-    let dropped: Vec<Vec<usize>> = gt.masks.iter().map(|mk| dropped_of(mk)).collect();
+    Ok(())
+}
+
+/// The LDS report given, per subset, the score columns it drops (examples or groups).
+fn lds_of(gt: &GroundTruth, scores: &Scores, dropped: &[Vec<usize>]) -> LdsReport {
+    let m = gt.masks.len();
     let rows: Vec<(f64, f64, f64)> = (0..scores.rows())
         .into_par_iter()
         .map(|r| {
@@ -173,7 +240,7 @@ pub fn lds(gt: &GroundTruth, scores: &Scores) -> Result<LdsReport> {
     let per_target: Vec<f64> = rows.iter().map(|r| r.0).collect();
     let pearsons: Vec<f64> = rows.iter().map(|r| r.1).collect();
     let slopes: Vec<f64> = rows.iter().map(|r| r.2).collect();
-    Ok(LdsReport {
+    LdsReport {
         method: scores.meta.method.clone(),
         lds: mean(&per_target),
         ci: bootstrap_mean_ci(&per_target, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED),
@@ -182,7 +249,7 @@ pub fn lds(gt: &GroundTruth, scores: &Scores) -> Result<LdsReport> {
         targets: per_target.len(),
         subsets: m,
         per_target,
-    })
+    }
 }
 
 /// Brute-force LOO comparison (MATH.md E6): per target, the Pearson and Spearman correlation over

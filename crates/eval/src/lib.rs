@@ -21,8 +21,10 @@ pub use methods::groundtruth;
 pub use methods::groundtruth::subsets;
 
 pub use error::{EvalError, Result};
-pub use groundtruth::{cache_dir, compute, split_outputs, GroundTruth};
-pub use lds::{lds, loo_correlation, LdsReport};
+pub use groundtruth::{
+    cache_dir, compute, compute_groups, group_cache_dir, split_outputs, GroundTruth,
+};
+pub use lds::{lds, lds_groups, loo_correlation, LdsReport};
 pub use loo::{loo, loo_cache_dir, Loo};
 pub use subsets::{subset_masks, SubsetKind, SubsetSpec};
 

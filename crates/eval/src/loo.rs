@@ -107,6 +107,7 @@ pub fn loo(
         let manifest = Manifest {
             kind: "loo".into(),
             spec: None,
+            groups: None,
             output: output_name(output).into(),
             split: split.name().into(),
             run_hash: run.hash.clone(),

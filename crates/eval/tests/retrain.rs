@@ -325,3 +325,69 @@ fn loo_matches_retraining_by_hand_and_resumes() {
     .unwrap_err();
     assert!(e.to_string().contains("delete"), "{e}");
 }
+
+/// Group ground truth (MATH.md E5, E6): subsets drop whole groups, retrained with
+/// `w = expand(group mask)`; resuming gives the same bits; the cache is keyed by the grouping.
+#[test]
+fn group_groundtruth_resumes_bitwise_and_is_keyed_by_grouping() {
+    use attrib_eval::{compute_groups, group_cache_dir};
+    use methods::Grouping;
+    let run = run();
+    let n = run.n_train();
+    let a = Grouping::new((0..n).map(|i| i % 10).collect(), 10, "mod 10").unwrap();
+    let b = Grouping::new((0..n).map(|i| (i / 7) % 10).collect(), 10, "blocks").unwrap();
+    let spec = SubsetSpec::drop(0.2, 5, 1);
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, split) = (Output::Margin, Split::Test);
+    let dir_a = group_cache_dir(tmp.path(), &spec, &a, out, split);
+    let dir_b = group_cache_dir(tmp.path(), &spec, &b, out, split);
+    assert_ne!(dir_a, dir_b);
+    assert!(dir_a.to_string_lossy().contains(&a.hash()));
+
+    let part = compute_groups(&run, &spec, &a, out, split, Some(&dir_a), Some(2), &quiet).unwrap();
+    assert_eq!(part.done(), 2);
+    let resumed = compute_groups(&run, &spec, &a, out, split, Some(&dir_a), None, &quiet).unwrap();
+    let fresh = compute_groups(&run, &spec, &a, out, split, None, None, &quiet).unwrap();
+    same_gt(&resumed, &fresh);
+
+    // Each subset drops round(0.2 * 10) = 2 whole groups; subset 0 equals retraining by hand.
+    let members = a.members();
+    for m in &resumed.masks {
+        let dropped: Vec<usize> = (0..a.k)
+            .filter(|&g| members[g].iter().all(|&i| !m[i]))
+            .collect();
+        assert_eq!(dropped.len(), 2);
+        let kept = members
+            .iter()
+            .filter(|mem| mem.iter().all(|&i| m[i]))
+            .count();
+        assert_eq!(kept, 8, "no group is split");
+    }
+    let gw: Vec<f64> = (0..a.k)
+        .map(|g| {
+            if resumed.masks[0][members[g][0]] {
+                1.0
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let params = run.retrain(&a.expand(&gw)).unwrap();
+    let by_hand = attrib_eval::split_outputs(&run, &params, out, split);
+    assert_eq!(bits(&by_hand), bits(&resumed.outputs[0]));
+
+    // Another grouping never reads this folder.
+    let e = compute_groups(&run, &spec, &b, out, split, Some(&dir_a), Some(0), &quiet)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&b.hash()) && e.contains("delete the folder"),
+        "{e}"
+    );
+    // A grouping of another size is refused.
+    let small = Grouping::new(vec![0, 1, 0], 2, "small").unwrap();
+    let e = compute_groups(&run, &spec, &small, out, split, None, None, &quiet)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("covers 3 examples"), "{e}");
+}

@@ -23,6 +23,10 @@ pub struct Manifest {
     /// The subsets (`"subsets"` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec: Option<SubsetSpec>,
+    /// Hash of the grouping whose whole groups the subsets drop (group ground truth only; absent
+    /// for subsets of single examples, so older folders read back unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<String>,
     /// Output name (`margin`, `loss`, `log_likelihood`).
     pub output: String,
     /// Split name (`train`, `test`).
@@ -42,6 +46,7 @@ impl Manifest {
         (
             &self.kind,
             &self.spec,
+            &self.groups,
             &self.output,
             &self.split,
             &self.run_hash,
@@ -50,6 +55,7 @@ impl Manifest {
         ) == (
             &other.kind,
             &other.spec,
+            &other.groups,
             &other.output,
             &other.split,
             &other.run_hash,
@@ -63,8 +69,13 @@ impl Manifest {
             .spec
             .map(|s| format!("subsets {}, ", s.slug()))
             .unwrap_or_default();
+        let groups = self
+            .groups
+            .as_ref()
+            .map(|h| format!("whole groups of grouping {h}, "))
+            .unwrap_or_default();
         format!(
-            "{} ({spec}output {}, split {}, run {}, {} training / {} split examples)",
+            "{} ({spec}{groups}output {}, split {}, run {}, {} training / {} split examples)",
             self.kind, self.output, self.split, self.run_hash, self.n_train, self.n_split
         )
     }

@@ -37,7 +37,18 @@
 //! instead of retrained, so an interrupted computation resumes where it stopped. A folder whose
 //! manifest describes another computation (run hash, spec, output, split, sizes) is refused with an
 //! error naming the folder; delete it or pick another. A folder with subset files but no manifest is
-//! refused too. The brute-force LOO cache (`attrib-eval`'s `loo` module) uses the same scheme with
+//! refused too.
+//!
+//! # Group ground truth
+//!
+//! [`compute_groups`] drops whole groups of a [`Grouping`] (MATH.md E5): subset `j` drops
+//! `max(1, round(p K))` of the `K` groups, drawn exactly as [`subset_masks`] draws examples (with
+//! `K` in place of `n`), and retrains with data weights `w_i = w_G(i)` (MATH.md E1, via
+//! [`Grouping::expand`]). Its folder is `{spec slug}-groups-{grouping hash}-{output}-{split}`
+//! ([`group_cache_dir`]) and its manifest has a `"groups": HASH` field, so two groupings never share
+//! a cache and example-subset folders (which have no such field) are untouched.
+//!
+//! The brute-force LOO cache (`attrib-eval`'s `loo` module) uses the same scheme with
 //! `"kind": "loo"`, no `spec`, and files `loo_{training index:05}.json`
 //! (`{"example": 7, "outputs": [...]}`).
 
@@ -53,7 +64,7 @@ use serde_json::Value;
 
 use crate::error::{invalid, Result};
 use crate::run::{files, output_name};
-use crate::{Run, Split, Targets};
+use crate::{Grouping, Run, Split, Targets};
 use cache::Manifest;
 pub use cache::MANIFEST;
 pub use subsets::{dropped_of, subset_masks, SubsetKind, SubsetSpec};
@@ -122,6 +133,33 @@ pub fn cache_dir(run_dir: &Path, spec: &SubsetSpec, output: Output, split: Split
     ))
 }
 
+/// Cache folder of a group ground truth (see the [module docs](self)):
+/// `RUN/groundtruth/{spec slug}-groups-{grouping hash}-{output}-{split}`.
+pub fn group_cache_dir(
+    run_dir: &Path,
+    spec: &SubsetSpec,
+    groups: &Grouping,
+    output: Output,
+    split: Split,
+) -> PathBuf {
+    run_dir.join(files::GROUNDTRUTH).join(format!(
+        "{}-groups-{}-{}-{}",
+        spec.slug(),
+        groups.hash(),
+        output_name(output),
+        split.name()
+    ))
+}
+
+/// Masks over the training set, `true` = kept, of subsets that drop whole groups (MATH.md E5):
+/// subset `j` drops the groups [`subset_masks`]`(K, spec)[j]` drops, with all their members.
+pub fn group_subset_masks(groups: &Grouping, spec: &SubsetSpec) -> Vec<Vec<bool>> {
+    subset_masks(groups.k, spec)
+        .iter()
+        .map(|gm| groups.assignment.iter().map(|&g| gm[g]).collect())
+        .collect()
+}
+
 /// Outputs `f` at `params` of every example of `split`, evaluated in f64 in chunks of [`CHUNK`].
 pub fn split_outputs(run: &Run, params: &[f64], output: Output, split: Split) -> Vec<f64> {
     let n = run.dataset(split).len();
@@ -168,6 +206,54 @@ pub fn compute(
 ) -> Result<GroundTruth> {
     let n = run.n_train();
     spec.validate(n)?;
+    let masks = subset_masks(n, spec);
+    retrain_masks(
+        run, spec, masks, None, output, split, cache, limit, progress,
+    )
+}
+
+/// [`compute`] for subsets that drop whole groups of `groups` (MATH.md E5, E6): `spec` counts
+/// groups (`max(1, round(p K))` dropped), members of a dropped group get data weight 0 (MATH.md
+/// E1, [`Grouping::expand`]). The cache manifest records the grouping's hash; use
+/// [`group_cache_dir`] for the folder.
+///
+/// # Errors
+/// As [`compute`], and a grouping of another training-set size or a spec that drops all `K` groups.
+#[allow(clippy::too_many_arguments)]
+pub fn compute_groups(
+    run: &Run,
+    spec: &SubsetSpec,
+    groups: &Grouping,
+    output: Output,
+    split: Split,
+    cache: Option<&Path>,
+    limit: Option<usize>,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<GroundTruth> {
+    groups.check_n(run.n_train())?;
+    spec.validate(groups.k)?;
+    let masks = group_subset_masks(groups, spec);
+    let hash = Some(groups.hash());
+    retrain_masks(
+        run, spec, masks, hash, output, split, cache, limit, progress,
+    )
+}
+
+/// Retrains on every mask (weights 0/1), cached and resumable: the shared body of [`compute`] and
+/// [`compute_groups`].
+#[allow(clippy::too_many_arguments)]
+fn retrain_masks(
+    run: &Run,
+    spec: &SubsetSpec,
+    masks: Vec<Vec<bool>>,
+    groups: Option<String>,
+    output: Output,
+    split: Split,
+    cache: Option<&Path>,
+    limit: Option<usize>,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<GroundTruth> {
+    let n = run.n_train();
     let n_split = run.dataset(split).len();
     if n_split == 0 {
         return Err(invalid(
@@ -175,7 +261,6 @@ pub fn compute(
             format!("the {} split is empty; measure another split", split.name()),
         ));
     }
-    let masks = subset_masks(n, spec);
     let full = split_outputs(run, &run.params, output, split);
     let mut outputs: Vec<Vec<f64>> = vec![Vec::new(); masks.len()];
 
@@ -183,6 +268,7 @@ pub fn compute(
         let manifest = Manifest {
             kind: "subsets".into(),
             spec: Some(*spec),
+            groups,
             output: output_name(output).into(),
             split: split.name().into(),
             run_hash: run.hash.clone(),
