@@ -208,11 +208,11 @@ pub struct GroupArgs {
     /// User-given groups: equal values of a CSV column.
     ///
     /// The CSV has a header line and one row per training example, in training order; examples
-    /// with equal values in COLUMN form one group (K = number of distinct values, numbered by first
+    /// with equal values in column COL form one group (K = number of distinct values, numbered by first
     /// appearance). Replaces --method and --groups.
     ///
-    /// Example: attrib group --run runs/digits --from-csv meta.csv:vendor
-    #[arg(long, value_name = "FILE:COLUMN")]
+    /// Example: attrib group --run runs/digits --csv meta.csv:vendor
+    #[arg(long = "csv", value_name = "FILE:COL")]
     pub from_csv: Option<String>,
 
     /// Seed of every random draw.
@@ -227,7 +227,9 @@ pub struct GroupArgs {
     #[arg(long, default_value_t = 32, value_name = "D")]
     pub proj: usize,
 
-    /// File to write [default: RUN/groups/KIND-kK.csv or csv-COLUMN.csv].
+    /// File to write [default: RUN/groups/KIND-kK.csv].
+    ///
+    /// With --csv the default is RUN/groups/csv-COL.csv.
     ///
     /// Example: attrib group --run runs/digits --method random --groups 10 --out g.csv
     #[arg(long, short, value_name = "FILE")]

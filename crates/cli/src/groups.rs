@@ -29,11 +29,11 @@ pub fn group(args: &GroupArgs, ctx: &Ctx) -> Result<()> {
     let (g, default_name) = match (&args.from_csv, &args.method, args.groups) {
         (Some(spec), _, _) => {
             let (file, column) = spec.rsplit_once(':').with_context(|| {
-                format!("--from-csv {spec}: expected FILE:COLUMN, e.g. meta.csv:vendor")
+                format!("--csv {spec}: expected FILE:COLUMN, e.g. meta.csv:vendor")
             })?;
             let g = Grouping::from_csv_column(Path::new(file), column)?;
             g.check_n(run.n_train())
-                .with_context(|| format!("--from-csv {spec}: one row per training example"))?;
+                .with_context(|| format!("--csv {spec}: one row per training example"))?;
             (g, format!("csv-{column}.csv"))
         }
         (None, Some(method), Some(k)) => {
@@ -45,7 +45,7 @@ pub fn group(args: &GroupArgs, ctx: &Ctx) -> Result<()> {
             };
             (make(&run, &spec)?, format!("{method}-k{k}.csv"))
         }
-        _ => anyhow::bail!("give --method KIND and --groups K, or --from-csv FILE:COLUMN"),
+        _ => anyhow::bail!("give --method KIND and --groups K, or --csv FILE:COLUMN"),
     };
     let path = args
         .out

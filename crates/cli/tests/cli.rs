@@ -1051,6 +1051,124 @@ mod groups {
         assert_contains!(e.stderr, "computed for grouping");
     });
 
+    cli_test!(group_lds_and_user_groupings_end_to_end, |dir| {
+        let run = trained(dir);
+        // A user-given grouping: equal values of a CSV column (7 sources, numbered by appearance).
+        let mut csv = String::from("id,source\n");
+        for i in 0..456 {
+            csv.push_str(&format!("{i},s{}\n", (i * 3) % 7));
+        }
+        write(dir, "meta.csv", &csv);
+        let out = attrib(dir, &["group", "--run", &run, "--csv", "meta.csv:source"]).ok();
+        assert_contains!(out.stdout, "column source", "run/groups/csv-source.csv");
+        let user = assignment(&dir.join("run/groups/csv-source.csv"));
+        let first: Vec<usize> = (0..456).map(|i| (i * 3) % 7).collect();
+        for i in 0..456 {
+            for j in 0..456 {
+                assert_eq!(user[i] == user[j], first[i] == first[j], "{i} {j}");
+            }
+        }
+        attrib(
+            dir,
+            &[
+                "--quiet", "group", "--run", &run, "--method", "random", "--groups", "20", "--out",
+                "r.csv",
+            ],
+        )
+        .ok();
+        let attribute = |extra: &[&str]| {
+            let mut args = vec![
+                "--quiet",
+                "attribute",
+                "--run",
+                &run,
+                "--method",
+                "if-exact",
+                "--targets",
+                "0..4",
+            ];
+            args.extend_from_slice(extra);
+            attrib(dir, &args).ok()
+        };
+        attribute(&[]);
+        attribute(&["--groups", "r.csv", "--name", "grouped"]);
+        let lds_args = |scores: &'static str, groups: &'static str| {
+            vec![
+                "lds",
+                "--run",
+                "run",
+                "--scores",
+                scores,
+                "--drop",
+                "0.1",
+                "--subsets",
+                "6",
+                "--groups",
+                groups,
+            ]
+        };
+        let both = "run/scores/grouped.npy,run/scores/if-exact@0-4.npy";
+        let lds = |scores: &'static str, groups: &'static str| {
+            let mut args = vec!["--json"];
+            args.extend(lds_args(scores, groups));
+            let out = attrib(dir, &args).ok();
+            out.json_lines()
+                .into_iter()
+                .filter(|v| v["type"] == "lds")
+                .collect::<Vec<_>>()
+        };
+        let rows = lds(both, "r.csv");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0]["method"], "if-exact");
+        assert_eq!(rows[1]["method"], "if-exact (summed)");
+        // Group scores of a linear method are the summed example scores (f32 files): same LDS.
+        let (g, s) = (
+            rows[0]["lds"].as_f64().unwrap(),
+            rows[1]["lds"].as_f64().unwrap(),
+        );
+        assert!((g - s).abs() < 1e-6 && g.is_finite(), "{g} vs {s}");
+        // Per-example scores against the user grouping: a second cache folder, keyed by grouping.
+        write(
+            dir,
+            "u.csv",
+            &std::fs::read_to_string(dir.join("run/groups/csv-source.csv")).unwrap(),
+        );
+        let rows = lds("run/scores/if-exact@0-4.npy", "u.csv");
+        assert_eq!(rows.len(), 1);
+        assert!(rows[0]["lds"].as_f64().unwrap().is_finite());
+        let folders: Vec<String> = std::fs::read_dir(dir.join("run/groundtruth"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|f| f.contains("-groups-"))
+            .collect();
+        assert_eq!(folders.len(), 2, "{folders:?}");
+
+        // Bad input: group scores of another grouping, or without --groups; a bad CSV column.
+        let e = attrib(dir, &lds_args(both, "u.csv")).fails(1);
+        assert_contains!(e.stderr, "grouped.npy", "computed for grouping");
+        let e = attrib(
+            dir,
+            &[
+                "lds",
+                "--run",
+                &run,
+                "--scores",
+                "run/scores/grouped.npy",
+                "--subsets",
+                "6",
+            ],
+        )
+        .fails(1);
+        assert_contains!(e.stderr, "group scores", "--groups");
+        let e = attrib(dir, &["group", "--run", &run, "--csv", "meta.csv:vendor"]).fails(1);
+        assert_contains!(e.stderr, "no column \"vendor\"", "id, source");
+        write(dir, "short.csv", "id,source\n0,a\n1,b\n");
+        let e = attrib(dir, &["group", "--run", &run, "--csv", "short.csv:source"]).fails(1);
+        assert_contains!(e.stderr, "covers 2 examples", "--csv");
+        let e = attrib(dir, &["group", "--run", &run, "--method", "random"]).fails(2);
+        assert_contains!(e.stderr, "--groups");
+    });
+
     cli_test!(bad_groupings_are_explained, |dir| {
         let run = trained(dir);
         let e = attrib(
