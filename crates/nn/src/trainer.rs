@@ -234,7 +234,7 @@ impl<'a, F: Float> Trainer<'a, F> {
     pub fn clip_and_decay(&self, params: &[F], mut grad: Vec<F>) -> Vec<F> {
         if let Some(clip) = self.cfg.train.clip {
             let s = F::from_f64(clip.scale(l2_norm(&grad)).0);
-            grad.iter_mut().for_each(|g| *g = *g * s);
+            grad.iter_mut().for_each(|g| *g *= s);
         }
         let wd = self.cfg.optim.coupled_weight_decay();
         if wd != 0.0 {
