@@ -168,10 +168,7 @@ pub fn load_state<F: Float>(path: &Path, layout: &Layout) -> Result<TrainState<F
             })
     };
     let (step, count) = (field("step")?, field("optimizer_buffers")?);
-    let bytes = std::fs::read(path).map_err(|source| NnError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = read_bytes(path)?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| bad(format!("not a safetensors file ({e})")))?;
     let mut bufs = Vec::with_capacity(count);
@@ -222,6 +219,14 @@ fn decode<F: Float>(t: &TensorView<'_>, name: &str) -> std::result::Result<Vec<F
     }
 }
 
+/// The bytes of the file at `path`, an I/O error naming it.
+fn read_bytes(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| NnError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// Tensors by name, each as (shape, row-major values).
 pub type NamedTensors<F> = BTreeMap<String, (Vec<usize>, Vec<F>)>;
 
@@ -236,10 +241,7 @@ pub fn load_tensors<F: Float>(path: &Path) -> Result<NamedTensors<F>> {
         path: path.to_path_buf(),
         reason,
     };
-    let bytes = std::fs::read(path).map_err(|source| NnError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = read_bytes(path)?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| bad(format!("not a safetensors file ({e})")))?;
     let mut out = BTreeMap::new();
@@ -260,10 +262,7 @@ pub fn load_params<F: Float>(path: &Path, layout: &Layout) -> Result<Vec<F>> {
         path: path.to_path_buf(),
         reason,
     };
-    let bytes = std::fs::read(path).map_err(|source| NnError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = read_bytes(path)?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| {
         bad(format!(
             "not a safetensors file ({e}); save parameters with safetensors"
@@ -316,10 +315,7 @@ pub fn load_params<F: Float>(path: &Path, layout: &Layout) -> Result<Vec<F>> {
 /// # Errors
 /// I/O or format errors naming the file.
 pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
-    let bytes = std::fs::read(path).map_err(|source| NnError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = read_bytes(path)?;
     let bad = |reason: String| NnError::Params {
         path: path.to_path_buf(),
         reason,
