@@ -359,7 +359,11 @@ fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result
             // `bs` are the adjoints of g_t = s(||g||) g + lambda theta; the loss gradient `g`
             // receives `clip_vjp` of them, the weight decay term `lambda bs` (below).
             let dirs: Vec<Vec<F>> = match (clip, &raw) {
-                (Some(c), Some(g)) => bs.par_iter().map(|b| clip_vjp(&c, g, b)).collect(),
+                (Some(c), Some(g)) => {
+                    // The scale and its derivative depend on g alone: once per step.
+                    let scale = c.scale(nn::trainer::l2_norm(g));
+                    bs.par_iter().map(|b| clip_vjp(scale, g, b)).collect()
+                }
                 _ => Vec::new(),
             };
             let dirs = if dirs.is_empty() { &bs } else { &dirs };
@@ -419,10 +423,9 @@ fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result
 }
 
 /// The reverse rule of gradient clipping `out = s(||g||) g` (`train.clip`):
-/// `A_g = s A_out + (s'(r) / r) <g, A_out> g` with `r = ||g||` ([`nn::Clip::scale`]); the norm and
-/// the dot product are accumulated in f64 in index order.
-fn clip_vjp<F: Float>(clip: &nn::Clip, g: &[F], a_out: &[F]) -> Vec<F> {
-    let (s, k) = clip.scale(nn::trainer::l2_norm(g));
+/// `A_g = s A_out + (s'(r) / r) <g, A_out> g` with `r = ||g||` and `(s, k) = (s(r), s'(r) / r)` from
+/// [`nn::Clip::scale`]; the dot product is accumulated in f64 in index order.
+fn clip_vjp<F: Float>((s, k): (f64, f64), g: &[F], a_out: &[F]) -> Vec<F> {
     let dot: f64 = g
         .iter()
         .zip(a_out)
