@@ -97,4 +97,42 @@ impl<F: Float> Batch<F> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Examples `start..start + len` as a batch of their own.
+    ///
+    /// # Panics
+    /// If the range runs past the batch (an internal invariant of callers).
+    pub fn rows(&self, start: usize, len: usize) -> Batch<F> {
+        assert!(
+            start + len <= self.len(),
+            "rows {start}..{} of a batch of {}",
+            start + len,
+            self.len()
+        );
+        let input = match &self.input {
+            Input::Dense(x) => {
+                let d = x.len() / x.shape()[0].max(1);
+                let mut s = x.shape().to_vec();
+                s[0] = len;
+                Input::Dense(Tensor::from_vec(
+                    x.data()[start * d..(start + len) * d].to_vec(),
+                    &s,
+                ))
+            }
+            Input::Tokens { ids, len: l, .. } => Input::Tokens {
+                ids: ids[start * l..(start + len) * l].to_vec(),
+                batch: len,
+                len: *l,
+            },
+        };
+        let target = match &self.target {
+            Target::Classes(y) => Target::Classes(y[start..start + len].to_vec()),
+            Target::Real(t) => Target::Real(Tensor::from_vec(
+                t.data()[start..start + len].to_vec(),
+                &[len, 1],
+            )),
+            Target::NextToken => Target::NextToken,
+        };
+        Batch { input, target }
+    }
 }

@@ -10,7 +10,7 @@
 use engine::{Dual, Float, Graph, Tensor};
 use rayon::prelude::*;
 
-use crate::batch::{Batch, Input, Target};
+use crate::batch::Batch;
 use crate::model::{Model, Output};
 
 /// Per-example outputs `f_i` for a batch.
@@ -101,25 +101,7 @@ pub fn objective_hvps_with_jvps<F: Float>(
 
 /// Example `i` of a batch as a batch of one.
 pub fn single<F: Float>(batch: &Batch<F>, i: usize) -> Batch<F> {
-    let input = match &batch.input {
-        Input::Dense(x) => {
-            let d = x.len() / x.shape()[0];
-            let mut s = x.shape().to_vec();
-            s[0] = 1;
-            Input::Dense(Tensor::from_vec(x.data()[i * d..(i + 1) * d].to_vec(), &s))
-        }
-        Input::Tokens { ids, len, .. } => Input::Tokens {
-            ids: ids[i * len..(i + 1) * len].to_vec(),
-            batch: 1,
-            len: *len,
-        },
-    };
-    let target = match &batch.target {
-        Target::Classes(y) => Target::Classes(vec![y[i]]),
-        Target::Real(t) => Target::Real(Tensor::from_vec(vec![t.data()[i]], &[1, 1])),
-        Target::NextToken => Target::NextToken,
-    };
-    Batch { input, target }
+    batch.rows(i, 1)
 }
 
 /// Materialised per-example gradients `grad f_i` (flat), one reverse pass per example in parallel.
