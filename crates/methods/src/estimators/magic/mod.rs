@@ -29,8 +29,11 @@
 //!
 //! Several targets share one sweep: their adjoints are carried side by side (`block` at a time), so
 //! each state is replayed once per block and step 2 runs dual passes of [`TANGENTS_PER_PASS`]
-//! tangents each (wider matrix products), in parallel. Adam's rule reads `g_t`, recomputed by one plain gradient pass per step
-//! (bitwise the step's gradient).
+//! tangents each (wider matrix products), in parallel. A block that fits in one pass (a lone
+//! target) splits the step's batch into two shards instead, one dual pass each, so that it too
+//! keeps two cores busy ([`batch_shards`]; the HVPs are sums over examples, so the shards' add up
+//! exactly, up to rounding). Adam's rule reads `g_t`, recomputed by one plain gradient pass per
+//! step (bitwise the step's gradient).
 //!
 //! Past states come from a [`replay::Trajectory`]: all stored when `(T + 1)` states fit in
 //! `memory_budget`, otherwise a `k`-ary checkpoint tree holding at most `2 + (k - 1) ceil(log_k T)` states
@@ -368,26 +371,7 @@ fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result
             };
             let dirs = if dirs.is_empty() { &bs } else { &dirs };
             let (batch, w) = trainer.batch(t);
-            // Dual passes of TANGENTS_PER_PASS directions each, in parallel, concatenated in order.
-            let passes: Vec<_> = dirs
-                .par_chunks(TANGENTS_PER_PASS)
-                .map(|c| {
-                    let dirs: Vec<&[F]> = c.iter().map(Vec::as_slice).collect();
-                    let (_, h, j) = nn::per_example::objective_hvps_with_jvps(
-                        model,
-                        &state.params,
-                        &batch,
-                        &w,
-                        &dirs,
-                    );
-                    (h, j)
-                })
-                .collect();
-            let (mut hvps, mut jvps) = (Vec::new(), Vec::new());
-            for (h, j) in passes {
-                hvps.extend(h);
-                jvps.extend(j);
-            }
+            let (hvps, jvps) = dual_passes(model, &state.params, &batch, &w, dirs);
             let inv_b = 1.0 / batch.len() as f64;
             for (row, jv) in rows.iter_mut().zip(&jvps) {
                 for (&i, d) in trainer.plan()[t].iter().zip(jv) {
@@ -420,6 +404,82 @@ fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result
             seconds: start.elapsed().as_secs_f64(),
         },
     })
+}
+
+/// Batch shards per dual pass for a block of `targets` directions: 2 when the block fits in one
+/// pass, so that a small block still keeps two cores busy, else 1. A function of the block alone,
+/// never of the thread count, so the bits are the same on any machine.
+pub fn batch_shards(targets: usize) -> usize {
+    if targets <= TANGENTS_PER_PASS {
+        2
+    } else {
+        1
+    }
+}
+
+/// `(H v_j, [<grad l_i, v_j>]_i)` for every direction `v_j` of `dirs` on the step's batch: dual
+/// passes of [`TANGENTS_PER_PASS`] directions over [`batch_shards`] contiguous shards of the batch,
+/// run in parallel. Each shard's pass differentiates its own weighted mean, so its HVP is rescaled
+/// by `|shard| / |B|` and the shards are summed in order; per-example tangents are concatenated.
+fn dual_passes<F: Float>(
+    model: &nn::Model,
+    params: &[F],
+    batch: &nn::Batch<F>,
+    w: &[F],
+    dirs: &[Vec<F>],
+) -> (Vec<Vec<F>>, Vec<Vec<F>>) {
+    let b = batch.len();
+    let shards = batch_shards(dirs.len()).min(b.max(1));
+    let bounds: Vec<(usize, usize)> = (0..shards)
+        .map(|s| (s * b / shards, (s + 1) * b / shards))
+        .collect();
+    let chunks: Vec<&[Vec<F>]> = dirs.chunks(TANGENTS_PER_PASS).collect();
+    let jobs: Vec<(usize, usize)> = (0..chunks.len())
+        .flat_map(|c| (0..shards).map(move |s| (c, s)))
+        .collect();
+    let passes: Vec<_> = jobs
+        .par_iter()
+        .map(|&(c, s)| {
+            let dirs: Vec<&[F]> = chunks[c].iter().map(Vec::as_slice).collect();
+            let (lo, hi) = bounds[s];
+            let (_, h, j) = if shards == 1 {
+                nn::per_example::objective_hvps_with_jvps(model, params, batch, w, &dirs)
+            } else {
+                let rows = batch.rows(lo, hi - lo);
+                nn::per_example::objective_hvps_with_jvps(model, params, &rows, &w[lo..hi], &dirs)
+            };
+            (h, j)
+        })
+        .collect();
+    let (mut hvps, mut jvps) = (
+        Vec::with_capacity(dirs.len()),
+        Vec::with_capacity(dirs.len()),
+    );
+    let mut passes = passes.into_iter();
+    for chunk in &chunks {
+        let group: Vec<_> = passes.by_ref().take(shards).collect();
+        if shards == 1 {
+            for (h, j) in group {
+                hvps.extend(h);
+                jvps.extend(j);
+            }
+            continue;
+        }
+        for k in 0..chunk.len() {
+            let mut hv = vec![F::ZERO; params.len()];
+            let mut jv = Vec::with_capacity(b);
+            for ((h, j), &(lo, hi)) in group.iter().zip(&bounds) {
+                let share = F::from_f64((hi - lo) as f64 / b as f64);
+                for (acc, &x) in hv.iter_mut().zip(&h[k]) {
+                    *acc += share * x;
+                }
+                jv.extend_from_slice(&j[k]);
+            }
+            hvps.push(hv);
+            jvps.push(jv);
+        }
+    }
+    (hvps, jvps)
 }
 
 /// The reverse rule of gradient clipping `out = s(||g||) g` (`train.clip`):
