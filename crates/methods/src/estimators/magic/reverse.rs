@@ -74,23 +74,29 @@ pub fn step_vjp<F: Float>(
                 adj.theta.iter().map(|&a| -lr * a).collect()
             } else {
                 let mu = F::from_f64(momentum);
+                let lr_mu = lr * mu;
                 let av = &mut adj.bufs[0];
-                let mut b = Vec::with_capacity(n);
-                for (a_th, a_v) in adj.theta.iter().zip(av.iter_mut()) {
-                    if nesterov {
-                        // Forward: v' = mu v + g; theta' = theta - lr (g + mu v').
-                        // The total adjoint of the intermediate v' is
-                        //   C = A_v' + (d theta'/d v') A_theta' = A_v' - lr mu A_theta',
-                        // then A_g = (d theta'/d g) A_theta' + (d v'/d g) C = -lr A_theta' + C,
-                        // A_v = mu C, A_theta = A_theta'.
-                        let c = *a_v - lr * mu * *a_th;
-                        b.push(c - lr * *a_th);
+                // One branch-free loop per variant (the sweep runs this for every target at every
+                // step, so it must vectorise).
+                let mut b = vec![F::ZERO; n];
+                let lanes = b.iter_mut().zip(&adj.theta).zip(av.iter_mut());
+                if nesterov {
+                    // Forward: v' = mu v + g; theta' = theta - lr (g + mu v').
+                    // The total adjoint of the intermediate v' is
+                    //   C = A_v' + (d theta'/d v') A_theta' = A_v' - lr mu A_theta',
+                    // then A_g = (d theta'/d g) A_theta' + (d v'/d g) C = -lr A_theta' + C,
+                    // A_v = mu C, A_theta = A_theta'.
+                    for ((bi, &a_th), a_v) in lanes {
+                        let c = *a_v - lr_mu * a_th;
+                        *bi = c - lr * a_th;
                         *a_v = mu * c;
-                    } else {
-                        // Forward (PyTorch momentum): v' = mu v + g; theta' = theta - lr v'.
-                        // C = A_v' - lr A_theta'; A_g = C; A_v = mu C; A_theta = A_theta'.
-                        let c = *a_v - lr * *a_th;
-                        b.push(c);
+                    }
+                } else {
+                    // Forward (PyTorch momentum): v' = mu v + g; theta' = theta - lr v'.
+                    // C = A_v' - lr A_theta'; A_g = C; A_v = mu C; A_theta = A_theta'.
+                    for ((bi, &a_th), a_v) in lanes {
+                        let c = *a_v - lr * a_th;
+                        *bi = c;
                         *a_v = mu * c;
                     }
                 }
