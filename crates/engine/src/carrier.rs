@@ -80,7 +80,7 @@ impl<F: Float> Carrier<F> for Tensor<F> {
         self.map(|x| c * x)
     }
     fn unary(&self, u: Unary, order: u8) -> Self {
-        self.map(|x| u.eval(order, x))
+        kernels::unary::apply(self, u, order)
     }
     fn matmul(&self, o: &Self, ta: bool, tb: bool) -> Self {
         kernels::matmul(self, o, ta, tb)

@@ -165,12 +165,17 @@ impl<F: Float> Carrier<F> for Dual<F> {
         self.linear(self.value.scale(c), |t| t.scale(c))
     }
     fn unary(&self, u: Unary, order: u8) -> Self {
-        let value = self.value.unary(u, order);
-        let tangent = self
-            .tangent
-            .as_ref()
-            .map(|t| t.mul(&self.value.unary(u, order + 1)));
-        Dual { value, tangent }
+        match &self.tangent {
+            None => Dual::constant(self.value.unary(u, order)),
+            Some(t) => {
+                // f and f' in one pass over the value (GELU shares its CDF and density).
+                let (value, slope) = kernels::unary::apply_pair(&self.value, u, order);
+                Dual {
+                    value,
+                    tangent: Some(t.mul(&slope)),
+                }
+            }
+        }
     }
     fn matmul(&self, o: &Self, ta: bool, tb: bool) -> Self {
         let value = self.value.matmul(&o.value, ta, tb);

@@ -174,6 +174,30 @@ impl<F: Float> Tensor<F> {
         }
     }
 
+    /// Elementwise map to two tensors of this shape at once (in parallel chunks when large, as
+    /// [`Tensor::map`]).
+    pub fn map2(&self, f: impl Fn(F) -> (F, F) + Sync) -> (Self, Self) {
+        let (mut a, mut b) = (vec![F::ZERO; self.len()], vec![F::ZERO; self.len()]);
+        let run = |a: &mut [F], b: &mut [F], x: &[F]| {
+            for ((a, b), &x) in a.iter_mut().zip(b.iter_mut()).zip(x) {
+                (*a, *b) = f(x);
+            }
+        };
+        if self.len() < PARALLEL_MIN_ELEMENTS {
+            run(&mut a, &mut b, &self.data);
+        } else {
+            a.par_chunks_mut(ELEMENT_CHUNK)
+                .zip(b.par_chunks_mut(ELEMENT_CHUNK))
+                .zip(self.data.par_chunks(ELEMENT_CHUNK))
+                .for_each(|((a, b), x)| run(a, b, x));
+        }
+        let wrap = |d| Tensor {
+            shape: self.shape.clone(),
+            data: Arc::new(d),
+        };
+        (wrap(a), wrap(b))
+    }
+
     /// Elementwise map of two same-shape tensors (in parallel chunks when large, as [`Tensor::map`]).
     ///
     /// # Panics

@@ -4,7 +4,7 @@
 //! tangent of `f'` when the reverse pass runs over dual numbers, which is what makes Hessian-vector
 //! products exact). Keeping all three in one table means no rule can drift from its function.
 
-use crate::Float;
+use crate::{Float, Tensor};
 
 /// An elementwise function the engine can differentiate twice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -139,6 +139,121 @@ impl Unary {
                 self.name()
             ),
         }
+    }
+}
+
+impl Unary {
+    /// `(u^(order)(x), u^(order + 1)(x))`, sharing the work the two have in common (GELU's normal
+    /// CDF and density). Bitwise equal to two calls of [`Unary::eval`].
+    ///
+    /// # Panics
+    /// If `order > 1`.
+    #[inline]
+    pub fn eval_pair<F: Float>(self, order: u8, x: F) -> (F, F) {
+        match (self, order) {
+            (Unary::Gelu, 0) => {
+                let c = normal_cdf(x);
+                (x * c, c + x * normal_pdf(x))
+            }
+            (Unary::Gelu, 1) => {
+                let p = normal_pdf(x);
+                (normal_cdf(x) + x * p, p * (F::from_f64(2.0) - x * x))
+            }
+            _ => (self.eval(order, x), self.eval(order + 1, x)),
+        }
+    }
+}
+
+/// Runs `$body` with `$c` bound to the constant `Unary` variant equal to `$u`, so that a closure
+/// built from `$c` is specialised per function (the `match` inside [`Unary::eval`] folds away).
+macro_rules! with_const_unary {
+    ($u:expr, |$c:ident| $body:expr) => {
+        match $u {
+            Unary::Exp => {
+                const $c: Unary = Unary::Exp;
+                $body
+            }
+            Unary::Log => {
+                const $c: Unary = Unary::Log;
+                $body
+            }
+            Unary::Tanh => {
+                const $c: Unary = Unary::Tanh;
+                $body
+            }
+            Unary::Relu => {
+                const $c: Unary = Unary::Relu;
+                $body
+            }
+            Unary::Sigmoid => {
+                const $c: Unary = Unary::Sigmoid;
+                $body
+            }
+            Unary::Softplus => {
+                const $c: Unary = Unary::Softplus;
+                $body
+            }
+            Unary::Gelu => {
+                const $c: Unary = Unary::Gelu;
+                $body
+            }
+            Unary::Sqrt => {
+                const $c: Unary = Unary::Sqrt;
+                $body
+            }
+            Unary::Rsqrt => {
+                const $c: Unary = Unary::Rsqrt;
+                $body
+            }
+            Unary::Square => {
+                const $c: Unary = Unary::Square;
+                $body
+            }
+            Unary::Recip => {
+                const $c: Unary = Unary::Recip;
+                $body
+            }
+        }
+    };
+}
+
+fn apply_order<F: Float, const O: u8>(t: &Tensor<F>, u: Unary) -> Tensor<F> {
+    with_const_unary!(u, |U| t.map(|x| U.eval(O, x)))
+}
+
+fn apply_pair_order<F: Float, const O: u8>(t: &Tensor<F>, u: Unary) -> (Tensor<F>, Tensor<F>) {
+    with_const_unary!(u, |U| t.map2(|x| U.eval_pair(O, x)))
+}
+
+/// `u^(order)` of every element, in a loop specialised to `(u, order)`.
+///
+/// # Panics
+/// If `order > 2`.
+pub fn apply<F: Float>(t: &Tensor<F>, u: Unary, order: u8) -> Tensor<F> {
+    match order {
+        0 => apply_order::<F, 0>(t, u),
+        1 => apply_order::<F, 1>(t, u),
+        2 => apply_order::<F, 2>(t, u),
+        o => panic!(
+            "{}: derivative of order {o} is not defined in the engine",
+            u.name()
+        ),
+    }
+}
+
+/// `(u^(order), u^(order + 1))` of every element in one specialised loop ([`Unary::eval_pair`]).
+///
+/// # Panics
+/// If `order > 1`.
+pub fn apply_pair<F: Float>(t: &Tensor<F>, u: Unary, order: u8) -> (Tensor<F>, Tensor<F>) {
+    match order {
+        0 => apply_pair_order::<F, 0>(t, u),
+        1 => apply_pair_order::<F, 1>(t, u),
+        o => panic!(
+            "{}: derivative of order {} is not defined in the engine",
+            u.name(),
+            o + 1
+        ),
     }
 }
 
