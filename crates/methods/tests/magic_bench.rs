@@ -12,7 +12,9 @@
 //! sweep, as ratios to that training run (measured in the same process, one after the other), and
 //! the resident training states of store-all vs checkpointed replay. Targets of the issue: <= 2x a
 //! training run for one target, <= 0.3x per target at 64. One untimed 1-target sweep warms up
-//! each workload first. `MAGIC_BENCH_QUICK=1` runs only (a)'s 1- and 64-target lines.
+//! each workload first; then `MAGIC_BENCH_REPS` (3) repetitions each time a training run followed
+//! by every sweep, and the median ratio is printed. `MAGIC_BENCH_QUICK=1` runs only (a)'s 1- and
+//! 64-target lines.
 
 use std::path::Path;
 use std::time::Instant;
@@ -48,37 +50,105 @@ fn same_bits(a: &[f64], b: &[f64]) -> bool {
     a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
 
-/// Trains `cfg` and times MAGIC on it; returns the run and the 1-target output.
+/// The median of a few figures.
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let m = xs.len() / 2;
+    if xs.len() % 2 == 1 {
+        xs[m]
+    } else {
+        0.5 * (xs[m - 1] + xs[m])
+    }
+}
+
+/// Repetitions of each timing (`MAGIC_BENCH_REPS`, default 3).
+fn reps() -> usize {
+    std::env::var("MAGIC_BENCH_REPS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3)
+        .max(1)
+}
+
+/// Trains `cfg` and times MAGIC on it; returns the run, the 1-target output and the median
+/// training time.
+///
+/// Each repetition times one training run and then every MAGIC line right after it, and the
+/// ratios are taken within a repetition: the shared machines this runs on drift by tens of
+/// percent over a minute, and side-by-side ratios cancel most of the drift. Medians (and the
+/// range) over the repetitions are printed.
 fn workload(name: &str, cfg: RunConfig, blocks: &[usize]) -> (Run, MagicOutput, f64) {
     let base = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let start = Instant::now();
-    let run = Run::train(cfg, base).unwrap();
-    let train_s = start.elapsed().as_secs_f64();
+    let run = Run::train(cfg.clone(), base).unwrap();
     eprintln!(
-        "{name}: {} train examples, {} parameters, {} threads; one training run {train_s:.2} s",
+        "{name}: {} train examples, {} parameters, {} threads, {} repetitions",
         run.n_train(),
         run.params.len(),
-        rayon::current_num_threads()
+        rayon::current_num_threads(),
+        reps()
     );
     let store = MagicConfig {
         replay: ReplayChoice::Store,
         ..MagicConfig::default()
     };
-    let go = |what: &str, k: usize, config: MagicConfig| {
+    let go = |k: usize| {
         let targets = Targets::test((0..k).collect(), Output::Margin);
-        let out = magic_scores(&run, &targets, &config).unwrap();
-        line(what, k, train_s, &out.report);
-        out
+        magic_scores(&run, &targets, &store).unwrap()
     };
     // Warm-up: the first sweep of a process also pays for faulting in the stored states' fresh
     // pages (slow on virtual machines); every timed line below reuses them, as a long-lived
     // process or a second target block would.
-    magic_scores(&run, &Targets::test(vec![0], Output::Margin), &store).unwrap();
-    let one = go("store-all", 1, store);
-    for &k in blocks {
-        let many = go("store-all, one sweep", k, store);
-        // Row 0 of a block sweep is the single-target sweep, bit for bit.
-        assert!(same_bits(&one.scores[0], &many.scores[0]));
+    let one = go(1);
+    let sizes: Vec<usize> = std::iter::once(1).chain(blocks.iter().copied()).collect();
+    let mut train_times = Vec::new();
+    let mut ratios = vec![Vec::new(); sizes.len()];
+    let mut seconds = vec![Vec::new(); sizes.len()];
+    let mut last = Vec::new();
+    for _ in 0..reps() {
+        let start = Instant::now();
+        Run::train(cfg.clone(), base).unwrap();
+        let train_s = start.elapsed().as_secs_f64();
+        train_times.push(train_s);
+        last.clear();
+        for ((&k, r), secs) in sizes.iter().zip(&mut ratios).zip(&mut seconds) {
+            let out = go(k);
+            r.push(out.report.seconds / k as f64 / train_s);
+            secs.push(out.report.seconds);
+            last.push(out);
+        }
+    }
+    let train_s = median(train_times.clone());
+    let (lo, hi) = (
+        train_times.iter().copied().fold(f64::INFINITY, f64::min),
+        train_times.iter().copied().fold(0.0, f64::max),
+    );
+    eprintln!("  one training run: median {train_s:.2} s (range {lo:.2}-{hi:.2} s)");
+    for (((&k, r), secs), out) in sizes.iter().zip(&ratios).zip(&seconds).zip(&last) {
+        let (lo, hi) = (
+            r.iter().copied().fold(f64::INFINITY, f64::min),
+            r.iter().copied().fold(0.0, f64::max),
+        );
+        eprintln!(
+            "  store-all, {k:>2} target(s) per sweep: median {:.2} s, {:.2}x training per target (range {lo:.2}-{hi:.2}x); replay {}, peak {} states ({:.1} MiB)",
+            median(secs.clone()),
+            median(r.clone()),
+            out.report.replay,
+            out.report.peak_states,
+            out.report.peak_states as f64 * out.report.state_bytes as f64 / (1u64 << 20) as f64,
+        );
+        // Row 0 of a block sweep is the single-target sweep up to rounding (a lone target's
+        // dual passes are split over batch shards, `magic::batch_shards`).
+        let (a, b) = (&one.scores[0], &out.scores[0]);
+        let worst = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
+        let scale = b.iter().map(|y| y.abs()).fold(0.0, f64::max);
+        assert!(
+            worst <= 1e-3 * scale,
+            "block of {k}: row 0 differs by {worst:e} of {scale:e}"
+        );
     }
     (run, one, train_s)
 }
