@@ -91,6 +91,28 @@ fn add_opt<F: Float>(a: Option<Tensor<F>>, b: Option<Tensor<F>>) -> Option<Tenso
     }
 }
 
+/// Tangents of a product of two same-shape duals, `a' b + b' a`, in one pass over the `k` blocks
+/// (bitwise what the two products and their sum give separately).
+fn product_rule<F: Float>(
+    ta: &Tensor<F>,
+    b: &Tensor<F>,
+    tb: &Tensor<F>,
+    a: &Tensor<F>,
+) -> Tensor<F> {
+    let n = a.len();
+    let (ad, bd) = (a.data(), b.data());
+    let mut out = Vec::with_capacity(ta.len());
+    for (xa, xb) in ta.data().chunks(n.max(1)).zip(tb.data().chunks(n.max(1))) {
+        out.extend(
+            xa.iter()
+                .zip(bd)
+                .zip(xb.iter().zip(ad))
+                .map(|((&da, &vb), (&db, &va))| da * vb + db * va),
+        );
+    }
+    Tensor::from_vec(out, ta.shape())
+}
+
 impl<F: Float> Dual<F> {
     /// Tangent of a linear map `L` applied to the tangents: `L` acts on each of the k blocks.
     fn linear(&self, value: Tensor<F>, f: impl FnOnce(&Tensor<F>) -> Tensor<F>) -> Self {
@@ -142,13 +164,16 @@ impl<F: Float> Carrier<F> for Dual<F> {
     fn mul(&self, o: &Self) -> Self {
         let value = self.value.mul(&o.value);
         let nd = value.ndim();
-        Dual {
-            value,
-            tangent: add_opt(
+        let tangent = match (&self.tangent, &o.tangent) {
+            (Some(ta), Some(tb)) if self.shape() == o.shape() && ta.shape() == tb.shape() => {
+                Some(product_rule(ta, &o.value, tb, &self.value))
+            }
+            _ => add_opt(
                 self.tangent_times(&o.value, nd),
                 o.tangent_times(&self.value, nd),
             ),
-        }
+        };
+        Dual { value, tangent }
     }
     fn div(&self, o: &Self) -> Self {
         // (a/b)' = (a' - (a/b) b') / b
@@ -184,15 +209,22 @@ impl<F: Float> Carrier<F> for Dual<F> {
         let left = self
             .tangent
             .as_ref()
-            .map(|t| lift_to(t, nd.max(self.value.ndim())).matmul(&o.value, ta, tb));
+            .map(|t| lift_to(t, nd.max(self.value.ndim())));
         let right = o.tangent.as_ref().map(|t| {
             self.value
                 .matmul(&lift_to(t, nd.max(o.value.ndim())), ta, tb)
         });
-        Dual {
-            value,
-            tangent: add_opt(left, right),
-        }
+        let tangent = match (left, right) {
+            (Some(l), Some(r))
+                if kernels::matmul_shape(l.shape(), o.value.shape(), ta, tb).as_deref()
+                    == Ok(r.shape()) =>
+            {
+                // A'B accumulated onto AB' by the product kernel: no separate sum pass.
+                Some(kernels::matmul_add(r, &l, &o.value, ta, tb))
+            }
+            (l, r) => add_opt(l.map(|l| l.matmul(&o.value, ta, tb)), r),
+        };
+        Dual { value, tangent }
     }
     fn sum_to(&self, shape: &[usize]) -> Self {
         let value = self.value.sum_to(shape);

@@ -98,6 +98,32 @@ pub(crate) fn gemm_det<F: Float>(
 /// # Panics
 /// If the shapes do not fit (see [`matmul_shape`]).
 pub fn matmul<F: Float>(a: &Tensor<F>, b: &Tensor<F>, ta: bool, tb: bool) -> Tensor<F> {
+    product(a, b, ta, tb, None)
+}
+
+/// `acc + op(a) @ op(b)`, accumulated by the product kernel itself (no separate sum pass); `acc`
+/// must have the product's shape. Its buffer is reused when `acc` is its only owner.
+///
+/// # Panics
+/// If the shapes do not fit (see [`matmul_shape`]) or `acc` has another shape.
+pub fn matmul_add<F: Float>(
+    acc: Tensor<F>,
+    a: &Tensor<F>,
+    b: &Tensor<F>,
+    ta: bool,
+    tb: bool,
+) -> Tensor<F> {
+    product(a, b, ta, tb, Some(acc))
+}
+
+/// [`matmul`] into zeros, or accumulated onto `acc`.
+fn product<F: Float>(
+    a: &Tensor<F>,
+    b: &Tensor<F>,
+    ta: bool,
+    tb: bool,
+    acc: Option<Tensor<F>>,
+) -> Tensor<F> {
     let out_shape = matmul_shape(a.shape(), b.shape(), ta, tb).unwrap_or_else(|e| panic!("{e}"));
     let nd = out_shape.len();
     let (m, n) = (out_shape[nd - 2], out_shape[nd - 1]);
@@ -108,7 +134,14 @@ pub fn matmul<F: Float>(a: &Tensor<F>, b: &Tensor<F>, ta: bool, tb: bool) -> Ten
         sa[sa.len() - 1]
     };
     let (lrs, rrs) = (sa[sa.len() - 1], sb[sb.len() - 1]);
-    let mut out = vec![F::ZERO; numel(&out_shape)];
+    let accumulate = acc.is_some();
+    let mut out = match acc {
+        Some(t) => {
+            assert_eq!(t.shape(), &out_shape[..], "matmul_add: accumulator shape");
+            t.into_vec()
+        }
+        None => vec![F::ZERO; numel(&out_shape)],
+    };
     if sb.len() == 2 && !ta {
         // A shared right operand: fold all of a's batch dimensions into rows.
         let rows = a.len() / k.max(1);
@@ -117,7 +150,7 @@ pub fn matmul<F: Float>(a: &Tensor<F>, b: &Tensor<F>, ta: bool, tb: bool) -> Ten
         }
         gemm_det(
             &mut out,
-            false,
+            accumulate,
             a.data(),
             lrs,
             false,
@@ -150,7 +183,7 @@ pub fn matmul<F: Float>(a: &Tensor<F>, b: &Tensor<F>, ta: bool, tb: bool) -> Ten
         }
         gemm_det(
             dst,
-            false,
+            accumulate,
             &ad[ao * a_mat..],
             lrs,
             ta,
