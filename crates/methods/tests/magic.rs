@@ -344,12 +344,12 @@ fn magic_a_block_of_targets_equals_one_target_at_a_time() {
         r#"{ kind = "cosine" }"#,
         3,
     );
-    // Twenty training examples' own margins: two dual passes per step in one sweep
-    // (TANGENTS_PER_PASS = 16) against one target per sweep and against blocks of 5, whose dual
+    // Twelve training examples' own margins: two dual passes per step in one sweep
+    // (TANGENTS_PER_PASS = 8) against one target per sweep and against blocks of 5, whose dual
     // passes each split the batch into two shards (`batch_shards`).
     let targets = Targets {
         split: Split::Train,
-        indices: (0..20).collect(),
+        indices: (0..12).collect(),
         output: Output::Margin,
     };
     let at = |block| {

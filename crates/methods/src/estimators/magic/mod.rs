@@ -103,10 +103,9 @@ pub const REPLAY_TOLERANCE: f64 = 1e-3;
 
 /// Tangents per dual pass: a block's adjoints are split into passes of this many directions, run
 /// in parallel (a fixed number, so the bits never depend on the thread count). Wider passes make
-/// wider matrix products and repeat the pass's value computation less often, but hold larger
-/// `[k, ...]` temporaries; 16 measured at least as fast as 8 on 2 cores for the digits MLP once
-/// the dual products stopped materialising their partial sums.
-pub const TANGENTS_PER_PASS: usize = 16;
+/// wider matrix products but the engine's elementwise work on `[k, ...]` tangents is sequential;
+/// 8 measured fastest on 2 cores for the digits MLP.
+pub const TANGENTS_PER_PASS: usize = 8;
 
 /// Default targets per sweep.
 pub const DEFAULT_BLOCK: usize = 64;
