@@ -2,6 +2,7 @@
 
 use crate::carrier::Carrier;
 use crate::kernels::{self, Conv2dGeometry, Unary};
+use crate::value_memo::{key, memo_value};
 use crate::{Float, Tensor};
 
 /// A value with `k` tangents: `value + sum_j eps_j * tangent[j]`, first-order in every `eps_j`.
@@ -149,7 +150,9 @@ impl<F: Float> Carrier<F> for Dual<F> {
         &self.value
     }
     fn add(&self, o: &Self) -> Self {
-        let value = self.value.add(&o.value);
+        let value = memo_value(key(1, &[self.shape(), o.shape()]), || {
+            self.value.add(&o.value)
+        });
         let out = value.shape().to_vec();
         let tangent = if self.shape() == &out[..] && o.shape() == &out[..] {
             add_opt(self.tangent.clone(), o.tangent.clone())
@@ -162,7 +165,9 @@ impl<F: Float> Carrier<F> for Dual<F> {
         self.add(&o.scale(-F::ONE))
     }
     fn mul(&self, o: &Self) -> Self {
-        let value = self.value.mul(&o.value);
+        let value = memo_value(key(2, &[self.shape(), o.shape()]), || {
+            self.value.mul(&o.value)
+        });
         let nd = value.ndim();
         let tangent = match (&self.tangent, &o.tangent) {
             (Some(ta), Some(tb)) if self.shape() == o.shape() && ta.shape() == tb.shape() => {
@@ -177,7 +182,9 @@ impl<F: Float> Carrier<F> for Dual<F> {
     }
     fn div(&self, o: &Self) -> Self {
         // (a/b)' = (a' - (a/b) b') / b
-        let value = self.value.div(&o.value);
+        let value = memo_value(key(3, &[self.shape(), o.shape()]), || {
+            self.value.div(&o.value)
+        });
         let nd = value.ndim();
         let num = add_opt(
             self.tangent_to(value.shape()),
@@ -187,14 +194,29 @@ impl<F: Float> Carrier<F> for Dual<F> {
         Dual { value, tangent }
     }
     fn scale(&self, c: F) -> Self {
-        self.linear(self.value.scale(c), |t| t.scale(c))
+        let value = memo_value(key(4, &[self.shape()]), || self.value.scale(c));
+        self.linear(value, |t| t.scale(c))
     }
     fn unary(&self, u: Unary, order: u8) -> Self {
+        let tag = 16 + 4 * u as u64 + order as u64;
         match &self.tangent {
-            None => Dual::constant(self.value.unary(u, order)),
+            None => Dual::constant(memo_value(key(tag, &[self.shape()]), || {
+                self.value.unary(u, order)
+            })),
             Some(t) => {
-                // f and f' in one pass over the value (GELU shares its CDF and density).
-                let (value, slope) = kernels::unary::apply_pair(&self.value, u, order);
+                // f and f' in one pass over the value (GELU shares its CDF and density); the
+                // memo holds them as two entries.
+                let slope = std::cell::Cell::new(None);
+                let value = memo_value(key(tag + 256, &[self.shape()]), || {
+                    let (v, s) = kernels::unary::apply_pair(&self.value, u, order);
+                    slope.set(Some(s));
+                    v
+                });
+                let slope = memo_value(key(tag + 512, &[self.shape()]), || {
+                    slope
+                        .take()
+                        .unwrap_or_else(|| self.value.unary(u, order + 1))
+                });
                 Dual {
                     value,
                     tangent: Some(t.mul(&slope)),
@@ -203,7 +225,10 @@ impl<F: Float> Carrier<F> for Dual<F> {
         }
     }
     fn matmul(&self, o: &Self, ta: bool, tb: bool) -> Self {
-        let value = self.value.matmul(&o.value, ta, tb);
+        let tag = 5 + 2 * ta as u64 + 4 * tb as u64;
+        let value = memo_value(key(tag, &[self.shape(), o.shape()]), || {
+            self.value.matmul(&o.value, ta, tb)
+        });
         let nd = value.ndim();
         // (AB)' = A'B + AB'; tangents are lifted so that k is an outer batch dimension.
         let left = self
@@ -227,7 +252,7 @@ impl<F: Float> Carrier<F> for Dual<F> {
         Dual { value, tangent }
     }
     fn sum_to(&self, shape: &[usize]) -> Self {
-        let value = self.value.sum_to(shape);
+        let value = memo_value(key(12, &[self.shape(), shape]), || self.value.sum_to(shape));
         self.linear(value, |t| {
             let k = t.shape()[0];
             t.sum_to(&lift_shape(k, shape, self.value.ndim()))
@@ -236,7 +261,9 @@ impl<F: Float> Carrier<F> for Dual<F> {
     }
     fn broadcast_to(&self, shape: &[usize]) -> Self {
         Dual {
-            value: self.value.broadcast_to(shape),
+            value: memo_value(key(13, &[self.shape(), shape]), || {
+                self.value.broadcast_to(shape)
+            }),
             tangent: self.tangent_to(shape),
         }
     }

@@ -40,6 +40,7 @@ pub mod kernels;
 pub mod ops;
 pub mod rng;
 pub mod tensor;
+pub mod value_memo;
 
 pub use carrier::Carrier;
 pub use dual::Dual;
@@ -50,6 +51,7 @@ pub use ops::attention::AttentionParams;
 pub use ops::layers::LinearTap;
 pub use rng::Rng;
 pub use tensor::Tensor;
+pub use value_memo::ValueMemo;
 
 #[cfg(test)]
 mod derivative_tests;
