@@ -32,7 +32,10 @@
 //! tangents each (wider matrix products), in parallel. A block that fits in one pass (a lone
 //! target) splits the step's batch into two shards instead, one dual pass each, so that it too
 //! keeps two cores busy ([`batch_shards`]; the HVPs are sums over examples, so the shards' add up
-//! exactly, up to rounding). Adam's rule reads `g_t`, recomputed by one plain gradient pass per
+//! exactly, up to rounding). The passes of one step evaluate the same values and differ only in
+//! their tangents, so they run in one stream per thread under an [`engine::ValueMemo`]: each
+//! stream's first pass records the values, the later ones reuse them (bitwise the same, so the
+//! stream count never shows). Adam's rule reads `g_t`, recomputed by one plain gradient pass per
 //! step (bitwise the step's gradient).
 //!
 //! Past states come from a [`replay::Trajectory`]: all stored when `(T + 1)` states fit in
@@ -437,19 +440,40 @@ fn dual_passes<F: Float>(
     let jobs: Vec<(usize, usize)> = (0..chunks.len())
         .flat_map(|c| (0..shards).map(move |s| (c, s)))
         .collect();
-    let passes: Vec<_> = jobs
-        .par_iter()
-        .map(|&(c, s)| {
-            let dirs: Vec<&[F]> = chunks[c].iter().map(Vec::as_slice).collect();
-            let (lo, hi) = bounds[s];
-            let (_, h, j) = if shards == 1 {
-                nn::per_example::objective_hvps_with_jvps(model, params, batch, w, &dirs)
-            } else {
-                let rows = batch.rows(lo, hi - lo);
-                nn::per_example::objective_hvps_with_jvps(model, params, &rows, &w[lo..hi], &dirs)
-            };
-            (h, j)
+    let pass = |&(c, s): &(usize, usize)| {
+        let dirs: Vec<&[F]> = chunks[c].iter().map(Vec::as_slice).collect();
+        let (lo, hi) = bounds[s];
+        let (_, h, j) = if shards == 1 {
+            nn::per_example::objective_hvps_with_jvps(model, params, batch, w, &dirs)
+        } else {
+            let rows = batch.rows(lo, hi - lo);
+            nn::per_example::objective_hvps_with_jvps(model, params, &rows, &w[lo..hi], &dirs)
+        };
+        (h, j)
+    };
+    // Passes over the same shard compute the same values: they run in streams, one after another
+    // under a shared `ValueMemo`, so only each stream's first pass computes them. The values are
+    // bitwise the same either way, so the number of streams (one per thread) never shows in the
+    // results.
+    let streams = rayon::current_num_threads().clamp(1, jobs.len().max(1));
+    let per_stream: Vec<Vec<(usize, Pass<F>)>> = (0..streams)
+        .into_par_iter()
+        .map(|st| {
+            let memos: Vec<_> = (0..shards).map(|_| engine::ValueMemo::<F>::new()).collect();
+            jobs.iter()
+                .enumerate()
+                .filter(|(i, _)| i % streams == st)
+                .map(|(i, job)| (i, memos[job.1].run(|| pass(job))))
+                .collect()
         })
+        .collect();
+    let mut slots: Vec<Option<Pass<F>>> = (0..jobs.len()).map(|_| None).collect();
+    for (i, out) in per_stream.into_iter().flatten() {
+        slots[i] = Some(out);
+    }
+    let passes: Vec<Pass<F>> = slots
+        .into_iter()
+        .map(|p| p.expect("every job ran"))
         .collect();
     let (mut hvps, mut jvps) = (
         Vec::with_capacity(dirs.len()),
@@ -481,6 +505,9 @@ fn dual_passes<F: Float>(
     }
     (hvps, jvps)
 }
+
+/// One dual pass's `(H v_j, per-example tangents)` for its directions.
+type Pass<F> = (Vec<Vec<F>>, Vec<Vec<F>>);
 
 /// The reverse rule of gradient clipping `out = s(||g||) g` (`train.clip`):
 /// `A_g = s A_out + (s'(r) / r) <g, A_out> g` with `r = ||g||` and `(s, k) = (s(r), s'(r) / r)` from
