@@ -132,6 +132,8 @@ pub struct Run {
     /// Initial parameters when the config starts from a file (`train.init_from`), else `None` for
     /// the seeded initialisation.
     pub init: Option<Vec<f64>>,
+    /// Where long computations on this run report progress (silent by default).
+    pub progress: crate::Progress,
 }
 
 /// FNV-1a 64-bit, as hex.
@@ -177,6 +179,7 @@ impl Run {
             params,
             hash,
             init: None,
+            progress: crate::Progress::default(),
         })
     }
 

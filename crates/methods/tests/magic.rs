@@ -500,3 +500,39 @@ fn magic_one_dual_pass_gives_the_hessian_products_and_the_per_example_loss_tange
     assert_eq!((g, h), (g0, h0));
     assert_eq!(j, j0);
 }
+
+#[test]
+fn magic_reports_its_reverse_steps_without_changing_the_scores() {
+    let mut r = mlp(
+        r#"{ kind = "sgd", lr = 0.1, momentum = 0.9 }"#,
+        r#"{ kind = "cosine" }"#,
+        2,
+    );
+    let targets = Targets {
+        split: Split::Test,
+        indices: (0..5).collect(),
+        output: Output::Margin,
+    };
+    let config = MagicConfig {
+        block: 2,
+        ..MagicConfig::default()
+    };
+    let silent = magic(&r, &targets, config);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = std::sync::Arc::clone(&seen);
+    r.progress = attrib_methods::Progress::new(move |what, done, total| {
+        sink.lock().unwrap().push((what.to_string(), done, total));
+    });
+    let reported = magic(&r, &targets, config);
+    assert!(same_bits(&silent.scores, &reported.scores));
+    let seen = seen.lock().unwrap();
+    // Three sweeps (blocks of 2 of 5 targets) of every step, counted in order.
+    let total = 3 * silent.report.steps;
+    assert_eq!(seen.len(), total);
+    for (i, (what, done, t)) in seen.iter().enumerate() {
+        assert_eq!(
+            (what.as_str(), *done, *t),
+            ("magic reverse steps", i, total)
+        );
+    }
+}

@@ -217,7 +217,10 @@ impl Method for Datamodels {
             targets.split,
             cache.as_deref(),
             None,
-            &|_, _| {},
+            &|done, total| {
+                run.progress
+                    .report("datamodels retrained subsets", done, total)
+            },
         )?;
         let design = Design {
             n: gt.n_train(),

@@ -348,7 +348,13 @@ fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result
             .map(|g| Adjoint::at_end(g, buffers))
             .collect();
         let mut rows = vec![vec![0.0f64; n]; chunk.len()];
+        let total = steps * targets.indices.len().div_ceil(config.block.max(1));
         for t in (0..steps).rev() {
+            run.progress.report(
+                "magic reverse steps",
+                (sweeps - 1) * steps + (steps - 1 - t),
+                total,
+            );
             let lr = trainer.lr_at(t);
             let state = traj.state(t)?;
             // The step's loss gradient, when Adam's rule or clipping's reads it.
