@@ -8,6 +8,7 @@ use methods::{run::parse_output, Grouping, Options, Run, Scores, Split, Targets}
 
 use crate::args::{AttributeArgs, MergeArgs};
 use crate::output::Event;
+use crate::progress::MethodBars;
 use crate::Ctx;
 
 /// Default number of test targets when `--targets` is not given.
@@ -43,7 +44,9 @@ pub fn targets(
 pub fn run(args: &AttributeArgs, ctx: &Ctx) -> Result<()> {
     let options = Options::parse(&args.method, &args.option)?;
     let (method, used) = methods::build(&args.method, options)?;
-    let run = Run::load(&args.run)?;
+    let mut run = Run::load(&args.run)?;
+    let bars = MethodBars::new(!ctx.out.quiet && !ctx.out.json);
+    run.progress = bars.hook();
     let targets = targets(&run, args.targets.as_deref(), &args.output, args.split)?;
     ctx.out.info(format!(
         "{}: {} targets ({} {}), {} training examples",
@@ -62,6 +65,7 @@ pub fn run(args: &AttributeArgs, ctx: &Ctx) -> Result<()> {
             methods::attribute_groups(&run, method.as_ref(), used, &targets, g)?
         }
     };
+    drop(bars);
     let name = args.name.clone().unwrap_or_else(|| {
         let mut name = match &args.targets {
             None => args.method.clone(),

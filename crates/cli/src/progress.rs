@@ -1,9 +1,11 @@
-//! The training progress bar (stderr): steps, epoch, loss and learning rate.
+//! Progress bars (stderr): training steps with epoch, loss and learning rate; counts of work
+//! units; and the bars of long method computations ([`MethodBars`]).
 //!
 //! Hidden under `--quiet` or `--json`, and whenever stderr is not a terminal, so that logs and
 //! pipes never receive control characters.
 
 use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -77,6 +79,45 @@ impl Drop for Progress {
         // On an error path the bar must not stay on screen above the message.
         if !self.bar.is_finished() {
             self.bar.finish_and_clear();
+        }
+    }
+}
+
+/// Bars for the progress that methods report through [`methods::Progress`]: one bar per kind of
+/// work (the `what` of a report), replaced when the kind changes, cleared when dropped.
+pub struct MethodBars {
+    visible: bool,
+    bar: Arc<Mutex<Option<(String, Progress)>>>,
+}
+
+impl MethodBars {
+    /// Bars drawn only if `visible` and stderr is a terminal.
+    pub fn new(visible: bool) -> MethodBars {
+        MethodBars {
+            visible,
+            bar: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The hook to install in a run.
+    pub fn hook(&self) -> methods::Progress {
+        let (bar, visible) = (Arc::clone(&self.bar), self.visible);
+        methods::Progress::new(move |what, done, total| {
+            let mut bar = bar.lock().unwrap_or_else(|e| e.into_inner());
+            if bar.as_ref().is_none_or(|(w, _)| w != what) {
+                *bar = Some((what.to_string(), Progress::count(total, what, visible)));
+            }
+            if let Some((_, b)) = bar.as_ref() {
+                b.set(done);
+            }
+        })
+    }
+}
+
+impl Drop for MethodBars {
+    fn drop(&mut self) {
+        if let Some((_, b)) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            b.finish();
         }
     }
 }
