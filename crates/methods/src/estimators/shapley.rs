@@ -389,6 +389,8 @@ impl Method for TmcShapley {
                 .map(|p| self.permutation(run, targets, &active, p, (&empty, &full)))
                 .collect::<Result<_>>()?;
             next += batch;
+            run.progress
+                .report("tmc-shapley permutations", next, self.permutations);
             for (marg, retrained) in results {
                 used += retrained;
                 for (a, &t) in active.iter().enumerate() {

@@ -465,6 +465,7 @@ impl Method for Trak {
         let mut q = vec![0.0; n];
         let mut count = 0usize;
         for m in 0..self.models {
+            run.progress.report("trak ensemble members", m, self.models);
             let owned;
             let member = if m == 0 {
                 run
