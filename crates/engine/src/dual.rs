@@ -92,6 +92,22 @@ fn add_opt<F: Float>(a: Option<Tensor<F>>, b: Option<Tensor<F>>) -> Option<Tenso
     }
 }
 
+/// `a + broadcast(b)` for tangents `a: [k, ...out]` and `b: [k, ...suffix]`, where `suffix` ends
+/// `out`: block `j` of `b` is added to every repetition inside block `j` of `a` (bitwise the
+/// broadcast-then-add result).
+fn add_repeated_blocks<F: Float>(a: &Tensor<F>, b: &Tensor<F>) -> Tensor<F> {
+    let k = a.shape()[0];
+    assert_eq!(k, b.shape()[0], "tangents of one graph carry the same k");
+    let (na, nb) = (a.len() / k.max(1), b.len() / k.max(1));
+    let mut out = Vec::with_capacity(a.len());
+    for (ablock, bblock) in a.data().chunks(na.max(1)).zip(b.data().chunks(nb.max(1))) {
+        for row in ablock.chunks(nb.max(1)) {
+            out.extend(row.iter().zip(bblock).map(|(&x, &y)| x + y));
+        }
+    }
+    Tensor::from_vec(out, a.shape())
+}
+
 /// Tangents of a product of two same-shape duals, `a' b + b' a`, in one pass over the `k` blocks
 /// (bitwise what the two products and their sum give separately).
 fn product_rule<F: Float>(
@@ -156,6 +172,14 @@ impl<F: Float> Carrier<F> for Dual<F> {
         let out = value.shape().to_vec();
         let tangent = if self.shape() == &out[..] && o.shape() == &out[..] {
             add_opt(self.tangent.clone(), o.tangent.clone())
+        } else if let (Some(ta), Some(tb), true) = (
+            &self.tangent,
+            &o.tangent,
+            self.shape() == &out[..] && out.ends_with(o.shape()),
+        ) {
+            // A bias-like operand repeated along leading dimensions: add its tangent block by
+            // block instead of materialising its broadcast.
+            Some(add_repeated_blocks(ta, tb))
         } else {
             add_opt(self.tangent_to(&out), o.tangent_to(&out))
         };
@@ -323,5 +347,32 @@ impl<F: Float> Carrier<F> for Dual<F> {
             let is = img.shape();
             img.reshape(&[s[0], s[1], is[1], is[2], is[3]])
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bias_add_gives_the_bits_of_broadcast_then_add() {
+        let vals =
+            |n: usize, s: f64| -> Vec<f64> { (0..n).map(|i| (i as f64 * 0.3 + s).sin()).collect() };
+        let x = Dual::new(
+            Tensor::from_vec(vals(6, 0.1), &[2, 3]),
+            Tensor::from_vec(vals(12, 0.2), &[2, 2, 3]),
+        );
+        let b = Dual::new(
+            Tensor::from_vec(vals(3, 0.3), &[3]),
+            Tensor::from_vec(vals(6, 0.4), &[2, 3]),
+        );
+        let fused = x.add(&b);
+        let want = x
+            .tangent
+            .as_ref()
+            .unwrap()
+            .add(&b.tangent_to(&[2, 3]).unwrap());
+        assert_eq!(fused.tangent.unwrap().data(), want.data());
+        assert_eq!(fused.value.data(), x.value.add(&b.value).data());
     }
 }
