@@ -121,18 +121,40 @@ pub fn sum_to<F: Float>(x: &Tensor<F>, shape: &[usize]) -> Tensor<F> {
     );
     let mut out = vec![F::ZERO; numel(shape)];
     let xd = x.data();
-    if x.shape().ends_with(shape) && !out.is_empty() {
-        // Leading dimensions reduced: add whole rows in order.
-        for row in xd.chunks(out.len()) {
-            for (o, &v) in out.iter_mut().zip(row) {
-                *o += v;
+    if let Some((pre, mid, post)) = reduced_block(x.shape(), shape).filter(|_| !out.is_empty()) {
+        // One contiguous block of dimensions reduced (leading ones: a bias gradient; middle ones:
+        // the same for each of k tangents): add whole rows in order, as the walk below would.
+        for (o, xs) in out.chunks_mut(post).zip(xd.chunks(mid * post)) {
+            for row in xs.chunks(post) {
+                for (o, &v) in o.iter_mut().zip(row) {
+                    *o += v;
+                }
             }
         }
+        debug_assert_eq!(out.len(), pre * post);
     } else {
         let so = broadcast_strides(shape, x.shape());
         walk1(x.shape(), &so, |i, o| out[o] += xd[i]);
     }
     Tensor::from_vec(out, shape)
+}
+
+/// For a sum of `x` (shape `full`) down to `shape` that reduces one contiguous block of dimensions,
+/// `(pre, mid, post)`: the element counts before, inside and after the block.
+fn reduced_block(full: &[usize], shape: &[usize]) -> Option<(usize, usize, usize)> {
+    let pad = full.len().checked_sub(shape.len())?;
+    let dim = |i: usize| if i < pad { 1 } else { shape[i - pad] };
+    let differs: Vec<usize> = (0..full.len()).filter(|&i| dim(i) != full[i]).collect();
+    let (&first, &last) = (differs.first()?, differs.last()?);
+    if (first..=last).any(|i| dim(i) != 1) {
+        return None;
+    }
+    let prod = |r: std::ops::Range<usize>| full[r].iter().product::<usize>();
+    Some((
+        prod(0..first),
+        prod(first..last + 1),
+        prod(last + 1..full.len()),
+    ))
 }
 
 /// Sums over `axes`, keeping them as size-1 dimensions when `keepdim`.
@@ -201,5 +223,52 @@ mod tests {
         assert_eq!(c.data(), &[11.0, 21.0, 31.0, 12.0, 22.0, 32.0]);
         assert_eq!(sum_axes(&c, &[0], false).data(), &[23.0, 43.0, 63.0]);
         assert_eq!(sum_axes(&c, &[1], true).shape(), &[2, 1]);
+    }
+}
+
+#[cfg(test)]
+mod sum_to_tests {
+    use super::*;
+
+    /// `sum_to` by definition: every input element added to the output element it broadcasts
+    /// from, in increasing input index order.
+    fn naive(x: &Tensor<f64>, shape: &[usize]) -> Vec<f64> {
+        let full = x.shape();
+        let pad = full.len() - shape.len();
+        let mut out = vec![0.0; numel(shape)];
+        for (flat, &v) in x.data().iter().enumerate() {
+            let (mut rem, mut o, mut stride) = (flat, 0, 1);
+            for i in (0..full.len()).rev() {
+                let idx = rem % full[i];
+                rem /= full[i];
+                if i >= pad {
+                    let d = shape[i - pad];
+                    o += if d == 1 { 0 } else { idx } * stride;
+                    stride *= d;
+                }
+            }
+            out[o] += v;
+        }
+        out
+    }
+
+    #[test]
+    fn every_reduction_pattern_gives_the_bits_of_the_definition() {
+        let cases: [(&[usize], &[usize]); 6] = [
+            (&[2, 3, 4], &[2, 1, 4]),
+            (&[2, 3, 4], &[4]),
+            (&[2, 3, 4], &[3, 1]),
+            (&[2, 3, 4, 5], &[2, 1, 1, 5]),
+            (&[2, 3, 4, 5], &[2, 1, 4, 1]),
+            (&[3, 4], &[1, 1]),
+        ];
+        for (full, shape) in cases {
+            let n = numel(full);
+            let x = Tensor::from_vec((0..n).map(|i| (i as f64 * 0.77).sin()).collect(), full);
+            let got = sum_to(&x, shape);
+            let want = naive(&x, shape);
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(got.data()), bits(&want), "{full:?} -> {shape:?}");
+        }
     }
 }
