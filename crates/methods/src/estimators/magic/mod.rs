@@ -331,6 +331,8 @@ fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result
     let n = run.n_train();
     let mut scores = Vec::with_capacity(targets.indices.len());
     let mut sweeps = 0;
+    // Reverse steps over all sweeps, for progress reports.
+    let total = steps * targets.indices.len().div_ceil(config.block.max(1));
     for chunk in targets.indices.chunks(config.block.max(1)) {
         sweeps += 1;
         let block = Targets {
@@ -348,7 +350,6 @@ fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result
             .map(|g| Adjoint::at_end(g, buffers))
             .collect();
         let mut rows = vec![vec![0.0f64; n]; chunk.len()];
-        let total = steps * targets.indices.len().div_ceil(config.block.max(1));
         for t in (0..steps).rev() {
             run.progress.report(
                 "magic reverse steps",
@@ -457,29 +458,23 @@ fn dual_passes<F: Float>(
         };
         (h, j)
     };
-    // Passes over the same shard compute the same values: they run in streams, one after another
+    // Passes over the same shard compute the same values: they run in contiguous streams, one after another
     // under a shared `ValueMemo`, so only each stream's first pass computes them. The values are
     // bitwise the same either way, so the number of streams (one per thread) never shows in the
     // results.
     let streams = rayon::current_num_threads().clamp(1, jobs.len().max(1));
-    let per_stream: Vec<Vec<(usize, Pass<F>)>> = (0..streams)
-        .into_par_iter()
-        .map(|st| {
+    let passes: Vec<Pass<F>> = jobs
+        .par_chunks(jobs.len().div_ceil(streams).max(1))
+        .map(|stream| {
             let memos: Vec<_> = (0..shards).map(|_| engine::ValueMemo::<F>::new()).collect();
-            jobs.iter()
-                .enumerate()
-                .filter(|(i, _)| i % streams == st)
-                .map(|(i, job)| (i, memos[job.1].run(|| pass(job))))
-                .collect()
+            stream
+                .iter()
+                .map(|job| memos[job.1].run(|| pass(job)))
+                .collect::<Vec<_>>()
         })
-        .collect();
-    let mut slots: Vec<Option<Pass<F>>> = (0..jobs.len()).map(|_| None).collect();
-    for (i, out) in per_stream.into_iter().flatten() {
-        slots[i] = Some(out);
-    }
-    let passes: Vec<Pass<F>> = slots
+        .collect::<Vec<_>>()
         .into_iter()
-        .map(|p| p.expect("every job ran"))
+        .flatten()
         .collect();
     let (mut hvps, mut jvps) = (
         Vec::with_capacity(dirs.len()),
