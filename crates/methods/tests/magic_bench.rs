@@ -61,6 +61,12 @@ fn median(mut xs: Vec<f64>) -> f64 {
     }
 }
 
+/// The smallest and largest of a few figures.
+fn range(xs: &[f64]) -> (f64, f64) {
+    let lo = xs.iter().copied().fold(f64::INFINITY, f64::min);
+    (lo, xs.iter().copied().fold(0.0, f64::max))
+}
+
 /// Repetitions of each timing (`MAGIC_BENCH_REPS`, default 3).
 fn reps() -> usize {
     std::env::var("MAGIC_BENCH_REPS")
@@ -118,16 +124,10 @@ fn workload(name: &str, cfg: RunConfig, blocks: &[usize]) -> (Run, MagicOutput, 
         }
     }
     let train_s = median(train_times.clone());
-    let (lo, hi) = (
-        train_times.iter().copied().fold(f64::INFINITY, f64::min),
-        train_times.iter().copied().fold(0.0, f64::max),
-    );
+    let (lo, hi) = range(&train_times);
     eprintln!("  one training run: median {train_s:.2} s (range {lo:.2}-{hi:.2} s)");
     for (((&k, r), secs), out) in sizes.iter().zip(&ratios).zip(&seconds).zip(&last) {
-        let (lo, hi) = (
-            r.iter().copied().fold(f64::INFINITY, f64::min),
-            r.iter().copied().fold(0.0, f64::max),
-        );
+        let (lo, hi) = range(r);
         eprintln!(
             "  store-all, {k:>2} target(s) per sweep: median {:.2} s, {:.2}x training per target (range {lo:.2}-{hi:.2}x); replay {}, peak {} states ({:.1} MiB)",
             median(secs.clone()),
