@@ -7,7 +7,7 @@
 //! - the errors a user can hit.
 
 use attrib_methods::estimators::magic::replay::{
-    best_arity, tree_bound, tree_levels, ByteSize, Replay, Trajectory,
+    best_arity, state_bytes, tree_bound, tree_levels, Buffers, ByteSize, Replay, Trajectory,
 };
 use attrib_methods::estimators::magic::{magic_scores, MagicConfig, MagicOutput, ReplayChoice};
 use attrib_methods::estimators::Auto;
@@ -221,18 +221,30 @@ fn with_replay(replay: ReplayChoice, arity: Auto<usize>) -> MagicConfig {
 
 #[test]
 fn magic_stored_and_tree_replay_give_the_same_bits_within_the_memory_bound() {
-    let r = mlp(
-        r#"{ kind = "adam", lr = 0.01 }"#,
-        r#"{ kind = "cosine" }"#,
-        6,
-    );
+    // Adam's reverse rule reads the stored moments; momentum's reads no buffer, so store-all
+    // keeps half as much per state as the tree's checkpoints.
+    for (optim, buffers_stored) in [
+        (r#"{ kind = "adam", lr = 0.01 }"#, 2),
+        (r#"{ kind = "sgd", lr = 0.1, momentum = 0.9 }"#, 0),
+    ] {
+        stored_and_tree_replay_agree(&mlp(optim, r#"{ kind = "cosine" }"#, 6), buffers_stored);
+    }
+}
+
+fn stored_and_tree_replay_agree(r: &Run, buffers_stored: usize) {
     let targets = Targets::test(vec![0, 1, 2], Output::Margin);
-    let store = magic(&r, &targets, with_replay(ReplayChoice::Store, Auto::Auto));
+    let store = magic(r, &targets, with_replay(ReplayChoice::Store, Auto::Auto));
     assert_eq!(store.report.replay, Replay::Store);
     assert_eq!(store.report.peak_states, store.report.steps + 1);
+    let params = store.report.params;
+    let checkpoint = state_bytes::<f64>(params, r.config.optim.buffers());
+    assert_eq!(
+        store.report.state_bytes,
+        state_bytes::<f64>(params, buffers_stored)
+    );
     for arity in [2, 3, 5] {
         let tree = magic(
-            &r,
+            r,
             &targets,
             with_replay(ReplayChoice::Tree, Auto::Value(arity)),
         );
@@ -252,19 +264,25 @@ fn magic_stored_and_tree_replay_give_the_same_bits_within_the_memory_bound() {
         );
     }
     // A budget that holds only a tree selects one, with the same bits.
-    let state = store.report.state_bytes;
     let budget = MagicConfig {
-        memory_budget: ByteSize(state * 12),
+        memory_budget: ByteSize(checkpoint * 12),
         ..MagicConfig::default()
     };
-    let auto = magic(&r, &targets, budget);
+    let auto = magic(r, &targets, budget);
     assert!(
         matches!(auto.report.replay, Replay::Tree { .. }),
         "{:?}",
         auto.report
     );
+    assert_eq!(auto.report.state_bytes, checkpoint);
     assert!(auto.report.peak_states <= 12);
     assert!(same_bits(&auto.scores, &store.scores));
+    // A budget that holds every stored state selects store-all.
+    let budget = MagicConfig {
+        memory_budget: ByteSize(store.report.state_bytes * (store.report.steps as u64 + 1)),
+        ..MagicConfig::default()
+    };
+    assert_eq!(magic(r, &targets, budget).report.replay, Replay::Store);
 }
 
 #[test]
@@ -288,9 +306,20 @@ train = {{ epochs = {epochs}, batch_size = {batch}, precision = "f64" }}
         let trainer = Trainer::<f64>::new(&model, &cfg, &splits.train).unwrap();
         let steps = trainer.steps();
         let s0 = trainer.init_state(None).unwrap();
-        let mut store = Trajectory::new(&trainer, s0.clone(), Replay::Store).unwrap();
+        let mut store =
+            Trajectory::new(&trainer, s0.clone(), Replay::Store, Buffers::Keep).unwrap();
+        // Store-all without buffers: the same parameters and step counters.
+        let mut lean = Trajectory::new(&trainer, s0.clone(), Replay::Store, Buffers::Drop).unwrap();
+        for t in 0..=steps {
+            let (a, b) = (lean.state(t).unwrap().clone(), store.state(t).unwrap());
+            assert!(a.opt.bufs.is_empty() && a.opt.step == t && b.opt.step == t);
+            let bits = |x: &[f64]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&a.params), bits(&b.params), "step {t}");
+        }
         for arity in [2, 3, 4, 7, 200] {
-            let mut tree = Trajectory::new(&trainer, s0.clone(), Replay::Tree { arity }).unwrap();
+            let mut tree =
+                Trajectory::new(&trainer, s0.clone(), Replay::Tree { arity }, Buffers::Drop)
+                    .unwrap();
             for t in (0..=steps).rev() {
                 let a = tree.state(t).unwrap();
                 assert!(

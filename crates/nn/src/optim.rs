@@ -35,16 +35,21 @@ impl OptimConfig {
         }
     }
 
-    /// Fresh buffers for `n` parameters.
-    pub fn new_state<F: Float>(&self, n: usize) -> OptState<F> {
-        let count = match self {
+    /// Number of optimizer buffers, each as long as the parameter vector: 0 for plain SGD, 1
+    /// (the velocity) with momentum, 2 (the moments) for Adam and AdamW.
+    pub fn buffers(&self) -> usize {
+        match self {
             OptimConfig::Sgd { momentum, .. } if *momentum > 0.0 => 1,
             OptimConfig::Sgd { .. } => 0,
             OptimConfig::Adam { .. } | OptimConfig::Adamw { .. } => 2,
-        };
+        }
+    }
+
+    /// Fresh buffers for `n` parameters.
+    pub fn new_state<F: Float>(&self, n: usize) -> OptState<F> {
         OptState {
             step: 0,
-            bufs: vec![vec![F::ZERO; n]; count],
+            bufs: vec![vec![F::ZERO; n]; self.buffers()],
         }
     }
 

@@ -39,7 +39,8 @@
 //! step (bitwise the step's gradient).
 //!
 //! Past states come from a [`replay::Trajectory`]: all stored when `(T + 1)` states fit in
-//! `memory_budget`, otherwise a `k`-ary checkpoint tree holding at most `2 + (k - 1) ceil(log_k T)` states
+//! `memory_budget` (without the optimizer buffers when the reverse rule does not read them, as
+//! for SGD with momentum: [`reverse::reads_buffers`]), otherwise a `k`-ary checkpoint tree holding at most `2 + (k - 1) ceil(log_k T)` states
 //! and recomputing `O(T log_k T)` steps. Both give the same bits. Everything runs in the run's
 //! precision (`train.precision`, so that replay reproduces the run bitwise); scores are accumulated
 //! in f64.
@@ -85,7 +86,7 @@ use engine::Float;
 use nn::{Precision, Trainer};
 use rayon::prelude::*;
 
-use self::replay::{ByteSize, Replay, Trajectory};
+use self::replay::{Buffers, ByteSize, Replay, Trajectory};
 use self::reverse::{needs_gradient, step_vjp, Adjoint};
 use super::Auto;
 use crate::error::{MethodError, Result};
@@ -174,12 +175,14 @@ impl Default for MagicConfig {
 }
 
 impl MagicConfig {
-    /// The strategy for a run of `steps` steps whose states take `state` bytes each.
+    /// The strategy for a run of `steps` steps whose stored states (store-all) take `stored`
+    /// bytes each and whose checkpoints (tree) take `checkpoint` bytes each (more when store-all
+    /// drops the optimizer buffers, [`replay::Buffers`]).
     ///
     /// # Errors
     /// [`MethodError::Unsupported`] when an `auto` choice finds nothing within the budget;
     /// [`MethodError::BadOption`] for an arity below 2.
-    pub fn plan(&self, steps: usize, state: u64) -> Result<Replay> {
+    pub fn plan(&self, steps: usize, stored: u64, checkpoint: u64) -> Result<Replay> {
         let budget = self.memory_budget.0;
         let tree = || match self.arity {
             Auto::Value(arity) if arity < 2 => Err(MethodError::BadOption {
@@ -189,14 +192,14 @@ impl MagicConfig {
                 reason: "must be `auto` or an integer >= 2".into(),
             }),
             Auto::Value(arity) => Ok(Replay::Tree { arity }),
-            Auto::Auto => replay::best_arity(steps, state, budget)
+            Auto::Auto => replay::best_arity(steps, checkpoint, budget)
                 .map(|arity| Replay::Tree { arity })
-                .ok_or_else(|| self.nothing_fits(steps, state)),
+                .ok_or_else(|| self.nothing_fits(steps, checkpoint)),
         };
         match self.replay {
             ReplayChoice::Store => Ok(Replay::Store),
             ReplayChoice::Tree => tree(),
-            ReplayChoice::Auto if replay::fits(steps + 1, state, budget) => Ok(Replay::Store),
+            ReplayChoice::Auto if replay::fits(steps + 1, stored, budget) => Ok(Replay::Store),
             ReplayChoice::Auto => tree(),
         }
     }
@@ -227,7 +230,7 @@ pub struct MagicReport {
     pub params: usize,
     /// The replay strategy used.
     pub replay: Replay,
-    /// Bytes of one training state.
+    /// Bytes of one held training state (store-all may hold them without optimizer buffers).
     pub state_bytes: u64,
     /// The most states held at once (measured).
     pub peak_states: usize,
@@ -320,9 +323,23 @@ fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result
         initial.params.len(),
         initial.opt.bufs.len(),
     );
-    let state_bytes = replay::state_bytes::<F>(params, buffers);
-    let strategy = config.plan(steps, state_bytes)?;
-    let mut traj = Trajectory::new(&trainer, initial, strategy)?;
+    // Store-all keeps the buffers only when the reverse rule reads them.
+    let kept = if reverse::reads_buffers(opt) {
+        Buffers::Keep
+    } else {
+        Buffers::Drop
+    };
+    let checkpoint_bytes = replay::state_bytes::<F>(params, buffers);
+    let stored_bytes = match kept {
+        Buffers::Keep => checkpoint_bytes,
+        Buffers::Drop => replay::state_bytes::<F>(params, 0),
+    };
+    let strategy = config.plan(steps, stored_bytes, checkpoint_bytes)?;
+    let state_bytes = match strategy {
+        Replay::Store => stored_bytes,
+        Replay::Tree { .. } => checkpoint_bytes,
+    };
+    let mut traj = Trajectory::new(&trainer, initial, strategy, kept)?;
     let theta_end = traj.state(steps)?.params.clone();
     check_replay(run, &theta_end)?;
 

@@ -3,7 +3,10 @@
 //! MAGIC needs the states `s_t = (theta_t, optimizer buffers, t)` in decreasing `t`. A
 //! [`Trajectory`] answers [`Trajectory::state`] by one of two strategies; nothing outside this file
 //! knows which:
-//! - [`Replay::Store`]: one forward run keeps all `T + 1` states (the fast path when they fit);
+//! - [`Replay::Store`]: one forward run keeps all `T + 1` states (the fast path when they fit),
+//!   with their optimizer buffers only when the reverse rule reads them ([`Buffers`]): SGD's
+//!   momentum rule does not, which halves the memory, and the time of faulting in fresh pages
+//!   (about a quarter of a one-target sweep on the virtual machines this was measured on);
 //! - [`Replay::Tree`]: a `k`-ary checkpoint tree. A query for `t` drops the held states after `t`,
 //!   takes the nearest held state `c <= t`, and when `c < t` re-runs [`Trainer::step`] from `c`
 //!   to `t`, keeping `min(k, t - c)` evenly spaced states of that segment (its last is `s_t`). In
@@ -78,6 +81,16 @@ pub fn resident_bound(replay: Replay, steps: usize) -> usize {
     }
 }
 
+/// Which optimizer buffers stored states keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Buffers {
+    /// All of them (the reverse rule reads them: Adam).
+    Keep,
+    /// None: stored states hold the parameters and the step counter, their `opt.bufs` is
+    /// empty. Only store-all drops them; a tree's checkpoints resume training and keep them.
+    Drop,
+}
+
 /// Bytes of one training state with `params` parameters and `buffers` optimizer buffers in `F`.
 pub fn state_bytes<F: Float>(params: usize, buffers: usize) -> u64 {
     (params as u64) * (1 + buffers as u64) * std::mem::size_of::<F>() as u64
@@ -147,13 +160,15 @@ pub struct Trajectory<'t, 'a, F: Float> {
     /// Held states in increasing step order. Store: every state, index = step. Tree: the stack of
     /// checkpoints, the initial state at the bottom.
     held: Vec<TrainState<F>>,
+    buffers: Buffers,
     peak: usize,
     steps_run: usize,
 }
 
 impl<'t, 'a, F: Float> Trajectory<'t, 'a, F> {
     /// A trajectory of `trainer`'s run from `initial` (a state at step 0). `Store` runs the whole
-    /// training at once; `Tree` runs nothing until the first query.
+    /// training at once, keeping the optimizer buffers as `buffers` says; `Tree` runs nothing
+    /// until the first query and always keeps them.
     ///
     /// # Errors
     /// Training errors (divergence) while storing.
@@ -164,6 +179,7 @@ impl<'t, 'a, F: Float> Trajectory<'t, 'a, F> {
         trainer: &'t Trainer<'a, F>,
         initial: TrainState<F>,
         replay: Replay,
+        buffers: Buffers,
     ) -> Result<Self> {
         assert_eq!(initial.opt.step, 0, "a trajectory starts at step 0");
         if let Replay::Tree { arity } = replay {
@@ -172,20 +188,39 @@ impl<'t, 'a, F: Float> Trajectory<'t, 'a, F> {
         let mut traj = Trajectory {
             trainer,
             replay,
-            held: vec![initial],
+            held: Vec::new(),
+            buffers,
             peak: 1,
             steps_run: 0,
         };
         if replay == Replay::Store {
-            let mut s = traj.held[0].clone();
+            let mut s = initial;
+            traj.held.reserve(trainer.steps() + 1);
+            traj.held.push(traj.keep(&s));
             while s.opt.step < trainer.steps() {
                 trainer.step(&mut s)?;
                 traj.steps_run += 1;
-                traj.held.push(s.clone());
+                traj.held.push(traj.keep(&s));
             }
             traj.peak = traj.held.len();
+        } else {
+            traj.held.push(initial);
         }
         Ok(traj)
+    }
+
+    /// What store-all keeps of `s`.
+    fn keep(&self, s: &TrainState<F>) -> TrainState<F> {
+        match self.buffers {
+            Buffers::Keep => s.clone(),
+            Buffers::Drop => TrainState {
+                params: s.params.clone(),
+                opt: nn::OptState {
+                    step: s.opt.step,
+                    bufs: Vec::new(),
+                },
+            },
+        }
     }
 
     /// Number of training steps `T` (states are `0..=T`).
@@ -198,7 +233,8 @@ impl<'t, 'a, F: Float> Trajectory<'t, 'a, F> {
         self.replay
     }
 
-    /// The state after `t` steps (`t <= T`), bitwise the one training produced.
+    /// The state after `t` steps (`t <= T`), bitwise the one training produced (without its
+    /// optimizer buffers when store-all drops them).
     ///
     /// # Errors
     /// Training errors while recomputing a segment.

@@ -43,15 +43,25 @@ pub fn needs_gradient(opt: &OptimConfig) -> bool {
     matches!(opt, OptimConfig::Adam { .. } | OptimConfig::Adamw { .. })
 }
 
+/// Whether the reverse rule of `opt` reads the optimizer buffers of the state `s_t`. SGD's
+/// momentum and Nesterov updates are linear in the buffer, so their rules read only `theta_t`
+/// (through `H_t`) and the step counter; Adam's normalisation by `sqrt(v)` reads both moments. A
+/// store-all replay keeps the buffers only when this holds ([`super::replay::Buffers`]).
+pub fn reads_buffers(opt: &OptimConfig) -> bool {
+    matches!(opt, OptimConfig::Adam { .. } | OptimConfig::Adamw { .. })
+}
+
 /// Reverse of `opt.apply(theta_t, g_t, s_t, lr)` (the step from `state`, whose counter is `t`).
 ///
 /// On entry `adj` holds the adjoints of `(theta_{t+1}, s_{t+1})`; on return, the direct adjoint of
 /// `theta_t` (without the `H_t b_t` term) and the adjoints of `s_t`. Returns `b_t = A_g`.
-/// `grad` is `g_t` (the same bits the step used); it is read only when [`needs_gradient`].
+/// `grad` is `g_t` (the same bits the step used); it is read only when [`needs_gradient`]. The
+/// buffers of `state` are read only when [`reads_buffers`], so a state stored without them will do
+/// for the other rules; `adj` always carries one adjoint per buffer of `opt`.
 ///
 /// # Panics
-/// If the lengths of `state`, `grad` and `adj` disagree, or `grad` is `None` for Adam (internal
-/// invariants of the sweep).
+/// If the lengths of `state`, `grad` and `adj` disagree, or `grad` or the buffers are missing
+/// for Adam (internal invariants of the sweep).
 pub fn step_vjp<F: Float>(
     opt: &OptimConfig,
     state: &TrainState<F>,
@@ -61,7 +71,7 @@ pub fn step_vjp<F: Float>(
 ) -> Vec<F> {
     let n = state.params.len();
     assert!(
-        adj.theta.len() == n && adj.bufs.len() == state.opt.bufs.len(),
+        adj.theta.len() == n && adj.bufs.len() == opt.buffers(),
         "adjoint shapes do not match the training state"
     );
     match *opt {
@@ -119,6 +129,11 @@ pub fn step_vjp<F: Float>(
         } => {
             let g = grad.expect("Adam's reverse rule needs the step's gradient");
             assert_eq!(g.len(), n, "gradient length");
+            assert_eq!(
+                state.opt.bufs.len(),
+                2,
+                "Adam's reverse rule needs both moments"
+            );
             // The forward of step t+1 (counter after the increment), exactly as `apply` computes it:
             //   theta_ = theta (1 - lr wd)                     (AdamW only; Adam: theta_ = theta)
             //   m' = b1 m + (1 - b1) g
