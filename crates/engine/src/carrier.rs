@@ -31,6 +31,19 @@ pub trait Carrier<F: Float>: Clone + Send + Sync + 'static {
     fn scale(&self, c: F) -> Self;
     /// `u^(order)(self)`: the function (`order = 0`) or its derivative (`order = 1`).
     fn unary(&self, u: Unary, order: u8) -> Self;
+    /// `u(self)` for a graph's forward pass, with the slope `u'(self)` when the carrier computes
+    /// it anyway (a dual number's tangent needs it), so that the reverse rule can reuse it through
+    /// [`Carrier::unary_derivative`]. By default, `(self.unary(u, 0), None)`.
+    fn unary_forward(&self, u: Unary) -> (Self, Option<Tensor<F>>) {
+        (self.unary(u, 0), None)
+    }
+    /// `u'(self)` for the reverse rule of `u`, given the `slope` that [`Carrier::unary_forward`]
+    /// returned for the same `self`: bitwise `self.unary(u, 1)`, minus the work of recomputing
+    /// the slope (GELU's normal CDF). By default, `self.unary(u, 1)`.
+    fn unary_derivative(&self, u: Unary, slope: Option<&Tensor<F>>) -> Self {
+        let _ = slope;
+        self.unary(u, 1)
+    }
     /// `op(self) @ op(o)`, batched (see [`kernels::matmul`]).
     fn matmul(&self, o: &Self, ta: bool, tb: bool) -> Self;
     /// Sum down to a broadcast-compatible shape (adjoint of [`Carrier::broadcast_to`]).

@@ -20,6 +20,38 @@ pub struct Dual<F: Float> {
 }
 
 impl<F: Float> Dual<F> {
+    /// `(u^(order)(x), u^(order + 1)(x))` with the dual's tangent `t u^(order + 1)(x)`: the
+    /// dual number of `u^(order)`, and the slope it used when there is a tangent (the reverse rule
+    /// of `u` reuses it, [`Carrier::unary_derivative`]).
+    fn unary_with_slope(&self, u: Unary, order: u8) -> (Self, Option<Tensor<F>>) {
+        let tag = 16 + 4 * u as u64 + order as u64;
+        match &self.tangent {
+            None => (
+                Dual::constant(memo_value(key(tag, &[self.shape()]), || {
+                    self.value.unary(u, order)
+                })),
+                None,
+            ),
+            Some(t) => {
+                // f and f' in one pass over the value (GELU shares its CDF and density); the
+                // memo holds them as two entries.
+                let slope = std::cell::Cell::new(None);
+                let value = memo_value(key(tag + 256, &[self.shape()]), || {
+                    let (v, s) = kernels::unary::apply_pair(&self.value, u, order);
+                    slope.set(Some(s));
+                    v
+                });
+                let slope = memo_value(key(tag + 512, &[self.shape()]), || {
+                    slope
+                        .take()
+                        .unwrap_or_else(|| self.value.unary(u, order + 1))
+                });
+                let tangent = Some(t.mul(&slope));
+                (Dual { value, tangent }, Some(slope))
+            }
+        }
+    }
+
     /// A dual with the given value and tangents.
     ///
     /// # Panics
@@ -222,30 +254,26 @@ impl<F: Float> Carrier<F> for Dual<F> {
         self.linear(value, |t| t.scale(c))
     }
     fn unary(&self, u: Unary, order: u8) -> Self {
-        let tag = 16 + 4 * u as u64 + order as u64;
-        match &self.tangent {
-            None => Dual::constant(memo_value(key(tag, &[self.shape()]), || {
-                self.value.unary(u, order)
-            })),
-            Some(t) => {
-                // f and f' in one pass over the value (GELU shares its CDF and density); the
-                // memo holds them as two entries.
-                let slope = std::cell::Cell::new(None);
-                let value = memo_value(key(tag + 256, &[self.shape()]), || {
-                    let (v, s) = kernels::unary::apply_pair(&self.value, u, order);
-                    slope.set(Some(s));
-                    v
-                });
-                let slope = memo_value(key(tag + 512, &[self.shape()]), || {
-                    slope
-                        .take()
-                        .unwrap_or_else(|| self.value.unary(u, order + 1))
+        self.unary_with_slope(u, order).0
+    }
+    fn unary_forward(&self, u: Unary) -> (Self, Option<Tensor<F>>) {
+        self.unary_with_slope(u, 0)
+    }
+    fn unary_derivative(&self, u: Unary, slope: Option<&Tensor<F>>) -> Self {
+        match (&self.tangent, slope) {
+            (Some(t), Some(slope)) => {
+                // u'(x) is the forward pass's slope; only u''(x) is new (for GELU, the density
+                // alone, without the CDF's erf).
+                let tag = 16 + 4 * u as u64 + 2;
+                let curvature = memo_value(key(tag + 768, &[self.shape()]), || {
+                    kernels::unary::apply(&self.value, u, 2)
                 });
                 Dual {
-                    value,
-                    tangent: Some(t.mul(&slope)),
+                    value: slope.clone(),
+                    tangent: Some(t.mul(&curvature)),
                 }
             }
+            _ => self.unary(u, 1),
         }
     }
     fn matmul(&self, o: &Self, ta: bool, tb: bool) -> Self {

@@ -4,16 +4,22 @@
 use crate::carrier::Carrier;
 use crate::graph::{Graph, Rule, Var};
 use crate::kernels::Unary;
-use crate::Float;
+use crate::{Float, Tensor};
 
-struct UnaryRule(Unary);
+/// `u` and, when the carrier kept it, the forward pass's slope `u'(x)` (reused by the reverse rule).
+struct UnaryRule<F> {
+    u: Unary,
+    slope: Option<Tensor<F>>,
+}
 
-impl<F: Float, C: Carrier<F>> Rule<F, C> for UnaryRule {
+impl<F: Float, C: Carrier<F>> Rule<F, C> for UnaryRule<F> {
     fn name(&self) -> &'static str {
-        self.0.name()
+        self.u.name()
     }
     fn vjp(&self, x: &[&C], _: &C, g: &C, _: &[bool]) -> Vec<Option<C>> {
-        vec![Some(g.mul(&x[0].unary(self.0, 1)))]
+        vec![Some(
+            g.mul(&x[0].unary_derivative(self.u, self.slope.as_ref())),
+        )]
     }
 }
 
@@ -28,8 +34,8 @@ macro_rules! unary_methods {
 impl<F: Float, C: Carrier<F>> Graph<F, C> {
     /// Applies an elementwise function.
     pub fn unary(&self, u: Unary, x: Var) -> Var {
-        let value = self.with_values(&[x], |v| v[0].unary(u, 0));
-        self.push(value, &[x], UnaryRule(u))
+        let (value, slope) = self.with_values(&[x], |v| v[0].unary_forward(u));
+        self.push(value, &[x], UnaryRule { u, slope })
     }
 }
 

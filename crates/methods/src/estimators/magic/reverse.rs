@@ -87,30 +87,32 @@ pub fn step_vjp<F: Float>(
                 let lr_mu = lr * mu;
                 let av = &mut adj.bufs[0];
                 // One branch-free loop per variant (the sweep runs this for every target at every
-                // step, so it must vectorise).
-                let mut b = vec![F::ZERO; n];
-                let lanes = b.iter_mut().zip(&adj.theta).zip(av.iter_mut());
+                // step, so it must vectorise), collected without zero-filling `b` first.
+                let lanes = adj.theta.iter().zip(av.iter_mut());
                 if nesterov {
                     // Forward: v' = mu v + g; theta' = theta - lr (g + mu v').
                     // The total adjoint of the intermediate v' is
                     //   C = A_v' + (d theta'/d v') A_theta' = A_v' - lr mu A_theta',
                     // then A_g = (d theta'/d g) A_theta' + (d v'/d g) C = -lr A_theta' + C,
                     // A_v = mu C, A_theta = A_theta'.
-                    for ((bi, &a_th), a_v) in lanes {
-                        let c = *a_v - lr_mu * a_th;
-                        *bi = c - lr * a_th;
-                        *a_v = mu * c;
-                    }
+                    lanes
+                        .map(|(&a_th, a_v)| {
+                            let c = *a_v - lr_mu * a_th;
+                            *a_v = mu * c;
+                            c - lr * a_th
+                        })
+                        .collect()
                 } else {
                     // Forward (PyTorch momentum): v' = mu v + g; theta' = theta - lr v'.
                     // C = A_v' - lr A_theta'; A_g = C; A_v = mu C; A_theta = A_theta'.
-                    for ((bi, &a_th), a_v) in lanes {
-                        let c = *a_v - lr * a_th;
-                        *bi = c;
-                        *a_v = mu * c;
-                    }
+                    lanes
+                        .map(|(&a_th, a_v)| {
+                            let c = *a_v - lr * a_th;
+                            *a_v = mu * c;
+                            c
+                        })
+                        .collect()
                 }
-                b
             }
         }
         OptimConfig::Adam {
