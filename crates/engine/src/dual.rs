@@ -403,4 +403,61 @@ mod tests {
         assert_eq!(fused.tangent.unwrap().data(), want.data());
         assert_eq!(fused.value.data(), x.value.add(&b.value).data());
     }
+
+    /// `unary_forward` and `unary_derivative` (the reverse rule reusing the forward slope) give
+    /// the bits of `unary(u, 0)` and `unary(u, 1)`, values and tangents, for every function.
+    fn slope_reuse_keeps_the_bits<F: Float>() {
+        let all = [
+            Unary::Exp,
+            Unary::Log,
+            Unary::Tanh,
+            Unary::Relu,
+            Unary::Sigmoid,
+            Unary::Softplus,
+            Unary::Gelu,
+            Unary::Sqrt,
+            Unary::Rsqrt,
+            Unary::Square,
+            Unary::Recip,
+        ];
+        let vals = |n: usize, s: f64, positive: bool| -> Vec<F> {
+            (0..n)
+                .map(|i| {
+                    let v = 2.5 * (i as f64 * 0.7 + s).sin();
+                    F::from_f64(if positive { v.abs() + 0.1 } else { v })
+                })
+                .collect()
+        };
+        let bits = |t: &Tensor<F>| t.data().iter().map(|v| v.to_bits_u64()).collect::<Vec<_>>();
+        for u in all {
+            let positive = matches!(u, Unary::Log | Unary::Sqrt | Unary::Rsqrt);
+            let x = Dual::new(
+                Tensor::from_vec(vals(40, 0.1, positive), &[5, 8]),
+                Tensor::from_vec(vals(120, 0.2, false), &[3, 5, 8]),
+            );
+            let (y, slope) = x.unary_forward(u);
+            let (y0, d0) = (x.unary(u, 0), x.unary(u, 1));
+            assert_eq!(bits(&y.value), bits(&y0.value), "{}", u.name());
+            assert_eq!(
+                bits(y.tangent.as_ref().unwrap()),
+                bits(y0.tangent.as_ref().unwrap()),
+                "{}",
+                u.name()
+            );
+            let d = x.unary_derivative(u, slope.as_ref());
+            assert_eq!(bits(&d.value), bits(&d0.value), "{}'", u.name());
+            assert_eq!(
+                bits(d.tangent.as_ref().unwrap()),
+                bits(d0.tangent.as_ref().unwrap()),
+                "{}'",
+                u.name()
+            );
+        }
+    }
+
+    #[test]
+    fn the_reverse_rule_of_a_unary_reuses_the_forward_slope_bitwise() {
+        slope_reuse_keeps_the_bits::<f32>();
+        slope_reuse_keeps_the_bits::<f64>();
+    }
 }
