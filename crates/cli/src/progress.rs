@@ -84,10 +84,11 @@ impl Drop for Progress {
 }
 
 /// Bars for the progress that methods report through [`methods::Progress`]: one bar per kind of
-/// work (the `what` of a report), replaced when the kind changes, cleared when dropped.
+/// work (the `what` of a report), replaced when the kind or its total changes, cleared when dropped.
 pub struct MethodBars {
     visible: bool,
-    bar: Arc<Mutex<Option<(String, Progress)>>>,
+    /// The current bar, with the work and total it counts.
+    bar: Arc<Mutex<Option<(String, usize, Progress)>>>,
 }
 
 impl MethodBars {
@@ -104,10 +105,18 @@ impl MethodBars {
         let (bar, visible) = (Arc::clone(&self.bar), self.visible);
         methods::Progress::new(move |what, done, total| {
             let mut bar = bar.lock().unwrap_or_else(|e| e.into_inner());
-            if bar.as_ref().is_none_or(|(w, _)| w != what) {
-                *bar = Some((what.to_string(), Progress::count(total, what, visible)));
+            // A new kind of work, or a new count of the same (a second solve), starts a new bar.
+            if bar
+                .as_ref()
+                .is_none_or(|(w, t, _)| w != what || *t != total)
+            {
+                *bar = Some((
+                    what.to_string(),
+                    total,
+                    Progress::count(total, what, visible),
+                ));
             }
-            if let Some((_, b)) = bar.as_ref() {
+            if let Some((_, _, b)) = bar.as_ref() {
                 b.set(done);
             }
         })
@@ -116,7 +125,7 @@ impl MethodBars {
 
 impl Drop for MethodBars {
     fn drop(&mut self) {
-        if let Some((_, b)) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some((_, _, b)) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).take() {
             b.finish();
         }
     }

@@ -9,9 +9,12 @@
 //! so a column's result does not depend on which other columns were solved with it (up to the
 //! rounding of the batched products).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use engine::Rng;
 
 use crate::linalg::{axpy, dot, norm, sym_eigen};
+use crate::Progress;
 
 /// A symmetric linear operator `A` on `R^dim`, applied to a block of vectors.
 pub trait LinOp: Sync {
@@ -19,6 +22,49 @@ pub trait LinOp: Sync {
     fn dim(&self) -> usize;
     /// `[A v_j]_j` for each of `vs` (each of length [`LinOp::dim`]).
     fn apply(&self, vs: &[&[f64]]) -> Vec<Vec<f64>>;
+}
+
+/// `op`, reporting each block product to a [`Progress`] hook as one unit of `what` out of
+/// `total`, the solver's budget of products (a solver that converges early stops short of it).
+/// The products themselves are `op`'s, untouched.
+pub struct Reported<'a, O: ?Sized> {
+    op: &'a O,
+    progress: &'a Progress,
+    what: &'a str,
+    total: usize,
+    done: AtomicUsize,
+}
+
+impl<'a, O: LinOp + ?Sized> Reported<'a, O> {
+    /// `op` reporting to `progress` (see the type's docs).
+    pub fn new(op: &'a O, progress: &'a Progress, what: &'a str, total: usize) -> Self {
+        Reported {
+            op,
+            progress,
+            what,
+            total,
+            done: AtomicUsize::new(0),
+        }
+    }
+
+    /// Counts one more product and reports it (for products computed outside [`LinOp::apply`],
+    /// such as stochastic LiSSA's mini-batch products).
+    pub fn tick(&self) {
+        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        self.progress
+            .report(self.what, done.min(self.total), self.total);
+    }
+}
+
+impl<O: LinOp + ?Sized> LinOp for Reported<'_, O> {
+    fn dim(&self) -> usize {
+        self.op.dim()
+    }
+    fn apply(&self, vs: &[&[f64]]) -> Vec<Vec<f64>> {
+        let out = self.op.apply(vs);
+        self.tick();
+        out
+    }
 }
 
 /// Why an iterative solver stopped without a result.

@@ -60,7 +60,7 @@ use crate::linalg::{cholesky, cholesky_solve, dot, symmetrize};
 use crate::method::{Method, Registration};
 use crate::options::{at_least_one, non_negative, positive, Options};
 use crate::run::{Run, Targets};
-use crate::solvers::{self, CgParams, LanczosParams, LinOp, LissaParams};
+use crate::solvers::{self, CgParams, LanczosParams, LinOp, LissaParams, Reported};
 
 /// Largest parameter count for which `if-exact` builds the explicit `p x p` curvature matrix.
 pub const EXACT_MAX_PARAMS: usize = 5000;
@@ -332,7 +332,7 @@ impl Influence {
         } = &self.solver
         {
             return arnoldi_scores(
-                self.name,
+                (self.name, &run.progress),
                 &undamped,
                 &data,
                 (&run.splits.train, columns),
@@ -349,17 +349,20 @@ impl Influence {
                 },
             );
         }
-        // `(H + damping I)^{-1} rhs_j` for each right-hand side, by the chosen solver.
+        // `(H + damping I)^{-1} rhs_j` for each right-hand side, by the chosen solver. Each
+        // solver reports its curvature products (one pass over the training set each) against its
+        // budget of them.
+        let products = format!("{} curvature products", self.name);
+        let reported = |total: usize| Reported::new(&op, &run.progress, &products, total);
         let solve = |rhs: &[Vec<f64>]| -> Result<Vec<Vec<f64>>> {
             Ok(match &self.solver {
-                Solver::Exact => {
-                    exact_solve(&op, rhs, damping).map_err(|reason| MethodError::Unsupported {
+                Solver::Exact => exact_solve(&reported(p.div_ceil(EXACT_BLOCK)), rhs, damping)
+                    .map_err(|reason| MethodError::Unsupported {
                         method: self.name.into(),
                         reason,
-                    })?
-                }
+                    })?,
                 Solver::Cg(cp) | Solver::GaussNewton(cp) => {
-                    solvers::cg(&op, rhs, *cp)
+                    solvers::cg(&reported(cp.max_iters), rhs, *cp)
                         .map_err(|e| fail("conjugate gradients", e))?
                         .0
                 }
@@ -375,7 +378,7 @@ impl Influence {
                         Auto::Value(s) => *s,
                         Auto::Auto => {
                             let top = solvers::lanczos(
-                                &op,
+                                &reported(LISSA_SCALE_ITERS),
                                 LanczosParams {
                                     rank: 1,
                                     iters: LISSA_SCALE_ITERS,
@@ -393,12 +396,16 @@ impl Influence {
                         tol: *tol,
                     };
                     if *batch == 0 || *batch >= n {
-                        solvers::lissa(&op, rhs, lp)
+                        // `depth` steps and one residual check.
+                        solvers::lissa(&reported(depth + 1), rhs, lp)
                             .map_err(|e| fail("LiSSA", e))?
                             .0
                     } else {
                         let b = *batch;
+                        // Mini-batch products of every sample, then one full product.
+                        let counted = reported(samples * depth + 1);
                         let sampled = |sample: usize, step: usize, vs: &[&[f64]]| {
+                            counted.tick();
                             let mut rng =
                                 Rng::derive(*seed, "lissa", (sample * depth + step) as u64);
                             let mut idx = rng.permutation(n);
@@ -410,7 +417,7 @@ impl Influence {
                             }
                             out
                         };
-                        solvers::lissa_sampled(&op, &sampled, rhs, lp, *samples)
+                        solvers::lissa_sampled(&counted, &sampled, rhs, lp, *samples)
                             .map_err(|e| fail("stochastic LiSSA", e))?
                             .0
                     }
@@ -452,7 +459,7 @@ impl Influence {
 /// `(C + shift I)^{-1} g_t` with the matrix built from `p` products, symmetrised, and factored by
 /// Cholesky.
 fn exact_solve(
-    op: &Curvature<'_>,
+    op: &dyn LinOp,
     grads: &[Vec<f64>],
     damping: f64,
 ) -> std::result::Result<Vec<Vec<f64>>, String> {
@@ -492,7 +499,7 @@ fn exact_solve(
 /// `tau[t][j] = -(1/n) sum_k (g_t . u_k)(grad l_j . u_k) / (lambda_k + damping)` over the top
 /// eigenpairs of `H` (the undamped operator, weight decay included).
 fn arnoldi_scores(
-    name: &str,
+    (name, progress): (&str, &crate::Progress),
     h: &Curvature<'_>,
     data: &TrainChunks,
     (ds, columns): (&data::Dataset, Columns<'_>),
@@ -500,7 +507,9 @@ fn arnoldi_scores(
     damping: f64,
     lp: LanczosParams,
 ) -> Result<Vec<Vec<f64>>> {
-    let eig = solvers::lanczos(h, lp).map_err(|e| solve_error(name, "Lanczos", e))?;
+    let what = format!("{name} curvature products");
+    let reported = Reported::new(h, progress, &what, lp.iters);
+    let eig = solvers::lanczos(&reported, lp).map_err(|e| solve_error(name, "Lanczos", e))?;
     let denom: Vec<f64> = eig.values.iter().map(|l| l + damping).collect();
     if let Some(k) = denom.iter().position(|d| d.is_nan() || *d <= 0.0) {
         return Err(MethodError::Unsupported {
@@ -578,6 +587,50 @@ mod tests {
             &truth,
             0.95,
         );
+    }
+
+    /// Every solver reports its curvature products, in order and within its budget, and
+    /// reporting changes no bit of the scores.
+    #[test]
+    fn solvers_report_their_curvature_products_without_changing_the_scores() {
+        let run = logistic_at_optimum(1e-2);
+        let targets = Targets::test(vec![0, 3], Output::Margin);
+        for (name, opts) in [
+            ("if-exact", vec![]),
+            ("if-cg", vec![]),
+            ("if-lissa", vec![("depth", "300"), ("tol", "1e-2")]),
+            (
+                "if-lissa",
+                vec![("depth", "50"), ("batch", "64"), ("tol", "10")],
+            ),
+            ("if-arnoldi", vec![("rank", "5"), ("tol", "1")]),
+        ] {
+            let silent = run_method(name, &opts, &run, &targets);
+            let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let sink = std::sync::Arc::clone(&seen);
+            let mut loud = logistic_at_optimum(1e-2);
+            loud.progress = crate::Progress::new(move |what, done, total| {
+                sink.lock().unwrap().push((what.to_string(), done, total));
+            });
+            let reported = run_method(name, &opts, &loud, &targets);
+            let bits =
+                |x: &[Vec<f64>]| -> Vec<u64> { x.concat().iter().map(|v| v.to_bits()).collect() };
+            assert_eq!(bits(&silent), bits(&reported), "{name} {opts:?}");
+            let seen = seen.lock().unwrap();
+            assert!(!seen.is_empty(), "{name} {opts:?}: no progress reported");
+            let products = format!("{name} curvature products");
+            let mut last = (0, 0);
+            for (what, done, total) in seen.iter() {
+                assert_eq!(what, &products);
+                assert!(*done >= 1 && done <= total, "{name}: {done} of {total}");
+                // A new solve (LiSSA's scale estimate, then the recursion) may start a new count.
+                assert!(
+                    *done > last.0 || *total != last.1,
+                    "{name}: {done} after {last:?}"
+                );
+                last = (*done, *total);
+            }
+        }
     }
 
     /// Acceptance test: the iterative solvers reproduce the explicit solve.
