@@ -15,6 +15,8 @@
 //! each workload first; then `MAGIC_BENCH_REPS` (3) repetitions each time a training run followed
 //! by every sweep, and the median ratio is printed. `MAGIC_BENCH_QUICK=1` runs only the 1- and
 //! 64-target lines, of (a) alone or, with `MAGIC_BENCH_WIDE=1`, of (b) alone.
+//! `MAGIC_BENCH_BLOCKS` sets the block sizes timed after the single target (default `16,64`;
+//! empty for the single target alone).
 
 use std::path::Path;
 use std::time::Instant;
@@ -109,6 +111,7 @@ fn workload(name: &str, cfg: RunConfig, blocks: &[usize]) -> (Run, MagicOutput, 
     let mut train_times = Vec::new();
     let mut ratios = vec![Vec::new(); sizes.len()];
     let mut seconds = vec![Vec::new(); sizes.len()];
+    let mut forward = vec![Vec::new(); sizes.len()];
     let mut last = Vec::new();
     for _ in 0..reps() {
         let start = Instant::now();
@@ -116,21 +119,34 @@ fn workload(name: &str, cfg: RunConfig, blocks: &[usize]) -> (Run, MagicOutput, 
         let train_s = start.elapsed().as_secs_f64();
         train_times.push(train_s);
         last.clear();
-        for ((&k, r), secs) in sizes.iter().zip(&mut ratios).zip(&mut seconds) {
+        for (((&k, r), secs), fwd) in sizes
+            .iter()
+            .zip(&mut ratios)
+            .zip(&mut seconds)
+            .zip(&mut forward)
+        {
             let out = go(k);
             r.push(out.report.seconds / k as f64 / train_s);
             secs.push(out.report.seconds);
+            fwd.push(out.report.forward_seconds);
             last.push(out);
         }
     }
     let train_s = median(train_times.clone());
     let (lo, hi) = range(&train_times);
     eprintln!("  one training run: median {train_s:.2} s (range {lo:.2}-{hi:.2} s)");
-    for (((&k, r), secs), out) in sizes.iter().zip(&ratios).zip(&seconds).zip(&last) {
+    for ((((&k, r), secs), fwd), out) in sizes
+        .iter()
+        .zip(&ratios)
+        .zip(&seconds)
+        .zip(&forward)
+        .zip(&last)
+    {
         let (lo, hi) = range(r);
         eprintln!(
-            "  store-all, {k:>2} target(s) per sweep: median {:.2} s, {:.2}x training per target (range {lo:.2}-{hi:.2}x); replay {}, peak {} states ({:.1} MiB)",
+            "  store-all, {k:>2} target(s) per sweep: median {:.2} s (forward run {:.2} s), {:.2}x training per target (range {lo:.2}-{hi:.2}x); replay {}, peak {} states ({:.1} MiB)",
             median(secs.clone()),
+            median(fwd.clone()),
             median(r.clone()),
             out.report.replay,
             out.report.peak_states,
@@ -159,7 +175,20 @@ fn magic_timings() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/digits_mlp.toml");
     let cfg = RunConfig::from_toml_file(&path).unwrap();
     let quick = std::env::var_os("MAGIC_BENCH_QUICK").is_some();
-    let blocks: &[usize] = if quick { &[64] } else { &[16, 64] };
+    let blocks: Vec<usize> = match std::env::var("MAGIC_BENCH_BLOCKS") {
+        Ok(list) => list
+            .split(',')
+            .filter(|b| !b.trim().is_empty())
+            .map(|b| {
+                b.trim()
+                    .parse()
+                    .expect("MAGIC_BENCH_BLOCKS: a list like 16,64")
+            })
+            .collect(),
+        Err(_) if quick => vec![64],
+        Err(_) => vec![16, 64],
+    };
+    let blocks = &blocks[..];
     let wide_only = std::env::var_os("MAGIC_BENCH_WIDE").is_some();
     let mut wide = cfg.clone();
     if let ModelConfig::Mlp { hidden, .. } = &mut wide.model {

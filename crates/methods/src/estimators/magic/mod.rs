@@ -242,6 +242,9 @@ pub struct MagicReport {
     pub sweeps: usize,
     /// Wall time in seconds.
     pub seconds: f64,
+    /// Of which the first forward run (store-all: training while storing every state; a tree
+    /// runs nothing up front) and the check of its final parameters.
+    pub forward_seconds: f64,
 }
 
 /// Scores `tau[target][i]` and how they were computed.
@@ -342,6 +345,7 @@ fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result
     let mut traj = Trajectory::new(&trainer, initial, strategy, kept)?;
     let theta_end = traj.state(steps)?.params.clone();
     check_replay(run, &theta_end)?;
+    let forward_seconds = start.elapsed().as_secs_f64();
 
     let lambda = F::from_f64(opt.coupled_weight_decay());
     let clip = run.config.train.clip;
@@ -429,6 +433,7 @@ fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result
             steps_run: traj.steps_run(),
             sweeps,
             seconds: start.elapsed().as_secs_f64(),
+            forward_seconds,
         },
     })
 }
