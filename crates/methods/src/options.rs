@@ -76,16 +76,19 @@ impl Options {
         key: &str,
         default: T,
         check: impl Fn(&T) -> std::result::Result<(), String>,
-    ) -> Result<T> {
+    ) -> Result<T>
+    where
+        T::Err: std::fmt::Display,
+    {
         self.known.push(format!("{key} ({})", default.to_string()));
         let value = match self.given.remove(key) {
             None => default,
             Some(raw) => {
-                let v = raw.parse::<T>().map_err(|_| MethodError::BadOption {
+                let v = raw.parse::<T>().map_err(|e| MethodError::BadOption {
                     method: self.method.clone(),
                     key: key.into(),
                     value: raw.clone(),
-                    reason: format!("not a valid {}", std::any::type_name::<T>()),
+                    reason: parse_reason::<T>(e),
                 })?;
                 check(&v).map_err(|reason| MethodError::BadOption {
                     method: self.method.clone(),
@@ -157,9 +160,85 @@ pub fn any<T>(_: &T) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// Why a value does not parse as a `T`, in words a user can act on: the kind of number expected
+/// for numbers (Rust's own messages, such as "invalid digit found in string", name no type), and
+/// the parser's message for attrib's option types, which lists the accepted values.
+fn parse_reason<T: FromStr>(err: T::Err) -> String
+where
+    T::Err: std::fmt::Display,
+{
+    fn number(ty: &str) -> Option<&'static str> {
+        match ty {
+            "usize" | "u64" | "u32" => Some("a whole number >= 0"),
+            "f64" | "f32" => Some("a number"),
+            "bool" => Some("true or false"),
+            _ => None,
+        }
+    }
+    let ty = std::any::type_name::<T>();
+    if let Some(kind) = number(ty) {
+        return format!("expected {kind}");
+    }
+    let auto = ty
+        .strip_prefix(std::any::type_name::<crate::estimators::Auto<()>>().trim_end_matches("<()>"))
+        .and_then(|rest| rest.strip_prefix('<')?.strip_suffix('>'));
+    if let Some(kind) = auto.and_then(number) {
+        return format!("expected `auto` or {kind}");
+    }
+    err.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unparsable_values_say_what_is_expected() {
+        let reason = |method: &str, key: &str, value: &str, err: MethodError| match err {
+            MethodError::BadOption {
+                method: m,
+                key: k,
+                value: v,
+                reason,
+            } => {
+                assert_eq!((m.as_str(), k.as_str(), v.as_str()), (method, key, value));
+                reason
+            }
+            other => panic!("{other:?}"),
+        };
+        let mut o = Options::parse(
+            "magic",
+            &[
+                "block=x".into(),
+                "arity=two".into(),
+                "damping=lots".into(),
+                "memory_budget=abc".into(),
+            ],
+        )
+        .unwrap();
+        let e = o.get("block", 64usize, at_least_one).unwrap_err();
+        assert_eq!(
+            reason("magic", "block", "x", e),
+            "expected a whole number >= 0"
+        );
+        let e = o
+            .get("arity", crate::estimators::Auto::<usize>::Auto, |_| Ok(()))
+            .unwrap_err();
+        assert_eq!(
+            reason("magic", "arity", "two", e),
+            "expected `auto` or a whole number >= 0"
+        );
+        let e = o
+            .get("damping", crate::estimators::Auto::<f64>::Auto, |_| Ok(()))
+            .unwrap_err();
+        assert_eq!(
+            reason("magic", "damping", "lots", e),
+            "expected `auto` or a number"
+        );
+        let budget = crate::estimators::magic::replay::ByteSize(1 << 30);
+        let e = o.get("memory_budget", budget, |_| Ok(())).unwrap_err();
+        assert!(reason("magic", "memory_budget", "abc", e).contains("512K, 64M, 2G"));
+    }
 
     #[test]
     fn typed_getters_defaults_and_leftovers() {
