@@ -4,6 +4,7 @@
 //!   MLP and a CNN;
 //! - stored and checkpoint-tree replay give the same bits, and the tree keeps its memory bound;
 //! - a block of targets equals one target at a time; the thread count does not change any bit;
+//! - an interrupted computation resumes from its finished blocks, with the same bits;
 //! - the errors a user can hit.
 
 use attrib_methods::estimators::magic::replay::{
@@ -564,4 +565,48 @@ fn magic_reports_its_reverse_steps_without_changing_the_scores() {
             ("magic reverse steps", i, total)
         );
     }
+}
+
+#[test]
+fn magic_resumes_from_the_blocks_an_interrupted_computation_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = mlp(
+        r#"{ kind = "sgd", lr = 0.1, momentum = 0.9 }"#,
+        r#"{ kind = "cosine" }"#,
+        2,
+    );
+    let targets = Targets::test((0..5).collect(), Output::Margin);
+    let config = MagicConfig {
+        block: 2,
+        ..MagicConfig::default()
+    };
+    let fresh = magic(&r, &targets, config);
+    assert_eq!((fresh.report.sweeps, fresh.report.resumed), (3, 0));
+    r.dir = Some(dir.path().to_path_buf());
+    // An "interrupted" computation: only the first block (targets 0 and 1) finished.
+    let first = magic(&r, &Targets::test(vec![0, 1], Output::Margin), config);
+    assert_eq!((first.report.sweeps, first.report.resumed), (1, 0));
+    let blocks = dir.path().join("magic/blocks");
+    assert_eq!(std::fs::read_dir(&blocks).unwrap().count(), 1);
+    // Resuming sweeps the two other blocks only, with the bits of a fresh computation.
+    let resumed = magic(&r, &targets, config);
+    assert_eq!((resumed.report.sweeps, resumed.report.resumed), (2, 1));
+    assert!(same_bits(&resumed.scores, &fresh.scores));
+    // Finished: nothing is swept or replayed.
+    let again = magic(&r, &targets, config);
+    assert_eq!((again.report.sweeps, again.report.resumed), (0, 3));
+    assert_eq!(again.report.steps_run, 0);
+    assert!(same_bits(&again.scores, &fresh.scores));
+    // A damaged file is swept again and replaced, not trusted.
+    for entry in std::fs::read_dir(&blocks).unwrap() {
+        std::fs::write(entry.unwrap().path(), b"truncated").unwrap();
+    }
+    let repaired = magic(&r, &targets, config);
+    assert_eq!((repaired.report.sweeps, repaired.report.resumed), (3, 0));
+    assert!(same_bits(&repaired.scores, &fresh.scores));
+    // Other targets, outputs or block sizes never read these blocks.
+    let other = magic(&r, &Targets::test((0..5).collect(), Output::Loss), config);
+    assert_eq!(other.report.resumed, 0);
+    let wider = MagicConfig { block: 5, ..config };
+    assert_eq!(magic(&r, &targets, wider).report.resumed, 0);
 }

@@ -57,6 +57,11 @@
 //! GELU, softplus, tanh and average pooling are the better choices. Nothing in the supported model,
 //! optimizer and schedule kinds is refused.
 //!
+//! ## Resuming
+//! In a run directory, every finished block of targets is written to `RUN/magic/blocks/`
+//! ([`resume`]); a computation interrupted after some blocks redoes only the others, with the
+//! same bits.
+//!
 //! ## Options
 //! - `block` (64): targets per reverse sweep (bounds the adjoint memory; results depend on it only
 //!   through rounding);
@@ -76,6 +81,7 @@
 //! - training errors (divergence) while replaying.
 
 pub mod replay;
+pub mod resume;
 pub mod reverse;
 
 use std::fmt;
@@ -87,6 +93,7 @@ use nn::{Precision, Trainer};
 use rayon::prelude::*;
 
 use self::replay::{Buffers, ByteSize, Replay, Trajectory};
+use self::resume::BlockStore;
 use self::reverse::{needs_gradient, step_vjp, Adjoint};
 use super::Auto;
 use crate::error::{MethodError, Result};
@@ -240,6 +247,9 @@ pub struct MagicReport {
     pub steps_run: usize,
     /// Reverse sweeps run (blocks of targets).
     pub sweeps: usize,
+    /// Blocks of targets loaded from an earlier, interrupted computation instead of swept
+    /// ([`resume`]).
+    pub resumed: usize,
     /// Wall time in seconds.
     pub seconds: f64,
     /// Of which the first forward run (store-all: training while storing every state; a tree
@@ -342,6 +352,32 @@ fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result
         Replay::Store => stored_bytes,
         Replay::Tree { .. } => checkpoint_bytes,
     };
+    // Blocks that an earlier computation finished are loaded, not swept; when all are, the
+    // trajectory is not even replayed.
+    let store = BlockStore::new(run, targets);
+    let blocks: Vec<&[usize]> = targets.indices.chunks(config.block.max(1)).collect();
+    let mut finished: Vec<Option<Vec<Vec<f64>>>> = blocks.iter().map(|b| store.load(b)).collect();
+    let resumed = finished.iter().filter(|f| f.is_some()).count();
+    let report = |traj: Option<&Trajectory<F>>, sweeps, forward_seconds| MagicReport {
+        precision: F::NAME,
+        steps,
+        params,
+        replay: strategy,
+        state_bytes,
+        peak_states: traj.map_or(0, Trajectory::peak_states),
+        resident_bound: replay::resident_bound(strategy, steps),
+        steps_run: traj.map_or(0, Trajectory::steps_run),
+        sweeps,
+        resumed,
+        seconds: start.elapsed().as_secs_f64(),
+        forward_seconds,
+    };
+    if resumed == blocks.len() {
+        return Ok(MagicOutput {
+            scores: finished.into_iter().flatten().flatten().collect(),
+            report: report(None, 0, 0.0),
+        });
+    }
     let mut traj = Trajectory::new(&trainer, initial, strategy, kept)?;
     let theta_end = traj.state(steps)?.params.clone();
     check_replay(run, &theta_end)?;
@@ -350,11 +386,13 @@ fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result
     let lambda = F::from_f64(opt.coupled_weight_decay());
     let clip = run.config.train.clip;
     let n = run.n_train();
-    let mut scores = Vec::with_capacity(targets.indices.len());
     let mut sweeps = 0;
-    // Reverse steps over all sweeps, for progress reports.
-    let total = steps * targets.indices.len().div_ceil(config.block.max(1));
-    for chunk in targets.indices.chunks(config.block.max(1)) {
+    // Reverse steps over all sweeps to run, for progress reports.
+    let total = steps * (blocks.len() - resumed);
+    for (&chunk, done) in blocks.iter().zip(&mut finished) {
+        if done.is_some() {
+            continue;
+        }
         sweeps += 1;
         let block = Targets {
             indices: chunk.to_vec(),
@@ -418,23 +456,12 @@ fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result
                     }
                 });
         }
-        scores.extend(rows);
+        store.save(chunk, &rows)?;
+        *done = Some(rows);
     }
     Ok(MagicOutput {
-        scores,
-        report: MagicReport {
-            precision: F::NAME,
-            steps,
-            params,
-            replay: strategy,
-            state_bytes,
-            peak_states: traj.peak_states(),
-            resident_bound: replay::resident_bound(strategy, steps),
-            steps_run: traj.steps_run(),
-            sweeps,
-            seconds: start.elapsed().as_secs_f64(),
-            forward_seconds,
-        },
+        scores: finished.into_iter().flatten().flatten().collect(),
+        report: report(Some(&traj), sweeps, forward_seconds),
     })
 }
 
