@@ -40,8 +40,9 @@
 //!
 //! Past states come from a [`replay::Trajectory`]: all stored when `(T + 1)` states fit in
 //! `memory_budget` (without the optimizer buffers when the reverse rule does not read them, as
-//! for SGD with momentum: [`reverse::reads_buffers`]), otherwise a `k`-ary checkpoint tree holding at most `2 + (k - 1) ceil(log_k T)` states
-//! and recomputing `O(T log_k T)` steps. Both give the same bits. Everything runs in the run's
+//! for SGD with momentum: [`reverse::reads_buffers`]), otherwise a `k`-ary checkpoint tree
+//! holding at most `2 + (k - 1) ceil(log_k T)` states and recomputing `O(T log_k T)` steps. Both
+//! give the same bits. Everything runs in the run's
 //! precision (`train.precision`, so that replay reproduces the run bitwise); scores are accumulated
 //! in f64.
 //!
@@ -336,22 +337,7 @@ fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result
         initial.params.len(),
         initial.opt.bufs.len(),
     );
-    // Store-all keeps the buffers only when the reverse rule reads them.
-    let kept = if reverse::reads_buffers(opt) {
-        Buffers::Keep
-    } else {
-        Buffers::Drop
-    };
-    let checkpoint_bytes = replay::state_bytes::<F>(params, buffers);
-    let stored_bytes = match kept {
-        Buffers::Keep => checkpoint_bytes,
-        Buffers::Drop => replay::state_bytes::<F>(params, 0),
-    };
-    let strategy = config.plan(steps, stored_bytes, checkpoint_bytes)?;
-    let state_bytes = match strategy {
-        Replay::Store => stored_bytes,
-        Replay::Tree { .. } => checkpoint_bytes,
-    };
+    let (strategy, kept, state_bytes) = replay_plan::<F>(config, opt, steps, params)?;
     // Blocks that an earlier computation finished are loaded, not swept; when all are, the
     // trajectory is not even replayed.
     let store = BlockStore::new(run, targets);
@@ -463,6 +449,33 @@ fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result
         scores: finished.into_iter().flatten().flatten().collect(),
         report: report(Some(&traj), sweeps, forward_seconds),
     })
+}
+
+/// The replay strategy for a run of `steps` steps of `opt` over `params` parameters, what
+/// store-all keeps of each state (the buffers only when the reverse rule reads them), and the
+/// bytes of one held state.
+fn replay_plan<F: Float>(
+    config: &MagicConfig,
+    opt: &nn::OptimConfig,
+    steps: usize,
+    params: usize,
+) -> Result<(Replay, Buffers, u64)> {
+    let kept = if reverse::reads_buffers(opt) {
+        Buffers::Keep
+    } else {
+        Buffers::Drop
+    };
+    let checkpoint_bytes = replay::state_bytes::<F>(params, opt.buffers());
+    let stored_bytes = match kept {
+        Buffers::Keep => checkpoint_bytes,
+        Buffers::Drop => replay::state_bytes::<F>(params, 0),
+    };
+    let strategy = config.plan(steps, stored_bytes, checkpoint_bytes)?;
+    let held = match strategy {
+        Replay::Store => stored_bytes,
+        Replay::Tree { .. } => checkpoint_bytes,
+    };
+    Ok((strategy, kept, held))
 }
 
 /// Batch shards per dual pass for a block of `targets` directions: 2 when the block fits in one
