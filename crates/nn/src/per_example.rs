@@ -67,6 +67,57 @@ pub fn objective_hvps_with_jvps<F: Float>(
     weights: &[F],
     dirs: &[&[F]],
 ) -> (Vec<F>, Vec<Vec<F>>, Vec<Vec<F>>) {
+    let pass = objective_hvp_pass(model, params, batch, weights, dirs);
+    let k = dirs.len();
+    let mut hvps = vec![Vec::with_capacity(model.layout().total()); k];
+    for (j, h) in hvps.iter_mut().enumerate() {
+        for leaf in &pass.leaves {
+            match leaf.hvps(j) {
+                Some(t) => h.extend_from_slice(t),
+                None => h.extend(std::iter::repeat_n(F::ZERO, leaf.range.len())),
+            }
+        }
+    }
+    (pass.grad, hvps, pass.loss_jvps)
+}
+
+/// The Hessian-vector products of one parameter tensor (a leaf of the model's layout) from
+/// [`objective_hvp_pass`].
+pub struct LeafHvps<F: Float> {
+    /// The leaf's range in the flat parameter vector.
+    pub range: std::ops::Range<usize>,
+    /// `[k, leaf]`: row `j` is `(H v_j)` restricted to the leaf; `None` when zero.
+    tangent: Option<Tensor<F>>,
+}
+
+impl<F: Float> LeafHvps<F> {
+    /// `(H v_j)` on this leaf, or `None` when it is zero.
+    pub fn hvps(&self, j: usize) -> Option<&[F]> {
+        let n = self.range.len();
+        self.tangent.as_ref().map(|t| &t.data()[j * n..(j + 1) * n])
+    }
+}
+
+/// What one dual reverse pass over a batch gives (see [`objective_hvp_pass`]).
+pub struct HvpPass<F: Float> {
+    /// The gradient of the weighted objective (flat).
+    pub grad: Vec<F>,
+    /// The Hessian-vector products, leaf by leaf in layout order.
+    pub leaves: Vec<LeafHvps<F>>,
+    /// `loss_jvps[j][i] = <grad l_i, v_j>` for every example `i` of the batch.
+    pub loss_jvps: Vec<Vec<F>>,
+}
+
+/// [`objective_hvps_with_jvps`] with the Hessian-vector products left leaf by leaf, as the pass
+/// computes them: a caller that adds them into its own vectors (MAGIC's adjoints) saves building
+/// `k` flat copies.
+pub fn objective_hvp_pass<F: Float>(
+    model: &Model,
+    params: &[F],
+    batch: &Batch<F>,
+    weights: &[F],
+    dirs: &[&[F]],
+) -> HvpPass<F> {
     let g = Graph::<F, Dual<F>>::new();
     let p = model.layout().dual_leaves(&g, params, dirs, true);
     let losses = model.losses(&g, &p, batch);
@@ -82,21 +133,19 @@ pub fn objective_hvps_with_jvps<F: Float>(
     let grads = g.backward(obj, None);
     let layout = model.layout();
     let grad = layout.flat_grad(&grads, &p);
-    let mut hvps = vec![Vec::with_capacity(layout.total()); k];
-    for (i, &leaf) in p.iter().enumerate() {
-        let n = layout.range(i).len();
-        match grads.get(leaf).and_then(|d| d.tangent.as_ref()) {
-            Some(t) => {
-                for (j, h) in hvps.iter_mut().enumerate() {
-                    h.extend_from_slice(&t.data()[j * n..(j + 1) * n]);
-                }
-            }
-            None => hvps
-                .iter_mut()
-                .for_each(|h| h.extend(std::iter::repeat_n(F::ZERO, n))),
-        }
+    let leaves = p
+        .iter()
+        .enumerate()
+        .map(|(i, &leaf)| LeafHvps {
+            range: layout.range(i),
+            tangent: grads.get(leaf).and_then(|d| d.tangent.clone()),
+        })
+        .collect();
+    HvpPass {
+        grad,
+        leaves,
+        loss_jvps,
     }
-    (grad, hvps, loss_jvps)
 }
 
 /// Example `i` of a batch as a batch of one.

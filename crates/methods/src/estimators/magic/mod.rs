@@ -426,21 +426,18 @@ fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result
             };
             let dirs = if dirs.is_empty() { &bs } else { &dirs };
             let (batch, w) = trainer.batch(t);
-            let (hvps, jvps) = dual_passes(model, &state.params, &batch, &w, dirs);
+            // A_theta_t = direct + H_t dirs + lambda b_t, folded into `adj` by the passes.
+            let step = StepUpdate {
+                dirs,
+                decay: (lambda, &bs),
+            };
+            let jvps = dual_passes(model, &state.params, &batch, &w, step, &mut adj);
             let inv_b = 1.0 / batch.len() as f64;
             for (row, jv) in rows.iter_mut().zip(&jvps) {
                 for (&i, d) in trainer.plan()[t].iter().zip(jv) {
                     row[i] += inv_b * d.to_f64();
                 }
             }
-            adj.par_iter_mut()
-                .zip(hvps)
-                .zip(&bs)
-                .for_each(|((a, hv), b)| {
-                    for ((x, h), &bi) in a.theta.iter_mut().zip(hv).zip(b) {
-                        *x += h + lambda * bi;
-                    }
-                });
         }
         store.save(chunk, &rows)?;
         *done = Some(rows);
@@ -489,88 +486,142 @@ pub fn batch_shards(targets: usize) -> usize {
     }
 }
 
-/// `(H v_j, [<grad l_i, v_j>]_i)` for every direction `v_j` of `dirs` on the step's batch: dual
-/// passes of [`TANGENTS_PER_PASS`] directions over [`batch_shards`] contiguous shards of the batch,
-/// run in parallel. Each shard's pass differentiates its own weighted mean, so its HVP is rescaled
-/// by `|shard| / |B|` and the shards are summed in order; per-example tangents are concatenated.
+/// A step's directions and what the update adds besides their HVPs: `A_theta += H v_j +
+/// lambda b_j` for direction `v_j` of `dirs` and `b_j` of `decay.1` (`v_j = b_j` without clipping).
+struct StepUpdate<'a, F> {
+    dirs: &'a [Vec<F>],
+    decay: (F, &'a [Vec<F>]),
+}
+
+/// Adds `H v_j + lambda b_j` to `adj[j].theta` for every direction of `step`, and returns the
+/// per-example loss tangents `[<grad l_i, v_j>]_i`: dual passes of [`TANGENTS_PER_PASS`]
+/// directions over [`batch_shards`] contiguous shards of the batch, run in parallel.
+///
+/// One shard: each pass adds its HVPs leaf by leaf straight into its own targets' adjoints
+/// (`x += h + lambda b`, the same arithmetic as adding a flat HVP, so the same bits). Two shards:
+/// each shard's pass differentiates its own weighted mean, so its HVP is rescaled by
+/// `|shard| / |B|`, the shards are summed in order, and then added; per-example tangents are
+/// concatenated.
 fn dual_passes<F: Float>(
     model: &nn::Model,
     params: &[F],
     batch: &nn::Batch<F>,
     w: &[F],
-    dirs: &[Vec<F>],
-) -> (Vec<Vec<F>>, Vec<Vec<F>>) {
-    let b = batch.len();
-    let shards = batch_shards(dirs.len()).min(b.max(1));
-    let bounds: Vec<(usize, usize)> = (0..shards)
-        .map(|s| (s * b / shards, (s + 1) * b / shards))
-        .collect();
-    let chunks: Vec<&[Vec<F>]> = dirs.chunks(TANGENTS_PER_PASS).collect();
-    let jobs: Vec<(usize, usize)> = (0..chunks.len())
-        .flat_map(|c| (0..shards).map(move |s| (c, s)))
-        .collect();
-    let pass = |&(c, s): &(usize, usize)| {
-        let dirs: Vec<&[F]> = chunks[c].iter().map(Vec::as_slice).collect();
-        let (lo, hi) = bounds[s];
-        let (_, h, j) = if shards == 1 {
-            nn::per_example::objective_hvps_with_jvps(model, params, batch, w, &dirs)
-        } else {
-            let rows = batch.rows(lo, hi - lo);
-            nn::per_example::objective_hvps_with_jvps(model, params, &rows, &w[lo..hi], &dirs)
-        };
-        (h, j)
-    };
-    // Passes over the same shard compute the same values: they run in contiguous streams, one after another
-    // under a shared `ValueMemo`, so only each stream's first pass computes them. The values are
+    step: StepUpdate<'_, F>,
+    adj: &mut [Adjoint<F>],
+) -> Vec<Vec<F>> {
+    let shards = batch_shards(step.dirs.len()).min(batch.len().max(1));
+    if shards > 1 {
+        return sharded_passes(model, params, batch, w, shards, step, adj);
+    }
+    let StepUpdate {
+        dirs,
+        decay: (lambda, bs),
+    } = step;
+    // Passes compute the same values: they run in contiguous streams, one after another under a
+    // shared `ValueMemo`, so only each stream's first pass computes them. The values are
     // bitwise the same either way, so the number of streams (one per thread) never shows in the
     // results.
-    let streams = rayon::current_num_threads().clamp(1, jobs.len().max(1));
-    let passes: Vec<Pass<F>> = jobs
-        .par_chunks(jobs.len().div_ceil(streams).max(1))
+    let mut work: Vec<PassWork<'_, F>> = dirs
+        .chunks(TANGENTS_PER_PASS)
+        .zip(bs.chunks(TANGENTS_PER_PASS))
+        .zip(adj.chunks_mut(TANGENTS_PER_PASS))
+        .map(|((dirs, bs), adj)| PassWork { dirs, bs, adj })
+        .collect();
+    let streams = rayon::current_num_threads().clamp(1, work.len().max(1));
+    let per_stream = work.len().div_ceil(streams).max(1);
+    work.par_chunks_mut(per_stream)
         .map(|stream| {
-            let memos: Vec<_> = (0..shards).map(|_| engine::ValueMemo::<F>::new()).collect();
-            stream
-                .iter()
-                .map(|job| memos[job.1].run(|| pass(job)))
-                .collect::<Vec<_>>()
+            let memo = engine::ValueMemo::<F>::new();
+            let mut jvps = Vec::new();
+            for PassWork { dirs, bs, adj } in stream.iter_mut() {
+                let views: Vec<&[F]> = dirs.iter().map(Vec::as_slice).collect();
+                let pass = memo
+                    .run(|| nn::per_example::objective_hvp_pass(model, params, batch, w, &views));
+                for (j, (a, bj)) in adj.iter_mut().zip(bs.iter()).enumerate() {
+                    for leaf in &pass.leaves {
+                        let r = leaf.range.clone();
+                        let (x, bj) = (&mut a.theta[r.clone()], &bj[r]);
+                        match leaf.hvps(j) {
+                            Some(h) => {
+                                for ((x, &h), &bi) in x.iter_mut().zip(h).zip(bj) {
+                                    *x += h + lambda * bi;
+                                }
+                            }
+                            None => {
+                                for (x, &bi) in x.iter_mut().zip(bj) {
+                                    *x += F::ZERO + lambda * bi;
+                                }
+                            }
+                        }
+                    }
+                }
+                jvps.extend(pass.loss_jvps);
+            }
+            jvps
         })
         .collect::<Vec<_>>()
         .into_iter()
         .flatten()
-        .collect();
-    let (mut hvps, mut jvps) = (
-        Vec::with_capacity(dirs.len()),
-        Vec::with_capacity(dirs.len()),
-    );
-    let mut passes = passes.into_iter();
-    for chunk in &chunks {
-        let group: Vec<_> = passes.by_ref().take(shards).collect();
-        if shards == 1 {
-            for (h, j) in group {
-                hvps.extend(h);
-                jvps.extend(j);
-            }
-            continue;
-        }
-        for k in 0..chunk.len() {
-            let mut hv = vec![F::ZERO; params.len()];
-            let mut jv = Vec::with_capacity(b);
-            for ((h, j), &(lo, hi)) in group.iter().zip(&bounds) {
-                let share = F::from_f64((hi - lo) as f64 / b as f64);
-                for (acc, &x) in hv.iter_mut().zip(&h[k]) {
-                    *acc += share * x;
-                }
-                jv.extend_from_slice(&j[k]);
-            }
-            hvps.push(hv);
-            jvps.push(jv);
-        }
-    }
-    (hvps, jvps)
+        .collect()
 }
 
-/// One dual pass's `(H v_j, per-example tangents)` for its directions.
+/// One dual pass's directions, with their weight-decay terms and the adjoints they update.
+struct PassWork<'a, F> {
+    dirs: &'a [Vec<F>],
+    bs: &'a [Vec<F>],
+    adj: &'a mut [Adjoint<F>],
+}
+
+/// One shard's `(H v_j, per-example tangents)` for every direction.
 type Pass<F> = (Vec<Vec<F>>, Vec<Vec<F>>);
+
+/// [`dual_passes`] for a block that fits in one pass, its batch split over `shards` shards.
+fn sharded_passes<F: Float>(
+    model: &nn::Model,
+    params: &[F],
+    batch: &nn::Batch<F>,
+    w: &[F],
+    shards: usize,
+    step: StepUpdate<'_, F>,
+    adj: &mut [Adjoint<F>],
+) -> Vec<Vec<F>> {
+    let StepUpdate {
+        dirs,
+        decay: (lambda, bs),
+    } = step;
+    let b = batch.len();
+    let bounds: Vec<(usize, usize)> = (0..shards)
+        .map(|s| (s * b / shards, (s + 1) * b / shards))
+        .collect();
+    let views: Vec<&[F]> = dirs.iter().map(Vec::as_slice).collect();
+    let passes: Vec<Pass<F>> = bounds
+        .par_iter()
+        .map(|&(lo, hi)| {
+            let rows = batch.rows(lo, hi - lo);
+            let (_, h, j) =
+                nn::per_example::objective_hvps_with_jvps(model, params, &rows, &w[lo..hi], &views);
+            (h, j)
+        })
+        .collect();
+    let mut jvps = Vec::with_capacity(dirs.len());
+    for (k, (a, bk)) in adj.iter_mut().zip(bs).enumerate() {
+        let mut hv = vec![F::ZERO; params.len()];
+        let mut jv = Vec::with_capacity(b);
+        for ((h, j), &(lo, hi)) in passes.iter().zip(&bounds) {
+            let share = F::from_f64((hi - lo) as f64 / b as f64);
+            for (acc, &x) in hv.iter_mut().zip(&h[k]) {
+                *acc += share * x;
+            }
+            jv.extend_from_slice(&j[k]);
+        }
+        for ((x, h), &bi) in a.theta.iter_mut().zip(hv).zip(bk) {
+            *x += h + lambda * bi;
+        }
+        jvps.push(jv);
+    }
+    jvps
+}
 
 /// The reverse rule of gradient clipping `out = s(||g||) g` (`train.clip`):
 /// `A_g = s A_out + (s'(r) / r) <g, A_out> g` with `r = ||g||` and `(s, k) = (s(r), s'(r) / r)` from
