@@ -407,19 +407,6 @@ mod tests {
     /// `unary_forward` and `unary_derivative` (the reverse rule reusing the forward slope) give
     /// the bits of `unary(u, 0)` and `unary(u, 1)`, values and tangents, for every function.
     fn slope_reuse_keeps_the_bits<F: Float>() {
-        let all = [
-            Unary::Exp,
-            Unary::Log,
-            Unary::Tanh,
-            Unary::Relu,
-            Unary::Sigmoid,
-            Unary::Softplus,
-            Unary::Gelu,
-            Unary::Sqrt,
-            Unary::Rsqrt,
-            Unary::Square,
-            Unary::Recip,
-        ];
         let vals = |n: usize, s: f64, positive: bool| -> Vec<F> {
             (0..n)
                 .map(|i| {
@@ -429,7 +416,7 @@ mod tests {
                 .collect()
         };
         let bits = |t: &Tensor<F>| t.data().iter().map(|v| v.to_bits_u64()).collect::<Vec<_>>();
-        for u in all {
+        for u in Unary::ALL {
             let positive = matches!(u, Unary::Log | Unary::Sqrt | Unary::Rsqrt);
             let x = Dual::new(
                 Tensor::from_vec(vals(40, 0.1, positive), &[5, 8]),

@@ -57,6 +57,21 @@ fn normal_pdf<F: Float>(x: F) -> F {
 }
 
 impl Unary {
+    /// Every function, for code (and tests) that must cover them all.
+    pub const ALL: [Unary; 11] = [
+        Unary::Exp,
+        Unary::Log,
+        Unary::Tanh,
+        Unary::Relu,
+        Unary::Sigmoid,
+        Unary::Softplus,
+        Unary::Gelu,
+        Unary::Sqrt,
+        Unary::Rsqrt,
+        Unary::Square,
+        Unary::Recip,
+    ];
+
     /// The name used in error messages and graph dumps.
     pub fn name(self) -> &'static str {
         match self {
@@ -261,25 +276,11 @@ pub fn apply_pair<F: Float>(t: &Tensor<F>, u: Unary, order: u8) -> (Tensor<F>, T
 mod tests {
     use super::*;
 
-    const ALL: [Unary; 11] = [
-        Unary::Exp,
-        Unary::Log,
-        Unary::Tanh,
-        Unary::Relu,
-        Unary::Sigmoid,
-        Unary::Softplus,
-        Unary::Gelu,
-        Unary::Sqrt,
-        Unary::Rsqrt,
-        Unary::Square,
-        Unary::Recip,
-    ];
-
     #[test]
     fn derivatives_match_central_differences() {
         // f' and f'' checked against central differences of f and f' in f64 at points away from kinks.
         let h = 1e-6;
-        for u in ALL {
+        for u in Unary::ALL {
             for &x in &[0.3f64, 1.7, 2.5, -0.8, -2.2] {
                 if matches!(u, Unary::Log | Unary::Sqrt | Unary::Rsqrt) && x <= 0.0 {
                     continue;
