@@ -541,19 +541,7 @@ fn dual_passes<F: Float>(
                 for (j, (a, bj)) in adj.iter_mut().zip(bs.iter()).enumerate() {
                     for leaf in &pass.leaves {
                         let r = leaf.range.clone();
-                        let (x, bj) = (&mut a.theta[r.clone()], &bj[r]);
-                        match leaf.hvps(j) {
-                            Some(h) => {
-                                for ((x, &h), &bi) in x.iter_mut().zip(h).zip(bj) {
-                                    *x += h + lambda * bi;
-                                }
-                            }
-                            None => {
-                                for (x, &bi) in x.iter_mut().zip(bj) {
-                                    *x += F::ZERO + lambda * bi;
-                                }
-                            }
-                        }
+                        add_step(&mut a.theta[r.clone()], leaf.hvps(j), &bj[r], lambda);
                     }
                 }
                 jvps.extend(pass.loss_jvps);
@@ -564,6 +552,24 @@ fn dual_passes<F: Float>(
         .into_iter()
         .flatten()
         .collect()
+}
+
+/// `x += h + lambda b` elementwise, `h = 0` when `None`: the one place where a step's HVP and
+/// weight-decay term enter an adjoint, so that every path adds them with the same arithmetic
+/// (and the same bits).
+fn add_step<F: Float>(x: &mut [F], h: Option<&[F]>, b: &[F], lambda: F) {
+    match h {
+        Some(h) => {
+            for ((x, &h), &bi) in x.iter_mut().zip(h).zip(b) {
+                *x += h + lambda * bi;
+            }
+        }
+        None => {
+            for (x, &bi) in x.iter_mut().zip(b) {
+                *x += F::ZERO + lambda * bi;
+            }
+        }
+    }
 }
 
 /// One dual pass's directions, with their weight-decay terms and the adjoints they update.
@@ -615,9 +621,7 @@ fn sharded_passes<F: Float>(
             }
             jv.extend_from_slice(&j[k]);
         }
-        for ((x, h), &bi) in a.theta.iter_mut().zip(hv).zip(bk) {
-            *x += h + lambda * bi;
-        }
+        add_step(&mut a.theta, Some(&hv), bk, lambda);
         jvps.push(jv);
     }
     jvps
