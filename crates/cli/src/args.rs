@@ -152,7 +152,7 @@ pub struct AttributeArgs {
     /// Default: the method's name, plus @a-b when --targets is given.
     ///
     /// Example: attrib attribute --run runs/digits --method if-cg --name if-cg-damp1
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = parse_score_name)]
     pub name: Option<String>,
 
     /// Score the groups of a grouping file (attrib group).
@@ -335,13 +335,13 @@ pub struct SubsetArgs {
     /// Default 0.01 when neither --drop nor --keep is given.
     ///
     /// Example: attrib groundtruth --run runs/digits --drop 0.01,0.05,0.1
-    #[arg(long, value_delimiter = ',', value_name = "FRACTION")]
+    #[arg(long, value_delimiter = ',', value_name = "FRACTION", value_parser = parse_drop_fraction)]
     pub drop: Vec<f64>,
 
     /// Fraction each subset keeps (TRAK uses 0.5).
     ///
     /// Example: attrib groundtruth --run runs/digits --keep 0.5
-    #[arg(long, value_delimiter = ',', value_name = "FRACTION")]
+    #[arg(long, value_delimiter = ',', value_name = "FRACTION", value_parser = parse_keep_fraction)]
     pub keep: Vec<f64>,
 
     /// Retrained subsets per fraction.
@@ -572,10 +572,87 @@ fn parse_threads(s: &str) -> Result<usize, String> {
     Ok(n)
 }
 
+/// A `--drop` fraction: strictly between 0 and 1.
+fn parse_drop_fraction(s: &str) -> Result<f64, String> {
+    let f: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("\"{s}\" is not a number; give a fraction such as 0.01"))?;
+    if !(f > 0.0 && f < 1.0) {
+        return Err(format!(
+            "{f} must be strictly between 0 and 1: it is the fraction of the training set each \
+             subset drops (e.g. 0.01, 0.05, 0.1, 0.2)"
+        ));
+    }
+    Ok(f)
+}
+
+/// A `--keep` fraction: in (0, 1].
+fn parse_keep_fraction(s: &str) -> Result<f64, String> {
+    let f: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("\"{s}\" is not a number; give a fraction such as 0.5"))?;
+    if !(f > 0.0 && f <= 1.0) {
+        return Err(format!(
+            "{f} must be in (0, 1]: it is the fraction of the training set each subset keeps \
+             (e.g. 0.5)"
+        ));
+    }
+    Ok(f)
+}
+
+/// A score file name: one path component, so that the files stay inside `RUN/scores/`.
+fn parse_score_name(s: &str) -> Result<String, String> {
+    if s.is_empty() || s == "." || s == ".." || s.contains(['/', '\\']) {
+        return Err(format!(
+            "\"{s}\" is not a file name: --name names a file inside RUN/scores/, \
+             so it cannot be empty, \".\", \"..\" or contain / or \\ (e.g. --name if-cg-damp1)"
+        ));
+    }
+    Ok(s.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn test_drop_and_keep_fractions_are_checked_as_flags() {
+        assert_eq!(parse_drop_fraction("0.05").unwrap(), 0.05);
+        assert_eq!(parse_keep_fraction("1").unwrap(), 1.0);
+        for bad in ["0", "1", "-0.1", "nan", "x"] {
+            assert!(parse_drop_fraction(bad).is_err(), "--drop {bad}");
+        }
+        for bad in ["0", "1.5", "nan"] {
+            assert!(parse_keep_fraction(bad).is_err(), "--keep {bad}");
+        }
+        let e = parse(&["lds", "--run", "r", "--scores", "s.npy", "--drop", "0"]).unwrap_err();
+        assert!(e.to_string().contains("--drop"), "{e}");
+    }
+
+    #[test]
+    fn test_score_name_stays_inside_scores() {
+        assert_eq!(parse_score_name("if-cg@0-5").unwrap(), "if-cg@0-5");
+        for bad in ["", ".", "..", "../../escaped", "a/b", "a\\b", "/abs"] {
+            let e = parse_score_name(bad).unwrap_err();
+            assert!(e.contains("inside RUN/scores/"), "{bad}: {e}");
+        }
+        let e = parse(&[
+            "attribute",
+            "--run",
+            "r",
+            "--method",
+            "tracin",
+            "--name",
+            "../x",
+        ]);
+        assert_eq!(
+            e.unwrap_err().kind(),
+            clap::error::ErrorKind::ValueValidation
+        );
+    }
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("attrib").chain(args.iter().copied()))

@@ -26,9 +26,10 @@ pub fn targets(
         crate::args::Split::Train => Split::Train,
         crate::args::Split::Test => Split::Test,
     };
+    let len = run.dataset(split).len();
     let indices = match range {
-        Some(r) => Targets::parse_range(r).map_err(anyhow::Error::msg)?,
-        None => (0..run.dataset(split).len().min(DEFAULT_TARGETS)).collect(),
+        Some(r) => Targets::parse_range(r, split, len).map_err(anyhow::Error::msg)?,
+        None => (0..len.min(DEFAULT_TARGETS)).collect(),
     };
     Ok(Targets {
         split,
@@ -107,7 +108,11 @@ pub fn merge(args: &MergeArgs, ctx: &Ctx) -> Result<()> {
     let parts = args
         .parts
         .iter()
-        .map(|p| Scores::load(p).with_context(|| format!("cannot read {}", p.display())))
+        .map(|p| {
+            Scores::load(p)
+                .map(|s| (p.clone(), s))
+                .with_context(|| format!("cannot read {}", p.display()))
+        })
         .collect::<Result<Vec<_>>>()?;
     let merged = Scores::merge(parts)?;
     let dir = args.out.parent().map(PathBuf::from).unwrap_or_default();

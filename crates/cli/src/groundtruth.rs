@@ -47,10 +47,13 @@ pub(crate) fn ground_truth(
     split: Split,
     ctx: &Ctx,
 ) -> Result<GroundTruth> {
-    ground_truth_of(run, dir, spec, None, output, split, ctx)
+    ground_truth_of(run, dir, spec, None, output, split, ctx, false)
 }
 
 /// [`ground_truth`], dropping whole groups of `groups` when given (group LDS, MATH.md E5).
+/// The summary line is a result (printed under `--quiet`) when `summary_is_result`, as for
+/// `attrib groundtruth`, and chatter otherwise (a step of `lds` or `demo`).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn ground_truth_of(
     run: &Run,
     dir: &Path,
@@ -59,6 +62,7 @@ pub(crate) fn ground_truth_of(
     output: &str,
     split: Split,
     ctx: &Ctx,
+    summary_is_result: bool,
 ) -> Result<GroundTruth> {
     let out = parse_output(output).map_err(anyhow::Error::msg)?;
     let cache = match groups {
@@ -96,12 +100,17 @@ pub(crate) fn ground_truth_of(
         computed,
         seconds,
     })?;
-    ctx.out.info(format!(
-        "ground truth {} ({} subsets, {:.1} s)",
+    let line = format!(
+        "ground truth {} ({} subsets, {computed} computed now, {:.1} s)",
         cache.display(),
         spec.subsets,
         seconds
-    ))?;
+    );
+    if summary_is_result {
+        ctx.out.result(line)?;
+    } else {
+        ctx.out.info(line)?;
+    }
     Ok(gt)
 }
 
@@ -132,6 +141,7 @@ pub fn run(args: &GroundTruthArgs, ctx: &Ctx) -> Result<()> {
             &args.output,
             split_of(args.split),
             ctx,
+            true,
         )?;
     }
     Ok(())
@@ -276,6 +286,7 @@ pub fn lds(args: &LdsArgs, ctx: &Ctx) -> Result<()> {
                 &output,
                 split_v,
                 ctx,
+                false,
             )?;
             let matching: Vec<&(String, Scores)> = scores
                 .iter()

@@ -68,10 +68,15 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli, out: Output) -> Result<()> {
-    let threads = cli
-        .global
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = cli.global.threads.unwrap_or(cores);
+    if threads > cores {
+        // Oversubscribed kernels spin and wait on each other: far slower, same results.
+        out.warn(format!(
+            "--threads {threads} exceeds the {cores} cores of this machine; the results are the \
+             same but the work runs slower (up to 100x); use --threads {cores} or omit --threads"
+        ))?;
+    }
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build_global()

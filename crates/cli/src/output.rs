@@ -27,6 +27,7 @@
 //! | `retraining_score` | `retrain-score`, one per fraction and ranking | `scores` (file, or `random`), `fraction`, `removed`, `accuracy` |
 //! | `noisy_labels` | `noisy-labels`, one per ranking and fraction | `grouping` (`individual` or how it was made), `flipped`, `inspected` (fraction), `found` (fraction of flipped labels) |
 //! | `method` | `methods` | `name`, `summary` |
+//! | `warning` | something suspicious that does not stop the command (more threads than cores, a diverged run) | `message` |
 //! | `error` | a command failed | `message` |
 //!
 //! An evaluation object is `{"examples": 360, "loss": 0.0912, "accuracy": 0.975}` (`accuracy` is
@@ -44,6 +45,7 @@
 //! ```
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nn::Evaluation;
 use serde::Serialize;
@@ -153,6 +155,11 @@ pub enum Event<'a> {
         name: &'a str,
         /// One line.
         summary: &'a str,
+    },
+    /// Something suspicious that does not stop the command.
+    Warning {
+        /// What, and what to do about it.
+        message: &'a str,
     },
     /// A failure.
     Error {
@@ -275,8 +282,9 @@ impl Event<'_> {
 
 /// Where results and chatter go, according to `--json` and `--quiet`.
 ///
-/// Every method returns the write error, so that a closed pipe (`attrib ... | head`) ends the
-/// program quietly instead of panicking.
+/// A closed stdout (`attrib train ... | head -1`) never stops the work: the first write that finds
+/// the pipe closed switches printing off for the rest of the process, and the command goes on to
+/// finish and write its files. Other write errors (a full disk behind `> log`) are returned.
 #[derive(Debug, Clone, Copy)]
 pub struct Output {
     /// `--json`.
@@ -291,7 +299,7 @@ impl Output {
         if self.json {
             return Ok(());
         }
-        writeln!(io::stdout().lock(), "{}", line.as_ref())
+        write_stdout(|out| writeln!(out, "{}", line.as_ref()))
     }
 
     /// An informational line (human mode without `--quiet` only).
@@ -302,14 +310,48 @@ impl Output {
         self.result(line)
     }
 
+    /// A warning: `warning: LINE` on stderr in every mode (also `--quiet`), and a `warning` event
+    /// with `--json`.
+    pub fn warn(&self, line: impl AsRef<str>) -> io::Result<()> {
+        let message = line.as_ref();
+        self.event(&Event::Warning { message })?;
+        // stderr is unbuffered and a failure to warn must not stop the work.
+        let _ = writeln!(io::stderr().lock(), "warning: {message}");
+        Ok(())
+    }
+
     /// An event (`--json` only).
     pub fn event(&self, event: &Event<'_>) -> io::Result<()> {
         if !self.json {
             return Ok(());
         }
-        let mut out = io::stdout().lock();
-        writeln!(out, "{}", event.to_json())?;
-        out.flush()
+        write_stdout(|out| {
+            writeln!(out, "{}", event.to_json())?;
+            out.flush()
+        })
+    }
+}
+
+/// Set once stdout turned out to be closed: nothing more is printed there.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Whether a write to stdout found it closed (the reader of a pipe went away).
+pub fn stdout_closed() -> bool {
+    STDOUT_CLOSED.load(Ordering::Relaxed)
+}
+
+/// Runs `write` on the locked stdout unless it is known to be closed; a broken pipe marks it
+/// closed and counts as success, so that the command carries on.
+fn write_stdout(write: impl FnOnce(&mut io::StdoutLock<'_>) -> io::Result<()>) -> io::Result<()> {
+    if stdout_closed() {
+        return Ok(());
+    }
+    match write(&mut io::stdout().lock()) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
+            Ok(())
+        }
+        other => other,
     }
 }
 

@@ -44,6 +44,14 @@ pub fn run(args: &TrainArgs, ctx: &Ctx) -> Result<()> {
 /// # Errors
 /// A missing file, or any parse/validation error (naming the file and the field).
 pub fn load_config(path: &Path) -> Result<RunConfig> {
+    if path.is_dir() {
+        bail!(
+            "config {} is a folder, not a file; pass the path of a TOML run configuration \
+             (e.g. examples/digits_mlp.toml), or `--run {}` to commands that read a run",
+            path.display(),
+            path.display()
+        );
+    }
     if !path.is_file() {
         bail!(
             "config file {} does not exist; pass the path of a TOML run configuration \

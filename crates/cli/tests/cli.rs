@@ -122,6 +122,9 @@ batch_size = 512
     }
 }
 
+#[path = "cli/faults.rs"]
+mod faults;
+
 mod train {
     use super::util::*;
 

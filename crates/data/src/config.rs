@@ -187,7 +187,23 @@ pub fn load_splits(cfg: &DataConfig, base: &Path) -> Result<Splits, DataError> {
                     read_npy_dataset(&need_path(cfg, base)?, y.as_deref(), cfg.task)?
                 }
                 Source::Text => {
-                    let text = read_text(&need_path(cfg, base)?)?;
+                    let path = need_path(cfg, base)?;
+                    let text = read_text(&path)?;
+                    let chars = text.chars().count();
+                    // Fewer than two windows leave a split empty, and the trainer could only
+                    // blame the batch size.
+                    if cfg.seq_len == 0 || chars / cfg.seq_len.max(1) < 2 {
+                        return Err(DataError::format(
+                            &path,
+                            format!(
+                                "the text has {chars} characters: too few for two windows of \
+                                 data.seq_len = {} (one to train on, one to test on); use a \
+                                 longer text or a data.seq_len between 1 and {}",
+                                cfg.seq_len,
+                                (chars / 2).max(1)
+                            ),
+                        ));
+                    }
                     crate::char_corpus(&text, cfg.seq_len, cfg.seq_len)
                 }
                 Source::Mnist | Source::Cifar10 => unreachable!("handled above"),
@@ -205,6 +221,23 @@ pub fn load_splits(cfg: &DataConfig, base: &Path) -> Result<Splits, DataError> {
         Some(m) if m < ds.len() => ds.subset(&(0..m).collect::<Vec<_>>()),
         _ => ds,
     };
+    if cfg.max_train == Some(0) {
+        return Err(DataError::InvalidArgument {
+            reason: "data.max_train = 0 keeps no training examples; remove the field to keep \
+                     them all, or set it to at least train.batch_size"
+                .into(),
+        });
+    }
+    if train.is_empty() {
+        return Err(DataError::InvalidArgument {
+            reason: format!(
+                "the training split is empty ({} examples in the test split); lower \
+                 data.test_fraction = {} or use more data",
+                test.len(),
+                cfg.test_fraction
+            ),
+        });
+    }
     let mut train = truncate(train, cfg.max_train);
     let mut test = truncate(test, cfg.max_test);
     if cfg.standardize && matches!(train.features, crate::Features::Dense { .. }) {

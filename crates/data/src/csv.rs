@@ -206,15 +206,16 @@ pub(crate) fn parse_csv<R: Read>(
     let Some(ncols) = ncols else {
         return Err(DataError::format(
             path,
-            "the file is empty; it needs one row per example (plus a header row if has_header \
-             is set)",
+            "the file is empty; it needs a header row naming the columns, then one row per \
+             example",
         ));
     };
     if rows == 0 {
         return Err(DataError::format(
             path,
-            "no data rows (only a header); add at least one example, or set has_header = false \
-             if the first row is data",
+            "no data rows (only a header); add at least one example below the header row (the \
+             first row is always read as the column names, so a file without one needs a header \
+             row added)",
         ));
     }
     let d = ncols - usize::from(label_idx.is_some());

@@ -67,11 +67,17 @@ impl Targets {
         }
     }
 
-    /// Parses a range `a..b` (or a single index `a`) of target indices.
+    /// Parses a range `a..b` (or a single index `a`) of target indices into `split`, which has
+    /// `len` examples.
     ///
     /// # Errors
-    /// Malformed text or an empty range.
-    pub fn parse_range(text: &str) -> std::result::Result<Vec<usize>, String> {
+    /// Malformed text, an empty range, or one that reaches past `len` (checked before the indices
+    /// are listed, so that `0..18446744073709551615` is an error, not an allocation failure).
+    pub fn parse_range(
+        text: &str,
+        split: Split,
+        len: usize,
+    ) -> std::result::Result<Vec<usize>, String> {
         let bad =
             || format!("\"{text}\" is not a target range; write a..b (e.g. 0..50) or one index");
         let r = match text.split_once("..") {
@@ -80,6 +86,13 @@ impl Targets {
                     a.trim().parse().map_err(|_| bad())?,
                     b.trim().parse().map_err(|_| bad())?,
                 );
+                if b > len {
+                    return Err(format!(
+                        "target range \"{text}\" is outside the {} split of {len} examples; \
+                         use indices within 0..{len}",
+                        split.name()
+                    ));
+                }
                 (a..b).collect::<Vec<_>>()
             }
             None => vec![text.trim().parse().map_err(|_| bad())?],

@@ -98,6 +98,8 @@ impl Scores {
             path: path.to_path_buf(),
             reason,
         };
+        // The matrix first: when it is missing, the sidecar is not the one to blame.
+        let (values, shape) = data::read_npy_f32(npy)?;
         let text = std::fs::read_to_string(&json).map_err(|e| {
             bad(
                 &json,
@@ -108,7 +110,6 @@ impl Scores {
         })?;
         let meta: ScoreMeta = serde_json::from_str(&text)
             .map_err(|e| bad(&json, format!("malformed sidecar: {e}")))?;
-        let (values, shape) = data::read_npy_f32(npy)?;
         if shape != [meta.targets.len(), meta.n_train] {
             return Err(bad(
                 npy,
@@ -187,61 +188,81 @@ impl Scores {
     }
 
     /// Joins score files of one method computed for disjoint target ranges, rows in target order.
+    /// Each part comes with the file it was read from, which the errors name.
     ///
     /// # Errors
-    /// Parts from different methods, options, runs or outputs, or overlapping targets.
-    pub fn merge(mut parts: Vec<Scores>) -> Result<Scores> {
-        let Some(first) = parts.first().cloned() else {
+    /// Parts from different methods, options, runs, outputs, splits or groupings (the error names
+    /// both files and the field that differs, with both values), or overlapping targets (the error
+    /// names the target and both files).
+    pub fn merge(mut parts: Vec<(PathBuf, Scores)>) -> Result<Scores> {
+        let Some((first_path, first)) = parts.first().cloned() else {
             return Err(MethodError::Scores {
                 path: PathBuf::new(),
                 reason: "nothing to merge".into(),
             });
         };
-        for p in &parts {
-            let m = &p.meta;
-            let f = &first.meta;
-            if (
-                &m.method,
-                &m.options,
-                &m.run_hash,
-                &m.output,
-                &m.split,
-                m.n_train,
-                &m.groups,
-            ) != (
-                &f.method,
-                &f.options,
-                &f.run_hash,
-                &f.output,
-                &f.split,
-                f.n_train,
-                &f.groups,
-            ) {
+        for (path, p) in &parts {
+            if let Some((field, want, got)) = first.meta.first_difference(&p.meta) {
                 return Err(MethodError::Scores {
-                    path: PathBuf::new(),
+                    path: path.clone(),
                     reason: format!(
-                        "cannot merge {} ({:?}) with {} ({:?}): method, options, run, output, split and grouping must agree",
-                        f.method, f.options, m.method, m.options
+                        "cannot merge it with {}: its {field} is {got} but there it is {want}; \
+                         merge only parts of one `attrib attribute` computation (same method, \
+                         options, run, output, split and grouping)",
+                        first_path.display()
                     ),
                 });
             }
         }
-        parts.sort_by_key(|p| p.meta.targets.first().copied());
+        parts.sort_by_key(|(_, p)| p.meta.targets.first().copied());
         let mut out = first;
         out.values.clear();
         out.meta.targets.clear();
         out.meta.seconds = 0.0;
-        for p in parts {
-            if let Some(t) = p.meta.targets.iter().find(|t| out.meta.targets.contains(t)) {
-                return Err(MethodError::Scores {
-                    path: PathBuf::new(),
-                    reason: format!("target {t} appears in two parts"),
-                });
+        // Which file each target came from, to name both files of an overlap.
+        let mut owner: BTreeMap<usize, PathBuf> = BTreeMap::new();
+        for (path, p) in parts {
+            for &t in &p.meta.targets {
+                if let Some(other) = owner.insert(t, path.clone()) {
+                    return Err(MethodError::Scores {
+                        path,
+                        reason: format!(
+                            "target {t} is also in {}; merge parts of disjoint target ranges",
+                            other.display()
+                        ),
+                    });
+                }
             }
             out.values.extend_from_slice(&p.values);
             out.meta.targets.extend_from_slice(&p.meta.targets);
             out.meta.seconds += p.meta.seconds;
         }
         Ok(out)
+    }
+}
+
+impl ScoreMeta {
+    /// The first field (other than targets and timing) in which `other` differs from `self`:
+    /// `(name, self's value, other's value)`.
+    fn first_difference(&self, other: &ScoreMeta) -> Option<(&'static str, String, String)> {
+        let fields = |m: &ScoreMeta| {
+            [
+                ("method", m.method.clone()),
+                ("options", format!("{:?}", m.options)),
+                ("run", m.run_hash.clone()),
+                ("output", m.output.clone()),
+                ("split", m.split.clone()),
+                ("column count", m.n_train.to_string()),
+                (
+                    "grouping",
+                    m.groups.clone().unwrap_or_else(|| "none".to_string()),
+                ),
+            ]
+        };
+        fields(self)
+            .into_iter()
+            .zip(fields(other))
+            .find(|((_, a), (_, b))| a != b)
+            .map(|((name, a), (_, b))| (name, a, b))
     }
 }

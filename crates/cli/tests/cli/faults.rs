@@ -1,0 +1,352 @@
+//! Faults and bad inputs that must end in finished work or a precise error (issue 13). Each test
+//! names the item of the issue it covers.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use super::util::*;
+
+/// Trains the breast-cancer logistic recipe into `dir/run`.
+fn trained(dir: &Path) -> &'static str {
+    write(dir, "bc.toml", LOGISTIC);
+    attrib(
+        dir,
+        &["--quiet", "train", "--config", "bc.toml", "--out", "run"],
+    )
+    .ok();
+    "run"
+}
+
+/// Runs `attrib args...` with stdout a pipe whose reader is gone before the first write (what
+/// `attrib ... | head -0` does); returns the exit code and stderr.
+fn with_closed_stdout(dir: &Path, args: &[&str]) -> (i32, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_attrib"))
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+// See: issue 13, item 1.
+cli_test!(closed_stdout_never_stops_the_work, |dir| {
+    write(dir, "bc.toml", LOGISTIC);
+    for (json, out) in [(false, "a"), (true, "b")] {
+        let mut args = vec!["train", "--config", "bc.toml", "--out", out];
+        if json {
+            args.insert(0, "--json");
+        }
+        let (code, stderr) = with_closed_stdout(dir, &args);
+        assert_eq!(code, 0, "{stderr}");
+        for f in ["config.toml", "metrics.jsonl", "params.safetensors"] {
+            assert!(dir.join(out).join(f).is_file(), "{out}/{f} missing");
+        }
+    }
+    // The run trained with stdout closed is the same run.
+    attrib(
+        dir,
+        &["--quiet", "train", "--config", "bc.toml", "--out", "c"],
+    )
+    .ok();
+    assert_eq!(
+        read(dir.join("a/params.safetensors")),
+        read(dir.join("c/params.safetensors"))
+    );
+    let (code, stderr) = with_closed_stdout(
+        dir,
+        &[
+            "attribute",
+            "--run",
+            "a",
+            "--method",
+            "tracin",
+            "--targets",
+            "0..3",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(dir.join("a/scores/tracin@0-3.npy").is_file());
+    assert!(dir.join("a/scores/tracin@0-3.json").is_file());
+    let (code, stderr) = with_closed_stdout(
+        dir,
+        &["--quiet", "groundtruth", "--run", "a", "--subsets", "2"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(dir.join("a/groundtruth").is_dir());
+});
+
+// See: issue 13, item 11.
+cli_test!(a_huge_target_range_is_an_error_not_a_panic, |dir| {
+    let run = trained(dir);
+    let out = attrib(
+        dir,
+        &[
+            "attribute",
+            "--run",
+            run,
+            "--method",
+            "tracin",
+            "--targets",
+            "0..18446744073709551615",
+        ],
+    )
+    .fails(1);
+    assert_contains!(
+        out.stderr,
+        "is outside the test split of 113 examples",
+        "0..113"
+    );
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+});
+
+// See: issue 13, item 16.
+cli_test!(score_names_cannot_leave_the_scores_folder, |dir| {
+    let run = trained(dir);
+    for name in ["../../escaped", "a/b", ".."] {
+        let out = attrib(
+            dir,
+            &[
+                "attribute",
+                "--run",
+                run,
+                "--method",
+                "tracin",
+                "--name",
+                name,
+            ],
+        )
+        .fails(2);
+        assert_contains!(out.stderr, "inside RUN/scores/");
+    }
+    assert!(
+        !dir.join("escaped.npy").exists() && !dir.parent().unwrap().join("escaped.npy").exists()
+    );
+});
+
+// See: issue 13, item 18.
+cli_test!(more_threads_than_cores_warns, |dir| {
+    let run = trained(dir);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let many = (cores + 1).to_string();
+    let out = attrib(dir, &["--threads", &many, "evaluate", "--run", run]).ok();
+    assert_contains!(
+        out.stderr,
+        &format!("warning: --threads {many} exceeds the {cores} cores")
+    );
+    let out = attrib(
+        dir,
+        &["--threads", &many, "--json", "evaluate", "--run", run],
+    )
+    .ok();
+    assert_eq!(out.json_lines()[0]["type"], "warning");
+    let out = attrib(
+        dir,
+        &["--threads", &cores.to_string(), "evaluate", "--run", run],
+    )
+    .ok();
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+});
+
+// See: issue 13, item 13.
+cli_test!(lds_names_the_missing_matrix_not_the_sidecar, |dir| {
+    let run = trained(dir);
+    // A mistyped name: neither NAME.npy nor NAME.json exists, and the .npy is what was asked for.
+    let out = attrib(
+        dir,
+        &[
+            "lds",
+            "--run",
+            run,
+            "--scores",
+            "run/scores/tracn.npy",
+            "--subsets",
+            "2",
+        ],
+    )
+    .fails(1);
+    assert_contains!(out.stderr, "run/scores/tracn.npy: No such file");
+    assert!(!out.stderr.contains("sidecar"), "{}", out.stderr);
+});
+
+// See: issue 13, item 14.
+cli_test!(merge_errors_name_the_files_and_what_differs, |dir| {
+    let run = trained(dir);
+    for r in ["0..3", "2..5"] {
+        attrib(
+            dir,
+            &[
+                "--quiet",
+                "attribute",
+                "--run",
+                run,
+                "--method",
+                "similarity",
+                "--targets",
+                r,
+            ],
+        )
+        .ok();
+    }
+    let out = attrib(
+        dir,
+        &[
+            "merge",
+            "--out",
+            "m.npy",
+            "run/scores/similarity@0-3.npy",
+            "run/scores/similarity@2-5.npy",
+        ],
+    )
+    .fails(1);
+    assert_contains!(
+        out.stderr,
+        "target 2 is also in",
+        "similarity@0-3.npy",
+        "similarity@2-5.npy"
+    );
+    // Parts of two runs: the message names the run hashes, which differ.
+    write(
+        dir,
+        "bc2.toml",
+        &LOGISTIC.replace("epochs = 2", "epochs = 3"),
+    );
+    attrib(
+        dir,
+        &["--quiet", "train", "--config", "bc2.toml", "--out", "run2"],
+    )
+    .ok();
+    attrib(
+        dir,
+        &[
+            "--quiet",
+            "attribute",
+            "--run",
+            "run2",
+            "--method",
+            "similarity",
+            "--targets",
+            "3..5",
+        ],
+    )
+    .ok();
+    let out = attrib(
+        dir,
+        &[
+            "merge",
+            "--out",
+            "m.npy",
+            "run/scores/similarity@0-3.npy",
+            "run2/scores/similarity@3-5.npy",
+        ],
+    )
+    .fails(1);
+    assert_contains!(
+        out.stderr,
+        "run2/scores/similarity@3-5.npy",
+        "run/scores/similarity@0-3.npy",
+        "its run is"
+    );
+    assert!(!out.stderr.contains("error: :"), "{}", out.stderr);
+});
+
+// See: issue 13, item 15.
+cli_test!(misleading_messages_are_fixed, |dir| {
+    std::fs::create_dir(dir.join("cfgdir")).unwrap();
+    let out = attrib(dir, &["train", "--config", "cfgdir", "--out", "r"]).fails(1);
+    assert_contains!(out.stderr, "is a folder, not a file");
+    let out = attrib(
+        dir,
+        &["lds", "--run", "r", "--scores", "s.npy", "--drop", "0"],
+    )
+    .fails(2);
+    assert_contains!(out.stderr, "--drop", "strictly between 0 and 1");
+    assert!(!out.stderr.contains("spec.kind"), "{}", out.stderr);
+    // A CSV with only a header: the hint must not name a field the config refuses.
+    write(dir, "h.csv", "a,b,label\n");
+    write(
+        dir,
+        "h.toml",
+        "[data]\nsource = \"csv\"\npath = \"h.csv\"\n[model]\nkind = \"logistic\"\n[optim]\nkind = \"sgd\"\nlr = 0.1\n[train]\nepochs = 1\n",
+    );
+    let out = attrib(dir, &["train", "--config", "h.toml", "--out", "r"]).fails(1);
+    assert_contains!(out.stderr, "h.csv", "no data rows");
+    assert!(!out.stderr.contains("has_header"), "{}", out.stderr);
+});
+
+// See: issue 13, item 12.
+cli_test!(empty_training_data_names_the_real_cause, |dir| {
+    let text = |name: &str, body: &str, seq_len: usize| {
+        write(dir, &format!("{name}.txt"), body);
+        write(
+            dir,
+            &format!("{name}.toml"),
+            &format!(
+                "[data]\nsource = \"text\"\npath = \"{name}.txt\"\nseq_len = {seq_len}\n\
+                 [model]\nkind = \"gpt\"\nd_model = 8\nn_layer = 1\nn_head = 1\n\
+                 [optim]\nkind = \"sgd\"\nlr = 0.1\n[train]\nepochs = 1\nbatch_size = 2\n"
+            ),
+        );
+        attrib(
+            dir,
+            &["train", "--config", &format!("{name}.toml"), "--out", name],
+        )
+        .fails(1)
+    };
+    for out in [
+        text("empty", "", 16),
+        text("short", "abcdef", 16),
+        text("huge", "abc def ghi", 1 << 40),
+    ] {
+        assert_contains!(out.stderr, ".txt", "data.seq_len");
+        assert!(!out.stderr.contains("batch_size"), "{}", out.stderr);
+    }
+    write(
+        dir,
+        "m.toml",
+        &LOGISTIC.replace("[model]", "max_train = 0\n[model]"),
+    );
+    let out = attrib(dir, &["train", "--config", "m.toml", "--out", "m"]).fails(1);
+    assert_contains!(out.stderr, "data.max_train = 0");
+});
+
+// See: issue 13, item 17.
+cli_test!(
+    quiet_groundtruth_prints_its_summary_and_logs_get_progress_lines,
+    |dir| {
+        let run = trained(dir);
+        let out = attrib(
+            dir,
+            &["--quiet", "groundtruth", "--run", run, "--subsets", "2"],
+        )
+        .ok();
+        assert_contains!(out.stdout, "ground truth", "2 subsets");
+        // stderr is a pipe here, not a terminal: plain lines instead of a bar.
+        let o = Command::new(env!("CARGO_BIN_EXE_attrib"))
+            .args(["groundtruth", "--run", run, "--subsets", "3", "--seed", "1"])
+            .env("ATTRIB_PROGRESS_EVERY", "0")
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{stderr}");
+        assert_contains!(stderr, "progress: 3/3 retrained subsets");
+        assert!(
+            !stderr.contains('\u{1b}'),
+            "control characters in a log: {stderr:?}"
+        );
+        let o = Command::new(env!("CARGO_BIN_EXE_attrib"))
+            .args(["train", "--config", "bc.toml", "--out", "again"])
+            .env("ATTRIB_PROGRESS_EVERY", "0")
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert_contains!(String::from_utf8_lossy(&o.stderr), "progress: 16/16 steps");
+    }
+);
