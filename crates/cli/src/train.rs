@@ -153,6 +153,9 @@ fn fit<F: Float>(job: &Job, ctx: &Ctx, splits: &Splits, model: &Model) -> Result
     out.event(&Event::Start(&start))?;
     print_header(job, ctx, &start, splits, model, per_epoch)?;
 
+    // The training loss before the first step: a run that ends above it diverged (issue 13).
+    let initial_train_loss = evaluate(model, &state.params, &splits.train, EVAL_BATCH).loss;
+    let mut last_train_loss = initial_train_loss;
     let progress = Progress::steps(steps, !out.quiet && !out.json);
     let mut metrics = String::new();
     let mut examples = 0usize;
@@ -228,9 +231,18 @@ fn fit<F: Float>(job: &Job, ctx: &Ctx, splits: &Splits, model: &Model) -> Result
                 ))
             })?;
             last_test = Some(test);
+            last_train_loss = train.loss;
         }
     }
     progress.finish();
+    if last_train_loss > initial_train_loss {
+        out.warn(format!(
+            "training diverged: the training loss rose from {initial_train_loss:.4} before the \
+             first step to {last_train_loss:.4} after {steps} steps; lower optim.lr (now {}) \
+             and retrain with --force",
+            cfg.optim.lr()
+        ))?;
+    }
 
     let mut meta = BTreeMap::new();
     meta.insert(

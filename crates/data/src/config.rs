@@ -29,6 +29,21 @@ pub enum Source {
     Text,
 }
 
+impl Source {
+    /// The name written in `data.source`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Digits => "digits",
+            Source::BreastCancer => "breast_cancer",
+            Source::Csv => "csv",
+            Source::Npy => "npy",
+            Source::Mnist => "mnist",
+            Source::Cifar10 => "cifar10",
+            Source::Text => "text",
+        }
+    }
+}
+
 fn default_test_fraction() -> f64 {
     0.2
 }
@@ -258,14 +273,128 @@ pub fn load_splits(cfg: &DataConfig, base: &Path) -> Result<Splits, DataError> {
         train = train.with_example_shape(shape.clone())?;
         test = test.with_example_shape(shape.clone())?;
     }
+    apply_num_classes(cfg, &mut train, &mut test)?;
     train.validate()?;
     test.validate()?;
     Ok(Splits { train, test })
 }
 
+/// Honours `data.num_classes` where it can mean something, and refuses it where it cannot: a
+/// `csv` or `npy` file may lack some classes, so a count at least the labels' is the model's
+/// number of outputs; the embedded sets, MNIST and CIFAR-10 have a fixed class count; regression
+/// and text have no classes.
+///
+/// # Errors
+/// A count below the labels present, a count that differs from a fixed-class source's, or any
+/// count for unlabelled or real-valued data, each naming `data.num_classes` and the fix.
+fn apply_num_classes(
+    cfg: &DataConfig,
+    train: &mut Dataset,
+    test: &mut Dataset,
+) -> Result<(), DataError> {
+    let Some(want) = cfg.num_classes else {
+        return Ok(());
+    };
+    let source = cfg.source.name();
+    let refuse = |reason: String| Err(DataError::InvalidArgument { reason });
+    let have = match &train.labels {
+        Labels::Classes { num_classes, .. } => *num_classes,
+        Labels::Real(_) => {
+            return refuse(format!(
+                "data.num_classes = {want} is for classification, but the {source} data has \
+                 real-valued (regression) targets; remove data.num_classes"
+            ))
+        }
+        Labels::None => {
+            return refuse(format!(
+                "data.num_classes = {want} is for classification, but the {source} data has no \
+                 labels; remove data.num_classes"
+            ))
+        }
+    };
+    match cfg.source {
+        Source::Csv | Source::Npy if want >= have => {
+            for ds in [train, test] {
+                if let Labels::Classes { num_classes, .. } = &mut ds.labels {
+                    *num_classes = want;
+                }
+            }
+            Ok(())
+        }
+        Source::Csv | Source::Npy => refuse(format!(
+            "data.num_classes = {want} but the labels of {source} file go up to {} ({have} \
+             classes); set data.num_classes to at least {have}, or remove it",
+            have - 1
+        )),
+        _ if want == have => Ok(()),
+        _ => refuse(format!(
+            "data.num_classes = {want} but the {source} data has exactly {have} classes, which the \
+             field cannot change; remove data.num_classes (it is for csv and npy files that may \
+             lack some classes)"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn source_names_are_the_config_spelling() {
+        for s in [
+            Source::Digits,
+            Source::BreastCancer,
+            Source::Csv,
+            Source::Npy,
+            Source::Mnist,
+            Source::Cifar10,
+            Source::Text,
+        ] {
+            let cfg: DataConfig = toml::from_str(&format!("source = \"{}\"", s.name())).unwrap();
+            assert_eq!(cfg.source, s);
+        }
+    }
+
+    // See: issue 13, item 6.
+    #[test]
+    fn num_classes_is_honoured_or_refused() {
+        let mut cfg = DataConfig::new(Source::Digits);
+        cfg.num_classes = Some(10);
+        load_splits(&cfg, Path::new(".")).unwrap();
+        for k in [3, 12] {
+            cfg.num_classes = Some(k);
+            let e = load_splits(&cfg, Path::new(".")).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("data.num_classes = {k}")) && e.contains("exactly 10 classes"),
+                "{e}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("t.csv"),
+            "x,label\n0.5,0\n1.5,1\n2.5,0\n3.5,1\n4.5,1\n",
+        )
+        .unwrap();
+        let mut cfg = DataConfig::new(Source::Csv);
+        cfg.path = Some("t.csv".into());
+        cfg.label_column = Some("label".into());
+        cfg.num_classes = Some(4);
+        let s = load_splits(&cfg, dir.path()).unwrap();
+        for ds in [&s.train, &s.test] {
+            assert!(
+                matches!(ds.labels, Labels::Classes { num_classes: 4, .. }),
+                "{:?}",
+                ds.labels
+            );
+        }
+        cfg.num_classes = Some(1);
+        let e = load_splits(&cfg, dir.path()).unwrap_err().to_string();
+        assert!(e.contains("num_classes"), "{e}");
+        cfg.task = Task::Regression;
+        cfg.num_classes = Some(2);
+        let e = load_splits(&cfg, dir.path()).unwrap_err().to_string();
+        assert!(e.contains("regression"), "{e}");
+    }
 
     #[test]
     fn digits_split_is_stratified_and_standardised() {

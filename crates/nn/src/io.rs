@@ -66,8 +66,54 @@ fn to_bytes<F: Float>(values: &[F]) -> (Dtype, Vec<u8>) {
 /// processes; one key keeps the file bytes a function of its content alone.
 pub const METADATA_KEY: &str = "attrib";
 
-/// The bytes of a safetensors file holding `tensors` (name, shape, values) and `metadata`.
-/// Identical inputs give identical bytes in every process.
+/// Metadata key of the CRC-32 of the tensors (see [`tensors_crc32`]), written into every file and
+/// verified by every loader, so that flipped bytes in the tensor data are an error instead of a
+/// silently different model. Files without the key (older attrib, other tools) load unchecked.
+pub const CHECKSUM_KEY: &str = "tensors_crc32";
+
+/// CRC-32 (IEEE) of a file's tensors in name order: each tensor's name, dtype, shape and data.
+fn tensors_crc32<'a>(
+    tensors: impl IntoIterator<Item = (&'a str, Dtype, &'a [usize], &'a [u8])>,
+) -> String {
+    let mut sorted: Vec<_> = tensors.into_iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    let mut h = crc32fast::Hasher::new();
+    for (name, dtype, shape, data) in sorted {
+        h.update(name.as_bytes());
+        h.update(format!("{dtype:?}{shape:?}").as_bytes());
+        h.update(data);
+    }
+    format!("{:08x}", h.finalize())
+}
+
+/// Checks the [`CHECKSUM_KEY`] of a deserialised file, when it has one.
+fn verify_checksum(path: &Path, bytes: &[u8], st: &SafeTensors<'_>) -> Result<()> {
+    let meta = metadata_of(path, bytes)?;
+    let Some(want) = meta.get(CHECKSUM_KEY) else {
+        return Ok(());
+    };
+    let tensors = st.tensors();
+    let got = tensors_crc32(
+        tensors
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.dtype(), t.shape(), t.data())),
+    );
+    if &got != want {
+        return Err(NnError::Params {
+            path: path.to_path_buf(),
+            reason: format!(
+                "the tensor data is corrupt: its CRC-32 is {got} but the file was written with \
+                 {want}; the file was damaged after it was written (disk, copy or edit): \
+                 retrain (attrib train --force) or restore it from a copy"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The bytes of a safetensors file holding `tensors` (name, shape, values) and `metadata`, plus
+/// the tensors' checksum under [`CHECKSUM_KEY`]. Identical inputs give identical bytes in every
+/// process.
 ///
 /// # Panics
 /// If a shape does not match its number of values (an internal invariant).
@@ -96,9 +142,16 @@ pub fn serialize_tensors<F: Float>(
             )
         })
         .collect();
+    let mut metadata = metadata.clone();
+    metadata.insert(
+        CHECKSUM_KEY.to_string(),
+        tensors_crc32(parts.iter().map(|(n, shape, dtype, bytes)| {
+            (n.as_str(), *dtype, shape.as_slice(), bytes.as_slice())
+        })),
+    );
     let meta = HashMap::from([(
         METADATA_KEY.to_string(),
-        serde_json::to_string(metadata).expect("strings serialise"),
+        serde_json::to_string(&metadata).expect("strings serialise"),
     )]);
     safetensors::serialize(views, Some(meta)).expect("valid tensor views always serialise")
 }
@@ -244,6 +297,7 @@ pub fn load_tensors<F: Float>(path: &Path) -> Result<NamedTensors<F>> {
     let bytes = read_bytes(path)?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| bad(format!("not a safetensors file ({e})")))?;
+    verify_checksum(path, &bytes, &st)?;
     let mut out = BTreeMap::new();
     for (name, t) in st.tensors() {
         let values = decode::<F>(&t, &name).map_err(bad)?;
@@ -268,6 +322,7 @@ pub fn load_params<F: Float>(path: &Path, layout: &Layout) -> Result<Vec<F>> {
             "not a safetensors file ({e}); save parameters with safetensors"
         ))
     })?;
+    verify_checksum(path, &bytes, &st)?;
     let expected = || {
         layout
             .specs()
@@ -315,12 +370,16 @@ pub fn load_params<F: Float>(path: &Path, layout: &Layout) -> Result<Vec<F>> {
 /// # Errors
 /// I/O or format errors naming the file.
 pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
-    let bytes = read_bytes(path)?;
+    metadata_of(path, &read_bytes(path)?)
+}
+
+/// [`read_metadata`] of a file's bytes.
+fn metadata_of(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, String>> {
     let bad = |reason: String| NnError::Params {
         path: path.to_path_buf(),
         reason,
     };
-    let (_, meta) = SafeTensors::read_metadata(&bytes)
+    let (_, meta) = SafeTensors::read_metadata(bytes)
         .map_err(|e| bad(format!("not a safetensors file ({e})")))?;
     let mut out = BTreeMap::new();
     for (k, v) in meta.metadata().clone().unwrap_or_default() {
@@ -363,5 +422,42 @@ mod tests {
             "{e}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    // See: issue 13, item 5.
+    #[test]
+    fn every_flipped_data_byte_is_caught_and_files_without_a_checksum_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.safetensors");
+        let (a, b) = (vec![0.5f32, -1.25, 3.0, 2.0], vec![7.0f32, 8.0]);
+        let tensors = vec![
+            ("w".to_string(), vec![2, 2], a.as_slice()),
+            ("b".to_string(), vec![2], b.as_slice()),
+        ];
+        let bytes = serialize_tensors(&tensors, &BTreeMap::new());
+        let header = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        // Flip one bit of each data byte in turn: the values stay finite floats (a bit of a
+        // mantissa or sign), so only the checksum can tell.
+        for i in header..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x01;
+            std::fs::write(&path, &bad).unwrap();
+            let e = load_tensors::<f32>(&path);
+            let e = e.map(|_| ()).unwrap_err().to_string();
+            assert!(
+                e.contains("corrupt") && e.contains("p.safetensors"),
+                "byte {i}: {e}"
+            );
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(load_tensors::<f32>(&path).unwrap()["w"].1, a);
+        // A file written by another tool (no checksum key) loads unchecked.
+        let views = vec![(
+            "w".to_string(),
+            TensorView::new(Dtype::F32, vec![2, 2], &bytes[header + 8..header + 24]).unwrap(),
+        )];
+        let foreign = safetensors::serialize(views, None).unwrap();
+        std::fs::write(&path, &foreign).unwrap();
+        assert_eq!(load_tensors::<f32>(&path).unwrap()["w"].0, vec![2, 2]);
     }
 }

@@ -350,3 +350,38 @@ cli_test!(
         assert_contains!(String::from_utf8_lossy(&o.stderr), "progress: 16/16 steps");
     }
 );
+
+// See: issue 13, item 5.
+cli_test!(flipped_bytes_in_the_params_are_refused, |dir| {
+    let run = trained(dir);
+    let path = dir.join("run/params.safetensors");
+    let mut bytes = read(&path);
+    // Flip the low bit of the last tensor byte: a finite float either way.
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let out = attrib(dir, &["evaluate", "--run", run]).fails(1);
+    assert_contains!(out.stderr, "params.safetensors", "corrupt");
+});
+
+// See: issue 13, item 6.
+cli_test!(num_classes_that_the_data_cannot_have_is_refused, |dir| {
+    let cfg = super::util::WIDE.replace(
+        "source = \"digits\"",
+        "source = \"digits\"\nnum_classes = 3",
+    );
+    write(dir, "d.toml", &cfg);
+    let out = attrib(dir, &["train", "--config", "d.toml", "--out", "d"]).fails(1);
+    assert_contains!(out.stderr, "data.num_classes = 3", "exactly 10 classes");
+    assert!(!dir.join("d/params.safetensors").exists());
+});
+
+// See: issue 13, item 8.
+cli_test!(a_diverged_run_warns, |dir| {
+    write(dir, "hot.toml", &LOGISTIC.replace("lr = 0.1", "lr = 1e6"));
+    let out = attrib(dir, &["train", "--config", "hot.toml", "--out", "hot"]).ok();
+    assert_contains!(out.stderr, "warning: training diverged", "lower optim.lr");
+    write(dir, "bc.toml", LOGISTIC);
+    let out = attrib(dir, &["train", "--config", "bc.toml", "--out", "fine"]).ok();
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+});
