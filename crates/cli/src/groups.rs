@@ -165,7 +165,7 @@ pub fn noisy_labels(args: &NoisyLabelsArgs, ctx: &Ctx) -> Result<()> {
     ctx.out
         .result(format!("{:<34} {}", "found in the top", head.join(" ")))?;
     for g in &groupings {
-        let s = self_influence(&run, g, methods::estimators::DEFAULT_CHUNK)?;
+        let s = self_influence(&run, g, methods::support::chunks::DEFAULT_CHUNK)?;
         let mut cells = Vec::new();
         for &f in &args.inspect {
             let found = detected_fraction(g, &s, &flipped, f);

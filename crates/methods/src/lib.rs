@@ -1,7 +1,7 @@
 //! # attrib-methods
 //!
 //! Attribution methods behind one trait ([`Method`]): each file of [`estimators`] is one method, and
-//! [`method::REGISTRY`] names them. Methods read a trained [`Run`] and produce a score matrix
+//! [`registry::REGISTRY`] names them. Methods read a trained [`Run`] and produce a score matrix
 //! `tau[target, train]` with `tau_i = d f / d w_i` (MATH.md), saved as `.npy` + a JSON sidecar
 //! ([`Scores`]). The subset-retraining store ([`groundtruth`], MATH.md E6) lives here too, so that
 //! methods can learn from retrainings; `attrib-eval` re-exports it. [`groups`] partitions the
@@ -18,14 +18,19 @@ pub mod linalg;
 pub mod method;
 pub mod options;
 pub mod progress;
+pub mod registry;
 pub mod run;
 pub mod scores;
 pub mod solvers;
+pub mod support;
+#[cfg(test)]
+pub(crate) mod testutil;
 
 pub use error::{MethodError, Result};
 pub use groups::Grouping;
-pub use method::{attribute, attribute_groups, build, Method, Registration, REGISTRY};
+pub use method::{attribute, attribute_groups, Method, Registration};
 pub use options::Options;
 pub use progress::Progress;
+pub use registry::{build, REGISTRY};
 pub use run::{Checkpoint, Run, Split, Targets};
 pub use scores::{ScoreMeta, Scores};

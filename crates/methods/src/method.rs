@@ -1,13 +1,13 @@
-//! The one trait every attribution method implements, and the registry that names them.
+//! The one trait every attribution method implements, the [`Registration`] each method file
+//! exports, and the runners that time a method and describe its scores.
 //!
 //! A new method is one file with a struct implementing [`Method`] and a `build` function reading its
-//! options, plus one line in [`REGISTRY`].
+//! options, plus one line in [`crate::registry::REGISTRY`].
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use crate::error::{MethodError, Result};
-use crate::estimators;
+use crate::error::Result;
 use crate::groups::Grouping;
 use crate::options::Options;
 use crate::run::{output_name, Run, Targets};
@@ -51,52 +51,6 @@ pub struct Registration {
     pub summary: &'static str,
     /// Reads the options (each getter documents its default) and builds the method.
     pub build: fn(&mut Options) -> Result<Box<dyn Method>>,
-}
-
-/// Every method attrib knows, one line each (MATH.md section in the summary).
-pub static REGISTRY: &[Registration] = &[
-    estimators::loo_ridge::REGISTRATION,
-    estimators::loo_newton::REGISTRATION,
-    estimators::influence::EXACT,
-    estimators::influence::CG,
-    estimators::influence::LISSA,
-    estimators::influence::GN,
-    estimators::influence::ARNOLDI,
-    estimators::ekfac::EKFAC,
-    estimators::ekfac::KFAC,
-    estimators::ekfac::DIAGONAL,
-    estimators::tracin::REGISTRATION,
-    estimators::trak::REGISTRATION,
-    estimators::similarity::REGISTRATION,
-    estimators::magic::REGISTRATION,
-    estimators::datamodels::REGISTRATION,
-    estimators::shapley::KNN,
-    estimators::shapley::TMC,
-];
-
-/// Looks up and builds a method, rejecting options it does not take.
-///
-/// # Errors
-/// An unknown method name (listing the known ones) or a bad option.
-pub fn build(
-    name: &str,
-    mut options: Options,
-) -> Result<(Box<dyn Method>, BTreeMap<String, String>)> {
-    let reg =
-        REGISTRY
-            .iter()
-            .find(|r| r.name == name)
-            .ok_or_else(|| MethodError::UnknownMethod {
-                name: name.into(),
-                known: REGISTRY
-                    .iter()
-                    .map(|r| r.name)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })?;
-    let method = (reg.build)(&mut options)?;
-    options.finish()?;
-    Ok((method, options.used().clone()))
 }
 
 /// Runs a built method on a run and targets, timing it and describing the result.

@@ -11,7 +11,7 @@ use attrib_methods::estimators::magic::replay::{
     best_arity, state_bytes, tree_bound, tree_levels, Buffers, ByteSize, Replay, Trajectory,
 };
 use attrib_methods::estimators::magic::{magic_scores, MagicConfig, MagicOutput, ReplayChoice};
-use attrib_methods::estimators::Auto;
+use attrib_methods::options::Auto;
 use attrib_methods::{MethodError, Options, Run, Split, Targets};
 use nn::{Optimizer, Output, RunConfig, Trainer};
 

@@ -56,12 +56,11 @@ use std::str::FromStr;
 
 use rayon::prelude::*;
 
-use super::Auto;
 use crate::error::{MethodError, Result};
 use crate::groundtruth::{cache_dir, compute, SubsetSpec};
 use crate::linalg::{cholesky, cholesky_solve};
 use crate::method::{Method, Registration};
-use crate::options::{at_least_one, Options};
+use crate::options::{at_least_one, Auto, Options};
 use crate::run::{Run, Targets};
 
 /// The registry entry.
@@ -166,7 +165,7 @@ pub fn build(opts: &mut Options) -> Result<Box<dyn Method>> {
         }
     })?;
     let fit: Fit = opts.get("fit", Fit::Lasso, |_| Ok(()))?;
-    let lambda = opts.get("lambda", Auto::Auto, super::auto_non_negative)?;
+    let lambda = opts.get("lambda", Auto::Auto, crate::options::auto_non_negative)?;
     let folds = opts.get("folds", 5usize, at_least_one)?;
     let bad = |key: &str, value: String, reason: &str| MethodError::BadOption {
         method: "datamodels".into(),
@@ -708,8 +707,8 @@ mod tests {
     /// never seen by the fit) better than chance by a wide margin.
     #[test]
     fn end_to_end_predicts_held_out_retrainings() {
-        use super::super::{pearson, testutil::config};
         use crate::groundtruth::MANIFEST;
+        use crate::testutil::{config, pearson};
         use nn::Output;
         let tmp = tempfile::tempdir().unwrap();
         let mut run = Run::train(
@@ -719,7 +718,7 @@ mod tests {
         .unwrap();
         run.dir = Some(tmp.path().to_path_buf());
         let targets = Targets::test(vec![0, 1, 2, 3], Output::Margin);
-        let (m, _) = crate::method::build(
+        let (m, _) = crate::registry::build(
             "datamodels",
             Options::empty("datamodels").set("subsets", 150),
         )

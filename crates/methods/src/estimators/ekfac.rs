@@ -72,12 +72,12 @@ use engine::{Graph, Tensor};
 use nn::{Batch, Model, Optimizer, Output, Task};
 use rayon::prelude::*;
 
-use super::{auto_non_negative, chunk_option, Auto, TrainChunks};
 use crate::error::{MethodError, Result};
 use crate::linalg::sym_eigen;
 use crate::method::{Method, Registration};
-use crate::options::Options;
+use crate::options::{auto_non_negative, Auto, Options};
 use crate::run::{Run, Targets};
+use crate::support::chunks::{chunk_option, TrainChunks};
 
 /// `ekfac`: eigenvalue-corrected K-FAC.
 pub const EKFAC: Registration = Registration {
@@ -767,10 +767,10 @@ fn load_blocks(path: &Path, run: &Run, approx: Approx) -> Result<Option<Vec<Bloc
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::*;
-    use super::super::{pearson, Curvature, CurvatureKind};
     use super::*;
     use crate::solvers::LinOp;
+    use crate::support::curvature::{Curvature, CurvatureKind};
+    use crate::testutil::*;
     use engine::Rng;
 
     fn blocks_of(run: &Run, approx: Approx, chunk: usize) -> (TrainChunks, Vec<Block>) {
@@ -794,7 +794,7 @@ mod tests {
         for (k, v) in opts {
             o = o.set(k, v);
         }
-        let (m, _) = crate::method::build(name, o).unwrap();
+        let (m, _) = crate::registry::build(name, o).unwrap();
         m.attribute(run, targets).unwrap()
     }
 
@@ -1005,12 +1005,12 @@ train = { epochs = 1, batch_size = 20, precision = "f64" }
 
     #[test]
     fn bad_options_and_models_are_clear_errors() {
-        let e = crate::method::build("ekfac", Options::empty("ekfac").set("damping", -1))
+        let e = crate::registry::build("ekfac", Options::empty("ekfac").set("damping", -1))
             .err()
             .unwrap()
             .to_string();
         assert!(e.contains("damping") && e.contains("auto"), "{e}");
-        let e = crate::method::build("kfac", Options::empty("kfac").set("rank", 3))
+        let e = crate::registry::build("kfac", Options::empty("kfac").set("rank", 3))
             .err()
             .unwrap()
             .to_string();

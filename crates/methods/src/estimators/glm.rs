@@ -392,8 +392,8 @@ pub fn loo_scores(
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::*;
     use super::*;
+    use crate::testutil::*;
     use engine::Graph;
     use nn::Output;
 

@@ -50,17 +50,17 @@
 use engine::Rng;
 use nn::{Batch, Optimizer};
 
-use super::{
-    auto_damping, auto_non_negative, auto_positive, chunk_option, is_convex, solve_error, Auto,
-    Columns, Curvature, CurvatureKind, TrainChunks,
-};
 use crate::error::{MethodError, Result};
 use crate::groups::Grouping;
 use crate::linalg::{cholesky, cholesky_solve, dot, symmetrize};
 use crate::method::{Method, Registration};
-use crate::options::{at_least_one, non_negative, positive, Options};
+use crate::options::{
+    at_least_one, auto_non_negative, auto_positive, non_negative, positive, Auto, Options,
+};
 use crate::run::{Run, Targets};
-use crate::solvers::{self, CgParams, LanczosParams, LinOp, LissaParams, Reported};
+use crate::solvers::{self, solve_error, CgParams, LanczosParams, LinOp, LissaParams, Reported};
+use crate::support::chunks::{chunk_option, Columns, TrainChunks};
+use crate::support::curvature::{auto_damping, is_convex, Curvature, CurvatureKind};
 
 /// Largest parameter count for which `if-exact` builds the explicit `p x p` curvature matrix.
 pub const EXACT_MAX_PARAMS: usize = 5000;
@@ -430,7 +430,7 @@ impl Influence {
         // g_t^T (H + d)^{-1} g_G = g_G^T (H + d)^{-1} g_t up to the solver's tolerance.
         if let Columns::Groups(groups) = columns {
             if groups.k < targets.indices.len() {
-                let group_grads = crate::groups::group_loss_grads(
+                let group_grads = crate::support::chunks::group_loss_grads(
                     model,
                     params,
                     &run.splits.train,
@@ -548,9 +548,8 @@ fn arnoldi_scores(
 
 #[cfg(test)]
 mod tests {
-    use super::super::pearson;
-    use super::super::testutil::*;
     use super::*;
+    use crate::testutil::*;
     use nn::Output;
 
     fn run_method(
@@ -563,7 +562,7 @@ mod tests {
         for (k, v) in opts {
             o = o.set(k, v);
         }
-        let (m, _) = crate::method::build(name, o).unwrap();
+        let (m, _) = crate::registry::build(name, o).unwrap();
         m.attribute(run, targets).unwrap()
     }
 
@@ -668,7 +667,7 @@ mod tests {
         let d = rel_diff(&stoch, &exact);
         eprintln!("stochastic LiSSA (batch 200, 2 x 3000 steps): relative difference {d:e}");
         assert!(d < 0.5, "{d}");
-        let (m, _) = crate::method::build(
+        let (m, _) = crate::registry::build(
             "if-lissa",
             Options::empty("if-lissa")
                 .set("batch", 100)
@@ -729,7 +728,7 @@ mod tests {
         let run = tiny_mlp(0.0);
         let targets = Targets::test(vec![0], Output::Loss);
         let (m, _) =
-            crate::method::build("if-cg", Options::empty("if-cg").set("max_iters", 2)).unwrap();
+            crate::registry::build("if-cg", Options::empty("if-cg").set("max_iters", 2)).unwrap();
         let e = m.attribute(&run, &targets).unwrap_err();
         assert!(
             matches!(e, MethodError::NoConvergence { iterations: 2, .. }),
@@ -737,13 +736,14 @@ mod tests {
         );
         // Without damping the MLP's indefinite Hessian stops CG and the Cholesky of if-exact.
         let (m, _) =
-            crate::method::build("if-exact", Options::empty("if-exact").set("damping", 0)).unwrap();
+            crate::registry::build("if-exact", Options::empty("if-exact").set("damping", 0))
+                .unwrap();
         let e = m.attribute(&run, &targets).unwrap_err().to_string();
         assert!(
             e.contains("not positive definite") && e.contains("raise damping"),
             "{e}"
         );
-        let (m, _) = crate::method::build(
+        let (m, _) = crate::registry::build(
             "if-cg",
             Options::empty("if-cg")
                 .set("damping", 0)
@@ -753,7 +753,7 @@ mod tests {
         let e = m.attribute(&run, &targets).unwrap_err().to_string();
         assert!(e.contains("negative curvature"), "{e}");
         let (m, _) =
-            crate::method::build("if-lissa", Options::empty("if-lissa").set("scale", 1e-3))
+            crate::registry::build("if-lissa", Options::empty("if-lissa").set("scale", 1e-3))
                 .unwrap();
         let e = m.attribute(&run, &targets).unwrap_err().to_string();
         assert!(e.contains("diverged") && e.contains("scale"), "{e}");

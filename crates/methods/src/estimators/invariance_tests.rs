@@ -2,10 +2,10 @@
 //! targets are grouped into calls, nor on how the work is cut (the chunk size of the passes over
 //! the training set; for MAGIC, the number of targets carried per reverse sweep).
 
-use super::testutil::*;
-use crate::method::{build, REGISTRY};
 use crate::options::Options;
+use crate::registry::{build, REGISTRY};
 use crate::run::{Run, Targets};
+use crate::testutil::*;
 use nn::Output;
 
 /// Options that make every method cheap and well-posed on the tiny runs (the tiny MLP's Hessian

@@ -54,7 +54,7 @@ pub struct LooNewton {
 pub fn build(opts: &mut Options) -> Result<Box<dyn Method>> {
     Ok(Box::new(LooNewton {
         refit: opts.get("refit", true, any)?,
-        chunk: super::chunk_option(opts)?,
+        chunk: crate::support::chunks::chunk_option(opts)?,
     }))
 }
 
@@ -88,8 +88,8 @@ impl Method for LooNewton {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::*;
     use super::*;
+    use crate::testutil::*;
     use nn::Output;
 
     /// Acceptance test: Newton-step LOO vs brute-force LOO (the problem re-solved without each

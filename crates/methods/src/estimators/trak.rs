@@ -73,12 +73,12 @@ use engine::{Rng, Tensor};
 use nn::{Batch, Model, Output, Task, Trainer};
 use rayon::prelude::*;
 
-use super::{auto_non_negative, chunk_option, Auto, TrainChunks};
 use crate::error::{MethodError, Result};
 use crate::linalg::{cholesky, cholesky_solve, symmetrize};
 use crate::method::{Method, Registration};
-use crate::options::{any, at_least_one, Options};
+use crate::options::{any, at_least_one, auto_non_negative, Auto, Options};
 use crate::run::{fingerprint, Run, Targets};
+use crate::support::chunks::{chunk_option, TrainChunks};
 
 /// The registry entry.
 pub const REGISTRATION: Registration = Registration {
@@ -492,17 +492,16 @@ impl Method for Trak {
 
 #[cfg(test)]
 mod tests {
-    use super::super::pearson;
-    use super::super::testutil::*;
     use super::*;
     use crate::linalg::dot;
+    use crate::testutil::*;
 
     fn trak(run: &Run, targets: &Targets, opts: &[(&str, String)]) -> Vec<Vec<f64>> {
         let mut o = Options::empty("trak");
         for (k, v) in opts {
             o = o.set(k, v);
         }
-        let (m, _) = crate::method::build("trak", o).unwrap();
+        let (m, _) = crate::registry::build("trak", o).unwrap();
         m.attribute(run, targets).unwrap()
     }
 
@@ -650,7 +649,8 @@ mod tests {
         assert!(e < 1e-4, "{e}");
         // The influence function (if-exact, no damping) is the curvature-weighted formula.
         let (m, _) =
-            crate::method::build("if-exact", Options::empty("if-exact").set("damping", 0)).unwrap();
+            crate::registry::build("if-exact", Options::empty("if-exact").set("damping", 0))
+                .unwrap();
         let inf = m.attribute(&run, &targets).unwrap();
         let e = rel_diff(&inf, &curvature);
         assert!(e < 1e-8, "{e}");
@@ -771,7 +771,7 @@ mod tests {
     #[test]
     fn bad_options_name_the_option() {
         for (key, value) in [("projection", "sparse"), ("k", "0"), ("damping", "-1")] {
-            let e = crate::method::build("trak", Options::empty("trak").set(key, value))
+            let e = crate::registry::build("trak", Options::empty("trak").set(key, value))
                 .err()
                 .unwrap()
                 .to_string();

@@ -16,9 +16,10 @@
 use data::Labels;
 use nn::{Model, Output};
 
-use super::{group_loss_grads, Grouping};
+use super::Grouping;
 use crate::error::{MethodError, Result};
 use crate::run::Run;
+use crate::support::chunks::group_loss_grads;
 
 /// The training examples of the columns ranked first by `priority` (descending, ties to the lower
 /// column), whole columns at a time until at least `ceil(fraction n)` examples are taken.
@@ -237,7 +238,7 @@ train = { epochs = 5, batch_size = 64, precision = "f64" }
         let run = digits_run();
         let n = run.n_train();
         let targets = crate::run::Targets::test((0..run.splits.test.len()).collect(), Output::Loss);
-        let (m, _) = crate::method::build(
+        let (m, _) = crate::registry::build(
             "tracin",
             crate::Options::empty("tracin").set("checkpoints", 5),
         )

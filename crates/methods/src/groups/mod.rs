@@ -28,9 +28,6 @@ mod method_tests;
 
 use std::path::{Path, PathBuf};
 
-use data::Dataset;
-use nn::{Batch, Model};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{MethodError, Result};
@@ -318,38 +315,12 @@ pub fn sidecar_path(path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// The group gradients `g_G = sum_{i in G} grad l_i(params)` (flat, `[k][p]`): each group's
-/// members in batches of at most `chunk`, one reverse pass per batch, the batches of a group added
-/// in index order (groups run in parallel, each written to its own row: thread-independent bits).
-pub fn group_loss_grads(
-    model: &Model,
-    params: &[f64],
-    ds: &Dataset,
-    groups: &Grouping,
-    chunk: usize,
-) -> Vec<Vec<f64>> {
-    let members = groups.members();
-    let p = params.len();
-    members
-        .par_iter()
-        .map(|m| {
-            let mut g = vec![0.0; p];
-            for part in m.chunks(chunk.max(1)) {
-                let batch = Batch::<f64>::from_dataset(ds, part);
-                let ones = vec![1.0; part.len()];
-                // Gradient of the batch mean; times |B| is the batch sum.
-                let (grad, _) = nn::per_example::objective_hvps(model, params, &batch, &ones, &[]);
-                crate::linalg::axpy(part.len() as f64, &grad, &mut g);
-            }
-            g
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::estimators::testutil::tiny_mlp;
+    use crate::support::chunks::group_loss_grads;
+    use crate::testutil::tiny_mlp;
+    use nn::Batch;
 
     #[test]
     fn save_load_roundtrip_and_checks() {
@@ -404,7 +375,7 @@ mod tests {
             for &i in members {
                 crate::linalg::axpy(1.0, &per[i], &mut want);
             }
-            let d = crate::estimators::testutil::rel_diff(&[grads[gi].clone()], &[want]);
+            let d = crate::testutil::rel_diff(&[grads[gi].clone()], &[want]);
             assert!(d < 1e-12, "group {gi}: {d}");
         }
     }

@@ -95,10 +95,9 @@ use rayon::prelude::*;
 
 use self::replay::{Buffers, ByteSize, Replay, Trajectory};
 use self::resume::BlockStore;
-use super::Auto;
 use crate::error::{MethodError, Result};
 use crate::method::{Method, Registration};
-use crate::options::{at_least_one, Options};
+use crate::options::{at_least_one, Auto, Options};
 use crate::run::{Run, Targets};
 
 /// The registry entry.
