@@ -29,7 +29,12 @@
 //! large matrix products are split into panels chosen from the shape alone, so results are bitwise
 //! identical for any number of threads.
 //!
-//! Sibling crates: `attrib-nn` (models, optimizers, trainer), `attrib-data` (datasets), `attrib-cli`.
+//! Shape errors at the public operations are typed ([`EngineError`], from the `try_` ops of
+//! [`Graph`]); each unary function's three derivatives live in one table ([`Unary`]).
+//!
+//! Sibling crates, in the order data flows: `attrib-data` (datasets) and this crate are the leaves;
+//! `attrib-nn` (models, optimizers, trainer), `attrib-methods` (attribution), `attrib-eval`
+//! (measuring), `attrib-cli` (the binary).
 
 pub mod carrier;
 pub mod check;

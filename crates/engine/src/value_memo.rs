@@ -6,7 +6,7 @@
 //! them out, in order, to the later ones, so that only the tangents are recomputed. A handed-out
 //! value is bitwise the one recomputation would give, so no result changes.
 //!
-//! Each recorded value carries a key, a [`MemoKey`]: the operation as a [`MemoTag`] (compared as
+//! Each recorded value carries a key, a `MemoKey`: the operation as a `MemoTag` (compared as
 //! an enum, so two operations can never share a tag) and a hash of its input shapes. A pass whose
 //! sequence of operations departs from the recorded one gets a mismatching key, and from there on
 //! the memo computes everything itself (correct, just not faster).

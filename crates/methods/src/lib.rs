@@ -1,14 +1,23 @@
 //! # attrib-methods
 //!
-//! Attribution methods behind one trait ([`Method`]): each file of [`estimators`] is one method, and
-//! [`registry::REGISTRY`] names them. Methods read a trained [`Run`] and produce a score matrix
-//! `tau[target, train]` with `tau_i = d f / d w_i` (MATH.md), saved as `.npy` + a JSON sidecar
-//! ([`Scores`]). The subset-retraining store ([`groundtruth`], MATH.md E6) lives here too, so that
-//! methods can learn from retrainings; `attrib-eval` re-exports it. [`groups`] partitions the
-//! training set for group attribution (MATH.md E5) and evaluates group rankings.
+//! Attribution methods behind one trait ([`Method`]): each file (or folder) of [`estimators`] is one
+//! method, and [`registry::REGISTRY`] names them. Methods read a trained [`Run`] and produce a score
+//! matrix `tau[target, train]` with `tau_i = d f / d w_i` (MATH.md), saved as `.npy` + a JSON
+//! sidecar ([`Scores`]).
 //!
-//! Sibling crates: `attrib-engine`, `attrib-nn`, `attrib-data`, `attrib-eval` (ground truth, LDS),
-//! `attrib-cli`.
+//! | module | holds |
+//! |---|---|
+//! | [`method`] | the [`Method`] trait, [`Registration`], the runners that time and describe scores |
+//! | [`registry`] | every method by name, [`build`] |
+//! | [`options`] | `key=value` options, [`options::Auto`] |
+//! | [`estimators`] | one file or folder per method |
+//! | [`support`] | what estimators share: training-set chunks, curvature and damping, features |
+//! | [`linalg`], [`solvers`] | dense linear algebra; CG, LiSSA, Lanczos over matrix-free operators |
+//! | [`groups`] | groupings of the training set (MATH.md E5) |
+//! | [`groundtruth`] | the subset-retraining store (MATH.md E6), which `datamodels` learns from |
+//!
+//! Sibling crates: `attrib-engine`, `attrib-nn`, `attrib-data` below; `attrib-eval` (ground truth,
+//! LDS) and `attrib-cli` above.
 
 pub mod error;
 pub mod estimators;

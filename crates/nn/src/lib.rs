@@ -1,8 +1,10 @@
 //! # attrib-nn
 //!
 //! Models (linear and logistic regression, MLP, small CNN, small GPT), per-example losses and outputs,
-//! optimizers (SGD, momentum, Nesterov, Adam, AdamW), learning-rate schedules and the deterministic
-//! weighted trainer of MATH.md E1, on top of `attrib-engine`.
+//! each task's loss Hessian in the logits ([`LogitHessian`]), optimizers (SGD, momentum, Nesterov,
+//! Adam, AdamW; [`optim`]: one file each with its update, its MAGIC reverse rule and its L2
+//! coefficients, behind [`Optimizer`]), learning-rate schedules and the deterministic weighted
+//! trainer of MATH.md E1, on top of `attrib-engine`.
 //!
 //! ```
 //! use attrib_nn::{Model, RunConfig, Trainer};
@@ -20,7 +22,8 @@
 //! assert!(eval.accuracy.unwrap() > 0.9); // ten epochs of logistic regression on breast cancer
 //! ```
 //!
-//! Sibling crates: `attrib-engine` (tensors, autodiff), `attrib-data` (datasets), `attrib-cli`.
+//! Sibling crates: `attrib-engine` (tensors, autodiff) and `attrib-data` (datasets) below;
+//! `attrib-methods` (attribution), `attrib-eval` (measuring) and `attrib-cli` above.
 
 pub mod batch;
 pub mod config;

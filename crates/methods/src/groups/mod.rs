@@ -9,7 +9,7 @@
 //! - [`make`]: random, class-wise, k-means on raw inputs, on penultimate representations, and on
 //!   projected per-example gradients (Grad-K-Means), all seeded and deterministic ([`kmeans`]);
 //!   [`Grouping::from_csv_column`] reads a user-given grouping.
-//! - [`group_loss_grads`]: the group gradients `g_G = sum_{i in G} grad l_i`, one reverse pass per
+//! - [`crate::support::chunks::group_loss_grads`]: the group gradients `g_G = sum_{i in G} grad l_i`, one reverse pass per
 //!   batch of a group's members, which the group versions of influence functions and TracIn dot
 //!   with their directions instead of one dual forward pass per example.
 //! - [`eval`]: the retraining score and noisy-label detection.

@@ -9,7 +9,7 @@
 //! `theta <- step(theta, s, g, lr)`, its reverse rule (vector-Jacobian product, what MAGIC's
 //! reverse sweep runs), the facts the sweep and the estimators ask for (buffers, what the rule
 //! reads, the L2 coefficients), and the tests that check the rule against central differences of
-//! the update. Adding an optimizer is one file and one line in [`optimizers!`]'s list below.
+//! the update. Adding an optimizer is one file and one line in the `optimizers!` list below.
 //!
 //! Every update is elementwise, so it is deterministic for any thread count and its Jacobian is
 //! diagonal: each reverse rule is a loop over coordinates.

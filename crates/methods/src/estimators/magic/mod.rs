@@ -321,6 +321,9 @@ pub fn magic_scores(run: &Run, targets: &Targets, config: &MagicConfig) -> Resul
     }
 }
 
+// Over 100 lines because it is the reverse sweep of the module doc, steps 1-3, written in the
+// order the doc gives them, around one loop over blocks and one over steps: the replay plan and
+// the dual passes are already functions of their own.
 fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result<MagicOutput> {
     let start = Instant::now();
     let (model, opt) = (&run.model, &run.config.optim);
