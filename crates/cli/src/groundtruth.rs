@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use eval::{GroundTruth, SubsetKind, SubsetSpec};
-use methods::{run::parse_output, Grouping, Run, Scores, Split};
+use methods::{Grouping, Scores};
+use run::{parse_output, Run, Split};
 
 use crate::args::{GroundTruthArgs, LdsArgs, SubsetArgs};
 use crate::output::{Event, LdsRow};

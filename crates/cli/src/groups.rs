@@ -8,8 +8,8 @@ use methods::groups::eval::{
     detected_fraction, helpfulness, retraining_score, self_influence, with_flipped_labels,
 };
 use methods::groups::make::{make, GroupingKind, GroupingSpec};
-use methods::run::{files, parse_output};
-use methods::{Grouping, Run, Scores};
+use methods::{Grouping, Scores};
+use run::{files, parse_output, Run};
 
 use crate::args::{GroupArgs, NoisyLabelsArgs, RetrainScoreArgs};
 use crate::output::Event;

@@ -17,7 +17,6 @@ mod groundtruth;
 mod groups;
 mod output;
 mod progress;
-mod run_dir;
 mod train;
 
 use std::io::{self, Write};

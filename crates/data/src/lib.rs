@@ -27,6 +27,7 @@ pub use crate::embedded::{
 };
 pub use crate::error::DataError;
 pub use crate::idx::{read_idx_images, read_idx_labels, read_mnist, FASHION_MNIST_CLASSES};
+pub use crate::io_util::write_atomic;
 pub use crate::npy::{read_npy_dataset, read_npy_f32, write_npy_f32};
 pub use crate::preprocess::{scale, Standardizer};
 pub use crate::split::{

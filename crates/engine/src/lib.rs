@@ -36,6 +36,7 @@ pub mod check;
 pub mod dual;
 pub mod float;
 pub mod graph;
+pub mod hash;
 pub mod kernels;
 pub mod ops;
 pub mod rng;

@@ -98,13 +98,11 @@ impl<F: Float> ValueMemo<F> {
 
 /// A key for an operation: its tag and its inputs' shapes (FNV-1a).
 pub(crate) fn key(tag: u64, shapes: &[&[usize]]) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ tag;
-    for s in shapes {
-        for &d in s.iter().chain(std::iter::once(&usize::MAX)) {
-            h = (h ^ d as u64).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    h
+    shapes
+        .iter()
+        .flat_map(|s| s.iter().chain(std::iter::once(&usize::MAX)))
+        .fold(crate::hash::Fnv1a::tagged(tag), |h, &d| h.word(d as u64))
+        .finish()
 }
 
 /// The value `compute` gives, or the one recorded at this point by an earlier pass under the

@@ -27,6 +27,9 @@ pub enum EvalError {
     /// ([`methods::groundtruth`]: cache folders, I/O, invalid subset specs).
     #[error(transparent)]
     Method(#[from] methods::MethodError),
+    /// Errors of the run directory, its retrainings and its store (`attrib-run`).
+    #[error(transparent)]
+    Run(#[from] run::RunError),
     /// Errors writing files through `attrib-nn`.
     #[error(transparent)]
     Nn(#[from] nn::NnError),

@@ -7,9 +7,8 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use methods::run::{files, output_name};
-use methods::{Run, Split};
 use nn::Output;
+use run::{files, output_name, Run, Split};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

@@ -12,8 +12,9 @@
 use std::path::Path;
 
 use attrib_eval::{compute, lds, LdsReport, SubsetSpec};
-use methods::{attribute, build, Options, Run, Split, Targets};
+use methods::{attribute, build, Options};
 use nn::{Output, RunConfig};
+use run::{Run, Split, Targets};
 
 /// Test margins attributed (the first ones of the test split).
 const TARGETS: usize = 10;

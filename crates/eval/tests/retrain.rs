@@ -7,8 +7,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use attrib_eval::{compute, loo, loo_correlation, GroundTruth, Loo, SubsetSpec};
-use methods::{Run, ScoreMeta, Scores, Split, Targets};
+use methods::{ScoreMeta, Scores};
 use nn::{Output, RunConfig};
+use run::{Run, Split, Targets};
 
 fn run() -> Run {
     let cfg = RunConfig::from_toml_str(

@@ -111,6 +111,9 @@ pub enum MethodError {
     /// Data errors.
     #[error(transparent)]
     Data(#[from] data::DataError),
+    /// Errors of the run directory, its retrainings and its store (`attrib-run`).
+    #[error(transparent)]
+    RunDir(#[from] run::RunError),
 }
 
 /// Shorthand for `Result<T, MethodError>`.

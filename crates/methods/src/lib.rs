@@ -17,8 +17,6 @@ pub mod groups;
 pub mod linalg;
 pub mod method;
 pub mod options;
-pub mod progress;
-pub mod run;
 pub mod scores;
 pub mod solvers;
 
@@ -26,6 +24,4 @@ pub use error::{MethodError, Result};
 pub use groups::Grouping;
 pub use method::{attribute, attribute_groups, build, Method, Registration, REGISTRY};
 pub use options::Options;
-pub use progress::Progress;
-pub use run::{Checkpoint, Run, Split, Targets};
 pub use scores::{ScoreMeta, Scores};

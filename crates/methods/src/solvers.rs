@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use engine::Rng;
 
 use crate::linalg::{axpy, dot, norm, sym_eigen};
-use crate::Progress;
+use run::Progress;
 
 /// A symmetric linear operator `A` on `R^dim`, applied to a block of vectors.
 pub trait LinOp: Sync {

@@ -12,8 +12,9 @@ use attrib_methods::estimators::magic::replay::{
 };
 use attrib_methods::estimators::magic::{magic_scores, MagicConfig, MagicOutput, ReplayChoice};
 use attrib_methods::estimators::Auto;
-use attrib_methods::{MethodError, Options, Run, Split, Targets};
+use attrib_methods::{MethodError, Options};
 use nn::{Output, RunConfig, Trainer};
+use run::{Run, Split, Targets};
 
 fn run(toml: &str) -> Run {
     let cfg = RunConfig::from_toml_str(toml, "magic-test.toml".as_ref()).unwrap();
@@ -550,7 +551,7 @@ fn magic_reports_its_reverse_steps_without_changing_the_scores() {
     let silent = magic(&r, &targets, config);
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = std::sync::Arc::clone(&seen);
-    r.progress = attrib_methods::Progress::new(move |what, done, total| {
+    r.progress = run::Progress::new(move |what, done, total| {
         sink.lock().unwrap().push((what.to_string(), done, total));
     });
     let reported = magic(&r, &targets, config);

@@ -26,8 +26,8 @@ use attrib_methods::estimators::magic::{
     magic_scores, MagicConfig, MagicOutput, MagicReport, ReplayChoice,
 };
 use attrib_methods::estimators::Auto;
-use attrib_methods::{Run, Targets};
 use nn::{ModelConfig, Output, RunConfig};
+use run::{Run, Targets};
 
 // The allocator of the `attrib` binary, so that the figures are the ones users get.
 #[global_allocator]

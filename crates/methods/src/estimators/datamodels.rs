@@ -62,7 +62,7 @@ use crate::groundtruth::{cache_dir, compute, SubsetSpec};
 use crate::linalg::{cholesky, cholesky_solve};
 use crate::method::{Method, Registration};
 use crate::options::{at_least_one, Options};
-use crate::run::{Run, Targets};
+use run::{Run, Targets};
 
 /// The registry entry.
 pub const REGISTRATION: Registration = Registration {
@@ -726,7 +726,7 @@ mod tests {
         .unwrap();
         let tau = m.attribute(&run, &targets).unwrap();
         let spec = SubsetSpec::drop(0.05, 150, 1);
-        let dir = cache_dir(tmp.path(), &spec, Output::Margin, crate::run::Split::Test);
+        let dir = cache_dir(tmp.path(), &spec, Output::Margin, run::Split::Test);
         assert!(dir.join(MANIFEST).exists());
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 151);
         // The second call reads the cache and gives the same bits.
@@ -737,7 +737,7 @@ mod tests {
             &run,
             &held,
             Output::Margin,
-            crate::run::Split::Test,
+            run::Split::Test,
             None,
             None,
             &|_, _| {},

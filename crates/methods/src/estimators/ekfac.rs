@@ -77,7 +77,7 @@ use crate::error::{MethodError, Result};
 use crate::linalg::sym_eigen;
 use crate::method::{Method, Registration};
 use crate::options::Options;
-use crate::run::{Run, Targets};
+use run::{Run, Targets};
 
 /// `ekfac`: eigenvalue-corrected K-FAC.
 pub const EKFAC: Registration = Registration {
@@ -761,7 +761,7 @@ fn save_blocks(path: &Path, run: &Run, approx: Approx, blocks: &[Block]) -> Resu
                 .join(","),
         ),
     ]);
-    nn::io::write_atomic(path, &nn::io::serialize_tensors(&tensors, &meta))?;
+    data::write_atomic(path, &nn::io::serialize_tensors(&tensors, &meta))?;
     Ok(())
 }
 

@@ -59,8 +59,8 @@ use crate::groups::Grouping;
 use crate::linalg::{cholesky, cholesky_solve, dot, symmetrize};
 use crate::method::{Method, Registration};
 use crate::options::{at_least_one, non_negative, positive, Options};
-use crate::run::{Run, Targets};
 use crate::solvers::{self, CgParams, LanczosParams, LinOp, LissaParams, Reported};
+use run::{Run, Targets};
 
 /// Largest parameter count for which `if-exact` builds the explicit `p x p` curvature matrix.
 pub const EXACT_MAX_PARAMS: usize = 5000;
@@ -499,7 +499,7 @@ fn exact_solve(
 /// `tau[t][j] = -(1/n) sum_k (g_t . u_k)(grad l_j . u_k) / (lambda_k + damping)` over the top
 /// eigenpairs of `H` (the undamped operator, weight decay included).
 fn arnoldi_scores(
-    (name, progress): (&str, &crate::Progress),
+    (name, progress): (&str, &run::Progress),
     h: &Curvature<'_>,
     data: &TrainChunks,
     (ds, columns): (&data::Dataset, Columns<'_>),
@@ -609,7 +609,7 @@ mod tests {
             let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
             let sink = std::sync::Arc::clone(&seen);
             let mut loud = logistic_at_optimum(1e-2);
-            loud.progress = crate::Progress::new(move |what, done, total| {
+            loud.progress = run::Progress::new(move |what, done, total| {
                 sink.lock().unwrap().push((what.to_string(), done, total));
             });
             let reported = run_method(name, &opts, &loud, &targets);

@@ -59,8 +59,8 @@ use rayon::prelude::*;
 use crate::error::{MethodError, Result};
 use crate::groups::{group_loss_grads, Grouping};
 use crate::options::{at_least_one, Options};
-use crate::run::Run;
 use crate::solvers::{LanczosParams, LinOp, SolveError};
+use run::Run;
 
 /// Default examples per chunk of a pass over the training set.
 pub const DEFAULT_CHUNK: usize = 512;
@@ -540,7 +540,7 @@ pub(crate) mod testutil {
     use nn::{Model, ModelConfig, RunConfig};
 
     use super::glm::Glm;
-    use crate::run::Run;
+    use run::Run;
 
     /// A run config on breast cancer with `model` and SGD weight decay `wd`.
     pub fn config(model: &str, wd: f64, epochs: usize, batch: usize, lr: f64) -> RunConfig {
@@ -618,11 +618,7 @@ train = {{ epochs = 20, batch_size = {n}, precision = "f64" }}
     /// Brute-force leave-one-out ground truth on a GLM run: `truth[t][j] = f_t(theta) -
     /// f_t(theta_{-j})`, with `theta_{-j}` re-solved to 1e-12 by Newton's method without example
     /// `j`. Signed like `tau` (minus the change), so a perfect method has Pearson 1 with it.
-    pub fn brute_force_loo(
-        run: &Run,
-        method: &str,
-        targets: &crate::run::Targets,
-    ) -> Vec<Vec<f64>> {
+    pub fn brute_force_loo(run: &Run, method: &str, targets: &run::Targets) -> Vec<Vec<f64>> {
         let glm = Glm::of_run(run, method, "").unwrap();
         let base = run.target_outputs(&run.params, targets);
         let mut truth = vec![vec![0.0; glm.n]; targets.indices.len()];

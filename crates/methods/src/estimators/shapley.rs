@@ -54,7 +54,7 @@ use super::{chunk_option, similarity};
 use crate::error::{MethodError, Result};
 use crate::method::{Method, Registration};
 use crate::options::{any, at_least_one, non_negative, Options};
-use crate::run::{Run, Targets};
+use run::{Run, Targets};
 
 /// The `knn-shapley` registry entry.
 pub const KNN: Registration = Registration {

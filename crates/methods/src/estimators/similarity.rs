@@ -19,7 +19,7 @@ use crate::error::Result;
 use crate::linalg::{dot, norm};
 use crate::method::{Method, Registration};
 use crate::options::Options;
-use crate::run::{Run, Targets};
+use run::{Run, Targets};
 
 /// The registry entry.
 pub const REGISTRATION: Registration = Registration {
@@ -111,7 +111,7 @@ impl Method for Similarity {
 mod tests {
     use super::super::testutil::*;
     use super::*;
-    use crate::run::Split;
+    use run::Split;
 
     #[test]
     fn self_similarity_is_one_and_the_loss_flips_the_sign() {

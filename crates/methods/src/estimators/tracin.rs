@@ -36,7 +36,7 @@ use crate::error::Result;
 use crate::groups::Grouping;
 use crate::method::{Method, Registration};
 use crate::options::{at_least_one, Options};
-use crate::run::{Run, Targets};
+use run::{Run, Targets};
 
 /// The registry entry.
 pub const REGISTRATION: Registration = Registration {
@@ -176,7 +176,7 @@ train = { epochs = 1, batch_size = 65, precision = "f64" }
         // A training example's own loss: its gradient dot itself is positive, so tau < 0 for f = loss.
         let run = tiny_mlp(0.0);
         let targets = Targets {
-            split: crate::run::Split::Train,
+            split: run::Split::Train,
             indices: vec![0, 1, 2],
             output: Output::Loss,
         };

@@ -78,7 +78,8 @@ use crate::error::{MethodError, Result};
 use crate::linalg::{cholesky, cholesky_solve, symmetrize};
 use crate::method::{Method, Registration};
 use crate::options::{any, at_least_one, Options};
-use crate::run::{fingerprint, Run, Targets};
+use engine::hash::fingerprint;
+use run::{Run, Targets};
 
 /// The registry entry.
 pub const REGISTRATION: Registration = Registration {
@@ -370,7 +371,7 @@ impl Trak {
     fn member(&self, run: &Run, m: usize) -> Result<Run> {
         let seed = member_seed(run.config.train.seed, m);
         let Some(dir) = &run.dir else {
-            return run.reseeded(seed, None);
+            return Ok(run.reseeded(seed, None)?);
         };
         let mut cfg = run.config.clone();
         cfg.train.seed = seed;
@@ -393,7 +394,7 @@ impl Trak {
                 == Some(key.as_str())
         {
             let params = nn::io::load_params::<f64>(&path, layout)?;
-            return run.reseeded(seed, Some(params));
+            return Ok(run.reseeded(seed, Some(params))?);
         }
         let member = run.reseeded(seed, None)?;
         let folder = dir.join(MODELS_DIR);

@@ -130,7 +130,7 @@ pub fn prepare(dir: &Path, manifest: &Manifest, entry_prefix: &str) -> Result<()
         path: path.clone(),
         reason: format!("cannot serialise the manifest: {e}"),
     })?;
-    nn::io::write_atomic(&path, text.as_bytes())?;
+    data::write_atomic(&path, text.as_bytes())?;
     Ok(())
 }
 
@@ -140,7 +140,7 @@ pub fn write_entry<T: Serialize>(path: &Path, entry: &T) -> Result<()> {
         path: path.to_path_buf(),
         reason: format!("cannot serialise: {e}"),
     })?;
-    nn::io::write_atomic(path, text.as_bytes())?;
+    data::write_atomic(path, text.as_bytes())?;
     Ok(())
 }
 

@@ -63,10 +63,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{invalid, Result};
-use crate::run::{files, output_name};
-use crate::{Grouping, Run, Split, Targets};
+use crate::Grouping;
 use cache::Manifest;
 pub use cache::MANIFEST;
+use run::{files, output_name};
+use run::{Run, Split, Targets};
 pub use subsets::{dropped_of, subset_masks, SubsetKind, SubsetSpec};
 
 /// Examples evaluated per forward pass by [`split_outputs`].

@@ -18,7 +18,7 @@ use nn::{Model, Output};
 
 use super::{group_loss_grads, Grouping};
 use crate::error::{MethodError, Result};
-use crate::run::Run;
+use run::Run;
 
 /// The training examples of the columns ranked first by `priority` (descending, ties to the lower
 /// column), whole columns at a time until at least `ceil(fraction n)` examples are taken.
@@ -236,7 +236,7 @@ train = { epochs = 5, batch_size = 64, precision = "f64" }
     fn removing_the_most_helpful_data_hurts_most() {
         let run = digits_run();
         let n = run.n_train();
-        let targets = crate::run::Targets::test((0..run.splits.test.len()).collect(), Output::Loss);
+        let targets = run::Targets::test((0..run.splits.test.len()).collect(), Output::Loss);
         let (m, _) = crate::method::build(
             "tracin",
             crate::Options::empty("tracin").set("checkpoints", 5),

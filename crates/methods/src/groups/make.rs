@@ -23,7 +23,7 @@ use super::Grouping;
 use crate::error::{MethodError, Result};
 use crate::estimators::similarity::train_features;
 use crate::estimators::{TrainChunks, DEFAULT_CHUNK};
-use crate::run::Run;
+use run::Run;
 
 /// Default dimension of the gradient projection of `grad-kmeans`.
 pub const DEFAULT_PROJ: usize = 32;

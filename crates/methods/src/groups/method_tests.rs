@@ -10,7 +10,7 @@ use crate::estimators::invariance_tests::{options, run_for};
 use crate::estimators::testutil::rel_diff;
 use crate::method::{build, Method, REGISTRY};
 use crate::options::Options;
-use crate::run::{Run, Targets};
+use run::{Run, Targets};
 
 fn method(name: &str, extra: &[(&str, &str)]) -> Box<dyn Method> {
     let mut o = Options::empty(name);

@@ -34,7 +34,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{MethodError, Result};
-use crate::run::fingerprint;
+use engine::hash::fingerprint;
 
 pub use make::{make, GroupingKind};
 
@@ -183,7 +183,7 @@ impl Grouping {
         for (i, g) in self.assignment.iter().enumerate() {
             csv.push_str(&format!("{i},{g}\n"));
         }
-        nn::io::write_atomic(path, csv.as_bytes())?;
+        data::write_atomic(path, csv.as_bytes())?;
         let side = Sidecar {
             k: self.k,
             n: self.n(),
@@ -191,7 +191,7 @@ impl Grouping {
             hash: self.hash(),
         };
         let text = serde_json::to_string_pretty(&side).expect("sidecar serialises");
-        nn::io::write_atomic(&sidecar_path(path), text.as_bytes())?;
+        data::write_atomic(&sidecar_path(path), text.as_bytes())?;
         Ok(())
     }
 

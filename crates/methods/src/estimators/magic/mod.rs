@@ -100,7 +100,7 @@ use super::Auto;
 use crate::error::{MethodError, Result};
 use crate::method::{Method, Registration};
 use crate::options::{at_least_one, Options};
-use crate::run::{Run, Targets};
+use run::{Run, Targets};
 
 /// The registry entry.
 pub const REGISTRATION: Registration = Registration {

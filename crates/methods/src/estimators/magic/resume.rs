@@ -12,7 +12,8 @@
 use std::path::PathBuf;
 
 use crate::error::{MethodError, Result};
-use crate::run::{fingerprint, Run, Targets};
+use engine::hash::fingerprint;
+use run::{Run, Targets};
 
 /// The cache folder inside a run directory.
 pub const BLOCKS_DIR: &str = "magic/blocks";
@@ -90,7 +91,7 @@ impl BlockStore {
             .flatten()
             .flat_map(|x| x.to_le_bytes())
             .collect();
-        nn::io::write_atomic(&path, &bytes)?;
+        data::write_atomic(&path, &bytes)?;
         Ok(())
     }
 }

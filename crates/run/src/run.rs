@@ -1,5 +1,5 @@
-//! A trained run as methods see it: configuration, data splits, model, final parameters, and the
-//! ability to retrain it deterministically with other data weights (MATH.md E1).
+//! A trained run: configuration, data splits, model, final parameters, and the ability to retrain
+//! it deterministically with other data weights (MATH.md E1) or replay its trajectory.
 
 use std::path::{Path, PathBuf};
 
@@ -7,25 +7,10 @@ use data::{Dataset, Splits};
 use engine::Float;
 use nn::{Batch, Model, Output, Precision, RunConfig, TrainState, Trainer};
 
-use crate::error::{MethodError, Result};
+use engine::hash::fingerprint;
 
-/// Names of the files in a run directory (ARCHITECTURE.md "Files on disk").
-pub mod files {
-    /// The resolved configuration.
-    pub const CONFIG: &str = "config.toml";
-    /// Final parameters.
-    pub const PARAMS: &str = "params.safetensors";
-    /// Per-step metrics, JSON lines.
-    pub const METRICS: &str = "metrics.jsonl";
-    /// Trajectory checkpoints.
-    pub const TRAJECTORY: &str = "trajectory";
-    /// Score files (`METHOD.npy` + `METHOD.json`).
-    pub const SCORES: &str = "scores";
-    /// Groupings of the training set (`attrib group`).
-    pub const GROUPS: &str = "groups";
-    /// Cached ground truth.
-    pub const GROUNDTRUTH: &str = "groundtruth";
-}
+use crate::error::{Result, RunError};
+use crate::files;
 
 /// Which split the target examples come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,18 +121,6 @@ pub struct Run {
     pub progress: crate::Progress,
 }
 
-/// FNV-1a 64-bit, as hex.
-pub fn fingerprint(parts: &[&[u8]]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for &b in *p {
-            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
-        }
-        h = (h ^ 0xff).wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
-}
-
 impl Run {
     /// Builds a run from parts (tests, or code that trained in memory).
     ///
@@ -160,7 +133,7 @@ impl Run {
         params: Vec<f64>,
     ) -> Result<Run> {
         if params.len() != model.layout().total() {
-            return Err(MethodError::Run {
+            return Err(RunError::Run {
                 path: PathBuf::from("<memory>"),
                 reason: format!(
                     "{} parameters for a model with {}",
@@ -204,7 +177,7 @@ impl Run {
     pub fn load(dir: &Path) -> Result<Run> {
         let cfg_path = dir.join(files::CONFIG);
         if !cfg_path.exists() {
-            return Err(MethodError::Run {
+            return Err(RunError::Run {
                 path: dir.to_path_buf(),
                 reason: "not a run directory (no config.toml); create one with `attrib train --config FILE --out DIR`".into(),
             });
@@ -240,7 +213,7 @@ impl Run {
     pub fn check_targets(&self, t: &Targets) -> Result<()> {
         let n = self.dataset(t.split).len();
         if let Some(&i) = t.indices.iter().find(|&&i| i >= n) {
-            return Err(MethodError::Run {
+            return Err(RunError::Run {
                 path: self.dir.clone().unwrap_or_default(),
                 reason: format!(
                     "target {i} is outside the {} split of {n} examples; use indices 0..{n}",

@@ -1,0 +1,31 @@
+//! # attrib-run
+//!
+//! The run directory and everything that retrains: [`files`] names every file of a run directory
+//! once, [`RunDir`] creates and reuses one (`attrib train`), [`Run`] loads a trained run and
+//! retrains it deterministically with data weights or masks (MATH.md E1), replays its trajectory
+//! and reads its checkpoints.
+//!
+//! ```no_run
+//! use run::{Run, Split, Targets};
+//! let run = Run::load("runs/digits".as_ref())?;
+//! let mut w = vec![1.0; run.n_train()];
+//! w[3] = 0.0; // leave training example 3 out
+//! let params = run.retrain(&w)?;
+//! let f = run.target_outputs(&params, &Targets::test(vec![0, 1], nn::Output::Margin));
+//! # Ok::<(), run::RunError>(())
+//! ```
+//!
+//! Sibling crates, in the order data flows: `attrib-data`, `attrib-engine`, `attrib-nn` (below
+//! this one); `attrib-methods` (attribution methods, which read a [`Run`]), `attrib-eval` (every
+//! way of measuring attributions against retraining), `attrib-cli` (above).
+
+pub mod dir;
+pub mod error;
+pub mod files;
+pub mod progress;
+pub mod run;
+
+pub use dir::RunDir;
+pub use error::{Result, RunError};
+pub use progress::Progress;
+pub use run::{output_name, parse_output, Checkpoint, Run, Split, Targets};
