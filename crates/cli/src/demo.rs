@@ -10,9 +10,9 @@
 use std::path::Path;
 
 use anyhow::Result;
-use eval::SubsetSpec;
 use methods::{Options, Scores};
 use nn::{Output, RunConfig};
+use run::SubsetSpec;
 use run::{Run, Split, Targets};
 
 use crate::args::DemoArgs;

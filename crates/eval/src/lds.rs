@@ -14,8 +14,8 @@ use methods::{Grouping, Scores};
 use crate::error::{invalid, EvalError, Result};
 use crate::loo::Loo;
 use crate::stats::{bootstrap_mean_ci, mean, pearson, slope, spearman};
-use methods::groundtruth::dropped_of;
-use methods::groundtruth::GroundTruth;
+use run::subsets::dropped_of;
+use run::GroundTruth;
 
 /// Bootstrap resamples of the LDS interval.
 pub const BOOTSTRAP_RESAMPLES: usize = 1000;

@@ -118,11 +118,3 @@ pub enum MethodError {
 
 /// Shorthand for `Result<T, MethodError>`.
 pub type Result<T> = std::result::Result<T, MethodError>;
-
-/// A [`MethodError::Invalid`] for `field`.
-pub(crate) fn invalid(field: &str, reason: impl Into<String>) -> MethodError {
-    MethodError::Invalid {
-        field: field.into(),
-        reason: reason.into(),
-    }
-}

@@ -12,7 +12,6 @@
 
 pub mod error;
 pub mod estimators;
-pub mod groundtruth;
 pub mod groups;
 pub mod linalg;
 pub mod method;

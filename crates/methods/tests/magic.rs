@@ -587,7 +587,7 @@ fn magic_resumes_from_the_blocks_an_interrupted_computation_finished() {
     // An "interrupted" computation: only the first block (targets 0 and 1) finished.
     let first = magic(&r, &Targets::test(vec![0, 1], Output::Margin), config);
     assert_eq!((first.report.sweeps, first.report.resumed), (1, 0));
-    let blocks = dir.path().join("magic/blocks");
+    let blocks = dir.path().join("store/magic-block");
     assert_eq!(std::fs::read_dir(&blocks).unwrap().count(), 1);
     // Resuming sweeps the two other blocks only, with the bits of a fresh computation.
     let resumed = magic(&r, &targets, config);

@@ -244,7 +244,7 @@ fn magic_timings() {
     .sqrt();
     eprintln!(
         "  f32 vs f64 scores, target 0: Pearson {:.6}, relative L2 difference {rel:.2e}",
-        attrib_methods::estimators::pearson(a, b)
+        eval::stats::pearson(a, b)
     );
 
     let (wide_run, _, wide_s) = workload("(b) wider MLP 64-512-512-10", wide, blocks);

@@ -54,7 +54,6 @@ pub enum RunError {
 /// Shorthand for `Result<T, RunError>`.
 pub type Result<T> = std::result::Result<T, RunError>;
 
-#[allow(dead_code)] // used by the retraining module (next step)
 pub(crate) fn invalid(field: &str, reason: impl Into<String>) -> RunError {
     RunError::Invalid {
         field: field.into(),

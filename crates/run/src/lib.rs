@@ -3,7 +3,9 @@
 //! The run directory and everything that retrains: [`files`] names every file of a run directory
 //! once, [`RunDir`] creates and reuses one (`attrib train`), [`Run`] loads a trained run and
 //! retrains it deterministically with data weights or masks (MATH.md E1), replays its trajectory
-//! and reads its checkpoints.
+//! and reads its checkpoints. [`retrain()`] is the one retraining loop (random subsets, group
+//! subsets, leave-one-out, a user's masks; cached and resumable), and [`store`] the one artefact
+//! store with one key scheme.
 //!
 //! ```no_run
 //! use run::{Run, Split, Targets};
@@ -23,9 +25,15 @@ pub mod dir;
 pub mod error;
 pub mod files;
 pub mod progress;
+pub mod retrain;
 pub mod run;
+pub mod store;
+pub mod subsets;
 
 pub use dir::RunDir;
 pub use error::{Result, RunError};
 pub use progress::Progress;
+pub use retrain::{ground_truth, retrain, GroundTruth, MaskSource, Retrained, Retraining};
 pub use run::{output_name, parse_output, Checkpoint, Run, Split, Targets};
+pub use store::{Key, Store};
+pub use subsets::{SubsetKind, SubsetSpec};

@@ -58,10 +58,11 @@
 //! 2. scores: `s_t = P^{-1} grad f_t` layer by layer, then `tau[t][j] = -(1/n) <s_t, grad l_j>` from
 //!    one dual forward pass over the training set carrying all `s_t` (as `if-gn`).
 //!
-//! When the run has a directory, the factors are saved to
-//! `RUN/ekfac/<approx>/factors.safetensors` (with the run's hash in the metadata) and reused by
-//! later calls on the same run, whatever their targets, damping or `chunk` (which changes the
-//! factors only by rounding). A file for another run (other hash) is refitted and overwritten.
+//! When the run has a directory, the factors are kept in the run's artefact store (a blob of kind
+//! [`FACTORS_KIND`], `RUN/store/ekfac-factors/KEY.safetensors`, keyed by the run and the
+//! approximation, with both also in the metadata) and reused by later calls on the same run,
+//! whatever their targets, damping or `chunk` (which changes the factors only by rounding).
+//! Another run (other hash) has another key, so its factors are fitted anew.
 //!
 //! Options: `damping` (`auto`, or a number `>= 0`), `chunk` (512).
 
@@ -103,11 +104,14 @@ pub const DIAGONAL: Registration = Registration {
 /// Damping of the `auto` rule relative to the mean eigenvalue of a block.
 pub const AUTO_DAMPING_FACTOR: f64 = 0.1;
 
-/// Folder of the saved factors inside a run directory.
-pub const FACTORS_DIR: &str = "ekfac";
+/// The store kind of fitted factors.
+pub const FACTORS_KIND: &str = "ekfac-factors";
 
-/// File name of the saved factors.
-pub const FACTORS_FILE: &str = "factors.safetensors";
+/// Where the factors of `approx` for `run` are stored (`None` for a run without a directory).
+fn factors_path(run: &Run, approx: Approx) -> Option<std::path::PathBuf> {
+    let key = run::Key::for_run(FACTORS_KIND, run).with("approx", approx.name());
+    run::Store::of(run).path(&key, "safetensors")
+}
 
 /// Which curvature approximation a block uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -653,11 +657,7 @@ impl Kronecker {
     /// The blocks: loaded from the run directory when saved for this run, else fitted (and saved
     /// when the run has a directory).
     fn blocks(&self, run: &Run, data: &TrainChunks) -> Result<Vec<Block>> {
-        let path = run.dir.as_ref().map(|d| {
-            d.join(FACTORS_DIR)
-                .join(self.approx.name())
-                .join(FACTORS_FILE)
-        });
+        let path = factors_path(run, self.approx);
         if let Some(p) = &path {
             if let Some(blocks) = load_blocks(p, run, self.approx)? {
                 return Ok(blocks);
@@ -811,10 +811,11 @@ fn load_blocks(path: &Path, run: &Run, approx: Approx) -> Result<Option<Vec<Bloc
 #[cfg(test)]
 mod tests {
     use super::super::testutil::*;
-    use super::super::{pearson, Curvature, CurvatureKind};
+    use super::super::{Curvature, CurvatureKind};
     use super::*;
     use crate::solvers::LinOp;
     use engine::Rng;
+    use eval::stats::pearson;
 
     fn blocks_of(run: &Run, approx: Approx, chunk: usize) -> (TrainChunks, Vec<Block>) {
         let data = TrainChunks::new(&run.splits.train, chunk);
@@ -1001,8 +1002,8 @@ train = { epochs = 1, batch_size = 20, precision = "f64" }
         }
     }
 
-    /// Factors are saved under the run directory and reused: tampering with the saved eigenvalues
-    /// changes the scores, and a file from another run (other hash) is refitted.
+    /// Factors are saved in the run's store and reused: tampering with the saved eigenvalues
+    /// changes the scores, and another run (other hash) does not read them.
     #[test]
     fn factors_are_saved_once_and_reused() {
         let mut run = tiny_mlp(1e-2);
@@ -1011,7 +1012,8 @@ train = { epochs = 1, batch_size = 20, precision = "f64" }
         run.dir = Some(dir.clone());
         let targets = Targets::test(vec![0, 1], Output::Margin);
         let first = scores("ekfac", &[], &run, &targets);
-        let path = dir.join(FACTORS_DIR).join("ekfac").join(FACTORS_FILE);
+        let path = factors_path(&run, Approx::Ekfac).unwrap();
+        assert!(path.starts_with(dir.join("store/ekfac-factors")));
         assert!(path.exists());
         assert_eq!(scores("ekfac", &[], &run, &targets), first);
         let mut blocks = load_blocks(&path, &run, Approx::Ekfac).unwrap().unwrap();

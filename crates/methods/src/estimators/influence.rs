@@ -548,9 +548,9 @@ fn arnoldi_scores(
 
 #[cfg(test)]
 mod tests {
-    use super::super::pearson;
     use super::super::testutil::*;
     use super::*;
+    use eval::stats::pearson;
     use nn::Output;
 
     fn run_method(

@@ -519,19 +519,6 @@ pub fn solve_error(method: &str, solver: &str, e: SolveError) -> MethodError {
     }
 }
 
-/// Pearson correlation (for tests and reports).
-pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len() as f64;
-    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        sab += (x - ma) * (y - mb);
-        saa += (x - ma) * (x - ma);
-        sbb += (y - mb) * (y - mb);
-    }
-    sab / (saa * sbb).sqrt()
-}
-
 #[cfg(test)]
 pub(crate) mod testutil {
     //! Small runs for the estimators' tests (embedded data, f64, seconds to build).
@@ -640,7 +627,7 @@ train = {{ epochs = 20, batch_size = {n}, precision = "f64" }}
         let mut worst = 1.0f64;
         let mut mean = 0.0;
         for (t, (a, b)) in tau.iter().zip(truth).enumerate() {
-            let r = super::pearson(a, b);
+            let r = eval::stats::pearson(a, b);
             worst = worst.min(r);
             mean += r / tau.len() as f64;
             assert!(r >= min, "{name}, target {t}: Pearson {r} < {min}");

@@ -121,9 +121,9 @@ impl TracIn {
 
 #[cfg(test)]
 mod tests {
-    use super::super::pearson;
     use super::super::testutil::*;
     use super::*;
+    use eval::stats::pearson;
     use nn::Output;
 
     /// For plain SGD with a small learning rate, one epoch and a checkpoint at every step, TracIn is
