@@ -28,11 +28,6 @@ impl Fnv1a {
         Fnv1a(BASIS)
     }
 
-    /// The hasher at the offset basis XOR `tag` (separates key families that hash the same words).
-    pub fn tagged(tag: u64) -> Self {
-        Fnv1a(BASIS ^ tag)
-    }
-
     /// Mixes in bytes, one FNV-1a step each.
     pub fn bytes(mut self, bytes: &[u8]) -> Self {
         for &b in bytes {

@@ -128,7 +128,7 @@ pub fn lds(gt: &GroundTruth, scores: &Scores) -> Result<LdsReport> {
 }
 
 /// The group LDS (MATH.md E5, E6) of group scores (one column per group of `groups`) against a
-/// ground truth whose subsets drop whole groups (`methods::groundtruth::compute_groups`): subset
+/// ground truth whose subsets drop whole groups (`eval::group_subsets` with `run::ground_truth`): subset
 /// `j` dropping the groups `D_j` predicts `f(S_j) ~ f(S) - sum_{G in D_j} tau_G`; the rest is as
 /// in [`lds`].
 ///

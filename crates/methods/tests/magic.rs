@@ -13,7 +13,7 @@ use attrib_methods::estimators::magic::replay::{
 use attrib_methods::estimators::magic::{magic_scores, MagicConfig, MagicOutput, ReplayChoice};
 use attrib_methods::estimators::Auto;
 use attrib_methods::{MethodError, Options};
-use nn::{Output, RunConfig, Trainer};
+use nn::{Optimizer, Output, RunConfig, Trainer};
 use run::{Run, Split, Targets};
 
 fn run(toml: &str) -> Run {
