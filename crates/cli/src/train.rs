@@ -362,8 +362,6 @@ fn save_checkpoint<F: Float>(
     state: &TrainState<F>,
     steps: usize,
 ) -> Result<()> {
-    let traj = dir.trajectory();
-    std::fs::create_dir_all(&traj).with_context(|| format!("cannot create {}", traj.display()))?;
     let mut meta = BTreeMap::new();
     meta.insert(
         "attrib_version".to_string(),
@@ -376,11 +374,6 @@ fn save_checkpoint<F: Float>(
     );
     meta.insert("seed".to_string(), cfg.train.seed.to_string());
     meta.insert("steps".to_string(), steps.to_string());
-    nn::io::save_state(
-        &dir.checkpoint(state.opt.step),
-        model.layout(),
-        state,
-        &meta,
-    )?;
+    dir.write_checkpoint(model.layout(), state, &meta)?;
     Ok(())
 }

@@ -5,9 +5,11 @@
 //! complete content or its new complete content. Leftover temporary files (`.NAME.PID.tmp`) are
 //! removed by the next `attrib train` into the folder.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use nn::RunConfig;
+use engine::Float;
+use nn::{Layout, RunConfig, TrainState};
 
 use crate::error::{io, Result, RunError};
 use crate::files::{checkpoint_name, CONFIG, METRICS, PARAMS, TRAJECTORY};
@@ -118,6 +120,25 @@ impl RunDir {
     /// `DIR/trajectory/step_NNNNNNNN.safetensors`.
     pub fn checkpoint(&self, step: usize) -> PathBuf {
         self.trajectory().join(checkpoint_name(step))
+    }
+
+    /// Writes the trajectory checkpoint of `state` (`trajectory/step_NNNNNNNN.safetensors`:
+    /// parameters and optimizer buffers, `metadata` added to the file's) atomically, creating
+    /// the folder; returns its path. [`crate::Run::checkpoints`] reads these files back.
+    ///
+    /// # Errors
+    /// The folder cannot be created or the file written.
+    pub fn write_checkpoint<F: Float>(
+        &self,
+        layout: &Layout,
+        state: &TrainState<F>,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<PathBuf> {
+        let traj = self.trajectory();
+        std::fs::create_dir_all(&traj).map_err(io(&traj))?;
+        let path = self.checkpoint(state.opt.step);
+        nn::io::save_state(&path, layout, state, metadata)?;
+        Ok(path)
     }
 
     /// Reads the run's config (paths in it are absolute or relative to the run directory).
