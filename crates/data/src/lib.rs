@@ -3,7 +3,13 @@
 //!
 //! Everything is pure Rust. Features are held in memory as `f32`, row-major, example after
 //! example. Every reader returns `Result<_, DataError>`; the error's message names the file, the
-//! line and/or column where that makes sense, what is wrong and how to fix it.
+//! line and/or column where that makes sense, what is wrong and how to fix it. [`write_atomic`]
+//! is the workspace's one atomic file write.
+//!
+//! Sibling crates, in the order data flows: `attrib-data` (readers, splits, the atomic write), `attrib-engine` (tensors,
+//! differentiation, randomness, the hash), `attrib-nn` (models, optimizers, trainer), `attrib-run`
+//! (the run directory, retraining, the artefact store), `attrib-methods` (attribution methods),
+//! `attrib-eval` (measurements against retraining), `attrib-cli` (the binary).
 
 #![warn(missing_docs)]
 

@@ -29,7 +29,10 @@
 //! large matrix products are split into panels chosen from the shape alone, so results are bitwise
 //! identical for any number of threads.
 //!
-//! Sibling crates: `attrib-nn` (models, optimizers, trainer), `attrib-data` (datasets), `attrib-cli`.
+//! Sibling crates, in the order data flows: `attrib-data` (readers, splits, the atomic write), `attrib-engine` (tensors,
+//! differentiation, randomness, the hash), `attrib-nn` (models, optimizers, trainer), `attrib-run`
+//! (the run directory, retraining, the artefact store), `attrib-methods` (attribution methods),
+//! `attrib-eval` (measurements against retraining), `attrib-cli` (the binary).
 
 pub mod carrier;
 pub mod check;

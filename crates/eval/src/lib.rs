@@ -16,7 +16,7 @@
 //!     .cache(Some(&dir));
 //! let gt = ground_truth(&run, &r)?;
 //! let scores = methods::Scores::load("runs/digits/scores/magic.npy".as_ref())?;
-//! println!("LDS {:.3}", attrib_eval::lds(&gt, &scores)?.mean);
+//! println!("LDS {:.3}", attrib_eval::lds(&gt, &scores)?.lds);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -25,9 +25,10 @@
 //! training (MATH.md E1) with a dropped example's weight set to 0, so results are bitwise
 //! reproducible and independent of the thread count.
 //!
-//! Sibling crates, in the order data flows: `attrib-data`, `attrib-engine`, `attrib-nn`,
-//! `attrib-run` (the [`run::Run`] retrained here), `attrib-methods` (the [`methods::Scores`]
-//! evaluated), then this crate, then `attrib-cli`.
+//! Sibling crates, in the order data flows: `attrib-data` (readers, splits, the atomic write), `attrib-engine` (tensors,
+//! differentiation, randomness, the hash), `attrib-nn` (models, optimizers, trainer), `attrib-run`
+//! (the run directory, retraining, the artefact store), `attrib-methods` (attribution methods),
+//! `attrib-eval` (measurements against retraining), `attrib-cli` (the binary).
 
 pub mod error;
 pub mod groups;

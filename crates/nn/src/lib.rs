@@ -20,7 +20,10 @@
 //! assert!(eval.accuracy.unwrap() > 0.9); // ten epochs of logistic regression on breast cancer
 //! ```
 //!
-//! Sibling crates: `attrib-engine` (tensors, autodiff), `attrib-data` (datasets), `attrib-cli`.
+//! Sibling crates, in the order data flows: `attrib-data` (readers, splits, the atomic write), `attrib-engine` (tensors,
+//! differentiation, randomness, the hash), `attrib-nn` (models, optimizers, trainer), `attrib-run`
+//! (the run directory, retraining, the artefact store), `attrib-methods` (attribution methods),
+//! `attrib-eval` (measurements against retraining), `attrib-cli` (the binary).
 
 pub mod batch;
 pub mod config;

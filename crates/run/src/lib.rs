@@ -8,18 +8,19 @@
 //! store with one key scheme.
 //!
 //! ```no_run
-//! use run::{Run, Split, Targets};
+//! use attrib_run::{Run, Targets};
 //! let run = Run::load("runs/digits".as_ref())?;
 //! let mut w = vec![1.0; run.n_train()];
 //! w[3] = 0.0; // leave training example 3 out
 //! let params = run.retrain(&w)?;
 //! let f = run.target_outputs(&params, &Targets::test(vec![0, 1], nn::Output::Margin));
-//! # Ok::<(), run::RunError>(())
+//! # Ok::<(), attrib_run::RunError>(())
 //! ```
 //!
-//! Sibling crates, in the order data flows: `attrib-data`, `attrib-engine`, `attrib-nn` (below
-//! this one); `attrib-methods` (attribution methods, which read a [`Run`]), `attrib-eval` (every
-//! way of measuring attributions against retraining), `attrib-cli` (above).
+//! Sibling crates, in the order data flows: `attrib-data` (readers, splits, the atomic write), `attrib-engine` (tensors,
+//! differentiation, randomness, the hash), `attrib-nn` (models, optimizers, trainer), `attrib-run`
+//! (the run directory, retraining, the artefact store), `attrib-methods` (attribution methods),
+//! `attrib-eval` (measurements against retraining), `attrib-cli` (the binary).
 
 pub mod dir;
 pub mod error;
