@@ -11,8 +11,11 @@ use nn::{Evaluation, Model, Precision};
 
 use crate::args::EvaluateArgs;
 use crate::output::{percent, thousands, Event};
-use crate::run_dir::{RunDir, EVAL_BATCH};
 use crate::Ctx;
+use run::RunDir;
+
+/// Batch size of evaluations (results do not depend on it beyond the rounding of the mean).
+pub const EVAL_BATCH: usize = 256;
 
 /// Runs the command.
 ///

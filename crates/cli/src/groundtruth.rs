@@ -5,8 +5,10 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use eval::{GroundTruth, SubsetKind, SubsetSpec};
-use methods::{run::parse_output, Grouping, Run, Scores, Split};
+use methods::{Grouping, Scores};
+use run::retrain::{cache_dir, group_cache_dir, MaskSource, Retraining};
+use run::{parse_output, Run, Split};
+use run::{GroundTruth, SubsetKind, SubsetSpec};
 
 use crate::args::{GroundTruthArgs, LdsArgs, SubsetArgs};
 use crate::output::{Event, LdsRow};
@@ -61,21 +63,21 @@ pub(crate) fn ground_truth_of(
     ctx: &Ctx,
 ) -> Result<GroundTruth> {
     let out = parse_output(output).map_err(anyhow::Error::msg)?;
-    let cache = match groups {
+    let (cache, source) = match groups {
         Some(g) => {
-            g.check_n(run.n_train())?;
+            let source = eval::group_subsets(run, g, *spec)?;
             spec.validate(g.k)
                 .with_context(|| format!("--drop counts the {} groups of --groups", g.k))?;
-            eval::group_cache_dir(dir, spec, g, out, split)
+            (group_cache_dir(dir, spec, &g.hash(), out, split), source)
         }
         None => {
             spec.validate(run.n_train())?;
-            eval::cache_dir(dir, spec, out, split)
+            (cache_dir(dir, spec, out, split), MaskSource::Subsets(*spec))
         }
     };
-    let compute = |limit: Option<usize>, progress: &(dyn Fn(usize, usize) + Sync)| match groups {
-        Some(g) => eval::compute_groups(run, spec, g, out, split, Some(&cache), limit, progress),
-        None => eval::compute(run, spec, out, split, Some(&cache), limit, progress),
+    let retraining = Retraining::new(source, out, split).cache(Some(&cache));
+    let compute = |limit: Option<usize>, progress: &(dyn Fn(usize, usize) + Sync)| {
+        run::ground_truth(run, &retraining.clone().limit(limit).progress(progress))
     };
     let start = Instant::now();
     // limit = 0 loads what the cache holds without training, so the summary can say what was new.

@@ -15,12 +15,13 @@ use nn::{evaluate, Evaluation, Model, Optimizer, Precision, RunConfig, TrainStat
 use serde::Serialize;
 
 use crate::args::TrainArgs;
+use crate::evaluate::EVAL_BATCH;
 use crate::output::{percent, thousands, EpochRecord, Event, Start, StepRecord, Summary};
 use crate::progress::Progress;
-use crate::run_dir::{
-    absolute_paths, config_base, RunDir, CONFIG, EVAL_BATCH, METRICS, PARAMS, TRAJECTORY,
-};
 use crate::Ctx;
+use run::dir::{absolute_paths, config_base};
+use run::files::{CONFIG, METRICS, PARAMS, TRAJECTORY};
+use run::RunDir;
 
 /// `attrib train --config FILE --out DIR [--force]`.
 ///
@@ -168,7 +169,7 @@ fn fit<F: Float>(job: &Job, ctx: &Ctx, splits: &Splits, model: &Model) -> Result
             Err(e) => {
                 progress.finish();
                 // Keep the metrics up to the failure: they show how the loss blew up.
-                let _ = nn::io::write_atomic(&dir.metrics(), metrics.as_bytes());
+                let _ = data::write_atomic(&dir.metrics(), metrics.as_bytes());
                 return Err(e.into());
             }
         };
@@ -206,7 +207,7 @@ fn fit<F: Float>(job: &Job, ctx: &Ctx, splits: &Splits, model: &Model) -> Result
             });
             metrics.push_str(&rec.to_json());
             metrics.push('\n');
-            nn::io::write_atomic(&dir.metrics(), metrics.as_bytes())?;
+            data::write_atomic(&dir.metrics(), metrics.as_bytes())?;
             out.event(&rec)?;
             progress.suspend(|| {
                 out.info(format!(
@@ -237,7 +238,7 @@ fn fit<F: Float>(job: &Job, ctx: &Ctx, splits: &Splits, model: &Model) -> Result
     meta.insert("seed".to_string(), cfg.train.seed.to_string());
     meta.insert("steps".to_string(), steps.to_string());
     nn::io::save_params(&dir.params(), layout, &state.params, &meta)?;
-    nn::io::write_atomic(&dir.metrics(), metrics.as_bytes())?;
+    data::write_atomic(&dir.metrics(), metrics.as_bytes())?;
 
     let test =
         last_test.unwrap_or_else(|| evaluate(model, &state.params, &splits.test, EVAL_BATCH));
@@ -361,8 +362,6 @@ fn save_checkpoint<F: Float>(
     state: &TrainState<F>,
     steps: usize,
 ) -> Result<()> {
-    let traj = dir.trajectory();
-    std::fs::create_dir_all(&traj).with_context(|| format!("cannot create {}", traj.display()))?;
     let mut meta = BTreeMap::new();
     meta.insert(
         "attrib_version".to_string(),
@@ -375,11 +374,6 @@ fn save_checkpoint<F: Float>(
     );
     meta.insert("seed".to_string(), cfg.train.seed.to_string());
     meta.insert("steps".to_string(), steps.to_string());
-    nn::io::save_state(
-        &dir.checkpoint(state.opt.step),
-        model.layout(),
-        state,
-        &meta,
-    )?;
+    dir.write_checkpoint(model.layout(), state, &meta)?;
     Ok(())
 }

@@ -668,7 +668,11 @@ mod attribution {
             .ok();
         };
         go("first");
-        let factors = dir.join("run/ekfac/ekfac/factors.safetensors");
+        // The store's one EK-FAC factor file (its name is the key's fingerprint).
+        let store = dir.join("run/store/ekfac-factors");
+        let files: Vec<_> = std::fs::read_dir(&store).unwrap().collect();
+        assert_eq!(files.len(), 1, "one factor file in {}", store.display());
+        let factors = files[0].as_ref().unwrap().path();
         let saved = std::fs::metadata(&factors).unwrap().modified().unwrap();
         go("second");
         assert_eq!(

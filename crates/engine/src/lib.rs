@@ -32,9 +32,11 @@
 //! Shape errors at the public operations are typed ([`EngineError`], from the `try_` ops of
 //! [`Graph`]); each unary function's three derivatives live in one table ([`Unary`]).
 //!
-//! Sibling crates, in the order data flows: `attrib-data` (datasets) and this crate are the leaves;
-//! `attrib-nn` (models, optimizers, trainer), `attrib-methods` (attribution), `attrib-eval`
-//! (measuring), `attrib-cli` (the binary).
+//! Sibling crates, in the order data flows: `attrib-data` (readers, splits, the atomic write),
+//! `attrib-engine` (tensors, differentiation, randomness, the hash), `attrib-nn` (models,
+//! optimizers, trainer), `attrib-run` (the run directory, retraining, the artefact store),
+//! `attrib-methods` (attribution methods), `attrib-eval` (measurements against retraining),
+//! `attrib-cli` (the binary).
 
 pub mod carrier;
 pub mod check;
@@ -42,6 +44,7 @@ pub mod dual;
 pub mod error;
 pub mod float;
 pub mod graph;
+pub mod hash;
 pub mod kernels;
 pub mod ops;
 pub mod rng;

@@ -148,12 +148,11 @@ pub(crate) struct MemoKey {
 
 /// The key of operation `tag` on inputs of `shapes` (the shapes hashed by FNV-1a).
 pub(crate) fn key(tag: MemoTag, shapes: &[&[usize]]) -> MemoKey {
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    for s in shapes {
-        for &d in s.iter().chain(std::iter::once(&usize::MAX)) {
-            h = (h ^ d as u64).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
+    let h = shapes
+        .iter()
+        .flat_map(|s| s.iter().chain(std::iter::once(&usize::MAX)))
+        .fold(crate::hash::Fnv1a::new(), |h, &d| h.word(d as u64))
+        .finish();
     MemoKey { tag, shapes: h }
 }
 

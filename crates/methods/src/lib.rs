@@ -1,9 +1,11 @@
 //! # attrib-methods
 //!
 //! Attribution methods behind one trait ([`Method`]): each file (or folder) of [`estimators`] is one
-//! method, and [`registry::REGISTRY`] names them. Methods read a trained [`Run`] and produce a score
-//! matrix `tau[target, train]` with `tau_i = d f / d w_i` (MATH.md), saved as `.npy` + a JSON
-//! sidecar ([`Scores`]).
+//! method, and [`registry::REGISTRY`] names them. Methods read a trained [`run::Run`] and produce a
+//! score matrix `tau[target, train]` with `tau_i = d f / d w_i` (MATH.md), saved as `.npy` + a JSON
+//! sidecar ([`Scores`]). Methods that learn from retrainings (datamodels, TMC-Shapley) use
+//! `attrib-run`'s one retraining loop. Measuring attributions (LDS, retraining score, noisy labels)
+//! is `attrib-eval`'s.
 //!
 //! | module | holds |
 //! |---|---|
@@ -14,21 +16,19 @@
 //! | [`support`] | what estimators share: training-set chunks, curvature and damping, features |
 //! | [`linalg`], [`solvers`] | dense linear algebra; CG, LiSSA, Lanczos over matrix-free operators |
 //! | [`groups`] | groupings of the training set (MATH.md E5) |
-//! | [`groundtruth`] | the subset-retraining store (MATH.md E6), which `datamodels` learns from |
 //!
-//! Sibling crates: `attrib-engine`, `attrib-nn`, `attrib-data` below; `attrib-eval` (ground truth,
-//! LDS) and `attrib-cli` above.
+//! Sibling crates, in the order data flows: `attrib-data` (readers, splits, the atomic write),
+//! `attrib-engine` (tensors, differentiation, randomness, the hash), `attrib-nn` (models, optimizers,
+//! trainer), `attrib-run` (the run directory, retraining, the artefact store), `attrib-methods`
+//! (attribution methods), `attrib-eval` (measurements against retraining), `attrib-cli` (the binary).
 
 pub mod error;
 pub mod estimators;
-pub mod groundtruth;
 pub mod groups;
 pub mod linalg;
 pub mod method;
 pub mod options;
-pub mod progress;
 pub mod registry;
-pub mod run;
 pub mod scores;
 pub mod solvers;
 pub mod support;
@@ -39,7 +39,5 @@ pub use error::{MethodError, Result};
 pub use groups::Grouping;
 pub use method::{attribute, attribute_groups, Method, Registration};
 pub use options::Options;
-pub use progress::Progress;
 pub use registry::{build, REGISTRY};
-pub use run::{Checkpoint, Run, Split, Targets};
 pub use scores::{ScoreMeta, Scores};

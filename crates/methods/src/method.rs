@@ -10,8 +10,8 @@ use std::time::Instant;
 use crate::error::Result;
 use crate::groups::Grouping;
 use crate::options::Options;
-use crate::run::{output_name, Run, Targets};
 use crate::scores::{ScoreMeta, Scores, SIGN};
+use run::{output_name, Run, Targets};
 
 /// An attribution method.
 pub trait Method: Send + Sync {

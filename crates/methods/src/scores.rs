@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{MethodError, Result};
-use crate::run::Run;
+use run::Run;
 
 /// What a score matrix is and where it came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,7 +84,7 @@ impl Scores {
         let f32s: Vec<f32> = self.values.iter().map(|&v| v as f32).collect();
         data::write_npy_f32(&npy, &f32s, &[self.rows(), self.meta.n_train])?;
         let text = serde_json::to_string_pretty(&self.meta).expect("metadata serialises");
-        nn::io::write_atomic(&json, text.as_bytes())?;
+        data::write_atomic(&json, text.as_bytes())?;
         Ok(npy)
     }
 

@@ -15,7 +15,7 @@ use engine::Rng;
 
 use crate::error::MethodError;
 use crate::linalg::{axpy, dot, norm, sym_eigen};
-use crate::Progress;
+use run::Progress;
 
 /// A symmetric linear operator `A` on `R^dim`, applied to a block of vectors.
 pub trait LinOp: Sync {

@@ -4,7 +4,7 @@ use data::{DataConfig, Labels, Source};
 use nn::{Model, ModelConfig, RunConfig};
 
 use crate::estimators::glm::Glm;
-use crate::run::Run;
+use run::Run;
 
 /// A run config on breast cancer with `model` and SGD weight decay `wd`.
 pub fn config(model: &str, wd: f64, epochs: usize, batch: usize, lr: f64) -> RunConfig {
@@ -82,7 +82,7 @@ train = {{ epochs = 20, batch_size = {n}, precision = "f64" }}
 /// Brute-force leave-one-out ground truth on a GLM run: `truth[t][j] = f_t(theta) -
 /// f_t(theta_{-j})`, with `theta_{-j}` re-solved to 1e-12 by Newton's method without example
 /// `j`. Signed like `tau` (minus the change), so a perfect method has Pearson 1 with it.
-pub fn brute_force_loo(run: &Run, method: &str, targets: &crate::run::Targets) -> Vec<Vec<f64>> {
+pub fn brute_force_loo(run: &Run, method: &str, targets: &run::Targets) -> Vec<Vec<f64>> {
     let glm = Glm::of_run(run, method, "").unwrap();
     let base = run.target_outputs(&run.params, targets);
     let mut truth = vec![vec![0.0; glm.n]; targets.indices.len()];
@@ -104,7 +104,7 @@ pub fn assert_pearson_at_least(name: &str, tau: &[Vec<f64>], truth: &[Vec<f64>],
     let mut worst = 1.0f64;
     let mut mean = 0.0;
     for (t, (a, b)) in tau.iter().zip(truth).enumerate() {
-        let r = pearson(a, b);
+        let r = eval::stats::pearson(a, b);
         worst = worst.min(r);
         mean += r / tau.len() as f64;
         assert!(r >= min, "{name}, target {t}: Pearson {r} < {min}");
@@ -125,17 +125,4 @@ pub fn rel_diff(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
         }
     }
     (d / s).sqrt()
-}
-
-/// Pearson correlation.
-pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len() as f64;
-    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        sab += (x - ma) * (y - mb);
-        saa += (x - ma) * (x - ma);
-        sbb += (y - mb) * (y - mb);
-    }
-    sab / (saa * sbb).sqrt()
 }

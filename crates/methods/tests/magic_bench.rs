@@ -26,8 +26,8 @@ use attrib_methods::estimators::magic::{
     magic_scores, MagicConfig, MagicOutput, MagicReport, ReplayChoice,
 };
 use attrib_methods::options::Auto;
-use attrib_methods::{Run, Targets};
 use nn::{ModelConfig, Output, RunConfig};
+use run::{Run, Targets};
 
 // The allocator of the `attrib` binary, so that the figures are the ones users get.
 #[global_allocator]
@@ -244,7 +244,7 @@ fn magic_timings() {
     .sqrt();
     eprintln!(
         "  f32 vs f64 scores, target 0: Pearson {:.6}, relative L2 difference {rel:.2e}",
-        pearson(a, b)
+        eval::stats::pearson(a, b)
     );
 
     let (wide_run, _, wide_s) = workload("(b) wider MLP 64-512-512-10", wide, blocks);
@@ -255,17 +255,4 @@ fn magic_timings() {
     };
     let out = magic_scores(&wide_run, &targets, &tree).unwrap();
     line("tree, budget 32M (auto arity)", 1, wide_s, &out.report);
-}
-
-/// Pearson correlation of two score rows.
-fn pearson(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len() as f64;
-    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        sab += (x - ma) * (y - mb);
-        saa += (x - ma) * (x - ma);
-        sbb += (y - mb) * (y - mb);
-    }
-    sab / (saa * sbb).sqrt()
 }

@@ -22,8 +22,11 @@
 //! assert!(eval.accuracy.unwrap() > 0.9); // ten epochs of logistic regression on breast cancer
 //! ```
 //!
-//! Sibling crates: `attrib-engine` (tensors, autodiff) and `attrib-data` (datasets) below;
-//! `attrib-methods` (attribution), `attrib-eval` (measuring) and `attrib-cli` above.
+//! Sibling crates, in the order data flows: `attrib-data` (readers, splits, the atomic write),
+//! `attrib-engine` (tensors, differentiation, randomness, the hash), `attrib-nn` (models,
+//! optimizers, trainer), `attrib-run` (the run directory, retraining, the artefact store),
+//! `attrib-methods` (attribution methods), `attrib-eval` (measurements against retraining),
+//! `attrib-cli` (the binary).
 
 pub mod batch;
 pub mod config;

@@ -58,10 +58,11 @@
 //! 2. scores: `s_t = P^{-1} grad f_t` layer by layer, then `tau[t][j] = -(1/n) <s_t, grad l_j>` from
 //!    one dual forward pass over the training set carrying all `s_t` (as `if-gn`).
 //!
-//! When the run has a directory, the factors are saved to
-//! `RUN/ekfac/<approx>/factors.safetensors` (with the run's hash in the metadata) and reused by
-//! later calls on the same run, whatever their targets, damping or `chunk` (which changes the
-//! factors only by rounding). A file for another run (other hash) is refitted and overwritten.
+//! When the run has a directory, the factors are kept in the run's artefact store (a blob of kind
+//! [`FACTORS_KIND`], `RUN/store/ekfac-factors/KEY.safetensors`, keyed by the run and the
+//! approximation, with both also in the metadata) and reused by later calls on the same run,
+//! whatever their targets, damping or `chunk` (which changes the factors only by rounding).
+//! Another run (other hash) has another key, so its factors are fitted anew.
 //!
 //! Options: `damping` (`auto`, or a number `>= 0`), `chunk` (512).
 
@@ -76,8 +77,8 @@ use crate::error::{MethodError, Result};
 use crate::linalg::sym_eigen;
 use crate::method::{Method, Registration};
 use crate::options::{auto_non_negative, Auto, Options};
-use crate::run::{Run, Targets};
 use crate::support::chunks::{chunk_option, TrainChunks};
+use run::{Run, Targets};
 
 /// `ekfac`: eigenvalue-corrected K-FAC.
 pub const EKFAC: Registration = Registration {
@@ -103,11 +104,14 @@ pub const DIAGONAL: Registration = Registration {
 /// Damping of the `auto` rule relative to the mean eigenvalue of a block.
 pub const AUTO_DAMPING_FACTOR: f64 = 0.1;
 
-/// Folder of the saved factors inside a run directory.
-pub const FACTORS_DIR: &str = "ekfac";
+/// The store kind of fitted factors.
+pub const FACTORS_KIND: &str = "ekfac-factors";
 
-/// File name of the saved factors.
-pub const FACTORS_FILE: &str = "factors.safetensors";
+/// Where the factors of `approx` for `run` are stored (`None` for a run without a directory).
+fn factors_path(run: &Run, approx: Approx) -> Option<std::path::PathBuf> {
+    let key = run::Key::for_run(FACTORS_KIND, run).with("approx", approx.name());
+    run::Store::of(run).path(&key, "safetensors")
+}
 
 /// Which curvature approximation a block uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -610,11 +614,7 @@ impl Kronecker {
     /// The blocks: loaded from the run directory when saved for this run, else fitted (and saved
     /// when the run has a directory).
     fn blocks(&self, run: &Run, data: &TrainChunks) -> Result<Vec<Block>> {
-        let path = run.dir.as_ref().map(|d| {
-            d.join(FACTORS_DIR)
-                .join(self.approx.name())
-                .join(FACTORS_FILE)
-        });
+        let path = factors_path(run, self.approx);
         if let Some(p) = &path {
             if let Some(blocks) = load_blocks(p, run, self.approx)? {
                 return Ok(blocks);
@@ -718,7 +718,7 @@ fn save_blocks(path: &Path, run: &Run, approx: Approx, blocks: &[Block]) -> Resu
                 .join(","),
         ),
     ]);
-    nn::io::write_atomic(path, &nn::io::serialize_tensors(&tensors, &meta))?;
+    data::write_atomic(path, &nn::io::serialize_tensors(&tensors, &meta))?;
     Ok(())
 }
 
@@ -772,6 +772,7 @@ mod tests {
     use crate::support::curvature::{Curvature, CurvatureKind};
     use crate::testutil::*;
     use engine::Rng;
+    use eval::stats::pearson;
 
     fn blocks_of(run: &Run, approx: Approx, chunk: usize) -> (TrainChunks, Vec<Block>) {
         let data = TrainChunks::new(&run.splits.train, chunk);
@@ -958,8 +959,8 @@ train = { epochs = 1, batch_size = 20, precision = "f64" }
         }
     }
 
-    /// Factors are saved under the run directory and reused: tampering with the saved eigenvalues
-    /// changes the scores, and a file from another run (other hash) is refitted.
+    /// Factors are saved in the run's store and reused: tampering with the saved eigenvalues
+    /// changes the scores, and another run (other hash) does not read them.
     #[test]
     fn factors_are_saved_once_and_reused() {
         let mut run = tiny_mlp(1e-2);
@@ -968,7 +969,8 @@ train = { epochs = 1, batch_size = 20, precision = "f64" }
         run.dir = Some(dir.clone());
         let targets = Targets::test(vec![0, 1], Output::Margin);
         let first = scores("ekfac", &[], &run, &targets);
-        let path = dir.join(FACTORS_DIR).join("ekfac").join(FACTORS_FILE);
+        let path = factors_path(&run, Approx::Ekfac).unwrap();
+        assert!(path.starts_with(dir.join("store/ekfac-factors")));
         assert!(path.exists());
         assert_eq!(scores("ekfac", &[], &run, &targets), first);
         let mut blocks = load_blocks(&path, &run, Approx::Ekfac).unwrap().unwrap();

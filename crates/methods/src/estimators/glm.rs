@@ -25,7 +25,7 @@ use rayon::prelude::*;
 
 use crate::error::{MethodError, Result};
 use crate::linalg::{cholesky, cholesky_inverse, cholesky_solve, dot, norm};
-use crate::run::{Run, Targets};
+use run::{Run, Targets};
 
 /// The per-example loss of a GLM as a function of the logit `s`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -57,10 +57,10 @@ use crate::method::{Method, Registration};
 use crate::options::{
     at_least_one, auto_non_negative, auto_positive, non_negative, positive, Auto, Options,
 };
-use crate::run::{Run, Targets};
 use crate::solvers::{self, solve_error, CgParams, LanczosParams, LinOp, LissaParams, Reported};
 use crate::support::chunks::{chunk_option, Columns, TrainChunks};
 use crate::support::curvature::{auto_damping, is_convex, Curvature, CurvatureKind};
+use run::{Run, Targets};
 
 /// Largest parameter count for which `if-exact` builds the explicit `p x p` curvature matrix.
 pub const EXACT_MAX_PARAMS: usize = 5000;
@@ -537,7 +537,7 @@ fn exact_solve(
 /// `tau[t][j] = -(1/n) sum_k (g_t . u_k)(grad l_j . u_k) / (lambda_k + damping)` over the top
 /// eigenpairs of `H` (the undamped operator, weight decay included).
 fn arnoldi_scores(
-    (name, progress): (&str, &crate::Progress),
+    (name, progress): (&str, &run::Progress),
     h: &Curvature<'_>,
     data: &TrainChunks,
     (ds, columns): (&data::Dataset, Columns<'_>),
@@ -588,6 +588,7 @@ fn arnoldi_scores(
 mod tests {
     use super::*;
     use crate::testutil::*;
+    use eval::stats::pearson;
     use nn::Output;
 
     fn run_method(
@@ -646,7 +647,7 @@ mod tests {
             let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
             let sink = std::sync::Arc::clone(&seen);
             let mut loud = logistic_at_optimum(1e-2);
-            loud.progress = crate::Progress::new(move |what, done, total| {
+            loud.progress = run::Progress::new(move |what, done, total| {
                 sink.lock().unwrap().push((what.to_string(), done, total));
             });
             let reported = run_method(name, &opts, &loud, &targets);

@@ -4,9 +4,9 @@
 
 use crate::options::Options;
 use crate::registry::{build, REGISTRY};
-use crate::run::{Run, Targets};
 use crate::testutil::*;
 use nn::Output;
+use run::{Run, Targets};
 
 /// Options that make every method cheap and well-posed on the tiny runs (the tiny MLP's Hessian
 /// has eigenvalues down to about -0.13, so the influence functions get damping 0.2). Iterative

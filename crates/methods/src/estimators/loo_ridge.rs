@@ -21,7 +21,7 @@ use super::glm::{loo_scores, Glm};
 use crate::error::{MethodError, Result};
 use crate::method::{Method, Registration};
 use crate::options::Options;
-use crate::run::{Run, Targets};
+use run::{Run, Targets};
 
 /// The registry entry.
 pub const REGISTRATION: Registration = Registration {

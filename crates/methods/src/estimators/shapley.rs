@@ -53,9 +53,9 @@ use rayon::prelude::*;
 use crate::error::{MethodError, Result};
 use crate::method::{Method, Registration};
 use crate::options::{any, at_least_one, non_negative, Options};
-use crate::run::{Run, Targets};
 use crate::support::chunks::chunk_option;
 use crate::support::features;
+use run::{Run, Targets};
 
 /// The `knn-shapley` registry entry.
 pub const KNN: Registration = Registration {

@@ -16,9 +16,9 @@ use crate::error::Result;
 use crate::linalg::{dot, norm};
 use crate::method::{Method, Registration};
 use crate::options::Options;
-use crate::run::{Run, Targets};
 use crate::support::chunks::chunk_option;
 use crate::support::features::{features, train_features};
+use run::{Run, Targets};
 
 /// The registry entry.
 pub const REGISTRATION: Registration = Registration {
@@ -82,8 +82,8 @@ impl Method for Similarity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::Split;
     use crate::testutil::*;
+    use run::Split;
 
     #[test]
     fn self_similarity_is_one_and_the_loss_flips_the_sign() {

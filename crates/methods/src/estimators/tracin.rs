@@ -35,8 +35,8 @@ use crate::error::Result;
 use crate::groups::Grouping;
 use crate::method::{Method, Registration};
 use crate::options::{at_least_one, Options};
-use crate::run::{Run, Targets};
 use crate::support::chunks::{chunk_option, Columns, TrainChunks};
+use run::{Run, Targets};
 
 /// The registry entry.
 pub const REGISTRATION: Registration = Registration {
@@ -123,6 +123,7 @@ impl TracIn {
 mod tests {
     use super::*;
     use crate::testutil::*;
+    use eval::stats::pearson;
     use nn::Output;
 
     /// For plain SGD with a small learning rate, one epoch and a checkpoint at every step, TracIn is
@@ -176,7 +177,7 @@ train = { epochs = 1, batch_size = 65, precision = "f64" }
         // A training example's own loss: its gradient dot itself is positive, so tau < 0 for f = loss.
         let run = tiny_mlp(0.0);
         let targets = Targets {
-            split: crate::run::Split::Train,
+            split: run::Split::Train,
             indices: vec![0, 1, 2],
             output: Output::Loss,
         };

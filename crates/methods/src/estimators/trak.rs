@@ -55,7 +55,8 @@
 //!   projection derived from `(seed, e)`;
 //! - `models` (1): independently trained models; model 0 is the run itself, model `m > 0` retrains
 //!   the run's configuration with trainer seed [`member_seed`]`(run seed, m)`; for a run
-//!   loaded from a directory, members are cached as `RUN/trak/models/seed-N.safetensors`;
+//!   loaded from a directory, members are cached in the run's store
+//!   (`RUN/store/trak-member/KEY.safetensors`, [`MEMBER_KIND`]);
 //! - `checkpoints` (0): besides each model's final parameters, also use `c` evenly spaced states of
 //!   its training (steps `e, 2e, ..` below `T`, `e = ceil(T / (c + 1))`), replayed bitwise;
 //! - `damping` (`auto`): `d_m` added to the kernel's diagonal; `auto` is
@@ -65,7 +66,6 @@
 //! - `chunk` (512): training examples per chunk.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use engine::{Rng, Tensor};
 use nn::{Batch, Model, Output, Task, Trainer};
@@ -74,9 +74,9 @@ use crate::error::{MethodError, Result};
 use crate::linalg::{cholesky, cholesky_solve, symmetrize};
 use crate::method::{Method, Registration};
 use crate::options::{any, at_least_one, auto_non_negative, Auto, Options};
-use crate::run::{fingerprint, Run, Targets};
 use crate::support::chunks::{chunk_option, TrainChunks};
 use crate::support::projection::{Projection, ProjectionKind};
+use run::{Run, Targets};
 
 /// The registry entry.
 pub const REGISTRATION: Registration = Registration {
@@ -91,8 +91,15 @@ pub const DEFAULT_K: usize = 512;
 /// The `auto` damping: this fraction of the kernel's mean eigenvalue `tr(K) / k`.
 pub const AUTO_DAMPING: f64 = 1e-6;
 
-/// Folder of cached ensemble members inside a run directory.
-pub const MODELS_DIR: &str = "trak/models";
+/// The store kind of a cached ensemble member (`RUN/store/trak-member/KEY.safetensors`).
+pub const MEMBER_KIND: &str = "trak-member";
+
+/// The store key of ensemble member `m` (trainer seed `seed`) of `run`.
+fn member_key(run: &Run, m: usize, seed: u64) -> run::Key {
+    run::Key::for_run(MEMBER_KIND, run)
+        .with("member", m.to_string())
+        .with("seed", seed.to_string())
+}
 
 /// TRAK (module docs).
 #[derive(Debug, Clone)]
@@ -241,50 +248,29 @@ pub fn member_seed(run_seed: u64, m: usize) -> u64 {
 }
 
 impl Trak {
-    /// Ensemble member `m > 0`: loaded from the run directory's cache when present and made by
-    /// this configuration, else trained (and cached when the run has a directory).
+    /// Ensemble member `m > 0`: loaded from the run's store when present (the key holds the run
+    /// and the member's seed), else trained (and stored when the run has a directory).
     fn member(&self, run: &Run, m: usize) -> Result<Run> {
         let seed = member_seed(run.config.train.seed, m);
-        let Some(dir) = &run.dir else {
-            return run.reseeded(seed, None);
-        };
-        let mut cfg = run.config.clone();
-        cfg.train.seed = seed;
-        let init_bytes: Vec<u8> = run
-            .init
-            .iter()
-            .flatten()
-            .flat_map(|x| x.to_le_bytes())
-            .collect();
-        let key = fingerprint(&[cfg.to_toml().as_bytes(), &init_bytes]);
-        let path: PathBuf = dir
-            .join(MODELS_DIR)
-            .join(format!("seed-{seed}.safetensors"));
+        let store = run::Store::of(run);
+        let key = member_key(run, m, seed);
         let layout = run.model.layout();
-        if path.exists()
-            && nn::io::read_metadata(&path)
-                .ok()
-                .and_then(|md| md.get("config").cloned())
-                .as_deref()
-                == Some(key.as_str())
-        {
-            let params = nn::io::load_params::<f64>(&path, layout)?;
-            return run.reseeded(seed, Some(params));
+        // A missing or unreadable file is trained again and replaced.
+        let cached = store
+            .path(&key, "safetensors")
+            .filter(|p| p.exists())
+            .and_then(|p| nn::io::load_params::<f64>(&p, layout).ok());
+        if let Some(params) = cached {
+            return Ok(run.reseeded(seed, Some(params))?);
         }
         let member = run.reseeded(seed, None)?;
-        let folder = dir.join(MODELS_DIR);
-        std::fs::create_dir_all(&folder).map_err(|e| MethodError::Run {
-            path: folder.clone(),
-            reason: format!(
-                "cannot create the TRAK model cache ({e}); check the run directory's permissions"
-            ),
-        })?;
-        let meta = BTreeMap::from([
-            ("config".to_string(), key),
-            ("seed".to_string(), seed.to_string()),
-            ("member".to_string(), m.to_string()),
-        ]);
-        nn::io::save_params::<f64>(&path, layout, &member.params, &meta)?;
+        if let Some(path) = store.writable_path(&key, "safetensors")? {
+            let meta = BTreeMap::from([
+                ("seed".to_string(), seed.to_string()),
+                ("member".to_string(), m.to_string()),
+            ]);
+            nn::io::save_params::<f64>(&path, layout, &member.params, &meta)?;
+        }
         Ok(member)
     }
 
@@ -371,6 +357,7 @@ mod tests {
     use super::*;
     use crate::linalg::dot;
     use crate::testutil::*;
+    use eval::stats::pearson;
 
     fn trak(run: &Run, targets: &Targets, opts: &[(&str, String)]) -> Vec<Vec<f64>> {
         let mut o = Options::empty("trak");
@@ -521,10 +508,10 @@ mod tests {
         let opts = [("k", "24".to_string()), ("models", "2".to_string())];
         let two = trak(&run, &targets, &opts);
         let seed = member_seed(run.config.train.seed, 1);
-        let path = dir
-            .path()
-            .join(MODELS_DIR)
-            .join(format!("seed-{seed}.safetensors"));
+        let path = run::Store::of(&run)
+            .path(&member_key(&run, 1, seed), "safetensors")
+            .unwrap();
+        assert!(path.starts_with(dir.path().join("store/trak-member")));
         let cached = nn::io::load_params::<f64>(&path, run.model.layout()).unwrap();
         let fresh = run.reseeded(seed, None).unwrap();
         assert_eq!(

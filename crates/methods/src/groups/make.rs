@@ -21,9 +21,9 @@ use nn::Output;
 use super::kmeans::kmeans;
 use super::Grouping;
 use crate::error::{MethodError, Result};
-use crate::run::Run;
 use crate::support::chunks::{TrainChunks, DEFAULT_CHUNK};
 use crate::support::features::train_features;
+use run::Run;
 
 /// Default dimension of the gradient projection of `grad-kmeans`.
 pub const DEFAULT_PROJ: usize = 32;

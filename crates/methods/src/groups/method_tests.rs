@@ -10,8 +10,8 @@ use crate::estimators::invariance_tests::{options, run_for};
 use crate::method::Method;
 use crate::options::Options;
 use crate::registry::{build, REGISTRY};
-use crate::run::{Run, Targets};
 use crate::testutil::rel_diff;
+use run::{Run, Targets};
 
 fn method(name: &str, extra: &[(&str, &str)]) -> Box<dyn Method> {
     let mut o = Options::empty(name);

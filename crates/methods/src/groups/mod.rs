@@ -1,5 +1,6 @@
 //! Group attribution (MATH.md E5; GGDA, Ley et al.): partitions of the training set, the group
-//! gradients the group versions of the methods use, and the group evaluations.
+//! gradients the group versions of the methods use. The group evaluations (retraining score,
+//! noisy labels) are measurements and live in `attrib-eval`.
 //!
 //! A [`Grouping`] maps every training example to one of `K` groups (a partition: every example in
 //! exactly one group, no group empty). A group's weight `w_G` scales all its members' data weights
@@ -12,14 +13,12 @@
 //! - [`crate::support::chunks::group_loss_grads`]: the group gradients `g_G = sum_{i in G} grad l_i`, one reverse pass per
 //!   batch of a group's members, which the group versions of influence functions and TracIn dot
 //!   with their directions instead of one dual forward pass per example.
-//! - [`eval`]: the retraining score and noisy-label detection.
 //!
 //! ## Files
 //! A grouping is saved as a CSV `example,group` (one row per training example, in index order)
 //! and a JSON sidecar `FILE.json` with `k`, `n`, `how` it was made and the assignment's `hash`;
 //! both are written atomically.
 
-pub mod eval;
 pub mod kmeans;
 pub mod make;
 
@@ -31,7 +30,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{MethodError, Result};
-use crate::run::fingerprint;
+use engine::hash::fingerprint;
 
 pub use make::{make, GroupingKind};
 
@@ -180,7 +179,7 @@ impl Grouping {
         for (i, g) in self.assignment.iter().enumerate() {
             csv.push_str(&format!("{i},{g}\n"));
         }
-        nn::io::write_atomic(path, csv.as_bytes())?;
+        data::write_atomic(path, csv.as_bytes())?;
         let side = Sidecar {
             k: self.k,
             n: self.n(),
@@ -188,7 +187,7 @@ impl Grouping {
             hash: self.hash(),
         };
         let text = serde_json::to_string_pretty(&side).expect("sidecar serialises");
-        nn::io::write_atomic(&sidecar_path(path), text.as_bytes())?;
+        data::write_atomic(&sidecar_path(path), text.as_bytes())?;
         Ok(())
     }
 

@@ -5,8 +5,8 @@ use engine::{Dual, Graph, Rng, Tensor};
 use nn::{Batch, Model};
 
 use super::chunks::TrainChunks;
-use crate::run::Run;
 use crate::solvers::{LanczosParams, LinOp};
+use run::Run;
 
 /// Which curvature matrix an operator multiplies by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

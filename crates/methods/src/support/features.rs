@@ -6,7 +6,7 @@ use nn::{Batch, Model};
 use rayon::prelude::*;
 
 use super::chunks::TrainChunks;
-use crate::run::Run;
+use run::Run;
 
 /// Penultimate features ([`nn::Model::features`]) of a batch at `params`, one row per example.
 pub fn features(model: &Model, params: &[f64], batch: &Batch<f64>) -> Vec<Vec<f64>> {

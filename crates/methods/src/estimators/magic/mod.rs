@@ -98,7 +98,7 @@ use self::resume::BlockStore;
 use crate::error::{MethodError, Result};
 use crate::method::{Method, Registration};
 use crate::options::{at_least_one, Auto, Options};
-use crate::run::{Run, Targets};
+use run::{Run, Targets};
 
 /// The registry entry.
 pub const REGISTRATION: Registration = Registration {
