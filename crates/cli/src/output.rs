@@ -111,7 +111,7 @@ pub enum Event<'a> {
     Evaluation {
         /// The run directory.
         run: String,
-        /// `train` or `test`.
+        /// `train`, `test` or `val`.
         split: &'a str,
         /// The figures.
         #[serde(flatten)]
