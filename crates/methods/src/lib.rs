@@ -17,6 +17,7 @@ pub mod groups;
 pub mod linalg;
 pub mod method;
 pub mod options;
+pub mod poison;
 pub mod progress;
 pub mod run;
 pub mod scores;
