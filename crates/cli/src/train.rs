@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use data::Splits;
 use engine::Float;
-use nn::{evaluate, Evaluation, Model, Precision, RunConfig, TrainState, Trainer};
+use nn::{evaluate, Evaluation, Model, Optimizer, Precision, RunConfig, TrainState, Trainer};
 use serde::Serialize;
 
 use crate::args::TrainArgs;

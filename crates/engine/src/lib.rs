@@ -34,6 +34,7 @@
 pub mod carrier;
 pub mod check;
 pub mod dual;
+pub mod error;
 pub mod float;
 pub mod graph;
 pub mod kernels;
@@ -44,9 +45,10 @@ pub mod value_memo;
 
 pub use carrier::Carrier;
 pub use dual::Dual;
+pub use error::EngineError;
 pub use float::Float;
 pub use graph::{Gradients, Graph, Rule, Var};
-pub use kernels::{Conv2dGeometry, Unary};
+pub use kernels::{Conv2dGeometry, Order, Unary};
 pub use ops::attention::AttentionParams;
 pub use ops::layers::LinearTap;
 pub use rng::Rng;

@@ -13,7 +13,7 @@ use attrib_methods::estimators::magic::replay::{
 use attrib_methods::estimators::magic::{magic_scores, MagicConfig, MagicOutput, ReplayChoice};
 use attrib_methods::estimators::Auto;
 use attrib_methods::{MethodError, Options, Run, Split, Targets};
-use nn::{Output, RunConfig, Trainer};
+use nn::{Optimizer, Output, RunConfig, Trainer};
 
 fn run(toml: &str) -> Run {
     let cfg = RunConfig::from_toml_str(toml, "magic-test.toml".as_ref()).unwrap();

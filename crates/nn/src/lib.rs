@@ -27,6 +27,7 @@ pub mod config;
 pub mod error;
 pub mod eval;
 pub mod io;
+pub mod logit_hessian;
 pub mod model;
 pub mod optim;
 pub mod params;
@@ -41,7 +42,8 @@ pub use config::{
 };
 pub use error::{NnError, Result};
 pub use eval::{evaluate, Evaluation};
+pub use logit_hessian::LogitHessian;
 pub use model::{Model, Output, Task};
-pub use optim::OptState;
+pub use optim::{Adjoint, OptState, Optimizer};
 pub use params::{Init, Layout, ParamSpec};
 pub use trainer::{batch_plan, StepInfo, TrainState, Trainer};

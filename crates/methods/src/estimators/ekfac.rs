@@ -69,10 +69,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use engine::{Graph, Tensor};
-use nn::{Batch, Model, Output, Task};
+use nn::{Batch, Model, Optimizer, Output, Task};
 use rayon::prelude::*;
 
-use super::{auto_non_negative, chunk_option, l2_coefficient, Auto, TrainChunks};
+use super::{auto_non_negative, chunk_option, Auto, TrainChunks};
 use crate::error::{MethodError, Result};
 use crate::linalg::sym_eigen;
 use crate::method::{Method, Registration};
@@ -227,57 +227,14 @@ fn unsupported(method: &str, reason: String) -> MethodError {
     }
 }
 
-/// Seeds `S_c` (cotangents of the logits `z` `[b, k]`) with `sum_c S_c S_c^T = D` per example.
+/// Seeds `S_c` (cotangents of the logits `z` `[b, k]`) with `sum_c S_c S_c^T = D` per example
+/// ([`nn::LogitHessian::sqrt_columns`]).
 fn seeds(task: Task, z: &Tensor<f64>) -> Vec<Tensor<f64>> {
-    let shape = z.shape().to_vec();
-    let k = shape[1];
-    let b = shape[0];
-    let zd = z.data();
-    match task {
-        Task::Binary => {
-            let s = zd
-                .iter()
-                .map(|&x| {
-                    let s = 1.0 / (1.0 + (-x).exp());
-                    (s * (1.0 - s)).sqrt()
-                })
-                .collect();
-            vec![Tensor::from_vec(s, &shape)]
-        }
-        Task::Regression => (0..k)
-            .map(|c| {
-                let mut s = vec![0.0; b * k];
-                for i in 0..b {
-                    s[i * k + c] = (2.0 / k as f64).sqrt();
-                }
-                Tensor::from_vec(s, &shape)
-            })
-            .collect(),
-        Task::Classes(_) | Task::NextToken(_) => {
-            let probs: Vec<Vec<f64>> = zd
-                .chunks(k)
-                .map(|r| {
-                    let m = r.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                    let e: Vec<f64> = r.iter().map(|x| (x - m).exp()).collect();
-                    let sum: f64 = e.iter().sum();
-                    e.into_iter().map(|x| x / sum).collect()
-                })
-                .collect();
-            (0..k)
-                .map(|c| {
-                    let mut s = vec![0.0; b * k];
-                    for (i, p) in probs.iter().enumerate() {
-                        let w = p[c].sqrt();
-                        for j in 0..k {
-                            let e = if j == c { 1.0 } else { 0.0 };
-                            s[i * k + j] = w * (e - p[j]);
-                        }
-                    }
-                    Tensor::from_vec(s, &shape)
-                })
-                .collect()
-        }
-    }
+    task.logit_hessian(z.data(), z.shape())
+        .sqrt_columns()
+        .into_iter()
+        .map(|s| Tensor::from_vec(s, z.shape()))
+        .collect()
 }
 
 /// Runs `batch` through the model on a tapped graph and returns its linear layers and, per layer,
@@ -692,7 +649,7 @@ impl Method for Kronecker {
                 "the model has no linear or convolution layer to factor; use if-gn".into(),
             ));
         }
-        let l2 = l2_coefficient(&run.config.optim);
+        let l2 = run.config.optim.objective_l2();
         let deltas = layer_damping(&blocks, self.damping);
         for (b, d) in blocks.iter().zip(&deltas) {
             if let Some(x) = b

@@ -20,7 +20,7 @@
 
 use data::{Dataset, Features, Labels};
 use engine::Tensor;
-use nn::{Model, ModelConfig, Task};
+use nn::{Model, ModelConfig, Optimizer, Task};
 use rayon::prelude::*;
 
 use crate::error::{MethodError, Result};
@@ -146,7 +146,7 @@ impl Glm {
         Ok(Glm::from_dataset(
             &run.splits.train,
             loss,
-            super::l2_coefficient(&run.config.optim),
+            run.config.optim.objective_l2(),
         ))
     }
 

@@ -3,7 +3,7 @@
 //!
 //! ## Formula and scaling
 //! A run minimises `L(theta, w) = (1/n) sum_i w_i l_i(theta) + (lambda/2) ||theta||^2` (MATH.md E1,
-//! `lambda` = `optim.weight_decay`, see [`super::l2_coefficient`]). At an optimum `theta*`, the
+//! `lambda` = `optim.weight_decay`, see [`nn::Optimizer::objective_l2`]). At an optimum `theta*`, the
 //! implicit function theorem gives `d theta* / d w_j = -H^{-1} (1/n) grad l_j` with
 //! `H = (1/n) sum_i hess l_i + lambda I`, so
 //!
@@ -48,11 +48,11 @@
 //!   pair's residual `||H u - theta u|| <= tol theta_max`), `seed` (0).
 
 use engine::Rng;
-use nn::Batch;
+use nn::{Batch, Optimizer};
 
 use super::{
-    auto_damping, auto_non_negative, auto_positive, chunk_option, is_convex, l2_coefficient,
-    solve_error, Auto, Columns, Curvature, CurvatureKind, TrainChunks,
+    auto_damping, auto_non_negative, auto_positive, chunk_option, is_convex, solve_error, Auto,
+    Columns, Curvature, CurvatureKind, TrainChunks,
 };
 use crate::error::{MethodError, Result};
 use crate::groups::Grouping;
@@ -297,7 +297,7 @@ impl Influence {
             });
         }
         let data = TrainChunks::new(&run.splits.train, self.chunk);
-        let l2 = l2_coefficient(&run.config.optim);
+        let l2 = run.config.optim.objective_l2();
         let kind = match self.solver {
             Solver::GaussNewton(_) => CurvatureKind::GaussNewton,
             _ => CurvatureKind::Hessian,

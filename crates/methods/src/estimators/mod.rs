@@ -23,7 +23,8 @@
 //! ## The objective the classical estimators differentiate
 //! A run minimises (MATH.md E1, in expectation over batches)
 //! `L(theta, w) = (1/n) sum_i w_i l_i(theta) + (lambda/2) ||theta||^2`, with `lambda` the optimizer's
-//! weight decay ([`l2_coefficient`]; every parameter, biases included, is decayed). At an optimum,
+//! weight decay ([`nn::Optimizer::objective_l2`]; every parameter, biases included, is decayed;
+//! for AdamW, whose decay is decoupled, its fixed point is only approximately that optimum). At an optimum,
 //! `d theta / d w_j = -H^{-1} (1/n) grad l_j` with `H = (1/n) sum_i hess l_i + lambda I`, so the
 //! influence-function score is
 //! `tau_j = d f / d w_j = -(1/n) grad f^T (H + damping I)^{-1} grad l_j`.
@@ -53,7 +54,7 @@ use std::str::FromStr;
 
 use data::Dataset;
 use engine::{Dual, Graph, Rng, Tensor};
-use nn::{Batch, Model, OptimConfig, Output, Task};
+use nn::{Batch, Model, Output};
 use rayon::prelude::*;
 
 use crate::error::{MethodError, Result};
@@ -121,17 +122,6 @@ pub fn auto_positive(v: &Auto<f64>) -> std::result::Result<(), String> {
 /// A value below 1.
 pub fn chunk_option(opts: &mut Options) -> Result<usize> {
     opts.get("chunk", DEFAULT_CHUNK, at_least_one)
-}
-
-/// The L2 coefficient `lambda` of the training objective: the optimizer's `weight_decay`. For SGD
-/// and Adam it is added to the gradient (the objective's `(lambda/2)||theta||^2`); AdamW's decoupled
-/// decay is treated as the same `lambda` (its fixed point is only approximately that optimum).
-pub fn l2_coefficient(optim: &OptimConfig) -> f64 {
-    match *optim {
-        OptimConfig::Sgd { weight_decay, .. }
-        | OptimConfig::Adam { weight_decay, .. }
-        | OptimConfig::Adamw { weight_decay, .. } => weight_decay,
-    }
 }
 
 /// The training set cut into chunks of consecutive examples, built once per attribution.
@@ -332,11 +322,8 @@ impl LinOp for Curvature<'_> {
 /// cotangent `(0, D J v)`: the tangent of the parameters' cotangent is then `J^T D J v` exactly
 /// (the second-order term multiplies the zero primal seed).
 ///
-/// `D` is the Hessian of the loss in the logits `z`: `sigma(z)(1 - sigma(z))` for the logistic
-/// loss, `diag(p) - p p^T` with `p = softmax(z)` for cross-entropy, `(2/d) I` for the squared
-/// error averaged over `d` outputs, and `(diag(p) - p p^T) / t` per position for next-token
-/// cross-entropy averaged over `t` positions. For GLMs with canonical links (linear and logistic
-/// regression) `J^T D J` is the exact Hessian.
+/// `D` is the Hessian of the loss in the logits, [`nn::LogitHessian`] (for GLMs with canonical
+/// links, linear and logistic regression, `J^T D J` is the exact Hessian).
 pub fn gauss_newton_products(
     model: &Model,
     params: &[f64],
@@ -356,43 +343,11 @@ pub fn gauss_newton_products(
     let jv = zv.tangent_or_zeros(k);
     let jv = jv.data();
     let per = rows * c;
+    let d = model.task().logit_hessian(logits, &shape);
     let mut u = vec![0.0; k * per];
-    let positions = match model.task() {
-        Task::NextToken(_) => shape[1] as f64,
-        _ => 1.0,
-    };
-    for r in 0..rows {
-        let zr = &logits[r * c..(r + 1) * c];
-        match model.task() {
-            Task::Binary => {
-                let s = 1.0 / (1.0 + (-zr[0]).exp());
-                let d = s * (1.0 - s);
-                for t in 0..k {
-                    u[t * per + r] = d * jv[t * per + r];
-                }
-            }
-            Task::Regression => {
-                for t in 0..k {
-                    for j in 0..c {
-                        let o = t * per + r * c + j;
-                        u[o] = 2.0 / c as f64 * jv[o];
-                    }
-                }
-            }
-            Task::Classes(_) | Task::NextToken(_) => {
-                let m = zr.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let e: Vec<f64> = zr.iter().map(|&x| (x - m).exp()).collect();
-                let sum: f64 = e.iter().sum();
-                let pr: Vec<f64> = e.iter().map(|x| x / sum).collect();
-                for t in 0..k {
-                    let o = t * per + r * c;
-                    let a = &jv[o..o + c];
-                    let pa: f64 = pr.iter().zip(a).map(|(p, a)| p * a).sum();
-                    for j in 0..c {
-                        u[o + j] = pr[j] * (a[j] - pa) / positions;
-                    }
-                }
-            }
+    if per > 0 {
+        for (ut, jt) in u.chunks_mut(per).zip(jv.chunks(per)) {
+            d.apply_into(jt, ut);
         }
     }
     let mut tshape = vec![k];

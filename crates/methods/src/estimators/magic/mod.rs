@@ -14,8 +14,9 @@
 //! `(theta_{t+1}, s_{t+1}) = step(theta_t, s_t, g_t, eta_t)`. Starting from `A_theta_T = grad f(theta_T)`
 //! and zero buffer adjoints, for `t = T-1 .. 0`:
 //! 1. `b_t = A_{g_t}` and the direct adjoints of `theta_t` and `s_t` from the reverse rule of the
-//!    optimizer update ([`reverse::step_vjp`]; SGD, momentum, Nesterov, Adam, AdamW with bias
-//!    correction, `eps`, `eps_root` and decoupled decay, each derived next to its forward formula);
+//!    optimizer update ([`nn::Optimizer::step_vjp`]; SGD, momentum, Nesterov, Adam, AdamW with
+//!    bias correction, `eps`, `eps_root` and decoupled decay, each derived next to its forward
+//!    formula in `nn::optim`);
 //! 2. one dual reverse pass over batch `B_t` at `theta_t` with tangents `b_t` gives both
 //!    `<grad l_i(theta_t), b_t>` for every `i in B_t` (the tangents of the per-example losses,
 //!    [`nn::per_example::objective_hvps_with_jvps`]) and `H_t b_t`, the Hessian of the batch
@@ -40,7 +41,7 @@
 //!
 //! Past states come from a [`replay::Trajectory`]: all stored when `(T + 1)` states fit in
 //! `memory_budget` (without the optimizer buffers when the reverse rule does not read them, as
-//! for SGD with momentum: [`reverse::reads_buffers`]), otherwise a `k`-ary checkpoint tree
+//! for SGD with momentum: [`nn::Optimizer::reads_buffers`]), otherwise a `k`-ary checkpoint tree
 //! holding at most `2 + (k - 1) ceil(log_k T)` states and recomputing `O(T log_k T)` steps. Both
 //! give the same bits. Everything runs in the run's
 //! precision (`train.precision`, so that replay reproduces the run bitwise); scores are accumulated
@@ -103,19 +104,17 @@
 
 pub mod replay;
 pub mod resume;
-pub mod reverse;
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::Instant;
 
 use engine::Float;
-use nn::{Precision, Trainer};
+use nn::{Adjoint, Optimizer, Precision, Trainer};
 use rayon::prelude::*;
 
 use self::replay::{Buffers, ByteSize, Replay, Trajectory};
 use self::resume::BlockStore;
-use self::reverse::{needs_gradient, step_vjp, Adjoint};
 use super::Auto;
 use crate::error::{MethodError, Result};
 use crate::method::{Method, Registration};
@@ -600,7 +599,7 @@ impl<'a, F: Float> Setup<'a, F> {
         progress: &Progress,
     ) -> Result<BlockOut> {
         let (model, opt, trainer) = (&run.model, &run.config.optim, &self.trainer);
-        let lambda = F::from_f64(opt.coupled_weight_decay());
+        let lambda = F::from_f64(opt.gradient_l2());
         let clip = run.config.train.clip;
         let n = run.n_train();
         let m = grads_f.len();
@@ -628,15 +627,15 @@ impl<'a, F: Float> Setup<'a, F> {
             let lr = trainer.lr_at(t);
             let state = traj.state(t)?;
             // The step's loss gradient, when Adam's rule or clipping's reads it.
-            let raw = (needs_gradient(opt) || clip.is_some())
+            let raw = (opt.reads_gradient() || clip.is_some())
                 .then(|| trainer.loss_gradient(&state.params, t).1);
             let grad = raw
                 .as_ref()
-                .filter(|_| needs_gradient(opt))
+                .filter(|_| opt.reads_gradient())
                 .map(|r| trainer.clip_and_decay(&state.params, r.clone()));
             let bs: Vec<Vec<F>> = adj
                 .par_iter_mut()
-                .map(|a| step_vjp(opt, state, grad.as_deref(), lr, a))
+                .map(|a| opt.step_vjp(&state.opt, grad.as_deref(), lr, a))
                 .collect();
             // `bs` are the adjoints of g_t = s(||g||) g + lambda theta; the loss gradient `g`
             // receives `clip_vjp` of them, the weight decay term `lambda bs` (below).
@@ -815,7 +814,7 @@ fn replay_plan<F: Float>(
     steps: usize,
     params: usize,
 ) -> Result<(Replay, Buffers, u64)> {
-    let kept = if reverse::reads_buffers(opt) {
+    let kept = if opt.reads_buffers() {
         Buffers::Keep
     } else {
         Buffers::Drop
