@@ -12,10 +12,10 @@ mkdir -p "$OUT"
 $B --quiet train --config examples/digits_mlp_val.toml --out "$OUT/digits" --force
 $B poison --run "$OUT/digits" --budget 0.01,0.025,0.05 --steps 5 | tee "$OUT/digits.txt"
 if [ "${MNIST10K:-0}" = 1 ]; then
-  sed 's/^max_test = 1000/max_test = 1000\nval_fraction = 0.1/' examples/mnist10k_mlp.toml \
-    > examples/mnist10k_mlp_val.toml.tmp
-  mv examples/mnist10k_mlp_val.toml.tmp "$OUT/mnist10k.toml"
-  sed -i 's#path = "../../shared/data/mnist"#path = "'"$(pwd)"'/../shared/data/mnist"#' "$OUT/mnist10k.toml"
+  # The GGDA recipe with 10% of the training images held out for validation.
+  sed -e 's/^max_test = 1000/max_test = 1000\nval_fraction = 0.1/' \
+      -e "s#path = \"../../shared/data/mnist\"#path = \"$(pwd)/../shared/data/mnist\"#" \
+      examples/mnist10k_mlp.toml > "$OUT/mnist10k.toml"
   $B --quiet train --config "$OUT/mnist10k.toml" --out "$OUT/mnist10k" --force
   $B poison --run "$OUT/mnist10k" --budget 0.01,0.025,0.05 --steps 3 | tee "$OUT/mnist10k.txt"
 fi
