@@ -88,7 +88,7 @@ pub enum Command {
     RetrainScore(RetrainScoreArgs),
     /// Flip labels, retrain, and count flips found by self-influence.
     NoisyLabels(NoisyLabelsArgs),
-    /// Poison training data (label flips, input changes), verified by retraining.
+    /// Poison training data by metagradients, checked by retraining.
     Poison(crate::poison::PoisonArgs),
     /// Measure throughput next to this machine's GEMM speed.
     #[command(subcommand)]

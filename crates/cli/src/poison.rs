@@ -36,31 +36,39 @@ pub const POISON_DIR: &str = "poison";
                        prediction of the validation loss by MAGIC metagradients."
 )]
 pub struct PoisonArgs {
-    /// The run directory (its recipe and data; needs data.val_fraction > 0).
+    /// The run directory (needs data.val_fraction > 0).
     ///
     /// Example: attrib poison --run runs/digits
     #[arg(long, short, value_name = "DIR")]
     pub run: PathBuf,
 
-    /// Budgets as fractions of the training set [default: 0.01,0.025,0.05].
+    /// Fractions of the training set to change.
+    ///
+    /// Default: 0.01,0.025,0.05.
     ///
     /// Example: attrib poison --run runs/digits --budget 0.05
     #[arg(long, value_delimiter = ',', default_values_t = [0.01, 0.025, 0.05], hide_default_value = true, value_name = "FRACTION")]
     pub budget: Vec<f64>,
 
-    /// Attacks to run [default: random-flips,flips,noise,features].
+    /// Attacks to run (default: all four).
+    ///
+    /// random-flips, flips, noise, features.
     ///
     /// Example: attrib poison --run runs/digits --attack flips,random-flips
-    #[arg(long, value_delimiter = ',', value_enum, default_values_t = [Attack::RandomFlips, Attack::Flips, Attack::Noise, Attack::Features], hide_default_value = true, value_name = "ATTACK")]
+    #[arg(long, value_delimiter = ',', value_enum, default_values_t = [Attack::RandomFlips, Attack::Flips, Attack::Noise, Attack::Features], hide_default_value = true, hide_possible_values = true, value_name = "ATTACK")]
     pub attack: Vec<Attack>,
 
-    /// Outer steps of the feature attack (each retrains and differentiates once).
+    /// Outer steps of the feature attack.
+    ///
+    /// Each retrains and differentiates once.
     ///
     /// Example: attrib poison --run runs/digits --attack features --steps 3
     #[arg(long, default_value_t = 5, value_name = "N")]
     pub steps: usize,
 
-    /// L-infinity radius of input changes, as a fraction of the input range (1: the whole box).
+    /// L-inf radius, a fraction of the range.
+    ///
+    /// 1 (the default) allows the whole box.
     ///
     /// The range is the smallest to the largest feature value of the training set.
     ///
