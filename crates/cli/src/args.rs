@@ -88,6 +88,8 @@ pub enum Command {
     RetrainScore(RetrainScoreArgs),
     /// Flip labels, retrain, and count flips found by self-influence.
     NoisyLabels(NoisyLabelsArgs),
+    /// Poison training data by metagradients, checked by retraining.
+    Poison(crate::poison::PoisonArgs),
     /// Measure throughput next to this machine's GEMM speed.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -133,9 +135,10 @@ pub struct AttributeArgs {
     )]
     pub output: String,
 
-    /// Split of the targets: test (default) or train.
+    /// Split of the targets: test (default), train or val.
     ///
-    /// Train targets give self-influence.
+    /// Train targets give self-influence; val targets (data.val_fraction) are held out from the
+    /// test split that judges a data selection.
     ///
     /// Example: attrib attribute --run runs/digits --method tracin --split train
     #[arg(long, value_enum, default_value_t = Split::Test, hide_possible_values = true, hide_default_value = true)]
@@ -388,7 +391,7 @@ pub struct GroundTruthArgs {
     )]
     pub output: String,
 
-    /// Split measured: test (default) or train.
+    /// Split measured: test (default), train or val.
     ///
     /// Example: attrib groundtruth --run runs/digits --split train
     #[arg(long, value_enum, default_value_t = Split::Test, hide_possible_values = true, hide_default_value = true)]
@@ -493,9 +496,9 @@ pub struct EvaluateArgs {
     #[arg(long, short, value_name = "DIR")]
     pub run: PathBuf,
 
-    /// Split to evaluate: train or test.
+    /// Split to evaluate: train, test or val.
     ///
-    /// The split is rebuilt from the run's config (same seed), so it is exactly the one used in
+    /// val needs data.val_fraction > 0 in the run's config. The split is rebuilt from the run's config (same seed), so it is exactly the one used in
     /// training.
     ///
     /// Example: attrib evaluate --run runs/digits --split train
@@ -510,14 +513,23 @@ pub enum Split {
     Train,
     /// The held-out examples.
     Test,
+    /// The validation examples (data.val_fraction), held out from training and test.
+    Val,
 }
 
 impl Split {
     /// The name used in messages and JSON.
     pub fn name(self) -> &'static str {
-        match self {
-            Split::Train => "train",
-            Split::Test => "test",
+        run::Split::from(self).name()
+    }
+}
+
+impl From<Split> for run::Split {
+    fn from(s: Split) -> Self {
+        match s {
+            Split::Train => run::Split::Train,
+            Split::Test => run::Split::Test,
+            Split::Val => run::Split::Val,
         }
     }
 }
@@ -683,6 +695,13 @@ mod tests {
             panic!()
         };
         assert_eq!(e.split, Split::Train);
+        let Command::Evaluate(e) = parse(&["evaluate", "-r", "r", "--split", "val"])
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        assert_eq!(e.split, Split::Val);
         assert!(parse(&["evaluate", "--run", "r", "--split", "valid"]).is_err());
         assert!(parse(&["evaluate"]).is_err(), "--run is required");
     }

@@ -23,10 +23,7 @@ pub fn targets(
     split: crate::args::Split,
 ) -> Result<Targets> {
     let output = parse_output(output).map_err(anyhow::Error::msg)?;
-    let split = match split {
-        crate::args::Split::Train => Split::Train,
-        crate::args::Split::Test => Split::Test,
-    };
+    let split = Split::from(split);
     let indices = match range {
         Some(r) => Targets::parse_range(r).map_err(anyhow::Error::msg)?,
         None => (0..run.dataset(split).len().min(DEFAULT_TARGETS)).collect(),

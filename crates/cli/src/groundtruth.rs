@@ -34,10 +34,7 @@ fn specs(a: &SubsetArgs) -> Vec<SubsetSpec> {
 }
 
 fn split_of(s: crate::args::Split) -> Split {
-    match s {
-        crate::args::Split::Train => Split::Train,
-        crate::args::Split::Test => Split::Test,
-    }
+    Split::from(s)
 }
 
 /// Loads or computes (and caches) the ground truth of one spec.
@@ -265,11 +262,7 @@ pub fn lds(args: &LdsArgs, ctx: &Ctx) -> Result<()> {
             .collect();
         keys.dedup();
         for (output, split) in keys {
-            let split_v = if split == "train" {
-                Split::Train
-            } else {
-                Split::Test
-            };
+            let split_v = Split::from_name(&split).unwrap_or(Split::Test);
             let gt = ground_truth_of(
                 &run,
                 &args.run,

@@ -17,6 +17,7 @@ mod evaluate;
 mod groundtruth;
 mod groups;
 mod output;
+mod poison;
 mod progress;
 mod train;
 
@@ -91,6 +92,7 @@ fn run(cli: &Cli, out: Output) -> Result<()> {
         Command::Group(a) => groups::group(a, &ctx),
         Command::RetrainScore(a) => groups::retrain_score(a, &ctx),
         Command::NoisyLabels(a) => groups::noisy_labels(a, &ctx),
+        Command::Poison(a) => poison::run(a, &ctx),
         Command::Bench(BenchCommand::Train(a)) => bench::run(a, &ctx),
     }
 }

@@ -313,8 +313,12 @@ fn print_header(
         None => String::new(),
     };
     out.info(format!("config   {}", job.config))?;
+    let val = match splits.val.len() {
+        0 => String::new(),
+        n => format!(" / {} val", thousands(n)),
+    };
     out.info(format!(
-        "data     {}: {} train / {} test examples of shape {:?}{classes}",
+        "data     {}: {} train / {} test{val} examples of shape {:?}{classes}",
         s.dataset,
         thousands(s.train_examples),
         thousands(s.test_examples),

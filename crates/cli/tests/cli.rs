@@ -301,6 +301,39 @@ mod evaluate {
         assert_eq!(summary["test"]["accuracy"], eval["accuracy"]);
     });
 
+    cli_test!(evaluates_a_validation_split_held_out_of_training, |dir| {
+        write(
+            dir,
+            "bc.toml",
+            &LOGISTIC.replace(
+                "source = \"breast_cancer\"",
+                "source = \"breast_cancer\"\nval_fraction = 0.1",
+            ),
+        );
+        attrib(dir, &["train", "--config", "bc.toml", "--out", "run"]).ok();
+        let count = |split: &str| {
+            let out = attrib(
+                dir,
+                &["--json", "evaluate", "--run", "run", "--split", split],
+            )
+            .ok();
+            out.json_lines()[0]["examples"].as_u64().unwrap()
+        };
+        let (train, val, test) = (count("train"), count("val"), count("test"));
+        // 569 examples: the test split is unchanged (113), the other 456 lose about 10% to val.
+        assert_eq!((test, train + val), (113, 456));
+        assert!((44..=48).contains(&val), "{val}");
+        let config = String::from_utf8(read(dir.join("run/config.toml"))).unwrap();
+        assert_contains!(config, "val_fraction = 0.1");
+        // A run without a validation split says how to get one.
+        write(dir, "plain.toml", LOGISTIC);
+        attrib(dir, &["train", "--config", "plain.toml", "--out", "plain"]).ok();
+        let plain = String::from_utf8(read(dir.join("plain/config.toml"))).unwrap();
+        assert!(!plain.contains("val_fraction"), "{plain}");
+        let out = attrib(dir, &["evaluate", "--run", "plain", "--split", "val"]).fails(1);
+        assert_contains!(out.stderr, "val split is empty", "data.val_fraction");
+    });
+
     cli_test!(refuses_a_folder_that_is_not_a_run, |dir| {
         let out = attrib(dir, &["evaluate", "--run", "."]).fails(1);
         assert_contains!(out.stderr, ". is not a run directory (no config.toml); create one with `attrib train --config FILE --out .`");

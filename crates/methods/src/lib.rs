@@ -28,6 +28,7 @@ pub mod groups;
 pub mod linalg;
 pub mod method;
 pub mod options;
+pub mod poison;
 pub mod registry;
 pub mod scores;
 pub mod solvers;

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use crate::error::Result;
+use crate::error::{MethodError, Result};
 use crate::groups::Grouping;
 use crate::options::Options;
 use crate::scores::{ScoreMeta, Scores, SIGN};
@@ -24,6 +24,15 @@ pub trait Method: Send + Sync {
     /// # Errors
     /// When the run does not suit the method, or a solver fails.
     fn attribute(&self, run: &Run, targets: &Targets) -> Result<Vec<Vec<f64>>>;
+
+    /// Numbers per training example in each row that [`Method::attribute`] returns: 1 for
+    /// data-weight scores (the default); `d`, the features per example, for a method that
+    /// differentiates the training inputs instead (MAGIC with `wrt = inputs`, MATH.md E7 (b):
+    /// rows `[n_train, d]` flat, saved as a `[targets, n_train, d]` array).
+    fn values_per_example(&self, run: &Run) -> usize {
+        let _ = run;
+        1
+    }
 
     /// Group scores `tau[target][G] = d f_target / d w_G` for every group of `groups` (MATH.md
     /// E5: `w_G` scales all of `G`'s members). The default sums the per-example scores, which is
@@ -90,6 +99,15 @@ fn scored(
     groups: Option<&Grouping>,
 ) -> Result<Scores> {
     run.check_targets(targets)?;
+    let per_example = method.values_per_example(run);
+    if groups.is_some() && per_example != 1 {
+        return Err(MethodError::Unsupported {
+            method: method.name().into(),
+            reason:
+                "input derivatives are per example and feature; drop --groups (or the wrt option)"
+                    .into(),
+        });
+    }
     let start = Instant::now();
     let rows = match groups {
         None => method.attribute(run, targets)?,
@@ -98,7 +116,7 @@ fn scored(
     let seconds = start.elapsed().as_secs_f64();
     let n = groups.map_or(run.n_train(), |g| g.k);
     assert!(
-        rows.len() == targets.indices.len() && rows.iter().all(|r| r.len() == n),
+        rows.len() == targets.indices.len() && rows.iter().all(|r| r.len() == n * per_example),
         "{} returned a score matrix of the wrong shape",
         method.name()
     );

@@ -347,6 +347,15 @@ impl RunConfig {
                 format!("{} must be strictly between 0 and 1", d.test_fraction),
             ));
         }
+        if !(d.val_fraction >= 0.0 && d.val_fraction < 1.0) {
+            return Err(invalid(
+                "data.val_fraction",
+                format!(
+                    "{} must be 0 (no validation split) or strictly between 0 and 1",
+                    d.val_fraction
+                ),
+            ));
+        }
         match &self.model {
             ModelConfig::Linear {} | ModelConfig::Logistic {} => {}
             ModelConfig::Mlp {

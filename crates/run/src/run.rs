@@ -19,15 +19,25 @@ pub enum Split {
     Train,
     /// The held-out set.
     Test,
+    /// The validation set (`data.val_fraction`), held out from training and from the test split.
+    Val,
 }
 
 impl Split {
-    /// `"train"` or `"test"`.
+    /// `"train"`, `"test"` or `"val"`.
     pub fn name(self) -> &'static str {
         match self {
             Split::Train => "train",
             Split::Test => "test",
+            Split::Val => "val",
         }
+    }
+
+    /// The split named `name` (as [`Split::name`] writes it), if any.
+    pub fn from_name(name: &str) -> Option<Split> {
+        [Split::Train, Split::Test, Split::Val]
+            .into_iter()
+            .find(|s| s.name() == name)
     }
 }
 
@@ -203,6 +213,7 @@ impl Run {
         match split {
             Split::Train => &self.splits.train,
             Split::Test => &self.splits.test,
+            Split::Val => &self.splits.val,
         }
     }
 
@@ -212,6 +223,14 @@ impl Run {
     /// An index outside the split.
     pub fn check_targets(&self, t: &Targets) -> Result<()> {
         let n = self.dataset(t.split).len();
+        if t.split == Split::Val && n == 0 {
+            return Err(RunError::Run {
+                path: self.dir.clone().unwrap_or_default(),
+                reason: "the run has no validation split; set data.val_fraction (e.g. 0.1) in \
+                         its config and train it again"
+                    .into(),
+            });
+        }
         if let Some(&i) = t.indices.iter().find(|&&i| i >= n) {
             return Err(RunError::Run {
                 path: self.dir.clone().unwrap_or_default(),
