@@ -139,7 +139,8 @@ pub fn loo(
         let i = examples[k];
         let mut w = vec![1.0; n];
         w[i] = 0.0;
-        let params = run.retrain(&w)?;
+        // A subset of a weighted run keeps the run's weights on the examples it keeps (E7).
+        let params = run.retrain(&run.subset_weights(&w))?;
         let out = split_outputs(run, &params, output, split);
         if let Some(dir) = cache {
             let entry = LooEntry {

@@ -310,7 +310,8 @@ fn retrain_masks(
             .iter()
             .map(|&k| if k { 1.0 } else { 0.0 })
             .collect();
-        let params = run.retrain(&w)?;
+        // A subset of a weighted run keeps the run's weights on the examples it keeps (E7).
+        let params = run.retrain(&run.subset_weights(&w))?;
         let out = split_outputs(run, &params, output, split);
         if let Some(dir) = cache {
             let entry = SubsetEntry {

@@ -90,7 +90,7 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use engine::Float;
-use nn::{Precision, Trainer};
+use nn::Precision;
 use rayon::prelude::*;
 
 use self::replay::{Buffers, ByteSize, Replay, Trajectory};
@@ -326,7 +326,7 @@ pub fn magic_scores(run: &Run, targets: &Targets, config: &MagicConfig) -> Resul
 fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result<MagicOutput> {
     let start = Instant::now();
     let (model, opt) = (&run.model, &run.config.optim);
-    let trainer = Trainer::<F>::new(model, &run.config, &run.splits.train)?;
+    let trainer = run.trainer::<F>()?;
     let initial = trainer.init_state(
         run.init
             .as_ref()
