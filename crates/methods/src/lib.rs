@@ -10,6 +10,7 @@
 //! Sibling crates: `attrib-engine`, `attrib-nn`, `attrib-data`, `attrib-eval` (ground truth, LDS),
 //! `attrib-cli`.
 
+pub mod apps;
 pub mod error;
 pub mod estimators;
 pub mod groundtruth;
