@@ -18,7 +18,9 @@ mod groups;
 mod output;
 mod progress;
 mod run_dir;
+mod select;
 mod train;
+mod unlearn;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -91,6 +93,8 @@ fn run(cli: &Cli, out: Output) -> Result<()> {
         Command::Group(a) => groups::group(a, &ctx),
         Command::RetrainScore(a) => groups::retrain_score(a, &ctx),
         Command::NoisyLabels(a) => groups::noisy_labels(a, &ctx),
+        Command::Unlearn(a) => unlearn::run(a, &ctx),
+        Command::Select(a) => select::run(a, &ctx),
         Command::Bench(BenchCommand::Train(a)) => bench::run(a, &ctx),
     }
 }
