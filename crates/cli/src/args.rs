@@ -201,25 +201,25 @@ pub struct UnlearnArgs {
     #[arg(long, short, value_name = "FILE")]
     pub scores: Option<PathBuf>,
 
-    /// Where to write the unlearned run [default: RUN/unlearned/forget-KEY].
+    /// Output run dir [default: RUN/unlearned/forget-KEY].
     ///
     /// Example: attrib unlearn --run runs/d --forget f.csv --out runs/d-unlearned
     #[arg(long, short, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
-    /// Retrain without F and report how well each prediction did.
+    /// Retrain without F and score each prediction.
     ///
     /// Example: attrib unlearn --run runs/d --forget f.csv --verify
     #[arg(long)]
     pub verify: bool,
 
-    /// Gradient-ascent steps of the baseline (with --verify).
+    /// Gradient-ascent steps of the baseline.
     ///
     /// Example: attrib unlearn --run runs/d --forget f.csv --verify --ascent-steps 10
     #[arg(long, default_value_t = 5, value_name = "N")]
     pub ascent_steps: usize,
 
-    /// Gradient-ascent step size [default: the run's optim.lr].
+    /// Gradient-ascent step size [default: optim.lr].
     ///
     /// Example: attrib unlearn --run runs/d --forget f.csv --verify --ascent-lr 0.01
     #[arg(long, value_name = "LR")]
@@ -251,7 +251,7 @@ pub struct SelectArgs {
     #[arg(long, short, value_delimiter = ',', value_name = "FILE")]
     pub scores: Vec<PathBuf>,
 
-    /// Fraction of the training data to keep (one-shot).
+    /// Fraction of the data to keep (one-shot).
     ///
     /// Fewer are kept only when --harmful-only stops earlier.
     ///
@@ -259,19 +259,19 @@ pub struct SelectArgs {
     #[arg(long, default_value_t = 0.8, value_name = "FRACTION")]
     pub keep: f64,
 
-    /// Metagradient-descent steps (replaces the one-shot rule).
+    /// Metagradient-descent steps (not one-shot).
     ///
     /// Example: attrib select --run runs/n --steps 5
     #[arg(long, value_name = "N")]
     pub steps: Option<usize>,
 
-    /// Largest weight change per MGD step, c in eta = c / max|grad|.
+    /// c in the MGD step eta = c / max|grad|.
     ///
     /// Example: attrib select --run runs/n --steps 5 --step-size 0.5
     #[arg(long, default_value_t = 0.5, value_name = "C")]
     pub step_size: f64,
 
-    /// Random subsets of the same size to compare with.
+    /// Random subsets of the same size to compare.
     ///
     /// Example: attrib select --run runs/n --scores s.npy --random 5
     #[arg(long, default_value_t = 3, value_name = "M")]
