@@ -19,7 +19,9 @@ mod groups;
 mod output;
 mod poison;
 mod progress;
+mod select;
 mod train;
+mod unlearn;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -93,6 +95,8 @@ fn run(cli: &Cli, out: Output) -> Result<()> {
         Command::RetrainScore(a) => groups::retrain_score(a, &ctx),
         Command::NoisyLabels(a) => groups::noisy_labels(a, &ctx),
         Command::Poison(a) => poison::run(a, &ctx),
+        Command::Unlearn(a) => unlearn::run(a, &ctx),
+        Command::Select(a) => select::run(a, &ctx),
         Command::Bench(BenchCommand::Train(a)) => bench::run(a, &ctx),
     }
 }

@@ -1,5 +1,5 @@
 //! `attrib poison`: craft the worst training data for a run and verify each attack by retraining
-//! (MATH.md E7, "Poisoning"; the algorithms are `methods::poison`).
+//! (MATH.md E7, "Poisoning"; the algorithms are `methods::apps::poison`).
 //!
 //! For each budget (a fraction of the training set) and attack, the poisoned training set is
 //! built, the run's recipe is retrained on it from scratch, and the validation loss (the
@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use clap::Args;
 use data::{Dataset, Features};
-use methods::poison::{self, Flip, Outcome, PgdParams};
+use methods::apps::poison::{self, Flip, Outcome, PgdParams};
 use run::Run;
 use serde::Serialize;
 
@@ -270,7 +270,7 @@ fn print_row(
 /// The features of examples `indices` of `ds`, row after row.
 fn rows_of(ds: &Dataset, indices: &[usize]) -> Vec<f32> {
     let Features::Dense { values, shape } = &ds.features else {
-        unreachable!("input attacks need dense features (checked by methods::poison)")
+        unreachable!("input attacks need dense features (checked by methods::apps::poison)")
     };
     let d: usize = shape.iter().product();
     indices

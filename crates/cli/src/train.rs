@@ -112,7 +112,10 @@ fn fit<F: Float>(job: &Job, ctx: &Ctx, splits: &Splits, model: &Model) -> Result
     let started = Instant::now();
     let cfg = &job.cfg;
     let out = &ctx.out;
-    let trainer = Trainer::<F>::new(model, cfg, &splits.train)?;
+    let mut trainer = Trainer::<F>::new(model, cfg, &splits.train)?;
+    if let Some(w) = run::data_weights(cfg, &splits.train, Path::new("."))? {
+        trainer = trainer.with_weights(w.iter().map(|&x| F::from_f64(x)).collect())?;
+    }
     let init = match &cfg.train.init_from {
         Some(p) => Some(
             nn::io::load_params::<F>(p, model.layout())

@@ -1253,3 +1253,196 @@ mod groups {
         assert_eq!(out.json_lines().len(), 2);
     });
 }
+
+/// `attrib unlearn` and `attrib select` (MATH.md E7): every printed "actual" equals an independent
+/// retraining with `attrib train` at the weights the command wrote.
+mod act {
+    use super::util::*;
+
+    /// Trains the weights file's recipe independently (the config with `train.weights` set) and
+    /// returns `attrib evaluate`'s test loss and accuracy lines.
+    fn independent(
+        dir: &std::path::Path,
+        base_config: &str,
+        weights: &std::path::Path,
+    ) -> (String, String) {
+        let cfg = base_config.replace(
+            "[train]",
+            &format!("[train]\nweights = {:?}", weights.to_str().unwrap()),
+        );
+        write(dir, "indep.toml", &cfg);
+        attrib(
+            dir,
+            &[
+                "train",
+                "--config",
+                "indep.toml",
+                "--out",
+                "indep",
+                "--force",
+            ],
+        )
+        .ok();
+        let out = attrib(dir, &["evaluate", "--run", "indep"]).ok().stdout;
+        let get = |key: &str| {
+            out.lines()
+                .find(|l| l.starts_with(key))
+                .unwrap()
+                .split_whitespace()
+                .last()
+                .unwrap()
+                .to_string()
+        };
+        (get("loss"), get("accuracy"))
+    }
+
+    cli_test!(
+        unlearn_writes_a_model_and_its_actual_is_a_retraining,
+        |dir| {
+            write(dir, "bc.toml", LOGISTIC);
+            attrib(dir, &["train", "--config", "bc.toml", "--out", "run"]).ok();
+            let forget: String = (0..30).map(|i| format!("{}\n", 3 * i)).collect();
+            write(dir, "forget.csv", &format!("example\n{forget}"));
+            let out = attrib(
+                dir,
+                &[
+                    "unlearn",
+                    "--run",
+                    "run",
+                    "--forget",
+                    "forget.csv",
+                    "--out",
+                    "gone",
+                    "--verify",
+                ],
+            )
+            .ok()
+            .stdout;
+            assert_contains!(
+                out,
+                "unlearned model",
+                "no change",
+                "gradient ascent",
+                "forget r"
+            );
+            let line = out
+                .lines()
+                .find(|l| l.starts_with("retrained without the forget set"))
+                .unwrap();
+            let (loss, acc) = independent(dir, LOGISTIC, &dir.join("gone/weights.csv"));
+            assert_contains!(
+                line,
+                &format!("test loss {loss},"),
+                &format!("accuracy {acc}")
+            );
+            // The weights file drops exactly the forget set; the unlearned run is usable as a run.
+            let w = String::from_utf8(read(dir.join("gone/weights.csv"))).unwrap();
+            let zeros = w.lines().skip(1).filter(|l| *l == "0").count();
+            assert_eq!(zeros, 30);
+            let e = attrib(dir, &["evaluate", "--run", "gone"]).ok().stdout;
+            assert_contains!(e, "examples  113");
+            // A forget index outside the training set names the file and the line.
+            write(dir, "bad.csv", "1\n99999\n");
+            let err = attrib(dir, &["unlearn", "--run", "run", "--forget", "bad.csv"]).fails(1);
+            assert_contains!(err.stderr, "bad.csv line 2", "99999");
+        }
+    );
+
+    const VAL: &str = r#"
+[data]
+source = "breast_cancer"
+val_fraction = 0.2
+[model]
+kind = "logistic"
+[optim]
+kind = "sgd"
+lr = 0.1
+momentum = 0.9
+[train]
+epochs = 2
+batch_size = 64
+"#;
+
+    cli_test!(select_one_shot_and_mgd_rows_are_retrainings, |dir| {
+        write(dir, "v.toml", VAL);
+        attrib(dir, &["train", "--config", "v.toml", "--out", "run"]).ok();
+        // Without validation-loss scores the command says what to compute.
+        attrib(
+            dir,
+            &[
+                "attribute",
+                "--run",
+                "run",
+                "--method",
+                "magic",
+                "--targets",
+                "0..5",
+            ],
+        )
+        .ok();
+        let e = attrib(
+            dir,
+            &[
+                "select",
+                "--run",
+                "run",
+                "--scores",
+                "run/scores/magic@0-5.npy",
+            ],
+        )
+        .fails(1);
+        assert_contains!(e.stderr, "--split val --output loss");
+        attrib(
+            dir,
+            &[
+                "attribute",
+                "--run",
+                "run",
+                "--method",
+                "magic",
+                "--split",
+                "val",
+                "--output",
+                "loss",
+                "--targets",
+                "0..91",
+                "--name",
+                "mval",
+            ],
+        )
+        .ok();
+        let out = attrib(
+            dir,
+            &[
+                "select",
+                "--run",
+                "run",
+                "--scores",
+                "run/scores/mval.npy",
+                "--keep",
+                "0.9",
+                "--random",
+                "1",
+            ],
+        )
+        .ok()
+        .stdout;
+        assert_contains!(out, "full data", "drop by mval", "random, seed 0");
+        let test_loss = |line: &str| line.split_whitespace().rev().nth(1).unwrap().to_string();
+        let row = out.lines().find(|l| l.starts_with("drop by mval")).unwrap();
+        let (loss, acc) = independent(dir, VAL, &dir.join("run/selected/oneshot-mval-keep0.9.csv"));
+        assert_eq!(
+            (
+                test_loss(row),
+                row.split_whitespace().last().unwrap().to_string()
+            ),
+            (loss, acc)
+        );
+        let out = attrib(dir, &["select", "--run", "run", "--steps", "1"])
+            .ok()
+            .stdout;
+        let row = out.lines().find(|l| l.starts_with("MGD step 1")).unwrap();
+        let (loss, _) = independent(dir, VAL, &dir.join("run/selected/mgd-c0.5-step1.csv"));
+        assert_eq!(test_loss(row), loss);
+    });
+}

@@ -17,6 +17,15 @@ enum Values {
 }
 
 impl Values {
+    fn into_f64(self) -> Vec<f64> {
+        match self {
+            Values::F32(v) => v.into_iter().map(f64::from).collect(),
+            Values::F64(v) => v,
+            Values::I64(v) => v.into_iter().map(|x| x as f64).collect(),
+            Values::U64(v) => v.into_iter().map(|x| x as f64).collect(),
+        }
+    }
+
     fn into_f32(self) -> Vec<f32> {
         match self {
             Values::F32(v) => v,
@@ -34,6 +43,12 @@ impl Values {
 pub fn read_npy_f32(path: &Path) -> Result<(Vec<f32>, Vec<usize>), DataError> {
     let (values, shape) = read_values(path)?;
     Ok((values.into_f32(), shape))
+}
+
+/// Reads an `.npy` file as [`read_npy_f32`] does, but keeps (or widens to) `f64` values.
+pub fn read_npy_f64(path: &Path) -> Result<(Vec<f64>, Vec<usize>), DataError> {
+    let (values, shape) = read_values(path)?;
+    Ok((values.into_f64(), shape))
 }
 
 /// Reads features `x` (shape `(n, d...)`, example axis first) and optional labels `y` (shape

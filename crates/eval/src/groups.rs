@@ -167,9 +167,11 @@ pub fn with_flipped_labels(run: &Run, fraction: f64, seed: u64) -> Result<(Run, 
     let model = Model::new(&run.config.model, &splits.train)?;
     let mut noisy = Run::from_parts(run.config.clone(), splits, model, run.params.clone())?;
     noisy.init = run.init.clone();
-    let params = noisy.retrain(&vec![1.0; n])?;
+    noisy.weights = run.weights.clone();
+    let params = noisy.retrain(&noisy.base_weights())?;
     let mut trained = Run::from_parts(noisy.config, noisy.splits, noisy.model, params)?;
     trained.init = noisy.init;
+    trained.weights = noisy.weights;
     Ok((trained, flipped))
 }
 

@@ -30,6 +30,7 @@
 //! (the run directory, retraining, the artefact store), `attrib-methods` (attribution methods),
 //! `attrib-eval` (measurements against retraining), `attrib-cli` (the binary).
 
+pub mod agreement;
 pub mod error;
 pub mod groups;
 pub mod lds;

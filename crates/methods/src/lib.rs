@@ -22,13 +22,13 @@
 //! trainer), `attrib-run` (the run directory, retraining, the artefact store), `attrib-methods`
 //! (attribution methods), `attrib-eval` (measurements against retraining), `attrib-cli` (the binary).
 
+pub mod apps;
 pub mod error;
 pub mod estimators;
 pub mod groups;
 pub mod linalg;
 pub mod method;
 pub mod options;
-pub mod poison;
 pub mod registry;
 pub mod scores;
 pub mod solvers;

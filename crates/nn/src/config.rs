@@ -223,6 +223,12 @@ pub struct TrainConfig {
     /// absent. In TOML: `clip = { max_norm = 1.0 }` (smooth) or `{ max_norm = 1.0, kind = "hard" }`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clip: Option<Clip>,
+    /// Data weights `w` of MATH.md E1 (relative to the config): a `.npy` array or a text/CSV file
+    /// with one non-negative finite weight per training example, in source-row order (the rows of
+    /// the data file that fall in the training split, in file order). All ones when absent; every
+    /// attribution is then taken at these weights (E7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<std::path::PathBuf>,
 }
 
 /// Gradient-norm clipping: the batch loss gradient `g` becomes `s(||g||) g` (MATH.md E1; the
@@ -276,6 +282,7 @@ impl Default for TrainConfig {
             checkpoint_every: None,
             init_from: None,
             clip: None,
+            weights: None,
         }
     }
 }

@@ -50,6 +50,6 @@ pub use error::{NnError, Result};
 pub use eval::{evaluate, Evaluation};
 pub use logit_hessian::LogitHessian;
 pub use model::{Model, Output, Task};
-pub use optim::{Adjoint, OptState, Optimizer};
+pub use optim::{Adjoint, OptState, Optimizer, Tangent};
 pub use params::{Init, Layout, ParamSpec};
 pub use trainer::{batch_plan, StepInfo, TrainState, Trainer};

@@ -197,6 +197,8 @@ pub fn absolute_paths(mut cfg: RunConfig, base: &Path) -> RunConfig {
     cfg.data.path.as_mut().map(fix);
     cfg.data.labels_path.as_mut().map(fix);
     cfg.train.init_from.as_mut().map(fix);
+    cfg.train.weights.as_mut().map(fix);
+    cfg.train.weights.as_mut().map(fix);
     cfg
 }
 

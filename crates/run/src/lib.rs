@@ -35,6 +35,6 @@ pub use dir::RunDir;
 pub use error::{Result, RunError};
 pub use progress::Progress;
 pub use retrain::{ground_truth, retrain, GroundTruth, MaskSource, Retrained, Retraining};
-pub use run::{output_name, parse_output, Checkpoint, Run, Split, Targets};
+pub use run::{data_weights, output_name, parse_output, Checkpoint, Run, Split, Targets};
 pub use store::{Key, Store};
 pub use subsets::{SubsetKind, SubsetSpec};

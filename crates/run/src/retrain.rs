@@ -466,7 +466,8 @@ pub fn retrain(run: &Run, r: &Retraining) -> Result<Retrained> {
         for &i in &plan.dropped[j] {
             w[i] = 0.0;
         }
-        let params = run.retrain(&w)?;
+        // A subset of a weighted run keeps the run's weights on the examples it keeps (E7).
+        let params = run.retrain(&run.subset_weights(&w))?;
         let out = split_outputs(run, &params, r.output, r.split);
         if let Some(dir) = r.cache {
             let entry = plan.entry(j, store::encode(&out));
@@ -522,4 +523,34 @@ pub fn ground_truth(run: &Run, r: &Retraining) -> Result<GroundTruth> {
         masks,
         outputs: done.outputs,
     })
+}
+
+/// The store kind of one retraining at given data weights (`RUN/store/retrain/KEY.f64`).
+pub const RETRAIN_KIND: &str = "retrain";
+
+/// The final parameters of `run`'s recipe retrained at data weights `w` (absolute, not relative
+/// to the run's `w0`), from the run's store when present, else retrained and stored: the final
+/// parameters as little-endian f64, keyed by the run and the weights' bits. Every "actual"
+/// figure of the applications (`attrib select`, `unlearn`) comes from here, so reruns reuse it.
+/// A run without a directory is not cached.
+///
+/// # Errors
+/// Training errors, or the store's folder cannot be written.
+pub fn retrain_cached(run: &Run, w: &[f64]) -> Result<Vec<f64>> {
+    let bytes: Vec<u8> = w.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let key = crate::Key::for_run(RETRAIN_KIND, run).with("weights", bytes);
+    let store = crate::Store::of(run);
+    let n = run.model.layout().total();
+    if let Some(bytes) = store.get(&key, "f64") {
+        if bytes.len() == 8 * n {
+            return Ok(bytes
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .collect());
+        }
+    }
+    let params = run.retrain(w)?;
+    let bytes: Vec<u8> = params.iter().flat_map(|p| p.to_le_bytes()).collect();
+    store.put(&key, "f64", &bytes)?;
+    Ok(params)
 }

@@ -129,6 +129,9 @@ pub struct Run {
     pub init: Option<Vec<f64>>,
     /// Where long computations on this run report progress (silent by default).
     pub progress: crate::Progress,
+    /// The data weights `w0` the run was trained with (`train.weights`), `None` for all ones.
+    /// Every method attributes at these weights (MATH.md E7).
+    pub weights: Option<Vec<f64>>,
 }
 
 impl Run {
@@ -163,6 +166,7 @@ impl Run {
             hash,
             init: None,
             progress: crate::Progress::default(),
+            weights: None,
         })
     }
 
@@ -174,9 +178,17 @@ impl Run {
         let splits = data::load_splits(&config.data, base)?;
         let model = Model::new(&config.model, &splits.train)?;
         let init = initial_params(&config, &model, base)?;
-        let params = retrain_with(&config, &model, &splits.train, init.as_deref(), None)?;
+        let weights = data_weights(&config, &splits.train, base)?;
+        let params = retrain_with(
+            &config,
+            &model,
+            &splits.train,
+            init.as_deref(),
+            weights.as_deref(),
+        )?;
         let mut run = Run::from_parts(config, splits, model, params)?;
         run.init = init;
+        run.weights = weights;
         Ok(run)
     }
 
@@ -197,9 +209,11 @@ impl Run {
         let model = Model::new(&config.model, &splits.train)?;
         let params = nn::io::load_params::<f64>(&dir.join(files::PARAMS), model.layout())?;
         let init = initial_params(&config, &model, dir)?;
+        let weights = data_weights(&config, &splits.train, dir)?;
         let mut run = Run::from_parts(config, splits, model, params)?;
         run.dir = Some(dir.to_path_buf());
         run.init = init;
+        run.weights = weights;
         Ok(run)
     }
 
@@ -253,8 +267,37 @@ impl Run {
         nn::per_example::outputs(&self.model, params, &self.target_batch::<f64>(t), t.output)
     }
 
-    /// Retrains with data weights `w` (same seed, order and precision as the run) and returns the
-    /// final parameters widened to f64.
+    /// The data weights `w0` of the run: `train.weights`, or all ones.
+    pub fn base_weights(&self) -> Vec<f64> {
+        self.weights
+            .clone()
+            .unwrap_or_else(|| vec![1.0; self.n_train()])
+    }
+
+    /// The weights that keep the examples with `keep_i = 1` at their run weight and drop those
+    /// with `keep_i = 0`: `w0 * keep`, elementwise (a subset of a weighted run, MATH.md E7).
+    pub fn subset_weights(&self, keep: &[f64]) -> Vec<f64> {
+        match &self.weights {
+            None => keep.to_vec(),
+            Some(w0) => w0.iter().zip(keep).map(|(a, b)| a * b).collect(),
+        }
+    }
+
+    /// A trainer of this run's recipe at its data weights `w0` (MATH.md E1): what MAGIC and the
+    /// checkpoint replays differentiate and replay.
+    ///
+    /// # Errors
+    /// As [`Trainer::new`].
+    pub fn trainer<F: Float>(&self) -> Result<Trainer<'_, F>> {
+        let t = Trainer::<F>::new(&self.model, &self.config, &self.splits.train)?;
+        Ok(match &self.weights {
+            None => t,
+            Some(w) => t.with_weights(w.iter().map(|&x| F::from_f64(x)).collect())?,
+        })
+    }
+
+    /// Retrains with data weights `w` (absolute, not relative to the run's `w0`; same seed, order
+    /// and precision as the run) and returns the final parameters widened to f64.
     ///
     /// # Errors
     /// Training errors (divergence) or a wrong number of weights.
@@ -285,11 +328,12 @@ impl Run {
                 &self.model,
                 &self.splits.train,
                 self.init.as_deref(),
-                None,
+                self.weights.as_deref(),
             )?,
         };
         let mut run = Run::from_parts(config, self.splits.clone(), self.model.clone(), params)?;
         run.init = self.init.clone();
+        run.weights = self.weights.clone();
         Ok(run)
     }
 
@@ -323,7 +367,7 @@ pub struct Checkpoint {
 }
 
 fn checkpoints_at<F: Float>(run: &Run, every: usize) -> Result<Vec<Checkpoint>> {
-    let t = Trainer::<F>::new(&run.model, &run.config, &run.splits.train)?;
+    let t = run.trainer::<F>()?;
     if let Some(saved) = saved_checkpoints(run, &t, every) {
         return Ok(saved);
     }
@@ -346,7 +390,6 @@ fn checkpoints_at<F: Float>(run: &Run, every: usize) -> Result<Vec<Checkpoint>> 
     }
     Ok(out)
 }
-
 /// [`Run::checkpoints`] from the files of `trajectory/`, or `None` when they cannot stand in for
 /// a replay: no run directory, no or another checkpoint spacing, a missing or unreadable file, or
 /// a last state that is not the run's final parameters (a trajectory of another training).
@@ -380,6 +423,26 @@ fn saved_checkpoints<F: Float>(run: &Run, t: &Trainer<F>, every: usize) -> Optio
             })
         })
         .collect()
+}
+
+/// The data weights named by `train.weights` (relative to `base`), one per example of `train`,
+/// if any (`data::read_weights`).
+///
+/// # Errors
+/// An unreadable file, a wrong count, or a negative or non-finite weight (naming the file, the
+/// row and the fix).
+pub fn data_weights(cfg: &RunConfig, train: &Dataset, base: &Path) -> Result<Option<Vec<f64>>> {
+    match &cfg.train.weights {
+        None => Ok(None),
+        Some(p) => {
+            let path = if p.is_absolute() {
+                p.clone()
+            } else {
+                base.join(p)
+            };
+            Ok(Some(data::read_weights(&path, train.len())?))
+        }
+    }
 }
 
 /// The parameters named by `train.init_from` (relative to `base`), if any.

@@ -15,7 +15,7 @@
 use engine::Float;
 use serde::{Deserialize, Serialize};
 
-use super::{Adjoint, OptState, Optimizer};
+use super::{Adjoint, OptState, Optimizer, Tangent};
 use crate::config::{nonneg, positive, unit};
 use crate::error::{invalid, Result};
 
@@ -226,6 +226,51 @@ impl Moments {
         }
         b
     }
+
+    /// Differentiating the forward in the module doc with the NEW moments `m'`, `v'` of `after`:
+    /// `m'' = b1 m_ + (1-b1) g_`, `v'' = b2 v_ + 2 (1-b2) g g_`, `r_ = v'' / (2 bc2 r)`,
+    /// `u' = keep u - lr (m'' / bc1 - (m' / bc1) r_ / D) / D` (a trailing `_` marks a tangent;
+    /// `keep = 1 - lr wd` for AdamW, 1 for Adam; the `r_` term is 0 at `r = 0` as in the reverse
+    /// rule).
+    fn step_jvp<F: Float>(
+        &self,
+        after: &OptState<F>,
+        grad: &[F],
+        grad_tan: &[F],
+        lr: F,
+        tan: &mut Tangent<F>,
+    ) {
+        let n = tan.theta.len();
+        assert!(
+            grad.len() == n && grad_tan.len() == n && tan.bufs.len() == 2,
+            "tangent shapes do not match the training state"
+        );
+        if let Some(weight_decay) = self.decoupled_decay {
+            let keep = F::ONE - lr * F::from_f64(weight_decay);
+            tan.theta.iter_mut().for_each(|u| *u *= keep);
+        }
+        let t = after.step as i32;
+        let (b1, b2) = (F::from_f64(self.beta1), F::from_f64(self.beta2));
+        let bc1 = F::from_f64(1.0 - self.beta1.powi(t));
+        let bc2 = F::from_f64(1.0 - self.beta2.powi(t));
+        let (eps, eps_root) = (F::from_f64(self.eps), F::from_f64(self.eps_root));
+        let two = F::from_f64(2.0);
+        let (m, v) = (&after.bufs[0], &after.bufs[1]);
+        let (mt, vt) = tan.bufs.split_at_mut(1);
+        let (mt, vt) = (&mut mt[0], &mut vt[0]);
+        for i in 0..n {
+            mt[i] = b1 * mt[i] + (F::ONE - b1) * grad_tan[i];
+            vt[i] = b2 * vt[i] + two * (F::ONE - b2) * grad[i] * grad_tan[i];
+            let r = (v[i] / bc2 + eps_root).sqrt();
+            let r_tan = if r > F::ZERO {
+                vt[i] / (two * bc2 * r)
+            } else {
+                F::ZERO
+            };
+            let d = r + eps;
+            tan.theta[i] -= lr * (mt[i] / bc1 - (m[i] / bc1) * r_tan / d) / d;
+        }
+    }
 }
 
 /// The parts of [`Optimizer`] in which Adam and AdamW agree.
@@ -273,6 +318,16 @@ macro_rules! adam_family {
             ) -> Vec<F> {
                 self.moments().step_vjp(state, grad, lr, adj)
             }
+            fn step_jvp<F: Float>(
+                &self,
+                after: &OptState<F>,
+                grad: &[F],
+                grad_tan: &[F],
+                lr: F,
+                tan: &mut Tangent<F>,
+            ) {
+                self.moments().step_jvp(after, grad, grad_tan, lr, tan)
+            }
         }
     };
 }
@@ -283,7 +338,9 @@ adam_family!(AdamW, gradient_l2 = |_s| 0.0);
 
 #[cfg(test)]
 mod tests {
-    use super::super::vjp_check::assert_step_vjp_matches_central_differences;
+    use super::super::vjp_check::{
+        assert_step_jvp_matches_central_differences, assert_step_vjp_matches_central_differences,
+    };
     use super::super::OptimConfig;
     use super::*;
 
@@ -349,6 +406,12 @@ mod tests {
         // The second moment is a running mean of squares: keep buffer 1 positive.
         assert_step_vjp_matches_central_differences(&OptimConfig::Adam(adam()), &[1]);
         assert_step_vjp_matches_central_differences(&OptimConfig::Adamw(adamw()), &[1]);
+    }
+
+    #[test]
+    fn step_jvp_matches_central_differences_of_apply() {
+        assert_step_jvp_matches_central_differences(&OptimConfig::Adam(adam()), &[1]);
+        assert_step_jvp_matches_central_differences(&OptimConfig::Adamw(adamw()), &[1]);
     }
 
     #[test]

@@ -68,7 +68,29 @@ impl<F: Float> Adjoint<F> {
     }
 }
 
-/// One optimizer: its update, its reverse rule, and the facts callers need about both.
+/// Tangents of the training state in forward mode (MATH.md E7, "Unlearning"): the directional
+/// derivatives `theta' = (d theta_t / d w) v` and one per optimizer buffer, along a data-weight
+/// direction `v`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tangent<F> {
+    /// The parameters' tangent.
+    pub theta: Vec<F>,
+    /// One tangent per buffer, each as long as the parameter vector.
+    pub bufs: Vec<Vec<F>>,
+}
+
+impl<F: Float> Tangent<F> {
+    /// The tangent at the start of training: the initial state does not depend on the weights.
+    pub fn zeros(n: usize, buffers: usize) -> Self {
+        Tangent {
+            theta: vec![F::ZERO; n],
+            bufs: vec![vec![F::ZERO; n]; buffers],
+        }
+    }
+}
+
+/// One optimizer: its update, its reverse rule, its forward-mode rule, and the facts callers
+/// need about them.
 pub trait Optimizer {
     /// Peak learning rate (scaled by the schedule).
     fn lr(&self) -> f64;
@@ -120,6 +142,22 @@ pub trait Optimizer {
         lr: F,
         adj: &mut Adjoint<F>,
     ) -> Vec<F>;
+
+    /// The forward-mode rule of [`Optimizer::apply`] (MATH.md E7). On entry `tan` holds the
+    /// tangents of `(theta_t, s_t)`; on return, those of `(theta_{t+1}, s_{t+1})`. `after` is the
+    /// state after the step (new buffers, counter `t + 1`), `grad` is `g_t` (the bits the step
+    /// used) and `grad_tan` its tangent.
+    ///
+    /// # Panics
+    /// If the lengths of `after`, `grad`, `grad_tan` and `tan` disagree (internal invariants).
+    fn step_jvp<F: Float>(
+        &self,
+        after: &OptState<F>,
+        grad: &[F],
+        grad_tan: &[F],
+        lr: F,
+        tan: &mut Tangent<F>,
+    );
 }
 
 /// Declares [`OptimConfig`] from the list of optimizers and implements [`Optimizer`] for it by
@@ -172,6 +210,18 @@ macro_rules! optimizers {
                 adj: &mut Adjoint<F>,
             ) -> Vec<F> {
                 match self { $(OptimConfig::$variant(o) => o.step_vjp(state, grad, lr, adj),)* }
+            }
+            fn step_jvp<F: Float>(
+                &self,
+                after: &OptState<F>,
+                grad: &[F],
+                grad_tan: &[F],
+                lr: F,
+                tan: &mut Tangent<F>,
+            ) {
+                match self {
+                    $(OptimConfig::$variant(o) => o.step_jvp(after, grad, grad_tan, lr, tan),)*
+                }
             }
         }
     };
@@ -283,6 +333,69 @@ pub(crate) mod vjp_check {
                     loss(&params, &s, &g)
                 }),
             );
+        }
+    }
+
+    /// Asserts that `opt.step_jvp` matches central differences of `opt.apply` along a random
+    /// direction of `(theta, buffers, g)` at a random state of step 4 (buffers `positive` where
+    /// the update takes their root).
+    pub fn assert_step_jvp_matches_central_differences(opt: &OptimConfig, positive: &[usize]) {
+        let (n, lr) = (7, 0.05);
+        let mut rng = Rng::new(4);
+        let mut state: OptState<f64> = opt.new_state(n);
+        state.step = 4;
+        for b in &mut state.bufs {
+            *b = random(&mut rng, n);
+        }
+        for &k in positive {
+            state.bufs[k].iter_mut().for_each(|v| *v = v.abs());
+        }
+        let (params, g) = (random(&mut rng, n), random(&mut rng, n));
+        let tan0 = Tangent {
+            theta: random(&mut rng, n),
+            bufs: state.bufs.iter().map(|_| random(&mut rng, n)).collect(),
+        };
+        let g_tan = random(&mut rng, n);
+        // The state after one step from the point moved by h along the tangents.
+        let after = |h: f64| {
+            let along = |x: &[f64], d: &[f64]| -> Vec<f64> {
+                x.iter().zip(d).map(|(a, b)| a + h * b).collect()
+            };
+            let mut theta = along(&params, &tan0.theta);
+            let mut s = state.clone();
+            for (b, d) in s.bufs.iter_mut().zip(&tan0.bufs) {
+                *b = along(b, d);
+            }
+            opt.apply(&mut theta, &along(&g, &g_tan), &mut s, lr);
+            (theta, s.bufs)
+        };
+        let (mut theta1, mut s1) = (params.clone(), state.clone());
+        opt.apply(&mut theta1, &g, &mut s1, lr);
+        let mut tan = tan0.clone();
+        opt.step_jvp(&s1, &g, &g_tan, lr, &mut tan);
+        type State = (Vec<f64>, Vec<Vec<f64>>);
+        let fd = |pick: &dyn Fn(&State) -> Vec<f64>| -> Vec<f64> {
+            let d = |h: f64| -> Vec<f64> {
+                let (a, b) = (pick(&after(h)), pick(&after(-h)));
+                a.iter().zip(&b).map(|(x, y)| (x - y) / (2.0 * h)).collect()
+            };
+            let (d1, d2) = (d(5e-5), d(1e-4));
+            d1.iter()
+                .zip(&d2)
+                .map(|(a, b)| (4.0 * a - b) / 3.0)
+                .collect()
+        };
+        let check = |what: &str, got: &[f64], want: &[f64]| {
+            for (i, (x, y)) in got.iter().zip(want).enumerate() {
+                assert!(
+                    (x - y).abs() <= 1e-8 * y.abs().max(1.0),
+                    "{opt:?} {what}[{i}]: {x} vs {y}"
+                );
+            }
+        };
+        check("theta'", &tan.theta, &fd(&|s| s.0.clone()));
+        for k in 0..state.bufs.len() {
+            check("buf'", &tan.bufs[k], &fd(&|s| s.1[k].clone()));
         }
     }
 }

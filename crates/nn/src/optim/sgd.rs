@@ -12,7 +12,7 @@
 use engine::Float;
 use serde::{Deserialize, Serialize};
 
-use super::{Adjoint, OptState, Optimizer};
+use super::{Adjoint, OptState, Optimizer, Tangent};
 use crate::config::{nonneg, positive, unit};
 use crate::error::{invalid, Result};
 
@@ -133,11 +133,43 @@ impl Optimizer for Sgd {
                 .collect()
         }
     }
+
+    fn step_jvp<F: Float>(
+        &self,
+        _after: &OptState<F>,
+        _grad: &[F],
+        grad_tan: &[F],
+        lr: F,
+        tan: &mut Tangent<F>,
+    ) {
+        assert_eq!(tan.theta.len(), grad_tan.len(), "tangent lengths");
+        if self.momentum == 0.0 {
+            // theta' = theta - lr g  =>  u' = u - lr g'.
+            for (u, &d) in tan.theta.iter_mut().zip(grad_tan) {
+                *u -= lr * d;
+            }
+            return;
+        }
+        // v' = mu v + g; theta' = theta - lr v' (Nesterov: theta - lr (g + mu v')), linear in
+        // every input, so the tangents follow the same recurrence.
+        let mu = F::from_f64(self.momentum);
+        let lanes = tan
+            .theta
+            .iter_mut()
+            .zip(grad_tan)
+            .zip(tan.bufs[0].iter_mut());
+        for ((u, &d), vt) in lanes {
+            *vt = mu * *vt + d;
+            *u -= lr * if self.nesterov { d + mu * *vt } else { *vt };
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::vjp_check::assert_step_vjp_matches_central_differences;
+    use super::super::vjp_check::{
+        assert_step_jvp_matches_central_differences, assert_step_vjp_matches_central_differences,
+    };
     use super::super::OptimConfig;
     use super::*;
 
@@ -187,5 +219,12 @@ mod tests {
             sgd(0.0, true).validate().is_err(),
             "Nesterov without momentum"
         );
+    }
+
+    #[test]
+    fn step_jvp_matches_central_differences_of_apply() {
+        for opt in [sgd(0.0, false), sgd(0.9, false), sgd(0.8, true)] {
+            assert_step_jvp_matches_central_differences(&OptimConfig::Sgd(opt), &[]);
+        }
     }
 }

@@ -532,7 +532,7 @@ struct Setup<'a, F: Float> {
 
 impl<'a, F: Float> Setup<'a, F> {
     fn new(run: &'a Run, config: &MagicConfig) -> Result<Self> {
-        let trainer = Trainer::<F>::new(&run.model, &run.config, &run.splits.train)?;
+        let trainer = run.trainer::<F>()?;
         let initial = trainer.init_state(
             run.init
                 .as_ref()
