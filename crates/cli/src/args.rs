@@ -88,6 +88,12 @@ pub enum Command {
     RetrainScore(RetrainScoreArgs),
     /// Flip labels, retrain, and count flips found by self-influence.
     NoisyLabels(NoisyLabelsArgs),
+    /// Poison training data by metagradients, checked by retraining.
+    Poison(crate::poison::PoisonArgs),
+    /// Outputs and a model as if some training examples were never seen.
+    Unlearn(UnlearnArgs),
+    /// Choose training data that lowers the validation loss; retrain.
+    Select(SelectArgs),
     /// Measure throughput next to this machine's GEMM speed.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -133,9 +139,10 @@ pub struct AttributeArgs {
     )]
     pub output: String,
 
-    /// Split of the targets: test (default) or train.
+    /// Split of the targets: test (default), train or val.
     ///
-    /// Train targets give self-influence.
+    /// Train targets give self-influence; val targets (data.val_fraction) are held out from the
+    /// test split that judges a data selection.
     ///
     /// Example: attrib attribute --run runs/digits --method tracin --split train
     #[arg(long, value_enum, default_value_t = Split::Test, hide_possible_values = true, hide_default_value = true)]
@@ -163,6 +170,114 @@ pub struct AttributeArgs {
     /// Example: attrib attribute --run runs/digits --method if-cg --groups runs/digits/groups/grad-kmeans-k100.csv
     #[arg(long, value_name = "FILE")]
     pub groups: Option<PathBuf>,
+}
+
+/// `attrib unlearn`.
+#[derive(Debug, Args)]
+#[command(
+    after_long_help = "The unlearned model is theta_T + J v with v = -w0 1_F and J = d theta_T / d w, \
+                       from one forward-mode pass through the whole run (MATH.md E7). It is written \
+                       as a run directory whose config trains without F; its params.safetensors is \
+                       the one-pass model. --verify retrains without F and compares."
+)]
+pub struct UnlearnArgs {
+    /// The run directory.
+    ///
+    /// Example: attrib unlearn --run runs/digits --forget forget.csv
+    #[arg(long, short, value_name = "DIR")]
+    pub run: PathBuf,
+
+    /// Training indices to forget, one per line.
+    ///
+    /// Indices are in training order (0..n); a first line that is not a number is a header.
+    ///
+    /// Example: attrib unlearn --run runs/digits --forget forget.csv
+    #[arg(long, short, value_name = "FILE")]
+    pub forget: PathBuf,
+
+    /// A score file: predict its targets' outputs without F.
+    ///
+    /// The prediction is f(S) - sum over F of w0_i tau_i.
+    ///
+    /// Example: attrib unlearn -r runs/d -f forget.csv --scores runs/d/scores/magic.npy
+    #[arg(long, short, value_name = "FILE")]
+    pub scores: Option<PathBuf>,
+
+    /// Output run dir [default: RUN/unlearned/forget-KEY].
+    ///
+    /// Example: attrib unlearn --run runs/d --forget f.csv --out runs/d-unlearned
+    #[arg(long, short, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Retrain without F and score each prediction.
+    ///
+    /// Example: attrib unlearn --run runs/d --forget f.csv --verify
+    #[arg(long)]
+    pub verify: bool,
+
+    /// Gradient-ascent steps of the baseline.
+    ///
+    /// Example: attrib unlearn --run runs/d --forget f.csv --verify --ascent-steps 10
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub ascent_steps: usize,
+
+    /// Gradient-ascent step size [default: optim.lr].
+    ///
+    /// Example: attrib unlearn --run runs/d --forget f.csv --verify --ascent-lr 0.01
+    #[arg(long, value_name = "LR")]
+    pub ascent_lr: Option<f64>,
+}
+
+/// `attrib select`.
+#[derive(Debug, Args)]
+#[command(
+    after_long_help = "One shot (default): from --scores on validation losses, drop the examples \
+                       predicted to lower the mean validation loss most (largest positive mean \
+                       score first) down to --keep, retrain, and report validation and test loss and \
+                       accuracy next to the full data and random subsets of the same size. With \
+                       --steps N: metagradient descent w <- proj[0,1](w - eta grad L_val) with MAGIC \
+                       at the current weights, eta = c / max|grad| (MATH.md E7)."
+)]
+pub struct SelectArgs {
+    /// The run directory (needs data.val_fraction > 0).
+    ///
+    /// Example: attrib select --run runs/noisy --scores runs/noisy/scores/magic-val.npy
+    #[arg(long, short, value_name = "DIR")]
+    pub run: PathBuf,
+
+    /// Score files of validation losses (one-shot; list).
+    ///
+    /// Compute one with `attrib attribute --split val --output loss --targets 0..N`.
+    ///
+    /// Example: attrib select -r runs/n --scores runs/n/scores/magic.npy,runs/n/scores/tracin.npy
+    #[arg(long, short, value_delimiter = ',', value_name = "FILE")]
+    pub scores: Vec<PathBuf>,
+
+    /// Fraction of the data to keep (one-shot).
+    ///
+    /// Fewer are kept only when --harmful-only stops earlier.
+    ///
+    /// Example: attrib select --run runs/n --scores s.npy --keep 0.8
+    #[arg(long, default_value_t = 0.8, value_name = "FRACTION")]
+    pub keep: f64,
+
+    /// Metagradient-descent steps (not one-shot).
+    ///
+    /// Example: attrib select --run runs/n --steps 5
+    #[arg(long, value_name = "N")]
+    pub steps: Option<usize>,
+
+    /// c in the MGD step eta = c / max|grad|.
+    ///
+    /// Example: attrib select --run runs/n --steps 5 --step-size 0.5
+    #[arg(long, default_value_t = 0.5, value_name = "C")]
+    pub step_size: f64,
+
+    /// Random subsets of the same size to compare.
+    ///
+    /// Example: attrib select --run runs/n --scores s.npy --random 5
+    #[arg(long, default_value_t = 3, value_name = "M")]
+    pub random: usize,
 }
 
 /// `attrib group`.
@@ -388,7 +503,7 @@ pub struct GroundTruthArgs {
     )]
     pub output: String,
 
-    /// Split measured: test (default) or train.
+    /// Split measured: test (default), train or val.
     ///
     /// Example: attrib groundtruth --run runs/digits --split train
     #[arg(long, value_enum, default_value_t = Split::Test, hide_possible_values = true, hide_default_value = true)]
@@ -493,9 +608,9 @@ pub struct EvaluateArgs {
     #[arg(long, short, value_name = "DIR")]
     pub run: PathBuf,
 
-    /// Split to evaluate: train or test.
+    /// Split to evaluate: train, test or val.
     ///
-    /// The split is rebuilt from the run's config (same seed), so it is exactly the one used in
+    /// val needs data.val_fraction > 0 in the run's config. The split is rebuilt from the run's config (same seed), so it is exactly the one used in
     /// training.
     ///
     /// Example: attrib evaluate --run runs/digits --split train
@@ -510,14 +625,23 @@ pub enum Split {
     Train,
     /// The held-out examples.
     Test,
+    /// The validation examples (data.val_fraction), held out from training and test.
+    Val,
 }
 
 impl Split {
     /// The name used in messages and JSON.
     pub fn name(self) -> &'static str {
-        match self {
-            Split::Train => "train",
-            Split::Test => "test",
+        run::Split::from(self).name()
+    }
+}
+
+impl From<Split> for run::Split {
+    fn from(s: Split) -> Self {
+        match s {
+            Split::Train => run::Split::Train,
+            Split::Test => run::Split::Test,
+            Split::Val => run::Split::Val,
         }
     }
 }
@@ -760,6 +884,13 @@ mod tests {
             panic!()
         };
         assert_eq!(e.split, Split::Train);
+        let Command::Evaluate(e) = parse(&["evaluate", "-r", "r", "--split", "val"])
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        assert_eq!(e.split, Split::Val);
         assert!(parse(&["evaluate", "--run", "r", "--split", "valid"]).is_err());
         assert!(parse(&["evaluate"]).is_err(), "--run is required");
     }

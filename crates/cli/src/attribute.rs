@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use methods::{run::parse_output, Grouping, Options, Run, Scores, Split, Targets};
+use methods::{Grouping, Options, Scores};
+use run::{parse_output, Run, Split, Targets};
 
 use crate::args::{AttributeArgs, MergeArgs};
 use crate::output::Event;
@@ -22,10 +23,7 @@ pub fn targets(
     split: crate::args::Split,
 ) -> Result<Targets> {
     let output = parse_output(output).map_err(anyhow::Error::msg)?;
-    let split = match split {
-        crate::args::Split::Train => Split::Train,
-        crate::args::Split::Test => Split::Test,
-    };
+    let split = Split::from(split);
     let len = run.dataset(split).len();
     let indices = match range {
         Some(r) => Targets::parse_range(r, split, len).map_err(anyhow::Error::msg)?,
@@ -82,7 +80,7 @@ pub fn run(args: &AttributeArgs, ctx: &Ctx) -> Result<()> {
         }
         name
     });
-    let path = scores.save(&args.run.join(methods::run::files::SCORES), &name)?;
+    let path = scores.save(&args.run.join(run::files::SCORES), &name)?;
     ctx.out.event(&Event::Scores {
         run: args.run.display().to_string(),
         method: &args.method,

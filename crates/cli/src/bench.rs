@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use data::{DataConfig, Dataset, Features, Labels, Source};
 use engine::{Rng, Tensor};
+use nn::optim::Sgd;
 use nn::{
     Activation, Model, ModelConfig, OptimConfig, RunConfig, ScheduleConfig, TrainConfig, Trainer,
 };
@@ -117,12 +118,12 @@ fn wide_mlp() -> Result<Workload> {
             activation: Activation::Gelu,
             output_scale: 1.0,
         },
-        optim: OptimConfig::Sgd {
+        optim: OptimConfig::Sgd(Sgd {
             lr: 0.01,
             momentum: 0.9,
             nesterov: false,
             weight_decay: 0.0,
-        },
+        }),
         schedule: ScheduleConfig::Constant,
         train: TrainConfig {
             epochs: 20,

@@ -10,9 +10,10 @@
 use std::path::Path;
 
 use anyhow::Result;
-use eval::SubsetSpec;
-use methods::{Options, Run, Scores, Split, Targets};
+use methods::{Options, Scores};
 use nn::{Output, RunConfig};
+use run::SubsetSpec;
+use run::{Run, Split, Targets};
 
 use crate::args::DemoArgs;
 use crate::groundtruth::{ground_truth, LdsTable};
@@ -90,7 +91,7 @@ fn attribute_and_measure(dir: &Path, ctx: &Ctx) -> Result<()> {
     for name in DEMO_METHODS {
         let (method, used) = methods::build(name, Options::empty(name))?;
         let s = methods::attribute(&run, method.as_ref(), used, &targets)?;
-        let path = s.save(&dir.join(methods::run::files::SCORES), name)?;
+        let path = s.save(&dir.join(run::files::SCORES), name)?;
         out.info(format!(
             "  {name:<10} {:>6.1} s  -> {}",
             s.meta.seconds,
@@ -102,7 +103,7 @@ fn attribute_and_measure(dir: &Path, ctx: &Ctx) -> Result<()> {
     out.info(format!(
         "retrain on {DEMO_SUBSETS} random subsets that each drop {:.0}% of the training set (cached in {})",
         100.0 * DEMO_DROP,
-        dir.join(methods::run::files::GROUNDTRUTH).display()
+        dir.join(run::files::GROUNDTRUTH).display()
     ))?;
     let gt = ground_truth(&run, dir, &spec, "margin", Split::Test, ctx)?;
     let refs: Vec<&(String, Scores)> = scores.iter().collect();

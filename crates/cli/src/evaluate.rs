@@ -1,4 +1,4 @@
-//! `attrib evaluate --run DIR [--split train|test]`: loss and accuracy of a trained run.
+//! `attrib evaluate --run DIR [--split train|test|val]`: loss and accuracy of a trained run.
 //!
 //! The split is rebuilt from `DIR/config.toml` (same split seed, same standardisation), so it is
 //! exactly the split the run was trained and tested on.
@@ -11,8 +11,11 @@ use nn::{Evaluation, Model, Precision};
 
 use crate::args::EvaluateArgs;
 use crate::output::{percent, thousands, Event};
-use crate::run_dir::{RunDir, EVAL_BATCH};
 use crate::Ctx;
+use run::RunDir;
+
+/// Batch size of evaluations (results do not depend on it beyond the rounding of the mean).
+pub const EVAL_BATCH: usize = 256;
 
 /// Runs the command.
 ///
@@ -36,7 +39,16 @@ pub fn run(args: &EvaluateArgs, ctx: &Ctx) -> Result<()> {
     let ds = match args.split {
         crate::args::Split::Train => &splits.train,
         crate::args::Split::Test => &splits.test,
+        crate::args::Split::Val => &splits.val,
     };
+    if ds.is_empty() {
+        bail!(
+            "{}: the {} split is empty; set data.val_fraction (e.g. 0.1) in {} and train again",
+            args.run.display(),
+            args.split.name(),
+            dir.config().display()
+        );
+    }
     model.check_data(ds, &format!("the {} split", args.split.name()))?;
     let eval = match cfg.train.precision {
         Precision::F32 => eval_with::<f32>(&model, &dir.params(), ds)?,

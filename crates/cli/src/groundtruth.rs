@@ -5,8 +5,10 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use eval::{GroundTruth, SubsetKind, SubsetSpec};
-use methods::{run::parse_output, Grouping, Run, Scores, Split};
+use methods::{Grouping, Scores};
+use run::retrain::{cache_dir, group_cache_dir, MaskSource, Retraining};
+use run::{parse_output, Run, Split};
+use run::{GroundTruth, SubsetKind, SubsetSpec};
 
 use crate::args::{GroundTruthArgs, LdsArgs, SubsetArgs};
 use crate::output::{Event, LdsRow};
@@ -32,10 +34,7 @@ fn specs(a: &SubsetArgs) -> Vec<SubsetSpec> {
 }
 
 fn split_of(s: crate::args::Split) -> Split {
-    match s {
-        crate::args::Split::Train => Split::Train,
-        crate::args::Split::Test => Split::Test,
-    }
+    Split::from(s)
 }
 
 /// Loads or computes (and caches) the ground truth of one spec.
@@ -65,21 +64,21 @@ pub(crate) fn ground_truth_of(
     summary_is_result: bool,
 ) -> Result<GroundTruth> {
     let out = parse_output(output).map_err(anyhow::Error::msg)?;
-    let cache = match groups {
+    let (cache, source) = match groups {
         Some(g) => {
-            g.check_n(run.n_train())?;
+            let source = eval::group_subsets(run, g, *spec)?;
             spec.validate(g.k)
                 .with_context(|| format!("--drop counts the {} groups of --groups", g.k))?;
-            eval::group_cache_dir(dir, spec, g, out, split)
+            (group_cache_dir(dir, spec, &g.hash(), out, split), source)
         }
         None => {
             spec.validate(run.n_train())?;
-            eval::cache_dir(dir, spec, out, split)
+            (cache_dir(dir, spec, out, split), MaskSource::Subsets(*spec))
         }
     };
-    let compute = |limit: Option<usize>, progress: &(dyn Fn(usize, usize) + Sync)| match groups {
-        Some(g) => eval::compute_groups(run, spec, g, out, split, Some(&cache), limit, progress),
-        None => eval::compute(run, spec, out, split, Some(&cache), limit, progress),
+    let retraining = Retraining::new(source, out, split).cache(Some(&cache));
+    let compute = |limit: Option<usize>, progress: &(dyn Fn(usize, usize) + Sync)| {
+        run::ground_truth(run, &retraining.clone().limit(limit).progress(progress))
     };
     let start = Instant::now();
     // limit = 0 loads what the cache holds without training, so the summary can say what was new.
@@ -273,11 +272,7 @@ pub fn lds(args: &LdsArgs, ctx: &Ctx) -> Result<()> {
             .collect();
         keys.dedup();
         for (output, split) in keys {
-            let split_v = if split == "train" {
-                Split::Train
-            } else {
-                Split::Test
-            };
+            let split_v = Split::from_name(&split).unwrap_or(Split::Test);
             let gt = ground_truth_of(
                 &run,
                 &args.run,

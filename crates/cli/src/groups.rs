@@ -1,15 +1,16 @@
 //! `attrib group`, `attrib retrain-score`, `attrib noisy-labels`: group attribution (MATH.md E5,
-//! GGDA) on the command line. The algorithms live in `methods::groups`.
+//! GGDA) on the command line. Groupings are made by `methods::groups`, the evaluations are
+//! `eval::groups`.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use methods::groups::eval::{
+use eval::groups::{
     detected_fraction, helpfulness, retraining_score, self_influence, with_flipped_labels,
 };
 use methods::groups::make::{make, GroupingKind, GroupingSpec};
-use methods::run::{files, parse_output};
-use methods::{Grouping, Run, Scores};
+use methods::{Grouping, Scores};
+use run::{files, parse_output, Run};
 
 use crate::args::{GroupArgs, NoisyLabelsArgs, RetrainScoreArgs};
 use crate::output::Event;
@@ -165,7 +166,7 @@ pub fn noisy_labels(args: &NoisyLabelsArgs, ctx: &Ctx) -> Result<()> {
     ctx.out
         .result(format!("{:<34} {}", "found in the top", head.join(" ")))?;
     for g in &groupings {
-        let s = self_influence(&run, g, methods::estimators::DEFAULT_CHUNK)?;
+        let s = self_influence(&run, g, methods::support::chunks::DEFAULT_CHUNK)?;
         let mut cells = Vec::new();
         for &f in &args.inspect {
             let found = detected_fraction(g, &s, &flipped, f);

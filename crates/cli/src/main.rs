@@ -1,8 +1,9 @@
 //! The `attrib` binary: parses the arguments, runs one command, prints errors.
 //!
 //! Glue only: the numerics live in `attrib-engine`, the models and the trainer in `attrib-nn`, the
-//! datasets in `attrib-data`, the attribution methods in `attrib-methods`, ground truth and LDS in
-//! `attrib-eval`.
+//! datasets in `attrib-data`, the run directory, retraining and the artefact store in
+//! `attrib-run`, the attribution methods in `attrib-methods`, every measurement (LDS, LOO,
+//! retraining score, noisy labels) in `attrib-eval`.
 //!
 //! Exit codes: 0 on success (also when stdout is closed early, e.g. `attrib ... | head`), 1 when the
 //! command fails (the error chain is printed once on stderr, and as an `error` event with
@@ -16,9 +17,11 @@ mod evaluate;
 mod groundtruth;
 mod groups;
 mod output;
+mod poison;
 mod progress;
-mod run_dir;
+mod select;
 mod train;
+mod unlearn;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -96,6 +99,9 @@ fn run(cli: &Cli, out: Output) -> Result<()> {
         Command::Group(a) => groups::group(a, &ctx),
         Command::RetrainScore(a) => groups::retrain_score(a, &ctx),
         Command::NoisyLabels(a) => groups::noisy_labels(a, &ctx),
+        Command::Poison(a) => poison::run(a, &ctx),
+        Command::Unlearn(a) => unlearn::run(a, &ctx),
+        Command::Select(a) => select::run(a, &ctx),
         Command::Bench(BenchCommand::Train(a)) => bench::run(a, &ctx),
     }
 }

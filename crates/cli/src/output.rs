@@ -26,6 +26,7 @@
 //! | `grouping` | `group` | `path` (the CSV), `how`, `k`, `n`, `hash` |
 //! | `retraining_score` | `retrain-score`, one per fraction and ranking | `scores` (file, or `random`), `fraction`, `removed`, `accuracy` |
 //! | `noisy_labels` | `noisy-labels`, one per ranking and fraction | `grouping` (`individual` or how it was made), `flipped`, `inspected` (fraction), `found` (fraction of flipped labels) |
+//! | `poison` | `poison`, one per budget and attack | `run`, `budget`, `attack`, `examples`, `predicted_val_loss?`, `val_loss`, `test` (evaluation object of the retrained model), `path` |
 //! | `method` | `methods` | `name`, `summary` |
 //! | `warning` | something suspicious that does not stop the command (more threads than cores, a diverged run) | `message` |
 //! | `error` | a command failed | `message` |
@@ -89,6 +90,25 @@ pub enum Event<'a> {
         /// Fraction of the flipped labels found.
         found: f64,
     },
+    /// `attrib poison`: one attack at one budget, measured by retraining.
+    Poison {
+        /// The run directory.
+        run: String,
+        /// Fraction of the training set changed.
+        budget: f64,
+        /// `random-flips`, `flips`, `noise` or `features`.
+        attack: &'a str,
+        /// Training examples changed.
+        examples: usize,
+        /// First-order prediction of the validation loss (attributed flips only).
+        predicted_val_loss: Option<f64>,
+        /// Validation loss of the retrained model (the attacker's objective).
+        val_loss: f64,
+        /// Test evaluation of the retrained model (the damage).
+        test: Evaluation,
+        /// The record of the poisoned set (`RUN/poison/BUDGET-ATTACK.json`).
+        path: String,
+    },
     /// A sentence for the reader (the demo's expectation).
     Note {
         /// The sentence.
@@ -113,7 +133,7 @@ pub enum Event<'a> {
     Evaluation {
         /// The run directory.
         run: String,
-        /// `train` or `test`.
+        /// `train`, `test` or `val`.
         split: &'a str,
         /// The figures.
         #[serde(flatten)]

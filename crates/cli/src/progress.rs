@@ -160,7 +160,7 @@ impl Drop for Progress {
     }
 }
 
-/// Bars for the progress that methods report through [`methods::Progress`]: one bar per kind of
+/// Bars for the progress that methods report through [`run::Progress`]: one bar per kind of
 /// work (the `what` of a report), replaced when the kind or its total changes, cleared when dropped.
 pub struct MethodBars {
     visible: bool,
@@ -178,9 +178,9 @@ impl MethodBars {
     }
 
     /// The hook to install in a run.
-    pub fn hook(&self) -> methods::Progress {
+    pub fn hook(&self) -> run::Progress {
         let (bar, visible) = (Arc::clone(&self.bar), self.visible);
-        methods::Progress::new(move |what, done, total| {
+        run::Progress::new(move |what, done, total| {
             let mut bar = bar.lock().unwrap_or_else(|e| e.into_inner());
             // A new kind of work, or a new count of the same (a second solve), starts a new bar.
             if bar

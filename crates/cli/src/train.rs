@@ -11,16 +11,17 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use data::Splits;
 use engine::Float;
-use nn::{evaluate, Evaluation, Model, Precision, RunConfig, TrainState, Trainer};
+use nn::{evaluate, Evaluation, Model, Optimizer, Precision, RunConfig, TrainState, Trainer};
 use serde::Serialize;
 
 use crate::args::TrainArgs;
+use crate::evaluate::EVAL_BATCH;
 use crate::output::{percent, thousands, EpochRecord, Event, Start, StepRecord, Summary};
 use crate::progress::Progress;
-use crate::run_dir::{
-    absolute_paths, config_base, RunDir, CONFIG, EVAL_BATCH, METRICS, PARAMS, TRAJECTORY,
-};
 use crate::Ctx;
+use run::dir::{absolute_paths, config_base};
+use run::files::{CONFIG, METRICS, PARAMS, TRAJECTORY};
+use run::RunDir;
 
 /// `attrib train --config FILE --out DIR [--force]`.
 ///
@@ -119,7 +120,10 @@ fn fit<F: Float>(job: &Job, ctx: &Ctx, splits: &Splits, model: &Model) -> Result
     let started = Instant::now();
     let cfg = &job.cfg;
     let out = &ctx.out;
-    let trainer = Trainer::<F>::new(model, cfg, &splits.train)?;
+    let mut trainer = Trainer::<F>::new(model, cfg, &splits.train)?;
+    if let Some(w) = run::data_weights(cfg, &splits.train, Path::new("."))? {
+        trainer = trainer.with_weights(w.iter().map(|&x| F::from_f64(x)).collect())?;
+    }
     let init = match &cfg.train.init_from {
         Some(p) => Some(
             nn::io::load_params::<F>(p, model.layout())
@@ -179,7 +183,7 @@ fn fit<F: Float>(job: &Job, ctx: &Ctx, splits: &Splits, model: &Model) -> Result
             Err(e) => {
                 progress.finish();
                 // Keep the metrics up to the failure: they show how the loss blew up.
-                let _ = nn::io::write_atomic(&dir.metrics(), metrics.as_bytes());
+                let _ = data::write_atomic(&dir.metrics(), metrics.as_bytes());
                 return Err(e.into());
             }
         };
@@ -217,7 +221,7 @@ fn fit<F: Float>(job: &Job, ctx: &Ctx, splits: &Splits, model: &Model) -> Result
             });
             metrics.push_str(&rec.to_json());
             metrics.push('\n');
-            nn::io::write_atomic(&dir.metrics(), metrics.as_bytes())?;
+            data::write_atomic(&dir.metrics(), metrics.as_bytes())?;
             out.event(&rec)?;
             progress.suspend(|| {
                 out.info(format!(
@@ -257,7 +261,7 @@ fn fit<F: Float>(job: &Job, ctx: &Ctx, splits: &Splits, model: &Model) -> Result
     meta.insert("seed".to_string(), cfg.train.seed.to_string());
     meta.insert("steps".to_string(), steps.to_string());
     nn::io::save_params(&dir.params(), layout, &state.params, &meta)?;
-    nn::io::write_atomic(&dir.metrics(), metrics.as_bytes())?;
+    data::write_atomic(&dir.metrics(), metrics.as_bytes())?;
 
     let test =
         last_test.unwrap_or_else(|| evaluate(model, &state.params, &splits.test, EVAL_BATCH));
@@ -332,8 +336,12 @@ fn print_header(
         None => String::new(),
     };
     out.info(format!("config   {}", job.config))?;
+    let val = match splits.val.len() {
+        0 => String::new(),
+        n => format!(" / {} val", thousands(n)),
+    };
     out.info(format!(
-        "data     {}: {} train / {} test examples of shape {:?}{classes}",
+        "data     {}: {} train / {} test{val} examples of shape {:?}{classes}",
         s.dataset,
         thousands(s.train_examples),
         thousands(s.test_examples),
@@ -381,8 +389,6 @@ fn save_checkpoint<F: Float>(
     state: &TrainState<F>,
     steps: usize,
 ) -> Result<()> {
-    let traj = dir.trajectory();
-    std::fs::create_dir_all(&traj).with_context(|| format!("cannot create {}", traj.display()))?;
     let mut meta = BTreeMap::new();
     meta.insert(
         "attrib_version".to_string(),
@@ -395,11 +401,6 @@ fn save_checkpoint<F: Float>(
     );
     meta.insert("seed".to_string(), cfg.train.seed.to_string());
     meta.insert("steps".to_string(), steps.to_string());
-    nn::io::save_state(
-        &dir.checkpoint(state.opt.step),
-        model.layout(),
-        state,
-        &meta,
-    )?;
+    dir.write_checkpoint(model.layout(), state, &meta)?;
     Ok(())
 }

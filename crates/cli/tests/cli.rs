@@ -304,6 +304,39 @@ mod evaluate {
         assert_eq!(summary["test"]["accuracy"], eval["accuracy"]);
     });
 
+    cli_test!(evaluates_a_validation_split_held_out_of_training, |dir| {
+        write(
+            dir,
+            "bc.toml",
+            &LOGISTIC.replace(
+                "source = \"breast_cancer\"",
+                "source = \"breast_cancer\"\nval_fraction = 0.1",
+            ),
+        );
+        attrib(dir, &["train", "--config", "bc.toml", "--out", "run"]).ok();
+        let count = |split: &str| {
+            let out = attrib(
+                dir,
+                &["--json", "evaluate", "--run", "run", "--split", split],
+            )
+            .ok();
+            out.json_lines()[0]["examples"].as_u64().unwrap()
+        };
+        let (train, val, test) = (count("train"), count("val"), count("test"));
+        // 569 examples: the test split is unchanged (113), the other 456 lose about 10% to val.
+        assert_eq!((test, train + val), (113, 456));
+        assert!((44..=48).contains(&val), "{val}");
+        let config = String::from_utf8(read(dir.join("run/config.toml"))).unwrap();
+        assert_contains!(config, "val_fraction = 0.1");
+        // A run without a validation split says how to get one.
+        write(dir, "plain.toml", LOGISTIC);
+        attrib(dir, &["train", "--config", "plain.toml", "--out", "plain"]).ok();
+        let plain = String::from_utf8(read(dir.join("plain/config.toml"))).unwrap();
+        assert!(!plain.contains("val_fraction"), "{plain}");
+        let out = attrib(dir, &["evaluate", "--run", "plain", "--split", "val"]).fails(1);
+        assert_contains!(out.stderr, "val split is empty", "data.val_fraction");
+    });
+
     cli_test!(refuses_a_folder_that_is_not_a_run, |dir| {
         let out = attrib(dir, &["evaluate", "--run", "."]).fails(1);
         assert_contains!(out.stderr, ". is not a run directory (no config.toml); create one with `attrib train --config FILE --out .`");
@@ -671,7 +704,11 @@ mod attribution {
             .ok();
         };
         go("first");
-        let factors = dir.join("run/ekfac/ekfac/factors.safetensors");
+        // The store's one EK-FAC factor file (its name is the key's fingerprint).
+        let store = dir.join("run/store/ekfac-factors");
+        let files: Vec<_> = std::fs::read_dir(&store).unwrap().collect();
+        assert_eq!(files.len(), 1, "one factor file in {}", store.display());
+        let factors = files[0].as_ref().unwrap().path();
         let saved = std::fs::metadata(&factors).unwrap().modified().unwrap();
         go("second");
         assert_eq!(
@@ -1217,5 +1254,198 @@ mod groups {
         )
         .ok();
         assert_eq!(out.json_lines().len(), 2);
+    });
+}
+
+/// `attrib unlearn` and `attrib select` (MATH.md E7): every printed "actual" equals an independent
+/// retraining with `attrib train` at the weights the command wrote.
+mod act {
+    use super::util::*;
+
+    /// Trains the weights file's recipe independently (the config with `train.weights` set) and
+    /// returns `attrib evaluate`'s test loss and accuracy lines.
+    fn independent(
+        dir: &std::path::Path,
+        base_config: &str,
+        weights: &std::path::Path,
+    ) -> (String, String) {
+        let cfg = base_config.replace(
+            "[train]",
+            &format!("[train]\nweights = {:?}", weights.to_str().unwrap()),
+        );
+        write(dir, "indep.toml", &cfg);
+        attrib(
+            dir,
+            &[
+                "train",
+                "--config",
+                "indep.toml",
+                "--out",
+                "indep",
+                "--force",
+            ],
+        )
+        .ok();
+        let out = attrib(dir, &["evaluate", "--run", "indep"]).ok().stdout;
+        let get = |key: &str| {
+            out.lines()
+                .find(|l| l.starts_with(key))
+                .unwrap()
+                .split_whitespace()
+                .last()
+                .unwrap()
+                .to_string()
+        };
+        (get("loss"), get("accuracy"))
+    }
+
+    cli_test!(
+        unlearn_writes_a_model_and_its_actual_is_a_retraining,
+        |dir| {
+            write(dir, "bc.toml", LOGISTIC);
+            attrib(dir, &["train", "--config", "bc.toml", "--out", "run"]).ok();
+            let forget: String = (0..30).map(|i| format!("{}\n", 3 * i)).collect();
+            write(dir, "forget.csv", &format!("example\n{forget}"));
+            let out = attrib(
+                dir,
+                &[
+                    "unlearn",
+                    "--run",
+                    "run",
+                    "--forget",
+                    "forget.csv",
+                    "--out",
+                    "gone",
+                    "--verify",
+                ],
+            )
+            .ok()
+            .stdout;
+            assert_contains!(
+                out,
+                "unlearned model",
+                "no change",
+                "gradient ascent",
+                "forget r"
+            );
+            let line = out
+                .lines()
+                .find(|l| l.starts_with("retrained without the forget set"))
+                .unwrap();
+            let (loss, acc) = independent(dir, LOGISTIC, &dir.join("gone/weights.csv"));
+            assert_contains!(
+                line,
+                &format!("test loss {loss},"),
+                &format!("accuracy {acc}")
+            );
+            // The weights file drops exactly the forget set; the unlearned run is usable as a run.
+            let w = String::from_utf8(read(dir.join("gone/weights.csv"))).unwrap();
+            let zeros = w.lines().skip(1).filter(|l| *l == "0").count();
+            assert_eq!(zeros, 30);
+            let e = attrib(dir, &["evaluate", "--run", "gone"]).ok().stdout;
+            assert_contains!(e, "examples  113");
+            // A forget index outside the training set names the file and the line.
+            write(dir, "bad.csv", "1\n99999\n");
+            let err = attrib(dir, &["unlearn", "--run", "run", "--forget", "bad.csv"]).fails(1);
+            assert_contains!(err.stderr, "bad.csv line 2", "99999");
+        }
+    );
+
+    const VAL: &str = r#"
+[data]
+source = "breast_cancer"
+val_fraction = 0.2
+[model]
+kind = "logistic"
+[optim]
+kind = "sgd"
+lr = 0.1
+momentum = 0.9
+[train]
+epochs = 2
+batch_size = 64
+"#;
+
+    cli_test!(select_one_shot_and_mgd_rows_are_retrainings, |dir| {
+        write(dir, "v.toml", VAL);
+        attrib(dir, &["train", "--config", "v.toml", "--out", "run"]).ok();
+        // Without validation-loss scores the command says what to compute.
+        attrib(
+            dir,
+            &[
+                "attribute",
+                "--run",
+                "run",
+                "--method",
+                "magic",
+                "--targets",
+                "0..5",
+            ],
+        )
+        .ok();
+        let e = attrib(
+            dir,
+            &[
+                "select",
+                "--run",
+                "run",
+                "--scores",
+                "run/scores/magic@0-5.npy",
+            ],
+        )
+        .fails(1);
+        assert_contains!(e.stderr, "--split val --output loss");
+        attrib(
+            dir,
+            &[
+                "attribute",
+                "--run",
+                "run",
+                "--method",
+                "magic",
+                "--split",
+                "val",
+                "--output",
+                "loss",
+                "--targets",
+                "0..91",
+                "--name",
+                "mval",
+            ],
+        )
+        .ok();
+        let out = attrib(
+            dir,
+            &[
+                "select",
+                "--run",
+                "run",
+                "--scores",
+                "run/scores/mval.npy",
+                "--keep",
+                "0.9",
+                "--random",
+                "1",
+            ],
+        )
+        .ok()
+        .stdout;
+        assert_contains!(out, "full data", "drop by mval", "random, seed 0");
+        let test_loss = |line: &str| line.split_whitespace().rev().nth(1).unwrap().to_string();
+        let row = out.lines().find(|l| l.starts_with("drop by mval")).unwrap();
+        let (loss, acc) = independent(dir, VAL, &dir.join("run/selected/oneshot-mval-keep0.9.csv"));
+        assert_eq!(
+            (
+                test_loss(row),
+                row.split_whitespace().last().unwrap().to_string()
+            ),
+            (loss, acc)
+        );
+        let out = attrib(dir, &["select", "--run", "run", "--steps", "1"])
+            .ok()
+            .stdout;
+        let row = out.lines().find(|l| l.starts_with("MGD step 1")).unwrap();
+        let (loss, _) = independent(dir, VAL, &dir.join("run/selected/mgd-c0.5-step1.csv"));
+        assert_eq!(test_loss(row), loss);
     });
 }

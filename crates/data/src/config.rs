@@ -53,6 +53,11 @@ fn yes() -> bool {
 fn default_seq_len() -> usize {
     64
 }
+// A zero `val_fraction` is left out of the resolved config, so runs made before the field existed
+// keep their config text and fingerprint.
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
 
 /// How to load and split a dataset. Every field has a default except `source`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,6 +83,11 @@ pub struct DataConfig {
     /// Fraction of examples held out for testing (ignored where the source has an official split).
     #[serde(default = "default_test_fraction")]
     pub test_fraction: f64,
+    /// Fraction of the non-test examples held out as a validation split (default 0: none). Drawn
+    /// after the test split (which it never changes) with its own stream of `split_seed`, stratified
+    /// like the test split; independent of `train.seed`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub val_fraction: f64,
     /// Seed of the train/test split (independent of the training seed).
     #[serde(default)]
     pub split_seed: u64,
@@ -116,6 +126,7 @@ impl DataConfig {
             task: Task::Classification,
             num_classes: None,
             test_fraction: default_test_fraction(),
+            val_fraction: 0.0,
             split_seed: 0,
             stratify: true,
             standardize: true,
@@ -128,13 +139,15 @@ impl DataConfig {
     }
 }
 
-/// A training and a test set, ready to use.
+/// A training, a validation and a test set, ready to use.
 #[derive(Debug, Clone)]
 pub struct Splits {
     /// Training examples (the set that attribution scores index).
     pub train: Dataset,
     /// Held-out examples.
     pub test: Dataset,
+    /// Validation examples, held out from both (`data.val_fraction`; empty when it is 0).
+    pub val: Dataset,
 }
 
 fn need_path(cfg: &DataConfig, base: &Path) -> Result<PathBuf, DataError> {
@@ -232,6 +245,7 @@ pub fn load_splits(cfg: &DataConfig, base: &Path) -> Result<Splits, DataError> {
             (all.subset(&tr), all.subset(&te))
         }
     };
+    let (train, mut val) = split_validation(train, cfg)?;
     let truncate = |ds: Dataset, max: Option<usize>| match max {
         Some(m) if m < ds.len() => ds.subset(&(0..m).collect::<Vec<_>>()),
         _ => ds,
@@ -259,6 +273,7 @@ pub fn load_splits(cfg: &DataConfig, base: &Path) -> Result<Splits, DataError> {
         let st = Standardizer::fit(&train);
         st.try_apply(&mut train)?;
         st.try_apply(&mut test)?;
+        st.try_apply(&mut val)?;
     }
     if let Some(factor) = cfg.scale {
         if !(factor.is_finite() && factor > 0.0) {
@@ -268,15 +283,75 @@ pub fn load_splits(cfg: &DataConfig, base: &Path) -> Result<Splits, DataError> {
         }
         crate::scale(&mut train, factor as f32);
         crate::scale(&mut test, factor as f32);
+        crate::scale(&mut val, factor as f32);
     }
     if let Some(shape) = &cfg.example_shape {
         train = train.with_example_shape(shape.clone())?;
         test = test.with_example_shape(shape.clone())?;
+        val = val.with_example_shape(shape.clone())?;
     }
     apply_num_classes(cfg, &mut train, &mut test)?;
     train.validate()?;
     test.validate()?;
-    Ok(Splits { train, test })
+    val.validate()?;
+    Ok(Splits { train, test, val })
+}
+
+/// Stream of the validation draw: `split_seed` mixed with this constant ("val"), so the draw is
+/// independent of the test split's permutation and of `train.seed`.
+const VAL_STREAM: u64 = 0x0076_616c;
+
+/// Moves `data.val_fraction` of the training examples into a validation set, stratified when the
+/// test split is ([`validation_indices`]); both keep ascending source order. With a zero fraction
+/// the training set is returned untouched and the validation set is empty.
+fn split_validation(train: Dataset, cfg: &DataConfig) -> Result<(Dataset, Dataset), DataError> {
+    let f = cfg.val_fraction;
+    if f == 0.0 {
+        let empty = train.subset(&[]);
+        return Ok((train, empty));
+    }
+    let (tr, va) = validation_indices(&train, f, cfg.stratify, cfg.split_seed)?;
+    if va.is_empty() || tr.is_empty() {
+        return Err(DataError::InvalidArgument {
+            reason: format!(
+                "data.val_fraction = {f} leaves {} validation and {} training examples out of {}; \
+                 both must be non-empty, choose a fraction between {:.4} and {:.4}",
+                va.len(),
+                tr.len(),
+                train.len(),
+                1.0 / train.len().max(1) as f64,
+                1.0 - 1.0 / train.len().max(1) as f64
+            ),
+        });
+    }
+    Ok((train.subset(&tr), train.subset(&va)))
+}
+
+/// `(train, val)` indices into the non-test examples, both ascending: the validation set is the
+/// first `round(n * f)` of a permutation seeded from `split_seed ^ VAL_STREAM` (per class when
+/// stratified, as [`stratified_split_indices`]).
+fn validation_indices(
+    train: &Dataset,
+    f: f64,
+    stratify: bool,
+    split_seed: u64,
+) -> Result<(Vec<usize>, Vec<usize>), DataError> {
+    if !(f > 0.0 && f < 1.0) {
+        return Err(DataError::InvalidArgument {
+            reason: format!(
+                "data.val_fraction = {f} is out of range; use 0 (no validation split) or a \
+                 fraction strictly between 0 and 1, e.g. 0.1"
+            ),
+        });
+    }
+    let seed = split_seed ^ VAL_STREAM;
+    match (&train.labels, stratify) {
+        (Labels::Classes { y, num_classes, .. }, true) => {
+            let (tr, va) = stratified_split_indices(y, *num_classes, f, seed)?;
+            Ok((tr, va))
+        }
+        _ => split_indices(train.len(), f, seed),
+    }
 }
 
 /// Honours `data.num_classes` where it can mean something, and refuses it where it cannot: a
@@ -420,6 +495,75 @@ mod tests {
         cfg.scale = Some(-1.0);
         let e = load_splits(&cfg, Path::new(".")).unwrap_err().to_string();
         assert!(e.contains("data.scale"), "{e}");
+    }
+
+    #[test]
+    fn validation_split_is_disjoint_stratified_and_leaves_test_alone() {
+        let base = load_splits(&DataConfig::new(Source::Digits), Path::new(".")).unwrap();
+        assert!(base.val.is_empty());
+        let mut cfg = DataConfig::new(Source::Digits);
+        cfg.standardize = false;
+        cfg.val_fraction = 0.1;
+        let s = load_splits(&cfg, Path::new(".")).unwrap();
+        let mut raw = DataConfig::new(Source::Digits);
+        raw.standardize = false;
+        let r = load_splits(&raw, Path::new(".")).unwrap();
+        // The test split is unchanged; validation and training partition the old training set.
+        assert_eq!(s.test, r.test);
+        assert_eq!(s.train.len() + s.val.len(), r.train.len());
+        assert!((s.val.len() as f64 - 0.1 * r.train.len() as f64).abs() <= 10.0);
+        let rows = |d: &Dataset| match &d.features {
+            crate::Features::Dense { values, .. } => {
+                values.chunks(64).map(|c| c.to_vec()).collect::<Vec<_>>()
+            }
+            _ => unreachable!(),
+        };
+        let (tr, va, all) = (rows(&s.train), rows(&s.val), rows(&r.train));
+        let (mut i, mut j) = (0, 0);
+        for row in &all {
+            // Both keep source order, so a merge walk must consume every old row exactly once.
+            if i < tr.len() && &tr[i] == row {
+                i += 1;
+            } else {
+                assert_eq!(&va[j], row);
+                j += 1;
+            }
+        }
+        assert_eq!((i, j), (tr.len(), va.len()));
+        // Stratified: every class has about 10% of its training examples in validation.
+        let (Labels::Classes { y: yv, .. }, Labels::Classes { y: ya, .. }) =
+            (&s.val.labels, &r.train.labels)
+        else {
+            panic!("classes")
+        };
+        for c in 0..10u32 {
+            let nv = yv.iter().filter(|&&v| v == c).count() as f64;
+            let na = ya.iter().filter(|&&v| v == c).count() as f64;
+            assert!(
+                (nv - 0.1 * na).abs() <= 0.5 + 1e-9,
+                "class {c}: {nv} of {na}"
+            );
+        }
+        // Deterministic; the training seed is not an input.
+        let again = load_splits(&cfg, Path::new(".")).unwrap();
+        assert_eq!(again.val, s.val);
+    }
+
+    #[test]
+    fn bad_validation_fraction_names_the_field() {
+        for f in [1.0, -0.1, 1.5] {
+            let mut cfg = DataConfig::new(Source::Digits);
+            cfg.val_fraction = f;
+            let e = load_splits(&cfg, Path::new(".")).unwrap_err().to_string();
+            assert!(e.contains("data.val_fraction"), "{f}: {e}");
+        }
+        let mut cfg = DataConfig::new(Source::Digits);
+        cfg.val_fraction = 1e-5;
+        let e = load_splits(&cfg, Path::new(".")).unwrap_err().to_string();
+        assert!(
+            e.contains("data.val_fraction") && e.contains("non-empty"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! File helpers shared by the readers: transparent gzip, whole-file reads, dataset names.
+//! File helpers: transparent gzip, whole-file reads, dataset names, and the one atomic write of
+//! the workspace ([`write_atomic`]; every crate above writes its files through it).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -55,4 +56,26 @@ pub(crate) fn stem_name(path: &Path) -> String {
     p.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "dataset".to_string())
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder (`.NAME.PID.tmp`) and a
+/// rename, so that a reader never sees a half-written file: `path` holds either its previous
+/// complete content or the new one, also after a crash or Ctrl-C. This is the workspace's only
+/// atomic write; the run directory, scores, caches and checkpoints all go through it.
+///
+/// # Errors
+/// [`DataError::Io`] naming the file (the temporary file is removed on failure).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            // Best effort: do not leave a half-written temporary behind.
+            let _ = std::fs::remove_file(&tmp);
+            DataError::io(path, e)
+        })
 }

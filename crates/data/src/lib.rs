@@ -3,7 +3,13 @@
 //!
 //! Everything is pure Rust. Features are held in memory as `f32`, row-major, example after
 //! example. Every reader returns `Result<_, DataError>`; the error's message names the file, the
-//! line and/or column where that makes sense, what is wrong and how to fix it.
+//! line and/or column where that makes sense, what is wrong and how to fix it. [`write_atomic`]
+//! is the workspace's one atomic file write.
+//!
+//! Sibling crates, in the order data flows: `attrib-data` (readers, splits, the atomic write), `attrib-engine` (tensors,
+//! differentiation, randomness, the hash), `attrib-nn` (models, optimizers, trainer), `attrib-run`
+//! (the run directory, retraining, the artefact store), `attrib-methods` (attribution methods),
+//! `attrib-eval` (measurements against retraining), `attrib-cli` (the binary).
 
 #![warn(missing_docs)]
 
@@ -18,6 +24,7 @@ mod npy;
 mod preprocess;
 mod split;
 mod text;
+mod weights;
 
 pub use crate::cifar::{read_cifar10_bin, CIFAR10_CLASSES, CIFAR10_RECORD_BYTES};
 pub use crate::config::{load_splits, DataConfig, Source, Splits};
@@ -27,12 +34,14 @@ pub use crate::embedded::{
 };
 pub use crate::error::DataError;
 pub use crate::idx::{read_idx_images, read_idx_labels, read_mnist, FASHION_MNIST_CLASSES};
-pub use crate::npy::{read_npy_dataset, read_npy_f32, write_npy_f32};
+pub use crate::io_util::write_atomic;
+pub use crate::npy::{read_npy_dataset, read_npy_f32, read_npy_f64, write_npy_f32};
 pub use crate::preprocess::{scale, Standardizer};
 pub use crate::split::{
     seeded_permutation, split_indices, stratified_split_indices, uniform_below,
 };
 pub use crate::text::{char_corpus, decode_chars, encode_chars, read_text};
+pub use crate::weights::read_weights;
 
 /// Features of every example, row-major, example after example.
 #[derive(Debug, Clone, PartialEq)]

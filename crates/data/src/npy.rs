@@ -1,8 +1,6 @@
 //! NumPy `.npy` reading (any numeric dtype, C or Fortran order) and atomic `f32` writing.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use npyz::{NpyFile, NpyHeader, Order, TypeChar, WriterBuilder};
 
@@ -19,6 +17,15 @@ enum Values {
 }
 
 impl Values {
+    fn into_f64(self) -> Vec<f64> {
+        match self {
+            Values::F32(v) => v.into_iter().map(f64::from).collect(),
+            Values::F64(v) => v,
+            Values::I64(v) => v.into_iter().map(|x| x as f64).collect(),
+            Values::U64(v) => v.into_iter().map(|x| x as f64).collect(),
+        }
+    }
+
     fn into_f32(self) -> Vec<f32> {
         match self {
             Values::F32(v) => v,
@@ -36,6 +43,12 @@ impl Values {
 pub fn read_npy_f32(path: &Path) -> Result<(Vec<f32>, Vec<usize>), DataError> {
     let (values, shape) = read_values(path)?;
     Ok((values.into_f32(), shape))
+}
+
+/// Reads an `.npy` file as [`read_npy_f32`] does, but keeps (or widens to) `f64` values.
+pub fn read_npy_f64(path: &Path) -> Result<(Vec<f64>, Vec<usize>), DataError> {
+    let (values, shape) = read_values(path)?;
+    Ok((values.into_f64(), shape))
 }
 
 /// Reads features `x` (shape `(n, d...)`, example axis first) and optional labels `y` (shape
@@ -293,7 +306,7 @@ fn fortran_to_c<T: Copy>(v: &[T], shape: &[usize]) -> Vec<T> {
 }
 
 /// Writes `data` (C order, `shape.iter().product() == data.len()`) as a little-endian `<f4`
-/// `.npy` file, atomically: it writes `<path>.tmp` in the same folder, then renames it.
+/// `.npy` file, atomically ([`crate::write_atomic`]).
 pub fn write_npy_f32(path: &Path, data: &[f32], shape: &[usize]) -> Result<(), DataError> {
     let expected: usize = shape.iter().product();
     if expected != data.len() {
@@ -306,35 +319,18 @@ pub fn write_npy_f32(path: &Path, data: &[f32], shape: &[usize]) -> Result<(), D
             ),
         });
     }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let result = write_npy_to(&tmp, data, shape)
-        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e)));
-    if result.is_err() {
-        // Best effort: do not leave a half-written temporary behind.
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-fn write_npy_to(tmp: &Path, data: &[f32], shape: &[usize]) -> Result<(), DataError> {
-    let io = |e: std::io::Error| DataError::io(tmp, e);
-    let file = File::create(tmp).map_err(io)?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut bytes = Vec::with_capacity(128 + 4 * data.len());
+    let io = |e: std::io::Error| DataError::io(path, e);
     let shape64: Vec<u64> = shape.iter().map(|&s| s as u64).collect();
     let mut writer = npyz::WriteOptions::<f32>::new()
         .default_dtype()
         .shape(&shape64)
-        .writer(&mut out)
+        .writer(&mut bytes)
         .begin_nd()
         .map_err(io)?;
     writer.extend(data.iter().copied()).map_err(io)?;
     writer.finish().map_err(io)?;
-    out.flush().map_err(io)?;
-    let file = out.into_inner().map_err(|e| io(e.into_error()))?;
-    file.sync_all().map_err(io)?;
-    Ok(())
+    crate::io_util::write_atomic(path, &bytes)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! propagates tangents, so the forward pass yields Jacobian-vector products and the reverse pass yields
 //! Hessian-vector products (forward-over-reverse, ARCHITECTURE.md "The engine").
 
-use crate::kernels::{self, Conv2dGeometry, Unary};
+use crate::kernels::{self, Conv2dGeometry, Order, Unary};
 use crate::{Float, Tensor};
 
 /// The primitive operations a number carrier supports. Shapes follow the value (primal) tensor;
@@ -29,20 +29,24 @@ pub trait Carrier<F: Float>: Clone + Send + Sync + 'static {
     fn div(&self, o: &Self) -> Self;
     /// `c * self` for a constant `c`.
     fn scale(&self, c: F) -> Self;
-    /// `u^(order)(self)`: the function (`order = 0`) or its derivative (`order = 1`).
-    fn unary(&self, u: Unary, order: u8) -> Self;
+    /// `u^(order)(self)`: the function or one of its first two derivatives.
+    ///
+    /// # Panics
+    /// A dual number with a tangent at [`Order::Second`] (its tangent would need `u'''`, which no
+    /// rule of the engine asks for).
+    fn unary(&self, u: Unary, order: Order) -> Self;
     /// `u(self)` for a graph's forward pass, with the slope `u'(self)` when the carrier computes
     /// it anyway (a dual number's tangent needs it), so that the reverse rule can reuse it through
-    /// [`Carrier::unary_derivative`]. By default, `(self.unary(u, 0), None)`.
+    /// [`Carrier::unary_derivative`]. By default, `(self.unary(u, Order::Value), None)`.
     fn unary_forward(&self, u: Unary) -> (Self, Option<Tensor<F>>) {
-        (self.unary(u, 0), None)
+        (self.unary(u, Order::Value), None)
     }
     /// `u'(self)` for the reverse rule of `u`, given the `slope` that [`Carrier::unary_forward`]
-    /// returned for the same `self`: bitwise `self.unary(u, 1)`, minus the work of recomputing
-    /// the slope (GELU's normal CDF). By default, `self.unary(u, 1)`.
+    /// returned for the same `self`: bitwise `self.unary(u, Order::First)`, minus the work of recomputing
+    /// the slope (GELU's normal CDF). By default, `self.unary(u, Order::First)`.
     fn unary_derivative(&self, u: Unary, slope: Option<&Tensor<F>>) -> Self {
         let _ = slope;
-        self.unary(u, 1)
+        self.unary(u, Order::First)
     }
     /// `op(self) @ op(o)`, batched (see [`kernels::matmul`]).
     fn matmul(&self, o: &Self, ta: bool, tb: bool) -> Self;
@@ -92,7 +96,7 @@ impl<F: Float> Carrier<F> for Tensor<F> {
     fn scale(&self, c: F) -> Self {
         self.map(|x| c * x)
     }
-    fn unary(&self, u: Unary, order: u8) -> Self {
+    fn unary(&self, u: Unary, order: Order) -> Self {
         kernels::unary::apply(self, u, order)
     }
     fn matmul(&self, o: &Self, ta: bool, tb: bool) -> Self {

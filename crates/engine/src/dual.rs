@@ -1,8 +1,8 @@
 //! Dual numbers carrying a block of `k` tangent directions.
 
 use crate::carrier::Carrier;
-use crate::kernels::{self, Conv2dGeometry, Unary};
-use crate::value_memo::{key, memo_value};
+use crate::kernels::{self, Conv2dGeometry, Order, Pair, Unary};
+use crate::value_memo::{key, memo_value, MemoTag, UnaryPart};
 use crate::{Float, Tensor};
 
 /// A value with `k` tangents: `value + sum_j eps_j * tangent[j]`, first-order in every `eps_j`.
@@ -23,28 +23,40 @@ impl<F: Float> Dual<F> {
     /// `(u^(order)(x), u^(order + 1)(x))` with the dual's tangent `t u^(order + 1)(x)`: the
     /// dual number of `u^(order)`, and the slope it used when there is a tangent (the reverse rule
     /// of `u` reuses it, [`Carrier::unary_derivative`]).
-    fn unary_with_slope(&self, u: Unary, order: u8) -> (Self, Option<Tensor<F>>) {
-        let tag = 16 + 4 * u as u64 + order as u64;
+    ///
+    /// # Panics
+    /// With a tangent at [`Order::Second`]: its tangent needs the third derivative, which no rule
+    /// of the engine asks for.
+    fn unary_with_slope(&self, u: Unary, order: Order) -> (Self, Option<Tensor<F>>) {
+        let tag = |part| MemoTag::Unary { u, order, part };
         match &self.tangent {
             None => (
-                Dual::constant(memo_value(key(tag, &[self.shape()]), || {
-                    self.value.unary(u, order)
-                })),
+                Dual::constant(memo_value(
+                    key(tag(UnaryPart::Value), &[self.shape()]),
+                    || self.value.unary(u, order),
+                )),
                 None,
             ),
             Some(t) => {
+                let Some(pair) = Pair::starting_at(order) else {
+                    panic!(
+                        "{}: the tangent of the second derivative needs the third, which the \
+                         engine does not define",
+                        u.name()
+                    );
+                };
                 // f and f' in one pass over the value (GELU shares its CDF and density); the
                 // memo holds them as two entries.
                 let slope = std::cell::Cell::new(None);
-                let value = memo_value(key(tag + 256, &[self.shape()]), || {
-                    let (v, s) = kernels::unary::apply_pair(&self.value, u, order);
+                let value = memo_value(key(tag(UnaryPart::PairValue), &[self.shape()]), || {
+                    let (v, s) = kernels::unary::apply_pair(&self.value, u, pair);
                     slope.set(Some(s));
                     v
                 });
-                let slope = memo_value(key(tag + 512, &[self.shape()]), || {
+                let slope = memo_value(key(tag(UnaryPart::PairSlope), &[self.shape()]), || {
                     slope
                         .take()
-                        .unwrap_or_else(|| self.value.unary(u, order + 1))
+                        .unwrap_or_else(|| self.value.unary(u, pair.orders().1))
                 });
                 let tangent = Some(t.mul(&slope));
                 (Dual { value, tangent }, Some(slope))
@@ -198,7 +210,7 @@ impl<F: Float> Carrier<F> for Dual<F> {
         &self.value
     }
     fn add(&self, o: &Self) -> Self {
-        let value = memo_value(key(1, &[self.shape(), o.shape()]), || {
+        let value = memo_value(key(MemoTag::Add, &[self.shape(), o.shape()]), || {
             self.value.add(&o.value)
         });
         let out = value.shape().to_vec();
@@ -221,7 +233,7 @@ impl<F: Float> Carrier<F> for Dual<F> {
         self.add(&o.scale(-F::ONE))
     }
     fn mul(&self, o: &Self) -> Self {
-        let value = memo_value(key(2, &[self.shape(), o.shape()]), || {
+        let value = memo_value(key(MemoTag::Mul, &[self.shape(), o.shape()]), || {
             self.value.mul(&o.value)
         });
         let nd = value.ndim();
@@ -238,7 +250,7 @@ impl<F: Float> Carrier<F> for Dual<F> {
     }
     fn div(&self, o: &Self) -> Self {
         // (a/b)' = (a' - (a/b) b') / b
-        let value = memo_value(key(3, &[self.shape(), o.shape()]), || {
+        let value = memo_value(key(MemoTag::Div, &[self.shape(), o.shape()]), || {
             self.value.div(&o.value)
         });
         let nd = value.ndim();
@@ -250,34 +262,38 @@ impl<F: Float> Carrier<F> for Dual<F> {
         Dual { value, tangent }
     }
     fn scale(&self, c: F) -> Self {
-        let value = memo_value(key(4, &[self.shape()]), || self.value.scale(c));
+        let value = memo_value(key(MemoTag::Scale, &[self.shape()]), || self.value.scale(c));
         self.linear(value, |t| t.scale(c))
     }
-    fn unary(&self, u: Unary, order: u8) -> Self {
+    fn unary(&self, u: Unary, order: Order) -> Self {
         self.unary_with_slope(u, order).0
     }
     fn unary_forward(&self, u: Unary) -> (Self, Option<Tensor<F>>) {
-        self.unary_with_slope(u, 0)
+        self.unary_with_slope(u, Order::Value)
     }
     fn unary_derivative(&self, u: Unary, slope: Option<&Tensor<F>>) -> Self {
         match (&self.tangent, slope) {
             (Some(t), Some(slope)) => {
                 // u'(x) is the forward pass's slope; only u''(x) is new (for GELU, the density
                 // alone, without the CDF's erf).
-                let tag = 16 + 4 * u as u64 + 2;
-                let curvature = memo_value(key(tag + 768, &[self.shape()]), || {
-                    kernels::unary::apply(&self.value, u, 2)
+                let tag = MemoTag::Unary {
+                    u,
+                    order: Order::Second,
+                    part: UnaryPart::Curvature,
+                };
+                let curvature = memo_value(key(tag, &[self.shape()]), || {
+                    kernels::unary::apply(&self.value, u, Order::Second)
                 });
                 Dual {
                     value: slope.clone(),
                     tangent: Some(t.mul(&curvature)),
                 }
             }
-            _ => self.unary(u, 1),
+            _ => self.unary(u, Order::First),
         }
     }
     fn matmul(&self, o: &Self, ta: bool, tb: bool) -> Self {
-        let tag = 5 + 2 * ta as u64 + 4 * tb as u64;
+        let tag = MemoTag::Matmul { ta, tb };
         let value = memo_value(key(tag, &[self.shape(), o.shape()]), || {
             self.value.matmul(&o.value, ta, tb)
         });
@@ -304,7 +320,9 @@ impl<F: Float> Carrier<F> for Dual<F> {
         Dual { value, tangent }
     }
     fn sum_to(&self, shape: &[usize]) -> Self {
-        let value = memo_value(key(12, &[self.shape(), shape]), || self.value.sum_to(shape));
+        let value = memo_value(key(MemoTag::SumTo, &[self.shape(), shape]), || {
+            self.value.sum_to(shape)
+        });
         self.linear(value, |t| {
             let k = t.shape()[0];
             t.sum_to(&lift_shape(k, shape, self.value.ndim()))
@@ -313,7 +331,7 @@ impl<F: Float> Carrier<F> for Dual<F> {
     }
     fn broadcast_to(&self, shape: &[usize]) -> Self {
         Dual {
-            value: memo_value(key(13, &[self.shape(), shape]), || {
+            value: memo_value(key(MemoTag::BroadcastTo, &[self.shape(), shape]), || {
                 self.value.broadcast_to(shape)
             }),
             tangent: self.tangent_to(shape),
@@ -405,7 +423,7 @@ mod tests {
     }
 
     /// `unary_forward` and `unary_derivative` (the reverse rule reusing the forward slope) give
-    /// the bits of `unary(u, 0)` and `unary(u, 1)`, values and tangents, for every function.
+    /// the bits of `unary(u, Order::Value)` and `unary(u, Order::First)`, values and tangents, for every function.
     fn slope_reuse_keeps_the_bits<F: Float>() {
         let vals = |n: usize, s: f64, positive: bool| -> Vec<F> {
             (0..n)
@@ -423,7 +441,7 @@ mod tests {
                 Tensor::from_vec(vals(120, 0.2, false), &[3, 5, 8]),
             );
             let (y, slope) = x.unary_forward(u);
-            let (y0, d0) = (x.unary(u, 0), x.unary(u, 1));
+            let (y0, d0) = (x.unary(u, Order::Value), x.unary(u, Order::First));
             assert_eq!(bits(&y.value), bits(&y0.value), "{}", u.name());
             assert_eq!(
                 bits(y.tangent.as_ref().unwrap()),

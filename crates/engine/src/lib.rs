@@ -29,13 +29,22 @@
 //! large matrix products are split into panels chosen from the shape alone, so results are bitwise
 //! identical for any number of threads.
 //!
-//! Sibling crates: `attrib-nn` (models, optimizers, trainer), `attrib-data` (datasets), `attrib-cli`.
+//! Shape errors at the public operations are typed ([`EngineError`], from the `try_` ops of
+//! [`Graph`]); each unary function's three derivatives live in one table ([`Unary`]).
+//!
+//! Sibling crates, in the order data flows: `attrib-data` (readers, splits, the atomic write),
+//! `attrib-engine` (tensors, differentiation, randomness, the hash), `attrib-nn` (models,
+//! optimizers, trainer), `attrib-run` (the run directory, retraining, the artefact store),
+//! `attrib-methods` (attribution methods), `attrib-eval` (measurements against retraining),
+//! `attrib-cli` (the binary).
 
 pub mod carrier;
 pub mod check;
 pub mod dual;
+pub mod error;
 pub mod float;
 pub mod graph;
+pub mod hash;
 pub mod kernels;
 pub mod ops;
 pub mod rng;
@@ -44,9 +53,10 @@ pub mod value_memo;
 
 pub use carrier::Carrier;
 pub use dual::Dual;
+pub use error::EngineError;
 pub use float::Float;
 pub use graph::{Gradients, Graph, Rule, Var};
-pub use kernels::{Conv2dGeometry, Unary};
+pub use kernels::{Conv2dGeometry, Order, Unary};
 pub use ops::attention::AttentionParams;
 pub use ops::layers::LinearTap;
 pub use rng::Rng;

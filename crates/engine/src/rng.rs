@@ -19,10 +19,7 @@ impl Rng {
     /// example the data order of epoch 3 never depends on how many numbers initialisation drew.
     pub fn derive(seed: u64, purpose: &str, index: u64) -> Self {
         // FNV-1a over the purpose, mixed with the seed and index by SplitMix64 finalisers.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in purpose.bytes() {
-            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
-        }
+        let h = crate::hash::Fnv1a::new().bytes(purpose.as_bytes()).finish();
         let mix = |mut z: u64| {
             z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
             z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);

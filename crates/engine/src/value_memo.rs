@@ -6,9 +6,10 @@
 //! them out, in order, to the later ones, so that only the tangents are recomputed. A handed-out
 //! value is bitwise the one recomputation would give, so no result changes.
 //!
-//! Each recorded value carries a key (the operation and its input shapes); a pass whose sequence
-//! of operations departs from the recorded one gets a mismatching key, and from there on the memo
-//! computes everything itself (correct, just not faster).
+//! Each recorded value carries a key, a `MemoKey`: the operation as a `MemoTag` (compared as
+//! an enum, so two operations can never share a tag) and a hash of its input shapes. A pass whose
+//! sequence of operations departs from the recorded one gets a mismatching key, and from there on
+//! the memo computes everything itself (correct, just not faster).
 //!
 //! The memo is installed for the current thread by [`ValueMemo::run`], which saves and restores
 //! the previous one: a pass that rayon runs on this thread while another one waits (work
@@ -18,6 +19,7 @@ use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+use crate::kernels::{Order, Unary};
 use crate::{Float, Tensor};
 
 thread_local! {
@@ -29,7 +31,7 @@ thread_local! {
 /// Contract: every pass run under one memo evaluates the same function (same model, parameters
 /// and data, so the same values); only the tangent directions may differ.
 pub struct ValueMemo<F: Float> {
-    values: RefCell<Vec<(u64, Tensor<F>)>>,
+    values: RefCell<Vec<(MemoKey, Tensor<F>)>>,
     cursor: Cell<usize>,
     recording: Cell<bool>,
     broken: Cell<bool>,
@@ -72,7 +74,7 @@ impl<F: Float> ValueMemo<F> {
         self.broken.get()
     }
 
-    fn value(&self, key: u64, compute: impl FnOnce() -> Tensor<F>) -> Tensor<F> {
+    fn value(&self, key: MemoKey, compute: impl FnOnce() -> Tensor<F>) -> Tensor<F> {
         let i = self.cursor.get();
         self.cursor.set(i + 1);
         if self.broken.get() {
@@ -96,20 +98,67 @@ impl<F: Float> ValueMemo<F> {
     }
 }
 
-/// A key for an operation: its tag and its inputs' shapes (FNV-1a).
-pub(crate) fn key(tag: u64, shapes: &[&[usize]]) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ tag;
-    for s in shapes {
-        for &d in s.iter().chain(std::iter::once(&usize::MAX)) {
-            h = (h ^ d as u64).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    h
+/// The operation whose value a dual pass records: one variant per memoised operation of
+/// [`crate::Dual`], carrying what tells two uses of it apart (transpose flags; the function,
+/// derivative and role of a unary map). A new operation is a new variant, so it cannot collide
+/// with another one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MemoTag {
+    /// `a + b`.
+    Add,
+    /// `a * b`.
+    Mul,
+    /// `a / b`.
+    Div,
+    /// `c * a`.
+    Scale,
+    /// `op(a) @ op(b)` with these transpose flags.
+    Matmul { ta: bool, tb: bool },
+    /// `sum_to(a, shape)`.
+    SumTo,
+    /// `broadcast_to(a, shape)`.
+    BroadcastTo,
+    /// `u^(order)(a)`, a value of a unary map in the role `part`.
+    Unary {
+        u: Unary,
+        order: Order,
+        part: UnaryPart,
+    },
+}
+
+/// The roles a unary map's values play in a dual pass (the memo keeps each as its own entry).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum UnaryPart {
+    /// The value of a dual without tangent.
+    Value,
+    /// The value of a dual with a tangent, computed together with its slope.
+    PairValue,
+    /// The slope `u^(order + 1)` that the tangent of a [`UnaryPart::PairValue`] used.
+    PairSlope,
+    /// `u''` for the tangent of a reverse rule that reuses the forward slope.
+    Curvature,
+}
+
+/// A recorded value's key: the operation and a hash of its inputs' shapes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct MemoKey {
+    tag: MemoTag,
+    shapes: u64,
+}
+
+/// The key of operation `tag` on inputs of `shapes` (the shapes hashed by FNV-1a).
+pub(crate) fn key(tag: MemoTag, shapes: &[&[usize]]) -> MemoKey {
+    let h = shapes
+        .iter()
+        .flat_map(|s| s.iter().chain(std::iter::once(&usize::MAX)))
+        .fold(crate::hash::Fnv1a::new(), |h, &d| h.word(d as u64))
+        .finish();
+    MemoKey { tag, shapes: h }
 }
 
 /// The value `compute` gives, or the one recorded at this point by an earlier pass under the
 /// installed memo (none installed: `compute()`).
-pub(crate) fn memo_value<F: Float>(key: u64, compute: impl FnOnce() -> Tensor<F>) -> Tensor<F> {
+pub(crate) fn memo_value<F: Float>(key: MemoKey, compute: impl FnOnce() -> Tensor<F>) -> Tensor<F> {
     let memo = CURRENT.with(|c| c.borrow().clone());
     match memo
         .as_deref()

@@ -12,6 +12,15 @@ pub enum EvalError {
         /// What is wrong, and the allowed values.
         reason: String,
     },
+    /// A measurement that does not apply to this run (a task without classes, a fraction outside
+    /// its range).
+    #[error("{what}: {reason}")]
+    Unsupported {
+        /// The measurement, e.g. `retraining score`.
+        what: String,
+        /// Why, and what to do.
+        reason: String,
+    },
     /// Scores and ground truth describe different runs, outputs, splits or shapes.
     #[error("{0}")]
     Mismatch(String),
@@ -23,10 +32,12 @@ pub enum EvalError {
         /// Subsets asked for.
         total: usize,
     },
-    /// Errors of the run (loading, retraining) and of the subset-retraining store it owns
-    /// ([`methods::groundtruth`]: cache folders, I/O, invalid subset specs).
+    /// Errors of the methods (scores that do not load, groupings of another run).
     #[error(transparent)]
     Method(#[from] methods::MethodError),
+    /// Errors of the run directory, its retrainings and its store (`attrib-run`).
+    #[error(transparent)]
+    Run(#[from] run::RunError),
     /// Errors writing files through `attrib-nn`.
     #[error(transparent)]
     Nn(#[from] nn::NnError),

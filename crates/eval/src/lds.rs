@@ -14,8 +14,8 @@ use methods::{Grouping, Scores};
 use crate::error::{invalid, EvalError, Result};
 use crate::loo::Loo;
 use crate::stats::{bootstrap_mean_ci, mean, pearson, slope, spearman};
-use methods::groundtruth::dropped_of;
-use methods::groundtruth::GroundTruth;
+use run::subsets::dropped_of;
+use run::GroundTruth;
 
 /// Bootstrap resamples of the LDS interval.
 pub const BOOTSTRAP_RESAMPLES: usize = 1000;
@@ -128,7 +128,7 @@ pub fn lds(gt: &GroundTruth, scores: &Scores) -> Result<LdsReport> {
 }
 
 /// The group LDS (MATH.md E5, E6) of group scores (one column per group of `groups`) against a
-/// ground truth whose subsets drop whole groups (`methods::groundtruth::compute_groups`): subset
+/// ground truth whose subsets drop whole groups (`eval::group_subsets` with `run::ground_truth`): subset
 /// `j` dropping the groups `D_j` predicts `f(S_j) ~ f(S) - sum_{G in D_j} tau_G`; the rest is as
 /// in [`lds`].
 ///

@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use attrib_eval::{lds, subset_masks, EvalError, GroundTruth, SubsetSpec};
+use attrib_eval::{lds, EvalError};
 use engine::Rng;
 use methods::{ScoreMeta, Scores};
+use run::subsets::subset_masks;
+use run::{GroundTruth, SubsetSpec};
 
 const N: usize = 300;
 const TARGETS: usize = 50;

@@ -4,10 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use attrib_eval::groundtruth::group_subset_masks;
-use attrib_eval::{lds, lds_groups, subset_masks, GroundTruth, SubsetSpec};
+use attrib_eval::{lds, lds_groups};
 use engine::Rng;
 use methods::{Grouping, ScoreMeta, Scores};
+use run::retrain::group_subset_masks;
+use run::subsets::subset_masks;
+use run::{GroundTruth, SubsetSpec};
 
 const N: usize = 240;
 const K: usize = 30;
@@ -72,7 +74,7 @@ fn setup() -> (Grouping, Vec<Vec<f64>>, GroundTruth) {
         .map(|_| (0..N).map(|_| rng.normal()).collect())
         .collect();
     let spec = SubsetSpec::drop(0.1, SUBSETS, 3);
-    let gt = truth(group_subset_masks(&g, &spec), &tau);
+    let gt = truth(group_subset_masks(&g.assignment, g.k, &spec), &tau);
     (g, tau, gt)
 }
 

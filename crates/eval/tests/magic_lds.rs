@@ -11,16 +11,19 @@
 
 use std::path::Path;
 
-use attrib_eval::{compute, lds, LdsReport, SubsetSpec};
-use methods::{attribute, build, Options, Run, Split, Targets};
+use attrib_eval::{lds, LdsReport};
+use methods::{attribute, build, Options};
 use nn::{Output, RunConfig};
+use run::retrain::{ground_truth, MaskSource, Retraining};
+use run::SubsetSpec;
+use run::{Run, Split, Targets};
 
 /// Test margins attributed (the first ones of the test split).
 const TARGETS: usize = 10;
 /// Retrained subsets of the ground truth.
 const SUBSETS: usize = 40;
 
-fn lds_of(run: &Run, gt: &attrib_eval::GroundTruth, targets: &Targets, method: &str) -> LdsReport {
+fn lds_of(run: &Run, gt: &run::GroundTruth, targets: &Targets, method: &str) -> LdsReport {
     let (m, opts) = build(method, Options::empty(method)).unwrap();
     let scores = attribute(run, m.as_ref(), opts, targets).unwrap();
     let report = lds(gt, &scores).unwrap();
@@ -38,16 +41,8 @@ fn magic_predicts_retraining_on_the_digits_mlp_far_better_than_classical_estimat
     let run = Run::train(cfg, path.parent().unwrap()).unwrap();
     let targets = Targets::test((0..TARGETS).collect(), Output::Margin);
     let spec = SubsetSpec::drop(0.01, SUBSETS, 0);
-    let gt = compute(
-        &run,
-        &spec,
-        Output::Margin,
-        Split::Test,
-        None,
-        None,
-        &|_, _| {},
-    )
-    .unwrap();
+    let retraining = Retraining::new(MaskSource::Subsets(spec), Output::Margin, Split::Test);
+    let gt = ground_truth(&run, &retraining).unwrap();
 
     let magic = lds_of(&run, &gt, &targets, "magic");
     let cg = lds_of(&run, &gt, &targets, "if-cg");

@@ -6,9 +6,62 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use attrib_eval::{compute, loo, loo_correlation, GroundTruth, Loo, SubsetSpec};
-use methods::{Run, ScoreMeta, Scores, Split, Targets};
+use attrib_eval::{loo_correlation, Loo};
+use methods::{Grouping, ScoreMeta, Scores};
 use nn::{Output, RunConfig};
+use run::retrain::{ground_truth, MaskSource, Retraining};
+use run::{GroundTruth, Run, Split, SubsetSpec, Targets};
+
+type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
+
+/// Subset ground truth through the one retraining function, in this file's positional shorthand.
+fn compute(
+    run: &Run,
+    spec: &SubsetSpec,
+    output: Output,
+    split: Split,
+    cache: Option<&Path>,
+    limit: Option<usize>,
+    progress: Progress,
+) -> run::Result<GroundTruth> {
+    let r = Retraining::new(MaskSource::Subsets(*spec), output, split)
+        .cache(cache)
+        .limit(limit)
+        .progress(progress);
+    ground_truth(run, &r)
+}
+
+/// Group ground truth (whole groups of `groups` dropped), silent.
+fn compute_groups(
+    run: &Run,
+    spec: &SubsetSpec,
+    groups: &Grouping,
+    output: Output,
+    split: Split,
+    cache: Option<&Path>,
+    limit: Option<usize>,
+) -> attrib_eval::Result<GroundTruth> {
+    let source = attrib_eval::group_subsets(run, groups, *spec)?;
+    let r = Retraining::new(source, output, split)
+        .cache(cache)
+        .limit(limit);
+    Ok(ground_truth(run, &r)?)
+}
+
+/// Brute-force leave-one-out of `examples`.
+fn loo(
+    run: &Run,
+    output: Output,
+    split: Split,
+    examples: &[usize],
+    cache: Option<&Path>,
+    progress: Progress,
+) -> attrib_eval::Result<Loo> {
+    let r = Retraining::new(MaskSource::LeaveOneOut(examples), output, split)
+        .cache(cache)
+        .progress(progress);
+    attrib_eval::loo(run, &r)
+}
 
 fn run() -> Run {
     let cfg = RunConfig::from_toml_str(
@@ -161,7 +214,7 @@ fn groundtruth_resumes_bitwise() {
     )
     .unwrap_err();
     let msg = e.to_string();
-    assert!(matches!(e, methods::MethodError::Cache { .. }), "{msg}");
+    assert!(matches!(e, run::RunError::Cache { .. }), "{msg}");
     assert!(
         msg.contains(&dir.display().to_string()) && msg.contains("delete"),
         "{msg}"
@@ -330,8 +383,7 @@ fn loo_matches_retraining_by_hand_and_resumes() {
 /// `w = expand(group mask)`; resuming gives the same bits; the cache is keyed by the grouping.
 #[test]
 fn group_groundtruth_resumes_bitwise_and_is_keyed_by_grouping() {
-    use attrib_eval::{compute_groups, group_cache_dir};
-    use methods::Grouping;
+    use run::retrain::group_cache_dir;
     let run = run();
     let n = run.n_train();
     let a = Grouping::new((0..n).map(|i| i % 10).collect(), 10, "mod 10").unwrap();
@@ -339,15 +391,15 @@ fn group_groundtruth_resumes_bitwise_and_is_keyed_by_grouping() {
     let spec = SubsetSpec::drop(0.2, 5, 1);
     let tmp = tempfile::tempdir().unwrap();
     let (out, split) = (Output::Margin, Split::Test);
-    let dir_a = group_cache_dir(tmp.path(), &spec, &a, out, split);
-    let dir_b = group_cache_dir(tmp.path(), &spec, &b, out, split);
+    let dir_a = group_cache_dir(tmp.path(), &spec, &a.hash(), out, split);
+    let dir_b = group_cache_dir(tmp.path(), &spec, &b.hash(), out, split);
     assert_ne!(dir_a, dir_b);
     assert!(dir_a.to_string_lossy().contains(&a.hash()));
 
-    let part = compute_groups(&run, &spec, &a, out, split, Some(&dir_a), Some(2), &quiet).unwrap();
+    let part = compute_groups(&run, &spec, &a, out, split, Some(&dir_a), Some(2)).unwrap();
     assert_eq!(part.done(), 2);
-    let resumed = compute_groups(&run, &spec, &a, out, split, Some(&dir_a), None, &quiet).unwrap();
-    let fresh = compute_groups(&run, &spec, &a, out, split, None, None, &quiet).unwrap();
+    let resumed = compute_groups(&run, &spec, &a, out, split, Some(&dir_a), None).unwrap();
+    let fresh = compute_groups(&run, &spec, &a, out, split, None, None).unwrap();
     same_gt(&resumed, &fresh);
 
     // Each subset drops round(0.2 * 10) = 2 whole groups; subset 0 equals retraining by hand.
@@ -373,11 +425,11 @@ fn group_groundtruth_resumes_bitwise_and_is_keyed_by_grouping() {
         })
         .collect();
     let params = run.retrain(&a.expand(&gw)).unwrap();
-    let by_hand = attrib_eval::split_outputs(&run, &params, out, split);
+    let by_hand = run::retrain::split_outputs(&run, &params, out, split);
     assert_eq!(bits(&by_hand), bits(&resumed.outputs[0]));
 
     // Another grouping never reads this folder.
-    let e = compute_groups(&run, &spec, &b, out, split, Some(&dir_a), Some(0), &quiet)
+    let e = compute_groups(&run, &spec, &b, out, split, Some(&dir_a), Some(0))
         .unwrap_err()
         .to_string();
     assert!(
@@ -386,7 +438,7 @@ fn group_groundtruth_resumes_bitwise_and_is_keyed_by_grouping() {
     );
     // A grouping of another size is refused.
     let small = Grouping::new(vec![0, 1, 0], 2, "small").unwrap();
-    let e = compute_groups(&run, &spec, &small, out, split, None, None, &quiet)
+    let e = compute_groups(&run, &spec, &small, out, split, None, None)
         .unwrap_err()
         .to_string();
     assert!(e.contains("covers 3 examples"), "{e}");

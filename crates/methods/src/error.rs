@@ -111,15 +111,10 @@ pub enum MethodError {
     /// Data errors.
     #[error(transparent)]
     Data(#[from] data::DataError),
+    /// Errors of the run directory, its retrainings and its store (`attrib-run`).
+    #[error(transparent)]
+    RunDir(#[from] run::RunError),
 }
 
 /// Shorthand for `Result<T, MethodError>`.
 pub type Result<T> = std::result::Result<T, MethodError>;
-
-/// A [`MethodError::Invalid`] for `field`.
-pub(crate) fn invalid(field: &str, reason: impl Into<String>) -> MethodError {
-    MethodError::Invalid {
-        field: field.into(),
-        reason: reason.into(),
-    }
-}

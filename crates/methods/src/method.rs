@@ -1,17 +1,17 @@
-//! The one trait every attribution method implements, and the registry that names them.
+//! The one trait every attribution method implements, the [`Registration`] each method file
+//! exports, and the runners that time a method and describe its scores.
 //!
 //! A new method is one file with a struct implementing [`Method`] and a `build` function reading its
-//! options, plus one line in [`REGISTRY`].
+//! options, plus one line in [`crate::registry::REGISTRY`].
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 use crate::error::{MethodError, Result};
-use crate::estimators;
 use crate::groups::Grouping;
 use crate::options::Options;
-use crate::run::{output_name, Run, Targets};
 use crate::scores::{ScoreMeta, Scores, SIGN};
+use run::{output_name, Run, Targets};
 
 /// An attribution method.
 pub trait Method: Send + Sync {
@@ -24,6 +24,15 @@ pub trait Method: Send + Sync {
     /// # Errors
     /// When the run does not suit the method, or a solver fails.
     fn attribute(&self, run: &Run, targets: &Targets) -> Result<Vec<Vec<f64>>>;
+
+    /// Numbers per training example in each row that [`Method::attribute`] returns: 1 for
+    /// data-weight scores (the default); `d`, the features per example, for a method that
+    /// differentiates the training inputs instead (MAGIC with `wrt = inputs`, MATH.md E7 (b):
+    /// rows `[n_train, d]` flat, saved as a `[targets, n_train, d]` array).
+    fn values_per_example(&self, run: &Run) -> usize {
+        let _ = run;
+        1
+    }
 
     /// Group scores `tau[target][G] = d f_target / d w_G` for every group of `groups` (MATH.md
     /// E5: `w_G` scales all of `G`'s members). The default sums the per-example scores, which is
@@ -51,52 +60,6 @@ pub struct Registration {
     pub summary: &'static str,
     /// Reads the options (each getter documents its default) and builds the method.
     pub build: fn(&mut Options) -> Result<Box<dyn Method>>,
-}
-
-/// Every method attrib knows, one line each (MATH.md section in the summary).
-pub static REGISTRY: &[Registration] = &[
-    estimators::loo_ridge::REGISTRATION,
-    estimators::loo_newton::REGISTRATION,
-    estimators::influence::EXACT,
-    estimators::influence::CG,
-    estimators::influence::LISSA,
-    estimators::influence::GN,
-    estimators::influence::ARNOLDI,
-    estimators::ekfac::EKFAC,
-    estimators::ekfac::KFAC,
-    estimators::ekfac::DIAGONAL,
-    estimators::tracin::REGISTRATION,
-    estimators::trak::REGISTRATION,
-    estimators::similarity::REGISTRATION,
-    estimators::magic::REGISTRATION,
-    estimators::datamodels::REGISTRATION,
-    estimators::shapley::KNN,
-    estimators::shapley::TMC,
-];
-
-/// Looks up and builds a method, rejecting options it does not take.
-///
-/// # Errors
-/// An unknown method name (listing the known ones) or a bad option.
-pub fn build(
-    name: &str,
-    mut options: Options,
-) -> Result<(Box<dyn Method>, BTreeMap<String, String>)> {
-    let reg =
-        REGISTRY
-            .iter()
-            .find(|r| r.name == name)
-            .ok_or_else(|| MethodError::UnknownMethod {
-                name: name.into(),
-                known: REGISTRY
-                    .iter()
-                    .map(|r| r.name)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })?;
-    let method = (reg.build)(&mut options)?;
-    options.finish()?;
-    Ok((method, options.used().clone()))
 }
 
 /// Runs a built method on a run and targets, timing it and describing the result.
@@ -136,6 +99,15 @@ fn scored(
     groups: Option<&Grouping>,
 ) -> Result<Scores> {
     run.check_targets(targets)?;
+    let per_example = method.values_per_example(run);
+    if groups.is_some() && per_example != 1 {
+        return Err(MethodError::Unsupported {
+            method: method.name().into(),
+            reason:
+                "input derivatives are per example and feature; drop --groups (or the wrt option)"
+                    .into(),
+        });
+    }
     let start = Instant::now();
     let rows = match groups {
         None => method.attribute(run, targets)?,
@@ -144,7 +116,7 @@ fn scored(
     let seconds = start.elapsed().as_secs_f64();
     let n = groups.map_or(run.n_train(), |g| g.k);
     assert!(
-        rows.len() == targets.indices.len() && rows.iter().all(|r| r.len() == n),
+        rows.len() == targets.indices.len() && rows.iter().all(|r| r.len() == n * per_example),
         "{} returned a score matrix of the wrong shape",
         method.name()
     );

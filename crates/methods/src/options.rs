@@ -1,8 +1,11 @@
 //! `key=value` options of a method, consumed by typed getters so that a leftover (misspelt) key is an
 //! error that lists the valid ones.
 
+use std::any::Any;
 use std::collections::BTreeMap;
-use std::str::FromStr;
+use std::fmt;
+use std::num::{ParseFloatError, ParseIntError};
+use std::str::{FromStr, ParseBoolError};
 
 use crate::error::{MethodError, Result};
 
@@ -78,7 +81,7 @@ impl Options {
         check: impl Fn(&T) -> std::result::Result<(), String>,
     ) -> Result<T>
     where
-        T::Err: std::fmt::Display,
+        T::Err: fmt::Display + 'static,
     {
         self.known.push(format!("{key} ({})", default.to_string()));
         let value = match self.given.remove(key) {
@@ -88,7 +91,7 @@ impl Options {
                     method: self.method.clone(),
                     key: key.into(),
                     value: raw.clone(),
-                    reason: parse_reason::<T>(e),
+                    reason: parse_reason(e),
                 })?;
                 check(&v).map_err(|reason| MethodError::BadOption {
                     method: self.method.clone(),
@@ -128,6 +131,75 @@ impl Options {
     }
 }
 
+/// An option that is either `auto` (a documented rule computes it) or a value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Auto<T> {
+    /// Let the method choose by its documented rule.
+    Auto,
+    /// This value.
+    Value(T),
+}
+
+impl<T: FromStr> FromStr for Auto<T>
+where
+    T::Err: fmt::Display + 'static,
+{
+    type Err = AutoParseError;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        if s.trim() == "auto" {
+            Ok(Auto::Auto)
+        } else {
+            s.parse().map(Auto::Value).map_err(|e| AutoParseError {
+                expected: expected_value(&e),
+            })
+        }
+    }
+}
+
+/// Why a value of an [`Auto`] option does not parse: it is neither `auto` nor a value, described
+/// as the value's own parser describes it ("a number", or the accepted words).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutoParseError {
+    expected: String,
+}
+
+impl fmt::Display for AutoParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "expected `auto` or {}", self.expected)
+    }
+}
+
+impl std::error::Error for AutoParseError {}
+
+impl<T: fmt::Display> fmt::Display for Auto<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Auto::Auto => f.write_str("auto"),
+            Auto::Value(v) => v.fmt(f),
+        }
+    }
+}
+
+/// `Ok` for `auto` or a finite number `>= 0`.
+pub fn auto_non_negative(v: &Auto<f64>) -> std::result::Result<(), String> {
+    match v {
+        Auto::Value(x) if !(x.is_finite() && *x >= 0.0) => {
+            Err("must be `auto` or a finite number >= 0".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `Ok` for `auto` or a positive finite number.
+pub fn auto_positive(v: &Auto<f64>) -> std::result::Result<(), String> {
+    match v {
+        Auto::Value(x) if !(x.is_finite() && *x > 0.0) => {
+            Err("must be `auto` or a positive finite number".into())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// `Ok` for a positive finite number.
 pub fn positive(v: &f64) -> std::result::Result<(), String> {
     if v.is_finite() && *v > 0.0 {
@@ -160,32 +232,33 @@ pub fn any<T>(_: &T) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// Why a value does not parse as a `T`, in words a user can act on: the kind of number expected
-/// for numbers (Rust's own messages, such as "invalid digit found in string", name no type), and
-/// the parser's message for attrib's option types, which lists the accepted values.
-fn parse_reason<T: FromStr>(err: T::Err) -> String
-where
-    T::Err: std::fmt::Display,
-{
-    fn number(ty: &str) -> Option<&'static str> {
-        match ty {
-            "usize" | "u64" | "u32" => Some("a whole number >= 0"),
-            "f64" | "f32" => Some("a number"),
-            "bool" => Some("true or false"),
-            _ => None,
-        }
+/// The kind of number a standard parser expected, from the type of its error (Rust's own messages,
+/// such as "invalid digit found in string", name no type); `None` for other errors.
+fn number_kind(err: &dyn Any) -> Option<&'static str> {
+    if err.is::<ParseIntError>() {
+        Some("a whole number >= 0")
+    } else if err.is::<ParseFloatError>() {
+        Some("a number")
+    } else if err.is::<ParseBoolError>() {
+        Some("true or false")
+    } else {
+        None
     }
-    let ty = std::any::type_name::<T>();
-    if let Some(kind) = number(ty) {
-        return format!("expected {kind}");
+}
+
+/// What a parser that failed with `err` expected: the kind of number, or its own message (attrib's
+/// option types list their accepted values).
+fn expected_value<E: fmt::Display + 'static>(err: &E) -> String {
+    number_kind(err).map_or_else(|| err.to_string(), str::to_string)
+}
+
+/// Why a value does not parse, in words a user can act on: `expected <kind>` for numbers, the
+/// parser's message otherwise ([`AutoParseError`] already reads `expected `auto` or ...`).
+fn parse_reason<E: fmt::Display + 'static>(err: E) -> String {
+    match number_kind(&err) {
+        Some(kind) => format!("expected {kind}"),
+        None => err.to_string(),
     }
-    let auto = ty
-        .strip_prefix(std::any::type_name::<crate::estimators::Auto<()>>().trim_end_matches("<()>"))
-        .and_then(|rest| rest.strip_prefix('<')?.strip_suffix('>'));
-    if let Some(kind) = auto.and_then(number) {
-        return format!("expected `auto` or {kind}");
-    }
-    err.to_string()
 }
 
 #[cfg(test)]
@@ -221,16 +294,12 @@ mod tests {
             reason("magic", "block", "x", e),
             "expected a whole number >= 0"
         );
-        let e = o
-            .get("arity", crate::estimators::Auto::<usize>::Auto, |_| Ok(()))
-            .unwrap_err();
+        let e = o.get("arity", Auto::<usize>::Auto, |_| Ok(())).unwrap_err();
         assert_eq!(
             reason("magic", "arity", "two", e),
             "expected `auto` or a whole number >= 0"
         );
-        let e = o
-            .get("damping", crate::estimators::Auto::<f64>::Auto, |_| Ok(()))
-            .unwrap_err();
+        let e = o.get("damping", Auto::<f64>::Auto, |_| Ok(())).unwrap_err();
         assert_eq!(
             reason("magic", "damping", "lots", e),
             "expected `auto` or a number"
@@ -238,6 +307,17 @@ mod tests {
         let budget = crate::estimators::magic::replay::ByteSize(1 << 30);
         let e = o.get("memory_budget", budget, |_| Ok(())).unwrap_err();
         assert!(reason("magic", "memory_budget", "abc", e).contains("512K, 64M, 2G"));
+    }
+
+    #[test]
+    fn auto_parses_and_prints() {
+        assert_eq!("auto".parse::<Auto<f64>>().unwrap(), Auto::Auto);
+        assert_eq!("0.5".parse::<Auto<f64>>().unwrap(), Auto::Value(0.5));
+        assert!("x".parse::<Auto<f64>>().is_err());
+        assert_eq!(Auto::<usize>::Auto.to_string(), "auto");
+        assert_eq!(Auto::Value(3usize).to_string(), "3");
+        assert!(auto_non_negative(&Auto::Value(-1.0)).is_err());
+        assert!(auto_positive(&Auto::Value(0.0)).is_err());
     }
 
     #[test]

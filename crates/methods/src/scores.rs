@@ -8,6 +8,13 @@
 //!  "split": "test", "targets": [0, 1, 2], "n_train": 1437, "seconds": 3.2,
 //!  "attrib_version": "0.1.0", "sign": "tau_i = d f / d w_i"}
 //! ```
+//!
+//! ## Input derivatives
+//! MAGIC with the option `wrt = inputs` writes `d f / d x_i` instead (MATH.md E7 (b)): the
+//! sidecar's `options` say `"wrt": "inputs"`, and the array is `[targets, n_train, d]` (`d`
+//! features per example, row-major `example_shape`), or `[targets, n_train]` of their L2 norms
+//! `||d f / d x_i||` with `"norm": "true"`. Tools that predict retraining from data-weight
+//! scores (`lds`, `retrain-score`) refuse such files ([`Scores::check_run`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,7 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{MethodError, Result};
-use crate::run::Run;
+use run::Run;
 
 /// What a score matrix is and where it came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,9 +67,36 @@ pub struct Scores {
 pub const SIGN: &str = "tau_i = d f / d w_i";
 
 impl Scores {
-    /// Row of target `r`.
+    /// Row of target `r` (`n_train` numbers, or `n_train * d` for input derivatives).
     pub fn row(&self, r: usize) -> &[f64] {
-        &self.values[r * self.meta.n_train..(r + 1) * self.meta.n_train]
+        let len = self.row_len();
+        &self.values[r * len..(r + 1) * len]
+    }
+
+    /// Numbers per row: `n_train`, times the features per example for input derivatives.
+    fn row_len(&self) -> usize {
+        self.values.len() / self.rows().max(1)
+    }
+
+    /// Whether these are input derivatives (`wrt = inputs`, module docs), not data-weight
+    /// scores.
+    pub fn is_input_derivative(&self) -> bool {
+        self.meta.options.get("wrt").map(String::as_str) == Some("inputs")
+    }
+
+    /// The array's shape: `[targets, n_train]`, or `[targets, n_train, d]` for full input
+    /// derivatives.
+    fn shape(&self) -> Vec<usize> {
+        let per_example = self.row_len() / self.meta.n_train.max(1);
+        if per_example > 1 || (self.is_input_derivative() && !self.is_norm()) {
+            vec![self.rows(), self.meta.n_train, per_example]
+        } else {
+            vec![self.rows(), self.meta.n_train]
+        }
+    }
+
+    fn is_norm(&self) -> bool {
+        self.meta.options.get("norm").map(String::as_str) == Some("true")
     }
 
     /// Number of targets.
@@ -82,9 +116,9 @@ impl Scores {
         let npy = dir.join(format!("{stem}.npy"));
         let json = dir.join(format!("{stem}.json"));
         let f32s: Vec<f32> = self.values.iter().map(|&v| v as f32).collect();
-        data::write_npy_f32(&npy, &f32s, &[self.rows(), self.meta.n_train])?;
+        data::write_npy_f32(&npy, &f32s, &self.shape())?;
         let text = serde_json::to_string_pretty(&self.meta).expect("metadata serialises");
-        nn::io::write_atomic(&json, text.as_bytes())?;
+        data::write_atomic(&json, text.as_bytes())?;
         Ok(npy)
     }
 
@@ -110,7 +144,10 @@ impl Scores {
         })?;
         let meta: ScoreMeta = serde_json::from_str(&text)
             .map_err(|e| bad(&json, format!("malformed sidecar: {e}")))?;
-        if shape != [meta.targets.len(), meta.n_train] {
+        let inputs = meta.options.get("wrt").map(String::as_str) == Some("inputs");
+        let three_d =
+            inputs && shape.len() == 3 && shape[..2] == [meta.targets.len(), meta.n_train];
+        if shape != [meta.targets.len(), meta.n_train] && !three_d {
             return Err(bad(
                 npy,
                 format!(
@@ -132,6 +169,12 @@ impl Scores {
     /// # Errors
     /// Another run's scores (hash or training-set size differs).
     pub fn check_run(&self, run: &Run, path: &Path) -> Result<()> {
+        if self.is_input_derivative() {
+            return Err(MethodError::Scores {
+                path: path.to_path_buf(),
+                reason: "these are input derivatives d f / d x_i (magic with wrt = inputs), not data-weight scores; compute scores without the wrt option for this".into(),
+            });
+        }
         if self.meta.groups.is_some() {
             return Err(MethodError::Scores {
                 path: path.to_path_buf(),

@@ -13,8 +13,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use engine::Rng;
 
+use crate::error::MethodError;
 use crate::linalg::{axpy, dot, norm, sym_eigen};
-use crate::Progress;
+use run::Progress;
 
 /// A symmetric linear operator `A` on `R^dim`, applied to a block of vectors.
 pub trait LinOp: Sync {
@@ -527,6 +528,25 @@ pub fn lanczos(op: &dyn LinOp, params: LanczosParams) -> Result<Eigenpairs, Solv
         iters: m,
         residual,
     })
+}
+
+/// Converts a solver failure into the method's error.
+pub fn solve_error(method: &str, solver: &str, e: SolveError) -> MethodError {
+    match e {
+        SolveError::NoConvergence {
+            iterations,
+            residual,
+        } => MethodError::NoConvergence {
+            method: method.into(),
+            solver: solver.into(),
+            iterations,
+            residual,
+        },
+        other => MethodError::Unsupported {
+            method: method.into(),
+            reason: format!("{solver}: {other}"),
+        },
+    }
 }
 
 #[cfg(test)]

@@ -11,9 +11,10 @@ use attrib_methods::estimators::magic::replay::{
     best_arity, state_bytes, tree_bound, tree_levels, Buffers, ByteSize, Replay, Trajectory,
 };
 use attrib_methods::estimators::magic::{magic_scores, MagicConfig, MagicOutput, ReplayChoice};
-use attrib_methods::estimators::Auto;
-use attrib_methods::{MethodError, Options, Run, Split, Targets};
-use nn::{Output, RunConfig, Trainer};
+use attrib_methods::options::Auto;
+use attrib_methods::{MethodError, Options};
+use nn::{Optimizer, Output, RunConfig, Trainer};
+use run::{Run, Split, Targets};
 
 fn run(toml: &str) -> Run {
     let cfg = RunConfig::from_toml_str(toml, "magic-test.toml".as_ref()).unwrap();
@@ -550,7 +551,7 @@ fn magic_reports_its_reverse_steps_without_changing_the_scores() {
     let silent = magic(&r, &targets, config);
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = std::sync::Arc::clone(&seen);
-    r.progress = attrib_methods::Progress::new(move |what, done, total| {
+    r.progress = run::Progress::new(move |what, done, total| {
         sink.lock().unwrap().push((what.to_string(), done, total));
     });
     let reported = magic(&r, &targets, config);
@@ -586,7 +587,7 @@ fn magic_resumes_from_the_blocks_an_interrupted_computation_finished() {
     // An "interrupted" computation: only the first block (targets 0 and 1) finished.
     let first = magic(&r, &Targets::test(vec![0, 1], Output::Margin), config);
     assert_eq!((first.report.sweeps, first.report.resumed), (1, 0));
-    let blocks = dir.path().join("magic/blocks");
+    let blocks = dir.path().join("store/magic-block");
     assert_eq!(std::fs::read_dir(&blocks).unwrap().count(), 1);
     // Resuming sweeps the two other blocks only, with the bits of a fresh computation.
     let resumed = magic(&r, &targets, config);

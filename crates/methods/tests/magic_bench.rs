@@ -25,9 +25,9 @@ use attrib_methods::estimators::magic::replay::ByteSize;
 use attrib_methods::estimators::magic::{
     magic_scores, MagicConfig, MagicOutput, MagicReport, ReplayChoice,
 };
-use attrib_methods::estimators::Auto;
-use attrib_methods::{Run, Targets};
+use attrib_methods::options::Auto;
 use nn::{ModelConfig, Output, RunConfig};
+use run::{Run, Targets};
 
 // The allocator of the `attrib` binary, so that the figures are the ones users get.
 #[global_allocator]
@@ -244,7 +244,7 @@ fn magic_timings() {
     .sqrt();
     eprintln!(
         "  f32 vs f64 scores, target 0: Pearson {:.6}, relative L2 difference {rel:.2e}",
-        attrib_methods::estimators::pearson(a, b)
+        eval::stats::pearson(a, b)
     );
 
     let (wide_run, _, wide_s) = workload("(b) wider MLP 64-512-512-10", wide, blocks);

@@ -10,6 +10,8 @@ use data::DataConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{invalid, NnError, Result};
+pub use crate::optim::OptimConfig;
+use crate::optim::Optimizer;
 
 /// Elementwise nonlinearity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,80 +128,6 @@ pub enum ModelConfig {
     },
 }
 
-/// The optimizer. `weight_decay` is L2 added to the gradient (PyTorch `weight_decay`) except for
-/// AdamW, where it is decoupled.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum OptimConfig {
-    /// SGD, optionally with momentum (PyTorch convention: `v <- mu v + g; theta <- theta - lr v`).
-    Sgd {
-        /// Peak learning rate (scaled by the schedule).
-        lr: f64,
-        /// Momentum `mu` in `[0, 1)`.
-        #[serde(default)]
-        momentum: f64,
-        /// Nesterov momentum (`theta <- theta - lr (g + mu v)`).
-        #[serde(default)]
-        nesterov: bool,
-        /// L2 coefficient added to the gradient.
-        #[serde(default)]
-        weight_decay: f64,
-    },
-    /// Adam with bias correction (L2 weight decay in the gradient).
-    Adam {
-        /// Peak learning rate.
-        lr: f64,
-        /// First-moment decay.
-        #[serde(default = "beta1")]
-        beta1: f64,
-        /// Second-moment decay.
-        #[serde(default = "beta2")]
-        beta2: f64,
-        /// Added to the root of the second moment.
-        #[serde(default = "adam_eps")]
-        eps: f64,
-        /// Added inside the root (`sqrt(v_hat + eps_root)`): keeps the update smooth at `v = 0`.
-        #[serde(default)]
-        eps_root: f64,
-        /// L2 coefficient added to the gradient.
-        #[serde(default)]
-        weight_decay: f64,
-    },
-    /// AdamW: Adam with decoupled weight decay (`theta <- theta (1 - lr wd)` before the step).
-    Adamw {
-        /// Peak learning rate.
-        lr: f64,
-        /// First-moment decay.
-        #[serde(default = "beta1")]
-        beta1: f64,
-        /// Second-moment decay.
-        #[serde(default = "beta2")]
-        beta2: f64,
-        /// Added to the root of the second moment.
-        #[serde(default = "adam_eps")]
-        eps: f64,
-        /// Added inside the root.
-        #[serde(default)]
-        eps_root: f64,
-        /// Decoupled decay coefficient.
-        #[serde(default = "adamw_wd")]
-        weight_decay: f64,
-    },
-}
-
-fn beta1() -> f64 {
-    0.9
-}
-fn beta2() -> f64 {
-    0.999
-}
-fn adam_eps() -> f64 {
-    1e-8
-}
-fn adamw_wd() -> f64 {
-    0.01
-}
-
 /// Learning-rate schedule: the optimizer's `lr` times a factor of the step `t` out of `T` steps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -295,6 +223,12 @@ pub struct TrainConfig {
     /// absent. In TOML: `clip = { max_norm = 1.0 }` (smooth) or `{ max_norm = 1.0, kind = "hard" }`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clip: Option<Clip>,
+    /// Data weights `w` of MATH.md E1 (relative to the config): a `.npy` array or a text/CSV file
+    /// with one non-negative finite weight per training example, in source-row order (the rows of
+    /// the data file that fall in the training split, in file order). All ones when absent; every
+    /// attribution is then taken at these weights (E7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<std::path::PathBuf>,
 }
 
 /// Gradient-norm clipping: the batch loss gradient `g` becomes `s(||g||) g` (MATH.md E1; the
@@ -348,6 +282,7 @@ impl Default for TrainConfig {
             checkpoint_every: None,
             init_from: None,
             clip: None,
+            weights: None,
         }
     }
 }
@@ -412,35 +347,20 @@ impl RunConfig {
     /// # Errors
     /// The first invalid field, named as `table.field`, with the allowed range.
     pub fn validate(&self) -> Result<()> {
-        let positive = |field: &str, v: f64| {
-            if v.is_finite() && v > 0.0 {
-                Ok(())
-            } else {
-                Err(invalid(
-                    field,
-                    format!("{v} must be a positive finite number"),
-                ))
-            }
-        };
-        let unit = |field: &str, v: f64| {
-            if (0.0..1.0).contains(&v) {
-                Ok(())
-            } else {
-                Err(invalid(field, format!("{v} must be in [0, 1)")))
-            }
-        };
-        let nonneg = |field: &str, v: f64| {
-            if v.is_finite() && v >= 0.0 {
-                Ok(())
-            } else {
-                Err(invalid(field, format!("{v} must be a finite number >= 0")))
-            }
-        };
         let d = &self.data;
         if !(d.test_fraction > 0.0 && d.test_fraction < 1.0) {
             return Err(invalid(
                 "data.test_fraction",
                 format!("{} must be strictly between 0 and 1", d.test_fraction),
+            ));
+        }
+        if !(d.val_fraction >= 0.0 && d.val_fraction < 1.0) {
+            return Err(invalid(
+                "data.val_fraction",
+                format!(
+                    "{} must be 0 (no validation split) or strictly between 0 and 1",
+                    d.val_fraction
+                ),
             ));
         }
         match &self.model {
@@ -498,50 +418,7 @@ impl RunConfig {
                 }
             }
         }
-        match &self.optim {
-            OptimConfig::Sgd {
-                lr,
-                momentum,
-                weight_decay,
-                nesterov,
-            } => {
-                positive("optim.lr", *lr)?;
-                unit("optim.momentum", *momentum)?;
-                nonneg("optim.weight_decay", *weight_decay)?;
-                if *nesterov && *momentum == 0.0 {
-                    return Err(invalid("optim.nesterov", "Nesterov needs a momentum > 0"));
-                }
-            }
-            OptimConfig::Adam {
-                lr,
-                beta1,
-                beta2,
-                eps,
-                eps_root,
-                weight_decay,
-            }
-            | OptimConfig::Adamw {
-                lr,
-                beta1,
-                beta2,
-                eps,
-                eps_root,
-                weight_decay,
-            } => {
-                positive("optim.lr", *lr)?;
-                unit("optim.beta1", *beta1)?;
-                unit("optim.beta2", *beta2)?;
-                nonneg("optim.eps", *eps)?;
-                nonneg("optim.eps_root", *eps_root)?;
-                nonneg("optim.weight_decay", *weight_decay)?;
-                if *eps == 0.0 && *eps_root == 0.0 {
-                    return Err(invalid(
-                        "optim.eps",
-                        "eps and eps_root cannot both be 0 (division by zero)",
-                    ));
-                }
-            }
-        }
+        self.optim.validate()?;
         match &self.schedule {
             ScheduleConfig::Constant => {}
             ScheduleConfig::Step { every, gamma } => {
@@ -590,6 +467,36 @@ impl RunConfig {
             ));
         }
         Ok(())
+    }
+}
+
+/// `Ok` for a positive finite `v`, else an error naming `field`.
+pub(crate) fn positive(field: &str, v: f64) -> Result<()> {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err(invalid(
+            field,
+            format!("{v} must be a positive finite number"),
+        ))
+    }
+}
+
+/// `Ok` for `v` in `[0, 1)`, else an error naming `field`.
+pub(crate) fn unit(field: &str, v: f64) -> Result<()> {
+    if (0.0..1.0).contains(&v) {
+        Ok(())
+    } else {
+        Err(invalid(field, format!("{v} must be in [0, 1)")))
+    }
+}
+
+/// `Ok` for a finite `v >= 0`, else an error naming `field`.
+pub(crate) fn nonneg(field: &str, v: f64) -> Result<()> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(())
+    } else {
+        Err(invalid(field, format!("{v} must be a finite number >= 0")))
     }
 }
 

@@ -1,4 +1,4 @@
-//! Parameters in and out as safetensors, and atomic file writes.
+//! Parameters in and out as safetensors (written atomically by [`data::write_atomic`]).
 //!
 //! Tensor names and layouts are the model's [`crate::Layout`]: e.g. an MLP has `layers.{i}.weight`
 //! `[out, in]` and `layers.{i}.bias` `[out]` (PyTorch's `nn.Linear` layout), so a `state_dict` saved
@@ -16,28 +16,6 @@ use crate::error::{NnError, Result};
 use crate::optim::OptState;
 use crate::params::Layout;
 use crate::trainer::TrainState;
-
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so that a
-/// reader never sees a half-written file.
-///
-/// # Errors
-/// I/O errors naming the file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |source| NnError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e)
-    })
-}
 
 /// Little-endian bytes of `values` in the safetensors dtype of `F`.
 fn to_bytes<F: Float>(values: &[F]) -> (Dtype, Vec<u8>) {
@@ -166,7 +144,10 @@ pub fn save_params<F: Float>(
     flat: &[F],
     metadata: &BTreeMap<String, String>,
 ) -> Result<()> {
-    write_atomic(path, &serialize_tensors(&named(layout, flat), metadata))
+    Ok(data::write_atomic(
+        path,
+        &serialize_tensors(&named(layout, flat), metadata),
+    )?)
 }
 
 /// The layout's tensors as (name, shape, values).
@@ -197,7 +178,10 @@ pub fn save_state<F: Float>(
     let mut meta = metadata.clone();
     meta.insert("step".into(), state.opt.step.to_string());
     meta.insert("optimizer_buffers".into(), state.opt.bufs.len().to_string());
-    write_atomic(path, &serialize_tensors(&tensors, &meta))
+    Ok(data::write_atomic(
+        path,
+        &serialize_tensors(&tensors, &meta),
+    )?)
 }
 
 /// Loads a training state written by [`save_state`].
@@ -409,7 +393,7 @@ mod tests {
             ("x.a".to_string(), vec![2, 3], a.as_slice()),
             ("b".to_string(), vec![1], b.as_slice()),
         ];
-        write_atomic(&path, &serialize_tensors(&tensors, &meta)).unwrap();
+        data::write_atomic(&path, &serialize_tensors(&tensors, &meta)).unwrap();
         let back = load_tensors::<f64>(&path).unwrap();
         assert_eq!(back.len(), 2);
         assert_eq!(back["x.a"], (vec![2, 3], a));

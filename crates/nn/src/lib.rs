@@ -1,8 +1,10 @@
 //! # attrib-nn
 //!
 //! Models (linear and logistic regression, MLP, small CNN, small GPT), per-example losses and outputs,
-//! optimizers (SGD, momentum, Nesterov, Adam, AdamW), learning-rate schedules and the deterministic
-//! weighted trainer of MATH.md E1, on top of `attrib-engine`.
+//! each task's loss Hessian in the logits ([`LogitHessian`]), optimizers (SGD, momentum, Nesterov,
+//! Adam, AdamW; [`optim`]: one file each with its update, its MAGIC reverse rule and its L2
+//! coefficients, behind [`Optimizer`]), learning-rate schedules and the deterministic weighted
+//! trainer of MATH.md E1, on top of `attrib-engine`.
 //!
 //! ```
 //! use attrib_nn::{Model, RunConfig, Trainer};
@@ -20,13 +22,18 @@
 //! assert!(eval.accuracy.unwrap() > 0.9); // ten epochs of logistic regression on breast cancer
 //! ```
 //!
-//! Sibling crates: `attrib-engine` (tensors, autodiff), `attrib-data` (datasets), `attrib-cli`.
+//! Sibling crates, in the order data flows: `attrib-data` (readers, splits, the atomic write),
+//! `attrib-engine` (tensors, differentiation, randomness, the hash), `attrib-nn` (models,
+//! optimizers, trainer), `attrib-run` (the run directory, retraining, the artefact store),
+//! `attrib-methods` (attribution methods), `attrib-eval` (measurements against retraining),
+//! `attrib-cli` (the binary).
 
 pub mod batch;
 pub mod config;
 pub mod error;
 pub mod eval;
 pub mod io;
+pub mod logit_hessian;
 pub mod model;
 pub mod optim;
 pub mod params;
@@ -41,7 +48,8 @@ pub use config::{
 };
 pub use error::{NnError, Result};
 pub use eval::{evaluate, Evaluation};
+pub use logit_hessian::LogitHessian;
 pub use model::{Model, Output, Task};
-pub use optim::OptState;
+pub use optim::{Adjoint, OptState, Optimizer, Tangent};
 pub use params::{Init, Layout, ParamSpec};
 pub use trainer::{batch_plan, StepInfo, TrainState, Trainer};

@@ -7,11 +7,11 @@
 //! - materialised per-example gradients: one reverse pass per example, run in parallel (each result
 //!   is written to its own row, so the output does not depend on threads).
 
-use engine::{Dual, Float, Graph, Tensor};
+use engine::{Dual, Float, Gradients, Graph, Tensor, Var};
 use rayon::prelude::*;
 
-use crate::batch::Batch;
-use crate::model::{Model, Output};
+use crate::batch::{Batch, Input};
+use crate::model::{Model, Output, Task};
 
 /// Per-example outputs `f_i` for a batch.
 pub fn outputs<F: Float>(model: &Model, params: &[F], batch: &Batch<F>, out: Output) -> Vec<F> {
@@ -121,18 +121,24 @@ pub fn objective_hvp_pass<F: Float>(
     let g = Graph::<F, Dual<F>>::new();
     let p = model.layout().dual_leaves(&g, params, dirs, true);
     let losses = model.losses(&g, &p, batch);
-    let k = dirs.len();
-    let lv = g.value(losses);
-    let b = lv.value.len();
-    let loss_jvps = match &lv.tangent {
-        Some(t) => t.data().chunks(b.max(1)).map(|c| c.to_vec()).collect(),
-        None => vec![vec![F::ZERO; b]; k],
-    };
-    drop(lv);
     let obj = g.weighted_mean(losses, weights);
     let grads = g.backward(obj, None);
+    hvp_pass_of(model, &g, &p, losses, &grads, dirs.len())
+}
+
+/// Reads an [`HvpPass`] off a dual graph whose reverse pass from the weighted objective of the
+/// per-example `losses` gave `grads`.
+fn hvp_pass_of<F: Float>(
+    model: &Model,
+    g: &Graph<F, Dual<F>>,
+    p: &[Var],
+    losses: Var,
+    grads: &Gradients<Dual<F>>,
+    k: usize,
+) -> HvpPass<F> {
+    let loss_jvps = tangent_rows(&g.value(losses), k);
     let layout = model.layout();
-    let grad = layout.flat_grad(&grads, &p);
+    let grad = layout.flat_grad(grads, p);
     let leaves = p
         .iter()
         .enumerate()
@@ -145,6 +151,137 @@ pub fn objective_hvp_pass<F: Float>(
         grad,
         leaves,
         loss_jvps,
+    }
+}
+
+/// The `k` tangents of a dual as flat rows (zeros when it has none).
+fn tangent_rows<F: Float>(d: &Dual<F>, k: usize) -> Vec<Vec<F>> {
+    let n = d.value.len();
+    match &d.tangent {
+        Some(t) => t.data().chunks(n.max(1)).map(<[F]>::to_vec).collect(),
+        None => vec![vec![F::ZERO; n]; k],
+    }
+}
+
+/// What one dual reverse pass with the inputs on the tape gives (see
+/// [`objective_hvp_input_pass`]).
+pub struct InputHvpPass<F: Float> {
+    /// Exactly what [`objective_hvp_pass`] gives for the same arguments (the same bits).
+    pub pass: HvpPass<F>,
+    /// `input_tangents[j]`, `[b, ...example_shape]` flat: the block of example `i` is
+    /// `(w_i / |B|) grad_{x_i} <grad_theta l_i, v_j>`, the mixed second derivative of the weighted
+    /// objective (MATH.md E7 (b)).
+    pub input_tangents: Vec<Vec<F>>,
+    /// The logits `[b, c]` (flat) of the batch.
+    pub logits: Vec<F>,
+    /// `logit_jvps[j]`, `[b, c]` flat: `J_i v_j`, the logits' derivatives along `v_j`
+    /// (what [`relabelled_loss_jvps`] turns into the loss tangents of every other label).
+    pub logit_jvps: Vec<Vec<F>>,
+}
+
+/// [`objective_hvp_pass`] with the batch's real features as a tracked leaf of the dual graph, so
+/// that the same reverse pass also gives the tangents of the input cotangents: for the weighted
+/// objective `L = sum_i w_i l_i(theta; x_i) / |B|` and tangent `v_j` of `theta`, the tangent of
+/// `grad_{x_i} L` is `d/de grad_{x_i} L(theta + e v_j) = (w_i / |B|) grad_{x_i} <grad_theta l_i, v_j>`
+/// (the mixed partials commute): the per-step term of the input metagradient, MATH.md E7 (b).
+/// Forward-over-reverse again, so no new rule is needed: the input leaf's cotangent costs one
+/// more product per first layer. The parameter results are those of [`objective_hvp_pass`], bit
+/// for bit (the parameter cotangents do not read the input's).
+///
+/// # Panics
+/// For a language model ([`Model::has_dense_input`]; callers check it).
+pub fn objective_hvp_input_pass<F: Float>(
+    model: &Model,
+    params: &[F],
+    batch: &Batch<F>,
+    weights: &[F],
+    dirs: &[&[F]],
+) -> InputHvpPass<F> {
+    let Input::Dense(x) = &batch.input else {
+        panic!("input metagradients need real features (checked by the caller)");
+    };
+    let g = Graph::<F, Dual<F>>::new();
+    let p = model.layout().dual_leaves(&g, params, dirs, true);
+    let xv = g.param(<Dual<F> as engine::Carrier<F>>::constant(x.clone()));
+    let (z, losses) = model.output_at_input(&g, &p, xv, batch, Output::Loss);
+    let obj = g.weighted_mean(losses, weights);
+    let grads = g.backward(obj, None);
+    let k = dirs.len();
+    let pass = hvp_pass_of(model, &g, &p, losses, &grads, k);
+    let input_tangents = match grads.get(xv) {
+        Some(d) => tangent_rows(d, k),
+        None => vec![vec![F::ZERO; x.len()]; k],
+    };
+    let zv = g.value(z);
+    InputHvpPass {
+        pass,
+        input_tangents,
+        logits: zv.value.data().to_vec(),
+        logit_jvps: tangent_rows(&zv, k),
+    }
+}
+
+/// `out[j][i * c + y] = <grad_theta l(z_i, y), v_j>`: the loss tangent of example `i` relabelled
+/// `y`, for every label `y` of a classification task, from its logits `z_i` and their tangents
+/// `J_i v_j` ([`InputHvpPass`]). By the chain rule through the logits:
+/// - softmax cross-entropy (`c >= 2` logits): `dl/dz = softmax(z) - e_y`, so the tangent is
+///   `sum_k p_k (J v)_k - (J v)_y`;
+/// - binary logistic (one logit `s`, label `y in {0, 1}`, `l = softplus(u s)` with `u = 1 - 2y`):
+///   `dl/ds = u sigmoid(u s)`.
+///
+/// `c` is the number of labels (2 for a binary model). These are the derivatives MATH.md E7 (a)
+/// needs to score a relabelled copy of an example at weight 0 in the example's own batch slot.
+/// Returns `None` for tasks without labels (regression, language models).
+pub fn relabelled_loss_jvps<F: Float>(
+    task: Task,
+    logits: &[F],
+    logit_jvps: &[Vec<F>],
+) -> Option<Vec<Vec<F>>> {
+    match task {
+        Task::Classes(c) => {
+            let b = logits.len() / c.max(1);
+            // Softmax of each row, max-shifted for stability, in f64.
+            let probs: Vec<f64> = logits
+                .chunks(c)
+                .flat_map(|z| {
+                    let m = z.iter().fold(f64::NEG_INFINITY, |m, v| m.max(v.to_f64()));
+                    let e: Vec<f64> = z.iter().map(|v| (v.to_f64() - m).exp()).collect();
+                    let s: f64 = e.iter().sum();
+                    e.into_iter().map(move |x| x / s)
+                })
+                .collect();
+            Some(
+                logit_jvps
+                    .iter()
+                    .map(|dz| {
+                        let mut out = Vec::with_capacity(b * c);
+                        for (p, d) in probs.chunks(c).zip(dz.chunks(c)) {
+                            let mean: f64 = p.iter().zip(d).map(|(p, d)| p * d.to_f64()).sum();
+                            out.extend(d.iter().map(|d| F::from_f64(mean - d.to_f64())));
+                        }
+                        out
+                    })
+                    .collect(),
+            )
+        }
+        Task::Binary => Some(
+            logit_jvps
+                .iter()
+                .map(|ds| {
+                    let mut out = Vec::with_capacity(2 * ds.len());
+                    for (s, d) in logits.iter().zip(ds) {
+                        let (s, d) = (s.to_f64(), d.to_f64());
+                        for u in [1.0, -1.0] {
+                            // Label 0, then label 1: u = 1 - 2y, dl/ds = u sigmoid(u s).
+                            let sig = 1.0 / (1.0 + (-u * s).exp());
+                            out.push(F::from_f64(u * sig * d));
+                        }
+                    }
+                    out
+                })
+                .collect(),
+        ),
+        Task::Regression | Task::NextToken(_) => None,
     }
 }
 

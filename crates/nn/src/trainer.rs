@@ -13,7 +13,7 @@ use crate::batch::Batch;
 use crate::config::RunConfig;
 use crate::error::{NnError, Result};
 use crate::model::Model;
-use crate::optim::OptState;
+use crate::optim::{OptState, Optimizer};
 
 /// The batches of a whole run: `epochs` seeded permutations of `0..n`, cut into batches.
 ///
@@ -230,13 +230,13 @@ impl<'a, F: Float> Trainer<'a, F> {
     }
 
     /// `s(||grad||) grad + lambda params`: `train.clip`'s scale (1 without clipping) and the
-    /// optimizer's coupled weight decay `lambda`.
+    /// optimizer's gradient L2 `lambda` ([`Optimizer::gradient_l2`], MATH.md E1).
     pub fn clip_and_decay(&self, params: &[F], mut grad: Vec<F>) -> Vec<F> {
         if let Some(clip) = self.cfg.train.clip {
             let s = F::from_f64(clip.scale(l2_norm(&grad)).0);
             grad.iter_mut().for_each(|g| *g *= s);
         }
-        let wd = self.cfg.optim.coupled_weight_decay();
+        let wd = self.cfg.optim.gradient_l2();
         if wd != 0.0 {
             let wd = F::from_f64(wd);
             for (gi, &p) in grad.iter_mut().zip(params) {

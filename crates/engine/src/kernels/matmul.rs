@@ -6,6 +6,7 @@
 
 use rayon::prelude::*;
 
+use crate::error::{EngineError, Result};
 use crate::tensor::numel;
 use crate::{Float, Tensor};
 
@@ -24,10 +25,21 @@ fn panel_rows(m: usize) -> usize {
 }
 
 /// Output shape of `op(a) @ op(b)` where `op` transposes the last two dimensions when asked.
-pub fn matmul_shape(a: &[usize], b: &[usize], ta: bool, tb: bool) -> Result<Vec<usize>, String> {
+///
+/// # Errors
+/// [`EngineError::ShapeMismatch`] for operands below 2-d, inner dimensions that differ, or batch
+/// dimensions that do not broadcast.
+pub fn matmul_shape(a: &[usize], b: &[usize], ta: bool, tb: bool) -> Result<Vec<usize>> {
+    let mismatch = |reason: String| EngineError::ShapeMismatch {
+        op: "matmul",
+        lhs: a.to_vec(),
+        rhs: b.to_vec(),
+        reason,
+    };
     if a.len() < 2 || b.len() < 2 {
-        return Err(format!(
-            "matmul needs at least 2-d operands, got {a:?} and {b:?}"
+        return Err(mismatch(
+            "both operands need at least 2 dimensions (reshape a vector to [1, n] or [n, 1])"
+                .into(),
         ));
     }
     let (ar, ac) = (a[a.len() - 2], a[a.len() - 1]);
@@ -35,14 +47,15 @@ pub fn matmul_shape(a: &[usize], b: &[usize], ta: bool, tb: bool) -> Result<Vec<
     let (m, k) = if ta { (ac, ar) } else { (ar, ac) };
     let (k2, n) = if tb { (bc, br) } else { (br, bc) };
     if k != k2 {
-        return Err(format!(
-            "matmul inner dimensions differ: {a:?}{} @ {b:?}{} gives {k} vs {k2}",
-            if ta { "^T" } else { "" },
-            if tb { "^T" } else { "" }
-        ));
+        return Err(mismatch(format!(
+            "inner dimensions differ{}{}: {k} vs {k2}",
+            if ta { " (left transposed)" } else { "" },
+            if tb { " (right transposed)" } else { "" }
+        )));
     }
-    let batch = broadcast_shape(&a[..a.len() - 2], &b[..b.len() - 2])
-        .ok_or_else(|| format!("matmul batch dimensions of {a:?} and {b:?} do not broadcast"))?;
+    let batch = broadcast_shape(&a[..a.len() - 2], &b[..b.len() - 2]).ok_or_else(|| {
+        mismatch("the batch dimensions (all but the last two) do not broadcast".into())
+    })?;
     let mut out = batch;
     out.push(m);
     out.push(n);

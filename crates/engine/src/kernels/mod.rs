@@ -11,7 +11,7 @@ pub use broadcast::{binary, broadcast_shape, broadcast_to, sum_axes, sum_to};
 pub use conv::{fold2d, unfold2d, Conv2dGeometry};
 pub use layout::{concat, index_add, index_select, narrow, pad_narrow, permute};
 pub use matmul::{matmul, matmul_add, matmul_shape};
-pub use unary::Unary;
+pub use unary::{Order, Pair, Unary};
 
 /// Calls `f(out_index, offset_a)` for every element of `out_shape` in row-major order, where
 /// `offset_a` follows `strides_a` (a stride of 0 repeats an element: broadcasting).

@@ -6,31 +6,88 @@
 
 use crate::{Float, Tensor};
 
-/// An elementwise function the engine can differentiate twice.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Unary {
+/// Declares [`Unary`] from one list, so that [`Unary::ALL`], [`Unary::name`] and the enum itself
+/// cannot disagree: a variant added here is in `ALL` and has a name, and every `match` on `Unary`
+/// (the derivative table [`Unary::eval`], the specialised loops) fails to compile until it is handled.
+macro_rules! unary_functions {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal,)*) => {
+        /// An elementwise function the engine can differentiate twice.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Unary {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Unary {
+            /// Every function, in declaration order, for code (and tests) that must cover them all.
+            pub const ALL: [Unary; [$($name),*].len()] = [$(Unary::$variant),*];
+
+            /// The name used in error messages and graph dumps.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Unary::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+unary_functions! {
     /// `e^x`.
-    Exp,
+    Exp => "exp",
     /// `ln x` (for `x > 0`).
-    Log,
+    Log => "log",
     /// `tanh x`.
-    Tanh,
+    Tanh => "tanh",
     /// `max(x, 0)`; derivative 1 for `x > 0`, else 0 (the PyTorch convention at 0).
-    Relu,
+    Relu => "relu",
     /// `1 / (1 + e^-x)`.
-    Sigmoid,
+    Sigmoid => "sigmoid",
     /// `ln(1 + e^x)`, evaluated stably.
-    Softplus,
+    Softplus => "softplus",
     /// Exact GELU `x * Phi(x)` with the normal CDF `Phi` (PyTorch's default `approximate='none'`).
-    Gelu,
+    Gelu => "gelu",
     /// `sqrt x` (for `x > 0`).
-    Sqrt,
+    Sqrt => "sqrt",
     /// `1 / sqrt x` (for `x > 0`).
-    Rsqrt,
+    Rsqrt => "rsqrt",
     /// `x^2`.
-    Square,
+    Square => "square",
     /// `1 / x`.
-    Recip,
+    Recip => "recip",
+}
+
+/// Which derivative of a [`Unary`] function to evaluate: the engine needs `f` (forward), `f'` (the
+/// reverse rule) and `f''` (the tangent of the reverse rule in a Hessian-vector product), no more.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Order {
+    /// `f` itself.
+    Value,
+    /// `f'`.
+    First,
+    /// `f''`.
+    Second,
+}
+
+impl Order {
+    /// The next derivative (`None` after `f''`: no rule of the engine differentiates three times).
+    pub fn next(self) -> Option<Order> {
+        match self {
+            Order::Value => Some(Order::First),
+            Order::First => Some(Order::Second),
+            Order::Second => None,
+        }
+    }
+
+    /// The order with index `i` (0, 1, 2), for loops specialised by a const parameter; any other
+    /// index fails to compile when used in a `const` block.
+    const fn of_index(i: u8) -> Order {
+        match i {
+            0 => Order::Value,
+            1 => Order::First,
+            2 => Order::Second,
+            _ => panic!("the engine defines derivatives of order 0, 1 and 2"),
+        }
+    }
 }
 
 const INV_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
@@ -57,124 +114,113 @@ fn normal_pdf<F: Float>(x: F) -> F {
 }
 
 impl Unary {
-    /// Every function, for code (and tests) that must cover them all.
-    pub const ALL: [Unary; 11] = [
-        Unary::Exp,
-        Unary::Log,
-        Unary::Tanh,
-        Unary::Relu,
-        Unary::Sigmoid,
-        Unary::Softplus,
-        Unary::Gelu,
-        Unary::Sqrt,
-        Unary::Rsqrt,
-        Unary::Square,
-        Unary::Recip,
-    ];
-
-    /// The name used in error messages and graph dumps.
-    pub fn name(self) -> &'static str {
-        match self {
-            Unary::Exp => "exp",
-            Unary::Log => "log",
-            Unary::Tanh => "tanh",
-            Unary::Relu => "relu",
-            Unary::Sigmoid => "sigmoid",
-            Unary::Softplus => "softplus",
-            Unary::Gelu => "gelu",
-            Unary::Sqrt => "sqrt",
-            Unary::Rsqrt => "rsqrt",
-            Unary::Square => "square",
-            Unary::Recip => "recip",
-        }
-    }
-
-    /// Derivative of order `order` (0 = the function itself) at `x`; `order <= 2`.
-    ///
-    /// # Panics
-    /// If `order > 2` (no rule in the engine differentiates three times).
+    /// The derivative `order` of the function at `x`. The `match` covers every pair of function and
+    /// order, so a new function does not compile until its three formulas are written here.
     #[inline]
-    pub fn eval<F: Float>(self, order: u8, x: F) -> F {
+    pub fn eval<F: Float>(self, order: Order, x: F) -> F {
+        use Order::{First, Second, Value};
         let (one, two) = (F::ONE, F::from_f64(2.0));
         match (self, order) {
-            (Unary::Exp, _) => x.exp(),
-            (Unary::Log, 0) => x.ln(),
-            (Unary::Log, 1) => one / x,
-            (Unary::Log, 2) => -one / (x * x),
-            (Unary::Tanh, 0) => x.tanh(),
-            (Unary::Tanh, 1) => {
+            (Unary::Exp, Value | First | Second) => x.exp(),
+            (Unary::Log, Value) => x.ln(),
+            (Unary::Log, First) => one / x,
+            (Unary::Log, Second) => -one / (x * x),
+            (Unary::Tanh, Value) => x.tanh(),
+            (Unary::Tanh, First) => {
                 let t = x.tanh();
                 one - t * t
             }
-            (Unary::Tanh, 2) => {
+            (Unary::Tanh, Second) => {
                 let t = x.tanh();
                 -two * t * (one - t * t)
             }
-            (Unary::Relu, 0) => x.max(F::ZERO),
-            (Unary::Relu, 1) => {
+            (Unary::Relu, Value) => x.max(F::ZERO),
+            (Unary::Relu, First) => {
                 if x > F::ZERO {
                     one
                 } else {
                     F::ZERO
                 }
             }
-            (Unary::Relu, 2) => F::ZERO,
-            (Unary::Sigmoid, 0) => sigmoid(x),
-            (Unary::Sigmoid, 1) => {
+            (Unary::Relu, Second) => F::ZERO,
+            (Unary::Sigmoid, Value) => sigmoid(x),
+            (Unary::Sigmoid, First) => {
                 let s = sigmoid(x);
                 s * (one - s)
             }
-            (Unary::Sigmoid, 2) => {
+            (Unary::Sigmoid, Second) => {
                 let s = sigmoid(x);
                 s * (one - s) * (one - two * s)
             }
-            (Unary::Softplus, 0) => x.max(F::ZERO) + (-x.abs()).exp().ln_1p(),
-            (Unary::Softplus, 1) => sigmoid(x),
-            (Unary::Softplus, 2) => {
+            (Unary::Softplus, Value) => x.max(F::ZERO) + (-x.abs()).exp().ln_1p(),
+            (Unary::Softplus, First) => sigmoid(x),
+            (Unary::Softplus, Second) => {
                 let s = sigmoid(x);
                 s * (one - s)
             }
-            (Unary::Gelu, 0) => x * normal_cdf(x),
-            (Unary::Gelu, 1) => normal_cdf(x) + x * normal_pdf(x),
-            (Unary::Gelu, 2) => normal_pdf(x) * (two - x * x),
-            (Unary::Sqrt, 0) => x.sqrt(),
-            (Unary::Sqrt, 1) => F::from_f64(0.5) / x.sqrt(),
-            (Unary::Sqrt, 2) => F::from_f64(-0.25) / (x * x.sqrt()),
-            (Unary::Rsqrt, 0) => one / x.sqrt(),
-            (Unary::Rsqrt, 1) => F::from_f64(-0.5) / (x * x.sqrt()),
-            (Unary::Rsqrt, 2) => F::from_f64(0.75) / (x * x * x.sqrt()),
-            (Unary::Square, 0) => x * x,
-            (Unary::Square, 1) => two * x,
-            (Unary::Square, 2) => two,
-            (Unary::Recip, 0) => one / x,
-            (Unary::Recip, 1) => -one / (x * x),
-            (Unary::Recip, 2) => two / (x * x * x),
-            (_, o) => panic!(
-                "{}: derivative of order {o} is not defined in the engine",
-                self.name()
-            ),
+            (Unary::Gelu, Value) => x * normal_cdf(x),
+            (Unary::Gelu, First) => normal_cdf(x) + x * normal_pdf(x),
+            (Unary::Gelu, Second) => normal_pdf(x) * (two - x * x),
+            (Unary::Sqrt, Value) => x.sqrt(),
+            (Unary::Sqrt, First) => F::from_f64(0.5) / x.sqrt(),
+            (Unary::Sqrt, Second) => F::from_f64(-0.25) / (x * x.sqrt()),
+            (Unary::Rsqrt, Value) => one / x.sqrt(),
+            (Unary::Rsqrt, First) => F::from_f64(-0.5) / (x * x.sqrt()),
+            (Unary::Rsqrt, Second) => F::from_f64(0.75) / (x * x * x.sqrt()),
+            (Unary::Square, Value) => x * x,
+            (Unary::Square, First) => two * x,
+            (Unary::Square, Second) => two,
+            (Unary::Recip, Value) => one / x,
+            (Unary::Recip, First) => -one / (x * x),
+            (Unary::Recip, Second) => two / (x * x * x),
+        }
+    }
+
+    /// Both derivatives of `pair` at `x`, sharing the work the two have in common (GELU's normal
+    /// CDF and density). Bitwise equal to two calls of [`Unary::eval`].
+    #[inline]
+    pub fn eval_pair<F: Float>(self, pair: Pair, x: F) -> (F, F) {
+        match (self, pair) {
+            (Unary::Gelu, Pair::ValueSlope) => {
+                let c = normal_cdf(x);
+                (x * c, c + x * normal_pdf(x))
+            }
+            (Unary::Gelu, Pair::SlopeCurvature) => {
+                let p = normal_pdf(x);
+                (normal_cdf(x) + x * p, p * (F::from_f64(2.0) - x * x))
+            }
+            (_, pair) => {
+                let (lo, hi) = pair.orders();
+                (self.eval(lo, x), self.eval(hi, x))
+            }
         }
     }
 }
 
-impl Unary {
-    /// `(u^(order)(x), u^(order + 1)(x))`, sharing the work the two have in common (GELU's normal
-    /// CDF and density). Bitwise equal to two calls of [`Unary::eval`].
-    ///
-    /// # Panics
-    /// If `order > 1`.
-    #[inline]
-    pub fn eval_pair<F: Float>(self, order: u8, x: F) -> (F, F) {
-        match (self, order) {
-            (Unary::Gelu, 0) => {
-                let c = normal_cdf(x);
-                (x * c, c + x * normal_pdf(x))
-            }
-            (Unary::Gelu, 1) => {
-                let p = normal_pdf(x);
-                (normal_cdf(x) + x * p, p * (F::from_f64(2.0) - x * x))
-            }
-            _ => (self.eval(order, x), self.eval(order + 1, x)),
+/// Two consecutive derivatives computed together ([`Unary::eval_pair`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Pair {
+    /// `(f, f')`: a dual's value and the slope its tangent needs.
+    ValueSlope,
+    /// `(f', f'')`: the reverse rule's factor and the slope of its tangent.
+    SlopeCurvature,
+}
+
+impl Pair {
+    /// The pair starting at `order` (`None` for `f''`, whose derivative the engine does not define).
+    pub fn starting_at(order: Order) -> Option<Pair> {
+        match order {
+            Order::Value => Some(Pair::ValueSlope),
+            Order::First => Some(Pair::SlopeCurvature),
+            Order::Second => None,
+        }
+    }
+
+    /// The two orders of the pair.
+    pub fn orders(self) -> (Order, Order) {
+        match self {
+            Pair::ValueSlope => (Order::Value, Order::First),
+            Pair::SlopeCurvature => (Order::First, Order::Second),
         }
     }
 }
@@ -233,42 +279,33 @@ macro_rules! with_const_unary {
 }
 
 fn apply_order<F: Float, const O: u8>(t: &Tensor<F>, u: Unary) -> Tensor<F> {
-    with_const_unary!(u, |U| t.map(|x| U.eval(O, x)))
+    let order = const { Order::of_index(O) };
+    with_const_unary!(u, |U| t.map(|x| U.eval(order, x)))
 }
 
-fn apply_pair_order<F: Float, const O: u8>(t: &Tensor<F>, u: Unary) -> (Tensor<F>, Tensor<F>) {
-    with_const_unary!(u, |U| t.map2(|x| U.eval_pair(O, x)))
+fn apply_pair_of<F: Float, const SECOND: bool>(t: &Tensor<F>, u: Unary) -> (Tensor<F>, Tensor<F>) {
+    let pair = if SECOND {
+        Pair::SlopeCurvature
+    } else {
+        Pair::ValueSlope
+    };
+    with_const_unary!(u, |U| t.map2(|x| U.eval_pair(pair, x)))
 }
 
 /// `u^(order)` of every element, in a loop specialised to `(u, order)`.
-///
-/// # Panics
-/// If `order > 2`.
-pub fn apply<F: Float>(t: &Tensor<F>, u: Unary, order: u8) -> Tensor<F> {
+pub fn apply<F: Float>(t: &Tensor<F>, u: Unary, order: Order) -> Tensor<F> {
     match order {
-        0 => apply_order::<F, 0>(t, u),
-        1 => apply_order::<F, 1>(t, u),
-        2 => apply_order::<F, 2>(t, u),
-        o => panic!(
-            "{}: derivative of order {o} is not defined in the engine",
-            u.name()
-        ),
+        Order::Value => apply_order::<F, 0>(t, u),
+        Order::First => apply_order::<F, 1>(t, u),
+        Order::Second => apply_order::<F, 2>(t, u),
     }
 }
 
-/// `(u^(order), u^(order + 1))` of every element in one specialised loop ([`Unary::eval_pair`]).
-///
-/// # Panics
-/// If `order > 1`.
-pub fn apply_pair<F: Float>(t: &Tensor<F>, u: Unary, order: u8) -> (Tensor<F>, Tensor<F>) {
-    match order {
-        0 => apply_pair_order::<F, 0>(t, u),
-        1 => apply_pair_order::<F, 1>(t, u),
-        o => panic!(
-            "{}: derivative of order {} is not defined in the engine",
-            u.name(),
-            o + 1
-        ),
+/// Both derivatives of `pair` of every element in one specialised loop ([`Unary::eval_pair`]).
+pub fn apply_pair<F: Float>(t: &Tensor<F>, u: Unary, pair: Pair) -> (Tensor<F>, Tensor<F>) {
+    match pair {
+        Pair::ValueSlope => apply_pair_of::<F, false>(t, u),
+        Pair::SlopeCurvature => apply_pair_of::<F, true>(t, u),
     }
 }
 
@@ -285,15 +322,18 @@ mod tests {
                 if matches!(u, Unary::Log | Unary::Sqrt | Unary::Rsqrt) && x <= 0.0 {
                     continue;
                 }
-                for order in 0..2u8 {
-                    let fd = (u.eval(order, x + h) - u.eval(order, x - h)) / (2.0 * h);
-                    let exact = u.eval(order + 1, x);
+                for pair in [Pair::ValueSlope, Pair::SlopeCurvature] {
+                    let (lo, hi) = pair.orders();
+                    let fd = (u.eval(lo, x + h) - u.eval(lo, x - h)) / (2.0 * h);
+                    let exact = u.eval(hi, x);
                     let err = (fd - exact).abs() / exact.abs().max(1.0);
-                    assert!(
-                        err < 1e-7,
-                        "{} order {} at {x}: fd {fd} vs {exact}",
-                        u.name(),
-                        order + 1
+                    assert!(err < 1e-7, "{} {hi:?} at {x}: fd {fd} vs {exact}", u.name());
+                    let (a, b) = u.eval_pair(pair, x);
+                    assert_eq!(
+                        (a.to_bits(), b.to_bits()),
+                        (u.eval(lo, x).to_bits(), exact.to_bits()),
+                        "{} {pair:?}: the shared pass keeps the bits",
+                        u.name()
                     );
                 }
             }
@@ -301,10 +341,20 @@ mod tests {
     }
 
     #[test]
+    fn every_function_is_listed_once_with_its_own_name() {
+        // `ALL` and `name` come from the one list in `unary_functions!`; this guards the list.
+        let names: std::collections::BTreeSet<&str> = Unary::ALL.iter().map(|u| u.name()).collect();
+        assert_eq!(names.len(), Unary::ALL.len());
+        for (i, u) in Unary::ALL.iter().enumerate() {
+            assert_eq!(*u as usize, i, "ALL is in declaration order");
+        }
+    }
+
+    #[test]
     fn softplus_and_sigmoid_are_stable_in_the_tails() {
-        assert_eq!(Unary::Softplus.eval(0, 1000.0f64), 1000.0);
-        assert!(Unary::Softplus.eval(0, -1000.0f64) >= 0.0);
-        assert_eq!(Unary::Sigmoid.eval(0, -1000.0f64), 0.0);
-        assert_eq!(Unary::Sigmoid.eval(0, 1000.0f32), 1.0);
+        assert_eq!(Unary::Softplus.eval(Order::Value, 1000.0f64), 1000.0);
+        assert!(Unary::Softplus.eval(Order::Value, -1000.0f64) >= 0.0);
+        assert_eq!(Unary::Sigmoid.eval(Order::Value, -1000.0f64), 0.0);
+        assert_eq!(Unary::Sigmoid.eval(Order::Value, 1000.0f32), 1.0);
     }
 }

@@ -4,6 +4,7 @@
 //! `d(a+b) = (g, g)`, `d(a-b) = (g, -g)`, `d(a*b) = (g b, g a)`, `d(a/b) = (g / b, -g (a/b) / b)`.
 
 use crate::carrier::Carrier;
+use crate::error::{broadcast_result, Result};
 use crate::graph::{Graph, Rule, Var};
 use crate::Float;
 
@@ -63,33 +64,84 @@ impl<F: Float, C: Carrier<F>> Rule<F, C> for ScaleRule<F> {
 
 impl<F: Float, C: Carrier<F>> Graph<F, C> {
     fn binary(&self, kind: Kind, a: Var, b: Var) -> Var {
+        self.try_binary(kind, a, b)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_binary(&self, kind: Kind, a: Var, b: Var) -> Result<Var> {
+        let name = <BinaryRule as Rule<F, C>>::name(&BinaryRule(kind));
+        broadcast_result(name, &self.shape(a), &self.shape(b))?;
         let value = self.with_values(&[a, b], |v| match kind {
             Kind::Add => v[0].add(v[1]),
             Kind::Sub => v[0].sub(v[1]),
             Kind::Mul => v[0].mul(v[1]),
             Kind::Div => v[0].div(v[1]),
         });
-        self.push(value, &[a, b], BinaryRule(kind))
+        Ok(self.push(value, &[a, b], BinaryRule(kind)))
     }
 
     /// `a + b` with broadcasting.
+    ///
+    /// # Panics
+    /// If the shapes do not broadcast ([`Graph::try_add`] returns the error instead).
     pub fn add(&self, a: Var, b: Var) -> Var {
         self.binary(Kind::Add, a, b)
     }
 
     /// `a - b` with broadcasting.
+    ///
+    /// # Panics
+    /// If the shapes do not broadcast ([`Graph::try_sub`] returns the error instead).
     pub fn sub(&self, a: Var, b: Var) -> Var {
         self.binary(Kind::Sub, a, b)
     }
 
     /// `a * b` elementwise with broadcasting.
+    ///
+    /// # Panics
+    /// If the shapes do not broadcast ([`Graph::try_mul`] returns the error instead).
     pub fn mul(&self, a: Var, b: Var) -> Var {
         self.binary(Kind::Mul, a, b)
     }
 
     /// `a / b` elementwise with broadcasting.
+    ///
+    /// # Panics
+    /// If the shapes do not broadcast ([`Graph::try_div`] returns the error instead).
     pub fn div(&self, a: Var, b: Var) -> Var {
         self.binary(Kind::Div, a, b)
+    }
+
+    /// `a + b` with broadcasting.
+    ///
+    /// # Errors
+    /// [`crate::EngineError::ShapeMismatch`] when the shapes do not broadcast.
+    pub fn try_add(&self, a: Var, b: Var) -> Result<Var> {
+        self.try_binary(Kind::Add, a, b)
+    }
+
+    /// `a - b` with broadcasting.
+    ///
+    /// # Errors
+    /// [`crate::EngineError::ShapeMismatch`] when the shapes do not broadcast.
+    pub fn try_sub(&self, a: Var, b: Var) -> Result<Var> {
+        self.try_binary(Kind::Sub, a, b)
+    }
+
+    /// `a * b` elementwise with broadcasting.
+    ///
+    /// # Errors
+    /// [`crate::EngineError::ShapeMismatch`] when the shapes do not broadcast.
+    pub fn try_mul(&self, a: Var, b: Var) -> Result<Var> {
+        self.try_binary(Kind::Mul, a, b)
+    }
+
+    /// `a / b` elementwise with broadcasting.
+    ///
+    /// # Errors
+    /// [`crate::EngineError::ShapeMismatch`] when the shapes do not broadcast.
+    pub fn try_div(&self, a: Var, b: Var) -> Result<Var> {
+        self.try_binary(Kind::Div, a, b)
     }
 
     /// `c * x`.

@@ -4,7 +4,9 @@
 //! that no transposed copy is ever materialised, then summed over broadcast batch dimensions.
 
 use crate::carrier::Carrier;
+use crate::error::Result;
 use crate::graph::{Graph, Rule, Var};
+use crate::kernels;
 use crate::Float;
 
 struct MatMulRule {
@@ -49,9 +51,20 @@ impl<F: Float, C: Carrier<F>> Graph<F, C> {
     /// `op(a) @ op(b)` where `op` transposes the last two dimensions when its flag is set.
     ///
     /// # Panics
-    /// If the inner dimensions differ or the batch dimensions do not broadcast.
+    /// If the inner dimensions differ or the batch dimensions do not broadcast
+    /// ([`Graph::try_matmul_t`] returns the error instead).
     pub fn matmul_t(&self, a: Var, b: Var, ta: bool, tb: bool) -> Var {
+        self.try_matmul_t(a, b, ta, tb)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `op(a) @ op(b)`, checking the shapes first.
+    ///
+    /// # Errors
+    /// [`crate::EngineError::ShapeMismatch`] as [`kernels::matmul_shape`] describes.
+    pub fn try_matmul_t(&self, a: Var, b: Var, ta: bool, tb: bool) -> Result<Var> {
+        kernels::matmul_shape(&self.shape(a), &self.shape(b), ta, tb)?;
         let value = self.with_values(&[a, b], |v| v[0].matmul(v[1], ta, tb));
-        self.push(value, &[a, b], MatMulRule { ta, tb })
+        Ok(self.push(value, &[a, b], MatMulRule { ta, tb }))
     }
 }

@@ -35,7 +35,7 @@ impl<F: Float, C: Carrier<F>> Graph<F, C> {
     pub fn group_norm(&self, x: Var, groups: usize, gamma: Var, beta: Var, eps: F) -> Var {
         let s = self.shape(x);
         assert!(
-            s.len() == 4 && s[1] % groups == 0,
+            s.len() == 4 && s[1].is_multiple_of(groups),
             "group_norm: {s:?} with {groups} groups"
         );
         let per = s[1] / groups * s[2] * s[3];

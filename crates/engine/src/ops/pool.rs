@@ -11,7 +11,7 @@ impl<F: Float, C: Carrier<F>> Graph<F, C> {
     fn windows(&self, x: Var, k: usize) -> (Var, Vec<usize>) {
         let s = self.shape(x);
         assert!(
-            s.len() == 4 && s[2] % k == 0 && s[3] % k == 0,
+            s.len() == 4 && s[2].is_multiple_of(k) && s[3].is_multiple_of(k),
             "pooling {k}x{k} needs height and width divisible by {k}, input is {s:?}"
         );
         (self.reshape(x, &[s[0], s[1], s[2] / k, k, s[3] / k, k]), s)

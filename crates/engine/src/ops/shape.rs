@@ -2,7 +2,9 @@
 //! is the adjoint movement (reshape back, inverse permutation, slices, zero padding, scatter-add).
 
 use crate::carrier::Carrier;
+use crate::error::{EngineError, Result};
 use crate::graph::{Graph, Rule, Var};
+use crate::tensor::numel;
 use crate::Float;
 
 struct ReshapeRule(Vec<usize>);
@@ -86,13 +88,33 @@ impl<F: Float, C: Carrier<F>> Rule<F, C> for IndexSelectRule {
 
 impl<F: Float, C: Carrier<F>> Graph<F, C> {
     /// Same elements under a new shape.
+    ///
+    /// # Panics
+    /// If the element counts differ ([`Graph::try_reshape`] returns the error instead).
     pub fn reshape(&self, x: Var, shape: &[usize]) -> Var {
+        self.try_reshape(x, shape).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Same elements under a new shape, checking the element count first.
+    ///
+    /// # Errors
+    /// [`EngineError::ShapeMismatch`] when `shape` holds another number of elements.
+    pub fn try_reshape(&self, x: Var, shape: &[usize]) -> Result<Var> {
         let in_shape = self.shape(x);
         if in_shape == shape {
-            return x;
+            return Ok(x);
+        }
+        let (have, want) = (numel(&in_shape), numel(shape));
+        if have != want {
+            return Err(EngineError::ShapeMismatch {
+                op: "reshape",
+                lhs: in_shape,
+                rhs: shape.to_vec(),
+                reason: format!("{have} elements cannot take a shape of {want}"),
+            });
         }
         let value = self.with_values(&[x], |v| v[0].reshape(shape));
-        self.push(value, &[x], ReshapeRule(in_shape))
+        Ok(self.push(value, &[x], ReshapeRule(in_shape)))
     }
 
     /// Reorders dimensions: output dimension `i` is input dimension `perm[i]`.

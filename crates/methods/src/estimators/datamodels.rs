@@ -1,6 +1,6 @@
 //! `datamodels`: a linear model of the target output fitted to subset retrainings (MATH.md E4,
 //! Ilyas et al. 2022), with the retrainings of the ground-truth store (MATH.md E6,
-//! [`crate::groundtruth`]).
+//! [`run::retrain`]).
 //!
 //! ## Formula, sign and scale
 //! Retrain the run (MATH.md E1) on `m` random subsets `S_j = S \ D_j`, each dropping a fraction
@@ -37,7 +37,7 @@
 //! subsets. Only the training subsets are used: the evaluation's subsets are never seen.
 //!
 //! ## Subsets and held-out evaluation
-//! The retrainings are the store's ([`crate::groundtruth::compute`]) with spec
+//! The retrainings are the store's ([`run::ground_truth`]) with spec
 //! `drop(drop, subsets, seed)`, cached in the run directory
 //! (`RUN/groundtruth/drop-{drop}-m{subsets}-s{seed}-{output}-{split}`), so they are resumable and
 //! shared with `attrib groundtruth`. The LDS ground truth uses seed 0 by default; `seed` defaults to
@@ -56,13 +56,13 @@ use std::str::FromStr;
 
 use rayon::prelude::*;
 
-use super::Auto;
 use crate::error::{MethodError, Result};
-use crate::groundtruth::{cache_dir, compute, SubsetSpec};
 use crate::linalg::{cholesky, cholesky_solve};
 use crate::method::{Method, Registration};
-use crate::options::{at_least_one, Options};
-use crate::run::{Run, Targets};
+use crate::options::{at_least_one, Auto, Options};
+use run::retrain::{cache_dir, ground_truth, MaskSource, Retraining};
+use run::SubsetSpec;
+use run::{Run, Targets};
 
 /// The registry entry.
 pub const REGISTRATION: Registration = Registration {
@@ -166,7 +166,7 @@ pub fn build(opts: &mut Options) -> Result<Box<dyn Method>> {
         }
     })?;
     let fit: Fit = opts.get("fit", Fit::Lasso, |_| Ok(()))?;
-    let lambda = opts.get("lambda", Auto::Auto, super::auto_non_negative)?;
+    let lambda = opts.get("lambda", Auto::Auto, crate::options::auto_non_negative)?;
     let folds = opts.get("folds", 5usize, at_least_one)?;
     let bad = |key: &str, value: String, reason: &str| MethodError::BadOption {
         method: "datamodels".into(),
@@ -210,18 +210,14 @@ impl Method for Datamodels {
             .dir
             .as_deref()
             .map(|d| cache_dir(d, &spec, targets.output, targets.split));
-        let gt = compute(
-            run,
-            &spec,
-            targets.output,
-            targets.split,
-            cache.as_deref(),
-            None,
-            &|done, total| {
-                run.progress
-                    .report("datamodels retrained subsets", done, total)
-            },
-        )?;
+        let progress = |done, total| {
+            run.progress
+                .report("datamodels retrained subsets", done, total)
+        };
+        let retraining = Retraining::new(MaskSource::Subsets(spec), targets.output, targets.split)
+            .cache(cache.as_deref())
+            .progress(&progress);
+        let gt = ground_truth(run, &retraining)?;
         let design = Design {
             n: gt.n_train(),
             dropped: (0..self.subsets).map(|j| gt.dropped(j)).collect(),
@@ -582,8 +578,8 @@ pub fn fit(design: &Design, ys: &[Vec<f64>], p: FitParams) -> Result<Vec<Vec<f64
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::groundtruth::subset_masks;
     use engine::Rng;
+    use run::subsets::{dropped_of, subset_masks};
 
     /// Subsets of `n` examples dropping `fraction`, as a design.
     fn design(n: usize, fraction: f64, m: usize, seed: u64) -> Design {
@@ -592,7 +588,7 @@ mod tests {
             n,
             dropped: subset_masks(n, &spec)
                 .iter()
-                .map(|mask| crate::groundtruth::dropped_of(mask))
+                .map(|mask| dropped_of(mask))
                 .collect(),
         }
     }
@@ -708,9 +704,10 @@ mod tests {
     /// never seen by the fit) better than chance by a wide margin.
     #[test]
     fn end_to_end_predicts_held_out_retrainings() {
-        use super::super::{pearson, testutil::config};
-        use crate::groundtruth::MANIFEST;
+        use crate::testutil::config;
+        use eval::stats::pearson;
         use nn::Output;
+        use run::store::MANIFEST;
         let tmp = tempfile::tempdir().unwrap();
         let mut run = Run::train(
             config(r#"{ kind = "logistic" }"#, 1e-3, 3, 32, 0.1),
@@ -719,30 +716,23 @@ mod tests {
         .unwrap();
         run.dir = Some(tmp.path().to_path_buf());
         let targets = Targets::test(vec![0, 1, 2, 3], Output::Margin);
-        let (m, _) = crate::method::build(
+        let (m, _) = crate::registry::build(
             "datamodels",
             Options::empty("datamodels").set("subsets", 150),
         )
         .unwrap();
         let tau = m.attribute(&run, &targets).unwrap();
         let spec = SubsetSpec::drop(0.05, 150, 1);
-        let dir = cache_dir(tmp.path(), &spec, Output::Margin, crate::run::Split::Test);
+        let dir = cache_dir(tmp.path(), &spec, Output::Margin, run::Split::Test);
         assert!(dir.join(MANIFEST).exists());
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 151);
         // The second call reads the cache and gives the same bits.
         assert_eq!(m.attribute(&run, &targets).unwrap(), tau);
         // Held out: 40 subsets of the evaluation's seed.
         let held = SubsetSpec::drop(0.05, 40, EVALUATION_SEED);
-        let gt = compute(
-            &run,
-            &held,
-            Output::Margin,
-            crate::run::Split::Test,
-            None,
-            None,
-            &|_, _| {},
-        )
-        .unwrap();
+        let retraining =
+            Retraining::new(MaskSource::Subsets(held), Output::Margin, run::Split::Test);
+        let gt = ground_truth(&run, &retraining).unwrap();
         for (t, &target) in targets.indices.iter().enumerate() {
             let truth: Vec<f64> = gt
                 .outputs

@@ -58,10 +58,11 @@
 //! 2. scores: `s_t = P^{-1} grad f_t` layer by layer, then `tau[t][j] = -(1/n) <s_t, grad l_j>` from
 //!    one dual forward pass over the training set carrying all `s_t` (as `if-gn`).
 //!
-//! When the run has a directory, the factors are saved to
-//! `RUN/ekfac/<approx>/factors.safetensors` (with the run's hash in the metadata) and reused by
-//! later calls on the same run, whatever their targets, damping or `chunk` (which changes the
-//! factors only by rounding). A file for another run (other hash) is refitted and overwritten.
+//! When the run has a directory, the factors are kept in the run's artefact store (a blob of kind
+//! [`FACTORS_KIND`], `RUN/store/ekfac-factors/KEY.safetensors`, keyed by the run and the
+//! approximation, with both also in the metadata) and reused by later calls on the same run,
+//! whatever their targets, damping or `chunk` (which changes the factors only by rounding).
+//! Another run (other hash) has another key, so its factors are fitted anew.
 //!
 //! Options: `damping` (`auto`, or a number `>= 0`), `chunk` (512).
 
@@ -69,15 +70,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use engine::{Graph, Tensor};
-use nn::{Batch, Model, Output, Task};
+use nn::{Batch, Model, Optimizer, Output, Task};
 use rayon::prelude::*;
 
-use super::{auto_non_negative, chunk_option, l2_coefficient, Auto, TrainChunks};
 use crate::error::{MethodError, Result};
 use crate::linalg::sym_eigen;
 use crate::method::{Method, Registration};
-use crate::options::Options;
-use crate::run::{Run, Targets};
+use crate::options::{auto_non_negative, Auto, Options};
+use crate::support::chunks::{chunk_option, TrainChunks};
+use run::{Run, Targets};
 
 /// `ekfac`: eigenvalue-corrected K-FAC.
 pub const EKFAC: Registration = Registration {
@@ -103,11 +104,14 @@ pub const DIAGONAL: Registration = Registration {
 /// Damping of the `auto` rule relative to the mean eigenvalue of a block.
 pub const AUTO_DAMPING_FACTOR: f64 = 0.1;
 
-/// Folder of the saved factors inside a run directory.
-pub const FACTORS_DIR: &str = "ekfac";
+/// The store kind of fitted factors.
+pub const FACTORS_KIND: &str = "ekfac-factors";
 
-/// File name of the saved factors.
-pub const FACTORS_FILE: &str = "factors.safetensors";
+/// Where the factors of `approx` for `run` are stored (`None` for a run without a directory).
+fn factors_path(run: &Run, approx: Approx) -> Option<std::path::PathBuf> {
+    let key = run::Key::for_run(FACTORS_KIND, run).with("approx", approx.name());
+    run::Store::of(run).path(&key, "safetensors")
+}
 
 /// Which curvature approximation a block uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,57 +231,14 @@ fn unsupported(method: &str, reason: String) -> MethodError {
     }
 }
 
-/// Seeds `S_c` (cotangents of the logits `z` `[b, k]`) with `sum_c S_c S_c^T = D` per example.
+/// Seeds `S_c` (cotangents of the logits `z` `[b, k]`) with `sum_c S_c S_c^T = D` per example
+/// ([`nn::LogitHessian::sqrt_columns`]).
 fn seeds(task: Task, z: &Tensor<f64>) -> Vec<Tensor<f64>> {
-    let shape = z.shape().to_vec();
-    let k = shape[1];
-    let b = shape[0];
-    let zd = z.data();
-    match task {
-        Task::Binary => {
-            let s = zd
-                .iter()
-                .map(|&x| {
-                    let s = 1.0 / (1.0 + (-x).exp());
-                    (s * (1.0 - s)).sqrt()
-                })
-                .collect();
-            vec![Tensor::from_vec(s, &shape)]
-        }
-        Task::Regression => (0..k)
-            .map(|c| {
-                let mut s = vec![0.0; b * k];
-                for i in 0..b {
-                    s[i * k + c] = (2.0 / k as f64).sqrt();
-                }
-                Tensor::from_vec(s, &shape)
-            })
-            .collect(),
-        Task::Classes(_) | Task::NextToken(_) => {
-            let probs: Vec<Vec<f64>> = zd
-                .chunks(k)
-                .map(|r| {
-                    let m = r.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                    let e: Vec<f64> = r.iter().map(|x| (x - m).exp()).collect();
-                    let sum: f64 = e.iter().sum();
-                    e.into_iter().map(|x| x / sum).collect()
-                })
-                .collect();
-            (0..k)
-                .map(|c| {
-                    let mut s = vec![0.0; b * k];
-                    for (i, p) in probs.iter().enumerate() {
-                        let w = p[c].sqrt();
-                        for j in 0..k {
-                            let e = if j == c { 1.0 } else { 0.0 };
-                            s[i * k + j] = w * (e - p[j]);
-                        }
-                    }
-                    Tensor::from_vec(s, &shape)
-                })
-                .collect()
-        }
-    }
+    task.logit_hessian(z.data(), z.shape())
+        .sqrt_columns()
+        .into_iter()
+        .map(|s| Tensor::from_vec(s, z.shape()))
+        .collect()
 }
 
 /// Runs `batch` through the model on a tapped graph and returns its linear layers and, per layer,
@@ -653,11 +614,7 @@ impl Kronecker {
     /// The blocks: loaded from the run directory when saved for this run, else fitted (and saved
     /// when the run has a directory).
     fn blocks(&self, run: &Run, data: &TrainChunks) -> Result<Vec<Block>> {
-        let path = run.dir.as_ref().map(|d| {
-            d.join(FACTORS_DIR)
-                .join(self.approx.name())
-                .join(FACTORS_FILE)
-        });
+        let path = factors_path(run, self.approx);
         if let Some(p) = &path {
             if let Some(blocks) = load_blocks(p, run, self.approx)? {
                 return Ok(blocks);
@@ -692,7 +649,7 @@ impl Method for Kronecker {
                 "the model has no linear or convolution layer to factor; use if-gn".into(),
             ));
         }
-        let l2 = l2_coefficient(&run.config.optim);
+        let l2 = run.config.optim.objective_l2();
         let deltas = layer_damping(&blocks, self.damping);
         for (b, d) in blocks.iter().zip(&deltas) {
             if let Some(x) = b
@@ -761,7 +718,7 @@ fn save_blocks(path: &Path, run: &Run, approx: Approx, blocks: &[Block]) -> Resu
                 .join(","),
         ),
     ]);
-    nn::io::write_atomic(path, &nn::io::serialize_tensors(&tensors, &meta))?;
+    data::write_atomic(path, &nn::io::serialize_tensors(&tensors, &meta))?;
     Ok(())
 }
 
@@ -810,11 +767,12 @@ fn load_blocks(path: &Path, run: &Run, approx: Approx) -> Result<Option<Vec<Bloc
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::*;
-    use super::super::{pearson, Curvature, CurvatureKind};
     use super::*;
     use crate::solvers::LinOp;
+    use crate::support::curvature::{Curvature, CurvatureKind};
+    use crate::testutil::*;
     use engine::Rng;
+    use eval::stats::pearson;
 
     fn blocks_of(run: &Run, approx: Approx, chunk: usize) -> (TrainChunks, Vec<Block>) {
         let data = TrainChunks::new(&run.splits.train, chunk);
@@ -837,7 +795,7 @@ mod tests {
         for (k, v) in opts {
             o = o.set(k, v);
         }
-        let (m, _) = crate::method::build(name, o).unwrap();
+        let (m, _) = crate::registry::build(name, o).unwrap();
         m.attribute(run, targets).unwrap()
     }
 
@@ -1001,8 +959,8 @@ train = { epochs = 1, batch_size = 20, precision = "f64" }
         }
     }
 
-    /// Factors are saved under the run directory and reused: tampering with the saved eigenvalues
-    /// changes the scores, and a file from another run (other hash) is refitted.
+    /// Factors are saved in the run's store and reused: tampering with the saved eigenvalues
+    /// changes the scores, and another run (other hash) does not read them.
     #[test]
     fn factors_are_saved_once_and_reused() {
         let mut run = tiny_mlp(1e-2);
@@ -1011,7 +969,8 @@ train = { epochs = 1, batch_size = 20, precision = "f64" }
         run.dir = Some(dir.clone());
         let targets = Targets::test(vec![0, 1], Output::Margin);
         let first = scores("ekfac", &[], &run, &targets);
-        let path = dir.join(FACTORS_DIR).join("ekfac").join(FACTORS_FILE);
+        let path = factors_path(&run, Approx::Ekfac).unwrap();
+        assert!(path.starts_with(dir.join("store/ekfac-factors")));
         assert!(path.exists());
         assert_eq!(scores("ekfac", &[], &run, &targets), first);
         let mut blocks = load_blocks(&path, &run, Approx::Ekfac).unwrap().unwrap();
@@ -1048,12 +1007,12 @@ train = { epochs = 1, batch_size = 20, precision = "f64" }
 
     #[test]
     fn bad_options_and_models_are_clear_errors() {
-        let e = crate::method::build("ekfac", Options::empty("ekfac").set("damping", -1))
+        let e = crate::registry::build("ekfac", Options::empty("ekfac").set("damping", -1))
             .err()
             .unwrap()
             .to_string();
         assert!(e.contains("damping") && e.contains("auto"), "{e}");
-        let e = crate::method::build("kfac", Options::empty("kfac").set("rank", 3))
+        let e = crate::registry::build("kfac", Options::empty("kfac").set("rank", 3))
             .err()
             .unwrap()
             .to_string();

@@ -20,12 +20,12 @@
 
 use data::{Dataset, Features, Labels};
 use engine::Tensor;
-use nn::{Model, ModelConfig, Task};
+use nn::{Model, ModelConfig, Optimizer, Task};
 use rayon::prelude::*;
 
 use crate::error::{MethodError, Result};
 use crate::linalg::{cholesky, cholesky_inverse, cholesky_solve, dot, norm};
-use crate::run::{Run, Targets};
+use run::{Run, Targets};
 
 /// The per-example loss of a GLM as a function of the logit `s`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,7 +146,7 @@ impl Glm {
         Ok(Glm::from_dataset(
             &run.splits.train,
             loss,
-            super::l2_coefficient(&run.config.optim),
+            run.config.optim.objective_l2(),
         ))
     }
 
@@ -392,8 +392,8 @@ pub fn loo_scores(
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::*;
     use super::*;
+    use crate::testutil::*;
     use engine::Graph;
     use nn::Output;
 

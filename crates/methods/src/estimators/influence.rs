@@ -3,7 +3,7 @@
 //!
 //! ## Formula and scaling
 //! A run minimises `L(theta, w) = (1/n) sum_i w_i l_i(theta) + (lambda/2) ||theta||^2` (MATH.md E1,
-//! `lambda` = `optim.weight_decay`, see [`super::l2_coefficient`]). At an optimum `theta*`, the
+//! `lambda` = `optim.weight_decay`, see [`nn::Optimizer::objective_l2`]). At an optimum `theta*`, the
 //! implicit function theorem gives `d theta* / d w_j = -H^{-1} (1/n) grad l_j` with
 //! `H = (1/n) sum_i hess l_i + lambda I`, so
 //!
@@ -36,7 +36,7 @@
 //!
 //! ## Options
 //! Every variant: `damping` (`auto`: `0.01 tr(C)/p` for convex models, `max(0.01 lambda_max, 2 |lambda_min|)`
-//! for networks, see [`super::auto_damping`]; or a number
+//! for networks, see [`crate::support::curvature::auto_damping`]; or a number
 //! `>= 0`), `chunk` (512).
 //! - `if-exact`: builds `C` from `p` products (`p <= 5000`) and solves by Cholesky.
 //! - `if-cg`, `if-gn`: conjugate gradients, `tol` (1e-8, relative residual), `max_iters` (200).
@@ -48,19 +48,19 @@
 //!   pair's residual `||H u - theta u|| <= tol theta_max`), `seed` (0).
 
 use engine::Rng;
-use nn::Batch;
+use nn::{Batch, Optimizer};
 
-use super::{
-    auto_damping, auto_non_negative, auto_positive, chunk_option, is_convex, l2_coefficient,
-    solve_error, Auto, Columns, Curvature, CurvatureKind, TrainChunks,
-};
 use crate::error::{MethodError, Result};
 use crate::groups::Grouping;
 use crate::linalg::{cholesky, cholesky_solve, dot, symmetrize};
 use crate::method::{Method, Registration};
-use crate::options::{at_least_one, non_negative, positive, Options};
-use crate::run::{Run, Targets};
-use crate::solvers::{self, CgParams, LanczosParams, LinOp, LissaParams, Reported};
+use crate::options::{
+    at_least_one, auto_non_negative, auto_positive, non_negative, positive, Auto, Options,
+};
+use crate::solvers::{self, solve_error, CgParams, LanczosParams, LinOp, LissaParams, Reported};
+use crate::support::chunks::{chunk_option, Columns, TrainChunks};
+use crate::support::curvature::{auto_damping, is_convex, Curvature, CurvatureKind};
+use run::{Run, Targets};
 
 /// Largest parameter count for which `if-exact` builds the explicit `p x p` curvature matrix.
 pub const EXACT_MAX_PARAMS: usize = 5000;
@@ -109,6 +109,23 @@ pub const ARNOLDI: Registration = Registration {
     build: build_arnoldi,
 };
 
+/// The options of `if-lissa`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LissaOptions {
+    /// Recursion steps.
+    pub depth: usize,
+    /// `s`, or `auto`.
+    pub scale: Auto<f64>,
+    /// Relative residual to reach.
+    pub tol: f64,
+    /// Mini-batch size (0: whole training set).
+    pub batch: usize,
+    /// Recursions averaged (stochastic only).
+    pub samples: usize,
+    /// Seed of the mini-batches and of the scale estimate.
+    pub seed: u64,
+}
+
 /// How the inverse curvature is applied.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Solver {
@@ -117,20 +134,7 @@ pub enum Solver {
     /// Conjugate gradients on the Hessian.
     Cg(CgParams),
     /// LiSSA on the Hessian.
-    Lissa {
-        /// Recursion steps.
-        depth: usize,
-        /// `s`, or `auto`.
-        scale: Auto<f64>,
-        /// Relative residual to reach.
-        tol: f64,
-        /// Mini-batch size (0: whole training set).
-        batch: usize,
-        /// Recursions averaged (stochastic only).
-        samples: usize,
-        /// Seed of the mini-batches and of the scale estimate.
-        seed: u64,
-    },
+    Lissa(LissaOptions),
     /// Conjugate gradients on the Gauss-Newton matrix.
     GaussNewton(CgParams),
     /// Top eigenpairs.
@@ -216,14 +220,14 @@ pub fn build_gn(opts: &mut Options) -> Result<Box<dyn Method>> {
 /// A bad option value.
 pub fn build_lissa(opts: &mut Options) -> Result<Box<dyn Method>> {
     let c = common(opts)?;
-    let solver = Solver::Lissa {
+    let solver = Solver::Lissa(LissaOptions {
         depth: opts.get("depth", 2000usize, at_least_one)?,
         scale: opts.get("scale", Auto::Auto, auto_positive)?,
         tol: opts.get("tol", 1e-4, positive)?,
         batch: opts.get("batch", 0usize, |_| Ok(()))?,
         samples: opts.get("samples", 1usize, at_least_one)?,
         seed: opts.get("seed", 0u64, |_| Ok(()))?,
-    };
+    });
     Ok(boxed("if-lissa", solver, c))
 }
 
@@ -279,6 +283,27 @@ impl Method for Influence {
 }
 
 impl Influence {
+    /// The solver's curvature `C + lambda I` (Hessian, or Gauss-Newton for `if-gn`; `lambda` the
+    /// objective's L2) over `data`, and the damping to add (given, or the `auto` rule).
+    fn curvature<'a>(&self, run: &'a Run, data: &'a TrainChunks) -> (Curvature<'a>, f64) {
+        let kind = match self.solver {
+            Solver::GaussNewton(_) => CurvatureKind::GaussNewton,
+            _ => CurvatureKind::Hessian,
+        };
+        let undamped = Curvature {
+            model: &run.model,
+            params: &run.params,
+            data,
+            kind,
+            shift: run.config.optim.objective_l2(),
+        };
+        let damping = match self.damping {
+            Auto::Auto => auto_damping(&undamped, is_convex(run)),
+            Auto::Value(d) => d,
+        };
+        (undamped, damping)
+    }
+
     /// Scores for the given columns (examples or groups; module docs, "Computation").
     fn scores(&self, run: &Run, targets: &Targets, columns: Columns<'_>) -> Result<Vec<Vec<f64>>> {
         let model = &run.model;
@@ -297,24 +322,9 @@ impl Influence {
             });
         }
         let data = TrainChunks::new(&run.splits.train, self.chunk);
-        let l2 = l2_coefficient(&run.config.optim);
-        let kind = match self.solver {
-            Solver::GaussNewton(_) => CurvatureKind::GaussNewton,
-            _ => CurvatureKind::Hessian,
-        };
-        let undamped = Curvature {
-            model,
-            params,
-            data: &data,
-            kind,
-            shift: l2,
-        };
-        let damping = match self.damping {
-            Auto::Auto => auto_damping(&undamped, is_convex(run)),
-            Auto::Value(d) => d,
-        };
+        let (undamped, damping) = self.curvature(run, &data);
         let op = Curvature {
-            shift: l2 + damping,
+            shift: undamped.shift + damping,
             ..undamped
         };
         let grads = nn::per_example::output_grads(
@@ -323,7 +333,6 @@ impl Influence {
             &run.target_batch::<f64>(targets),
             targets.output,
         );
-        let fail = |solver: &str, e| solve_error(self.name, solver, e);
         if let Solver::Arnoldi {
             rank,
             iters,
@@ -349,88 +358,20 @@ impl Influence {
                 },
             );
         }
-        // `(H + damping I)^{-1} rhs_j` for each right-hand side, by the chosen solver. Each
-        // solver reports its curvature products (one pass over the training set each) against its
-        // budget of them.
-        let products = format!("{} curvature products", self.name);
-        let reported = |total: usize| Reported::new(&op, &run.progress, &products, total);
-        let solve = |rhs: &[Vec<f64>]| -> Result<Vec<Vec<f64>>> {
-            Ok(match &self.solver {
-                Solver::Exact => exact_solve(&reported(p.div_ceil(EXACT_BLOCK)), rhs, damping)
-                    .map_err(|reason| MethodError::Unsupported {
-                        method: self.name.into(),
-                        reason,
-                    })?,
-                Solver::Cg(cp) | Solver::GaussNewton(cp) => {
-                    solvers::cg(&reported(cp.max_iters), rhs, *cp)
-                        .map_err(|e| fail("conjugate gradients", e))?
-                        .0
-                }
-                Solver::Lissa {
-                    depth,
-                    scale,
-                    tol,
-                    batch,
-                    samples,
-                    seed,
-                } => {
-                    let scale = match scale {
-                        Auto::Value(s) => *s,
-                        Auto::Auto => {
-                            let top = solvers::lanczos(
-                                &reported(LISSA_SCALE_ITERS),
-                                LanczosParams {
-                                    rank: 1,
-                                    iters: LISSA_SCALE_ITERS,
-                                    tol: f64::INFINITY,
-                                    seed: *seed,
-                                },
-                            )
-                            .map_err(|e| fail("Lanczos (LiSSA scale)", e))?;
-                            LISSA_SCALE_MARGIN * top.values[0]
-                        }
-                    };
-                    let lp = LissaParams {
-                        depth: *depth,
-                        scale,
-                        tol: *tol,
-                    };
-                    if *batch == 0 || *batch >= n {
-                        // `depth` steps and one residual check.
-                        solvers::lissa(&reported(depth + 1), rhs, lp)
-                            .map_err(|e| fail("LiSSA", e))?
-                            .0
-                    } else {
-                        let b = *batch;
-                        // Mini-batch products of every sample, then one full product.
-                        let counted = reported(samples * depth + 1);
-                        let sampled = |sample: usize, step: usize, vs: &[&[f64]]| {
-                            counted.tick();
-                            let mut rng =
-                                Rng::derive(*seed, "lissa", (sample * depth + step) as u64);
-                            let mut idx = rng.permutation(n);
-                            idx.truncate(b);
-                            let mb = Batch::from_dataset(&run.splits.train, &idx);
-                            let mut out = op.batch_products(&mb, vs);
-                            for (o, v) in out.iter_mut().zip(vs) {
-                                crate::linalg::axpy(op.shift, v, o);
-                            }
-                            out
-                        };
-                        solvers::lissa_sampled(&counted, &sampled, rhs, lp, *samples)
-                            .map_err(|e| fail("stochastic LiSSA", e))?
-                            .0
-                    }
-                }
-                Solver::Arnoldi { .. } => unreachable!("handled above"),
-            })
+        let ctx = SolveContext {
+            name: self.name,
+            op: &op,
+            run,
+            damping,
+            products: format!("{} curvature products", self.name),
         };
+        let solve = |rhs: &[Vec<f64>]| ctx.solve(&self.solver, rhs);
         // Group side (MATH.md E5): with fewer groups than targets, solve for the K group gradients
         // instead of the T target gradients; H is symmetric, so
         // g_t^T (H + d)^{-1} g_G = g_G^T (H + d)^{-1} g_t up to the solver's tolerance.
         if let Columns::Groups(groups) = columns {
             if groups.k < targets.indices.len() {
-                let group_grads = crate::groups::group_loss_grads(
+                let group_grads = crate::support::chunks::group_loss_grads(
                     model,
                     params,
                     &run.splits.train,
@@ -453,6 +394,103 @@ impl Influence {
             .into_iter()
             .map(|row| row.into_iter().map(|v| -v * inv_n).collect())
             .collect())
+    }
+}
+
+/// What every solver of `(C + shift I)^{-1} rhs` reads: the damped curvature operator, the run
+/// (its progress and training set) and the damping. Each solver reports its curvature products
+/// (one pass over the training set each) against its budget of them.
+struct SolveContext<'a> {
+    name: &'static str,
+    op: &'a Curvature<'a>,
+    run: &'a Run,
+    damping: f64,
+    products: String,
+}
+
+impl SolveContext<'_> {
+    /// `op` counting its products against `total`.
+    fn reported(&self, total: usize) -> Reported<'_, Curvature<'_>> {
+        Reported::new(self.op, &self.run.progress, &self.products, total)
+    }
+
+    fn fail(&self, solver: &str, e: solvers::SolveError) -> MethodError {
+        solve_error(self.name, solver, e)
+    }
+
+    /// `(C + shift I)^{-1} rhs_j` for each right-hand side by `solver` (not Arnoldi, which
+    /// scores in its eigenbasis instead of solving).
+    fn solve(&self, solver: &Solver, rhs: &[Vec<f64>]) -> Result<Vec<Vec<f64>>> {
+        match solver {
+            Solver::Exact => {
+                let p = self.op.params.len();
+                exact_solve(&self.reported(p.div_ceil(EXACT_BLOCK)), rhs, self.damping).map_err(
+                    |reason| MethodError::Unsupported {
+                        method: self.name.into(),
+                        reason,
+                    },
+                )
+            }
+            Solver::Cg(cp) | Solver::GaussNewton(cp) => {
+                Ok(solvers::cg(&self.reported(cp.max_iters), rhs, *cp)
+                    .map_err(|e| self.fail("conjugate gradients", e))?
+                    .0)
+            }
+            Solver::Lissa(lo) => self.lissa(lo, rhs),
+            Solver::Arnoldi { .. } => unreachable!("if-arnoldi scores in its eigenbasis"),
+        }
+    }
+
+    /// LiSSA: the scale (given, or from a Lanczos estimate of the top eigenvalue), then the
+    /// recursion on the whole training set, or on mini-batches of `batch` averaged over `samples`.
+    fn lissa(&self, lo: &LissaOptions, rhs: &[Vec<f64>]) -> Result<Vec<Vec<f64>>> {
+        let scale = match lo.scale {
+            Auto::Value(s) => s,
+            Auto::Auto => {
+                let top = solvers::lanczos(
+                    &self.reported(LISSA_SCALE_ITERS),
+                    LanczosParams {
+                        rank: 1,
+                        iters: LISSA_SCALE_ITERS,
+                        tol: f64::INFINITY,
+                        seed: lo.seed,
+                    },
+                )
+                .map_err(|e| self.fail("Lanczos (LiSSA scale)", e))?;
+                LISSA_SCALE_MARGIN * top.values[0]
+            }
+        };
+        let lp = LissaParams {
+            depth: lo.depth,
+            scale,
+            tol: lo.tol,
+        };
+        let (n, depth) = (self.run.n_train(), lo.depth);
+        if lo.batch == 0 || lo.batch >= n {
+            // `depth` steps and one residual check.
+            return Ok(solvers::lissa(&self.reported(depth + 1), rhs, lp)
+                .map_err(|e| self.fail("LiSSA", e))?
+                .0);
+        }
+        // Mini-batch products of every sample, then one full product.
+        let counted = self.reported(lo.samples * depth + 1);
+        let sampled = |sample: usize, step: usize, vs: &[&[f64]]| {
+            counted.tick();
+            let mut rng = Rng::derive(lo.seed, "lissa", (sample * depth + step) as u64);
+            let mut idx = rng.permutation(n);
+            idx.truncate(lo.batch);
+            let mb = Batch::from_dataset(&self.run.splits.train, &idx);
+            let mut out = self.op.batch_products(&mb, vs);
+            for (o, v) in out.iter_mut().zip(vs) {
+                crate::linalg::axpy(self.op.shift, v, o);
+            }
+            out
+        };
+        Ok(
+            solvers::lissa_sampled(&counted, &sampled, rhs, lp, lo.samples)
+                .map_err(|e| self.fail("stochastic LiSSA", e))?
+                .0,
+        )
     }
 }
 
@@ -499,7 +537,7 @@ fn exact_solve(
 /// `tau[t][j] = -(1/n) sum_k (g_t . u_k)(grad l_j . u_k) / (lambda_k + damping)` over the top
 /// eigenpairs of `H` (the undamped operator, weight decay included).
 fn arnoldi_scores(
-    (name, progress): (&str, &crate::Progress),
+    (name, progress): (&str, &run::Progress),
     h: &Curvature<'_>,
     data: &TrainChunks,
     (ds, columns): (&data::Dataset, Columns<'_>),
@@ -548,9 +586,9 @@ fn arnoldi_scores(
 
 #[cfg(test)]
 mod tests {
-    use super::super::pearson;
-    use super::super::testutil::*;
     use super::*;
+    use crate::testutil::*;
+    use eval::stats::pearson;
     use nn::Output;
 
     fn run_method(
@@ -563,7 +601,7 @@ mod tests {
         for (k, v) in opts {
             o = o.set(k, v);
         }
-        let (m, _) = crate::method::build(name, o).unwrap();
+        let (m, _) = crate::registry::build(name, o).unwrap();
         m.attribute(run, targets).unwrap()
     }
 
@@ -609,7 +647,7 @@ mod tests {
             let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
             let sink = std::sync::Arc::clone(&seen);
             let mut loud = logistic_at_optimum(1e-2);
-            loud.progress = crate::Progress::new(move |what, done, total| {
+            loud.progress = run::Progress::new(move |what, done, total| {
                 sink.lock().unwrap().push((what.to_string(), done, total));
             });
             let reported = run_method(name, &opts, &loud, &targets);
@@ -668,7 +706,7 @@ mod tests {
         let d = rel_diff(&stoch, &exact);
         eprintln!("stochastic LiSSA (batch 200, 2 x 3000 steps): relative difference {d:e}");
         assert!(d < 0.5, "{d}");
-        let (m, _) = crate::method::build(
+        let (m, _) = crate::registry::build(
             "if-lissa",
             Options::empty("if-lissa")
                 .set("batch", 100)
@@ -729,7 +767,7 @@ mod tests {
         let run = tiny_mlp(0.0);
         let targets = Targets::test(vec![0], Output::Loss);
         let (m, _) =
-            crate::method::build("if-cg", Options::empty("if-cg").set("max_iters", 2)).unwrap();
+            crate::registry::build("if-cg", Options::empty("if-cg").set("max_iters", 2)).unwrap();
         let e = m.attribute(&run, &targets).unwrap_err();
         assert!(
             matches!(e, MethodError::NoConvergence { iterations: 2, .. }),
@@ -737,13 +775,14 @@ mod tests {
         );
         // Without damping the MLP's indefinite Hessian stops CG and the Cholesky of if-exact.
         let (m, _) =
-            crate::method::build("if-exact", Options::empty("if-exact").set("damping", 0)).unwrap();
+            crate::registry::build("if-exact", Options::empty("if-exact").set("damping", 0))
+                .unwrap();
         let e = m.attribute(&run, &targets).unwrap_err().to_string();
         assert!(
             e.contains("not positive definite") && e.contains("raise damping"),
             "{e}"
         );
-        let (m, _) = crate::method::build(
+        let (m, _) = crate::registry::build(
             "if-cg",
             Options::empty("if-cg")
                 .set("damping", 0)
@@ -753,7 +792,7 @@ mod tests {
         let e = m.attribute(&run, &targets).unwrap_err().to_string();
         assert!(e.contains("negative curvature"), "{e}");
         let (m, _) =
-            crate::method::build("if-lissa", Options::empty("if-lissa").set("scale", 1e-3))
+            crate::registry::build("if-lissa", Options::empty("if-lissa").set("scale", 1e-3))
                 .unwrap();
         let e = m.attribute(&run, &targets).unwrap_err().to_string();
         assert!(e.contains("diverged") && e.contains("scale"), "{e}");

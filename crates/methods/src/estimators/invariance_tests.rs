@@ -2,11 +2,11 @@
 //! targets are grouped into calls, nor on how the work is cut (the chunk size of the passes over
 //! the training set; for MAGIC, the number of targets carried per reverse sweep).
 
-use super::testutil::*;
-use crate::method::{build, REGISTRY};
 use crate::options::Options;
-use crate::run::{Run, Targets};
+use crate::registry::{build, REGISTRY};
+use crate::testutil::*;
 use nn::Output;
+use run::{Run, Targets};
 
 /// Options that make every method cheap and well-posed on the tiny runs (the tiny MLP's Hessian
 /// has eigenvalues down to about -0.13, so the influence functions get damping 0.2). Iterative

@@ -25,7 +25,7 @@ use super::glm::{loo_scores, Glm};
 use crate::error::{MethodError, Result};
 use crate::method::{Method, Registration};
 use crate::options::{any, Options};
-use crate::run::{Run, Targets};
+use run::{Run, Targets};
 
 /// The registry entry.
 pub const REGISTRATION: Registration = Registration {
@@ -54,7 +54,7 @@ pub struct LooNewton {
 pub fn build(opts: &mut Options) -> Result<Box<dyn Method>> {
     Ok(Box::new(LooNewton {
         refit: opts.get("refit", true, any)?,
-        chunk: super::chunk_option(opts)?,
+        chunk: crate::support::chunks::chunk_option(opts)?,
     }))
 }
 
@@ -88,8 +88,8 @@ impl Method for LooNewton {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::*;
     use super::*;
+    use crate::testutil::*;
     use nn::Output;
 
     /// Acceptance test: Newton-step LOO vs brute-force LOO (the problem re-solved without each

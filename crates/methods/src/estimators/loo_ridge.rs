@@ -21,7 +21,7 @@ use super::glm::{loo_scores, Glm};
 use crate::error::{MethodError, Result};
 use crate::method::{Method, Registration};
 use crate::options::Options;
-use crate::run::{Run, Targets};
+use run::{Run, Targets};
 
 /// The registry entry.
 pub const REGISTRATION: Registration = Registration {
@@ -42,7 +42,7 @@ pub struct LooRidge {
 /// A bad option value.
 pub fn build(opts: &mut Options) -> Result<Box<dyn Method>> {
     Ok(Box::new(LooRidge {
-        chunk: super::chunk_option(opts)?,
+        chunk: crate::support::chunks::chunk_option(opts)?,
     }))
 }
 
@@ -86,8 +86,8 @@ pub fn closed_form(glm: &Glm) -> Result<Vec<f64>> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::*;
     use super::*;
+    use crate::testutil::*;
     use nn::Output;
 
     /// Acceptance test: Sherman-Morrison LOO equals re-solving the ridge problem without each

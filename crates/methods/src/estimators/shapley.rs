@@ -50,11 +50,12 @@ use engine::Rng;
 use nn::Output;
 use rayon::prelude::*;
 
-use super::{chunk_option, similarity};
 use crate::error::{MethodError, Result};
 use crate::method::{Method, Registration};
 use crate::options::{any, at_least_one, non_negative, Options};
-use crate::run::{Run, Targets};
+use crate::support::chunks::chunk_option;
+use crate::support::features;
+use run::{Run, Targets};
 
 /// The `knn-shapley` registry entry.
 pub const KNN: Registration = Registration {
@@ -204,8 +205,8 @@ impl Method for KnnShapley {
         };
         let (train, tf) = match self.features {
             FeatureKind::Penultimate => (
-                similarity::train_features(run, self.chunk),
-                similarity::features(&run.model, &run.params, &run.target_batch(targets)),
+                features::train_features(run, self.chunk),
+                features::features(&run.model, &run.params, &run.target_batch(targets)),
             ),
             FeatureKind::Input => {
                 let all: Vec<usize> = (0..run.n_train()).collect();
@@ -509,13 +510,14 @@ mod tests {
     #[test]
     fn knn_shapley_on_a_run_is_efficient_and_signed() {
         // Efficiency: sum_i phi_i = v(N) - v(empty) = the fraction of the k nearest with the label.
-        let run = super::super::testutil::tiny_mlp(0.0);
+        let run = crate::testutil::tiny_mlp(0.0);
         let targets = Targets::test(vec![0, 5, 9], Output::Margin);
         let (m, _) =
-            crate::method::build("knn-shapley", Options::empty("knn-shapley").set("k", 7)).unwrap();
+            crate::registry::build("knn-shapley", Options::empty("knn-shapley").set("k", 7))
+                .unwrap();
         let tau = m.attribute(&run, &targets).unwrap();
-        let train = similarity::train_features(&run, 512);
-        let tf = similarity::features(&run.model, &run.params, &run.target_batch(&targets));
+        let train = features::train_features(&run, 512);
+        let tf = features::features(&run.model, &run.params, &run.target_batch(&targets));
         let Labels::Classes { y: ty, .. } = &run.splits.train.labels else {
             unreachable!()
         };
@@ -536,7 +538,7 @@ mod tests {
 
     #[test]
     fn tmc_shapley_converges_to_brute_force_exact_shapley() {
-        let run = super::super::testutil::tiny_logistic(7);
+        let run = crate::testutil::tiny_logistic(7);
         let n = run.n_train();
         assert_eq!(n, 7);
         let targets = Targets::test(vec![0, 1, 2], Output::Margin);
@@ -548,7 +550,7 @@ mod tests {
             })
             .collect();
         let perms = 600;
-        let (m, _) = crate::method::build(
+        let (m, _) = crate::registry::build(
             "tmc-shapley",
             Options::empty("tmc-shapley")
                 .set("permutations", perms)
@@ -583,17 +585,17 @@ mod tests {
 
     #[test]
     fn tmc_shapley_refuses_large_sets_and_reports_no_convergence() {
-        let run = super::super::testutil::tiny_mlp(0.0);
+        let run = crate::testutil::tiny_mlp(0.0);
         let targets = Targets::test(vec![0], Output::Margin);
-        let (m, _) = crate::method::build(
+        let (m, _) = crate::registry::build(
             "tmc-shapley",
             Options::empty("tmc-shapley").set("budget", 5000),
         )
         .unwrap();
         let e = m.attribute(&run, &targets).unwrap_err().to_string();
         assert!(e.contains("budget") && e.contains("knn-shapley"), "{e}");
-        let small = super::super::testutil::tiny_logistic(7);
-        let (m, _) = crate::method::build(
+        let small = crate::testutil::tiny_logistic(7);
+        let (m, _) = crate::registry::build(
             "tmc-shapley",
             Options::empty("tmc-shapley")
                 .set("permutations", 4)

@@ -10,16 +10,15 @@
 //!
 //! Options: `chunk` (512): training examples per forward pass.
 
-use engine::{Graph, Tensor};
-use nn::{Batch, Model, Output};
-use rayon::prelude::*;
+use nn::Output;
 
-use super::{chunk_option, TrainChunks};
 use crate::error::Result;
 use crate::linalg::{dot, norm};
 use crate::method::{Method, Registration};
 use crate::options::Options;
-use crate::run::{Run, Targets};
+use crate::support::chunks::chunk_option;
+use crate::support::features::{features, train_features};
+use run::{Run, Targets};
 
 /// The registry entry.
 pub const REGISTRATION: Registration = Registration {
@@ -42,33 +41,6 @@ pub fn build(opts: &mut Options) -> Result<Box<dyn Method>> {
     Ok(Box::new(Similarity {
         chunk: chunk_option(opts)?,
     }))
-}
-
-/// Penultimate features ([`nn::Model::features`]) of a batch at `params`, one row per example.
-pub fn features(model: &Model, params: &[f64], batch: &Batch<f64>) -> Vec<Vec<f64>> {
-    let g = Graph::<f64, Tensor<f64>>::new();
-    let p = model.layout().leaves(&g, params, false);
-    let f = g.tensor(model.features(&g, &p, &batch.input));
-    let b = batch.len();
-    let d = f.len() / b.max(1);
-    f.data()
-        .chunks(d.max(1))
-        .take(b)
-        .map(|row| row.to_vec())
-        .collect()
-}
-
-/// Penultimate features of every training example, computed chunk by chunk in parallel and
-/// concatenated in index order.
-pub fn train_features(run: &Run, chunk: usize) -> Vec<Vec<f64>> {
-    TrainChunks::new(&run.splits.train, chunk)
-        .batches
-        .par_iter()
-        .map(|b| features(&run.model, &run.params, b))
-        .collect::<Vec<_>>()
-        .into_iter()
-        .flatten()
-        .collect()
 }
 
 /// `row / ||row||` (a zero row stays zero).
@@ -109,9 +81,9 @@ impl Method for Similarity {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::*;
     use super::*;
-    use crate::run::Split;
+    use crate::testutil::*;
+    use run::Split;
 
     #[test]
     fn self_similarity_is_one_and_the_loss_flips_the_sign() {

@@ -31,12 +31,12 @@
 
 use nn::Trainer;
 
-use super::{chunk_option, Columns, TrainChunks};
 use crate::error::Result;
 use crate::groups::Grouping;
 use crate::method::{Method, Registration};
 use crate::options::{at_least_one, Options};
-use crate::run::{Run, Targets};
+use crate::support::chunks::{chunk_option, Columns, TrainChunks};
+use run::{Run, Targets};
 
 /// The registry entry.
 pub const REGISTRATION: Registration = Registration {
@@ -121,9 +121,9 @@ impl TracIn {
 
 #[cfg(test)]
 mod tests {
-    use super::super::pearson;
-    use super::super::testutil::*;
     use super::*;
+    use crate::testutil::*;
+    use eval::stats::pearson;
     use nn::Output;
 
     /// For plain SGD with a small learning rate, one epoch and a checkpoint at every step, TracIn is
@@ -146,7 +146,8 @@ train = { epochs = 1, batch_size = 65, precision = "f64" }
         let run = Run::train(cfg, ".".as_ref()).unwrap();
         let targets = Targets::test(vec![0, 4], Output::Loss);
         let (m, _) =
-            crate::method::build("tracin", Options::empty("tracin").set("checkpoints", 7)).unwrap();
+            crate::registry::build("tracin", Options::empty("tracin").set("checkpoints", 7))
+                .unwrap();
         let tau = m.attribute(&run, &targets).unwrap();
         let eps = 1e-3;
         let examples: Vec<usize> = (0..run.n_train()).step_by(7).collect();
@@ -176,11 +177,11 @@ train = { epochs = 1, batch_size = 65, precision = "f64" }
         // A training example's own loss: its gradient dot itself is positive, so tau < 0 for f = loss.
         let run = tiny_mlp(0.0);
         let targets = Targets {
-            split: crate::run::Split::Train,
+            split: run::Split::Train,
             indices: vec![0, 1, 2],
             output: Output::Loss,
         };
-        let (m, _) = crate::method::build("tracin", Options::empty("tracin")).unwrap();
+        let (m, _) = crate::registry::build("tracin", Options::empty("tracin")).unwrap();
         let tau = m.attribute(&run, &targets).unwrap();
         for (t, &i) in targets.indices.iter().enumerate() {
             assert!(tau[t][i] < 0.0);

@@ -42,7 +42,7 @@
 //! ## Computation
 //! Per model, the training set is processed in chunks of `chunk` examples: per-example gradients
 //! of the chunk (`chunk x p`, one reverse pass per example), times the projection generated on the
-//! fly in blocks of [`PROJECTION_ROWS`] parameter rows, summed block by block in a fixed order, so
+//! fly in blocks of [`crate::support::projection::PROJECTION_ROWS`] parameter rows, summed block by block in a fixed order, so
 //! neither the `n x p` gradients nor the `p x k` projection is stored. The kernel is one `k x k`
 //! product, factored by Cholesky. Every row of the projection is its own random stream, so the
 //! features depend on neither the chunk size (beyond rounding) nor the thread count.
@@ -55,7 +55,8 @@
 //!   projection derived from `(seed, e)`;
 //! - `models` (1): independently trained models; model 0 is the run itself, model `m > 0` retrains
 //!   the run's configuration with trainer seed [`member_seed`]`(run seed, m)`; for a run
-//!   loaded from a directory, members are cached as `RUN/trak/models/seed-N.safetensors`;
+//!   loaded from a directory, members are cached in the run's store
+//!   (`RUN/store/trak-member/KEY.safetensors`, [`MEMBER_KIND`]);
 //! - `checkpoints` (0): besides each model's final parameters, also use `c` evenly spaced states of
 //!   its training (steps `e, 2e, ..` below `T`, `e = ceil(T / (c + 1))`), replayed bitwise;
 //! - `damping` (`auto`): `d_m` added to the kernel's diagonal; `auto` is
@@ -65,20 +66,17 @@
 //! - `chunk` (512): training examples per chunk.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::path::PathBuf;
-use std::str::FromStr;
 
 use engine::{Rng, Tensor};
 use nn::{Batch, Model, Output, Task, Trainer};
-use rayon::prelude::*;
 
-use super::{auto_non_negative, chunk_option, Auto, TrainChunks};
 use crate::error::{MethodError, Result};
 use crate::linalg::{cholesky, cholesky_solve, symmetrize};
 use crate::method::{Method, Registration};
-use crate::options::{any, at_least_one, Options};
-use crate::run::{fingerprint, Run, Targets};
+use crate::options::{any, at_least_one, auto_non_negative, Auto, Options};
+use crate::support::chunks::{chunk_option, TrainChunks};
+use crate::support::projection::{Projection, ProjectionKind};
+use run::{Run, Targets};
 
 /// The registry entry.
 pub const REGISTRATION: Registration = Registration {
@@ -90,132 +88,17 @@ pub const REGISTRATION: Registration = Registration {
 /// Default projection dimension.
 pub const DEFAULT_K: usize = 512;
 
-/// Parameter rows of the projection generated at once (a constant, so results do not depend on
-/// it through the options).
-pub const PROJECTION_ROWS: usize = 2048;
-
 /// The `auto` damping: this fraction of the kernel's mean eigenvalue `tr(K) / k`.
 pub const AUTO_DAMPING: f64 = 1e-6;
 
-/// Folder of cached ensemble members inside a run directory.
-pub const MODELS_DIR: &str = "trak/models";
+/// The store kind of a cached ensemble member (`RUN/store/trak-member/KEY.safetensors`).
+pub const MEMBER_KIND: &str = "trak-member";
 
-/// Distribution of the projection's entries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProjectionKind {
-    /// `N(0, 1/k)` (Box-Muller, two entries per pair of uniforms).
-    Gaussian,
-    /// `+-1/sqrt(k)` with equal probability (one random bit each).
-    Rademacher,
-}
-
-impl FromStr for ProjectionKind {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "gaussian" => Ok(ProjectionKind::Gaussian),
-            "rademacher" => Ok(ProjectionKind::Rademacher),
-            _ => Err(format!(
-                "unknown projection \"{s}\"; use rademacher or gaussian"
-            )),
-        }
-    }
-}
-
-impl fmt::Display for ProjectionKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ProjectionKind::Gaussian => "gaussian",
-            ProjectionKind::Rademacher => "rademacher",
-        })
-    }
-}
-
-/// A seeded random projection `P` (`p x k`) that is never stored: row `r` (parameter `r`) is the
-/// stream `Rng::derive(seed, "trak-projection", r)`, so any block of rows can be generated alone
-/// and the matrix is a function of `(kind, seed, p, k)` only. Entries have variance `1/k`, so
-/// `E[P P^T] = I` and projected inner products estimate the gradients' inner products.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Projection {
-    /// Entry distribution.
-    pub kind: ProjectionKind,
-    /// Output dimension `k`.
-    pub k: usize,
-    /// Input dimension `p` (parameters).
-    pub p: usize,
-    /// Seed of the row streams.
-    pub seed: u64,
-}
-
-impl Projection {
-    /// Rows `start..end` of `P`, row-major `(end - start) x k`.
-    ///
-    /// # Panics
-    /// If `start > end` or `end > p` (internal invariant).
-    pub fn rows(&self, start: usize, end: usize) -> Vec<f64> {
-        assert!(
-            start <= end && end <= self.p,
-            "projection rows out of range"
-        );
-        let k = self.k;
-        let scale = 1.0 / (k as f64).sqrt();
-        let mut out = vec![0.0; (end - start) * k];
-        out.par_chunks_mut(k.max(1))
-            .enumerate()
-            .for_each(|(r, row)| {
-                let mut rng = Rng::derive(self.seed, "trak-projection", (start + r) as u64);
-                match self.kind {
-                    ProjectionKind::Gaussian => {
-                        // Box-Muller, both outputs of each pair of uniforms.
-                        for pair in row.chunks_mut(2) {
-                            let r = scale * (-2.0 * (1.0 - rng.uniform()).ln()).sqrt();
-                            let (s, c) = (2.0 * std::f64::consts::PI * rng.uniform()).sin_cos();
-                            pair[0] = r * c;
-                            if let Some(x) = pair.get_mut(1) {
-                                *x = r * s;
-                            }
-                        }
-                    }
-                    ProjectionKind::Rademacher => {
-                        for block in row.chunks_mut(64) {
-                            let bits = rng.next_u64();
-                            for (j, x) in block.iter_mut().enumerate() {
-                                *x = if (bits >> j) & 1 == 1 { scale } else { -scale };
-                            }
-                        }
-                    }
-                }
-            });
-        out
-    }
-
-    /// `vs P` for the rows `vs` (each of length `p`): row-major `vs.len() x k`. The projection is
-    /// generated in blocks of [`PROJECTION_ROWS`] rows whose products are added in block order.
-    pub fn project(&self, vs: &[Vec<f64>]) -> Vec<f64> {
-        let (b, k) = (vs.len(), self.k);
-        let mut out = vec![0.0; b * k];
-        if b == 0 {
-            return out;
-        }
-        for start in (0..self.p).step_by(PROJECTION_ROWS) {
-            let end = (start + PROJECTION_ROWS).min(self.p);
-            let w = end - start;
-            let mut g = Vec::with_capacity(b * w);
-            for v in vs {
-                g.extend_from_slice(&v[start..end]);
-            }
-            let prod = engine::kernels::matmul(
-                &Tensor::from_vec(g, &[b, w]),
-                &Tensor::from_vec(self.rows(start, end), &[w, k]),
-                false,
-                false,
-            );
-            for (o, x) in out.iter_mut().zip(prod.data()) {
-                *o += x;
-            }
-        }
-        out
-    }
+/// The store key of ensemble member `m` (trainer seed `seed`) of `run`.
+fn member_key(run: &Run, m: usize, seed: u64) -> run::Key {
+    run::Key::for_run(MEMBER_KIND, run)
+        .with("member", m.to_string())
+        .with("seed", seed.to_string())
 }
 
 /// TRAK (module docs).
@@ -365,50 +248,29 @@ pub fn member_seed(run_seed: u64, m: usize) -> u64 {
 }
 
 impl Trak {
-    /// Ensemble member `m > 0`: loaded from the run directory's cache when present and made by
-    /// this configuration, else trained (and cached when the run has a directory).
+    /// Ensemble member `m > 0`: loaded from the run's store when present (the key holds the run
+    /// and the member's seed), else trained (and stored when the run has a directory).
     fn member(&self, run: &Run, m: usize) -> Result<Run> {
         let seed = member_seed(run.config.train.seed, m);
-        let Some(dir) = &run.dir else {
-            return run.reseeded(seed, None);
-        };
-        let mut cfg = run.config.clone();
-        cfg.train.seed = seed;
-        let init_bytes: Vec<u8> = run
-            .init
-            .iter()
-            .flatten()
-            .flat_map(|x| x.to_le_bytes())
-            .collect();
-        let key = fingerprint(&[cfg.to_toml().as_bytes(), &init_bytes]);
-        let path: PathBuf = dir
-            .join(MODELS_DIR)
-            .join(format!("seed-{seed}.safetensors"));
+        let store = run::Store::of(run);
+        let key = member_key(run, m, seed);
         let layout = run.model.layout();
-        if path.exists()
-            && nn::io::read_metadata(&path)
-                .ok()
-                .and_then(|md| md.get("config").cloned())
-                .as_deref()
-                == Some(key.as_str())
-        {
-            let params = nn::io::load_params::<f64>(&path, layout)?;
-            return run.reseeded(seed, Some(params));
+        // A missing or unreadable file is trained again and replaced.
+        let cached = store
+            .path(&key, "safetensors")
+            .filter(|p| p.exists())
+            .and_then(|p| nn::io::load_params::<f64>(&p, layout).ok());
+        if let Some(params) = cached {
+            return Ok(run.reseeded(seed, Some(params))?);
         }
         let member = run.reseeded(seed, None)?;
-        let folder = dir.join(MODELS_DIR);
-        std::fs::create_dir_all(&folder).map_err(|e| MethodError::Run {
-            path: folder.clone(),
-            reason: format!(
-                "cannot create the TRAK model cache ({e}); check the run directory's permissions"
-            ),
-        })?;
-        let meta = BTreeMap::from([
-            ("config".to_string(), key),
-            ("seed".to_string(), seed.to_string()),
-            ("member".to_string(), m.to_string()),
-        ]);
-        nn::io::save_params::<f64>(&path, layout, &member.params, &meta)?;
+        if let Some(path) = store.writable_path(&key, "safetensors")? {
+            let meta = BTreeMap::from([
+                ("seed".to_string(), seed.to_string()),
+                ("member".to_string(), m.to_string()),
+            ]);
+            nn::io::save_params::<f64>(&path, layout, &member.params, &meta)?;
+        }
         Ok(member)
     }
 
@@ -492,17 +354,17 @@ impl Method for Trak {
 
 #[cfg(test)]
 mod tests {
-    use super::super::pearson;
-    use super::super::testutil::*;
     use super::*;
     use crate::linalg::dot;
+    use crate::testutil::*;
+    use eval::stats::pearson;
 
     fn trak(run: &Run, targets: &Targets, opts: &[(&str, String)]) -> Vec<Vec<f64>> {
         let mut o = Options::empty("trak");
         for (k, v) in opts {
             o = o.set(k, v);
         }
-        let (m, _) = crate::method::build("trak", o).unwrap();
+        let (m, _) = crate::registry::build("trak", o).unwrap();
         m.attribute(run, targets).unwrap()
     }
 
@@ -554,57 +416,6 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn projection_is_reproducible_from_the_seed() {
-        for kind in [ProjectionKind::Gaussian, ProjectionKind::Rademacher] {
-            let proj = Projection {
-                kind,
-                k: 100,
-                p: 300,
-                seed: 7,
-            };
-            let full = proj.rows(0, 300);
-            assert_eq!(full, proj.rows(0, 300), "{kind}: same seed, same bits");
-            // Any block of rows is the same slice of the matrix.
-            let mut blocks = proj.rows(0, 123);
-            blocks.extend(proj.rows(123, 300));
-            assert_eq!(full, blocks, "{kind}");
-            let other = Projection { seed: 8, ..proj }.rows(0, 300);
-            let same = full.iter().zip(&other).filter(|(a, b)| a == b).count();
-            assert!(
-                same < full.len() / 2 + 1000,
-                "{kind}: seed 8 repeats seed 7"
-            );
-            // Entries have mean 0 and variance 1/k.
-            let n = full.len() as f64;
-            let mean = full.iter().sum::<f64>() / n;
-            let var = full.iter().map(|x| x * x).sum::<f64>() / n;
-            assert!(
-                mean.abs() < 0.02 / 10.0 && (var * 100.0 - 1.0).abs() < 0.03,
-                "{kind}"
-            );
-            // `project` equals the product with the whole matrix, across projection blocks.
-            let big = Projection {
-                kind,
-                k: 5,
-                p: PROJECTION_ROWS + 300,
-                seed: 1,
-            };
-            let mut rng = Rng::new(3);
-            let vs: Vec<Vec<f64>> = (0..3)
-                .map(|_| (0..big.p).map(|_| rng.normal()).collect())
-                .collect();
-            let pm = big.rows(0, big.p);
-            let got = big.project(&vs);
-            for (r, v) in vs.iter().enumerate() {
-                for c in 0..5 {
-                    let want: f64 = (0..big.p).map(|i| v[i] * pm[i * 5 + c]).sum();
-                    assert!((got[r * 5 + c] - want).abs() <= 1e-12 * want.abs().max(1.0));
-                }
-            }
-        }
-    }
-
     /// Acceptance test (module docs, "Sign and scale"): on logistic regression with `k >= p` and
     /// no projection error, TRAK is `-grad f^T (rbar G^T G)^{-1} grad l_i`, and the influence
     /// function is the same formula with the per-example curvature weights `R_ii = Q_i (1 - Q_i)`
@@ -650,7 +461,8 @@ mod tests {
         assert!(e < 1e-4, "{e}");
         // The influence function (if-exact, no damping) is the curvature-weighted formula.
         let (m, _) =
-            crate::method::build("if-exact", Options::empty("if-exact").set("damping", 0)).unwrap();
+            crate::registry::build("if-exact", Options::empty("if-exact").set("damping", 0))
+                .unwrap();
         let inf = m.attribute(&run, &targets).unwrap();
         let e = rel_diff(&inf, &curvature);
         assert!(e < 1e-8, "{e}");
@@ -696,10 +508,10 @@ mod tests {
         let opts = [("k", "24".to_string()), ("models", "2".to_string())];
         let two = trak(&run, &targets, &opts);
         let seed = member_seed(run.config.train.seed, 1);
-        let path = dir
-            .path()
-            .join(MODELS_DIR)
-            .join(format!("seed-{seed}.safetensors"));
+        let path = run::Store::of(&run)
+            .path(&member_key(&run, 1, seed), "safetensors")
+            .unwrap();
+        assert!(path.starts_with(dir.path().join("store/trak-member")));
         let cached = nn::io::load_params::<f64>(&path, run.model.layout()).unwrap();
         let fresh = run.reseeded(seed, None).unwrap();
         assert_eq!(
@@ -771,7 +583,7 @@ mod tests {
     #[test]
     fn bad_options_name_the_option() {
         for (key, value) in [("projection", "sparse"), ("k", "0"), ("damping", "-1")] {
-            let e = crate::method::build("trak", Options::empty("trak").set(key, value))
+            let e = crate::registry::build("trak", Options::empty("trak").set(key, value))
                 .err()
                 .unwrap()
                 .to_string();

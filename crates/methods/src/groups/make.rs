@@ -21,9 +21,9 @@ use nn::Output;
 use super::kmeans::kmeans;
 use super::Grouping;
 use crate::error::{MethodError, Result};
-use crate::estimators::similarity::train_features;
-use crate::estimators::{TrainChunks, DEFAULT_CHUNK};
-use crate::run::Run;
+use crate::support::chunks::{TrainChunks, DEFAULT_CHUNK};
+use crate::support::features::train_features;
+use run::Run;
 
 /// Default dimension of the gradient projection of `grad-kmeans`.
 pub const DEFAULT_PROJ: usize = 32;
@@ -278,7 +278,7 @@ fn to_assignment(n: usize, parts: &[Vec<usize>]) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::estimators::testutil::tiny_mlp;
+    use crate::testutil::tiny_mlp;
 
     #[test]
     fn every_kind_is_a_deterministic_partition() {

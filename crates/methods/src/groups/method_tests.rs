@@ -7,10 +7,11 @@ use nn::Output;
 
 use super::Grouping;
 use crate::estimators::invariance_tests::{options, run_for};
-use crate::estimators::testutil::rel_diff;
-use crate::method::{build, Method, REGISTRY};
+use crate::method::Method;
 use crate::options::Options;
-use crate::run::{Run, Targets};
+use crate::registry::{build, REGISTRY};
+use crate::testutil::rel_diff;
+use run::{Run, Targets};
 
 fn method(name: &str, extra: &[(&str, &str)]) -> Box<dyn Method> {
     let mut o = Options::empty(name);

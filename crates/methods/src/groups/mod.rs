@@ -1,5 +1,6 @@
 //! Group attribution (MATH.md E5; GGDA, Ley et al.): partitions of the training set, the group
-//! gradients the group versions of the methods use, and the group evaluations.
+//! gradients the group versions of the methods use. The group evaluations (retraining score,
+//! noisy labels) are measurements and live in `attrib-eval`.
 //!
 //! A [`Grouping`] maps every training example to one of `K` groups (a partition: every example in
 //! exactly one group, no group empty). A group's weight `w_G` scales all its members' data weights
@@ -9,17 +10,15 @@
 //! - [`make`]: random, class-wise, k-means on raw inputs, on penultimate representations, and on
 //!   projected per-example gradients (Grad-K-Means), all seeded and deterministic ([`kmeans`]);
 //!   [`Grouping::from_csv_column`] reads a user-given grouping.
-//! - [`group_loss_grads`]: the group gradients `g_G = sum_{i in G} grad l_i`, one reverse pass per
+//! - [`crate::support::chunks::group_loss_grads`]: the group gradients `g_G = sum_{i in G} grad l_i`, one reverse pass per
 //!   batch of a group's members, which the group versions of influence functions and TracIn dot
 //!   with their directions instead of one dual forward pass per example.
-//! - [`eval`]: the retraining score and noisy-label detection.
 //!
 //! ## Files
 //! A grouping is saved as a CSV `example,group` (one row per training example, in index order)
 //! and a JSON sidecar `FILE.json` with `k`, `n`, `how` it was made and the assignment's `hash`;
 //! both are written atomically.
 
-pub mod eval;
 pub mod kmeans;
 pub mod make;
 
@@ -28,13 +27,10 @@ mod method_tests;
 
 use std::path::{Path, PathBuf};
 
-use data::Dataset;
-use nn::{Batch, Model};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{MethodError, Result};
-use crate::run::fingerprint;
+use engine::hash::fingerprint;
 
 pub use make::{make, GroupingKind};
 
@@ -183,7 +179,7 @@ impl Grouping {
         for (i, g) in self.assignment.iter().enumerate() {
             csv.push_str(&format!("{i},{g}\n"));
         }
-        nn::io::write_atomic(path, csv.as_bytes())?;
+        data::write_atomic(path, csv.as_bytes())?;
         let side = Sidecar {
             k: self.k,
             n: self.n(),
@@ -191,7 +187,7 @@ impl Grouping {
             hash: self.hash(),
         };
         let text = serde_json::to_string_pretty(&side).expect("sidecar serialises");
-        nn::io::write_atomic(&sidecar_path(path), text.as_bytes())?;
+        data::write_atomic(&sidecar_path(path), text.as_bytes())?;
         Ok(())
     }
 
@@ -318,38 +314,12 @@ pub fn sidecar_path(path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// The group gradients `g_G = sum_{i in G} grad l_i(params)` (flat, `[k][p]`): each group's
-/// members in batches of at most `chunk`, one reverse pass per batch, the batches of a group added
-/// in index order (groups run in parallel, each written to its own row: thread-independent bits).
-pub fn group_loss_grads(
-    model: &Model,
-    params: &[f64],
-    ds: &Dataset,
-    groups: &Grouping,
-    chunk: usize,
-) -> Vec<Vec<f64>> {
-    let members = groups.members();
-    let p = params.len();
-    members
-        .par_iter()
-        .map(|m| {
-            let mut g = vec![0.0; p];
-            for part in m.chunks(chunk.max(1)) {
-                let batch = Batch::<f64>::from_dataset(ds, part);
-                let ones = vec![1.0; part.len()];
-                // Gradient of the batch mean; times |B| is the batch sum.
-                let (grad, _) = nn::per_example::objective_hvps(model, params, &batch, &ones, &[]);
-                crate::linalg::axpy(part.len() as f64, &grad, &mut g);
-            }
-            g
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::estimators::testutil::tiny_mlp;
+    use crate::support::chunks::group_loss_grads;
+    use crate::testutil::tiny_mlp;
+    use nn::Batch;
 
     #[test]
     fn save_load_roundtrip_and_checks() {
@@ -404,7 +374,7 @@ mod tests {
             for &i in members {
                 crate::linalg::axpy(1.0, &per[i], &mut want);
             }
-            let d = crate::estimators::testutil::rel_diff(&[grads[gi].clone()], &[want]);
+            let d = crate::testutil::rel_diff(&[grads[gi].clone()], &[want]);
             assert!(d < 1e-12, "group {gi}: {d}");
         }
     }

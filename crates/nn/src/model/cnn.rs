@@ -133,7 +133,8 @@ impl Cnn {
                 h = activate(g, self.activation, s);
             }
             let s = g.shape(h);
-            if i + 1 < self.stages && s[2] >= 2 && s[2] % 2 == 0 && s[3] % 2 == 0 {
+            if i + 1 < self.stages && s[2] >= 2 && s[2].is_multiple_of(2) && s[3].is_multiple_of(2)
+            {
                 h = match self.pool {
                     Pool::Avg => g.avg_pool2d(h, 2),
                     Pool::Max => g.max_pool2d(h, 2),

@@ -238,18 +238,56 @@ impl Model {
     fn body<F: Float, C: Carrier<F>>(&self, g: &Graph<F, C>, p: &[Var], input: &Input<F>) -> Var {
         match (&self.arch, input) {
             (Arch::Gpt(m), Input::Tokens { ids, batch, len }) => m.hidden(g, p, ids, *batch, *len),
-            (_, Input::Dense(x)) => {
-                let b = x.shape()[0];
-                let xv = g.constant(x.clone());
-                match &self.arch {
-                    Arch::Affine => g.reshape(xv, &[b, x.len() / b.max(1)]),
-                    Arch::Mlp(m) => m.features(g, p, xv, b),
-                    Arch::Cnn(m) => m.features(g, p, xv),
-                    Arch::Gpt(_) => unreachable!("token input checked above"),
-                }
-            }
+            (_, Input::Dense(x)) => self.dense_body(g, p, g.constant(x.clone())),
             _ => panic!("model input kind does not match the architecture (checked by check_data)"),
         }
+    }
+
+    /// [`Model::body`] of real features already on the tape as `xv` (`[b, ...example_shape]`).
+    fn dense_body<F: Float, C: Carrier<F>>(&self, g: &Graph<F, C>, p: &[Var], xv: Var) -> Var {
+        let shape = g.shape(xv);
+        let b = shape[0];
+        match &self.arch {
+            Arch::Affine => g.reshape(xv, &[b, shape.iter().product::<usize>() / b.max(1)]),
+            Arch::Mlp(m) => m.features(g, p, xv, b),
+            Arch::Cnn(m) => m.features(g, p, xv),
+            Arch::Gpt(_) => panic!("a language model reads token ids, not real features"),
+        }
+    }
+
+    /// The last layer on the representation `h` of [`Model::body`].
+    fn head<F: Float, C: Carrier<F>>(&self, g: &Graph<F, C>, p: &[Var], h: Var) -> Var {
+        match &self.arch {
+            Arch::Affine => g.linear(h, p[0], Some(p[1])),
+            Arch::Mlp(m) => m.head(g, p, h),
+            Arch::Cnn(m) => m.head(g, p, h),
+            Arch::Gpt(m) => m.head(g, p, h),
+        }
+    }
+
+    /// Whether the model reads real features, so that its outputs can be differentiated in the
+    /// inputs ([`Model::output_at_input`]); language models read token ids.
+    pub fn has_dense_input(&self) -> bool {
+        !matches!(self.arch, Arch::Gpt(_))
+    }
+
+    /// `(logits, output)`: [`Model::forward`] and [`Model::output`] with the batch's real features
+    /// given as the tape variable `x` (`[b, ...example_shape]`, e.g. a tracked leaf, so that the
+    /// reverse pass also yields the cotangents of the inputs, MATH.md E7 (b)); the targets come
+    /// from `batch`. The same operations in the same order as [`Model::output`], so the same bits.
+    ///
+    /// # Panics
+    /// For a language model (token input; see [`Model::has_dense_input`]).
+    pub fn output_at_input<F: Float, C: Carrier<F>>(
+        &self,
+        g: &Graph<F, C>,
+        p: &[Var],
+        x: Var,
+        batch: &Batch<F>,
+        out: Output,
+    ) -> (Var, Var) {
+        let z = self.head(g, p, self.dense_body(g, p, x));
+        (z, self.output_of_logits(g, z, batch, out))
     }
 
     /// The model's raw output: logits `[b, k]` (or `[b, 1]`; `[b, t, vocab]` for language models).
@@ -260,12 +298,7 @@ impl Model {
         input: &Input<F>,
     ) -> Var {
         let h = self.body(g, p, input);
-        match &self.arch {
-            Arch::Affine => g.linear(h, p[0], Some(p[1])),
-            Arch::Mlp(m) => m.head(g, p, h),
-            Arch::Cnn(m) => m.head(g, p, h),
-            Arch::Gpt(m) => m.head(g, p, h),
-        }
+        self.head(g, p, h)
     }
 
     /// Penultimate-layer features `[b, d]`: the input to the last linear layer (the flattened input
@@ -303,6 +336,17 @@ impl Model {
         out: Output,
     ) -> Var {
         let z = self.forward(g, p, &batch.input);
+        self.output_of_logits(g, z, batch, out)
+    }
+
+    /// The per-example output `[b]` of the logits `z` of `batch`.
+    fn output_of_logits<F: Float, C: Carrier<F>>(
+        &self,
+        g: &Graph<F, C>,
+        z: Var,
+        batch: &Batch<F>,
+        out: Output,
+    ) -> Var {
         let loss_or_margin = |margin: bool| match (&self.task, &batch.target) {
             (Task::Classes(_), Target::Classes(y)) => {
                 if margin {

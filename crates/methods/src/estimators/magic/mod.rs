@@ -14,8 +14,9 @@
 //! `(theta_{t+1}, s_{t+1}) = step(theta_t, s_t, g_t, eta_t)`. Starting from `A_theta_T = grad f(theta_T)`
 //! and zero buffer adjoints, for `t = T-1 .. 0`:
 //! 1. `b_t = A_{g_t}` and the direct adjoints of `theta_t` and `s_t` from the reverse rule of the
-//!    optimizer update ([`reverse::step_vjp`]; SGD, momentum, Nesterov, Adam, AdamW with bias
-//!    correction, `eps`, `eps_root` and decoupled decay, each derived next to its forward formula);
+//!    optimizer update ([`nn::Optimizer::step_vjp`]; SGD, momentum, Nesterov, Adam, AdamW with
+//!    bias correction, `eps`, `eps_root` and decoupled decay, each derived next to its forward
+//!    formula in `nn::optim`);
 //! 2. one dual reverse pass over batch `B_t` at `theta_t` with tangents `b_t` gives both
 //!    `<grad l_i(theta_t), b_t>` for every `i in B_t` (the tangents of the per-example losses,
 //!    [`nn::per_example::objective_hvps_with_jvps`]) and `H_t b_t`, the Hessian of the batch
@@ -40,7 +41,7 @@
 //!
 //! Past states come from a [`replay::Trajectory`]: all stored when `(T + 1)` states fit in
 //! `memory_budget` (without the optimizer buffers when the reverse rule does not read them, as
-//! for SGD with momentum: [`reverse::reads_buffers`]), otherwise a `k`-ary checkpoint tree
+//! for SGD with momentum: [`nn::Optimizer::reads_buffers`]), otherwise a `k`-ary checkpoint tree
 //! holding at most `2 + (k - 1) ceil(log_k T)` states and recomputing `O(T log_k T)` steps. Both
 //! give the same bits. Everything runs in the run's
 //! precision (`train.precision`, so that replay reproduces the run bitwise); scores are accumulated
@@ -72,7 +73,27 @@
 //! - `arity` (`auto`): the tree's arity `>= 2`; `auto` = the fewest tree levels (least
 //!   recomputation) whose resident states fit in `memory_budget`, smallest arity among those.
 //!
+//! - `wrt` (`weights`): `inputs` differentiates the training *inputs* instead (below): rows of
+//!   `n * d` numbers, `d` features per example;
+//! - `norm` (`false`): with `wrt = inputs`, write `||d f / d x_i||` per example instead.
+//!
 //! An explicit `replay = store` or explicit `arity` is used as given, whatever the budget.
+//!
+//! ## Input metagradients and relabelled copies (MATH.md E7)
+//! The same sweep also gives, for a training example `i` with features `x_i`,
+//! `d f / d x_i = sum_{t: i in B_t} (w_i / |B_t|) grad_{x_i} <b_t, grad_theta l_i(theta_t; x_i)>`
+//! (E7 (b); `c_t` in place of `b_t` with clipping): the features join the dual reverse pass of
+//! step 2 as a tracked leaf, and the tangent of their cotangent is exactly this mixed second
+//! derivative ([`nn::per_example::objective_hvp_input_pass`]), so it costs one more product per
+//! first layer and per pass. That is the whole derivative: every later effect of step `t` is in
+//! `b_t`. From the logits' tangents of the same pass come the loss tangents of every other label,
+//! hence `d f / d u_{i,y}` for a copy of example `i` relabelled `y` added at weight `u = 0` in
+//! `i`'s own batch slots (E7 (a); flipping `i` to `y` is `w_i: 1 -> 0, u_{i,y}: 0 -> 1`, first
+//! order `-tau_i + d f / d u_{i,y}`). Both through [`objective_metagradients`], which also takes
+//! a single objective such as a mean validation loss ([`Objective::MeanOf`]); the data-weight
+//! scores keep their bits whatever else is asked for. Inputs are the model's features after
+//! the data pipeline (standardisation, scaling); targets from the training split get only the
+//! derivative through training, not their own direct `grad_x f`.
 //!
 //! ## Errors
 //! - [`MethodError::Run`] when replaying the run's configuration does not reproduce its final
@@ -83,24 +104,21 @@
 
 pub mod replay;
 pub mod resume;
-pub mod reverse;
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::Instant;
 
 use engine::Float;
-use nn::{Precision, Trainer};
+use nn::{Adjoint, Optimizer, Precision, Trainer};
 use rayon::prelude::*;
 
 use self::replay::{Buffers, ByteSize, Replay, Trajectory};
 use self::resume::BlockStore;
-use self::reverse::{needs_gradient, step_vjp, Adjoint};
-use super::Auto;
 use crate::error::{MethodError, Result};
 use crate::method::{Method, Registration};
-use crate::options::{at_least_one, Options};
-use crate::run::{Run, Targets};
+use crate::options::{at_least_one, Auto, Options};
+use run::{Run, Targets};
 
 /// The registry entry.
 pub const REGISTRATION: Registration = Registration {
@@ -272,9 +290,44 @@ pub struct MagicOutput {
 pub struct Magic {
     /// Settings.
     pub config: MagicConfig,
+    /// What the scores differentiate (option `wrt`).
+    pub wrt: Wrt,
+    /// With [`Wrt::Inputs`]: write `||d f / d x_i||` per example instead of every feature
+    /// (option `norm`).
+    pub norm: bool,
 }
 
-/// Reads the options `block` (64), `replay` (auto), `memory_budget` (1G), `arity` (auto).
+/// The `wrt` option: what MAGIC's scores are the derivatives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wrt {
+    /// The data weights, `tau_i = d f / d w_i` (MATH.md E2; the default).
+    Weights,
+    /// The training inputs, `d f / d x_i` for every feature of every example (MATH.md E7 (b)).
+    Inputs,
+}
+
+impl FromStr for Wrt {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim() {
+            "weights" => Ok(Wrt::Weights),
+            "inputs" => Ok(Wrt::Inputs),
+            _ => Err(format!("\"{s}\": use weights or inputs")),
+        }
+    }
+}
+
+impl fmt::Display for Wrt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Wrt::Weights => "weights",
+            Wrt::Inputs => "inputs",
+        })
+    }
+}
+
+/// Reads the options `block` (64), `replay` (auto), `memory_budget` (1G), `arity` (auto), `wrt`
+/// (weights) and `norm` (false).
 ///
 /// # Errors
 /// A bad option value.
@@ -286,6 +339,16 @@ pub fn build(opts: &mut Options) -> Result<Box<dyn Method>> {
         Auto::Value(k) if *k < 2 => Err("must be `auto` or an integer >= 2".into()),
         _ => Ok(()),
     })?;
+    let wrt = opts.get("wrt", Wrt::Weights, |_| Ok(()))?;
+    let norm = opts.get("norm", false, |_| Ok(()))?;
+    if norm && wrt == Wrt::Weights {
+        return Err(MethodError::BadOption {
+            method: "magic".into(),
+            key: "norm".into(),
+            value: "true".into(),
+            reason: "norm applies to input derivatives only; add wrt=inputs".into(),
+        });
+    }
     Ok(Box::new(Magic {
         config: MagicConfig {
             block,
@@ -293,6 +356,8 @@ pub fn build(opts: &mut Options) -> Result<Box<dyn Method>> {
             memory_budget,
             arity,
         },
+        wrt,
+        norm,
     }))
 }
 
@@ -302,9 +367,36 @@ impl Method for Magic {
     }
 
     /// # Errors
-    /// As [`magic_scores`].
+    /// As [`magic_scores`]; with `wrt = inputs`, as [`objective_metagradients`].
     fn attribute(&self, run: &Run, targets: &Targets) -> Result<Vec<Vec<f64>>> {
-        Ok(magic_scores(run, targets, &self.config)?.scores)
+        if self.wrt == Wrt::Weights {
+            return Ok(magic_scores(run, targets, &self.config)?.scores);
+        }
+        let want = Want {
+            inputs: true,
+            relabels: false,
+        };
+        let (grads, _) =
+            objective_metagradients(run, Objective::EachTarget(targets), &self.config, want)?;
+        let d: usize = run.model.example_shape().iter().product();
+        Ok(grads
+            .into_iter()
+            .map(|g| match self.norm {
+                false => g.inputs,
+                true => g
+                    .inputs
+                    .chunks(d.max(1))
+                    .map(|x| x.iter().map(|v| v * v).sum::<f64>().sqrt())
+                    .collect(),
+            })
+            .collect())
+    }
+
+    fn values_per_example(&self, run: &Run) -> usize {
+        match (self.wrt, self.norm) {
+            (Wrt::Inputs, false) => run.model.example_shape().iter().product(),
+            _ => 1,
+        }
     }
 }
 
@@ -323,58 +415,30 @@ pub fn magic_scores(run: &Run, targets: &Targets, config: &MagicConfig) -> Resul
     }
 }
 
+// Over 100 lines because it is the reverse sweep of the module doc, steps 1-3, written in the
+// order the doc gives them, around one loop over blocks and one over steps: the replay plan and
+// the dual passes are already functions of their own.
 fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result<MagicOutput> {
     let start = Instant::now();
-    let (model, opt) = (&run.model, &run.config.optim);
-    let trainer = Trainer::<F>::new(model, &run.config, &run.splits.train)?;
-    let initial = trainer.init_state(
-        run.init
-            .as_ref()
-            .map(|p| p.iter().map(|&x| F::from_f64(x)).collect()),
-    )?;
-    let (steps, params, buffers) = (
-        trainer.steps(),
-        initial.params.len(),
-        initial.opt.bufs.len(),
-    );
-    let (strategy, kept, state_bytes) = replay_plan::<F>(config, opt, steps, params)?;
+    let setup = Setup::<F>::new(run, config)?;
     // Blocks that an earlier computation finished are loaded, not swept; when all are, the
     // trajectory is not even replayed.
     let store = BlockStore::new(run, targets);
     let blocks: Vec<&[usize]> = targets.indices.chunks(config.block.max(1)).collect();
     let mut finished: Vec<Option<Vec<Vec<f64>>>> = blocks.iter().map(|b| store.load(b)).collect();
     let resumed = finished.iter().filter(|f| f.is_some()).count();
-    let report = |traj: Option<&Trajectory<F>>, sweeps, forward_seconds| MagicReport {
-        precision: F::NAME,
-        steps,
-        params,
-        replay: strategy,
-        state_bytes,
-        peak_states: traj.map_or(0, Trajectory::peak_states),
-        resident_bound: replay::resident_bound(strategy, steps),
-        steps_run: traj.map_or(0, Trajectory::steps_run),
-        sweeps,
-        resumed,
-        seconds: start.elapsed().as_secs_f64(),
-        forward_seconds,
-    };
     if resumed == blocks.len() {
         return Ok(MagicOutput {
             scores: finished.into_iter().flatten().flatten().collect(),
-            report: report(None, 0, 0.0),
+            report: setup.report(None, 0, resumed, start, 0.0),
         });
     }
-    let mut traj = Trajectory::new(&trainer, initial, strategy, kept)?;
-    let theta_end = traj.state(steps)?.params.clone();
+    let mut traj = setup.trajectory()?;
+    let theta_end = traj.state(setup.steps)?.params.clone();
     check_replay(run, &theta_end)?;
     let forward_seconds = start.elapsed().as_secs_f64();
-
-    let lambda = F::from_f64(opt.coupled_weight_decay());
-    let clip = run.config.train.clip;
-    let n = run.n_train();
     let mut sweeps = 0;
-    // Reverse steps over all sweeps to run, for progress reports.
-    let total = steps * (blocks.len() - resumed);
+    let progress = Progress::new(setup.steps * (blocks.len() - resumed));
     for (&chunk, done) in blocks.iter().zip(&mut finished) {
         if done.is_some() {
             continue;
@@ -385,34 +449,195 @@ fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result
             ..targets.clone()
         };
         let grads_f = nn::per_example::output_grads(
-            model,
+            &run.model,
             &theta_end,
             &run.target_batch::<F>(&block),
             targets.output,
         );
+        let out = setup.sweep_block(run, &mut traj, grads_f, Want::WEIGHTS, &progress)?;
+        store.save(chunk, &out.weights)?;
+        *done = Some(out.weights);
+    }
+    Ok(MagicOutput {
+        scores: finished.into_iter().flatten().flatten().collect(),
+        report: setup.report(Some(&traj), sweeps, resumed, start, forward_seconds),
+    })
+}
+
+/// Which derivatives a reverse sweep accumulates besides `tau = d f / d w` (always computed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Want {
+    /// `d f / d x_i` for every training example's features (MATH.md E7 (b)).
+    pub inputs: bool,
+    /// `d f / d u_{i,y}` for a copy of every training example relabelled `y`, at weight 0 in the
+    /// example's own batch slot (MATH.md E7 (a)); classification only.
+    pub relabels: bool,
+}
+
+impl Want {
+    /// Only the data-weight metagradient.
+    pub const WEIGHTS: Want = Want {
+        inputs: false,
+        relabels: false,
+    };
+}
+
+/// The derivatives of one output (or objective) from one reverse sweep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metagradient {
+    /// `weights[i] = d f / d w_i` (MATH.md E2).
+    pub weights: Vec<f64>,
+    /// With [`Want::inputs`]: `inputs[i * d + k] = d f / d x_{i,k}`, `d` features per example
+    /// (row-major `[n, ...example_shape]`), MATH.md E7 (b); else empty.
+    pub inputs: Vec<f64>,
+    /// With [`Want::relabels`]: `relabels[i * c + y] = d f / d u_{i,y}`, the effect of adding a
+    /// copy of example `i` with label `y` at weight `u` in the example's own batch slots (for
+    /// `y = y_i` this is `weights[i]`), MATH.md E7 (a); else empty. `c` labels (2 for binary).
+    pub relabels: Vec<f64>,
+}
+
+/// The derivatives of several objectives from one block sweep, one entry per objective.
+struct BlockOut {
+    weights: Vec<Vec<f64>>,
+    inputs: Vec<Vec<f64>>,
+    relabels: Vec<Vec<f64>>,
+}
+
+/// Reverse steps done and to do over all sweeps of a computation, for progress reports.
+struct Progress {
+    total: usize,
+    done: std::cell::Cell<usize>,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        Progress {
+            total,
+            done: std::cell::Cell::new(0),
+        }
+    }
+}
+
+/// What every sweep of one computation shares: the trainer, the replay plan and the step rules.
+struct Setup<'a, F: Float> {
+    trainer: Trainer<'a, F>,
+    initial: nn::TrainState<F>,
+    strategy: Replay,
+    kept: Buffers,
+    state_bytes: u64,
+    steps: usize,
+    params: usize,
+    buffers: usize,
+}
+
+impl<'a, F: Float> Setup<'a, F> {
+    fn new(run: &'a Run, config: &MagicConfig) -> Result<Self> {
+        let trainer = run.trainer::<F>()?;
+        let initial = trainer.init_state(
+            run.init
+                .as_ref()
+                .map(|p| p.iter().map(|&x| F::from_f64(x)).collect()),
+        )?;
+        let (steps, params, buffers) = (
+            trainer.steps(),
+            initial.params.len(),
+            initial.opt.bufs.len(),
+        );
+        let (strategy, kept, state_bytes) =
+            replay_plan::<F>(config, &run.config.optim, steps, params)?;
+        Ok(Setup {
+            trainer,
+            initial,
+            strategy,
+            kept,
+            state_bytes,
+            steps,
+            params,
+            buffers,
+        })
+    }
+
+    fn trajectory(&self) -> Result<Trajectory<'_, '_, F>> {
+        Trajectory::new(
+            &self.trainer,
+            self.initial.clone(),
+            self.strategy,
+            self.kept,
+        )
+    }
+
+    fn report(
+        &self,
+        traj: Option<&Trajectory<'_, '_, F>>,
+        sweeps: usize,
+        resumed: usize,
+        start: Instant,
+        forward_seconds: f64,
+    ) -> MagicReport {
+        MagicReport {
+            precision: F::NAME,
+            steps: self.steps,
+            params: self.params,
+            replay: self.strategy,
+            state_bytes: self.state_bytes,
+            peak_states: traj.map_or(0, Trajectory::peak_states),
+            resident_bound: replay::resident_bound(self.strategy, self.steps),
+            steps_run: traj.map_or(0, Trajectory::steps_run),
+            sweeps,
+            resumed,
+            seconds: start.elapsed().as_secs_f64(),
+            forward_seconds,
+        }
+    }
+
+    /// One reverse sweep (module docs, "The reverse sweep") from the final-parameter gradients
+    /// `grads_f` of a block of outputs, accumulating what `want` asks for.
+    fn sweep_block(
+        &self,
+        run: &Run,
+        traj: &mut Trajectory<'_, '_, F>,
+        grads_f: Vec<Vec<F>>,
+        want: Want,
+        progress: &Progress,
+    ) -> Result<BlockOut> {
+        let (model, opt, trainer) = (&run.model, &run.config.optim, &self.trainer);
+        let lambda = F::from_f64(opt.gradient_l2());
+        let clip = run.config.train.clip;
+        let n = run.n_train();
+        let m = grads_f.len();
+        let d: usize = model.example_shape().iter().product();
+        let c = label_count(model.task());
         let mut adj: Vec<Adjoint<F>> = grads_f
             .into_iter()
-            .map(|g| Adjoint::at_end(g, buffers))
+            .map(|g| Adjoint::at_end(g, self.buffers))
             .collect();
-        let mut rows = vec![vec![0.0f64; n]; chunk.len()];
-        for t in (0..steps).rev() {
-            run.progress.report(
-                "magic reverse steps",
-                (sweeps - 1) * steps + (steps - 1 - t),
-                total,
-            );
+        let mut out = BlockOut {
+            weights: vec![vec![0.0f64; n]; m],
+            inputs: vec![Vec::new(); m],
+            relabels: vec![Vec::new(); m],
+        };
+        if want.inputs {
+            out.inputs = vec![vec![0.0f64; n * d]; m];
+        }
+        if want.relabels {
+            out.relabels = vec![vec![0.0f64; n * c]; m];
+        }
+        for t in (0..self.steps).rev() {
+            run.progress
+                .report("magic reverse steps", progress.done.get(), progress.total);
+            progress.done.set(progress.done.get() + 1);
             let lr = trainer.lr_at(t);
             let state = traj.state(t)?;
             // The step's loss gradient, when Adam's rule or clipping's reads it.
-            let raw = (needs_gradient(opt) || clip.is_some())
+            let raw = (opt.reads_gradient() || clip.is_some())
                 .then(|| trainer.loss_gradient(&state.params, t).1);
             let grad = raw
                 .as_ref()
-                .filter(|_| needs_gradient(opt))
+                .filter(|_| opt.reads_gradient())
                 .map(|r| trainer.clip_and_decay(&state.params, r.clone()));
             let bs: Vec<Vec<F>> = adj
                 .par_iter_mut()
-                .map(|a| step_vjp(opt, state, grad.as_deref(), lr, a))
+                .map(|a| opt.step_vjp(&state.opt, grad.as_deref(), lr, a))
                 .collect();
             // `bs` are the adjoints of g_t = s(||g||) g + lambda theta; the loss gradient `g`
             // receives `clip_vjp` of them, the weight decay term `lambda bs` (below).
@@ -431,21 +656,155 @@ fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result
                 dirs,
                 decay: (lambda, &bs),
             };
-            let jvps = dual_passes(model, &state.params, &batch, &w, step, &mut adj);
+            let passes = dual_passes(model, &state.params, &batch, &w, step, &mut adj, want);
             let inv_b = 1.0 / batch.len() as f64;
-            for (row, jv) in rows.iter_mut().zip(&jvps) {
-                for (&i, d) in trainer.plan()[t].iter().zip(jv) {
+            let slots = &trainer.plan()[t];
+            for (row, jv) in out.weights.iter_mut().zip(&passes.jvps) {
+                for (&i, d) in slots.iter().zip(jv) {
                     row[i] += inv_b * d.to_f64();
                 }
             }
+            // The input tangents already carry w_i / |B| (MATH.md E7 (b)); the relabelled loss
+            // tangents, like the weights' `jvps`, take 1 / |B|.
+            for (row, tx) in out.inputs.iter_mut().zip(&passes.inputs) {
+                for (&i, x) in slots.iter().zip(tx.chunks(d.max(1))) {
+                    for (acc, &v) in row[i * d..(i + 1) * d].iter_mut().zip(x) {
+                        *acc += v.to_f64();
+                    }
+                }
+            }
+            for (row, jl) in out.relabels.iter_mut().zip(&passes.relabels) {
+                for (&i, l) in slots.iter().zip(jl.chunks(c.max(1))) {
+                    for (acc, &v) in row[i * c..(i + 1) * c].iter_mut().zip(l) {
+                        *acc += inv_b * v.to_f64();
+                    }
+                }
+            }
         }
-        store.save(chunk, &rows)?;
-        *done = Some(rows);
+        Ok(out)
     }
-    Ok(MagicOutput {
-        scores: finished.into_iter().flatten().flatten().collect(),
-        report: report(Some(&traj), sweeps, forward_seconds),
-    })
+}
+
+/// Labels per example for relabelled copies: the classes, 2 for a binary model, else 0.
+fn label_count(task: nn::Task) -> usize {
+    match task {
+        nn::Task::Classes(c) => c,
+        nn::Task::Binary => 2,
+        nn::Task::Regression | nn::Task::NextToken(_) => 0,
+    }
+}
+
+/// The outputs a sweep of [`objective_metagradients`] differentiates.
+#[derive(Debug, Clone, Copy)]
+pub enum Objective<'a> {
+    /// One objective per target: `f_target(theta_T)`.
+    EachTarget(&'a Targets),
+    /// One objective: the mean of the targets' outputs, e.g. the mean validation loss
+    /// `L_val = mean_{z in V} l(z; theta_T)` (MATH.md E7), so that one sweep of one adjoint gives
+    /// `d L_val / d w` and `d L_val / d x` (by linearity, the means of the targets' derivatives).
+    MeanOf(&'a Targets),
+}
+
+impl Objective<'_> {
+    fn targets(&self) -> &Targets {
+        match self {
+            Objective::EachTarget(t) | Objective::MeanOf(t) => t,
+        }
+    }
+
+    /// `grad F_j(theta)` for every objective, in the run's precision (the gradients of
+    /// [`magic_scores`] for [`Objective::EachTarget`]).
+    fn grads<F: Float>(&self, run: &Run, theta: &[F]) -> Vec<Vec<F>> {
+        let t = self.targets();
+        let per_target =
+            nn::per_example::output_grads(&run.model, theta, &run.target_batch::<F>(t), t.output);
+        match self {
+            Objective::EachTarget(_) => per_target,
+            Objective::MeanOf(_) => {
+                // Summed in f64 in target order, then divided: a fixed order.
+                let mut mean = vec![0.0f64; theta.len()];
+                for g in &per_target {
+                    for (m, x) in mean.iter_mut().zip(g) {
+                        *m += x.to_f64();
+                    }
+                }
+                let k = per_target.len().max(1) as f64;
+                vec![mean.into_iter().map(|m| F::from_f64(m / k)).collect()]
+            }
+        }
+    }
+}
+
+/// Metagradients of the objectives of `objective` (MATH.md E2, E7): one reverse sweep per
+/// `config.block` objectives, accumulating `d F / d w` and what `want` asks for besides. For
+/// [`Objective::EachTarget`] with nothing else wanted, the weights are [`magic_scores`]'s,
+/// bit for bit; asking for inputs or relabels leaves them unchanged (the same passes with more
+/// read off them). Nothing is kept in the run directory for resuming.
+///
+/// # Errors
+/// As [`magic_scores`], and [`MethodError::Unsupported`] when `want` asks for input
+/// derivatives of a model that reads token ids, or for relabelled copies without labels.
+pub fn objective_metagradients(
+    run: &Run,
+    objective: Objective<'_>,
+    config: &MagicConfig,
+    want: Want,
+) -> Result<(Vec<Metagradient>, MagicReport)> {
+    run.check_targets(objective.targets())?;
+    check_want(run, want)?;
+    match run.config.train.precision {
+        Precision::F32 => objectives_sweep::<f32>(run, objective, config, want),
+        Precision::F64 => objectives_sweep::<f64>(run, objective, config, want),
+    }
+}
+
+fn check_want(run: &Run, want: Want) -> Result<()> {
+    let refuse = |reason: &str| {
+        Err(MethodError::Unsupported {
+            method: "magic".into(),
+            reason: reason.into(),
+        })
+    };
+    if want.inputs && !run.model.has_dense_input() {
+        return refuse(
+            "input metagradients (wrt = inputs) need real-valued features; this model reads token ids",
+        );
+    }
+    if want.relabels && label_count(run.model.task()) == 0 {
+        return refuse("relabelled copies need a classification task");
+    }
+    Ok(())
+}
+
+fn objectives_sweep<F: Float>(
+    run: &Run,
+    objective: Objective<'_>,
+    config: &MagicConfig,
+    want: Want,
+) -> Result<(Vec<Metagradient>, MagicReport)> {
+    let start = Instant::now();
+    let setup = Setup::<F>::new(run, config)?;
+    let mut traj = setup.trajectory()?;
+    let theta_end = traj.state(setup.steps)?.params.clone();
+    check_replay(run, &theta_end)?;
+    let forward_seconds = start.elapsed().as_secs_f64();
+    let grads = objective.grads(run, &theta_end);
+    let blocks: Vec<&[Vec<F>]> = grads.chunks(config.block.max(1)).collect();
+    let progress = Progress::new(setup.steps * blocks.len());
+    let mut all = Vec::with_capacity(grads.len());
+    for block in &blocks {
+        let out = setup.sweep_block(run, &mut traj, block.to_vec(), want, &progress)?;
+        let rows = out.weights.into_iter().zip(out.inputs).zip(out.relabels);
+        for ((weights, inputs), relabels) in rows {
+            all.push(Metagradient {
+                weights,
+                inputs,
+                relabels,
+            });
+        }
+    }
+    let report = setup.report(Some(&traj), blocks.len(), 0, start, forward_seconds);
+    Ok((all, report))
 }
 
 /// The replay strategy for a run of `steps` steps of `opt` over `params` parameters, what
@@ -457,7 +816,7 @@ fn replay_plan<F: Float>(
     steps: usize,
     params: usize,
 ) -> Result<(Replay, Buffers, u64)> {
-    let kept = if reverse::reads_buffers(opt) {
+    let kept = if opt.reads_buffers() {
         Buffers::Keep
     } else {
         Buffers::Drop
@@ -493,15 +852,74 @@ struct StepUpdate<'a, F> {
     decay: (F, &'a [Vec<F>]),
 }
 
+/// What the dual passes of one step give per direction `j` besides the HVPs: the per-example
+/// loss tangents `jvps[j][i] = <grad l_i, v_j>`, and with [`Want`] the input tangents
+/// `inputs[j]` (`[b, d]` flat, already weighted by `w_i / |B|`) and the relabelled loss tangents
+/// `relabels[j]` (`[b, c]` flat, unweighted); empty when not wanted.
+struct PassOut<F> {
+    jvps: Vec<Vec<F>>,
+    inputs: Vec<Vec<F>>,
+    relabels: Vec<Vec<F>>,
+}
+
+impl<F> PassOut<F> {
+    fn new() -> Self {
+        PassOut {
+            jvps: Vec::new(),
+            inputs: Vec::new(),
+            relabels: Vec::new(),
+        }
+    }
+
+    fn extend(&mut self, other: PassOut<F>) {
+        self.jvps.extend(other.jvps);
+        self.inputs.extend(other.inputs);
+        self.relabels.extend(other.relabels);
+    }
+}
+
+/// One dual reverse pass over `batch` along `dirs`: [`nn::per_example::objective_hvp_pass`],
+/// or, when `want` asks for more, [`nn::per_example::objective_hvp_input_pass`] (whose HVPs and
+/// loss tangents have the same bits) with the extras read off it.
+fn one_pass<F: Float>(
+    model: &nn::Model,
+    params: &[F],
+    batch: &nn::Batch<F>,
+    w: &[F],
+    dirs: &[&[F]],
+    want: Want,
+) -> (nn::per_example::HvpPass<F>, PassOut<F>) {
+    if want == Want::WEIGHTS {
+        let mut pass = nn::per_example::objective_hvp_pass(model, params, batch, w, dirs);
+        let mut out = PassOut::new();
+        out.jvps = std::mem::take(&mut pass.loss_jvps);
+        return (pass, out);
+    }
+    let full = nn::per_example::objective_hvp_input_pass(model, params, batch, w, dirs);
+    let mut pass = full.pass;
+    let mut out = PassOut::new();
+    out.jvps = std::mem::take(&mut pass.loss_jvps);
+    if want.inputs {
+        out.inputs = full.input_tangents;
+    }
+    if want.relabels {
+        out.relabels =
+            nn::per_example::relabelled_loss_jvps(model.task(), &full.logits, &full.logit_jvps)
+                .expect("relabels are asked for classification tasks only (check_want)");
+    }
+    (pass, out)
+}
+
 /// Adds `H v_j + lambda b_j` to `adj[j].theta` for every direction of `step`, and returns the
-/// per-example loss tangents `[<grad l_i, v_j>]_i`: dual passes of [`TANGENTS_PER_PASS`]
-/// directions over [`batch_shards`] contiguous shards of the batch, run in parallel.
+/// per-example loss tangents `[<grad l_i, v_j>]_i` (and the extras of `want`, [`PassOut`]):
+/// dual passes of [`TANGENTS_PER_PASS`] directions over [`batch_shards`] contiguous shards of the
+/// batch, run in parallel.
 ///
 /// One shard: each pass adds its HVPs leaf by leaf straight into its own targets' adjoints
 /// (`x += h + lambda b`, the same arithmetic as adding a flat HVP, so the same bits). Two shards:
-/// each shard's pass differentiates its own weighted mean, so its HVP is rescaled by
-/// `|shard| / |B|`, the shards are summed in order, and then added; per-example tangents are
-/// concatenated.
+/// each shard's pass differentiates its own weighted mean, so its HVP (and input tangents) are
+/// rescaled by `|shard| / |B|`, the shards are summed in order, and then added; per-example
+/// tangents are concatenated.
 fn dual_passes<F: Float>(
     model: &nn::Model,
     params: &[F],
@@ -509,10 +927,11 @@ fn dual_passes<F: Float>(
     w: &[F],
     step: StepUpdate<'_, F>,
     adj: &mut [Adjoint<F>],
-) -> Vec<Vec<F>> {
+    want: Want,
+) -> PassOut<F> {
     let shards = batch_shards(step.dirs.len()).min(batch.len().max(1));
     if shards > 1 {
-        return sharded_passes(model, params, batch, w, shards, step, adj);
+        return sharded_passes(model, params, batch, w, shards, step, adj, want);
     }
     let StepUpdate {
         dirs,
@@ -533,25 +952,26 @@ fn dual_passes<F: Float>(
     work.par_chunks_mut(per_stream)
         .map(|stream| {
             let memo = engine::ValueMemo::<F>::new();
-            let mut jvps = Vec::new();
+            let mut outs = PassOut::new();
             for PassWork { dirs, bs, adj } in stream.iter_mut() {
                 let views: Vec<&[F]> = dirs.iter().map(Vec::as_slice).collect();
-                let pass = memo
-                    .run(|| nn::per_example::objective_hvp_pass(model, params, batch, w, &views));
+                let (pass, out) = memo.run(|| one_pass(model, params, batch, w, &views, want));
                 for (j, (a, bj)) in adj.iter_mut().zip(bs.iter()).enumerate() {
                     for leaf in &pass.leaves {
                         let r = leaf.range.clone();
                         add_step(&mut a.theta[r.clone()], leaf.hvps(j), &bj[r], lambda);
                     }
                 }
-                jvps.extend(pass.loss_jvps);
+                outs.extend(out);
             }
-            jvps
+            outs
         })
         .collect::<Vec<_>>()
         .into_iter()
-        .flatten()
-        .collect()
+        .fold(PassOut::new(), |mut acc, o| {
+            acc.extend(o);
+            acc
+        })
 }
 
 /// `x += h + lambda b` elementwise, `h = 0` when `None`: the one place where a step's HVP and
@@ -579,10 +999,8 @@ struct PassWork<'a, F> {
     adj: &'a mut [Adjoint<F>],
 }
 
-/// One shard's `(H v_j, per-example tangents)` for every direction.
-type Pass<F> = (Vec<Vec<F>>, Vec<Vec<F>>);
-
 /// [`dual_passes`] for a block that fits in one pass, its batch split over `shards` shards.
+#[allow(clippy::too_many_arguments)]
 fn sharded_passes<F: Float>(
     model: &nn::Model,
     params: &[F],
@@ -591,7 +1009,8 @@ fn sharded_passes<F: Float>(
     shards: usize,
     step: StepUpdate<'_, F>,
     adj: &mut [Adjoint<F>],
-) -> Vec<Vec<F>> {
+    want: Want,
+) -> PassOut<F> {
     let StepUpdate {
         dirs,
         decay: (lambda, bs),
@@ -601,30 +1020,60 @@ fn sharded_passes<F: Float>(
         .map(|s| (s * b / shards, (s + 1) * b / shards))
         .collect();
     let views: Vec<&[F]> = dirs.iter().map(Vec::as_slice).collect();
-    let passes: Vec<Pass<F>> = bounds
+    let passes: Vec<(Vec<Vec<F>>, PassOut<F>)> = bounds
         .par_iter()
         .map(|&(lo, hi)| {
             let rows = batch.rows(lo, hi - lo);
-            let (_, h, j) =
-                nn::per_example::objective_hvps_with_jvps(model, params, &rows, &w[lo..hi], &views);
-            (h, j)
+            let (pass, out) = one_pass(model, params, &rows, &w[lo..hi], &views, want);
+            (flat_hvps(&pass, views.len(), params.len()), out)
         })
         .collect();
-    let mut jvps = Vec::with_capacity(dirs.len());
+    let mut outs = PassOut::new();
     for (k, (a, bk)) in adj.iter_mut().zip(bs).enumerate() {
         let mut hv = vec![F::ZERO; params.len()];
         let mut jv = Vec::with_capacity(b);
-        for ((h, j), &(lo, hi)) in passes.iter().zip(&bounds) {
+        let mut xs = Vec::new();
+        let mut ls = Vec::new();
+        for ((h, out), &(lo, hi)) in passes.iter().zip(&bounds) {
             let share = F::from_f64((hi - lo) as f64 / b as f64);
             for (acc, &x) in hv.iter_mut().zip(&h[k]) {
                 *acc += share * x;
             }
-            jv.extend_from_slice(&j[k]);
+            jv.extend_from_slice(&out.jvps[k]);
+            if let Some(x) = out.inputs.get(k) {
+                xs.extend(x.iter().map(|&v| share * v));
+            }
+            if let Some(l) = out.relabels.get(k) {
+                ls.extend_from_slice(l);
+            }
         }
         add_step(&mut a.theta, Some(&hv), bk, lambda);
-        jvps.push(jv);
+        outs.jvps.push(jv);
+        if want.inputs {
+            outs.inputs.push(xs);
+        }
+        if want.relabels {
+            outs.relabels.push(ls);
+        }
     }
-    jvps
+    outs
+}
+
+/// The HVPs of a pass as `k` flat vectors of `p` numbers (zeros where a leaf has none), as
+/// [`nn::per_example::objective_hvps_with_jvps`] builds them.
+fn flat_hvps<F: Float>(pass: &nn::per_example::HvpPass<F>, k: usize, p: usize) -> Vec<Vec<F>> {
+    (0..k)
+        .map(|j| {
+            let mut h = Vec::with_capacity(p);
+            for leaf in &pass.leaves {
+                match leaf.hvps(j) {
+                    Some(t) => h.extend_from_slice(t),
+                    None => h.extend(std::iter::repeat_n(F::ZERO, leaf.range.len())),
+                }
+            }
+            h
+        })
+        .collect()
 }
 
 /// The reverse rule of gradient clipping `out = s(||g||) g` (`train.clip`):

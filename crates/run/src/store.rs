@@ -1,15 +1,147 @@
-//! The on-disk cache shared by subset ground truth and brute-force LOO: a `manifest.json` saying what
-//! the folder holds, and one JSON file per finished retraining, each written atomically. The layout is
-//! documented in [`crate::groundtruth`].
+//! The run's artefact store: everything expensive that a later command can reuse, under one key
+//! scheme and one hash function ([`engine::hash::fingerprint`]).
+//!
+//! A [`Key`] is a kind (`"ekfac-factors"`, `"trak-member"`, `"magic-block"`, ...) and the named
+//! inputs the artefact depends on, always including the run's hash and initial parameters
+//! ([`Key::for_run`]). Two shapes of entry use it:
+//!
+//! - **Blobs** ([`Store`]): one file per key, content-addressed,
+//!   `RUN/store/{kind}/{fingerprint of the key}.{ext}`, written atomically. Reading returns the
+//!   bytes or nothing; the caller checks the size or metadata and recomputes when they do not fit,
+//!   so a stale or foreign file can cost time but never change a result. EK-FAC factors, TRAK
+//!   ensemble members and MAGIC's finished target blocks are blobs.
+//! - **Retraining folders** ([`prepare`], [`read_entry`], [`write_entry`]): retrainings are
+//!   resumed one by one, so each computation gets a folder `RUN/groundtruth/{slug}/` whose
+//!   `manifest.json` ([`Manifest`]) spells the key out field by field (readable, and compared in
+//!   full before any entry is reused), plus one JSON file per finished retraining. The layout is
+//!   documented in [`crate::retrain`].
+//!
+//! A new kind of artefact (explanations' verification retrainings, selections, unlearning,
+//! shards) adds a kind name and its key fields; nothing else changes.
 
 use std::path::{Path, PathBuf};
 
+use engine::hash::fingerprint;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::{MethodError, Result};
-use crate::groundtruth::subsets::SubsetSpec;
+use crate::error::{io, Result, RunError};
+use crate::files;
+use crate::subsets::SubsetSpec;
+use crate::Run;
+
+/// Bumped when an artefact's content would change for the same key fields (a format change).
+const FORMAT: &str = "store-1";
+
+/// What an artefact depends on: its kind and named inputs (module docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    kind: &'static str,
+    fields: Vec<(&'static str, Vec<u8>)>,
+}
+
+impl Key {
+    /// A key of `kind` for an artefact of `run`: includes the run's hash (configuration and final
+    /// parameters), its initial parameters when a file sets them, the attrib version and the
+    /// store's format version.
+    pub fn for_run(kind: &'static str, run: &Run) -> Key {
+        let init: Vec<u8> = run
+            .init
+            .iter()
+            .flatten()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        Key {
+            kind,
+            fields: Vec::new(),
+        }
+        .with("format", FORMAT)
+        .with("attrib_version", env!("CARGO_PKG_VERSION"))
+        .with("run", &run.hash)
+        .with("init", init)
+    }
+
+    /// Adds an input the artefact depends on.
+    pub fn with(mut self, name: &'static str, value: impl AsRef<[u8]>) -> Key {
+        self.fields.push((name, value.as_ref().to_vec()));
+        self
+    }
+
+    /// The kind, which names the store folder.
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// Fingerprint of the kind and every field (names and values), 16 hex digits.
+    pub fn hash(&self) -> String {
+        let mut parts: Vec<&[u8]> = vec![self.kind.as_bytes()];
+        for (name, value) in &self.fields {
+            parts.push(name.as_bytes());
+            parts.push(value);
+        }
+        fingerprint(&parts)
+    }
+}
+
+/// The blob store of one run directory (module docs); a run built in memory has none, and then
+/// nothing is read or written.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: Option<PathBuf>,
+}
+
+impl Store {
+    /// The store of `run` (`RUN/store/`), or none for a run without a directory.
+    pub fn of(run: &Run) -> Store {
+        Store {
+            root: run.dir.as_ref().map(|d| d.join(files::STORE)),
+        }
+    }
+
+    /// `RUN/store/{kind}/{hash}.{ext}`, or `None` without a run directory.
+    pub fn path(&self, key: &Key, ext: &str) -> Option<PathBuf> {
+        self.root
+            .as_ref()
+            .map(|r| r.join(key.kind()).join(format!("{}.{ext}", key.hash())))
+    }
+
+    /// The blob's bytes, or `None` when there is no store or no such (readable) file.
+    pub fn get(&self, key: &Key, ext: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.path(key, ext)?).ok()
+    }
+
+    /// Stores a blob atomically (nothing without a run directory).
+    ///
+    /// # Errors
+    /// The folder cannot be created or the file written.
+    pub fn put(&self, key: &Key, ext: &str, bytes: &[u8]) -> Result<()> {
+        if let Some(path) = self.writable_path(key, ext)? {
+            data::write_atomic(&path, bytes)?;
+        }
+        Ok(())
+    }
+
+    /// [`Store::path`] with its folder created, for writers with their own (atomic) file writer,
+    /// such as `nn::io::save_params`; `None` without a run directory.
+    ///
+    /// # Errors
+    /// The folder cannot be created.
+    pub fn writable_path(&self, key: &Key, ext: &str) -> Result<Option<PathBuf>> {
+        let Some(path) = self.path(key, ext) else {
+            return Ok(None);
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| RunError::Cache {
+                path: dir.to_path_buf(),
+                reason: format!(
+                    "cannot create the store folder ({e}); check the run directory's permissions"
+                ),
+            })?;
+        }
+        Ok(Some(path))
+    }
+}
 
 /// File name of the manifest in a cache folder.
 pub const MANIFEST: &str = "manifest.json";
@@ -18,7 +150,7 @@ pub const MANIFEST: &str = "manifest.json";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
-    /// `"subsets"` or `"loo"`.
+    /// `"subsets"`, `"loo"` or `"masks"` (a user's list).
     pub kind: String,
     /// The subsets (`"subsets"` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -27,6 +159,9 @@ pub struct Manifest {
     /// for subsets of single examples, so older folders read back unchanged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups: Option<String>,
+    /// Fingerprint of a user's list of masks (`"masks"` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub masks: Option<String>,
     /// Output name (`margin`, `loss`, `log_likelihood`).
     pub output: String,
     /// Split name (`train`, `test`).
@@ -47,6 +182,7 @@ impl Manifest {
             &self.kind,
             &self.spec,
             &self.groups,
+            &self.masks,
             &self.output,
             &self.split,
             &self.run_hash,
@@ -56,6 +192,7 @@ impl Manifest {
             &other.kind,
             &other.spec,
             &other.groups,
+            &other.masks,
             &other.output,
             &other.split,
             &other.run_hash,
@@ -74,17 +211,15 @@ impl Manifest {
             .as_ref()
             .map(|h| format!("whole groups of grouping {h}, "))
             .unwrap_or_default();
+        let masks = self
+            .masks
+            .as_ref()
+            .map(|h| format!("masks {h}, "))
+            .unwrap_or_default();
         format!(
-            "{} ({spec}{groups}output {}, split {}, run {}, {} training / {} split examples)",
+            "{} ({spec}{groups}{masks}output {}, split {}, run {}, {} training / {} split examples)",
             self.kind, self.output, self.split, self.run_hash, self.n_train, self.n_split
         )
-    }
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MethodError + '_ {
-    move |source| MethodError::Io {
-        path: path.to_path_buf(),
-        source,
     }
 }
 
@@ -96,12 +231,12 @@ pub fn prepare(dir: &Path, manifest: &Manifest, entry_prefix: &str) -> Result<()
     let fix = "delete the folder or pick another cache folder";
     if path.exists() {
         let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-        let found: Manifest = serde_json::from_str(&text).map_err(|e| MethodError::Cache {
+        let found: Manifest = serde_json::from_str(&text).map_err(|e| RunError::Cache {
             path: path.clone(),
             reason: format!("not a ground-truth manifest ({e}); {fix}"),
         })?;
         if !found.same_as(manifest) {
-            return Err(MethodError::Cache {
+            return Err(RunError::Cache {
                 path: dir.to_path_buf(),
                 reason: format!(
                     "this cache folder holds {} but this computation is {}; {fix}",
@@ -117,7 +252,7 @@ pub fn prepare(dir: &Path, manifest: &Manifest, entry_prefix: &str) -> Result<()
     for e in entries {
         let e = e.map_err(io(dir))?;
         if e.file_name().to_string_lossy().starts_with(entry_prefix) {
-            return Err(MethodError::Cache {
+            return Err(RunError::Cache {
                 path: dir.to_path_buf(),
                 reason: format!(
                     "holds {} but no {MANIFEST}, so its origin is unknown; {fix}",
@@ -126,21 +261,21 @@ pub fn prepare(dir: &Path, manifest: &Manifest, entry_prefix: &str) -> Result<()
             });
         }
     }
-    let text = serde_json::to_string_pretty(manifest).map_err(|e| MethodError::Cache {
+    let text = serde_json::to_string_pretty(manifest).map_err(|e| RunError::Cache {
         path: path.clone(),
         reason: format!("cannot serialise the manifest: {e}"),
     })?;
-    nn::io::write_atomic(&path, text.as_bytes())?;
+    data::write_atomic(&path, text.as_bytes())?;
     Ok(())
 }
 
 /// Writes one entry atomically.
 pub fn write_entry<T: Serialize>(path: &Path, entry: &T) -> Result<()> {
-    let text = serde_json::to_string(entry).map_err(|e| MethodError::Cache {
+    let text = serde_json::to_string(entry).map_err(|e| RunError::Cache {
         path: path.to_path_buf(),
         reason: format!("cannot serialise: {e}"),
     })?;
-    nn::io::write_atomic(path, text.as_bytes())?;
+    data::write_atomic(path, text.as_bytes())?;
     Ok(())
 }
 
@@ -155,8 +290,8 @@ pub fn read_entry<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
 }
 
 /// An error for a cached entry that cannot be used.
-pub fn corrupt(path: &Path, why: &str) -> MethodError {
-    MethodError::Cache {
+pub fn corrupt(path: &Path, why: &str) -> RunError {
+    RunError::Cache {
         path: path.to_path_buf(),
         reason: format!(
             "unusable cached result ({why}); delete this file and it will be recomputed"

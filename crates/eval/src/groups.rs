@@ -1,4 +1,5 @@
-//! Group evaluations (MATH.md E5, E6): the retraining score and noisy-label detection.
+//! Group evaluations (MATH.md E5, E6): the retraining score and noisy-label detection, and the
+//! mask source of group ground truth ([`group_subsets`]).
 //!
 //! Both rank columns (training examples, or groups) and inspect whole groups in rank order until
 //! at least `ceil(x n)` training examples are covered ([`top_examples`]), so individual and group
@@ -14,11 +15,34 @@
 //!   ([`detected_fraction`]; a random ranking finds `x` in expectation).
 
 use data::Labels;
+use methods::linalg::dot;
+use methods::support::chunks::group_loss_grads;
+use methods::Grouping;
 use nn::{Model, Output};
+use run::retrain::MaskSource;
+use run::{Run, SubsetSpec};
 
-use super::{group_loss_grads, Grouping};
-use crate::error::{MethodError, Result};
-use crate::run::Run;
+use crate::error::{EvalError, Result};
+
+/// The mask source of subsets that drop whole groups of `groups` (MATH.md E5), for
+/// [`run::retrain()`] and [`run::ground_truth`]: `spec` counts groups, members of a dropped group
+/// get data weight 0, and the cache manifest records the grouping's hash.
+///
+/// # Errors
+/// A grouping of another training-set size than `run`'s.
+pub fn group_subsets<'a>(
+    run: &Run,
+    groups: &'a Grouping,
+    spec: SubsetSpec,
+) -> Result<MaskSource<'a>> {
+    groups.check_n(run.n_train())?;
+    Ok(MaskSource::Groups {
+        spec,
+        assignment: &groups.assignment,
+        k: groups.k,
+        hash: groups.hash(),
+    })
+}
 
 /// The training examples of the columns ranked first by `priority` (descending, ties to the lower
 /// column), whole columns at a time until at least `ceil(fraction n)` examples are taken.
@@ -67,8 +91,8 @@ pub fn test_accuracy(run: &Run, w: &[f64]) -> Result<f64> {
     let params = run.retrain(w)?;
     nn::eval::evaluate(&run.model, &params, &run.splits.test, 512)
         .accuracy
-        .ok_or_else(|| MethodError::Unsupported {
-            method: "retraining score".into(),
+        .ok_or_else(|| EvalError::Unsupported {
+            what: "retraining score".into(),
             reason: "test accuracy needs a classification task".into(),
         })
 }
@@ -100,8 +124,8 @@ pub fn retraining_score(
 
 fn check_fraction(what: &str, fraction: f64) -> Result<()> {
     if !(fraction > 0.0 && fraction < 1.0) {
-        return Err(MethodError::Unsupported {
-            method: what.into(),
+        return Err(EvalError::Unsupported {
+            what: what.into(),
             reason: format!("fraction {fraction} must be in (0, 1), e.g. 0.1 for 10%"),
         });
     }
@@ -119,15 +143,15 @@ pub fn with_flipped_labels(run: &Run, fraction: f64, seed: u64) -> Result<(Run, 
     let mut splits = run.splits.clone();
     let n = splits.train.len();
     let Labels::Classes { y, num_classes, .. } = &mut splits.train.labels else {
-        return Err(MethodError::Unsupported {
-            method: "noisy labels".into(),
+        return Err(EvalError::Unsupported {
+            what: "noisy labels".into(),
             reason: "flipping labels needs class labels".into(),
         });
     };
     let classes = *num_classes as u64;
     if classes < 2 {
-        return Err(MethodError::Unsupported {
-            method: "noisy labels".into(),
+        return Err(EvalError::Unsupported {
+            what: "noisy labels".into(),
             reason: "flipping labels needs at least 2 classes".into(),
         });
     }
@@ -143,9 +167,11 @@ pub fn with_flipped_labels(run: &Run, fraction: f64, seed: u64) -> Result<(Run, 
     let model = Model::new(&run.config.model, &splits.train)?;
     let mut noisy = Run::from_parts(run.config.clone(), splits, model, run.params.clone())?;
     noisy.init = run.init.clone();
-    let params = noisy.retrain(&vec![1.0; n])?;
+    noisy.weights = run.weights.clone();
+    let params = noisy.retrain(&noisy.base_weights())?;
     let mut trained = Run::from_parts(noisy.config, noisy.splits, noisy.model, params)?;
     trained.init = noisy.init;
+    trained.weights = noisy.weights;
     Ok((trained, flipped))
 }
 
@@ -170,7 +196,7 @@ pub fn self_influence(run: &Run, groups: &Grouping, chunk: usize) -> Result<Vec<
     Ok(grads
         .iter()
         .zip(groups.members())
-        .map(|(g, m)| crate::linalg::dot(g, g) / (m.len() * m.len()) as f64)
+        .map(|(g, m)| dot(g, g) / (m.len() * m.len()) as f64)
         .collect())
 }
 
@@ -191,8 +217,8 @@ pub fn detected_fraction(
 
 #[cfg(test)]
 mod tests {
-    use super::super::make::{make, GroupingKind, GroupingSpec};
     use super::*;
+    use methods::groups::make::{make, GroupingKind, GroupingSpec};
 
     #[test]
     fn top_examples_takes_whole_groups_in_rank_order() {
@@ -236,10 +262,10 @@ train = { epochs = 5, batch_size = 64, precision = "f64" }
     fn removing_the_most_helpful_data_hurts_most() {
         let run = digits_run();
         let n = run.n_train();
-        let targets = crate::run::Targets::test((0..run.splits.test.len()).collect(), Output::Loss);
-        let (m, _) = crate::method::build(
+        let targets = run::Targets::test((0..run.splits.test.len()).collect(), Output::Loss);
+        let (m, _) = methods::build(
             "tracin",
-            crate::Options::empty("tracin").set("checkpoints", 5),
+            methods::Options::empty("tracin").set("checkpoints", 5),
         )
         .unwrap();
         let single = Grouping::new((0..n).collect(), n, "individual").unwrap();

@@ -1,5 +1,5 @@
-//! A trained run as methods see it: configuration, data splits, model, final parameters, and the
-//! ability to retrain it deterministically with other data weights (MATH.md E1).
+//! A trained run: configuration, data splits, model, final parameters, and the ability to retrain
+//! it deterministically with other data weights (MATH.md E1) or replay its trajectory.
 
 use std::path::{Path, PathBuf};
 
@@ -7,25 +7,10 @@ use data::{Dataset, Splits};
 use engine::Float;
 use nn::{Batch, Model, Output, Precision, RunConfig, TrainState, Trainer};
 
-use crate::error::{MethodError, Result};
+use engine::hash::fingerprint;
 
-/// Names of the files in a run directory (ARCHITECTURE.md "Files on disk").
-pub mod files {
-    /// The resolved configuration.
-    pub const CONFIG: &str = "config.toml";
-    /// Final parameters.
-    pub const PARAMS: &str = "params.safetensors";
-    /// Per-step metrics, JSON lines.
-    pub const METRICS: &str = "metrics.jsonl";
-    /// Trajectory checkpoints.
-    pub const TRAJECTORY: &str = "trajectory";
-    /// Score files (`METHOD.npy` + `METHOD.json`).
-    pub const SCORES: &str = "scores";
-    /// Groupings of the training set (`attrib group`).
-    pub const GROUPS: &str = "groups";
-    /// Cached ground truth.
-    pub const GROUNDTRUTH: &str = "groundtruth";
-}
+use crate::error::{Result, RunError};
+use crate::files;
 
 /// Which split the target examples come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,15 +19,25 @@ pub enum Split {
     Train,
     /// The held-out set.
     Test,
+    /// The validation set (`data.val_fraction`), held out from training and from the test split.
+    Val,
 }
 
 impl Split {
-    /// `"train"` or `"test"`.
+    /// `"train"`, `"test"` or `"val"`.
     pub fn name(self) -> &'static str {
         match self {
             Split::Train => "train",
             Split::Test => "test",
+            Split::Val => "val",
         }
+    }
+
+    /// The split named `name` (as [`Split::name`] writes it), if any.
+    pub fn from_name(name: &str) -> Option<Split> {
+        [Split::Train, Split::Test, Split::Val]
+            .into_iter()
+            .find(|s| s.name() == name)
     }
 }
 
@@ -147,18 +142,9 @@ pub struct Run {
     pub init: Option<Vec<f64>>,
     /// Where long computations on this run report progress (silent by default).
     pub progress: crate::Progress,
-}
-
-/// FNV-1a 64-bit, as hex.
-pub fn fingerprint(parts: &[&[u8]]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for &b in *p {
-            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
-        }
-        h = (h ^ 0xff).wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
+    /// The data weights `w0` the run was trained with (`train.weights`), `None` for all ones.
+    /// Every method attributes at these weights (MATH.md E7).
+    pub weights: Option<Vec<f64>>,
 }
 
 impl Run {
@@ -173,7 +159,7 @@ impl Run {
         params: Vec<f64>,
     ) -> Result<Run> {
         if params.len() != model.layout().total() {
-            return Err(MethodError::Run {
+            return Err(RunError::Run {
                 path: PathBuf::from("<memory>"),
                 reason: format!(
                     "{} parameters for a model with {}",
@@ -193,6 +179,7 @@ impl Run {
             hash,
             init: None,
             progress: crate::Progress::default(),
+            weights: None,
         })
     }
 
@@ -204,9 +191,17 @@ impl Run {
         let splits = data::load_splits(&config.data, base)?;
         let model = Model::new(&config.model, &splits.train)?;
         let init = initial_params(&config, &model, base)?;
-        let params = retrain_with(&config, &model, &splits.train, init.as_deref(), None)?;
+        let weights = data_weights(&config, &splits.train, base)?;
+        let params = retrain_with(
+            &config,
+            &model,
+            &splits.train,
+            init.as_deref(),
+            weights.as_deref(),
+        )?;
         let mut run = Run::from_parts(config, splits, model, params)?;
         run.init = init;
+        run.weights = weights;
         Ok(run)
     }
 
@@ -217,7 +212,7 @@ impl Run {
     pub fn load(dir: &Path) -> Result<Run> {
         let cfg_path = dir.join(files::CONFIG);
         if !cfg_path.exists() {
-            return Err(MethodError::Run {
+            return Err(RunError::Run {
                 path: dir.to_path_buf(),
                 reason: "not a run directory (no config.toml); create one with `attrib train --config FILE --out DIR`".into(),
             });
@@ -227,9 +222,11 @@ impl Run {
         let model = Model::new(&config.model, &splits.train)?;
         let params = nn::io::load_params::<f64>(&dir.join(files::PARAMS), model.layout())?;
         let init = initial_params(&config, &model, dir)?;
+        let weights = data_weights(&config, &splits.train, dir)?;
         let mut run = Run::from_parts(config, splits, model, params)?;
         run.dir = Some(dir.to_path_buf());
         run.init = init;
+        run.weights = weights;
         Ok(run)
     }
 
@@ -243,6 +240,7 @@ impl Run {
         match split {
             Split::Train => &self.splits.train,
             Split::Test => &self.splits.test,
+            Split::Val => &self.splits.val,
         }
     }
 
@@ -252,8 +250,16 @@ impl Run {
     /// An index outside the split.
     pub fn check_targets(&self, t: &Targets) -> Result<()> {
         let n = self.dataset(t.split).len();
+        if t.split == Split::Val && n == 0 {
+            return Err(RunError::Run {
+                path: self.dir.clone().unwrap_or_default(),
+                reason: "the run has no validation split; set data.val_fraction (e.g. 0.1) in \
+                         its config and train it again"
+                    .into(),
+            });
+        }
         if let Some(&i) = t.indices.iter().find(|&&i| i >= n) {
-            return Err(MethodError::Run {
+            return Err(RunError::Run {
                 path: self.dir.clone().unwrap_or_default(),
                 reason: format!(
                     "target {i} is outside the {} split of {n} examples; use indices 0..{n}",
@@ -274,8 +280,37 @@ impl Run {
         nn::per_example::outputs(&self.model, params, &self.target_batch::<f64>(t), t.output)
     }
 
-    /// Retrains with data weights `w` (same seed, order and precision as the run) and returns the
-    /// final parameters widened to f64.
+    /// The data weights `w0` of the run: `train.weights`, or all ones.
+    pub fn base_weights(&self) -> Vec<f64> {
+        self.weights
+            .clone()
+            .unwrap_or_else(|| vec![1.0; self.n_train()])
+    }
+
+    /// The weights that keep the examples with `keep_i = 1` at their run weight and drop those
+    /// with `keep_i = 0`: `w0 * keep`, elementwise (a subset of a weighted run, MATH.md E7).
+    pub fn subset_weights(&self, keep: &[f64]) -> Vec<f64> {
+        match &self.weights {
+            None => keep.to_vec(),
+            Some(w0) => w0.iter().zip(keep).map(|(a, b)| a * b).collect(),
+        }
+    }
+
+    /// A trainer of this run's recipe at its data weights `w0` (MATH.md E1): what MAGIC and the
+    /// checkpoint replays differentiate and replay.
+    ///
+    /// # Errors
+    /// As [`Trainer::new`].
+    pub fn trainer<F: Float>(&self) -> Result<Trainer<'_, F>> {
+        let t = Trainer::<F>::new(&self.model, &self.config, &self.splits.train)?;
+        Ok(match &self.weights {
+            None => t,
+            Some(w) => t.with_weights(w.iter().map(|&x| F::from_f64(x)).collect())?,
+        })
+    }
+
+    /// Retrains with data weights `w` (absolute, not relative to the run's `w0`; same seed, order
+    /// and precision as the run) and returns the final parameters widened to f64.
     ///
     /// # Errors
     /// Training errors (divergence) or a wrong number of weights.
@@ -306,20 +341,26 @@ impl Run {
                 &self.model,
                 &self.splits.train,
                 self.init.as_deref(),
-                None,
+                self.weights.as_deref(),
             )?,
         };
         let mut run = Run::from_parts(config, self.splits.clone(), self.model.clone(), params)?;
         run.init = self.init.clone();
+        run.weights = self.weights.clone();
         Ok(run)
     }
 
-    /// The training states at steps `0, every, 2 every, ..` and the last step, by replaying the run
-    /// (bitwise the original trajectory, MATH.md E1), each with the learning rate of its step.
+    /// The training states at steps `0, every, 2 every, ..` below the last step, each with the
+    /// learning rate of its step (MATH.md E1). They are read from the run's `trajectory/`
+    /// checkpoints when `train.checkpoint_every` divides `every` and the trajectory's last state
+    /// is the run's final parameters (then they are the same bits as a replay, and no training
+    /// step is recomputed); otherwise, or when a file is missing or unreadable, the run is
+    /// replayed (bitwise the original trajectory).
     ///
     /// # Errors
     /// Training errors.
     pub fn checkpoints(&self, every: usize) -> Result<Vec<Checkpoint>> {
+        let every = every.max(1);
         match self.config.train.precision {
             Precision::F32 => checkpoints_at::<f32>(self, every),
             Precision::F64 => checkpoints_at::<f64>(self, every),
@@ -339,7 +380,10 @@ pub struct Checkpoint {
 }
 
 fn checkpoints_at<F: Float>(run: &Run, every: usize) -> Result<Vec<Checkpoint>> {
-    let t = Trainer::<F>::new(&run.model, &run.config, &run.splits.train)?;
+    let t = run.trainer::<F>()?;
+    if let Some(saved) = saved_checkpoints(run, &t, every) {
+        return Ok(saved);
+    }
     let mut state = t.init_state(
         run.init
             .as_ref()
@@ -347,7 +391,6 @@ fn checkpoints_at<F: Float>(run: &Run, every: usize) -> Result<Vec<Checkpoint>> 
     )?;
     let widen = |s: &TrainState<F>| s.params.iter().map(|p| p.to_f64()).collect::<Vec<f64>>();
     let mut out = Vec::new();
-    let every = every.max(1);
     while state.opt.step < t.steps() {
         if state.opt.step % every == 0 {
             out.push(Checkpoint {
@@ -359,6 +402,60 @@ fn checkpoints_at<F: Float>(run: &Run, every: usize) -> Result<Vec<Checkpoint>> 
         t.step(&mut state)?;
     }
     Ok(out)
+}
+/// [`Run::checkpoints`] from the files of `trajectory/`, or `None` when they cannot stand in for
+/// a replay: no run directory, no or another checkpoint spacing, a missing or unreadable file, or
+/// a last state that is not the run's final parameters (a trajectory of another training).
+/// Checkpoints hold the states in the training precision, widened here exactly as a replay
+/// widens them.
+fn saved_checkpoints<F: Float>(run: &Run, t: &Trainer<F>, every: usize) -> Option<Vec<Checkpoint>> {
+    let dir = run.dir.as_ref()?.join(files::TRAJECTORY);
+    let k = run.config.train.checkpoint_every?;
+    if k == 0 || !every.is_multiple_of(k) {
+        return None;
+    }
+    let read = |step: usize| {
+        nn::io::load_params::<f64>(&dir.join(files::checkpoint_name(step)), run.model.layout()).ok()
+    };
+    let last = read(t.steps())?;
+    let same = |a: &[f64], b: &[f64]| {
+        a.iter()
+            .map(|x| x.to_bits())
+            .eq(b.iter().map(|x| x.to_bits()))
+    };
+    if !same(&last, &run.params) {
+        return None;
+    }
+    (0..t.steps())
+        .step_by(every)
+        .map(|step| {
+            Some(Checkpoint {
+                step,
+                lr: t.lr_at(step).to_f64(),
+                params: read(step)?,
+            })
+        })
+        .collect()
+}
+
+/// The data weights named by `train.weights` (relative to `base`), one per example of `train`,
+/// if any (`data::read_weights`).
+///
+/// # Errors
+/// An unreadable file, a wrong count, or a negative or non-finite weight (naming the file, the
+/// row and the fix).
+pub fn data_weights(cfg: &RunConfig, train: &Dataset, base: &Path) -> Result<Option<Vec<f64>>> {
+    match &cfg.train.weights {
+        None => Ok(None),
+        Some(p) => {
+            let path = if p.is_absolute() {
+                p.clone()
+            } else {
+                base.join(p)
+            };
+            Ok(Some(data::read_weights(&path, train.len())?))
+        }
+    }
 }
 
 /// The parameters named by `train.init_from` (relative to `base`), if any.
@@ -401,5 +498,92 @@ fn retrain_with(
     match cfg.train.precision {
         Precision::F32 => go::<f32>(cfg, model, train, init, w),
         Precision::F64 => go::<f64>(cfg, model, train, init, w),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// Breast-cancer logistic regression (f32, momentum) trained into `dir` with a checkpoint
+    /// every `k` steps and after the last, written as `attrib train` writes them.
+    fn trained_with_trajectory(dir: &Path, k: usize) -> Run {
+        let text = format!(
+            "data = {{ source = \"breast_cancer\" }}\nmodel = {{ kind = \"logistic\" }}\n\
+             optim = {{ kind = \"sgd\", lr = 0.1, momentum = 0.9 }}\n\
+             train = {{ epochs = 3, batch_size = 64, checkpoint_every = {k} }}\n"
+        );
+        let cfg = RunConfig::from_toml_str(&text, Path::new("t.toml")).unwrap();
+        let rd = crate::RunDir::create(dir, &cfg, false).unwrap();
+        let splits = data::load_splits(&cfg.data, dir).unwrap();
+        let model = Model::new(&cfg.model, &splits.train).unwrap();
+        let t = Trainer::<f32>::new(&model, &cfg, &splits.train).unwrap();
+        let mut state = t.init_state(None).unwrap();
+        let meta = BTreeMap::new();
+        rd.write_checkpoint(model.layout(), &state, &meta).unwrap();
+        while state.opt.step < t.steps() {
+            t.step(&mut state).unwrap();
+            if state.opt.step.is_multiple_of(k) || state.opt.step == t.steps() {
+                rd.write_checkpoint(model.layout(), &state, &meta).unwrap();
+            }
+        }
+        nn::io::save_params(&rd.params(), model.layout(), &state.params, &meta).unwrap();
+        Run::load(dir).unwrap()
+    }
+
+    type Bits = Vec<(usize, u64, Vec<u64>)>;
+
+    fn bits(c: &[Checkpoint]) -> Bits {
+        c.iter()
+            .map(|c| {
+                let p = c.params.iter().map(|p| p.to_bits()).collect();
+                (c.step, c.lr.to_bits(), p)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn checkpoints_are_read_from_the_trajectory_with_the_bits_of_a_replay() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = trained_with_trajectory(tmp.path(), 4);
+        let mut replayed = Run::load(tmp.path()).unwrap();
+        replayed.dir = None;
+        for every in [4, 8, 6] {
+            let (a, b) = (
+                run.checkpoints(every).unwrap(),
+                replayed.checkpoints(every).unwrap(),
+            );
+            assert!(a.len() >= 3, "{} checkpoints", a.len());
+            assert_eq!(bits(&a), bits(&b), "every {every}");
+        }
+        // Read, not replayed: a changed file shows in the result.
+        let path = tmp
+            .path()
+            .join(files::TRAJECTORY)
+            .join(files::checkpoint_name(4));
+        let mut p = nn::io::load_params::<f32>(&path, run.model.layout()).unwrap();
+        p[0] += 1.0;
+        nn::io::save_params(&path, run.model.layout(), &p, &BTreeMap::new()).unwrap();
+        assert_eq!(run.checkpoints(4).unwrap()[1].params[0], f64::from(p[0]));
+        // A spacing the trajectory does not divide is replayed (6 is not a multiple of 4).
+        assert_eq!(
+            bits(&run.checkpoints(6).unwrap()),
+            bits(&replayed.checkpoints(6).unwrap())
+        );
+        // A trajectory without the run's last state is not trusted: replayed.
+        let steps = Trainer::<f32>::new(&run.model, &run.config, &run.splits.train)
+            .unwrap()
+            .steps();
+        let last = tmp
+            .path()
+            .join(files::TRAJECTORY)
+            .join(files::checkpoint_name(steps));
+        std::fs::remove_file(last).unwrap();
+        assert_eq!(
+            bits(&run.checkpoints(4).unwrap()),
+            bits(&replayed.checkpoints(4).unwrap())
+        );
     }
 }

@@ -1,41 +1,18 @@
-//! The run directory: file names (defined only here) and the rules for creating one.
-//!
-//! ```text
-//! DIR/
-//!   config.toml            resolved config: every default written out, paths absolute
-//!   metrics.jsonl          one `step` object per step, one `epoch` object per epoch (see `output`)
-//!   params.safetensors     final parameters (layout names, e.g. layers.0.weight [out, in]);
-//!                          metadata: attrib_version, precision, seed, steps
-//!   trajectory/            only with train.checkpoint_every = k
-//!     step_00000000.safetensors   state after 0, k, 2k, ... steps and after the last step:
-//!     ...                         parameters plus optimizer buffers opt.0, opt.1, ...
-//! ```
+//! Creating and reusing a run directory (`attrib train`); its layout is in [`crate::files`].
 //!
 //! Every file is written to a temporary file in the same folder and renamed into place, so an
 //! interrupted run (Ctrl-C) never leaves a half-written file: each file holds either its previous
 //! complete content or its new complete content. Leftover temporary files (`.NAME.PID.tmp`) are
 //! removed by the next `attrib train` into the folder.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
-use nn::RunConfig;
+use engine::Float;
+use nn::{Layout, RunConfig, TrainState};
 
-/// The resolved configuration.
-pub const CONFIG: &str = "config.toml";
-/// Training metrics, JSON lines.
-pub const METRICS: &str = "metrics.jsonl";
-/// Final parameters.
-pub const PARAMS: &str = "params.safetensors";
-/// Checkpoints of the training trajectory.
-pub const TRAJECTORY: &str = "trajectory";
-/// Batch size of evaluations (results do not depend on it beyond the rounding of the mean).
-pub const EVAL_BATCH: usize = 256;
-
-/// The name of the checkpoint holding the state after `step` steps.
-pub fn checkpoint_name(step: usize) -> String {
-    format!("step_{step:08}.safetensors")
-}
+use crate::error::{io, Result, RunError};
+use crate::files::{checkpoint_name, CONFIG, METRICS, PARAMS, TRAJECTORY};
 
 /// A run directory.
 #[derive(Debug, Clone)]
@@ -53,11 +30,11 @@ impl RunDir {
             root: root.to_path_buf(),
         };
         if !dir.config().is_file() {
-            bail!(
+            return Err(RunError::Refused(format!(
                 "{} is not a run directory (no {CONFIG}); create one with `attrib train --config FILE --out {}`",
                 root.display(),
                 root.display()
-            );
+            )));
         }
         Ok(dir)
     }
@@ -78,43 +55,40 @@ impl RunDir {
         };
         let shown = root.display();
         if root.exists() && !root.is_dir() {
-            bail!("{shown} exists and is not a folder; choose another --out");
+            return Err(refused(format!(
+                "{shown} exists and is not a folder; choose another --out"
+            )));
         }
         if dir.config().is_file() {
-            let previous = std::fs::read_to_string(dir.config())
-                .with_context(|| format!("cannot read {}", dir.config().display()))?;
+            let previous = std::fs::read_to_string(dir.config()).map_err(io(&dir.config()))?;
             match RunConfig::from_toml_str(&previous, &dir.config()) {
                 Ok(old) if old == *cfg => {}
-                Ok(_) if !force => bail!(
+                Ok(_) if !force => return Err(refused(format!(
                     "{shown} already holds a run with a different configuration:\n{}\nchoose another --out \
                      folder, or pass --force to replace that run (its params, metrics and trajectory are deleted)",
                     config_diff(&previous, &cfg.to_toml())
-                ),
-                Err(e) if !force => bail!(
+                ))),
+                Err(e) if !force => return Err(refused(format!(
                     "{shown} holds a {CONFIG} that is not a valid run configuration ({e}); choose another \
                      --out folder, or pass --force to replace it"
-                ),
+                ))),
                 _ => dir.remove_outputs()?,
             }
         } else if root.is_dir() && !force {
-            let non_empty = std::fs::read_dir(root)
-                .with_context(|| format!("cannot list {shown}"))?
-                .next()
-                .is_some();
+            let non_empty = std::fs::read_dir(root).map_err(io(root))?.next().is_some();
             if non_empty {
-                bail!(
+                return Err(refused(format!(
                     "{shown} is not empty and is not a run directory (no {CONFIG}); choose a new or empty \
                      folder, or pass --force to write into it"
-                );
+                )));
             }
         } else if force {
             dir.remove_outputs()?;
         }
-        std::fs::create_dir_all(root)
-            .with_context(|| format!("cannot create the run directory {shown}"))?;
+        std::fs::create_dir_all(root).map_err(io(root))?;
         remove_temporaries(root);
         remove_temporaries(&dir.trajectory());
-        nn::io::write_atomic(&dir.config(), cfg.to_toml().as_bytes())?;
+        data::write_atomic(&dir.config(), cfg.to_toml().as_bytes())?;
         Ok(dir)
     }
 
@@ -148,6 +122,25 @@ impl RunDir {
         self.trajectory().join(checkpoint_name(step))
     }
 
+    /// Writes the trajectory checkpoint of `state` (`trajectory/step_NNNNNNNN.safetensors`:
+    /// parameters and optimizer buffers, `metadata` added to the file's) atomically, creating
+    /// the folder; returns its path. [`crate::Run::checkpoints`] reads these files back.
+    ///
+    /// # Errors
+    /// The folder cannot be created or the file written.
+    pub fn write_checkpoint<F: Float>(
+        &self,
+        layout: &Layout,
+        state: &TrainState<F>,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<PathBuf> {
+        let traj = self.trajectory();
+        std::fs::create_dir_all(&traj).map_err(io(&traj))?;
+        let path = self.checkpoint(state.opt.step);
+        nn::io::save_state(&path, layout, state, metadata)?;
+        Ok(path)
+    }
+
     /// Reads the run's config (paths in it are absolute or relative to the run directory).
     ///
     /// # Errors
@@ -160,17 +153,19 @@ impl RunDir {
     fn remove_outputs(&self) -> Result<()> {
         for file in [self.params(), self.metrics()] {
             if file.is_file() {
-                std::fs::remove_file(&file)
-                    .with_context(|| format!("cannot delete {}", file.display()))?;
+                std::fs::remove_file(&file).map_err(io(&file))?;
             }
         }
         let traj = self.trajectory();
         if traj.is_dir() {
-            std::fs::remove_dir_all(&traj)
-                .with_context(|| format!("cannot delete {}", traj.display()))?;
+            std::fs::remove_dir_all(&traj).map_err(io(&traj))?;
         }
         Ok(())
     }
+}
+
+fn refused(message: String) -> RunError {
+    RunError::Refused(message)
 }
 
 /// Removes `.NAME.PID.tmp` files left by an interrupted atomic write (best effort).
@@ -202,6 +197,8 @@ pub fn absolute_paths(mut cfg: RunConfig, base: &Path) -> RunConfig {
     cfg.data.path.as_mut().map(fix);
     cfg.data.labels_path.as_mut().map(fix);
     cfg.train.init_from.as_mut().map(fix);
+    cfg.train.weights.as_mut().map(fix);
+    cfg.train.weights.as_mut().map(fix);
     cfg
 }
 

@@ -1,0 +1,268 @@
+//! `attrib select` (MATH.md E7, "Selection"): choose training data that minimises the mean
+//! validation loss `L_val(w)`, retrain, and compare on the validation and the test split.
+//!
+//! - One shot (`--scores`): `tau_bar` = mean of a score file's rows (validation losses); removing
+//!   example `i` changes `L_val` by `-w0_i tau_bar_i` to first order, so the examples with the
+//!   largest positive `w0_i tau_bar_i` are dropped first, down to `--keep` of the data, never one
+//!   predicted helpful (`tau_bar_i <= 0`).
+//! - Metagradient descent (`--steps N`): `w_{k+1} = proj_[0,1](w_k - eta_k grad L_val(w_k))`,
+//!   `grad L_val` by MAGIC at `w_k` (mean over the validation losses), and the normalised step
+//!   `eta_k = c / max_i |grad_i|` (`--step-size c`: the largest weight change of a step).
+//!
+//! Every figure printed for a selection comes from a retraining at its weights (cached in
+//! `RUN/retrain/`), written to `RUN/selected/NAME.csv` so that `attrib train` with
+//! `train.weights` set to it reproduces the row.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use methods::estimators::magic::{magic_scores, MagicConfig};
+use methods::Scores;
+use nn::{Evaluation, Output};
+use run::retrain::retrain_cached;
+use run::{Run, Split, Targets};
+
+use crate::args::SelectArgs;
+use crate::output::percent;
+use crate::unlearn::evaluate_split;
+use crate::Ctx;
+
+/// Runs `attrib select`.
+///
+/// # Errors
+/// A run without a validation split, score files of other targets, training errors.
+pub fn run(args: &SelectArgs, ctx: &Ctx) -> Result<()> {
+    let run = Run::load(&args.run)?;
+    if run.splits.val.is_empty() {
+        bail!(
+            "{}: the run has no validation split, and selection must not look at the test split \
+             that judges it; set data.val_fraction (e.g. 0.1) in its config and train it again",
+            args.run.display()
+        );
+    }
+    if !(args.keep > 0.0 && args.keep <= 1.0) {
+        bail!("--keep {} must be in (0, 1], e.g. 0.8", args.keep);
+    }
+    let out_dir = args.run.join("selected");
+    header(ctx)?;
+    row(ctx, "full data", &run, &run.params, &run.base_weights())?;
+    match args.steps {
+        Some(steps) => mgd(args, ctx, &run, steps, &out_dir),
+        None => one_shot(args, ctx, &run, &out_dir),
+    }
+}
+
+fn header(ctx: &Ctx) -> Result<()> {
+    ctx.out.result(format!(
+        "{:<34} {:>6} {:>9} {:>8} {:>9} {:>8}",
+        "selection", "kept", "val loss", "val acc", "test loss", "test acc"
+    ))?;
+    Ok(())
+}
+
+fn row(
+    ctx: &Ctx,
+    name: &str,
+    run: &Run,
+    params: &[f64],
+    w: &[f64],
+) -> Result<(Evaluation, Evaluation)> {
+    let (val, test) = (
+        evaluate_split(run, params, Split::Val),
+        evaluate_split(run, params, Split::Test),
+    );
+    let kept = w.iter().filter(|&&x| x > 0.0).count();
+    ctx.out.result(format!(
+        "{name:<34} {kept:>6} {:>9.6} {:>8} {:>9.6} {:>8}",
+        val.loss,
+        percent(val.accuracy),
+        test.loss,
+        percent(test.accuracy)
+    ))?;
+    Ok((val, test))
+}
+
+/// Writes the weights of a selection as `dir/NAME.csv` (header `weight`), atomically.
+fn save_weights(dir: &Path, name: &str, w: &[f64]) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(format!("{name}.csv"));
+    let text: String = std::iter::once("weight".to_string())
+        .chain(w.iter().map(|x| format!("{x}")))
+        .collect::<Vec<_>>()
+        .join("\n");
+    data::write_atomic(&path, text.as_bytes())?;
+    Ok(path)
+}
+
+/// The mean row of a score file of validation losses, checked against the run.
+fn mean_validation_scores(run: &Run, path: &Path) -> Result<Vec<f64>> {
+    let s = Scores::load(path).with_context(|| format!("cannot read scores {}", path.display()))?;
+    s.check_run(run, path)?;
+    if s.meta.split != "val" || s.meta.output != "loss" {
+        bail!(
+            "{}: scores of {} {} targets; selection needs validation losses: `attrib attribute \
+             --run {} --method M --split val --output loss --targets 0..{}`",
+            path.display(),
+            s.meta.split,
+            s.meta.output,
+            run.dir.as_deref().unwrap_or(Path::new("RUN")).display(),
+            run.splits.val.len()
+        );
+    }
+    let mut mean = vec![0.0; run.n_train()];
+    for r in 0..s.rows() {
+        for (m, x) in mean.iter_mut().zip(s.row(r)) {
+            *m += x / s.rows() as f64;
+        }
+    }
+    Ok(mean)
+}
+
+fn one_shot(args: &SelectArgs, ctx: &Ctx, run: &Run, out_dir: &Path) -> Result<()> {
+    if args.scores.is_empty() {
+        bail!("give --scores FILE (validation-loss scores) for one-shot selection, or --steps N");
+    }
+    let n = run.n_train();
+    let w0 = run.base_weights();
+    let drop = n - ((args.keep * n as f64).round() as usize).min(n);
+    let mut dropped_counts = Vec::new();
+    for path in &args.scores {
+        let tau = mean_validation_scores(run, path)?;
+        // Predicted change of L_val from dropping i: -w0_i tau_i; drop the largest gains first.
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by(|&a, &b| {
+            (w0[b] * tau[b])
+                .total_cmp(&(w0[a] * tau[a]))
+                .then(a.cmp(&b))
+        });
+        let chosen: Vec<usize> = order
+            .into_iter()
+            .take(drop)
+            .take_while(|&i| w0[i] * tau[i] > 0.0)
+            .collect();
+        let mut keep = vec![1.0; n];
+        chosen.iter().for_each(|&i| keep[i] = 0.0);
+        let w = run.subset_weights(&keep);
+        let stem = path
+            .file_stem()
+            .map_or("scores".into(), |s| s.to_string_lossy().into_owned());
+        let file = save_weights(out_dir, &format!("oneshot-{stem}-keep{}", args.keep), &w)?;
+        let params = retrain_cached(run, &w)?;
+        let predicted: f64 = -chosen.iter().map(|&i| w0[i] * tau[i]).sum::<f64>();
+        let (val, _) = row(ctx, &format!("drop by {stem}"), run, &params, &w)?;
+        let full = evaluate_split(run, &run.params, Split::Val).loss;
+        ctx.out.info(format!(
+            "    predicted val loss change {predicted:+.6}, actual {:+.6}; weights {}",
+            val.loss - full,
+            file.display()
+        ))?;
+        dropped_counts.push(chosen.len());
+    }
+    // Random subsets of the same size as the first selection.
+    let k = dropped_counts.first().copied().unwrap_or(drop);
+    let mut vals = Vec::new();
+    let mut tests = Vec::new();
+    for seed in 0..args.random as u64 {
+        let perm = engine::Rng::derive(seed, "select-random", 0).permutation(n);
+        let mut keep = vec![1.0; n];
+        perm.iter().take(k).for_each(|&i| keep[i] = 0.0);
+        let w = run.subset_weights(&keep);
+        let params = retrain_cached(run, &w)?;
+        let (v, t) = row(ctx, &format!("random, seed {seed}"), run, &params, &w)?;
+        vals.push(v);
+        tests.push(t);
+    }
+    if !tests.is_empty() {
+        let stat = |xs: Vec<f64>| {
+            let m = xs.iter().sum::<f64>() / xs.len() as f64;
+            let sd = (xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / xs.len() as f64).sqrt();
+            (m, sd)
+        };
+        let (tl, tls) = stat(tests.iter().map(|e| e.loss).collect());
+        let (ta, tas) = stat(
+            tests
+                .iter()
+                .map(|e| e.accuracy.unwrap_or(f64::NAN))
+                .collect(),
+        );
+        let (vl, vls) = stat(vals.iter().map(|e| e.loss).collect());
+        ctx.out.result(format!(
+            "random mean +- sd ({} seeds): val loss {vl:.4} +- {vls:.4}, test loss {tl:.4} +- \
+             {tls:.4}, test acc {:.2}% +- {:.2}",
+            tests.len(),
+            100.0 * ta,
+            100.0 * tas
+        ))?;
+    }
+    Ok(())
+}
+
+fn mgd(args: &SelectArgs, ctx: &Ctx, run: &Run, steps: usize, out_dir: &Path) -> Result<()> {
+    let n = run.n_train();
+    let c = args.step_size;
+    if !(c.is_finite() && c > 0.0) {
+        bail!("--step-size {c} must be a positive number, e.g. 0.5");
+    }
+    let targets = Targets {
+        split: Split::Val,
+        indices: (0..run.splits.val.len()).collect(),
+        output: Output::Loss,
+    };
+    let mut w: Vec<f64> = run
+        .base_weights()
+        .iter()
+        .map(|x| x.clamp(0.0, 1.0))
+        .collect();
+    let mut params = retrain_cached(run, &w)?;
+    for k in 0..steps {
+        // The run at the current weights: MAGIC differentiates there.
+        let mut at = Run::from_parts(
+            run.config.clone(),
+            run.splits.clone(),
+            run.model.clone(),
+            params.clone(),
+        )?;
+        at.init = run.init.clone();
+        at.weights = Some(w.clone());
+        let tau = magic_scores(&at, &targets, &MagicConfig::default())?.scores;
+        let mut grad = vec![0.0; n];
+        for r in &tau {
+            for (g, x) in grad.iter_mut().zip(r) {
+                *g += x / tau.len() as f64;
+            }
+        }
+        let max = grad.iter().fold(0.0f64, |m, g| m.max(g.abs()));
+        if max == 0.0 {
+            ctx.out.info("the metagradient is zero; stopping")?;
+            break;
+        }
+        let eta = c / max;
+        let next: Vec<f64> = w
+            .iter()
+            .zip(&grad)
+            .map(|(x, g)| (x - eta * g).clamp(0.0, 1.0))
+            .collect();
+        let predicted: f64 = grad
+            .iter()
+            .zip(next.iter().zip(&w))
+            .map(|(g, (a, b))| g * (a - b))
+            .sum();
+        let before = evaluate_split(run, &params, Split::Val).loss;
+        w = next;
+        params = retrain_cached(run, &w)?;
+        save_weights(out_dir, &format!("mgd-c{c}-step{}", k + 1), &w)?;
+        let (val, _) = row(
+            ctx,
+            &format!("MGD step {} (eta = {c}/max|g|)", k + 1),
+            run,
+            &params,
+            &w,
+        )?;
+        ctx.out.info(format!(
+            "    sum of weights {:.1}; predicted val loss change {predicted:+.6}, actual {:+.6}",
+            w.iter().sum::<f64>(),
+            val.loss - before
+        ))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,273 @@
+//! `attrib unlearn --run R --forget FILE [--scores S] [--out DIR] [--verify]` (MATH.md E7,
+//! "Unlearning").
+//!
+//! Writes the unlearned model `theta_T + J v`, `v = -w0 1_F`, computed by one forward-mode pass
+//! through the whole run (`methods::apps::jvp`), as a run directory `DIR` (default
+//! `RUN/unlearned/forget-KEY/`): `config.toml` is the run's with `train.weights` pointing at
+//! `DIR/weights.csv` (the weights without `F`, so retraining or replaying `DIR` gives the exact
+//! model without `F`), and `params.safetensors` holds the one-pass approximation, which
+//! `evaluate`, `attribute` and the other commands read like any run's parameters. With `--scores`
+//! the score file's targets get the first-order outputs `f(S) - sum_{i in F} w0_i tau_i`.
+//!
+//! `--verify` retrains without `F` (cached in `RUN/retrain/`) and prints, over the test split and
+//! over the forget set: Pearson and mean absolute error of predicted against retrained margins and
+//! the fraction of predicted classes that agree with the retrained model, for the JVP model, the
+//! score prediction (its targets only; "classes" there compares the sign of the margin, i.e.
+//! right or wrong), the unchanged model and gradient ascent on `F`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use engine::hash::fingerprint;
+use engine::Float;
+use eval::agreement::{compare, Agreement};
+use methods::apps::jvp::weight_jvp;
+use methods::apps::unlearn::{
+    forget_direction, forget_targets, gradient_ascent, margins_and_classes, predicted_outputs,
+};
+use methods::Scores;
+use nn::Optimizer;
+use nn::{Output, Precision};
+use run::parse_output;
+use run::retrain::retrain_cached;
+use run::{Run, Split, Targets};
+
+use crate::args::UnlearnArgs;
+use crate::evaluate::EVAL_BATCH;
+use crate::output::{percent, Event};
+use crate::progress::Progress;
+use crate::Ctx;
+
+/// Reads a forget set: one training index per line (an optional non-numeric header line), as a
+/// sorted list without repeats.
+///
+/// # Errors
+/// An unreadable file, a line that is not a whole number (naming the line), or an empty set.
+pub fn read_index_file(path: &Path, n: usize) -> Result<Vec<usize>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the forget set {}", path.display()))?;
+    let mut out = Vec::new();
+    for (k, line) in text.lines().enumerate() {
+        let field = line.split(',').next().unwrap_or("").trim();
+        if field.is_empty() {
+            continue;
+        }
+        match field.parse::<usize>() {
+            Ok(i) if i < n => out.push(i),
+            Ok(i) => bail!(
+                "{} line {}: training example {i} does not exist; indices run 0..{n} in \
+                 training order",
+                path.display(),
+                k + 1
+            ),
+            Err(_) if k == 0 => {}
+            Err(_) => bail!(
+                "{} line {}: \"{field}\" is not a training index; write one whole number per line",
+                path.display(),
+                k + 1
+            ),
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    if out.is_empty() {
+        bail!(
+            "{}: the forget set is empty; list at least one training index",
+            path.display()
+        );
+    }
+    Ok(out)
+}
+
+/// Runs `attrib unlearn`.
+///
+/// # Errors
+/// A bad run, forget set or score file, training errors, I/O errors.
+pub fn run(args: &UnlearnArgs, ctx: &Ctx) -> Result<()> {
+    let run = Run::load(&args.run)?;
+    let forget = read_index_file(&args.forget, run.n_train())?;
+    let v = forget_direction(&run, &forget)?;
+    let w_without: Vec<f64> = run
+        .base_weights()
+        .iter()
+        .zip(&v)
+        .map(|(a, d)| a + d)
+        .collect();
+    let key = fingerprint(&[run.hash.as_bytes(), format!("{forget:?}").as_bytes()]);
+    let out_dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.run.join("unlearned").join(format!("forget-{key}")));
+    ctx.out.info(format!(
+        "forget   {} of {} training examples ({})",
+        forget.len(),
+        run.n_train(),
+        args.forget.display()
+    ))?;
+    let steps = run.trainer::<f64>()?.steps();
+    let bar = Progress::count(steps, "steps", !ctx.out.quiet && !ctx.out.json);
+    let jvp = weight_jvp(&run, &v, &mut |done, _| bar.set(done))?;
+    bar.finish();
+    let unlearned: Vec<f64> = jvp
+        .params
+        .iter()
+        .zip(&jvp.tangent)
+        .map(|(a, b)| a + b)
+        .collect();
+    write_run_dir(&run, &out_dir, &w_without, &unlearned)?;
+    ctx.out.result(format!(
+        "unlearned model  {} (one forward-mode pass, {steps} steps; use it as --run)",
+        out_dir.display()
+    ))?;
+    let scores = match &args.scores {
+        Some(p) => {
+            let s =
+                Scores::load(p).with_context(|| format!("cannot read scores {}", p.display()))?;
+            s.check_run(&run, p)?;
+            let output = parse_output(&s.meta.output).map_err(anyhow::Error::msg)?;
+            let split = Split::from_name(&s.meta.split).unwrap_or(Split::Test);
+            let targets = Targets {
+                split,
+                indices: s.meta.targets.clone(),
+                output,
+            };
+            let rows: Vec<Vec<f64>> = (0..s.rows()).map(|r| s.row(r).to_vec()).collect();
+            let f = run.target_outputs(&run.params, &targets);
+            Some((targets, predicted_outputs(&f, &rows, &v)))
+        }
+        None => None,
+    };
+    if !args.verify {
+        return Ok(());
+    }
+    let retrained = retrain_cached(&run, &w_without)?;
+    let eval = evaluate_in_precision(&run, &retrained);
+    ctx.out.result(format!(
+        "retrained without the forget set: test loss {:.6}, accuracy {}",
+        eval.loss,
+        percent(eval.accuracy)
+    ))?;
+    let lr = args.ascent_lr.unwrap_or_else(|| run.config.optim.lr());
+    let ascent = gradient_ascent(&run, &run.params, &forget, args.ascent_steps, lr);
+    let test = Targets::test((0..run.splits.test.len()).collect(), Output::Margin);
+    let sets = [("test", test), ("forget set", forget_targets(&forget))];
+    ctx.out.result(format!(
+        "{:<28} {:>10} {:>9} {:>9}   {:>10} {:>9} {:>9}",
+        "prediction vs retrained", "test r", "mae", "classes", "forget r", "mae", "classes"
+    ))?;
+    let models: [(&str, &[f64]); 3] = [
+        ("unlearned model (JVP)", &unlearned),
+        ("no change", &run.params),
+        ("gradient ascent", &ascent),
+    ];
+    let actual: Vec<(Vec<f64>, Vec<usize>)> = sets
+        .iter()
+        .map(|(_, t)| margins_and_classes(&run, &retrained, t))
+        .collect();
+    for (name, params) in models {
+        let cells: Vec<Agreement> = sets
+            .iter()
+            .zip(&actual)
+            .map(|((_, t), (m, c))| {
+                let (pm, pc) = margins_and_classes(&run, params, t);
+                compare(&pm, &pc, m, c)
+            })
+            .collect();
+        print_row(ctx, name, &cells)?;
+    }
+    if let Some((targets, pred)) = &scores {
+        if targets.output != Output::Margin {
+            ctx.out.info(
+                "note     the score file's output is not the margin; its row compares outputs",
+            )?;
+        }
+        let actual_out = run.target_outputs(&retrained, targets);
+        let sign = |x: &[f64]| x.iter().map(|&m| usize::from(m > 0.0)).collect::<Vec<_>>();
+        let a = compare(pred, &sign(pred), &actual_out, &sign(&actual_out));
+        ctx.out.result(format!(
+            "{:<28} {:>10.4} {:>9.4} {:>8.1}%   ({} {} targets)",
+            "outputs f - sum tau (scores)",
+            a.pearson,
+            a.mae,
+            100.0 * a.class_agreement,
+            targets.indices.len(),
+            targets.split.name()
+        ))?;
+    }
+    ctx.out.event(&Event::Note {
+        message: "unlearn: figures compare against a retraining without the forget set",
+    })?;
+    Ok(())
+}
+
+fn print_row(ctx: &Ctx, name: &str, cells: &[Agreement]) -> Result<()> {
+    let (a, b) = (cells[0], cells[1]);
+    ctx.out.result(format!(
+        "{name:<28} {:>10.4} {:>9.4} {:>8.1}%   {:>10.4} {:>9.4} {:>8.1}%",
+        a.pearson,
+        a.mae,
+        100.0 * a.class_agreement,
+        b.pearson,
+        b.mae,
+        100.0 * b.class_agreement
+    ))?;
+    Ok(())
+}
+
+/// Test loss and accuracy of `params` evaluated in the run's precision (the same bits as
+/// `attrib evaluate` of a run trained at the same weights).
+pub fn evaluate_in_precision(run: &Run, params: &[f64]) -> nn::Evaluation {
+    evaluate_split(run, params, Split::Test)
+}
+
+/// Loss and accuracy of `params` on a split, evaluated in the run's precision.
+pub fn evaluate_split(run: &Run, params: &[f64], split: Split) -> nn::Evaluation {
+    fn go<F: Float>(run: &Run, params: &[f64], ds: &data::Dataset) -> nn::Evaluation {
+        let p: Vec<F> = params.iter().map(|&x| F::from_f64(x)).collect();
+        nn::evaluate(&run.model, &p, ds, EVAL_BATCH)
+    }
+    let ds = run.dataset(split);
+    match run.config.train.precision {
+        Precision::F32 => go::<f32>(run, params, ds),
+        Precision::F64 => go::<f64>(run, params, ds),
+    }
+}
+
+/// Writes `dir/config.toml` (the run's config at `weights`, stored in `dir/weights.csv`) and
+/// `dir/params.safetensors` (`params`), each atomically.
+pub fn write_run_dir(run: &Run, dir: &Path, weights: &[f64], params: &[f64]) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| PathBuf::from(dir));
+    let wpath = dir.join("weights.csv");
+    let text: String = std::iter::once("weight".to_string())
+        .chain(weights.iter().map(|w| format!("{w}")))
+        .collect::<Vec<_>>()
+        .join("\n");
+    data::write_atomic(&wpath, text.as_bytes())?;
+    let mut cfg = run.config.clone();
+    cfg.train.weights = Some(wpath);
+    data::write_atomic(&dir.join(run::files::CONFIG), cfg.to_toml().as_bytes())?;
+    let mut meta = BTreeMap::new();
+    meta.insert(
+        "attrib_version".to_string(),
+        env!("CARGO_PKG_VERSION").to_string(),
+    );
+    meta.insert(
+        "made_by".to_string(),
+        "attrib unlearn (theta_T + J v)".to_string(),
+    );
+    match run.config.train.precision {
+        Precision::F32 => {
+            let p: Vec<f32> = params.iter().map(|&x| x as f32).collect();
+            nn::io::save_params(&dir.join(run::files::PARAMS), run.model.layout(), &p, &meta)?
+        }
+        Precision::F64 => nn::io::save_params(
+            &dir.join(run::files::PARAMS),
+            run.model.layout(),
+            params,
+            &meta,
+        )?,
+    }
+    Ok(())
+}
