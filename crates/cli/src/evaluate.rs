@@ -3,11 +3,10 @@
 //! The split is rebuilt from `DIR/config.toml` (same split seed, same standardisation), so it is
 //! exactly the split the run was trained and tested on.
 
-use std::path::Path;
-
 use anyhow::{bail, Result};
+use data::Splits;
 use engine::Float;
-use nn::{Evaluation, Model, Precision};
+use nn::{Evaluation, Model, Precision, RunConfig};
 
 use crate::args::EvaluateArgs;
 use crate::output::{percent, thousands, Event};
@@ -51,8 +50,8 @@ pub fn run(args: &EvaluateArgs, ctx: &Ctx) -> Result<()> {
     }
     model.check_data(ds, &format!("the {} split", args.split.name()))?;
     let eval = match cfg.train.precision {
-        Precision::F32 => eval_with::<f32>(&model, &dir.params(), ds)?,
-        Precision::F64 => eval_with::<f64>(&model, &dir.params(), ds)?,
+        Precision::F32 => eval_with::<f32>(&dir, &cfg, &splits, &model, ds)?,
+        Precision::F64 => eval_with::<f64>(&dir, &cfg, &splits, &model, ds)?,
     };
     let out = &ctx.out;
     out.event(&Event::Evaluation {
@@ -70,7 +69,18 @@ pub fn run(args: &EvaluateArgs, ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-fn eval_with<F: Float>(model: &Model, params: &Path, ds: &data::Dataset) -> Result<Evaluation> {
-    let p = nn::io::load_params::<F>(params, model.layout())?;
+/// Loads the params, checks the run's fingerprint (a config, data or params changed since
+/// training is an error, issue 13) and evaluates `ds`.
+fn eval_with<F: Float>(
+    dir: &RunDir,
+    cfg: &RunConfig,
+    splits: &Splits,
+    model: &Model,
+    ds: &data::Dataset,
+) -> Result<Evaluation> {
+    let p = nn::io::load_params::<F>(&dir.params(), model.layout())?;
+    let widened: Vec<f64> = p.iter().map(|x| x.to_f64()).collect();
+    run::Fingerprint::check(dir.root(), &run::Fingerprint::of(cfg, splits, &widened))?;
+    run::dir::sweep_stale_temporaries(dir.root());
     Ok(nn::evaluate(model, &p, ds, EVAL_BATCH))
 }

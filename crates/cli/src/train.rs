@@ -161,6 +161,7 @@ fn fit<F: Float>(job: &Job, ctx: &Ctx, splits: &Splits, model: &Model) -> Result
     let initial_train_loss = evaluate(model, &state.params, &splits.train, EVAL_BATCH).loss;
     let mut last_train_loss = initial_train_loss;
     let progress = Progress::steps(steps, !out.quiet && !out.json);
+    let partial = dir.root().join(run::files::METRICS_PARTIAL);
     let mut metrics = String::new();
     let mut examples = 0usize;
     let mut train_time = Duration::ZERO;
@@ -182,8 +183,10 @@ fn fit<F: Float>(job: &Job, ctx: &Ctx, splits: &Splits, model: &Model) -> Result
             Ok(info) => info,
             Err(e) => {
                 progress.finish();
-                // Keep the metrics up to the failure: they show how the loss blew up.
-                let _ = data::write_atomic(&dir.metrics(), metrics.as_bytes());
+                // Keep the metrics up to the failure: they show how the loss blew up. They go to
+                // the partial file, so that a finished run's metrics.jsonl is never replaced by
+                // those of a failed retraining.
+                let _ = data::write_atomic(&partial, metrics.as_bytes());
                 return Err(e.into());
             }
         };
@@ -221,7 +224,7 @@ fn fit<F: Float>(job: &Job, ctx: &Ctx, splits: &Splits, model: &Model) -> Result
             });
             metrics.push_str(&rec.to_json());
             metrics.push('\n');
-            data::write_atomic(&dir.metrics(), metrics.as_bytes())?;
+            data::write_atomic(&partial, metrics.as_bytes())?;
             out.event(&rec)?;
             progress.suspend(|| {
                 out.info(format!(
@@ -261,11 +264,22 @@ fn fit<F: Float>(job: &Job, ctx: &Ctx, splits: &Splits, model: &Model) -> Result
     meta.insert("seed".to_string(), cfg.train.seed.to_string());
     meta.insert("steps".to_string(), steps.to_string());
     nn::io::save_params(&dir.params(), layout, &state.params, &meta)?;
-    data::write_atomic(&dir.metrics(), metrics.as_bytes())?;
+    // The whole metrics replace the previous ones in one rename (issue 13, item 2), and the
+    // fingerprint is written last: a run is complete once it matches its params.
+    data::write_atomic(&partial, metrics.as_bytes())?;
+    std::fs::rename(&partial, dir.metrics())
+        .with_context(|| format!("cannot rename {} to {METRICS}", partial.display()))?;
+    let widened: Vec<f64> = state.params.iter().map(|p| p.to_f64()).collect();
+    run::Fingerprint::of(cfg, splits, &widened).write(dir.root())?;
 
     let test =
         last_test.unwrap_or_else(|| evaluate(model, &state.params, &splits.test, EVAL_BATCH));
-    let mut files = vec![CONFIG.to_string(), METRICS.to_string(), PARAMS.to_string()];
+    let mut files = vec![
+        CONFIG.to_string(),
+        METRICS.to_string(),
+        PARAMS.to_string(),
+        run::files::FINGERPRINT.to_string(),
+    ];
     if checkpoints > 0 {
         files.push(format!("{TRAJECTORY}/"));
     }
@@ -299,8 +313,9 @@ fn fit<F: Float>(job: &Job, ctx: &Ctx, splits: &Splits, model: &Model) -> Result
         String::new()
     };
     out.result(format!(
-        "files    {}: {CONFIG}, {METRICS}, {PARAMS}{traj}",
-        job.out.display()
+        "files    {}: {CONFIG}, {METRICS}, {PARAMS}{traj}, {}",
+        job.out.display(),
+        run::files::FINGERPRINT
     ))?;
     out.info(format!(
         "next     attrib evaluate --run {}",

@@ -257,17 +257,23 @@ pub fn write_run_dir(run: &Run, dir: &Path, weights: &[f64], params: &[f64]) -> 
         "made_by".to_string(),
         "attrib unlearn (theta_T + J v)".to_string(),
     );
-    match run.config.train.precision {
+    let stored: Vec<f64> = match run.config.train.precision {
         Precision::F32 => {
             let p: Vec<f32> = params.iter().map(|&x| x as f32).collect();
-            nn::io::save_params(&dir.join(run::files::PARAMS), run.model.layout(), &p, &meta)?
+            nn::io::save_params(&dir.join(run::files::PARAMS), run.model.layout(), &p, &meta)?;
+            p.iter().map(|&x| f64::from(x)).collect()
         }
-        Precision::F64 => nn::io::save_params(
-            &dir.join(run::files::PARAMS),
-            run.model.layout(),
-            params,
-            &meta,
-        )?,
-    }
+        Precision::F64 => {
+            nn::io::save_params(
+                &dir.join(run::files::PARAMS),
+                run.model.layout(),
+                params,
+                &meta,
+            )?;
+            params.to_vec()
+        }
+    };
+    // Commands that read the unlearned run check it like a trained one.
+    run::Fingerprint::of(&cfg, &run.splits, &stored).write(&dir)?;
     Ok(())
 }

@@ -79,3 +79,28 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
             DataError::io(path, e)
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // See: issue 13, item 3.
+    #[test]
+    fn a_failed_atomic_write_leaves_no_temporary_and_the_old_content() {
+        let tmp = tempfile::tempdir().unwrap();
+        // The rename fails (a folder holds the name): the temporary must go.
+        let target = tmp.path().join("taken");
+        std::fs::create_dir(&target).unwrap();
+        std::fs::write(target.join("keep"), b"x").unwrap();
+        let e = write_atomic(&target, b"new").unwrap_err().to_string();
+        assert!(e.contains("taken"), "{e}");
+        let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().collect();
+        assert_eq!(left.len(), 1, "{left:?}");
+        // A successful write replaces the file whole.
+        let file = tmp.path().join("f.txt");
+        write_atomic(&file, b"old").unwrap();
+        write_atomic(&file, b"new").unwrap();
+        assert_eq!(std::fs::read(&file).unwrap(), b"new");
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 2);
+    }
+}

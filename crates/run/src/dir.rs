@@ -2,8 +2,9 @@
 //!
 //! Every file is written to a temporary file in the same folder and renamed into place, so an
 //! interrupted run (Ctrl-C) never leaves a half-written file: each file holds either its previous
-//! complete content or its new complete content. Leftover temporary files (`.NAME.PID.tmp`) are
-//! removed by the next `attrib train` into the folder.
+//! complete content or its new complete content. Temporary files (`.NAME.PID.tmp`) left by a
+//! killed process are removed by the next command that opens the run
+//! ([`sweep_stale_temporaries`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -86,8 +87,7 @@ impl RunDir {
             dir.remove_outputs()?;
         }
         std::fs::create_dir_all(root).map_err(io(root))?;
-        remove_temporaries(root);
-        remove_temporaries(&dir.trajectory());
+        sweep_stale_temporaries(root);
         data::write_atomic(&dir.config(), cfg.to_toml().as_bytes())?;
         Ok(dir)
     }
@@ -151,7 +151,12 @@ impl RunDir {
 
     /// Deletes the outputs of a previous run (never anything else).
     fn remove_outputs(&self) -> Result<()> {
-        for file in [self.params(), self.metrics()] {
+        for file in [
+            self.params(),
+            self.metrics(),
+            self.root.join(crate::files::METRICS_PARTIAL),
+            self.root.join(crate::files::FINGERPRINT),
+        ] {
             if file.is_file() {
                 std::fs::remove_file(&file).map_err(io(&file))?;
             }
@@ -168,18 +173,50 @@ fn refused(message: String) -> RunError {
     RunError::Refused(message)
 }
 
-/// Removes `.NAME.PID.tmp` files left by an interrupted atomic write (best effort).
-fn remove_temporaries(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
+/// Removes the `.NAME.PID.tmp` files that an atomic write of a process that no longer runs left
+/// in `root` and its subfolders (a `kill -9`, a power cut: a failing write removes its own).
+/// Temporaries of live processes are kept: another command may be writing into the same run.
+/// Best effort: unreadable folders and files that cannot be removed are skipped.
+pub fn sweep_stale_temporaries(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
         return;
     };
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') && name.ends_with(".tmp") && entry.path().is_file() {
-            let _ = std::fs::remove_file(entry.path());
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            sweep_stale_temporaries(&path);
+        } else if kind.is_file() {
+            let name = entry.file_name();
+            if let Some(pid) = temporary_pid(&name.to_string_lossy()) {
+                if !process_is_alive(pid) {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
         }
     }
+}
+
+/// The writer's PID of a temporary named `.NAME.PID.tmp` (as `data::write_atomic` names them).
+fn temporary_pid(name: &str) -> Option<u32> {
+    let inner = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (stem, pid) = inner.rsplit_once('.')?;
+    if stem.is_empty() {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Whether process `pid` runs: `/proc/PID` on Linux. Where there is no `/proc`, every writer is
+/// taken for alive unless it is this process's own PID reused, so nothing is swept wrongly.
+fn process_is_alive(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return true;
+    }
+    proc.join(pid.to_string()).exists()
 }
 
 /// Resolves the config's relative paths against `base` (the config file's folder), so that the
@@ -278,6 +315,37 @@ mod tests {
             Path::new("r/trajectory/step_00000003.safetensors")
         );
         assert_eq!(d.params(), Path::new("r/params.safetensors"));
+    }
+
+    // See: issue 13, item 3.
+    #[test]
+    fn stale_temporaries_of_dead_writers_are_swept_and_live_ones_kept() {
+        assert_eq!(temporary_pid(".params.safetensors.123.tmp"), Some(123));
+        assert_eq!(temporary_pid(".x.tmp"), None);
+        assert_eq!(temporary_pid("..7.tmp"), None);
+        assert_eq!(temporary_pid("notes.123.tmp"), None);
+        let tmp = tempfile::tempdir().unwrap();
+        let sub = tmp.path().join("scores");
+        std::fs::create_dir(&sub).unwrap();
+        // A PID that has exited: a child we waited for (PIDs are reused only after wrapping).
+        let dead = std::process::Command::new("true").spawn().unwrap();
+        let dead_pid = dead.id();
+        let mut dead = dead;
+        dead.wait().unwrap();
+        let stale = sub.join(format!(".m.npy.{dead_pid}.tmp"));
+        let live = tmp
+            .path()
+            .join(format!(".metrics.jsonl.{}.tmp", std::process::id()));
+        let mine = tmp.path().join(".notes.tmp");
+        for f in [&stale, &live, &mine] {
+            std::fs::write(f, b"half").unwrap();
+        }
+        sweep_stale_temporaries(tmp.path());
+        assert!(!stale.exists(), "a dead writer's temporary is swept");
+        assert!(
+            live.exists() && mine.exists(),
+            "live writers and other files stay"
+        );
     }
 
     #[test]

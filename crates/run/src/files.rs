@@ -4,6 +4,10 @@
 //! DIR/
 //!   config.toml            resolved config: every default written out, paths absolute
 //!   metrics.jsonl          one `step` object per step, one `epoch` object per epoch
+//!   metrics.partial.jsonl  the metrics of a training in progress, renamed to metrics.jsonl at
+//!                          its end (a killed retraining leaves the finished run's metrics intact)
+//!   fingerprint.json       what the run was trained from: resolved config, data and params
+//!                          hashes, checked by every command that reads the run (crate::fingerprint)
 //!   params.safetensors     final parameters (layout names, e.g. layers.0.weight [out, in]);
 //!                          metadata: attrib_version, precision, seed, steps
 //!   trajectory/            only with train.checkpoint_every = k
@@ -21,6 +25,10 @@ pub const CONFIG: &str = "config.toml";
 pub const PARAMS: &str = "params.safetensors";
 /// Per-step metrics, JSON lines.
 pub const METRICS: &str = "metrics.jsonl";
+/// Metrics of a training in progress, swapped in as [`METRICS`] when it finishes.
+pub const METRICS_PARTIAL: &str = "metrics.partial.jsonl";
+/// What the run was trained from ([`crate::fingerprint::Fingerprint`]).
+pub const FINGERPRINT: &str = "fingerprint.json";
 /// Trajectory checkpoints.
 pub const TRAJECTORY: &str = "trajectory";
 /// Score files (`METHOD.npy` + `METHOD.json`).

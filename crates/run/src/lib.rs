@@ -25,6 +25,7 @@
 pub mod dir;
 pub mod error;
 pub mod files;
+pub mod fingerprint;
 pub mod progress;
 pub mod retrain;
 pub mod run;
@@ -33,6 +34,7 @@ pub mod subsets;
 
 pub use dir::RunDir;
 pub use error::{Result, RunError};
+pub use fingerprint::Fingerprint;
 pub use progress::Progress;
 pub use retrain::{ground_truth, retrain, GroundTruth, MaskSource, Retrained, Retraining};
 pub use run::{data_weights, output_name, parse_output, Checkpoint, Run, Split, Targets};

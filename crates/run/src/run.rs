@@ -207,8 +207,12 @@ impl Run {
 
     /// Loads a run directory written by `attrib train`.
     ///
+    /// Checks the run's [`crate::Fingerprint`] (a config, data or params changed since training
+    /// is an error naming what changed) and sweeps temporaries left by killed processes.
+    ///
     /// # Errors
-    /// A folder without `config.toml` or `params.safetensors`, or files that do not fit each other.
+    /// A folder without `config.toml` or `params.safetensors`, files that do not fit each other,
+    /// or a run changed since training.
     pub fn load(dir: &Path) -> Result<Run> {
         let cfg_path = dir.join(files::CONFIG);
         if !cfg_path.exists() {
@@ -221,6 +225,8 @@ impl Run {
         let splits = data::load_splits(&config.data, dir)?;
         let model = Model::new(&config.model, &splits.train)?;
         let params = nn::io::load_params::<f64>(&dir.join(files::PARAMS), model.layout())?;
+        crate::Fingerprint::check(dir, &crate::Fingerprint::of(&config, &splits, &params))?;
+        crate::dir::sweep_stale_temporaries(dir);
         let init = initial_params(&config, &model, dir)?;
         let weights = data_weights(&config, &splits.train, dir)?;
         let mut run = Run::from_parts(config, splits, model, params)?;

@@ -385,3 +385,171 @@ cli_test!(a_diverged_run_warns, |dir| {
     let out = attrib(dir, &["train", "--config", "bc.toml", "--out", "fine"]).ok();
     assert!(!out.stderr.contains("warning"), "{}", out.stderr);
 });
+
+// See: issue 13, item 4.
+cli_test!(
+    a_run_changed_after_training_is_refused_naming_what_changed,
+    |dir| {
+        let run = trained(dir);
+        let cfg_path = dir.join("run/config.toml");
+        let trained_cfg = String::from_utf8(read(&cfg_path)).unwrap();
+        let out = attrib(dir, &["train", "--config", "bc.toml", "--out", "run"]).ok();
+        assert_contains!(out.stdout, "fingerprint.json");
+        attrib(dir, &["evaluate", "--run", run]).ok();
+
+        // Another split seed: the "test" split would hold training examples.
+        std::fs::write(
+            &cfg_path,
+            trained_cfg.replace("split_seed = 0", "split_seed = 7"),
+        )
+        .unwrap();
+        for args in [
+            vec!["evaluate", "--run", run],
+            vec!["attribute", "--run", run, "--method", "tracin"],
+            vec!["lds", "--run", run, "--scores", "run/scores/x.npy"],
+        ] {
+            let out = attrib(dir, &args).fails(1);
+            assert_contains!(
+                out.stderr,
+                "config.toml was edited after training",
+                "- data.split_seed = 0",
+                "+ data.split_seed = 7",
+                "--force"
+            );
+        }
+        // Edits that change nothing (a comment) pass; the epochs field does not.
+        std::fs::write(&cfg_path, format!("# mine\n{trained_cfg}")).unwrap();
+        attrib(dir, &["evaluate", "--run", run]).ok();
+        std::fs::write(&cfg_path, trained_cfg.replace("epochs = 2", "epochs = 3")).unwrap();
+        let out = attrib(dir, &["evaluate", "--run", run]).fails(1);
+        assert_contains!(out.stderr, "+ train.epochs = 3");
+        std::fs::write(&cfg_path, &trained_cfg).unwrap();
+
+        // Another run's parameters copied in.
+        write(
+            dir,
+            "other.toml",
+            &LOGISTIC.replace("lr = 0.1", "lr = 0.05"),
+        );
+        attrib(
+            dir,
+            &["--quiet", "train", "--config", "other.toml", "--out", "o"],
+        )
+        .ok();
+        std::fs::copy(
+            dir.join("o/params.safetensors"),
+            dir.join("run/params.safetensors"),
+        )
+        .unwrap();
+        let out = attrib(dir, &["evaluate", "--run", run]).fails(1);
+        assert_contains!(
+            out.stderr,
+            "params.safetensors is not the file that training wrote"
+        );
+
+        // A data file edited after training.
+        let mut csv = String::from("a,b,label\n");
+        for i in 0..40 {
+            csv.push_str(&format!(
+                "{},{},{}\n",
+                i as f32 * 0.1,
+                (i % 7) as f32,
+                i % 2
+            ));
+        }
+        write(dir, "d.csv", &csv);
+        let c = LOGISTIC.replace(
+            "source = \"breast_cancer\"",
+            "source = \"csv\"\npath = \"d.csv\"\nlabel_column = \"label\"",
+        );
+        write(dir, "c.toml", &c);
+        attrib(
+            dir,
+            &["--quiet", "train", "--config", "c.toml", "--out", "c"],
+        )
+        .ok();
+        attrib(dir, &["evaluate", "--run", "c"]).ok();
+        write(dir, "d.csv", &csv.replace("\n0,0,0\n", "\n0,0,1\n"));
+        let out = attrib(dir, &["evaluate", "--run", "c"]).fails(1);
+        assert_contains!(
+            out.stderr,
+            "the data changed after training",
+            "restore the data"
+        );
+    }
+);
+
+// See: issue 13, item 2.
+cli_test!(a_killed_retrain_keeps_the_finished_runs_metrics, |dir| {
+    use std::io::BufRead;
+    // 200 epochs of 8 steps: far more output than a pipe holds, so the child blocks on its
+    // stdout (which this test stops reading) long before it could finish.
+    let long = LOGISTIC.replace("epochs = 2", "epochs = 200");
+    write(dir, "long.toml", &long);
+    attrib(
+        dir,
+        &["--quiet", "train", "--config", "long.toml", "--out", "run"],
+    )
+    .ok();
+    let (params, metrics) = (
+        read(dir.join("run/params.safetensors")),
+        read(dir.join("run/metrics.jsonl")),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_attrib"))
+        .args(["--json", "train", "--config", "long.toml", "--out", "run"])
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut epochs = 0;
+    for line in stdout.lines() {
+        if line.unwrap().contains("\"type\":\"epoch\"") {
+            epochs += 1;
+            if epochs == 3 {
+                break;
+            }
+        }
+    }
+    assert_eq!(epochs, 3, "the retraining ended before its third epoch");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(read(dir.join("run/params.safetensors")) == params);
+    assert!(
+        read(dir.join("run/metrics.jsonl")) == metrics,
+        "the killed retraining replaced the finished run's metrics.jsonl"
+    );
+    attrib(dir, &["evaluate", "--run", "run"]).ok();
+    // The next retraining finishes and swaps in the same metrics.
+    attrib(
+        dir,
+        &["--quiet", "train", "--config", "long.toml", "--out", "run"],
+    )
+    .ok();
+    assert!(read(dir.join("run/metrics.jsonl")) == metrics);
+    assert!(!dir.join("run/metrics.partial.jsonl").exists());
+});
+
+// See: issue 13, item 3.
+cli_test!(stale_temporaries_are_swept_by_the_next_command, |dir| {
+    let run = trained(dir);
+    std::fs::create_dir_all(dir.join("run/scores")).unwrap();
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    let stale = [
+        dir.join(format!("run/.params.safetensors.{dead}.tmp")),
+        dir.join(format!("run/scores/.tracin.npy.{dead}.tmp")),
+    ];
+    // A live writer (this test process) may be writing into the run: its file stays.
+    let live = dir.join(format!("run/.metrics.jsonl.{}.tmp", std::process::id()));
+    for f in stale.iter().chain([&live]) {
+        std::fs::write(f, b"half a file").unwrap();
+    }
+    attrib(dir, &["evaluate", "--run", run]).ok();
+    for f in &stale {
+        assert!(!f.exists(), "{} was not swept", f.display());
+    }
+    assert!(live.exists());
+});
