@@ -553,3 +553,96 @@ cli_test!(stale_temporaries_are_swept_by_the_next_command, |dir| {
     }
     assert!(live.exists());
 });
+
+// See: issue 13, item 7.
+cli_test!(
+    loo_newton_refuses_an_ill_posed_optimum_and_the_example_is_well_posed,
+    |dir| {
+        let example = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/breast_cancer_logistic.toml"
+        );
+        let shipped = std::fs::read_to_string(example).unwrap();
+        assert_contains!(shipped, "weight_decay = 1e-2");
+        write(dir, "bc.toml", &shipped);
+        write(
+            dir,
+            "flat.toml",
+            &shipped.replace("weight_decay = 1e-2", "weight_decay = 0.0"),
+        );
+        for (cfg, out) in [("bc.toml", "bc"), ("flat.toml", "flat")] {
+            attrib(dir, &["--quiet", "train", "--config", cfg, "--out", out]).ok();
+        }
+        let loo = |run: &str| {
+            attrib(
+                dir,
+                &[
+                    "--quiet",
+                    "attribute",
+                    "--run",
+                    run,
+                    "--method",
+                    "loo-newton",
+                    "--targets",
+                    "0..3",
+                ],
+            )
+        };
+        let e = loo("flat").fails(1);
+        assert_contains!(e.stderr, "ill-posed", "optim.weight_decay");
+        loo("bc").ok();
+        let bytes = read(dir.join("bc/scores/loo-newton@0-3.npy"));
+        let start = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
+        let vals: Vec<f32> = bytes[start..]
+            .chunks(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(vals.len(), 3 * 456);
+        // Bounded scores, not the 1e6 of a run to infinity, and not mostly zeros.
+        assert!(
+            vals.iter().all(|v| v.is_finite() && v.abs() < 10.0),
+            "{:?}",
+            &vals[..8]
+        );
+        assert!(vals.iter().filter(|v| **v == 0.0).count() < 10);
+    }
+);
+
+// See: issue 13, item 9.
+cli_test!(magic_blocks_are_kept_per_replay_strategy, |dir| {
+    let run = trained(dir);
+    let magic = |replay: &str, name: &str| {
+        attrib(
+            dir,
+            &[
+                "--quiet",
+                "attribute",
+                "--run",
+                run,
+                "--method",
+                "magic",
+                "--targets",
+                "0..2",
+                "--option",
+                &format!("replay={replay}"),
+                "--name",
+                name,
+            ],
+        )
+        .ok();
+    };
+    magic("tree", "t");
+    magic("store", "s");
+    let blocks = std::fs::read_dir(dir.join("run/store/magic-block"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        blocks, 2,
+        "replay=store reused the blocks that replay=tree computed"
+    );
+    // Both strategies give the same bits (so either cache is right; the sidecar is now true).
+    let body = |n: &str| read(dir.join(format!("run/scores/{n}.npy")));
+    assert!(body("t") == body("s"));
+    let meta = String::from_utf8(read(dir.join("run/scores/s.json"))).unwrap();
+    assert_contains!(meta, "\"replay\": \"store\"");
+});

@@ -75,14 +75,73 @@ impl Method for LooNewton {
             });
         }
         let glm = Glm::of_run(run, self.name(), "if-exact or if-cg")?;
+        if glm.l2 == 0.0 && separates(&glm, &run.params) {
+            return Err(ill_posed(self.name(), "the run's parameters classify every training example correctly: the training set is linearly separable"));
+        }
         let theta = if self.refit {
             glm.solve(&run.params, &vec![1.0; glm.n], REFIT_TOL, REFIT_ITERS)
-                .map_err(|e| super::glm::rename(e, self.name()))?
+                .map_err(|e| match glm.l2 {
+                    0.0 => ill_posed(
+                        self.name(),
+                        &format!("the refit to the optimum failed ({e})"),
+                    ),
+                    _ => super::glm::rename(e, self.name()),
+                })?
                 .0
         } else {
             run.params.clone()
         };
+        if glm.l2 == 0.0 && separates(&glm, &theta) {
+            return Err(ill_posed(
+                self.name(),
+                "the optimum separates the training set",
+            ));
+        }
+        let cond = condition_bound(&glm, &theta)?;
+        if cond > MAX_CONDITION {
+            return Err(ill_posed(
+                self.name(),
+                &format!("the Hessian at the optimum has condition number at least {cond:.1e}, past the {MAX_CONDITION:.0e} that f64 solves"),
+            ));
+        }
         loo_scores(&glm, run, targets, &theta, self.chunk, self.name())
+    }
+}
+
+/// Largest Hessian condition number accepted: past it, `H^{-1}` in f64 keeps fewer than about 4
+/// significant digits (machine epsilon 2.2e-16 times the condition number).
+pub const MAX_CONDITION: f64 = 1e12;
+
+/// Whether `theta` classifies every training example strictly correctly: then, without L2, the
+/// logistic objective has no minimiser (it decreases along `theta` forever, MATH.md E3 assumes a
+/// finite optimum) and the Newton step's scores blow up.
+fn separates(glm: &Glm, theta: &[f64]) -> bool {
+    (0..glm.n).all(|i| {
+        let s: f64 = glm.row(i).iter().zip(theta).map(|(a, b)| a * b).sum();
+        (2.0 * glm.y[i] - 1.0) * s > 0.0
+    })
+}
+
+/// A lower bound on the condition number of `H` at `theta`: `(max_i L_ii / min_i L_ii)^2` for
+/// its Cholesky factor `L` (the diagonal of `L` squared are pivots, each between the extreme
+/// eigenvalues).
+fn condition_bound(glm: &Glm, theta: &[f64]) -> Result<f64> {
+    let l = glm.factor(&glm.hessian(theta, &vec![1.0; glm.n]))?;
+    let diag = (0..glm.q).map(|i| l[i * glm.q + i].abs());
+    let (lo, hi) = diag.fold((f64::INFINITY, 0.0f64), |(lo, hi), d| {
+        (lo.min(d), hi.max(d))
+    });
+    Ok((hi / lo).powi(2))
+}
+
+fn ill_posed(method: &str, why: &str) -> MethodError {
+    MethodError::Unsupported {
+        method: method.into(),
+        reason: format!(
+            "the leave-one-out problem is ill-posed: {why}, so the unregularised optimum is not \
+             finite and one Newton step from it predicts nothing; add optim.weight_decay (e.g. \
+             1e-2) to the config and train again"
+        ),
     }
 }
 
@@ -124,6 +183,24 @@ mod tests {
         let mut o = Options::empty("loo-newton").set("refit", false);
         let stale = build(&mut o).unwrap().attribute(&sgd, &targets).unwrap();
         assert!(rel_diff(&stale, &b) > 1e-4);
+    }
+
+    // See: issue 13, item 7.
+    #[test]
+    fn separable_data_without_l2_is_refused() {
+        // 456 breast-cancer training examples are linearly separable: without L2 the refit runs
+        // to infinity.
+        let cfg = config(r#"{ kind = "logistic" }"#, 0.0, 30, 32, 0.1);
+        let run = Run::train(cfg, ".".as_ref()).unwrap();
+        let m = build(&mut Options::empty("loo-newton")).unwrap();
+        let e = m
+            .attribute(&run, &Targets::test(vec![0], Output::Loss))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("ill-posed") && e.contains("optim.weight_decay"),
+            "{e}"
+        );
     }
 
     #[test]

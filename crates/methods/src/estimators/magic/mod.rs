@@ -423,7 +423,7 @@ fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result
     let setup = Setup::<F>::new(run, config)?;
     // Blocks that an earlier computation finished are loaded, not swept; when all are, the
     // trajectory is not even replayed.
-    let store = BlockStore::new(run, targets);
+    let store = BlockStore::new(run, targets, &setup.strategy);
     let blocks: Vec<&[usize]> = targets.indices.chunks(config.block.max(1)).collect();
     let mut finished: Vec<Option<Vec<Vec<f64>>>> = blocks.iter().map(|b| store.load(b)).collect();
     let resumed = finished.iter().filter(|f| f.is_some()).count();

@@ -5,13 +5,15 @@
 //! [`BLOCK_KIND`] (`RUN/store/magic-block/KEY.f64`, written atomically), `targets x n`
 //! little-endian f64 in row order. The key ([`run::Key::for_run`]) holds everything the rows
 //! depend on: the run (configuration, initial and final parameters), the split, the output, the
-//! block's target indices (a block's composition can change its rounding), and this format's
-//! version. A later computation loads a block whose blob is there with the right size instead of
+//! block's target indices (a block's composition can change its rounding), the replay strategy
+//! that computed it (so that the `replay` a score sidecar records is the one actually used, issue
+//! 13; the bits agree across strategies, which the tests check), and this format's version. A later computation loads a block whose blob is there with the right size instead of
 //! sweeping it again, so the scores have the same bits either way. A run without a directory
 //! (built in memory) keeps nothing.
 
 use run::{Key, Run, Store, Targets};
 
+use super::replay::Replay;
 use crate::error::Result;
 
 /// The store kind of a finished block.
@@ -29,10 +31,12 @@ pub struct BlockStore {
 }
 
 impl BlockStore {
-    /// The store for `targets` of `run` (nothing is read or written yet).
-    pub fn new(run: &Run, targets: &Targets) -> Self {
+    /// The store for `targets` of `run` swept with the resolved `replay` strategy (nothing is
+    /// read or written yet).
+    pub fn new(run: &Run, targets: &Targets, replay: &Replay) -> Self {
         let base = Key::for_run(BLOCK_KIND, run)
             .with("magic_format", FORMAT)
+            .with("replay", replay.to_string())
             .with("split", targets.split.name())
             .with("output", run::output_name(targets.output));
         BlockStore {
