@@ -34,6 +34,7 @@ pub mod error;
 pub mod eval;
 pub mod io;
 pub mod logit_hessian;
+pub mod memory;
 pub mod model;
 pub mod optim;
 pub mod params;

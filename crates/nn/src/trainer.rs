@@ -106,6 +106,7 @@ impl<'a, F: Float> Trainer<'a, F> {
     pub fn new(model: &'a Model, cfg: &'a RunConfig, data: &'a Dataset) -> Result<Self> {
         model.check_data(data, "the training set")?;
         let t = &cfg.train;
+        check_memory::<F>(model, cfg, data.len())?;
         let mut plan = Vec::new();
         let mut epoch_of_step = Vec::new();
         for e in 0..t.epochs {
@@ -302,4 +303,34 @@ pub fn l2_norm<F: Float>(v: &[F]) -> f64 {
         })
         .sum::<f64>()
         .sqrt()
+}
+
+/// Refuses a training whose state cannot fit in memory ([`crate::memory`]): the parameters, their
+/// gradient and the optimizer buffers in `F`, and the batch plan (one index per example and
+/// epoch), estimated from the config before anything is allocated.
+fn check_memory<F: Float>(model: &Model, cfg: &RunConfig, n: usize) -> Result<()> {
+    use crate::memory;
+    let params = model.layout().total() as f64;
+    let vectors = 2.0 + cfg.optim.buffers() as f64;
+    let state = params * vectors * std::mem::size_of::<F>() as f64;
+    memory::check(
+        "model",
+        &format!(
+            "training this model ({params:.3e} parameters x {vectors} vectors: parameters, gradient \
+             and {} optimizer buffers)",
+            cfg.optim.buffers()
+        ),
+        state,
+        "make the model smaller (model.hidden, model.channels or model.d_model)",
+    )?;
+    let plan = cfg.train.epochs as f64 * n as f64 * 16.0;
+    memory::check(
+        "train.epochs",
+        &format!(
+            "the batch plan of {} epochs over {n} examples",
+            cfg.train.epochs
+        ),
+        plan,
+        "lower train.epochs",
+    )
 }

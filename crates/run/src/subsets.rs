@@ -91,6 +91,13 @@ impl SubsetSpec {
                 "no training examples to draw subsets from",
             ));
         }
+        // One mask byte per subset and example, held at once: refused before allocating.
+        nn::memory::check(
+            "spec.subsets",
+            &format!("the masks of {} subsets of {n} examples", self.subsets),
+            self.subsets as f64 * n as f64,
+            "ask for fewer subsets (--subsets)",
+        )?;
         match self.kind {
             SubsetKind::Drop { fraction } => {
                 if !(fraction > 0.0 && fraction < 1.0) {

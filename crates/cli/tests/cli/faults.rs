@@ -646,3 +646,70 @@ cli_test!(magic_blocks_are_kept_per_replay_strategy, |dir| {
     let meta = String::from_utf8(read(dir.join("run/scores/s.json"))).unwrap();
     assert_contains!(meta, "\"replay\": \"store\"");
 });
+
+// See: issue 13, item 10. Each of these aborted (allocation failure or the OOM killer).
+cli_test!(
+    work_too_large_for_memory_is_refused_with_the_figure_and_the_knob,
+    |dir| {
+        let huge = WIDE.replace("hidden = [256]", "hidden = [1000000, 1000000]");
+        write(dir, "huge.toml", &huge);
+        let e = attrib(dir, &["train", "--config", "huge.toml", "--out", "h"]).fails(1);
+        assert_contains!(
+            e.stderr,
+            "model",
+            "needs at least",
+            "TB",
+            "make the model smaller"
+        );
+        assert!(!dir.join("h/params.safetensors").exists());
+        write(
+            dir,
+            "long.toml",
+            &LOGISTIC.replace("epochs = 2", "epochs = 1000000000000"),
+        );
+        let e = attrib(dir, &["train", "--config", "long.toml", "--out", "l"]).fails(1);
+        assert_contains!(
+            e.stderr,
+            "train.epochs",
+            "needs at least",
+            "lower train.epochs"
+        );
+
+        let run = trained(dir);
+        let e = attrib(
+            dir,
+            &[
+                "attribute",
+                "--run",
+                run,
+                "--method",
+                "trak",
+                "--targets",
+                "0..2",
+                "--option",
+                "k=1000000000",
+            ],
+        )
+        .fails(1);
+        assert_contains!(e.stderr, "k = 1000000000", "needs at least", "--option k=");
+        let e = attrib(
+            dir,
+            &["groundtruth", "--run", run, "--subsets", "1000000000000"],
+        )
+        .fails(1);
+        assert_contains!(e.stderr, "subsets", "needs at least", "fewer subsets");
+        // A budget set by the user is honoured.
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_attrib"))
+            .args(["train", "--config", "bc.toml", "--out", "tiny"])
+            .env("ATTRIB_MEMORY_LIMIT", "100")
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert_contains!(
+            String::from_utf8_lossy(&out.stderr),
+            "ATTRIB_MEMORY_LIMIT",
+            "100 B"
+        );
+    }
+);

@@ -319,6 +319,17 @@ impl Method for Trak {
         if nt == 0 {
             return Ok(Vec::new());
         }
+        // Features of the training set and the targets (f64, k each) and the score matrix, held
+        // at once: refused before allocating.
+        nn::memory::check(
+            "k",
+            &format!(
+                "TRAK with k = {} projections for {n} training examples and {nt} targets",
+                self.k
+            ),
+            8.0 * ((n + nt) as f64 * self.k as f64 + (nt * n) as f64),
+            "lower the option k (e.g. --option k=2048)",
+        )?;
         let classification = training_output(run.model.task()) == Output::Margin;
         let data = TrainChunks::new(&run.splits.train, self.chunk);
         let batch = run.target_batch::<f64>(targets);
