@@ -90,7 +90,7 @@ pub enum Command {
     NoisyLabels(NoisyLabelsArgs),
     /// Poison training data by metagradients, checked by retraining.
     Poison(crate::poison::PoisonArgs),
-    /// Outputs and a model as if some training examples were never seen.
+    /// Predict and unlearn as if some examples were never seen.
     Unlearn(UnlearnArgs),
     /// Choose training data that lowers the validation loss; retrain.
     Select(SelectArgs),
@@ -273,7 +273,7 @@ pub struct SelectArgs {
     #[arg(long, default_value_t = 0.5, value_name = "C")]
     pub step_size: f64,
 
-    /// Random subsets of the same size to compare.
+    /// Random same-size subsets to compare.
     ///
     /// Example: attrib select --run runs/n --scores s.npy --random 5
     #[arg(long, default_value_t = 3, value_name = "M")]
