@@ -501,7 +501,7 @@ impl Model {
     }
 
     /// The per-example output `[b]` of the logits `z` of `batch`.
-    fn output_of_logits<F: Float, C: Carrier<F>>(
+    pub(crate) fn output_of_logits<F: Float, C: Carrier<F>>(
         &self,
         g: &Graph<F, C>,
         z: Var,
