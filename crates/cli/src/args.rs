@@ -518,6 +518,17 @@ pub struct GroundTruthArgs {
     /// Example: attrib groundtruth --run runs/d --drop 0.05 --groups runs/d/groups/random-k144.csv
     #[arg(long, value_name = "FILE")]
     pub groups: Option<PathBuf>,
+
+    /// Compute only shard I of N (subsets j with j mod N = I).
+    ///
+    /// Shards may run in any order, at once, on machines sharing the run directory; each writes
+    /// only its own subsets. Without the flag, a Slurm array task (SLURM_ARRAY_TASK_ID/COUNT) or
+    /// a Kubernetes indexed job (JOB_COMPLETION_INDEX with ATTRIB_SHARD_COUNT) is one shard. Run
+    /// the command without a shard afterwards to assemble (and compute what is missing).
+    ///
+    /// Example: attrib groundtruth --run runs/d --drop 0.01 --subsets 100 --shard 0/4
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<run::Shard>,
 }
 
 /// `attrib lds`.

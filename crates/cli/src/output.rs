@@ -162,6 +162,11 @@ pub enum Event<'a> {
         subsets: usize,
         /// Subsets computed by this invocation (the rest came from the cache).
         computed: usize,
+        /// Subsets present in the cache after this invocation (all of them unless sharded).
+        done: usize,
+        /// `I/N` when this invocation was one shard.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        shard: Option<String>,
         /// Wall time.
         seconds: f64,
     },
