@@ -170,6 +170,16 @@ pub struct AttributeArgs {
     /// Example: attrib attribute --run runs/digits --method if-cg --groups runs/digits/groups/grad-kmeans-k100.csv
     #[arg(long, value_name = "FILE")]
     pub groups: Option<PathBuf>,
+
+    /// Compute only shard I of N (magic: blocks b with b mod N = I).
+    ///
+    /// Each shard stores its finished blocks in RUN/store/; run the command without a shard
+    /// afterwards to assemble the score file. Without the flag, a Slurm array task or a Kubernetes
+    /// indexed job is one shard (see `attrib groundtruth --help`).
+    ///
+    /// Example: attrib attribute --run runs/d --method magic --targets 0..359 --shard 0/3
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<run::Shard>,
 }
 
 /// `attrib unlearn`.

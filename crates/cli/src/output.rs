@@ -21,7 +21,8 @@
 //! | `gemm` | `bench train` | `m`, `k`, `n`, `threads`, `calls`, `seconds`, `gflops` |
 //! | `bench_train` | `bench train` | `workload`, `mode` (`step` or `gradient`), `threads`, `batch`, `iterations`, `seconds`, `examples_per_second`, `gflops`, `gemm_gflops` (best GEMM of this run at the same thread count), `ratio` (`gflops / gemm_gflops`) |
 //! | `scores` | `attribute` | `run`, `method`, `path` (the `.npy`), `targets`, `seconds` |
-//! | `ground_truth` | `groundtruth`, `lds` | `path` (cache folder), `subsets`, `computed` (by this invocation), `seconds` |
+//! | `shard` | `attribute --shard`, when other shards' parts are still missing | `method`, `shard` (`I/N`), `done`, `total` (parts: MAGIC's blocks of targets) |
+//! | `ground_truth` | `groundtruth`, `lds` | `path` (cache folder), `subsets`, `computed` (by this invocation), `done` (subsets present now), `shard?` (`I/N` when sharded), `seconds` |
 //! | `lds` | `lds`, one per score file and subset spec | `method`, `scores`, `subsets_kind` (`drop`/`keep`), `fraction`, `subsets`, `targets`, `lds`, `ci` ([lo, hi]), `pearson`, `slope`, `method_seconds` |
 //! | `grouping` | `group` | `path` (the CSV), `how`, `k`, `n`, `hash` |
 //! | `retraining_score` | `retrain-score`, one per fraction and ranking | `scores` (file, or `random`), `fraction`, `removed`, `accuracy` |
@@ -169,6 +170,17 @@ pub enum Event<'a> {
         shard: Option<String>,
         /// Wall time.
         seconds: f64,
+    },
+    /// `attribute --shard`: one shard stored its part; no score file yet.
+    Shard {
+        /// The method.
+        method: &'a str,
+        /// `I/N`.
+        shard: String,
+        /// Parts stored (this shard's and others').
+        done: usize,
+        /// Parts in all.
+        total: usize,
     },
     /// `lds`: one row of the table.
     Lds(&'a LdsRow),

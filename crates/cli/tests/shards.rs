@@ -175,3 +175,77 @@ fn a_bad_shard_is_refused_with_the_fix() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("ATTRIB_SHARD_COUNT"), "{err}");
 }
+
+/// The score matrix (`.npy` bytes) of `RUN/scores/NAME`.
+fn npy(dir: &Path, name: &str) -> Vec<u8> {
+    std::fs::read(dir.join("r/scores").join(format!("{name}.npy"))).unwrap()
+}
+
+#[test]
+fn magic_shards_assemble_to_the_single_process_scores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (single, sharded) = (tmp.path().join("single"), tmp.path().join("sharded"));
+    for d in [&single, &sharded] {
+        std::fs::create_dir(d).unwrap();
+        train(d);
+    }
+    // 10 targets in blocks of 2: 5 blocks, shard I of 3 owns blocks I, I + 3.
+    let magic = [
+        "attribute",
+        "--run",
+        "r",
+        "--method",
+        "magic",
+        "--targets",
+        "0..10",
+    ];
+    let opts = ["--option", "block=2", "--name", "m"];
+    let run = |dir: &Path, shard: Option<&str>| {
+        let mut args = vec!["--json"];
+        args.extend_from_slice(&magic);
+        args.extend_from_slice(&opts);
+        if let Some(s) = shard {
+            args.extend_from_slice(&["--shard", s]);
+        }
+        attrib(dir, &args)
+    };
+    run(&single, None);
+    let first = run(&sharded, Some("2/3"));
+    assert!(first.contains(r#""type":"shard""#), "{first}");
+    assert!(first.contains(r#""done":1"#), "{first}");
+    assert!(
+        !sharded.join("r/scores/m.npy").exists(),
+        "a shard writes no score file"
+    );
+    run(&sharded, Some("0/3"));
+    // The last shard completes the set, so it may write the scores itself.
+    run(&sharded, Some("1/3"));
+    let assembled = run(&sharded, None);
+    assert!(assembled.contains(r#""type":"scores""#), "{assembled}");
+    assert!(npy(&single, "m") == npy(&sharded, "m"), "scores differ");
+}
+
+#[test]
+fn methods_that_do_not_shard_refuse_a_shard() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    train(dir);
+    let o = attrib_cmd(
+        dir,
+        &[
+            "attribute",
+            "--run",
+            "r",
+            "--method",
+            "tracin",
+            "--shard",
+            "0/2",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("does not split into shards"), "{err}");
+    assert!(err.contains("attrib merge"), "{err}");
+}

@@ -11,6 +11,11 @@ pub use crate::estimators::REGISTRY;
 use crate::method::Method;
 use crate::options::Options;
 
+/// Methods whose work splits into shards (`Run::shard`): MAGIC's blocks of targets (block `b`
+/// belongs to shard `b mod N`). Other methods refuse a sharded run; split them by `--targets`
+/// and `attrib merge`.
+pub const SHARDABLE: &[&str] = &["magic"];
+
 /// Looks up and builds a method, rejecting options it does not take.
 ///
 /// # Errors
