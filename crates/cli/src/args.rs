@@ -171,7 +171,7 @@ pub struct AttributeArgs {
     #[arg(long, value_name = "FILE")]
     pub groups: Option<PathBuf>,
 
-    /// Compute only shard I of N (magic: blocks b with b mod N = I).
+    /// Compute only shard I of N (MAGIC blocks).
     ///
     /// Each shard stores its finished blocks in RUN/store/; run the command without a shard
     /// afterwards to assemble the score file. Without the flag, a Slurm array task or a Kubernetes
