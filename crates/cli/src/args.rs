@@ -78,6 +78,8 @@ pub enum Command {
     Methods,
     /// Join one method's score files of separate target ranges.
     Merge(MergeArgs),
+    /// What a run holds of each long computation; what is missing.
+    Status(StatusArgs),
     /// Retrain random subsets (cached, resumable): LDS ground truth.
     Groundtruth(GroundTruthArgs),
     /// Linear datamodeling score of score files vs retrained subsets.
@@ -436,6 +438,19 @@ pub struct NoisyLabelsArgs {
     /// Example: attrib noisy-labels --run runs/digits --seed 3
     #[arg(long, default_value_t = 0, value_name = "SEED")]
     pub seed: u64,
+}
+
+/// `attrib status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The run directory.
+    ///
+    /// Lists each ground-truth folder (subsets present, missing subset indices) and each kind
+    /// of the artefact store (MAGIC blocks, EK-FAC factors, TRAK members, retrainings).
+    ///
+    /// Example: attrib status --run runs/digits
+    #[arg(long, short, value_name = "DIR")]
+    pub run: PathBuf,
 }
 
 /// `attrib merge`.

@@ -23,6 +23,8 @@
 //! | `scores` | `attribute` | `run`, `method`, `path` (the `.npy`), `targets`, `seconds` |
 //! | `shard` | `attribute --shard`, when other shards' parts are still missing | `method`, `shard` (`I/N`), `done`, `total` (parts: MAGIC's blocks of targets) |
 //! | `ground_truth` | `groundtruth`, `lds` | `path` (cache folder), `subsets`, `computed` (by this invocation), `done` (subsets present now), `shard?` (`I/N` when sharded), `seconds` |
+//! | `ground_truth_status` | `status`, one per ground-truth folder | `path`, `present`, `expected?` (random subsets), `missing` (subset indices) |
+//! | `store_status` | `status`, one per store kind | `kind`, `entries`, `bytes` |
 //! | `lds` | `lds`, one per score file and subset spec | `method`, `scores`, `subsets_kind` (`drop`/`keep`), `fraction`, `subsets`, `targets`, `lds`, `ci` ([lo, hi]), `pearson`, `slope`, `method_seconds` |
 //! | `grouping` | `group` | `path` (the CSV), `how`, `k`, `n`, `hash` |
 //! | `retraining_score` | `retrain-score`, one per fraction and ranking | `scores` (file, or `random`), `fraction`, `removed`, `accuracy` |
@@ -181,6 +183,26 @@ pub enum Event<'a> {
         done: usize,
         /// Parts in all.
         total: usize,
+    },
+    /// `status`: one ground-truth folder.
+    GroundTruthStatus {
+        /// The folder.
+        path: String,
+        /// Subsets present.
+        present: usize,
+        /// Subsets asked for (random subsets only).
+        expected: Option<usize>,
+        /// Missing subset indices.
+        missing: &'a [usize],
+    },
+    /// `status`: one kind of the artefact store.
+    StoreStatus {
+        /// The kind.
+        kind: &'a str,
+        /// Entries.
+        entries: usize,
+        /// Total bytes.
+        bytes: u64,
     },
     /// `lds`: one row of the table.
     Lds(&'a LdsRow),

@@ -149,11 +149,20 @@ fn a_missing_shard_leaves_exactly_its_subsets_to_compute() {
         args.extend_from_slice(&GT);
         attrib(dir, &args);
     }
+    // `attrib status` names what shard 1 of 3 owns: subsets 1, 4, 7, 10.
+    let status = attrib(dir, &["--json", "status", "--run", "r"]);
+    assert!(
+        status.contains(r#""present":8,"expected":12,"missing":[1,4,7,10]"#),
+        "{status}"
+    );
+    let text = attrib(dir, &["status", "--run", "r"]);
+    assert!(text.contains("8 of 12 subsets, missing 4 (1 4 7 10)"), "{text}");
     let mut args = vec!["--json", "groundtruth", "--run", "r"];
     args.extend_from_slice(&GT);
     let rest = attrib(dir, &args);
-    // Shard 1 of 3 owns subsets 1, 4, 7, 10.
     assert!(rest.contains(r#""computed":4"#), "{rest}");
+    let text = attrib(dir, &["status", "--run", "r"]);
+    assert!(text.contains("12 of 12 subsets, complete"), "{text}");
 }
 
 #[test]

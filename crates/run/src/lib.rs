@@ -29,6 +29,7 @@ pub mod progress;
 pub mod retrain;
 pub mod run;
 pub mod shard;
+pub mod status;
 pub mod store;
 pub mod subsets;
 
