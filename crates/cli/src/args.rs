@@ -80,6 +80,8 @@ pub enum Command {
     Merge(MergeArgs),
     /// What a run holds of each long computation; what is missing.
     Status(StatusArgs),
+    /// Write or submit a Slurm array job for a shardable command.
+    Slurm(SlurmArgs),
     /// Retrain random subsets (cached, resumable): LDS ground truth.
     Groundtruth(GroundTruthArgs),
     /// Linear datamodeling score of score files vs retrained subsets.
@@ -451,6 +453,68 @@ pub struct StatusArgs {
     /// Example: attrib status --run runs/digits
     #[arg(long, short, value_name = "DIR")]
     pub run: PathBuf,
+}
+
+/// `attrib slurm`.
+#[derive(Debug, Args)]
+pub struct SlurmArgs {
+    /// The run directory (scripts go to RUN/slurm/).
+    ///
+    /// Example: attrib slurm --run runs/d -- groundtruth --run runs/d --subsets 100
+    #[arg(long, short, value_name = "DIR")]
+    pub run: PathBuf,
+
+    /// Array tasks, one shard each.
+    ///
+    /// Example: attrib slurm --run runs/d --shards 8 -- groundtruth --run runs/d
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub shards: usize,
+
+    /// Partition [default: the cluster's].
+    ///
+    /// Example: attrib slurm --run runs/d --partition cpu -- groundtruth --run runs/d
+    #[arg(long, value_name = "NAME")]
+    pub partition: Option<String>,
+
+    /// Time limit per task.
+    ///
+    /// Example: attrib slurm --run runs/d --time 04:00:00 -- groundtruth --run runs/d
+    #[arg(long, default_value = "01:00:00", value_name = "TIME")]
+    pub time: String,
+
+    /// CPUs per task.
+    ///
+    /// attrib uses every CPU it is given.
+    ///
+    /// Example: attrib slurm --run runs/d --cpus-per-task 8 -- groundtruth --run runs/d
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub cpus_per_task: usize,
+
+    /// Memory per task.
+    ///
+    /// Example: attrib slurm --run runs/d --mem 16G -- groundtruth --run runs/d
+    #[arg(long, default_value = "4G", value_name = "SIZE")]
+    pub mem: String,
+
+    /// Job name [default: attrib-COMMAND].
+    ///
+    /// Example: attrib slurm --run runs/d --name gt100 -- groundtruth --run runs/d
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Submit the array and its assemble job with sbatch.
+    ///
+    /// Without it the scripts are written and the sbatch line is printed.
+    ///
+    /// Example: attrib slurm --run runs/d --submit -- groundtruth --run runs/d
+    #[arg(long)]
+    pub submit: bool,
+
+    /// The attrib command and its arguments, after `--`.
+    ///
+    /// Example: attrib slurm --run runs/d -- attribute --run runs/d --method magic
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }
 
 /// `attrib merge`.

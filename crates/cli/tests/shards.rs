@@ -156,7 +156,10 @@ fn a_missing_shard_leaves_exactly_its_subsets_to_compute() {
         "{status}"
     );
     let text = attrib(dir, &["status", "--run", "r"]);
-    assert!(text.contains("8 of 12 subsets, missing 4 (1 4 7 10)"), "{text}");
+    assert!(
+        text.contains("8 of 12 subsets, missing 4 (1 4 7 10)"),
+        "{text}"
+    );
     let mut args = vec!["--json", "groundtruth", "--run", "r"];
     args.extend_from_slice(&GT);
     let rest = attrib(dir, &args);
@@ -227,8 +230,13 @@ fn magic_shards_assemble_to_the_single_process_scores() {
         "a shard writes no score file"
     );
     run(&sharded, Some("0/3"));
-    // The last shard completes the set, so it may write the scores itself.
-    run(&sharded, Some("1/3"));
+    // The last shard completes the set but leaves writing the scores to the assemble step.
+    let last = run(&sharded, Some("1/3"));
+    assert!(last.contains(r#""done":5,"total":5"#), "{last}");
+    assert!(
+        !sharded.join("r/scores/m.npy").exists(),
+        "a shard writes no score file"
+    );
     let assembled = run(&sharded, None);
     assert!(assembled.contains(r#""type":"scores""#), "{assembled}");
     assert!(npy(&single, "m") == npy(&sharded, "m"), "scores differ");

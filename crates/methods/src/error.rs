@@ -56,8 +56,9 @@ pub enum MethodError {
         /// Final relative residual.
         residual: f64,
     },
-    /// One shard ([`run::Shard`], set as `Run::shard`) finished its part; the scores are
-    /// assembled by the same computation without a shard once every part is stored.
+    /// One shard ([`run::Shard`], set as `Run::shard`) finished its part (`done` may equal
+    /// `total`: a shard never assembles); the same computation without a shard assembles the
+    /// scores from the stored parts.
     #[error("{method} shard {shard}: {done} of {total} {unit} are stored; run the same command without a shard to assemble the scores (it computes only what is missing)")]
     Incomplete {
         /// The method.

@@ -432,7 +432,9 @@ fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result
     let to_sweep = (0..blocks.len())
         .filter(|&b| finished[b].is_none() && mine(b))
         .count();
-    if to_sweep == 0 && resumed < blocks.len() {
+    // A shard never assembles: only the unsharded command writes the score file, so no file is
+    // written twice (by the shard that happens to finish last and by the assemble step).
+    if to_sweep == 0 && (resumed < blocks.len() || run.shard.is_some()) {
         return Err(incomplete(run, resumed, blocks.len()));
     }
     if resumed == blocks.len() {
@@ -467,7 +469,7 @@ fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result
         *done = Some(out.weights);
     }
     let stored = finished.iter().filter(|f| f.is_some()).count();
-    if stored < blocks.len() {
+    if stored < blocks.len() || run.shard.is_some() {
         return Err(incomplete(run, stored, blocks.len()));
     }
     Ok(MagicOutput {
