@@ -175,10 +175,11 @@ pub struct AttributeArgs {
     #[arg(long, value_name = "FILE")]
     pub groups: Option<PathBuf>,
 
-    /// Compute only shard I of N (MAGIC blocks).
+    /// Compute only shard I of N (magic, trak).
     ///
-    /// Each shard stores its finished blocks in RUN/store/; run the command without a shard
-    /// afterwards to assemble the score file. Without the flag, a Slurm array task or a Kubernetes
+    /// MAGIC: blocks of targets b with b mod N = I; TRAK: ensemble members m >= 1 with
+    /// (m - 1) mod N = I. Each shard stores its part in RUN/store/; run the command without a
+    /// shard afterwards to assemble the score file. Without the flag, a Slurm array task or a Kubernetes
     /// indexed job is one shard (see `attrib groundtruth --help`).
     ///
     /// Example: attrib attribute --run runs/d --method magic --targets 0..359 --shard 0/3

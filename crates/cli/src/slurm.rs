@@ -14,7 +14,10 @@ use crate::Ctx;
 /// Commands whose work splits into shards, and what a shard of each is.
 const SHARDABLE: &[(&str, &str)] = &[
     ("groundtruth", "subsets j with j mod N = I"),
-    ("attribute", "MAGIC's blocks of targets b with b mod N = I"),
+    (
+        "attribute",
+        "MAGIC blocks b with b mod N = I, TRAK members m with (m - 1) mod N = I",
+    ),
 ];
 
 /// Quotes `s` for a POSIX shell.

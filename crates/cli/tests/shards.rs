@@ -266,3 +266,44 @@ fn methods_that_do_not_shard_refuse_a_shard() {
     assert!(err.contains("does not split into shards"), "{err}");
     assert!(err.contains("attrib merge"), "{err}");
 }
+
+#[test]
+fn trak_member_shards_assemble_to_the_single_process_scores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (single, sharded) = (tmp.path().join("single"), tmp.path().join("sharded"));
+    for d in [&single, &sharded] {
+        std::fs::create_dir(d).unwrap();
+        train(d);
+    }
+    // 5 models: the run and members 1..=4, one trained member per shard.
+    let trak = [
+        "--json",
+        "attribute",
+        "--run",
+        "r",
+        "--method",
+        "trak",
+        "--targets",
+        "0..6",
+        "--option",
+        "models=5",
+        "--option",
+        "k=32",
+        "--name",
+        "t",
+    ];
+    attrib(&single, &trak);
+    for shard in ["3/4", "1/4", "0/4", "2/4"] {
+        let mut args = trak.to_vec();
+        args.extend_from_slice(&["--shard", shard]);
+        let out = attrib(&sharded, &args);
+        assert!(out.contains(r#""type":"shard""#), "{out}");
+    }
+    let members = std::fs::read_dir(sharded.join("r/store/trak-member"))
+        .unwrap()
+        .count();
+    assert_eq!(members, 4);
+    assert!(!sharded.join("r/scores/t.npy").exists());
+    attrib(&sharded, &trak);
+    assert!(npy(&single, "t") == npy(&sharded, "t"), "scores differ");
+}

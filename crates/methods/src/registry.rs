@@ -12,9 +12,10 @@ use crate::method::Method;
 use crate::options::Options;
 
 /// Methods whose work splits into shards (`Run::shard`): MAGIC's blocks of targets (block `b`
-/// belongs to shard `b mod N`). Other methods refuse a sharded run; split them by `--targets`
-/// and `attrib merge`.
-pub const SHARDABLE: &[&str] = &["magic"];
+/// belongs to shard `b mod N`) and TRAK's trained ensemble members (member `m >= 1` to shard
+/// `(m - 1) mod N`). Other methods refuse a sharded run; split them by `--targets` and
+/// `attrib merge`.
+pub const SHARDABLE: &[&str] = &["magic", "trak"];
 
 /// Looks up and builds a method, rejecting options it does not take.
 ///
