@@ -175,10 +175,10 @@ pub struct AttributeArgs {
     #[arg(long, value_name = "FILE")]
     pub groups: Option<PathBuf>,
 
-    /// Compute only shard I of N (magic, trak).
+    /// Compute only shard I of N (magic, trak, datamodels).
     ///
     /// MAGIC: blocks of targets b with b mod N = I; TRAK: ensemble members m >= 1 with
-    /// (m - 1) mod N = I. Each shard stores its part in RUN/store/; run the command without a
+    /// (m - 1) mod N = I; datamodels: subset retrainings j with j mod N = I. Each shard stores its part in RUN/store/; run the command without a
     /// shard afterwards to assemble the score file. Without the flag, a Slurm array task or a Kubernetes
     /// indexed job is one shard (see `attrib groundtruth --help`).
     ///

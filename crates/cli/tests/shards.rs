@@ -307,3 +307,37 @@ fn trak_member_shards_assemble_to_the_single_process_scores() {
     attrib(&sharded, &trak);
     assert!(npy(&single, "t") == npy(&sharded, "t"), "scores differ");
 }
+
+#[test]
+fn datamodels_shards_assemble_to_the_single_process_scores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (single, sharded) = (tmp.path().join("single"), tmp.path().join("sharded"));
+    for d in [&single, &sharded] {
+        std::fs::create_dir(d).unwrap();
+        train(d);
+    }
+    let dm = [
+        "--json",
+        "attribute",
+        "--run",
+        "r",
+        "--method",
+        "datamodels",
+        "--targets",
+        "0..4",
+        "--option",
+        "subsets=20",
+        "--name",
+        "d",
+    ];
+    attrib(&single, &dm);
+    for shard in ["1/2", "0/2"] {
+        let mut args = dm.to_vec();
+        args.extend_from_slice(&["--shard", shard]);
+        let out = attrib(&sharded, &args);
+        assert!(out.contains(r#""type":"shard""#), "{out}");
+    }
+    assert!(!sharded.join("r/scores/d.npy").exists());
+    attrib(&sharded, &dm);
+    assert!(npy(&single, "d") == npy(&sharded, "d"), "scores differ");
+}
