@@ -78,6 +78,10 @@ pub enum Command {
     Methods,
     /// Join one method's score files of separate target ranges.
     Merge(MergeArgs),
+    /// What a run holds of each long computation; what is missing.
+    Status(StatusArgs),
+    /// Write or submit a Slurm array job for a shardable command.
+    Slurm(SlurmArgs),
     /// Retrain random subsets (cached, resumable): LDS ground truth.
     Groundtruth(GroundTruthArgs),
     /// Linear datamodeling score of score files vs retrained subsets.
@@ -90,7 +94,7 @@ pub enum Command {
     NoisyLabels(NoisyLabelsArgs),
     /// Poison training data by metagradients, checked by retraining.
     Poison(crate::poison::PoisonArgs),
-    /// Outputs and a model as if some training examples were never seen.
+    /// Predict and unlearn as if some examples were never seen.
     Unlearn(UnlearnArgs),
     /// Choose training data that lowers the validation loss; retrain.
     Select(SelectArgs),
@@ -170,6 +174,17 @@ pub struct AttributeArgs {
     /// Example: attrib attribute --run runs/digits --method if-cg --groups runs/digits/groups/grad-kmeans-k100.csv
     #[arg(long, value_name = "FILE")]
     pub groups: Option<PathBuf>,
+
+    /// Compute only shard I of N (magic, trak, datamodels).
+    ///
+    /// MAGIC: blocks of targets b with b mod N = I; TRAK: ensemble members m >= 1 with
+    /// (m - 1) mod N = I; datamodels: subset retrainings j with j mod N = I. Each shard stores its part in RUN/store/; run the command without a
+    /// shard afterwards to assemble the score file. Without the flag, a Slurm array task or a Kubernetes
+    /// indexed job is one shard (see `attrib groundtruth --help`).
+    ///
+    /// Example: attrib attribute --run runs/d --method magic --targets 0..359 --shard 0/3
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<run::Shard>,
 }
 
 /// `attrib unlearn`.
@@ -273,7 +288,7 @@ pub struct SelectArgs {
     #[arg(long, default_value_t = 0.5, value_name = "C")]
     pub step_size: f64,
 
-    /// Random subsets of the same size to compare.
+    /// Random same-size subsets to compare.
     ///
     /// Example: attrib select --run runs/n --scores s.npy --random 5
     #[arg(long, default_value_t = 3, value_name = "M")]
@@ -428,6 +443,81 @@ pub struct NoisyLabelsArgs {
     pub seed: u64,
 }
 
+/// `attrib status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The run directory.
+    ///
+    /// Lists each ground-truth folder (subsets present, missing subset indices) and each kind
+    /// of the artefact store (MAGIC blocks, EK-FAC factors, TRAK members, retrainings).
+    ///
+    /// Example: attrib status --run runs/digits
+    #[arg(long, short, value_name = "DIR")]
+    pub run: PathBuf,
+}
+
+/// `attrib slurm`.
+#[derive(Debug, Args)]
+pub struct SlurmArgs {
+    /// The run directory (scripts go to RUN/slurm/).
+    ///
+    /// Example: attrib slurm --run runs/d -- groundtruth --run runs/d --subsets 100
+    #[arg(long, short, value_name = "DIR")]
+    pub run: PathBuf,
+
+    /// Array tasks, one shard each.
+    ///
+    /// Example: attrib slurm --run runs/d --shards 8 -- groundtruth --run runs/d
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub shards: usize,
+
+    /// Partition [default: the cluster's].
+    ///
+    /// Example: attrib slurm --run runs/d --partition cpu -- groundtruth --run runs/d
+    #[arg(long, value_name = "NAME")]
+    pub partition: Option<String>,
+
+    /// Time limit per task.
+    ///
+    /// Example: attrib slurm --run runs/d --time 04:00:00 -- groundtruth --run runs/d
+    #[arg(long, default_value = "01:00:00", value_name = "TIME")]
+    pub time: String,
+
+    /// CPUs per task.
+    ///
+    /// attrib uses every CPU it is given.
+    ///
+    /// Example: attrib slurm --run runs/d --cpus-per-task 8 -- groundtruth --run runs/d
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub cpus_per_task: usize,
+
+    /// Memory per task.
+    ///
+    /// Example: attrib slurm --run runs/d --mem 16G -- groundtruth --run runs/d
+    #[arg(long, default_value = "4G", value_name = "SIZE")]
+    pub mem: String,
+
+    /// Job name [default: attrib-COMMAND].
+    ///
+    /// Example: attrib slurm --run runs/d --name gt100 -- groundtruth --run runs/d
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Submit the array and its assemble job with sbatch.
+    ///
+    /// Without it the scripts are written and the sbatch line is printed.
+    ///
+    /// Example: attrib slurm --run runs/d --submit -- groundtruth --run runs/d
+    #[arg(long)]
+    pub submit: bool,
+
+    /// The attrib command and its arguments, after `--`.
+    ///
+    /// Example: attrib slurm --run runs/d -- attribute --run runs/d --method magic
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
 /// `attrib merge`.
 #[derive(Debug, Args)]
 pub struct MergeArgs {
@@ -518,6 +608,17 @@ pub struct GroundTruthArgs {
     /// Example: attrib groundtruth --run runs/d --drop 0.05 --groups runs/d/groups/random-k144.csv
     #[arg(long, value_name = "FILE")]
     pub groups: Option<PathBuf>,
+
+    /// Compute only shard I of N (subsets j with j mod N = I).
+    ///
+    /// Shards may run in any order, at once, on machines sharing the run directory; each writes
+    /// only its own subsets. Without the flag, a Slurm array task (SLURM_ARRAY_TASK_ID/COUNT) or
+    /// a Kubernetes indexed job (JOB_COMPLETION_INDEX with ATTRIB_SHARD_COUNT) is one shard. Run
+    /// the command without a shard afterwards to assemble (and compute what is missing).
+    ///
+    /// Example: attrib groundtruth --run runs/d --drop 0.01 --subsets 100 --shard 0/4
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<run::Shard>,
 }
 
 /// `attrib lds`.

@@ -44,6 +44,10 @@ pub fn run(args: &AttributeArgs, ctx: &Ctx) -> Result<()> {
     let options = Options::parse(&args.method, &args.option)?;
     let (method, used) = methods::build(&args.method, options)?;
     let mut run = Run::load(&args.run)?;
+    run.shard = match args.shard {
+        Some(s) => Some(s),
+        None => run::Shard::from_env()?,
+    };
     let bars = MethodBars::new(!ctx.out.quiet && !ctx.out.json);
     run.progress = bars.hook();
     let targets = targets(&run, args.targets.as_deref(), &args.output, args.split)?;
@@ -56,15 +60,34 @@ pub fn run(args: &AttributeArgs, ctx: &Ctx) -> Result<()> {
         run.n_train()
     ))?;
     let groups = args.groups.as_deref().map(Grouping::load).transpose()?;
-    let scores = match &groups {
-        None => methods::attribute(&run, method.as_ref(), used, &targets)?,
+    let scored = match &groups {
+        None => methods::attribute(&run, method.as_ref(), used, &targets),
         Some(g) => {
             ctx.out
                 .info(format!("scoring {} groups ({})", g.k, g.how))?;
-            methods::attribute_groups(&run, method.as_ref(), used, &targets, g)?
+            methods::attribute_groups(&run, method.as_ref(), used, &targets, g)
         }
     };
     drop(bars);
+    let scores = match scored {
+        // A shard that stored its part has done its job: say so, write no score file.
+        Err(e @ methods::MethodError::Incomplete { .. }) => {
+            if let methods::MethodError::Incomplete {
+                shard, done, total, ..
+            } = &e
+            {
+                ctx.out.event(&Event::Shard {
+                    method: &args.method,
+                    shard: shard.clone(),
+                    done: *done,
+                    total: *total,
+                })?;
+            }
+            ctx.out.info(e.to_string())?;
+            return Ok(());
+        }
+        other => other?,
+    };
     let name = args.name.clone().unwrap_or_else(|| {
         let mut name = match &args.targets {
             None => args.method.clone(),

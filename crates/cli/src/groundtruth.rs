@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use methods::{Grouping, Scores};
 use run::retrain::{cache_dir, group_cache_dir, MaskSource, Retraining};
-use run::{parse_output, Run, Split};
+use run::{parse_output, Run, Shard, Split};
 use run::{GroundTruth, SubsetKind, SubsetSpec};
 
 use crate::args::{GroundTruthArgs, LdsArgs, SubsetArgs};
@@ -46,23 +46,47 @@ pub(crate) fn ground_truth(
     split: Split,
     ctx: &Ctx,
 ) -> Result<GroundTruth> {
-    ground_truth_of(run, dir, spec, None, output, split, ctx, false)
+    let want = Wanted {
+        spec,
+        groups: None,
+        output,
+        split,
+        shard: None,
+    };
+    ground_truth_of(run, dir, &want, ctx, false)
 }
 
-/// [`ground_truth`], dropping whole groups of `groups` when given (group LDS, MATH.md E5).
-/// The summary line is a result (printed under `--quiet`) when `summary_is_result`, as for
-/// `attrib groundtruth`, and chatter otherwise (a step of `lds` or `demo`).
-#[allow(clippy::too_many_arguments)]
+/// Which ground truth to load or compute.
+pub(crate) struct Wanted<'a> {
+    /// The subsets.
+    pub spec: &'a SubsetSpec,
+    /// Drop whole groups of this grouping (group LDS, MATH.md E5).
+    pub groups: Option<&'a Grouping>,
+    /// The measured output's name.
+    pub output: &'a str,
+    /// The measured split.
+    pub split: Split,
+    /// Compute only this shard's subsets (the result is then incomplete).
+    pub shard: Option<Shard>,
+}
+
+/// [`ground_truth`] for any [`Wanted`]: group subsets, one shard. The summary line is a result
+/// (printed under `--quiet`) when `summary_is_result`, as for `attrib groundtruth`, and chatter
+/// otherwise (a step of `lds` or `demo`).
 pub(crate) fn ground_truth_of(
     run: &Run,
     dir: &Path,
-    spec: &SubsetSpec,
-    groups: Option<&Grouping>,
-    output: &str,
-    split: Split,
+    want: &Wanted<'_>,
     ctx: &Ctx,
     summary_is_result: bool,
 ) -> Result<GroundTruth> {
+    let Wanted {
+        spec,
+        groups,
+        output,
+        split,
+        shard,
+    } = *want;
     let out = parse_output(output).map_err(anyhow::Error::msg)?;
     let (cache, source) = match groups {
         Some(g) => {
@@ -76,7 +100,9 @@ pub(crate) fn ground_truth_of(
             (cache_dir(dir, spec, out, split), MaskSource::Subsets(*spec))
         }
     };
-    let retraining = Retraining::new(source, out, split).cache(Some(&cache));
+    let retraining = Retraining::new(source, out, split)
+        .cache(Some(&cache))
+        .shard(shard);
     let compute = |limit: Option<usize>, progress: &(dyn Fn(usize, usize) + Sync)| {
         run::ground_truth(run, &retraining.clone().limit(limit).progress(progress))
     };
@@ -91,20 +117,32 @@ pub(crate) fn ground_truth_of(
     bar.set(cached);
     let gt = compute(None, &|done, _| bar.set(done))?;
     bar.finish();
-    let computed = spec.subsets - cached;
+    let done = gt.done();
+    let computed = done - cached;
     let seconds = start.elapsed().as_secs_f64();
     ctx.out.event(&Event::GroundTruth {
         path: cache.display().to_string(),
         subsets: spec.subsets,
         computed,
+        done,
+        shard: shard.map(|s| s.to_string()),
         seconds,
     })?;
-    let line = format!(
-        "ground truth {} ({} subsets, {computed} computed now, {:.1} s)",
-        cache.display(),
-        spec.subsets,
-        seconds
-    );
+    let line = match shard {
+        None => format!(
+            "ground truth {} ({} subsets, {computed} computed now, {:.1} s)",
+            cache.display(),
+            spec.subsets,
+            seconds
+        ),
+        Some(s) => format!(
+            "ground truth {} shard {s}: {computed} subsets computed, {done} of {} present \
+             ({:.1} s); run `attrib groundtruth` without a shard to compute what is missing",
+            cache.display(),
+            spec.subsets,
+            seconds
+        ),
+    };
     if summary_is_result {
         ctx.out.result(line)?;
     } else {
@@ -131,17 +169,19 @@ fn load_groups(path: Option<&Path>, run: &Run) -> Result<Option<Grouping>> {
 pub fn run(args: &GroundTruthArgs, ctx: &Ctx) -> Result<()> {
     let run = Run::load(&args.run)?;
     let groups = load_groups(args.groups.as_deref(), &run)?;
+    let shard = match args.shard {
+        Some(s) => Some(s),
+        None => Shard::from_env()?,
+    };
     for spec in specs(&args.subsets) {
-        ground_truth_of(
-            &run,
-            &args.run,
-            &spec,
-            groups.as_ref(),
-            &args.output,
-            split_of(args.split),
-            ctx,
-            true,
-        )?;
+        let want = Wanted {
+            spec: &spec,
+            groups: groups.as_ref(),
+            output: &args.output,
+            split: split_of(args.split),
+            shard,
+        };
+        ground_truth_of(&run, &args.run, &want, ctx, true)?;
     }
     Ok(())
 }
@@ -273,16 +313,14 @@ pub fn lds(args: &LdsArgs, ctx: &Ctx) -> Result<()> {
         keys.dedup();
         for (output, split) in keys {
             let split_v = Split::from_name(&split).unwrap_or(Split::Test);
-            let gt = ground_truth_of(
-                &run,
-                &args.run,
-                &spec,
-                groups.as_ref(),
-                &output,
-                split_v,
-                ctx,
-                false,
-            )?;
+            let want = Wanted {
+                spec: &spec,
+                groups: groups.as_ref(),
+                output: &output,
+                split: split_v,
+                shard: None,
+            };
+            let gt = ground_truth_of(&run, &args.run, &want, ctx, false)?;
             let matching: Vec<&(String, Scores)> = scores
                 .iter()
                 .filter(|(_, s)| s.meta.output == output && s.meta.split == split)

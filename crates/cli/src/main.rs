@@ -20,6 +20,8 @@ mod output;
 mod poison;
 mod progress;
 mod select;
+mod slurm;
+mod status;
 mod train;
 mod unlearn;
 
@@ -94,6 +96,8 @@ fn run(cli: &Cli, out: Output) -> Result<()> {
         Command::Attribute(a) => attribute::run(a, &ctx),
         Command::Methods => attribute::list(&ctx),
         Command::Merge(a) => attribute::merge(a, &ctx),
+        Command::Status(a) => status::run(a, &ctx),
+        Command::Slurm(a) => slurm::run(a, &ctx),
         Command::Groundtruth(a) => groundtruth::run(a, &ctx),
         Command::Lds(a) => groundtruth::lds(a, &ctx),
         Command::Group(a) => groups::group(a, &ctx),

@@ -21,7 +21,10 @@
 //! | `gemm` | `bench train` | `m`, `k`, `n`, `threads`, `calls`, `seconds`, `gflops` |
 //! | `bench_train` | `bench train` | `workload`, `mode` (`step` or `gradient`), `threads`, `batch`, `iterations`, `seconds`, `examples_per_second`, `gflops`, `gemm_gflops` (best GEMM of this run at the same thread count), `ratio` (`gflops / gemm_gflops`) |
 //! | `scores` | `attribute` | `run`, `method`, `path` (the `.npy`), `targets`, `seconds` |
-//! | `ground_truth` | `groundtruth`, `lds` | `path` (cache folder), `subsets`, `computed` (by this invocation), `seconds` |
+//! | `shard` | `attribute --shard`, when other shards' parts are still missing | `method`, `shard` (`I/N`), `done`, `total` (parts: MAGIC's blocks of targets) |
+//! | `ground_truth` | `groundtruth`, `lds` | `path` (cache folder), `subsets`, `computed` (by this invocation), `done` (subsets present now), `shard?` (`I/N` when sharded), `seconds` |
+//! | `ground_truth_status` | `status`, one per ground-truth folder | `path`, `present`, `expected?` (random subsets), `missing` (subset indices) |
+//! | `store_status` | `status`, one per store kind | `kind`, `entries`, `bytes` |
 //! | `lds` | `lds`, one per score file and subset spec | `method`, `scores`, `subsets_kind` (`drop`/`keep`), `fraction`, `subsets`, `targets`, `lds`, `ci` ([lo, hi]), `pearson`, `slope`, `method_seconds` |
 //! | `grouping` | `group` | `path` (the CSV), `how`, `k`, `n`, `hash` |
 //! | `retraining_score` | `retrain-score`, one per fraction and ranking | `scores` (file, or `random`), `fraction`, `removed`, `accuracy` |
@@ -164,8 +167,44 @@ pub enum Event<'a> {
         subsets: usize,
         /// Subsets computed by this invocation (the rest came from the cache).
         computed: usize,
+        /// Subsets present in the cache after this invocation (all of them unless sharded).
+        done: usize,
+        /// `I/N` when this invocation was one shard.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        shard: Option<String>,
         /// Wall time.
         seconds: f64,
+    },
+    /// `attribute --shard`: one shard stored its part; no score file yet.
+    Shard {
+        /// The method.
+        method: &'a str,
+        /// `I/N`.
+        shard: String,
+        /// Parts stored (this shard's and others').
+        done: usize,
+        /// Parts in all.
+        total: usize,
+    },
+    /// `status`: one ground-truth folder.
+    GroundTruthStatus {
+        /// The folder.
+        path: String,
+        /// Subsets present.
+        present: usize,
+        /// Subsets asked for (random subsets only).
+        expected: Option<usize>,
+        /// Missing subset indices.
+        missing: &'a [usize],
+    },
+    /// `status`: one kind of the artefact store.
+    StoreStatus {
+        /// The kind.
+        kind: &'a str,
+        /// Entries.
+        entries: usize,
+        /// Total bytes.
+        bytes: u64,
     },
     /// `lds`: one row of the table.
     Lds(&'a LdsRow),

@@ -56,6 +56,22 @@ pub enum MethodError {
         /// Final relative residual.
         residual: f64,
     },
+    /// One shard ([`run::Shard`], set as `Run::shard`) finished its part (`done` may equal
+    /// `total`: a shard never assembles); the same computation without a shard assembles the
+    /// scores from the stored parts.
+    #[error("{method} shard {shard}: {done} of {total} {unit} are stored; run the same command without a shard to assemble the scores (it computes only what is missing)")]
+    Incomplete {
+        /// The method.
+        method: String,
+        /// The shard, `I/N`.
+        shard: String,
+        /// Parts stored after this shard.
+        done: usize,
+        /// Parts in all.
+        total: usize,
+        /// What a part is (`blocks of targets`).
+        unit: String,
+    },
     /// A folder is not a run directory, or files in it are inconsistent.
     #[error("{}: {reason}", .path.display())]
     Run {

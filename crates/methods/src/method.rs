@@ -2,7 +2,7 @@
 //! exports, and the runners that time a method and describe its scores.
 //!
 //! A new method is one file with a struct implementing [`Method`] and a `build` function reading its
-//! options, plus one line in [`crate::registry::REGISTRY`].
+//! options, plus one line in [`crate::registry::REGISTRY`] (kept in `estimators/mod.rs`).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -91,6 +91,11 @@ pub fn attribute_groups(
     scored(run, method, options, targets, Some(groups))
 }
 
+/// Whether `method` returns more than one value per training example (input derivatives).
+fn per_example_inputs(method: &dyn Method, run: &Run) -> bool {
+    method.values_per_example(run) != 1
+}
+
 fn scored(
     run: &Run,
     method: &dyn Method,
@@ -99,6 +104,19 @@ fn scored(
     groups: Option<&Grouping>,
 ) -> Result<Scores> {
     run.check_targets(targets)?;
+    if let Some(shard) = run.shard {
+        if !crate::registry::SHARDABLE.contains(&method.name()) || per_example_inputs(method, run) {
+            return Err(MethodError::Unsupported {
+                method: method.name().into(),
+                reason: format!(
+                    "its work does not split into shards (asked for shard {shard}); shardable: \
+                     {} (weights); split other methods by --targets and join them with `attrib \
+                     merge`",
+                    crate::registry::SHARDABLE.join(", ")
+                ),
+            });
+        }
+    }
     let per_example = method.values_per_example(run);
     if groups.is_some() && per_example != 1 {
         return Err(MethodError::Unsupported {

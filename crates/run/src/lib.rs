@@ -4,8 +4,8 @@
 //! once, [`RunDir`] creates and reuses one (`attrib train`), [`Run`] loads a trained run and
 //! retrains it deterministically with data weights or masks (MATH.md E1), replays its trajectory
 //! and reads its checkpoints. [`retrain()`] is the one retraining loop (random subsets, group
-//! subsets, leave-one-out, a user's masks; cached and resumable), and [`store`] the one artefact
-//! store with one key scheme.
+//! subsets, leave-one-out, a user's masks; cached, resumable, and split into [`Shard`]s for
+//! array jobs), and [`store`] the one artefact store with one key scheme.
 //!
 //! ```no_run
 //! use attrib_run::{Run, Targets};
@@ -29,6 +29,8 @@ pub mod fingerprint;
 pub mod progress;
 pub mod retrain;
 pub mod run;
+pub mod shard;
+pub mod status;
 pub mod store;
 pub mod subsets;
 
@@ -38,5 +40,6 @@ pub use fingerprint::Fingerprint;
 pub use progress::Progress;
 pub use retrain::{ground_truth, retrain, GroundTruth, MaskSource, Retrained, Retraining};
 pub use run::{data_weights, output_name, parse_output, Checkpoint, Run, Split, Targets};
+pub use shard::Shard;
 pub use store::{Key, Store};
 pub use subsets::{SubsetKind, SubsetSpec};

@@ -6,7 +6,9 @@
 //! the thread count.
 //!
 //! [`retrain`] takes a [`Retraining`]: where the masks come from ([`MaskSource`]), what to measure
-//! (an [`Output`] on every example of a [`Split`]), the cache folder, a limit and a progress hook.
+//! (an [`Output`] on every example of a [`Split`]), the cache folder, a limit, a progress hook and
+//! a [`Shard`] (compute only retrainings `j` with `j mod N == I`; each entry is the same file
+//! whichever process writes it, so shards assemble to the single-process bits).
 //!
 //! # Cache folder
 //!
@@ -62,6 +64,7 @@ use serde_json::Value;
 
 use crate::error::{invalid, Result};
 use crate::files;
+use crate::shard::Shard;
 use crate::store::{self, Manifest};
 use crate::subsets::{dropped_of, subset_masks, SubsetSpec};
 use crate::{output_name, Run, Split, Targets};
@@ -106,6 +109,9 @@ pub struct Retraining<'a> {
     pub limit: Option<usize>,
     /// Called from worker threads as `(done, total)` when retrainings finish (cached ones count).
     pub progress: &'a (dyn Fn(usize, usize) + Sync),
+    /// Compute only this shard's retrainings (`j mod N == I`, [`Shard`]); the others are loaded
+    /// when cached and otherwise left missing.
+    pub shard: Option<Shard>,
 }
 
 impl<'a> Retraining<'a> {
@@ -118,7 +124,13 @@ impl<'a> Retraining<'a> {
             cache: None,
             limit: None,
             progress: &|_, _| {},
+            shard: None,
         }
+    }
+
+    /// Computes only `shard`'s retrainings (`None`: all).
+    pub fn shard(self, shard: Option<Shard>) -> Self {
+        Retraining { shard, ..self }
     }
 
     /// Stores and resumes in `dir` (or keeps nothing for `None`).
@@ -458,7 +470,7 @@ pub fn retrain(run: &Run, r: &Retraining) -> Result<Retrained> {
     let done = AtomicUsize::new(outputs.iter().filter(|o| !o.is_empty()).count());
     (r.progress)(done.load(Ordering::Relaxed), total);
     let todo: Vec<usize> = (0..total)
-        .filter(|&j| outputs[j].is_empty())
+        .filter(|&j| outputs[j].is_empty() && r.shard.is_none_or(|s| s.owns(j)))
         .take(r.limit.unwrap_or(usize::MAX))
         .collect();
     let new = store::parallel(todo, |j| {

@@ -142,6 +142,9 @@ pub struct Run {
     pub init: Option<Vec<f64>>,
     /// Where long computations on this run report progress (silent by default).
     pub progress: crate::Progress,
+    /// Compute only this shard's part of a long computation (`None`: all of it). Methods that
+    /// cannot split their work refuse a run with a shard (see `methods::registry::SHARDABLE`).
+    pub shard: Option<crate::Shard>,
     /// The data weights `w0` the run was trained with (`train.weights`), `None` for all ones.
     /// Every method attributes at these weights (MATH.md E7).
     pub weights: Option<Vec<f64>>,
@@ -179,6 +182,7 @@ impl Run {
             hash,
             init: None,
             progress: crate::Progress::default(),
+            shard: None,
             weights: None,
         })
     }
@@ -453,14 +457,19 @@ fn saved_checkpoints<F: Float>(run: &Run, t: &Trainer<F>, every: usize) -> Optio
 pub fn data_weights(cfg: &RunConfig, train: &Dataset, base: &Path) -> Result<Option<Vec<f64>>> {
     match &cfg.train.weights {
         None => Ok(None),
-        Some(p) => {
-            let path = if p.is_absolute() {
-                p.clone()
-            } else {
-                base.join(p)
-            };
-            Ok(Some(data::read_weights(&path, train.len())?))
-        }
+        Some(p) => Ok(Some(data::read_weights(
+            &relative_to(base, p),
+            train.len(),
+        )?)),
+    }
+}
+
+/// `p` itself when absolute, else `base/p` (config paths are relative to the config's folder).
+fn relative_to(base: &Path, p: &Path) -> std::path::PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
     }
 }
 
@@ -468,14 +477,10 @@ pub fn data_weights(cfg: &RunConfig, train: &Dataset, base: &Path) -> Result<Opt
 fn initial_params(cfg: &RunConfig, model: &Model, base: &Path) -> Result<Option<Vec<f64>>> {
     match &cfg.train.init_from {
         None => Ok(None),
-        Some(p) => {
-            let path = if p.is_absolute() {
-                p.clone()
-            } else {
-                base.join(p)
-            };
-            Ok(Some(nn::io::load_params::<f64>(&path, model.layout())?))
-        }
+        Some(p) => Ok(Some(nn::io::load_params::<f64>(
+            &relative_to(base, p),
+            model.layout(),
+        )?)),
     }
 }
 

@@ -10,7 +10,7 @@ use crate::{Float, Tensor};
 /// cannot disagree: a variant added here is in `ALL` and has a name, and every `match` on `Unary`
 /// (the derivative table [`Unary::eval`], the specialised loops) fails to compile until it is handled.
 macro_rules! unary_functions {
-    ($($(#[$doc:meta])* $variant:ident => $name:literal,)*) => {
+    ($($(#[$doc:meta])* $variant:ident => $method:ident,)*) => {
         /// An elementwise function the engine can differentiate twice.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum Unary {
@@ -19,42 +19,53 @@ macro_rules! unary_functions {
 
         impl Unary {
             /// Every function, in declaration order, for code (and tests) that must cover them all.
-            pub const ALL: [Unary; [$($name),*].len()] = [$(Unary::$variant),*];
+            pub const ALL: [Unary; [$(stringify!($method)),*].len()] = [$(Unary::$variant),*];
 
             /// The name used in error messages and graph dumps.
             pub fn name(self) -> &'static str {
                 match self {
-                    $(Unary::$variant => $name,)*
+                    $(Unary::$variant => stringify!($method),)*
                 }
             }
         }
     };
 }
 
-unary_functions! {
-    /// `e^x`.
-    Exp => "exp",
-    /// `ln x` (for `x > 0`).
-    Log => "log",
-    /// `tanh x`.
-    Tanh => "tanh",
-    /// `max(x, 0)`; derivative 1 for `x > 0`, else 0 (the PyTorch convention at 0).
-    Relu => "relu",
-    /// `1 / (1 + e^-x)`.
-    Sigmoid => "sigmoid",
-    /// `ln(1 + e^x)`, evaluated stably.
-    Softplus => "softplus",
-    /// Exact GELU `x * Phi(x)` with the normal CDF `Phi` (PyTorch's default `approximate='none'`).
-    Gelu => "gelu",
-    /// `sqrt x` (for `x > 0`).
-    Sqrt => "sqrt",
-    /// `1 / sqrt x` (for `x > 0`).
-    Rsqrt => "rsqrt",
-    /// `x^2`.
-    Square => "square",
-    /// `1 / x`.
-    Recip => "recip",
+/// The one list of unary functions: each variant and the [`crate::Graph`] method that applies it
+/// (whose name is also the function's name in messages). It feeds [`Unary`] itself (below) and the graph methods (`ops/unary.rs`), so a new
+/// function is one line here plus its arms in [`Unary::eval`] and the specialised loops, all in
+/// this file.
+macro_rules! unary_list {
+    ($callback:ident) => {
+        $callback! {
+            /// `e^x`.
+            Exp => exp,
+            /// `ln x` (for `x > 0`).
+            Log => log,
+            /// `tanh x`.
+            Tanh => tanh,
+            /// `max(x, 0)`; derivative 1 for `x > 0`, else 0 (the PyTorch convention at 0).
+            Relu => relu,
+            /// `1 / (1 + e^-x)`.
+            Sigmoid => sigmoid,
+            /// `ln(1 + e^x)`, evaluated stably.
+            Softplus => softplus,
+            /// Exact GELU `x * Phi(x)` with the normal CDF `Phi` (PyTorch's default `approximate='none'`).
+            Gelu => gelu,
+            /// `sqrt x` (for `x > 0`).
+            Sqrt => sqrt,
+            /// `1 / sqrt x` (for `x > 0`).
+            Rsqrt => rsqrt,
+            /// `x^2`.
+            Square => square,
+            /// `1 / x`.
+            Recip => recip,
+        }
+    };
 }
+pub(crate) use unary_list;
+
+unary_list!(unary_functions);
 
 /// Which derivative of a [`Unary`] function to evaluate: the engine needs `f` (forward), `f'` (the
 /// reverse rule) and `f''` (the tangent of the reverse rule in a Hessian-vector product), no more.

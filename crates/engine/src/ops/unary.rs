@@ -23,14 +23,6 @@ impl<F: Float, C: Carrier<F>> Rule<F, C> for UnaryRule<F> {
     }
 }
 
-macro_rules! unary_methods {
-    ($($(#[$doc:meta])* $name:ident => $kind:ident;)*) => {
-        impl<F: Float, C: Carrier<F>> Graph<F, C> {
-            $($(#[$doc])* pub fn $name(&self, x: Var) -> Var { self.unary(Unary::$kind, x) })*
-        }
-    };
-}
-
 impl<F: Float, C: Carrier<F>> Graph<F, C> {
     /// Applies an elementwise function.
     pub fn unary(&self, u: Unary, x: Var) -> Var {
@@ -39,27 +31,13 @@ impl<F: Float, C: Carrier<F>> Graph<F, C> {
     }
 }
 
-unary_methods! {
-    /// `e^x`.
-    exp => Exp;
-    /// `ln x`.
-    log => Log;
-    /// `tanh x`.
-    tanh => Tanh;
-    /// `max(x, 0)`.
-    relu => Relu;
-    /// Logistic sigmoid.
-    sigmoid => Sigmoid;
-    /// `ln(1 + e^x)`.
-    softplus => Softplus;
-    /// Exact GELU `x Phi(x)`.
-    gelu => Gelu;
-    /// `sqrt x`.
-    sqrt => Sqrt;
-    /// `1 / sqrt x`.
-    rsqrt => Rsqrt;
-    /// `x^2`.
-    square => Square;
-    /// `1 / x`.
-    recip => Recip;
+/// One method per function of [`crate::kernels::unary`]'s list, documented as there.
+macro_rules! unary_methods {
+    ($($(#[$doc:meta])* $variant:ident => $method:ident,)*) => {
+        impl<F: Float, C: Carrier<F>> Graph<F, C> {
+            $($(#[$doc])* pub fn $method(&self, x: Var) -> Var { self.unary(Unary::$variant, x) })*
+        }
+    };
 }
+
+crate::kernels::unary::unary_list!(unary_methods);

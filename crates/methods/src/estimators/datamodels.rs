@@ -216,8 +216,20 @@ impl Method for Datamodels {
         };
         let retraining = Retraining::new(MaskSource::Subsets(spec), targets.output, targets.split)
             .cache(cache.as_deref())
-            .progress(&progress);
+            .progress(&progress)
+            .shard(run.shard);
         let gt = ground_truth(run, &retraining)?;
+        // A shard retrains its subsets (the same entries `attrib groundtruth` writes) and leaves
+        // the fit to the unsharded computation.
+        if let Some(shard) = run.shard {
+            return Err(MethodError::Incomplete {
+                method: "datamodels".into(),
+                shard: shard.to_string(),
+                done: gt.done(),
+                total: self.subsets,
+                unit: "retrained subsets".into(),
+            });
+        }
         let design = Design {
             n: gt.n_train(),
             dropped: (0..self.subsets).map(|j| gt.dropped(j)).collect(),

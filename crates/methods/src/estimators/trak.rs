@@ -274,6 +274,31 @@ impl Trak {
         Ok(member)
     }
 
+    /// A shard's part of the ensemble (`run::Shard`): trains and stores members `m >= 1` with
+    /// `(m - 1) mod N = I` (member 0 is the run itself) and returns the error that reports how
+    /// many of the `models - 1` trained members the store now holds; the unsharded computation
+    /// then loads them all.
+    fn train_shard(&self, run: &Run, shard: run::Shard) -> Result<MethodError> {
+        for m in (1..self.models).filter(|m| shard.owns(m - 1)) {
+            run.progress.report("trak ensemble members", m, self.models);
+            self.member(run, m)?;
+        }
+        let store = run::Store::of(run);
+        let done = (1..self.models)
+            .filter(|&m| {
+                let key = member_key(run, m, member_seed(run.config.train.seed, m));
+                store.path(&key, "safetensors").is_some_and(|p| p.exists())
+            })
+            .count();
+        Ok(MethodError::Incomplete {
+            method: "trak".into(),
+            shard: shard.to_string(),
+            done,
+            total: self.models - 1,
+            unit: "trained ensemble members".into(),
+        })
+    }
+
     /// The parameter vectors a member contributes: `checkpoints` replayed states, then the final
     /// parameters.
     fn states(&self, member: &Run) -> Result<Vec<Vec<f64>>> {
@@ -330,6 +355,9 @@ impl Method for Trak {
             8.0 * ((n + nt) as f64 * self.k as f64 + (nt * n) as f64),
             "lower the option k (e.g. --option k=2048)",
         )?;
+        if let Some(shard) = run.shard {
+            return Err(self.train_shard(run, shard)?);
+        }
         let classification = training_output(run.model.task()) == Output::Margin;
         let data = TrainChunks::new(&run.splits.train, self.chunk);
         let batch = run.target_batch::<f64>(targets);

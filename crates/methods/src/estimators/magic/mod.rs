@@ -427,6 +427,16 @@ fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result
     let blocks: Vec<&[usize]> = targets.indices.chunks(config.block.max(1)).collect();
     let mut finished: Vec<Option<Vec<Vec<f64>>>> = blocks.iter().map(|b| store.load(b)).collect();
     let resumed = finished.iter().filter(|f| f.is_some()).count();
+    // A shard sweeps only its blocks (block b belongs to shard b mod N).
+    let mine = |b: usize| run.shard.is_none_or(|s| s.owns(b));
+    let to_sweep = (0..blocks.len())
+        .filter(|&b| finished[b].is_none() && mine(b))
+        .count();
+    // A shard never assembles: only the unsharded command writes the score file, so no file is
+    // written twice (by the shard that happens to finish last and by the assemble step).
+    if to_sweep == 0 && (resumed < blocks.len() || run.shard.is_some()) {
+        return Err(incomplete(run, resumed, blocks.len()));
+    }
     if resumed == blocks.len() {
         return Ok(MagicOutput {
             scores: finished.into_iter().flatten().flatten().collect(),
@@ -438,9 +448,9 @@ fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result
     check_replay(run, &theta_end)?;
     let forward_seconds = start.elapsed().as_secs_f64();
     let mut sweeps = 0;
-    let progress = Progress::new(setup.steps * (blocks.len() - resumed));
-    for (&chunk, done) in blocks.iter().zip(&mut finished) {
-        if done.is_some() {
+    let progress = Progress::new(setup.steps * to_sweep);
+    for (b, (&chunk, done)) in blocks.iter().zip(&mut finished).enumerate() {
+        if done.is_some() || !mine(b) {
             continue;
         }
         sweeps += 1;
@@ -458,10 +468,25 @@ fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result
         store.save(chunk, &out.weights)?;
         *done = Some(out.weights);
     }
+    let stored = finished.iter().filter(|f| f.is_some()).count();
+    if stored < blocks.len() || run.shard.is_some() {
+        return Err(incomplete(run, stored, blocks.len()));
+    }
     Ok(MagicOutput {
         scores: finished.into_iter().flatten().flatten().collect(),
         report: setup.report(Some(&traj), sweeps, resumed, start, forward_seconds),
     })
+}
+
+/// The error of a shard that stored its blocks while others are missing.
+fn incomplete(run: &Run, done: usize, total: usize) -> MethodError {
+    MethodError::Incomplete {
+        method: "magic".into(),
+        shard: run.shard.map(|s| s.to_string()).unwrap_or_default(),
+        done,
+        total,
+        unit: "blocks of targets".into(),
+    }
 }
 
 /// Which derivatives a reverse sweep accumulates besides `tau = d f / d w` (always computed).

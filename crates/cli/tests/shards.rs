@@ -1,0 +1,343 @@
+//! Sharded computations (`--shard I/N` and the schedulers' environment variables) assemble to the
+//! single-process result, bit for bit, whatever order or concurrency the shards ran in.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Breast cancer, logistic regression, a few epochs: each retraining takes milliseconds.
+const RECIPE: &str = r#"
+[data]
+source = "breast_cancer"
+[model]
+kind = "logistic"
+[optim]
+kind = "sgd"
+lr = 0.1
+momentum = 0.9
+[train]
+epochs = 3
+batch_size = 64
+"#;
+
+fn attrib_cmd(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_attrib"));
+    c.args(args).current_dir(dir);
+    for v in [
+        "SLURM_ARRAY_TASK_ID",
+        "SLURM_ARRAY_TASK_MIN",
+        "SLURM_ARRAY_TASK_COUNT",
+        "JOB_COMPLETION_INDEX",
+        "ATTRIB_SHARD_COUNT",
+    ] {
+        c.env_remove(v);
+    }
+    c
+}
+
+fn ok(o: Output) -> String {
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    );
+    assert!(o.status.success(), "failed\nstdout:\n{out}\nstderr:\n{err}");
+    out + &err
+}
+
+fn attrib(dir: &Path, args: &[&str]) -> String {
+    ok(attrib_cmd(dir, args).output().unwrap())
+}
+
+/// Trains the recipe into `dir/r`.
+fn train(dir: &Path) {
+    std::fs::write(dir.join("r.toml"), RECIPE).unwrap();
+    attrib(
+        dir,
+        &["--quiet", "train", "--config", "r.toml", "--out", "r"],
+    );
+}
+
+/// Every file of the run's ground-truth folders, by relative path, with its bytes.
+fn ground_truth_files(run: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let root = run.join("groundtruth");
+    for dir in std::fs::read_dir(&root).unwrap() {
+        let dir = dir.unwrap().path();
+        for f in std::fs::read_dir(&dir).unwrap() {
+            let f = f.unwrap().path();
+            out.push((
+                f.strip_prefix(&root).unwrap().to_path_buf(),
+                std::fs::read(&f).unwrap(),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+const GT: [&str; 6] = ["--drop", "0.05", "--subsets", "12", "--output", "margin"];
+
+#[test]
+fn ground_truth_shards_in_any_order_assemble_to_the_single_process_bits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (single, sharded) = (tmp.path().join("single"), tmp.path().join("sharded"));
+    for d in [&single, &sharded] {
+        std::fs::create_dir(d).unwrap();
+        train(d);
+    }
+    let gt = |dir: &Path, extra: &[&str]| {
+        let mut args = vec!["--json", "groundtruth", "--run", "r"];
+        args.extend_from_slice(&GT);
+        args.extend_from_slice(extra);
+        attrib(dir, &args)
+    };
+    gt(&single, &[]);
+
+    // Shards 3 and 2 at once, then 1 through the Slurm variables, then 0 through an indexed
+    // job's: each computes exactly its own subsets.
+    let spawn = |shard: &str| {
+        let mut args = vec!["--json", "groundtruth", "--run", "r", "--shard", shard];
+        args.extend_from_slice(&GT);
+        attrib_cmd(&sharded, &args).spawn().unwrap()
+    };
+    let (a, b) = (spawn("3/4"), spawn("2/4"));
+    for child in [a, b] {
+        ok(child.wait_with_output().unwrap());
+    }
+    let mut args = vec!["--json", "groundtruth", "--run", "r"];
+    args.extend_from_slice(&GT);
+    let slurm = ok(attrib_cmd(&sharded, &args)
+        .env("SLURM_ARRAY_TASK_ID", "11")
+        .env("SLURM_ARRAY_TASK_MIN", "10")
+        .env("SLURM_ARRAY_TASK_COUNT", "4")
+        .output()
+        .unwrap());
+    assert!(slurm.contains(r#""shard":"1/4""#), "{slurm}");
+    assert!(slurm.contains(r#""computed":3"#), "{slurm}");
+    assert!(slurm.contains(r#""done":9"#), "{slurm}");
+    let k8s = ok(attrib_cmd(&sharded, &args)
+        .env("JOB_COMPLETION_INDEX", "0")
+        .env("ATTRIB_SHARD_COUNT", "4")
+        .output()
+        .unwrap());
+    assert!(k8s.contains(r#""computed":3"#), "{k8s}");
+    assert!(k8s.contains(r#""done":12"#), "{k8s}");
+
+    // Assembling computes nothing and the files are the single process's, byte for byte.
+    let assembled = gt(&sharded, &[]);
+    assert!(assembled.contains(r#""computed":0"#), "{assembled}");
+    let (want, got) = (
+        ground_truth_files(&single.join("r")),
+        ground_truth_files(&sharded.join("r")),
+    );
+    assert_eq!(want.len(), 13, "a manifest and 12 subsets");
+    assert_eq!(
+        want.iter().map(|(p, _)| p).collect::<Vec<_>>(),
+        got.iter().map(|(p, _)| p).collect::<Vec<_>>()
+    );
+    for ((p, a), (_, b)) in want.iter().zip(&got) {
+        assert!(a == b, "{} differs", p.display());
+    }
+}
+
+#[test]
+fn a_missing_shard_leaves_exactly_its_subsets_to_compute() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    train(dir);
+    for shard in ["0/3", "2/3"] {
+        let mut args = vec!["--json", "groundtruth", "--run", "r", "--shard", shard];
+        args.extend_from_slice(&GT);
+        attrib(dir, &args);
+    }
+    // `attrib status` names what shard 1 of 3 owns: subsets 1, 4, 7, 10.
+    let status = attrib(dir, &["--json", "status", "--run", "r"]);
+    assert!(
+        status.contains(r#""present":8,"expected":12,"missing":[1,4,7,10]"#),
+        "{status}"
+    );
+    let text = attrib(dir, &["status", "--run", "r"]);
+    assert!(
+        text.contains("8 of 12 subsets, missing 4 (1 4 7 10)"),
+        "{text}"
+    );
+    let mut args = vec!["--json", "groundtruth", "--run", "r"];
+    args.extend_from_slice(&GT);
+    let rest = attrib(dir, &args);
+    assert!(rest.contains(r#""computed":4"#), "{rest}");
+    let text = attrib(dir, &["status", "--run", "r"]);
+    assert!(text.contains("12 of 12 subsets, complete"), "{text}");
+}
+
+#[test]
+fn a_bad_shard_is_refused_with_the_fix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    train(dir);
+    let o = attrib_cmd(dir, &["groundtruth", "--run", "r", "--shard", "4/4"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("0 <= I < N"), "{err}");
+    let o = attrib_cmd(dir, &["groundtruth", "--run", "r"])
+        .env("JOB_COMPLETION_INDEX", "1")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("ATTRIB_SHARD_COUNT"), "{err}");
+}
+
+/// The score matrix (`.npy` bytes) of `RUN/scores/NAME`.
+fn npy(dir: &Path, name: &str) -> Vec<u8> {
+    std::fs::read(dir.join("r/scores").join(format!("{name}.npy"))).unwrap()
+}
+
+#[test]
+fn magic_shards_assemble_to_the_single_process_scores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (single, sharded) = (tmp.path().join("single"), tmp.path().join("sharded"));
+    for d in [&single, &sharded] {
+        std::fs::create_dir(d).unwrap();
+        train(d);
+    }
+    // 10 targets in blocks of 2: 5 blocks, shard I of 3 owns blocks I, I + 3.
+    let magic = [
+        "attribute",
+        "--run",
+        "r",
+        "--method",
+        "magic",
+        "--targets",
+        "0..10",
+    ];
+    let opts = ["--option", "block=2", "--name", "m"];
+    let run = |dir: &Path, shard: Option<&str>| {
+        let mut args = vec!["--json"];
+        args.extend_from_slice(&magic);
+        args.extend_from_slice(&opts);
+        if let Some(s) = shard {
+            args.extend_from_slice(&["--shard", s]);
+        }
+        attrib(dir, &args)
+    };
+    run(&single, None);
+    let first = run(&sharded, Some("2/3"));
+    assert!(first.contains(r#""type":"shard""#), "{first}");
+    assert!(first.contains(r#""done":1"#), "{first}");
+    assert!(
+        !sharded.join("r/scores/m.npy").exists(),
+        "a shard writes no score file"
+    );
+    run(&sharded, Some("0/3"));
+    // The last shard completes the set but leaves writing the scores to the assemble step.
+    let last = run(&sharded, Some("1/3"));
+    assert!(last.contains(r#""done":5,"total":5"#), "{last}");
+    assert!(
+        !sharded.join("r/scores/m.npy").exists(),
+        "a shard writes no score file"
+    );
+    let assembled = run(&sharded, None);
+    assert!(assembled.contains(r#""type":"scores""#), "{assembled}");
+    assert!(npy(&single, "m") == npy(&sharded, "m"), "scores differ");
+}
+
+#[test]
+fn methods_that_do_not_shard_refuse_a_shard() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    train(dir);
+    let o = attrib_cmd(
+        dir,
+        &[
+            "attribute",
+            "--run",
+            "r",
+            "--method",
+            "tracin",
+            "--shard",
+            "0/2",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("does not split into shards"), "{err}");
+    assert!(err.contains("attrib merge"), "{err}");
+}
+
+#[test]
+fn trak_member_shards_assemble_to_the_single_process_scores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (single, sharded) = (tmp.path().join("single"), tmp.path().join("sharded"));
+    for d in [&single, &sharded] {
+        std::fs::create_dir(d).unwrap();
+        train(d);
+    }
+    // 5 models: the run and members 1..=4, one trained member per shard.
+    let trak = [
+        "--json",
+        "attribute",
+        "--run",
+        "r",
+        "--method",
+        "trak",
+        "--targets",
+        "0..6",
+        "--option",
+        "models=5",
+        "--option",
+        "k=32",
+        "--name",
+        "t",
+    ];
+    attrib(&single, &trak);
+    for shard in ["3/4", "1/4", "0/4", "2/4"] {
+        let mut args = trak.to_vec();
+        args.extend_from_slice(&["--shard", shard]);
+        let out = attrib(&sharded, &args);
+        assert!(out.contains(r#""type":"shard""#), "{out}");
+    }
+    let members = std::fs::read_dir(sharded.join("r/store/trak-member"))
+        .unwrap()
+        .count();
+    assert_eq!(members, 4);
+    assert!(!sharded.join("r/scores/t.npy").exists());
+    attrib(&sharded, &trak);
+    assert!(npy(&single, "t") == npy(&sharded, "t"), "scores differ");
+}
+
+#[test]
+fn datamodels_shards_assemble_to_the_single_process_scores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (single, sharded) = (tmp.path().join("single"), tmp.path().join("sharded"));
+    for d in [&single, &sharded] {
+        std::fs::create_dir(d).unwrap();
+        train(d);
+    }
+    let dm = [
+        "--json",
+        "attribute",
+        "--run",
+        "r",
+        "--method",
+        "datamodels",
+        "--targets",
+        "0..4",
+        "--option",
+        "subsets=20",
+        "--name",
+        "d",
+    ];
+    attrib(&single, &dm);
+    for shard in ["1/2", "0/2"] {
+        let mut args = dm.to_vec();
+        args.extend_from_slice(&["--shard", shard]);
+        let out = attrib(&sharded, &args);
+        assert!(out.contains(r#""type":"shard""#), "{out}");
+    }
+    assert!(!sharded.join("r/scores/d.npy").exists());
+    attrib(&sharded, &dm);
+    assert!(npy(&single, "d") == npy(&sharded, "d"), "scores differ");
+}
