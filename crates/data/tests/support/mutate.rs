@@ -15,7 +15,7 @@ pub const CASES: u64 = 400;
 /// A mutation of `seed` (or random bytes) drawn from `rng`.
 pub fn mutate(rng: &mut ChaCha8Rng, seed: &[u8]) -> Vec<u8> {
     let r = |rng: &mut ChaCha8Rng, n: usize| (rng.next_u64() as usize) % n.max(1);
-    if rng.next_u32() % 2 == 0 {
+    if rng.next_u32().is_multiple_of(2) {
         let len = r(rng, 96);
         return (0..len).map(|_| rng.next_u32() as u8).collect();
     }
