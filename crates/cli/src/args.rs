@@ -70,7 +70,7 @@ pub enum Command {
     Train(TrainArgs),
     /// Print the loss and accuracy of a trained run on one split.
     Evaluate(EvaluateArgs),
-    /// Train, attribute and measure the embedded digits MLP, no files.
+    /// Train, attribute and measure the digits MLP; writes runs/demo.
     Demo(DemoArgs),
     /// Score the training examples behind test outputs with a method.
     Attribute(AttributeArgs),
