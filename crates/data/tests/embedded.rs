@@ -80,6 +80,8 @@ fn embedded_lookup() {
     assert!(msg.contains("digits, breast_cancer"), "{msg}");
 }
 
+/// The real-data folder. The tests that call this are `#[ignore]`d with the reason when the
+/// build found no such folder (`build.rs`), so a skip is visible in the test output.
 fn shared() -> Option<std::path::PathBuf> {
     let dir = shared_data_dir();
     if dir.is_none() {
@@ -89,6 +91,10 @@ fn shared() -> Option<std::path::PathBuf> {
 }
 
 #[test]
+#[cfg_attr(
+    not(attrib_shared_data),
+    ignore = "needs ../shared/data or ATTRIB_SHARED_DATA (README, Reliability)"
+)]
 fn shared_digits_csv_matches_embedded() {
     let Some(dir) = shared() else { return };
     let opts = CsvOptions {
@@ -103,6 +109,10 @@ fn shared_digits_csv_matches_embedded() {
 }
 
 #[test]
+#[cfg_attr(
+    not(attrib_shared_data),
+    ignore = "needs ../shared/data or ATTRIB_SHARED_DATA (README, Reliability)"
+)]
 fn shared_mnist() {
     let Some(dir) = shared() else { return };
     let train = read_mnist(&dir.join("mnist"), true).unwrap();
@@ -120,6 +130,10 @@ fn shared_mnist() {
 }
 
 #[test]
+#[cfg_attr(
+    not(attrib_shared_data),
+    ignore = "needs ../shared/data or ATTRIB_SHARED_DATA (README, Reliability)"
+)]
 fn shared_fashion_mnist() {
     let Some(dir) = shared() else { return };
     let test = read_mnist(&dir.join("fashion-mnist"), false).unwrap();
@@ -129,6 +143,10 @@ fn shared_fashion_mnist() {
 }
 
 #[test]
+#[cfg_attr(
+    not(attrib_shared_data),
+    ignore = "needs ../shared/data or ATTRIB_SHARED_DATA (README, Reliability)"
+)]
 fn shared_moby_dick() {
     let Some(dir) = shared() else { return };
     let text = read_text(&dir.join("text/moby-dick.txt.gz")).unwrap();
