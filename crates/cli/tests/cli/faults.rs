@@ -713,3 +713,30 @@ cli_test!(
         );
     }
 );
+
+// See: issue 13, item 21: the README's "demo's recipe" block is the demo's config.
+cli_test!(the_readmes_demo_recipe_is_the_demos_config, |dir| {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let after = &readme[readme
+        .find("The demo's recipe")
+        .expect("the README shows the demo's recipe")..];
+    let start = after.find("```toml\n").unwrap() + "```toml\n".len();
+    let block = &after[start..start + after[start..].find("```").unwrap()];
+    let parse = |text: &str| nn::RunConfig::from_toml_str(text, &dir.join("x.toml")).unwrap();
+    let example = std::fs::read_to_string(format!("{root}/examples/digits_mlp.toml")).unwrap();
+    assert_eq!(parse(block), parse(&example), "README block:\n{block}");
+    let examples = std::fs::read_dir(format!("{root}/examples"))
+        .unwrap()
+        .count();
+    assert_contains!(
+        readme,
+        &format!(
+            "`examples/` holds {} configs",
+            [
+                "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+                "ten"
+            ][examples]
+        )
+    );
+});
