@@ -31,6 +31,20 @@ fn scattered(n: usize, k: usize) -> Grouping {
     Grouping::new(a, k, "scattered").unwrap()
 }
 
+/// Each group's sum of its members' scores, written out here rather than taken from
+/// `Grouping::sum_columns` (which the default `attribute_groups` uses): for the methods that keep
+/// the default, a wrong sum or a wrong group order breaks the comparison; for those with group
+/// gradients, the gradients themselves are checked (issue 13, item 19).
+fn summed_by_group(per: &[Vec<f64>], groups: &Grouping) -> Vec<Vec<f64>> {
+    let mut sums = vec![vec![0.0; groups.k]; per.len()];
+    for (row, out) in per.iter().zip(&mut sums) {
+        for (i, &g) in groups.assignment.iter().enumerate() {
+            out[g] += row[i];
+        }
+    }
+    sums
+}
+
 #[test]
 fn group_scores_are_sums_of_per_example_scores_for_every_method() {
     for reg in REGISTRY {
@@ -42,10 +56,24 @@ fn group_scores_are_sums_of_per_example_scores_for_every_method() {
         let m = method(name, &[]);
         let per = m.attribute(&run, &targets).unwrap();
         let grouped = m.attribute_groups(&run, &targets, &groups).unwrap();
-        let d = rel_diff(&grouped, &groups.sum_columns(&per));
+        let d = rel_diff(&grouped, &summed_by_group(&per, &groups));
         eprintln!("{name}: group scores vs summed per-example scores: relative difference {d:e}");
         assert!(grouped.iter().all(|r| r.len() == k));
         assert!(d <= 1e-10, "{name}: {d:e}");
+        // Singleton groups in a permuted order are the per-example scores, permuted.
+        let perm = engine::Rng::new(5).permutation(run.n_train());
+        let singletons = Grouping::new(perm.clone(), run.n_train(), "singletons").unwrap();
+        let permuted = m.attribute_groups(&run, &targets, &singletons).unwrap();
+        for (p, row) in permuted.iter().zip(&per) {
+            for (i, &g) in perm.iter().enumerate() {
+                assert!(
+                    (p[g] - row[i]).abs() <= 1e-10 * row[i].abs().max(1e-8),
+                    "{name}: singleton group {g} (example {i}): {} vs {}",
+                    p[g],
+                    row[i]
+                );
+            }
+        }
     }
 }
 
@@ -108,7 +136,7 @@ fn influence_group_side_solves_equal_summed_per_example_scores() {
         let m = method(name, &[]);
         let per = m.attribute(&run, &targets).unwrap();
         let grouped = m.attribute_groups(&run, &targets, &groups).unwrap();
-        let d = rel_diff(&grouped, &groups.sum_columns(&per));
+        let d = rel_diff(&grouped, &summed_by_group(&per, &groups));
         eprintln!("{name}: group-side solve vs summed per-example scores: {d:e}");
         assert!(d <= 1e-6, "{name}: {d:e}");
     }
