@@ -1,5 +1,8 @@
-//! `attrib unlearn --run R --forget FILE [--scores S] [--out DIR] [--verify]` (MATH.md E7,
-//! "Unlearning").
+//! `attrib unlearn --run R --forget FILE [--groups G] [--scores S] [--out DIR] [--verify]`
+//! (MATH.md E7, "Unlearning").
+//!
+//! The forget set `F` is a list of training indices, or with `--groups` a list of group ids of a
+//! grouping (`attrib group`), whose members are forgotten together.
 //!
 //! Writes the unlearned model `theta_T + J v`, `v = -w0 1_F`, computed by one forward-mode pass
 //! through the whole run (`methods::apps::jvp`), as a run directory `DIR` (default
@@ -26,6 +29,7 @@ use methods::apps::jvp::weight_jvp;
 use methods::apps::unlearn::{
     forget_direction, forget_targets, gradient_ascent, margins_and_classes, predicted_outputs,
 };
+use methods::groups::Grouping;
 use methods::Scores;
 use nn::Optimizer;
 use nn::{Output, Precision};
@@ -80,13 +84,39 @@ pub fn read_index_file(path: &Path, n: usize) -> Result<Vec<usize>> {
     Ok(out)
 }
 
+/// The forget set of `--forget` (training indices), or with `--groups` the members of the listed
+/// group ids, sorted without repeats.
+///
+/// # Errors
+/// A bad forget file, a grouping of another training set, a group id outside the grouping.
+fn forget_set(args: &UnlearnArgs, run: &Run) -> Result<Vec<usize>> {
+    let Some(gpath) = &args.groups else {
+        return read_index_file(&args.forget, run.n_train());
+    };
+    let g = Grouping::load(gpath)?;
+    g.check_n(run.n_train())
+        .with_context(|| format!("--groups {}", gpath.display()))?;
+    let members = g.members();
+    let ids = read_index_file(&args.forget, members.len()).with_context(|| {
+        format!(
+            "with --groups, {} lists group ids of {} (0..{})",
+            args.forget.display(),
+            gpath.display(),
+            members.len()
+        )
+    })?;
+    let mut out: Vec<usize> = ids.iter().flat_map(|&k| members[k].clone()).collect();
+    out.sort_unstable();
+    Ok(out)
+}
+
 /// Runs `attrib unlearn`.
 ///
 /// # Errors
 /// A bad run, forget set or score file, training errors, I/O errors.
 pub fn run(args: &UnlearnArgs, ctx: &Ctx) -> Result<()> {
     let run = Run::load(&args.run)?;
-    let forget = read_index_file(&args.forget, run.n_train())?;
+    let forget = forget_set(args, &run)?;
     let v = forget_direction(&run, &forget)?;
     let w_without: Vec<f64> = run
         .base_weights()

@@ -1345,6 +1345,39 @@ mod act {
             write(dir, "bad.csv", "1\n99999\n");
             let err = attrib(dir, &["unlearn", "--run", "run", "--forget", "bad.csv"]).fails(1);
             assert_contains!(err.stderr, "bad.csv line 2", "99999");
+            // With --groups the forget file lists group ids: forgetting class 1 zeroes exactly
+            // the weights of its members.
+            attrib(
+                dir,
+                &[
+                    "group", "--run", "run", "--method", "class", "--groups", "2",
+                ],
+            )
+            .ok();
+            let groups = String::from_utf8(read(dir.join("run/groups/class-k2.csv"))).unwrap();
+            let class1: Vec<usize> = groups
+                .lines()
+                .skip(1)
+                .filter(|l| l.ends_with(",1"))
+                .map(|l| l.split(',').next().unwrap().parse().unwrap())
+                .collect();
+            write(dir, "ids.csv", "group\n1\n");
+            let g = "run/groups/class-k2.csv";
+            let args = [
+                "unlearn", "--run", "run", "--forget", "ids.csv", "--groups", g,
+            ];
+            let out = attrib(dir, &[&args[..], &["--out", "gone1"]].concat()).ok();
+            let said = format!("{}{}", out.stdout, out.stderr);
+            assert_contains!(said, &format!("forget   {} of", class1.len()));
+            let w = String::from_utf8(read(dir.join("gone1/weights.csv"))).unwrap();
+            let zeros: Vec<usize> = (w.lines().skip(1).enumerate())
+                .filter(|(_, l)| *l == "0")
+                .map(|(i, _)| i)
+                .collect();
+            assert_eq!(zeros, class1);
+            write(dir, "ids.csv", "7\n");
+            let err = attrib(dir, &args).fails(1);
+            assert_contains!(err.stderr, "group ids", "ids.csv line 1");
         }
     );
 
@@ -1444,5 +1477,54 @@ batch_size = 64
         let row = out.lines().find(|l| l.starts_with("MGD step 1")).unwrap();
         let (loss, _) = independent(dir, VAL, &dir.join("run/selected/mgd-c0.5-step1.csv"));
         assert_eq!(test_loss(row), loss);
+        // --harmful-only drops every example with a positive mean score: the row's kept count
+        // is the weights file's, and the row is a retraining at them.
+        let out = attrib(
+            dir,
+            &[
+                "select",
+                "--run",
+                "run",
+                "--scores",
+                "run/scores/mval.npy",
+                "--harmful-only",
+                "--random",
+                "0",
+            ],
+        )
+        .ok()
+        .stdout;
+        let row = out.lines().find(|l| l.starts_with("drop by mval")).unwrap();
+        let file = dir.join("run/selected/oneshot-mval-harmful.csv");
+        let w = String::from_utf8(read(&file)).unwrap();
+        let kept = w.lines().skip(1).filter(|l| *l != "0").count();
+        assert_eq!(row.split_whitespace().nth(3).unwrap(), kept.to_string());
+        assert_eq!(test_loss(row), independent(dir, VAL, &file).0);
+    });
+
+    // With data.label_noise the oracle row drops exactly the flipped examples ("flips out"
+    // 100%), and it too is an independent retraining.
+    cli_test!(select_with_label_noise_adds_the_oracle, |dir| {
+        let noisy = VAL.replace(
+            "val_fraction = 0.2",
+            "val_fraction = 0.2\nlabel_noise = { fraction = 0.2, seed = 1 }",
+        );
+        write(dir, "n.toml", &noisy);
+        attrib(dir, &["train", "--config", "n.toml", "--out", "run"]).ok();
+        let out = attrib(dir, &["select", "--run", "run", "--steps", "1"])
+            .ok()
+            .stdout;
+        assert_contains!(out, "flips out");
+        let full = out.lines().find(|l| l.starts_with("full data")).unwrap();
+        assert_eq!(full.split_whitespace().nth(3).unwrap(), "0.0%");
+        let row = out.lines().find(|l| l.starts_with("oracle")).unwrap();
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cells[6], "100.0%", "{row}");
+        let file = dir.join("run/selected/oracle.csv");
+        let w = String::from_utf8(read(&file)).unwrap();
+        let zeros = w.lines().skip(1).filter(|l| *l == "0").count();
+        assert_eq!(cells[5], (w.lines().count() - 1 - zeros).to_string());
+        let test_loss = cells[cells.len() - 2].to_string();
+        assert_eq!(test_loss, independent(dir, &noisy, &file).0);
     });
 }
