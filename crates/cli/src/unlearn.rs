@@ -12,9 +12,11 @@
 //! `evaluate`, `attribute` and the other commands read like any run's parameters. With `--scores`
 //! the score file's targets get the first-order outputs `f(S) - sum_{i in F} w0_i tau_i`.
 //!
-//! `--verify` retrains without `F` (cached in `RUN/retrain/`) and prints, over the test split and
-//! over the forget set: Pearson and mean absolute error of predicted against retrained margins and
-//! the fraction of predicted classes that agree with the retrained model, for the JVP model, the
+//! `--verify` retrains without `F` (cached in the run's store) and prints, over the test split and
+//! over the forget set: Pearson and mean absolute error of predicted against retrained margins,
+//! the Pearson of the predicted against the retrained *change* of the margins (which tells a
+//! prediction from "no change", whose margins already correlate near 1 with the retrained ones)
+//! and the fraction of predicted classes that agree with the retrained model, for the JVP model, the
 //! score prediction (its targets only; "classes" there compares the sign of the margin, i.e.
 //! right or wrong), the unchanged model and gradient ascent on `F`.
 
@@ -164,7 +166,8 @@ pub fn run(args: &UnlearnArgs, ctx: &Ctx) -> Result<()> {
             };
             let rows: Vec<Vec<f64>> = (0..s.rows()).map(|r| s.row(r).to_vec()).collect();
             let f = run.target_outputs(&run.params, &targets);
-            Some((targets, predicted_outputs(&f, &rows, &v)))
+            let pred = predicted_outputs(&f, &rows, &v);
+            Some((targets, f, pred))
         }
         None => None,
     };
@@ -183,8 +186,16 @@ pub fn run(args: &UnlearnArgs, ctx: &Ctx) -> Result<()> {
     let test = Targets::test((0..run.splits.test.len()).collect(), Output::Margin);
     let sets = [("test", test), ("forget set", forget_targets(&forget))];
     ctx.out.result(format!(
-        "{:<28} {:>10} {:>9} {:>9}   {:>10} {:>9} {:>9}",
-        "prediction vs retrained", "test r", "mae", "classes", "forget r", "mae", "classes"
+        "{:<28} {:>8} {:>8} {:>8} {:>8}   {:>8} {:>8} {:>8} {:>8}",
+        "prediction vs retrained",
+        "test r",
+        "change r",
+        "mae",
+        "classes",
+        "forget r",
+        "change r",
+        "mae",
+        "classes"
     ))?;
     let models: [(&str, &[f64]); 3] = [
         ("unlearned model (JVP)", &unlearned),
@@ -195,18 +206,22 @@ pub fn run(args: &UnlearnArgs, ctx: &Ctx) -> Result<()> {
         .iter()
         .map(|(_, t)| margins_and_classes(&run, &retrained, t))
         .collect();
+    let base: Vec<Vec<f64>> = sets
+        .iter()
+        .map(|(_, t)| margins_and_classes(&run, &run.params, t).0)
+        .collect();
     for (name, params) in models {
         let cells: Vec<Agreement> = sets
             .iter()
-            .zip(&actual)
-            .map(|((_, t), (m, c))| {
+            .zip(actual.iter().zip(&base))
+            .map(|((_, t), ((m, c), b))| {
                 let (pm, pc) = margins_and_classes(&run, params, t);
-                compare(&pm, &pc, m, c)
+                compare(b, &pm, &pc, m, c)
             })
             .collect();
         print_row(ctx, name, &cells)?;
     }
-    if let Some((targets, pred)) = &scores {
+    if let Some((targets, f, pred)) = &scores {
         if targets.output != Output::Margin {
             ctx.out.info(
                 "note     the score file's output is not the margin; its row compares outputs",
@@ -214,11 +229,12 @@ pub fn run(args: &UnlearnArgs, ctx: &Ctx) -> Result<()> {
         }
         let actual_out = run.target_outputs(&retrained, targets);
         let sign = |x: &[f64]| x.iter().map(|&m| usize::from(m > 0.0)).collect::<Vec<_>>();
-        let a = compare(pred, &sign(pred), &actual_out, &sign(&actual_out));
+        let a = compare(f, pred, &sign(pred), &actual_out, &sign(&actual_out));
         ctx.out.result(format!(
-            "{:<28} {:>10.4} {:>9.4} {:>8.1}%   ({} {} targets)",
+            "{:<28} {:>8.4} {:>8.4} {:>8.4} {:>7.1}%   ({} {} targets)",
             "outputs f - sum tau (scores)",
             a.pearson,
+            a.change_pearson,
             a.mae,
             100.0 * a.class_agreement,
             targets.indices.len(),
@@ -232,15 +248,19 @@ pub fn run(args: &UnlearnArgs, ctx: &Ctx) -> Result<()> {
 }
 
 fn print_row(ctx: &Ctx, name: &str, cells: &[Agreement]) -> Result<()> {
-    let (a, b) = (cells[0], cells[1]);
+    let cell = |a: &Agreement| {
+        format!(
+            "{:>8.4} {:>8.4} {:>8.4} {:>7.1}%",
+            a.pearson,
+            a.change_pearson,
+            a.mae,
+            100.0 * a.class_agreement
+        )
+    };
     ctx.out.result(format!(
-        "{name:<28} {:>10.4} {:>9.4} {:>8.1}%   {:>10.4} {:>9.4} {:>8.1}%",
-        a.pearson,
-        a.mae,
-        100.0 * a.class_agreement,
-        b.pearson,
-        b.mae,
-        100.0 * b.class_agreement
+        "{name:<28} {}   {}",
+        cell(&cells[0]),
+        cell(&cells[1])
     ))?;
     Ok(())
 }
