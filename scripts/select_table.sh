@@ -2,9 +2,10 @@
 # Reproduces README "Act on attributions", data selection: the digits MLP with 20% of its
 # training labels flipped (examples/digits_mlp_noisy.toml), one-shot selection keeping 80% by
 # MAGIC, TracIn, if-cg and TRAK scores of the validation losses, 5 random subsets of the same
-# size, the oracle that drops exactly the flipped examples, and 3 steps of metagradient descent.
-# About 7 minutes on 2 cores, most of it if-cg (4 min; IFCG=0 leaves it out) and MAGIC (45 s per
-# sweep, one for the one-shot scores and one per MGD step).
+# size, the oracle that drops exactly the flipped examples, and 3 steps of metagradient descent at
+# each step size c of STEP_SIZES (default "5 10"; the c = 0.5 row: STEPS=1 STEP_SIZES=0.5).
+# About 10 minutes on 2 cores: if-cg 4 minutes (IFCG=0 leaves it out), MAGIC 45 s per sweep (one
+# for the one-shot scores, one per MGD step).
 #
 # MNIST10K=1 adds examples/mnist10k_mlp.toml with the same noise and a 600-image validation
 # split (needs ../shared/data; not measured here: about 10 minutes per MAGIC sweep on 2 cores).
@@ -14,7 +15,7 @@ cargo build --release --quiet
 B=target/release/attrib
 OUT=${OUT:-runs/select}
 STEPS=${STEPS:-3}
-STEP_SIZE=${STEP_SIZE:-10}
+STEP_SIZES=${STEP_SIZES:-5 10}
 mkdir -p "$OUT"
 
 table() { # table NAME CONFIG
@@ -33,7 +34,9 @@ table() { # table NAME CONFIG
   local list
   list=$(IFS=,; echo "${files[*]}")
   $B select --run "$run" --scores "$list" --keep 0.8 --random 5 | tee "$OUT/$1-oneshot.txt"
-  $B select --run "$run" --steps "$STEPS" --step-size "$STEP_SIZE" | tee "$OUT/$1-mgd.txt"
+  for c in $STEP_SIZES; do
+    $B select --run "$run" --steps "$STEPS" --step-size "$c" | tee "$OUT/$1-mgd-c$c.txt"
+  done
 }
 
 table digits examples/digits_mlp_noisy.toml
