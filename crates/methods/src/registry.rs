@@ -1,35 +1,15 @@
 //! The registry: every method attrib knows, by name, and [`build`], which looks one up.
 //!
-//! A new method is one file under [`crate::estimators`] exporting a [`Registration`], plus one
-//! line in [`REGISTRY`].
+//! A new method is one file under [`crate::estimators`] exporting a [`Registration`], plus its
+//! `mod` line, its [`REGISTRY`] line and its row of the summary table, all three in
+//! `estimators/mod.rs`.
 
 use std::collections::BTreeMap;
 
 use crate::error::{MethodError, Result};
-use crate::estimators;
-use crate::method::{Method, Registration};
+pub use crate::estimators::REGISTRY;
+use crate::method::Method;
 use crate::options::Options;
-
-/// Every method attrib knows, one line each (MATH.md section in the summary).
-pub static REGISTRY: &[Registration] = &[
-    estimators::loo_ridge::REGISTRATION,
-    estimators::loo_newton::REGISTRATION,
-    estimators::influence::EXACT,
-    estimators::influence::CG,
-    estimators::influence::LISSA,
-    estimators::influence::GN,
-    estimators::influence::ARNOLDI,
-    estimators::ekfac::EKFAC,
-    estimators::ekfac::KFAC,
-    estimators::ekfac::DIAGONAL,
-    estimators::tracin::REGISTRATION,
-    estimators::trak::REGISTRATION,
-    estimators::similarity::REGISTRATION,
-    estimators::magic::REGISTRATION,
-    estimators::datamodels::REGISTRATION,
-    estimators::shapley::KNN,
-    estimators::shapley::TMC,
-];
 
 /// Looks up and builds a method, rejecting options it does not take.
 ///

@@ -10,6 +10,7 @@ use data::DataConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{invalid, NnError, Result};
+pub use crate::model::ModelConfig;
 pub use crate::optim::OptimConfig;
 use crate::optim::Optimizer;
 
@@ -47,85 +48,6 @@ pub enum Pool {
     Avg,
     /// 2x2 max pooling.
     Max,
-}
-
-fn one() -> f64 {
-    1.0
-}
-fn default_activation() -> Activation {
-    Activation::Gelu
-}
-fn default_kernel() -> usize {
-    3
-}
-fn default_groups() -> usize {
-    4
-}
-fn default_norm() -> Norm {
-    Norm::Group
-}
-fn default_pool() -> Pool {
-    Pool::Avg
-}
-fn yes() -> bool {
-    true
-}
-
-/// The model architecture. The input size and the number of outputs come from the data.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum ModelConfig {
-    /// Linear regression `y = W x + b` with squared error (needs real-valued labels).
-    Linear {},
-    /// Logistic regression: one logit and the logistic loss for 2 classes, softmax regression otherwise.
-    Logistic {},
-    /// Multi-layer perceptron.
-    Mlp {
-        /// Hidden widths, e.g. `[128, 128]`.
-        hidden: Vec<usize>,
-        /// Nonlinearity after each hidden layer.
-        #[serde(default = "default_activation")]
-        activation: Activation,
-        /// Factor on the output logits (seed paper Remark 2: a small factor smooths training).
-        #[serde(default = "one")]
-        output_scale: f64,
-    },
-    /// Small CNN: per stage a 3x3 conv, norm and activation (optionally a residual block), 2x2
-    /// pooling between stages, global average pooling and a linear head. Input `[c, h, w]`.
-    Cnn {
-        /// Channels per stage, e.g. `[16, 32]`.
-        channels: Vec<usize>,
-        /// Convolution kernel size (odd; "same" padding).
-        #[serde(default = "default_kernel")]
-        kernel: usize,
-        /// Normalisation.
-        #[serde(default = "default_norm")]
-        norm: Norm,
-        /// Groups for group norm (must divide every stage's channels).
-        #[serde(default = "default_groups")]
-        groups: usize,
-        /// Nonlinearity.
-        #[serde(default = "default_activation")]
-        activation: Activation,
-        /// Pooling between stages.
-        #[serde(default = "default_pool")]
-        pool: Pool,
-        /// Add a residual block (conv-norm-act-conv-norm + skip) to each stage.
-        #[serde(default = "yes")]
-        residual: bool,
-        /// Factor on the output logits.
-        #[serde(default = "one")]
-        output_scale: f64,
-    },
-    /// Small GPT-style causal language model over token windows (pre-norm blocks).
-    Gpt {
-        /// Embedding width.
-        d_model: usize,
-        /// Number of transformer blocks.
-        n_layer: usize,
-        /// Attention heads (must divide `d_model`).
-        n_head: usize,
-    },
 }
 
 /// Learning-rate schedule: the optimizer's `lr` times a factor of the step `t` out of `T` steps.
@@ -363,61 +285,7 @@ impl RunConfig {
                 ),
             ));
         }
-        match &self.model {
-            ModelConfig::Linear {} | ModelConfig::Logistic {} => {}
-            ModelConfig::Mlp {
-                hidden,
-                output_scale,
-                ..
-            } => {
-                if hidden.contains(&0) {
-                    return Err(invalid("model.hidden", "every width must be at least 1"));
-                }
-                positive("model.output_scale", *output_scale)?;
-            }
-            ModelConfig::Cnn {
-                channels,
-                kernel,
-                groups,
-                norm,
-                output_scale,
-                ..
-            } => {
-                if channels.is_empty() || channels.contains(&0) {
-                    return Err(invalid(
-                        "model.channels",
-                        "give at least one stage, each with at least 1 channel",
-                    ));
-                }
-                if kernel % 2 == 0 {
-                    return Err(invalid(
-                        "model.kernel",
-                        format!("{kernel} must be odd so that padding keeps the size"),
-                    ));
-                }
-                if *norm == Norm::Group
-                    && (*groups == 0 || channels.iter().any(|c| c % groups != 0))
-                {
-                    return Err(invalid(
-                        "model.groups",
-                        format!("{groups} must divide every stage's channels {channels:?}"),
-                    ));
-                }
-                positive("model.output_scale", *output_scale)?;
-            }
-            ModelConfig::Gpt {
-                d_model,
-                n_layer,
-                n_head,
-            } => {
-                if *d_model == 0 || *n_layer == 0 || *n_head == 0 || d_model % n_head != 0 {
-                    return Err(invalid(
-                        "model.n_head",
-                        format!("d_model = {d_model} must be a positive multiple of n_head = {n_head}, and n_layer >= 1"),
-                    ));
-                }
-            }
-        }
+        self.model.validate()?;
         self.optim.validate()?;
         match &self.schedule {
             ScheduleConfig::Constant => {}

@@ -5,7 +5,7 @@ use engine::{Float, Graph, Tensor};
 use serde::Serialize;
 
 use crate::batch::Batch;
-use crate::model::{Model, Task};
+use crate::model::{Model, Output, Task};
 
 /// Evaluation figures.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -34,7 +34,8 @@ pub fn evaluate<F: Float>(
         let p = model.layout().leaves(&g, params, false);
         let logits = model.forward(&g, &p, &batch.input);
         let z = g.tensor(logits);
-        let l = model.losses(&g, &p, &batch);
+        // The loss from the same logits: a second forward pass would double the cost.
+        let l = model.output_of_logits(&g, logits, &batch, Output::Loss);
         loss += g.tensor(l).sum_all_f64();
         if let (crate::batch::Target::Classes(y), Task::Classes(_) | Task::Binary) =
             (&batch.target, model.task())

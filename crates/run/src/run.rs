@@ -434,14 +434,19 @@ fn saved_checkpoints<F: Float>(run: &Run, t: &Trainer<F>, every: usize) -> Optio
 pub fn data_weights(cfg: &RunConfig, train: &Dataset, base: &Path) -> Result<Option<Vec<f64>>> {
     match &cfg.train.weights {
         None => Ok(None),
-        Some(p) => {
-            let path = if p.is_absolute() {
-                p.clone()
-            } else {
-                base.join(p)
-            };
-            Ok(Some(data::read_weights(&path, train.len())?))
-        }
+        Some(p) => Ok(Some(data::read_weights(
+            &relative_to(base, p),
+            train.len(),
+        )?)),
+    }
+}
+
+/// `p` itself when absolute, else `base/p` (config paths are relative to the config's folder).
+fn relative_to(base: &Path, p: &Path) -> std::path::PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
     }
 }
 
@@ -449,14 +454,10 @@ pub fn data_weights(cfg: &RunConfig, train: &Dataset, base: &Path) -> Result<Opt
 fn initial_params(cfg: &RunConfig, model: &Model, base: &Path) -> Result<Option<Vec<f64>>> {
     match &cfg.train.init_from {
         None => Ok(None),
-        Some(p) => {
-            let path = if p.is_absolute() {
-                p.clone()
-            } else {
-                base.join(p)
-            };
-            Ok(Some(nn::io::load_params::<f64>(&path, model.layout())?))
-        }
+        Some(p) => Ok(Some(nn::io::load_params::<f64>(
+            &relative_to(base, p),
+            model.layout(),
+        )?)),
     }
 }
 

@@ -339,13 +339,7 @@ pub fn rename(e: MethodError, method: &str) -> MethodError {
 
 /// A model's kind for messages.
 pub fn model_name(cfg: &ModelConfig, model: &Model) -> String {
-    let kind = match cfg {
-        ModelConfig::Linear {} => "linear",
-        ModelConfig::Logistic {} => "logistic",
-        ModelConfig::Mlp { .. } => "mlp",
-        ModelConfig::Cnn { .. } => "cnn",
-        ModelConfig::Gpt { .. } => "gpt",
-    };
+    let kind = cfg.kind();
     match model.task() {
         Task::Classes(k) => format!("model.kind = \"{kind}\" with {k} classes"),
         _ => format!("model.kind = \"{kind}\""),

@@ -45,5 +45,29 @@ pub mod similarity;
 pub mod tracin;
 pub mod trak;
 
+use crate::method::Registration;
+
+/// Every method attrib knows, one line each, in the order of the summary table above (a test
+/// checks that the two agree).
+pub static REGISTRY: &[Registration] = &[
+    loo_ridge::REGISTRATION,
+    loo_newton::REGISTRATION,
+    influence::EXACT,
+    influence::CG,
+    influence::LISSA,
+    influence::GN,
+    influence::ARNOLDI,
+    ekfac::EKFAC,
+    ekfac::KFAC,
+    ekfac::DIAGONAL,
+    tracin::REGISTRATION,
+    trak::REGISTRATION,
+    similarity::REGISTRATION,
+    magic::REGISTRATION,
+    datamodels::REGISTRATION,
+    shapley::KNN,
+    shapley::TMC,
+];
+
 #[cfg(test)]
 pub(crate) mod invariance_tests;

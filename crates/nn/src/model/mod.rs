@@ -1,5 +1,9 @@
 //! Models built from a [`ModelConfig`] and the shape of the data, with one forward pass written for
 //! every carrier (values, gradients, JVPs, HVPs).
+//!
+//! A new model kind is one file (its architecture and forward pass) plus, in this file, its
+//! [`ModelConfig`] variant with its checks and name, and its arms in [`Model::new`] and the
+//! forward dispatch.
 
 mod cnn;
 mod gpt;
@@ -9,8 +13,10 @@ use data::{Dataset, Features, Labels};
 use engine::{Carrier, Float, Graph, Var};
 
 use crate::batch::{Batch, Input, Target};
-use crate::config::{Activation, ModelConfig};
-use crate::error::{NnError, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{positive, Activation, Norm, Pool};
+use crate::error::{invalid, NnError, Result};
 use crate::params::{Init, Layout};
 
 pub use cnn::Cnn;
@@ -39,6 +45,161 @@ pub enum Output {
     Margin,
     /// Log-likelihood of the target (minus the loss).
     LogLikelihood,
+}
+
+fn one() -> f64 {
+    1.0
+}
+fn default_activation() -> Activation {
+    Activation::Gelu
+}
+fn default_kernel() -> usize {
+    3
+}
+fn default_groups() -> usize {
+    4
+}
+fn default_norm() -> Norm {
+    Norm::Group
+}
+fn default_pool() -> Pool {
+    Pool::Avg
+}
+fn yes() -> bool {
+    true
+}
+
+/// The model architecture. The input size and the number of outputs come from the data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ModelConfig {
+    /// Linear regression `y = W x + b` with squared error (needs real-valued labels).
+    Linear {},
+    /// Logistic regression: one logit and the logistic loss for 2 classes, softmax regression otherwise.
+    Logistic {},
+    /// Multi-layer perceptron.
+    Mlp {
+        /// Hidden widths, e.g. `[128, 128]`.
+        hidden: Vec<usize>,
+        /// Nonlinearity after each hidden layer.
+        #[serde(default = "default_activation")]
+        activation: Activation,
+        /// Factor on the output logits (seed paper Remark 2: a small factor smooths training).
+        #[serde(default = "one")]
+        output_scale: f64,
+    },
+    /// Small CNN: per stage a 3x3 conv, norm and activation (optionally a residual block), 2x2
+    /// pooling between stages, global average pooling and a linear head. Input `[c, h, w]`.
+    Cnn {
+        /// Channels per stage, e.g. `[16, 32]`.
+        channels: Vec<usize>,
+        /// Convolution kernel size (odd; "same" padding).
+        #[serde(default = "default_kernel")]
+        kernel: usize,
+        /// Normalisation.
+        #[serde(default = "default_norm")]
+        norm: Norm,
+        /// Groups for group norm (must divide every stage's channels).
+        #[serde(default = "default_groups")]
+        groups: usize,
+        /// Nonlinearity.
+        #[serde(default = "default_activation")]
+        activation: Activation,
+        /// Pooling between stages.
+        #[serde(default = "default_pool")]
+        pool: Pool,
+        /// Add a residual block (conv-norm-act-conv-norm + skip) to each stage.
+        #[serde(default = "yes")]
+        residual: bool,
+        /// Factor on the output logits.
+        #[serde(default = "one")]
+        output_scale: f64,
+    },
+    /// Small GPT-style causal language model over token windows (pre-norm blocks).
+    Gpt {
+        /// Embedding width.
+        d_model: usize,
+        /// Number of transformer blocks.
+        n_layer: usize,
+        /// Attention heads (must divide `d_model`).
+        n_head: usize,
+    },
+}
+
+impl ModelConfig {
+    /// The kind's name as written in `model.kind`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ModelConfig::Linear {} => "linear",
+            ModelConfig::Logistic {} => "logistic",
+            ModelConfig::Mlp { .. } => "mlp",
+            ModelConfig::Cnn { .. } => "cnn",
+            ModelConfig::Gpt { .. } => "gpt",
+        }
+    }
+
+    /// Checks the kind's fields, naming each as `model.field`.
+    ///
+    /// # Errors
+    /// The first invalid field with the allowed values.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            ModelConfig::Linear {} | ModelConfig::Logistic {} => {}
+            ModelConfig::Mlp {
+                hidden,
+                output_scale,
+                ..
+            } => {
+                if hidden.contains(&0) {
+                    return Err(invalid("model.hidden", "every width must be at least 1"));
+                }
+                positive("model.output_scale", *output_scale)?;
+            }
+            ModelConfig::Cnn {
+                channels,
+                kernel,
+                groups,
+                norm,
+                output_scale,
+                ..
+            } => {
+                if channels.is_empty() || channels.contains(&0) {
+                    return Err(invalid(
+                        "model.channels",
+                        "give at least one stage, each with at least 1 channel",
+                    ));
+                }
+                if kernel % 2 == 0 {
+                    return Err(invalid(
+                        "model.kernel",
+                        format!("{kernel} must be odd so that padding keeps the size"),
+                    ));
+                }
+                if *norm == Norm::Group
+                    && (*groups == 0 || channels.iter().any(|c| c % groups != 0))
+                {
+                    return Err(invalid(
+                        "model.groups",
+                        format!("{groups} must divide every stage's channels {channels:?}"),
+                    ));
+                }
+                positive("model.output_scale", *output_scale)?;
+            }
+            ModelConfig::Gpt {
+                d_model,
+                n_layer,
+                n_head,
+            } => {
+                if *d_model == 0 || *n_layer == 0 || *n_head == 0 || d_model % n_head != 0 {
+                    return Err(invalid(
+                    "model.n_head",
+                    format!("d_model = {d_model} must be a positive multiple of n_head = {n_head}, and n_layer >= 1"),
+                ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -340,7 +501,7 @@ impl Model {
     }
 
     /// The per-example output `[b]` of the logits `z` of `batch`.
-    fn output_of_logits<F: Float, C: Carrier<F>>(
+    pub(crate) fn output_of_logits<F: Float, C: Carrier<F>>(
         &self,
         g: &Graph<F, C>,
         z: Var,
