@@ -1500,6 +1500,41 @@ batch_size = 64
         let kept = w.lines().skip(1).filter(|l| *l != "0").count();
         assert_eq!(row.split_whitespace().nth(3).unwrap(), kept.to_string());
         assert_eq!(test_loss(row), independent(dir, VAL, &file).0);
+        // The rule itself, from the score file: --harmful-only drops exactly the examples with a
+        // positive mean score (unit weights), --keep 0.9 the round(0.1 n) largest.
+        let (tau, shape) = data::read_npy_f64(&dir.join("run/scores/mval.npy")).unwrap();
+        let (rows, n) = (shape[0], shape[1]);
+        let mean: Vec<f64> = (0..n)
+            .map(|j| (0..rows).map(|r| tau[r * n + j] / rows as f64).sum())
+            .collect();
+        let dropped = |file: &str| -> Vec<bool> {
+            let w = String::from_utf8(read(dir.join("run/selected").join(file))).unwrap();
+            w.lines().skip(1).map(|l| l == "0").collect()
+        };
+        let harmful: Vec<bool> = mean.iter().map(|&m| m > 0.0).collect();
+        let count = harmful.iter().filter(|&&x| x).count();
+        assert!(
+            count > 0 && count < n,
+            "{count} of {n} harmful: a rule test needs both"
+        );
+        assert_eq!(dropped("oneshot-mval-harmful.csv"), harmful);
+        let d = dropped("oneshot-mval-keep0.9.csv");
+        assert_eq!(
+            d.iter().filter(|&&x| x).count(),
+            n - (0.9 * n as f64).round() as usize
+        );
+        let lowest_dropped = (0..n)
+            .filter(|&j| d[j])
+            .map(|j| mean[j])
+            .fold(f64::MAX, f64::min);
+        let highest_kept = (0..n)
+            .filter(|&j| !d[j])
+            .map(|j| mean[j])
+            .fold(f64::MIN, f64::max);
+        assert!(
+            lowest_dropped >= highest_kept,
+            "{lowest_dropped} < {highest_kept}"
+        );
     });
 
     // With data.label_noise the oracle row drops exactly the flipped examples ("flips out"
