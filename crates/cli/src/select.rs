@@ -25,7 +25,7 @@ use run::retrain::retrain_cached;
 use run::{Run, Split, Targets};
 
 use crate::args::SelectArgs;
-use crate::output::percent;
+use crate::output::{percent, Event};
 use crate::unlearn::evaluate_split;
 use crate::Ctx;
 
@@ -92,12 +92,23 @@ fn row(ctx: &Ctx, name: &str, run: &Run, params: &[f64], w: &[f64]) -> Result<Ro
     );
     let kept = w.iter().filter(|&&x| x > 0.0).count();
     let flipped = &run.splits.flipped;
-    let flips = if flipped.is_empty() {
-        String::new()
-    } else {
-        let out = flipped.iter().filter(|&&i| w[i] == 0.0).count();
-        format!(" {:>8.1}%", 100.0 * out as f64 / flipped.len() as f64)
-    };
+    let removed = (!flipped.is_empty())
+        .then(|| flipped.iter().filter(|&&i| w[i] == 0.0).count() as f64 / flipped.len() as f64);
+    let flips = removed.map_or(String::new(), |f| format!(" {:>8.1}%", 100.0 * f));
+    ctx.out.event(&Event::Selection {
+        run: run
+            .dir
+            .as_deref()
+            .unwrap_or(Path::new(""))
+            .display()
+            .to_string(),
+        selection: name,
+        kept,
+        weight_sum: w.iter().sum(),
+        flipped_removed: removed,
+        val,
+        test,
+    })?;
     ctx.out.result(format!(
         "{name:<34} {kept:>6}{flips} {:>9.6} {:>8} {:>9.6} {:>8}",
         val.loss,

@@ -197,11 +197,24 @@ pub fn run(args: &UnlearnArgs, ctx: &Ctx) -> Result<()> {
         "mae",
         "classes"
     ))?;
-    let models: [(&str, &[f64]); 3] = [
-        ("unlearned model (JVP)", &unlearned),
-        ("no change", &run.params),
-        ("gradient ascent", &ascent),
+    let models: [(&str, &str, &[f64]); 3] = [
+        ("unlearned model (JVP)", "jvp", &unlearned),
+        ("no change", "no_change", &run.params),
+        ("gradient ascent", "gradient_ascent", &ascent),
     ];
+    let run_name = args.run.display().to_string();
+    let event = |model: &str, set: &str, examples: usize, a: &Agreement| {
+        ctx.out.event(&Event::Unlearn {
+            run: run_name.clone(),
+            model,
+            set,
+            examples,
+            pearson: a.pearson,
+            change_pearson: a.change_pearson,
+            mae: a.mae,
+            class_agreement: a.class_agreement,
+        })
+    };
     let actual: Vec<(Vec<f64>, Vec<usize>)> = sets
         .iter()
         .map(|(_, t)| margins_and_classes(&run, &retrained, t))
@@ -210,7 +223,7 @@ pub fn run(args: &UnlearnArgs, ctx: &Ctx) -> Result<()> {
         .iter()
         .map(|(_, t)| margins_and_classes(&run, &run.params, t).0)
         .collect();
-    for (name, params) in models {
+    for (name, key, params) in models {
         let cells: Vec<Agreement> = sets
             .iter()
             .zip(actual.iter().zip(&base))
@@ -219,6 +232,9 @@ pub fn run(args: &UnlearnArgs, ctx: &Ctx) -> Result<()> {
                 compare(b, &pm, &pc, m, c)
             })
             .collect();
+        for (((_, t), set), a) in sets.iter().zip(["test", "forget"]).zip(&cells) {
+            event(key, set, t.indices.len(), a)?;
+        }
         print_row(ctx, name, &cells)?;
     }
     if let Some((targets, f, pred)) = &scores {
@@ -230,6 +246,7 @@ pub fn run(args: &UnlearnArgs, ctx: &Ctx) -> Result<()> {
         let actual_out = run.target_outputs(&retrained, targets);
         let sign = |x: &[f64]| x.iter().map(|&m| usize::from(m > 0.0)).collect::<Vec<_>>();
         let a = compare(f, pred, &sign(pred), &actual_out, &sign(&actual_out));
+        event("scores", targets.split.name(), targets.indices.len(), &a)?;
         ctx.out.result(format!(
             "{:<28} {:>8.4} {:>8.4} {:>8.4} {:>7.1}%   ({} {} targets)",
             "outputs f - sum tau (scores)",

@@ -1335,6 +1335,31 @@ mod act {
                 &format!("test loss {loss},"),
                 &format!("accuracy {acc}")
             );
+            // --json: one unlearn event per prediction and set.
+            let json = attrib(
+                dir,
+                &[
+                    "--json",
+                    "unlearn",
+                    "--run",
+                    "run",
+                    "--forget",
+                    "forget.csv",
+                    "--out",
+                    "gone",
+                    "--verify",
+                ],
+            )
+            .ok();
+            let events: Vec<_> = (json.json_lines().into_iter())
+                .filter(|v| v["type"] == "unlearn")
+                .map(|v| format!("{} {} {}", v["model"], v["set"], v["examples"]))
+                .collect();
+            assert_eq!(events.len(), 6, "{events:?}");
+            assert!(
+                events.contains(&"\"jvp\" \"forget\" 30".to_string()),
+                "{events:?}"
+            );
             // The weights file drops exactly the forget set; the unlearned run is usable as a run.
             let w = String::from_utf8(read(dir.join("gone/weights.csv"))).unwrap();
             let zeros = w.lines().skip(1).filter(|l| *l == "0").count();
@@ -1561,5 +1586,21 @@ batch_size = 64
         assert_eq!(cells[5], (w.lines().count() - 1 - zeros).to_string());
         let test_loss = cells[cells.len() - 2].to_string();
         assert_eq!(test_loss, independent(dir, &noisy, &file).0);
+        // --json: one selection event per row, with the same figures.
+        let out = attrib(dir, &["--json", "select", "--run", "run", "--steps", "1"]).ok();
+        let rows: Vec<_> = (out.json_lines().into_iter())
+            .filter(|v| v["type"] == "selection")
+            .collect();
+        let names: Vec<&str> = rows
+            .iter()
+            .map(|v| v["selection"].as_str().unwrap())
+            .collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+        assert_eq!(rows[1]["flipped_removed"], 1.0);
+        assert_eq!(rows[0]["flipped_removed"], 0.0);
+        assert_eq!(
+            format!("{:.6}", rows[1]["test"]["loss"].as_f64().unwrap()),
+            test_loss
+        );
     });
 }
