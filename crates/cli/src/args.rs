@@ -204,11 +204,20 @@ pub struct UnlearnArgs {
 
     /// Training indices to forget, one per line.
     ///
-    /// Indices are in training order (0..n); a first line that is not a number is a header.
+    /// Indices are in training order (0..n: the training split's source rows in file order); a
+    /// first line that is not a number is a header. With --groups the lines are group ids.
     ///
     /// Example: attrib unlearn --run runs/digits --forget forget.csv
     #[arg(long, short, value_name = "FILE")]
     pub forget: PathBuf,
+
+    /// Read --forget as group ids of this grouping.
+    ///
+    /// A grouping file from `attrib group`; F is the union of the listed groups' members.
+    ///
+    /// Example: attrib unlearn -r runs/d --groups runs/d/groups/grad-kmeans-k144.csv -f ids.csv
+    #[arg(long, value_name = "FILE")]
+    pub groups: Option<PathBuf>,
 
     /// A score file: predict its targets' outputs without F.
     ///
@@ -248,8 +257,11 @@ pub struct UnlearnArgs {
 #[command(
     after_long_help = "One shot (default): from --scores on validation losses, drop the examples \
                        predicted to lower the mean validation loss most (largest positive mean \
-                       score first) down to --keep, retrain, and report validation and test loss and \
-                       accuracy next to the full data and random subsets of the same size. With \
+                       score first) down to --keep (or every predicted-harmful one with \
+                       --harmful-only), retrain, and report validation and test loss and accuracy \
+                       next to the full data and random subsets of the same size; with \
+                       data.label_noise the oracle that drops exactly the flipped examples is \
+                       added, and every row counts the flipped examples it dropped. With \
                        --steps N: metagradient descent w <- proj[0,1](w - eta grad L_val) with MAGIC \
                        at the current weights, eta = c / max|grad| (MATH.md E7)."
 )]
@@ -270,11 +282,20 @@ pub struct SelectArgs {
 
     /// Fraction of the data to keep (one-shot).
     ///
-    /// Fewer are kept only when --harmful-only stops earlier.
+    /// The round((1 - FRACTION) n) examples predicted to lower the validation loss most are dropped.
     ///
     /// Example: attrib select --run runs/n --scores s.npy --keep 0.8
     #[arg(long, default_value_t = 0.8, value_name = "FRACTION")]
     pub keep: f64,
+
+    /// Drop every example predicted harmful instead.
+    ///
+    /// Drops all examples whose removal is predicted to lower the mean validation loss
+    /// (w0_i tau_i > 0), however many; --keep is ignored.
+    ///
+    /// Example: attrib select --run runs/n --scores s.npy --harmful-only
+    #[arg(long, conflicts_with = "keep")]
+    pub harmful_only: bool,
 
     /// Metagradient-descent steps (not one-shot).
     ///
@@ -1024,6 +1045,89 @@ mod tests {
         };
         assert!(!b.quick);
         assert!(parse(&["bench"]).is_err(), "bench needs a subcommand");
+    }
+
+    #[test]
+    fn test_select_flags() {
+        let Command::Select(a) = parse(&["select", "-r", "r", "--scores", "a.npy,b.npy"])
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        assert_eq!(a.scores, [PathBuf::from("a.npy"), PathBuf::from("b.npy")]);
+        assert_eq!(
+            (a.keep, a.harmful_only, a.steps, a.random),
+            (0.8, false, None, 3)
+        );
+        let Command::Select(a) = parse(&[
+            "select",
+            "-r",
+            "r",
+            "--steps",
+            "4",
+            "--step-size",
+            "0.25",
+            "--random",
+            "5",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!()
+        };
+        assert_eq!((a.steps, a.step_size, a.random), (Some(4), 0.25, 5));
+        let Command::Select(a) = parse(&["select", "-r", "r", "-s", "a.npy", "--harmful-only"])
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        assert!(a.harmful_only);
+        let both = ["select", "-r", "r", "--harmful-only", "--keep", "0.5"];
+        assert_eq!(parse(&both).unwrap_err().exit_code(), 2, "they conflict");
+    }
+
+    #[test]
+    fn test_unlearn_flags() {
+        let Command::Unlearn(a) = parse(&[
+            "unlearn",
+            "-r",
+            "r",
+            "-f",
+            "f.csv",
+            "--groups",
+            "g.csv",
+            "--verify",
+            "--ascent-steps",
+            "3",
+            "--ascent-lr",
+            "0.01",
+            "--scores",
+            "s.npy",
+            "--out",
+            "o",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!()
+        };
+        assert_eq!(a.groups, Some(PathBuf::from("g.csv")));
+        assert!(a.verify);
+        assert_eq!((a.ascent_steps, a.ascent_lr), (3, Some(0.01)));
+        assert_eq!(a.out, Some(PathBuf::from("o")));
+        let Command::Unlearn(a) = parse(&["unlearn", "-r", "r", "-f", "f.csv"])
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        assert_eq!((a.groups, a.verify, a.ascent_steps), (None, false, 5));
+        assert!(
+            parse(&["unlearn", "-r", "r"]).is_err(),
+            "--forget is required"
+        );
     }
 
     #[test]

@@ -30,6 +30,8 @@
 //! | `retraining_score` | `retrain-score`, one per fraction and ranking | `scores` (file, or `random`), `fraction`, `removed`, `accuracy` |
 //! | `noisy_labels` | `noisy-labels`, one per ranking and fraction | `grouping` (`individual` or how it was made), `flipped`, `inspected` (fraction), `found` (fraction of flipped labels) |
 //! | `poison` | `poison`, one per budget and attack | `run`, `budget`, `attack`, `examples`, `predicted_val_loss?`, `val_loss`, `test` (evaluation object of the retrained model), `path` |
+//! | `selection` | `select`, one per row | `run`, `selection` (the row's name), `kept` (weights above 0), `weight_sum`, `flipped_removed?` (with `data.label_noise`), `val` and `test` (evaluation objects of the retrained model) |
+//! | `unlearn` | `unlearn --verify`, one per prediction and set | `run`, `model` (`jvp`, `no_change`, `gradient_ascent`, `scores`), `set` (`test`, `forget`, or the score file's split), `examples`, `pearson`, `change_pearson`, `mae`, `class_agreement` |
 //! | `method` | `methods` | `name`, `summary` |
 //! | `warning` | something suspicious that does not stop the command (more threads than cores, a diverged run) | `message` |
 //! | `error` | a command failed | `message` |
@@ -111,6 +113,42 @@ pub enum Event<'a> {
         test: Evaluation,
         /// The record of the poisoned set (`RUN/poison/BUDGET-ATTACK.json`).
         path: String,
+    },
+    /// `attrib select`: one selection, retrained.
+    Selection {
+        /// The run directory.
+        run: String,
+        /// The row's name (`full data`, `drop by NAME`, `random, seed S`, `MGD step K ...`).
+        selection: &'a str,
+        /// Training examples at a weight above 0.
+        kept: usize,
+        /// Sum of the data weights.
+        weight_sum: f64,
+        /// With `data.label_noise`: fraction of the flipped examples at weight 0.
+        flipped_removed: Option<f64>,
+        /// Validation evaluation of the retrained model (the objective).
+        val: Evaluation,
+        /// Test evaluation of the retrained model (the judge).
+        test: Evaluation,
+    },
+    /// `attrib unlearn --verify`: one prediction against the retraining without the forget set.
+    Unlearn {
+        /// The run directory.
+        run: String,
+        /// `jvp`, `no_change`, `gradient_ascent` or `scores`.
+        model: &'a str,
+        /// `test`, `forget` or the score file's split.
+        set: &'a str,
+        /// Examples compared.
+        examples: usize,
+        /// Pearson of predicted and retrained margins.
+        pearson: f64,
+        /// Pearson of predicted and retrained changes from the original margins.
+        change_pearson: f64,
+        /// Mean absolute error of the margins.
+        mae: f64,
+        /// Fraction of examples whose predicted class agrees with the retrained model's.
+        class_agreement: f64,
     },
     /// A sentence for the reader (the demo's expectation).
     Note {

@@ -3,8 +3,10 @@
 //!
 //! - One shot (`--scores`): `tau_bar` = mean of a score file's rows (validation losses); removing
 //!   example `i` changes `L_val` by `-w0_i tau_bar_i` to first order, so the examples with the
-//!   largest positive `w0_i tau_bar_i` are dropped first, down to `--keep` of the data, never one
-//!   predicted helpful (`tau_bar_i <= 0`).
+//!   largest positive `w0_i tau_bar_i` are dropped first, down to `--keep` of the data, or, with
+//!   `--harmful-only`, every example with `w0_i tau_bar_i > 0` (predicted harmful).
+//! - With `data.label_noise` (the noisy-label benchmark) the oracle that drops exactly the flipped
+//!   examples is one more row, and every row says which fraction of the flipped examples it drops.
 //! - Metagradient descent (`--steps N`): `w_{k+1} = proj_[0,1](w_k - eta_k grad L_val(w_k))`,
 //!   `grad L_val` by MAGIC at `w_k` (mean over the validation losses), and the normalised step
 //!   `eta_k = c / max_i |grad_i|` (`--step-size c`: the largest weight change of a step).
@@ -23,7 +25,7 @@ use run::retrain::retrain_cached;
 use run::{Run, Split, Targets};
 
 use crate::args::SelectArgs;
-use crate::output::percent;
+use crate::output::{percent, Event};
 use crate::unlearn::evaluate_split;
 use crate::Ctx;
 
@@ -44,42 +46,77 @@ pub fn run(args: &SelectArgs, ctx: &Ctx) -> Result<()> {
         bail!("--keep {} must be in (0, 1], e.g. 0.8", args.keep);
     }
     let out_dir = args.run.join("selected");
-    header(ctx)?;
+    header(ctx, &run)?;
     row(ctx, "full data", &run, &run.params, &run.base_weights())?;
+    if !run.splits.flipped.is_empty() {
+        // The oracle: exactly the examples data.label_noise flipped, dropped.
+        let mut keep = vec![1.0; run.n_train()];
+        run.splits.flipped.iter().for_each(|&i| keep[i] = 0.0);
+        let w = run.subset_weights(&keep);
+        save_weights(&out_dir, "oracle", &w)?;
+        let params = retrain_cached(&run, &w)?;
+        row(ctx, "oracle: drop the flipped labels", &run, &params, &w)?;
+    }
     match args.steps {
         Some(steps) => mgd(args, ctx, &run, steps, &out_dir),
         None => one_shot(args, ctx, &run, &out_dir),
     }
 }
 
-fn header(ctx: &Ctx) -> Result<()> {
+fn header(ctx: &Ctx, run: &Run) -> Result<()> {
+    let flips = if run.splits.flipped.is_empty() {
+        String::new()
+    } else {
+        format!(" {:>9}", "flips out")
+    };
     ctx.out.result(format!(
-        "{:<34} {:>6} {:>9} {:>8} {:>9} {:>8}",
+        "{:<34} {:>6}{flips} {:>9} {:>8} {:>9} {:>8}",
         "selection", "kept", "val loss", "val acc", "test loss", "test acc"
     ))?;
     Ok(())
 }
 
-fn row(
-    ctx: &Ctx,
-    name: &str,
-    run: &Run,
-    params: &[f64],
-    w: &[f64],
-) -> Result<(Evaluation, Evaluation)> {
+/// Retrained-model figures of one selection: the row printed by [`row`].
+struct RowFigures {
+    val: Evaluation,
+    test: Evaluation,
+}
+
+/// Prints one selection's row: examples kept (weight above 0), with `data.label_noise` the
+/// fraction of flipped examples at weight 0, then validation and test loss and accuracy of
+/// `params` (a retraining at `w`).
+fn row(ctx: &Ctx, name: &str, run: &Run, params: &[f64], w: &[f64]) -> Result<RowFigures> {
     let (val, test) = (
         evaluate_split(run, params, Split::Val),
         evaluate_split(run, params, Split::Test),
     );
     let kept = w.iter().filter(|&&x| x > 0.0).count();
+    let flipped = &run.splits.flipped;
+    let removed = (!flipped.is_empty())
+        .then(|| flipped.iter().filter(|&&i| w[i] == 0.0).count() as f64 / flipped.len() as f64);
+    let flips = removed.map_or(String::new(), |f| format!(" {:>8.1}%", 100.0 * f));
+    ctx.out.event(&Event::Selection {
+        run: run
+            .dir
+            .as_deref()
+            .unwrap_or(Path::new(""))
+            .display()
+            .to_string(),
+        selection: name,
+        kept,
+        weight_sum: w.iter().sum(),
+        flipped_removed: removed,
+        val,
+        test,
+    })?;
     ctx.out.result(format!(
-        "{name:<34} {kept:>6} {:>9.6} {:>8} {:>9.6} {:>8}",
+        "{name:<34} {kept:>6}{flips} {:>9.6} {:>8} {:>9.6} {:>8}",
         val.loss,
         percent(val.accuracy),
         test.loss,
         percent(test.accuracy)
     ))?;
-    Ok((val, test))
+    Ok(RowFigures { val, test })
 }
 
 /// Writes the weights of a selection as `dir/NAME.csv` (header `weight`), atomically.
@@ -135,21 +172,29 @@ fn one_shot(args: &SelectArgs, ctx: &Ctx, run: &Run, out_dir: &Path) -> Result<(
                 .total_cmp(&(w0[a] * tau[a]))
                 .then(a.cmp(&b))
         });
-        let chosen: Vec<usize> = order
-            .into_iter()
-            .take(drop)
-            .take_while(|&i| w0[i] * tau[i] > 0.0)
-            .collect();
+        let chosen: Vec<usize> = if args.harmful_only {
+            order
+                .into_iter()
+                .take_while(|&i| w0[i] * tau[i] > 0.0)
+                .collect()
+        } else {
+            order.into_iter().take(drop).collect()
+        };
         let mut keep = vec![1.0; n];
         chosen.iter().for_each(|&i| keep[i] = 0.0);
         let w = run.subset_weights(&keep);
         let stem = path
             .file_stem()
             .map_or("scores".into(), |s| s.to_string_lossy().into_owned());
-        let file = save_weights(out_dir, &format!("oneshot-{stem}-keep{}", args.keep), &w)?;
+        let rule = if args.harmful_only {
+            "harmful".to_string()
+        } else {
+            format!("keep{}", args.keep)
+        };
+        let file = save_weights(out_dir, &format!("oneshot-{stem}-{rule}"), &w)?;
         let params = retrain_cached(run, &w)?;
         let predicted: f64 = -chosen.iter().map(|&i| w0[i] * tau[i]).sum::<f64>();
-        let (val, _) = row(ctx, &format!("drop by {stem}"), run, &params, &w)?;
+        let val = row(ctx, &format!("drop by {stem}"), run, &params, &w)?.val;
         let full = evaluate_split(run, &run.params, Split::Val).loss;
         ctx.out.info(format!(
             "    predicted val loss change {predicted:+.6}, actual {:+.6}; weights {}",
@@ -168,9 +213,9 @@ fn one_shot(args: &SelectArgs, ctx: &Ctx, run: &Run, out_dir: &Path) -> Result<(
         perm.iter().take(k).for_each(|&i| keep[i] = 0.0);
         let w = run.subset_weights(&keep);
         let params = retrain_cached(run, &w)?;
-        let (v, t) = row(ctx, &format!("random, seed {seed}"), run, &params, &w)?;
-        vals.push(v);
-        tests.push(t);
+        let r = row(ctx, &format!("random, seed {seed}"), run, &params, &w)?;
+        vals.push(r.val);
+        tests.push(r.test);
     }
     if !tests.is_empty() {
         let stat = |xs: Vec<f64>| {
@@ -251,18 +296,36 @@ fn mgd(args: &SelectArgs, ctx: &Ctx, run: &Run, steps: usize, out_dir: &Path) ->
         w = next;
         params = retrain_cached(run, &w)?;
         save_weights(out_dir, &format!("mgd-c{c}-step{}", k + 1), &w)?;
-        let (val, _) = row(
+        let val = row(
             ctx,
             &format!("MGD step {} (eta = {c}/max|g|)", k + 1),
             run,
             &params,
             &w,
-        )?;
+        )?
+        .val;
         ctx.out.info(format!(
-            "    sum of weights {:.1}; predicted val loss change {predicted:+.6}, actual {:+.6}",
+            "    sum of weights {:.1}; predicted val loss change {predicted:+.6}, actual {:+.6}{}",
             w.iter().sum::<f64>(),
-            val.loss - before
+            val.loss - before,
+            flipped_weight(run, &w)
         ))?;
     }
     Ok(())
+}
+
+/// With `data.label_noise`: the mean weight of the flipped and of the clean examples, as a clause
+/// of the MGD step line (empty otherwise).
+fn flipped_weight(run: &Run, w: &[f64]) -> String {
+    let flipped = &run.splits.flipped;
+    if flipped.is_empty() {
+        return String::new();
+    }
+    let on_flipped: f64 = flipped.iter().map(|&i| w[i]).sum();
+    let clean = (w.len() - flipped.len()).max(1) as f64;
+    format!(
+        "; mean weight of flipped examples {:.3}, of the others {:.3}",
+        on_flipped / flipped.len() as f64,
+        (w.iter().sum::<f64>() - on_flipped) / clean
+    )
 }

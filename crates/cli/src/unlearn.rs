@@ -1,5 +1,8 @@
-//! `attrib unlearn --run R --forget FILE [--scores S] [--out DIR] [--verify]` (MATH.md E7,
-//! "Unlearning").
+//! `attrib unlearn --run R --forget FILE [--groups G] [--scores S] [--out DIR] [--verify]`
+//! (MATH.md E7, "Unlearning").
+//!
+//! The forget set `F` is a list of training indices, or with `--groups` a list of group ids of a
+//! grouping (`attrib group`), whose members are forgotten together.
 //!
 //! Writes the unlearned model `theta_T + J v`, `v = -w0 1_F`, computed by one forward-mode pass
 //! through the whole run (`methods::apps::jvp`), as a run directory `DIR` (default
@@ -9,9 +12,11 @@
 //! `evaluate`, `attribute` and the other commands read like any run's parameters. With `--scores`
 //! the score file's targets get the first-order outputs `f(S) - sum_{i in F} w0_i tau_i`.
 //!
-//! `--verify` retrains without `F` (cached in `RUN/retrain/`) and prints, over the test split and
-//! over the forget set: Pearson and mean absolute error of predicted against retrained margins and
-//! the fraction of predicted classes that agree with the retrained model, for the JVP model, the
+//! `--verify` retrains without `F` (cached in the run's store) and prints, over the test split and
+//! over the forget set: Pearson and mean absolute error of predicted against retrained margins,
+//! the Pearson of the predicted against the retrained *change* of the margins (which tells a
+//! prediction from "no change", whose margins already correlate near 1 with the retrained ones)
+//! and the fraction of predicted classes that agree with the retrained model, for the JVP model, the
 //! score prediction (its targets only; "classes" there compares the sign of the margin, i.e.
 //! right or wrong), the unchanged model and gradient ascent on `F`.
 
@@ -26,6 +31,7 @@ use methods::apps::jvp::weight_jvp;
 use methods::apps::unlearn::{
     forget_direction, forget_targets, gradient_ascent, margins_and_classes, predicted_outputs,
 };
+use methods::groups::Grouping;
 use methods::Scores;
 use nn::Optimizer;
 use nn::{Output, Precision};
@@ -80,13 +86,39 @@ pub fn read_index_file(path: &Path, n: usize) -> Result<Vec<usize>> {
     Ok(out)
 }
 
+/// The forget set of `--forget` (training indices), or with `--groups` the members of the listed
+/// group ids, sorted without repeats.
+///
+/// # Errors
+/// A bad forget file, a grouping of another training set, a group id outside the grouping.
+fn forget_set(args: &UnlearnArgs, run: &Run) -> Result<Vec<usize>> {
+    let Some(gpath) = &args.groups else {
+        return read_index_file(&args.forget, run.n_train());
+    };
+    let g = Grouping::load(gpath)?;
+    g.check_n(run.n_train())
+        .with_context(|| format!("--groups {}", gpath.display()))?;
+    let members = g.members();
+    let ids = read_index_file(&args.forget, members.len()).with_context(|| {
+        format!(
+            "with --groups, {} lists group ids of {} (0..{})",
+            args.forget.display(),
+            gpath.display(),
+            members.len()
+        )
+    })?;
+    let mut out: Vec<usize> = ids.iter().flat_map(|&k| members[k].clone()).collect();
+    out.sort_unstable();
+    Ok(out)
+}
+
 /// Runs `attrib unlearn`.
 ///
 /// # Errors
 /// A bad run, forget set or score file, training errors, I/O errors.
 pub fn run(args: &UnlearnArgs, ctx: &Ctx) -> Result<()> {
     let run = Run::load(&args.run)?;
-    let forget = read_index_file(&args.forget, run.n_train())?;
+    let forget = forget_set(args, &run)?;
     let v = forget_direction(&run, &forget)?;
     let w_without: Vec<f64> = run
         .base_weights()
@@ -134,7 +166,8 @@ pub fn run(args: &UnlearnArgs, ctx: &Ctx) -> Result<()> {
             };
             let rows: Vec<Vec<f64>> = (0..s.rows()).map(|r| s.row(r).to_vec()).collect();
             let f = run.target_outputs(&run.params, &targets);
-            Some((targets, predicted_outputs(&f, &rows, &v)))
+            let pred = predicted_outputs(&f, &rows, &v);
+            Some((targets, f, pred))
         }
         None => None,
     };
@@ -153,30 +186,58 @@ pub fn run(args: &UnlearnArgs, ctx: &Ctx) -> Result<()> {
     let test = Targets::test((0..run.splits.test.len()).collect(), Output::Margin);
     let sets = [("test", test), ("forget set", forget_targets(&forget))];
     ctx.out.result(format!(
-        "{:<28} {:>10} {:>9} {:>9}   {:>10} {:>9} {:>9}",
-        "prediction vs retrained", "test r", "mae", "classes", "forget r", "mae", "classes"
+        "{:<28} {:>8} {:>8} {:>8} {:>8}   {:>8} {:>8} {:>8} {:>8}",
+        "prediction vs retrained",
+        "test r",
+        "change r",
+        "mae",
+        "classes",
+        "forget r",
+        "change r",
+        "mae",
+        "classes"
     ))?;
-    let models: [(&str, &[f64]); 3] = [
-        ("unlearned model (JVP)", &unlearned),
-        ("no change", &run.params),
-        ("gradient ascent", &ascent),
+    let models: [(&str, &str, &[f64]); 3] = [
+        ("unlearned model (JVP)", "jvp", &unlearned),
+        ("no change", "no_change", &run.params),
+        ("gradient ascent", "gradient_ascent", &ascent),
     ];
+    let run_name = args.run.display().to_string();
+    let event = |model: &str, set: &str, examples: usize, a: &Agreement| {
+        ctx.out.event(&Event::Unlearn {
+            run: run_name.clone(),
+            model,
+            set,
+            examples,
+            pearson: a.pearson,
+            change_pearson: a.change_pearson,
+            mae: a.mae,
+            class_agreement: a.class_agreement,
+        })
+    };
     let actual: Vec<(Vec<f64>, Vec<usize>)> = sets
         .iter()
         .map(|(_, t)| margins_and_classes(&run, &retrained, t))
         .collect();
-    for (name, params) in models {
+    let base: Vec<Vec<f64>> = sets
+        .iter()
+        .map(|(_, t)| margins_and_classes(&run, &run.params, t).0)
+        .collect();
+    for (name, key, params) in models {
         let cells: Vec<Agreement> = sets
             .iter()
-            .zip(&actual)
-            .map(|((_, t), (m, c))| {
+            .zip(actual.iter().zip(&base))
+            .map(|((_, t), ((m, c), b))| {
                 let (pm, pc) = margins_and_classes(&run, params, t);
-                compare(&pm, &pc, m, c)
+                compare(b, &pm, &pc, m, c)
             })
             .collect();
+        for (((_, t), set), a) in sets.iter().zip(["test", "forget"]).zip(&cells) {
+            event(key, set, t.indices.len(), a)?;
+        }
         print_row(ctx, name, &cells)?;
     }
-    if let Some((targets, pred)) = &scores {
+    if let Some((targets, f, pred)) = &scores {
         if targets.output != Output::Margin {
             ctx.out.info(
                 "note     the score file's output is not the margin; its row compares outputs",
@@ -184,11 +245,13 @@ pub fn run(args: &UnlearnArgs, ctx: &Ctx) -> Result<()> {
         }
         let actual_out = run.target_outputs(&retrained, targets);
         let sign = |x: &[f64]| x.iter().map(|&m| usize::from(m > 0.0)).collect::<Vec<_>>();
-        let a = compare(pred, &sign(pred), &actual_out, &sign(&actual_out));
+        let a = compare(f, pred, &sign(pred), &actual_out, &sign(&actual_out));
+        event("scores", targets.split.name(), targets.indices.len(), &a)?;
         ctx.out.result(format!(
-            "{:<28} {:>10.4} {:>9.4} {:>8.1}%   ({} {} targets)",
+            "{:<28} {:>8.4} {:>8.4} {:>8.4} {:>7.1}%   ({} {} targets)",
             "outputs f - sum tau (scores)",
             a.pearson,
+            a.change_pearson,
             a.mae,
             100.0 * a.class_agreement,
             targets.indices.len(),
@@ -202,15 +265,19 @@ pub fn run(args: &UnlearnArgs, ctx: &Ctx) -> Result<()> {
 }
 
 fn print_row(ctx: &Ctx, name: &str, cells: &[Agreement]) -> Result<()> {
-    let (a, b) = (cells[0], cells[1]);
+    let cell = |a: &Agreement| {
+        format!(
+            "{:>8.4} {:>8.4} {:>8.4} {:>7.1}%",
+            a.pearson,
+            a.change_pearson,
+            a.mae,
+            100.0 * a.class_agreement
+        )
+    };
     ctx.out.result(format!(
-        "{name:<28} {:>10.4} {:>9.4} {:>8.1}%   {:>10.4} {:>9.4} {:>8.1}%",
-        a.pearson,
-        a.mae,
-        100.0 * a.class_agreement,
-        b.pearson,
-        b.mae,
-        100.0 * b.class_agreement
+        "{name:<28} {}   {}",
+        cell(&cells[0]),
+        cell(&cells[1])
     ))?;
     Ok(())
 }

@@ -1338,6 +1338,31 @@ mod act {
                 &format!("test loss {loss},"),
                 &format!("accuracy {acc}")
             );
+            // --json: one unlearn event per prediction and set.
+            let json = attrib(
+                dir,
+                &[
+                    "--json",
+                    "unlearn",
+                    "--run",
+                    "run",
+                    "--forget",
+                    "forget.csv",
+                    "--out",
+                    "gone",
+                    "--verify",
+                ],
+            )
+            .ok();
+            let events: Vec<_> = (json.json_lines().into_iter())
+                .filter(|v| v["type"] == "unlearn")
+                .map(|v| format!("{} {} {}", v["model"], v["set"], v["examples"]))
+                .collect();
+            assert_eq!(events.len(), 6, "{events:?}");
+            assert!(
+                events.contains(&"\"jvp\" \"forget\" 30".to_string()),
+                "{events:?}"
+            );
             // The weights file drops exactly the forget set; the unlearned run is usable as a run.
             let w = String::from_utf8(read(dir.join("gone/weights.csv"))).unwrap();
             let zeros = w.lines().skip(1).filter(|l| *l == "0").count();
@@ -1348,6 +1373,39 @@ mod act {
             write(dir, "bad.csv", "1\n99999\n");
             let err = attrib(dir, &["unlearn", "--run", "run", "--forget", "bad.csv"]).fails(1);
             assert_contains!(err.stderr, "bad.csv line 2", "99999");
+            // With --groups the forget file lists group ids: forgetting class 1 zeroes exactly
+            // the weights of its members.
+            attrib(
+                dir,
+                &[
+                    "group", "--run", "run", "--method", "class", "--groups", "2",
+                ],
+            )
+            .ok();
+            let groups = String::from_utf8(read(dir.join("run/groups/class-k2.csv"))).unwrap();
+            let class1: Vec<usize> = groups
+                .lines()
+                .skip(1)
+                .filter(|l| l.ends_with(",1"))
+                .map(|l| l.split(',').next().unwrap().parse().unwrap())
+                .collect();
+            write(dir, "ids.csv", "group\n1\n");
+            let g = "run/groups/class-k2.csv";
+            let args = [
+                "unlearn", "--run", "run", "--forget", "ids.csv", "--groups", g,
+            ];
+            let out = attrib(dir, &[&args[..], &["--out", "gone1"]].concat()).ok();
+            let said = format!("{}{}", out.stdout, out.stderr);
+            assert_contains!(said, &format!("forget   {} of", class1.len()));
+            let w = String::from_utf8(read(dir.join("gone1/weights.csv"))).unwrap();
+            let zeros: Vec<usize> = (w.lines().skip(1).enumerate())
+                .filter(|(_, l)| *l == "0")
+                .map(|(i, _)| i)
+                .collect();
+            assert_eq!(zeros, class1);
+            write(dir, "ids.csv", "7\n");
+            let err = attrib(dir, &args).fails(1);
+            assert_contains!(err.stderr, "group ids", "ids.csv line 1");
         }
     );
 
@@ -1447,5 +1505,105 @@ batch_size = 64
         let row = out.lines().find(|l| l.starts_with("MGD step 1")).unwrap();
         let (loss, _) = independent(dir, VAL, &dir.join("run/selected/mgd-c0.5-step1.csv"));
         assert_eq!(test_loss(row), loss);
+        // --harmful-only drops every example with a positive mean score: the row's kept count
+        // is the weights file's, and the row is a retraining at them.
+        let out = attrib(
+            dir,
+            &[
+                "select",
+                "--run",
+                "run",
+                "--scores",
+                "run/scores/mval.npy",
+                "--harmful-only",
+                "--random",
+                "0",
+            ],
+        )
+        .ok()
+        .stdout;
+        let row = out.lines().find(|l| l.starts_with("drop by mval")).unwrap();
+        let file = dir.join("run/selected/oneshot-mval-harmful.csv");
+        let w = String::from_utf8(read(&file)).unwrap();
+        let kept = w.lines().skip(1).filter(|l| *l != "0").count();
+        assert_eq!(row.split_whitespace().nth(3).unwrap(), kept.to_string());
+        assert_eq!(test_loss(row), independent(dir, VAL, &file).0);
+        // The rule itself, from the score file: --harmful-only drops exactly the examples with a
+        // positive mean score (unit weights), --keep 0.9 the round(0.1 n) largest.
+        let (tau, shape) = data::read_npy_f64(&dir.join("run/scores/mval.npy")).unwrap();
+        let (rows, n) = (shape[0], shape[1]);
+        let mean: Vec<f64> = (0..n)
+            .map(|j| (0..rows).map(|r| tau[r * n + j] / rows as f64).sum())
+            .collect();
+        let dropped = |file: &str| -> Vec<bool> {
+            let w = String::from_utf8(read(dir.join("run/selected").join(file))).unwrap();
+            w.lines().skip(1).map(|l| l == "0").collect()
+        };
+        let harmful: Vec<bool> = mean.iter().map(|&m| m > 0.0).collect();
+        let count = harmful.iter().filter(|&&x| x).count();
+        assert!(
+            count > 0 && count < n,
+            "{count} of {n} harmful: a rule test needs both"
+        );
+        assert_eq!(dropped("oneshot-mval-harmful.csv"), harmful);
+        let d = dropped("oneshot-mval-keep0.9.csv");
+        assert_eq!(
+            d.iter().filter(|&&x| x).count(),
+            n - (0.9 * n as f64).round() as usize
+        );
+        let lowest_dropped = (0..n)
+            .filter(|&j| d[j])
+            .map(|j| mean[j])
+            .fold(f64::MAX, f64::min);
+        let highest_kept = (0..n)
+            .filter(|&j| !d[j])
+            .map(|j| mean[j])
+            .fold(f64::MIN, f64::max);
+        assert!(
+            lowest_dropped >= highest_kept,
+            "{lowest_dropped} < {highest_kept}"
+        );
+    });
+
+    // With data.label_noise the oracle row drops exactly the flipped examples ("flips out"
+    // 100%), and it too is an independent retraining.
+    cli_test!(select_with_label_noise_adds_the_oracle, |dir| {
+        let noisy = VAL.replace(
+            "val_fraction = 0.2",
+            "val_fraction = 0.2\nlabel_noise = { fraction = 0.2, seed = 1 }",
+        );
+        write(dir, "n.toml", &noisy);
+        attrib(dir, &["train", "--config", "n.toml", "--out", "run"]).ok();
+        let out = attrib(dir, &["select", "--run", "run", "--steps", "1"])
+            .ok()
+            .stdout;
+        assert_contains!(out, "flips out");
+        let full = out.lines().find(|l| l.starts_with("full data")).unwrap();
+        assert_eq!(full.split_whitespace().nth(3).unwrap(), "0.0%");
+        let row = out.lines().find(|l| l.starts_with("oracle")).unwrap();
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cells[6], "100.0%", "{row}");
+        let file = dir.join("run/selected/oracle.csv");
+        let w = String::from_utf8(read(&file)).unwrap();
+        let zeros = w.lines().skip(1).filter(|l| *l == "0").count();
+        assert_eq!(cells[5], (w.lines().count() - 1 - zeros).to_string());
+        let test_loss = cells[cells.len() - 2].to_string();
+        assert_eq!(test_loss, independent(dir, &noisy, &file).0);
+        // --json: one selection event per row, with the same figures.
+        let out = attrib(dir, &["--json", "select", "--run", "run", "--steps", "1"]).ok();
+        let rows: Vec<_> = (out.json_lines().into_iter())
+            .filter(|v| v["type"] == "selection")
+            .collect();
+        let names: Vec<&str> = rows
+            .iter()
+            .map(|v| v["selection"].as_str().unwrap())
+            .collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+        assert_eq!(rows[1]["flipped_removed"], 1.0);
+        assert_eq!(rows[0]["flipped_removed"], 0.0);
+        assert_eq!(
+            format!("{:.6}", rows[1]["test"]["loss"].as_f64().unwrap()),
+            test_loss
+        );
     });
 }

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    embedded, read_cifar10_bin, read_csv, read_mnist, read_npy_dataset, read_text, split_indices,
-    stratified_split_indices, CsvOptions, DataError, Dataset, Labels, Standardizer, Task,
+    embedded, flip_labels, read_cifar10_bin, read_csv, read_mnist, read_npy_dataset, read_text,
+    split_indices, stratified_split_indices, CsvOptions, DataError, Dataset, LabelNoise, Labels,
+    Standardizer, Task,
 };
 
 /// Where the examples come from.
@@ -88,6 +89,10 @@ pub struct DataConfig {
     /// like the test split; independent of `train.seed`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub val_fraction: f64,
+    /// Flip this fraction of the training labels, seeded (`{ fraction = 0.2, seed = 0 }`; default
+    /// none): the noisy-label benchmark of data selection. Validation and test labels stay clean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_noise: Option<LabelNoise>,
     /// Seed of the train/test split (independent of the training seed).
     #[serde(default)]
     pub split_seed: u64,
@@ -127,6 +132,7 @@ impl DataConfig {
             num_classes: None,
             test_fraction: default_test_fraction(),
             val_fraction: 0.0,
+            label_noise: None,
             split_seed: 0,
             stratify: true,
             standardize: true,
@@ -148,6 +154,8 @@ pub struct Splits {
     pub test: Dataset,
     /// Validation examples, held out from both (`data.val_fraction`; empty when it is 0).
     pub val: Dataset,
+    /// Training examples whose label `data.label_noise` flipped, ascending (empty without it).
+    pub flipped: Vec<usize>,
 }
 
 fn need_path(cfg: &DataConfig, base: &Path) -> Result<PathBuf, DataError> {
@@ -269,6 +277,10 @@ pub fn load_splits(cfg: &DataConfig, base: &Path) -> Result<Splits, DataError> {
     }
     let mut train = truncate(train, cfg.max_train);
     let mut test = truncate(test, cfg.max_test);
+    let flipped = match &cfg.label_noise {
+        Some(noise) => flip_labels(&mut train, noise)?,
+        None => Vec::new(),
+    };
     if cfg.standardize && matches!(train.features, crate::Features::Dense { .. }) {
         let st = Standardizer::fit(&train);
         st.try_apply(&mut train)?;
@@ -294,7 +306,12 @@ pub fn load_splits(cfg: &DataConfig, base: &Path) -> Result<Splits, DataError> {
     train.validate()?;
     test.validate()?;
     val.validate()?;
-    Ok(Splits { train, test, val })
+    Ok(Splits {
+        train,
+        test,
+        val,
+        flipped,
+    })
 }
 
 /// Stream of the validation draw: `split_seed` mixed with this constant ("val"), so the draw is
@@ -495,6 +512,29 @@ mod tests {
         cfg.scale = Some(-1.0);
         let e = load_splits(&cfg, Path::new(".")).unwrap_err().to_string();
         assert!(e.contains("data.scale"), "{e}");
+    }
+
+    #[test]
+    fn label_noise_flips_training_labels_only() {
+        let mut cfg = DataConfig::new(Source::Digits);
+        cfg.val_fraction = 0.2;
+        let clean = load_splits(&cfg, Path::new(".")).unwrap();
+        assert!(clean.flipped.is_empty());
+        cfg.label_noise = Some(LabelNoise {
+            fraction: 0.2,
+            seed: 0,
+        });
+        let noisy = load_splits(&cfg, Path::new(".")).unwrap();
+        assert_eq!((&noisy.val, &noisy.test), (&clean.val, &clean.test));
+        assert_eq!(noisy.train.features, clean.train.features);
+        let y = |d: &Dataset| match &d.labels {
+            Labels::Classes { y, .. } => y.clone(),
+            _ => unreachable!(),
+        };
+        let (a, b) = (y(&clean.train), y(&noisy.train));
+        let differ: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
+        assert_eq!(differ, noisy.flipped);
+        assert_eq!(differ.len(), (0.2 * a.len() as f64).round() as usize);
     }
 
     #[test]

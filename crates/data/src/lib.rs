@@ -20,6 +20,7 @@ mod embedded;
 mod error;
 mod idx;
 mod io_util;
+mod label_noise;
 mod npy;
 mod preprocess;
 mod split;
@@ -35,6 +36,7 @@ pub use crate::embedded::{
 pub use crate::error::DataError;
 pub use crate::idx::{read_idx_images, read_idx_labels, read_mnist, FASHION_MNIST_CLASSES};
 pub use crate::io_util::write_atomic;
+pub use crate::label_noise::{flip_labels, LabelNoise};
 pub use crate::npy::{read_npy_dataset, read_npy_f32, read_npy_f64, write_npy_f32};
 pub use crate::preprocess::{scale, Standardizer};
 pub use crate::split::{

@@ -27,7 +27,7 @@ pub fn uniform_below(rng: &mut impl RngCore, bound: u64) -> u64 {
 }
 
 /// Shuffles `items` in place (Fisher-Yates from the end).
-fn shuffle<T>(items: &mut [T], rng: &mut impl RngCore) {
+pub(crate) fn shuffle<T>(items: &mut [T], rng: &mut impl RngCore) {
     for i in (1..items.len()).rev() {
         let j = uniform_below(rng, i as u64 + 1) as usize;
         items.swap(i, j);
