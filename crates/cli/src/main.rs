@@ -13,12 +13,15 @@ mod attribute;
 mod bench;
 mod demo;
 mod evaluate;
+mod explain;
 mod groundtruth;
 mod groups;
 mod output;
 mod progress;
+mod report;
 mod run_dir;
 mod train;
+mod verify;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -91,6 +94,8 @@ fn run(cli: &Cli, out: Output) -> Result<()> {
         Command::Group(a) => groups::group(a, &ctx),
         Command::RetrainScore(a) => groups::retrain_score(a, &ctx),
         Command::NoisyLabels(a) => groups::noisy_labels(a, &ctx),
+        Command::Explain(a) => explain::run(a, &ctx),
+        Command::Report(a) => report::run(a, &ctx),
         Command::Bench(BenchCommand::Train(a)) => bench::run(a, &ctx),
     }
 }
