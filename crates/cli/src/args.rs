@@ -98,6 +98,10 @@ pub enum Command {
     Unlearn(UnlearnArgs),
     /// Choose training data that lowers the validation loss; retrain.
     Select(SelectArgs),
+    /// Show the training examples behind predictions, from scores.
+    Explain(ExplainArgs),
+    /// Write one self-contained HTML report of a run.
+    Report(ReportArgs),
     /// Measure throughput next to this machine's GEMM speed.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -419,6 +423,92 @@ pub struct RetrainScoreArgs {
     /// Example: attrib retrain-score --run runs/d --scores s.npy --remove 0.05,0.1
     #[arg(long, value_delimiter = ',', default_values_t = [0.01, 0.05, 0.1, 0.2], hide_default_value = true, value_name = "FRACTION")]
     pub remove: Vec<f64>,
+}
+
+/// `attrib explain`.
+#[derive(Debug, Args)]
+#[command(
+    after_long_help = "For each target: its source row, label, predicted class and output, then \
+                       its top-K proponents (largest tau: removing one lowers the output by tau) \
+                       and opponents (most negative tau), each with its row of your data file \
+                       (from RUN/provenance/), label, score and share of the total |tau|. Warns \
+                       where a proponent's label differs from the target's (a possible mislabel) \
+                       and where one example dominates. --verify retrains to check."
+)]
+pub struct ExplainArgs {
+    /// The run directory.
+    ///
+    /// Example: attrib explain --run runs/digits --scores runs/digits/scores/magic.npy
+    #[arg(long, short, value_name = "DIR")]
+    pub run: PathBuf,
+
+    /// A per-example score file of the run.
+    ///
+    /// Example: attrib explain --run runs/d --scores runs/d/scores/tracin.npy --target 3
+    #[arg(long, short, value_name = "FILE")]
+    pub scores: PathBuf,
+
+    /// One target (an index the score file holds).
+    ///
+    /// Example: attrib explain --run runs/d --scores runs/d/scores/magic.npy --target 7
+    #[arg(long, value_name = "J", conflicts_with = "targets")]
+    pub target: Option<usize>,
+
+    /// Targets a..b [default: every target of the file].
+    ///
+    /// Example: attrib explain --run runs/d --scores runs/d/scores/magic.npy --targets 0..5
+    #[arg(long, short, value_name = "RANGE")]
+    pub targets: Option<String>,
+
+    /// Examples shown on each side per target.
+    ///
+    /// Example: attrib explain --run runs/d --scores runs/d/scores/magic.npy --top 5
+    #[arg(long, short = 'k', default_value_t = 10, value_name = "K")]
+    pub top: usize,
+
+    /// Retrain without the top K of each side to check.
+    ///
+    /// Each target costs two retrainings of the run's recipe (the dropped examples get data
+    /// weight 0), cached in RUN/store/retrain/ so that a rerun is instant.
+    ///
+    /// Example: attrib explain --run runs/d --scores runs/d/scores/magic.npy --target 0 --verify
+    #[arg(long)]
+    pub verify: bool,
+}
+
+/// `attrib report`.
+#[derive(Debug, Args)]
+#[command(
+    after_long_help = "One HTML file that opens without network access: the run (config, data, \
+                       model, accuracy, training curves), every score file with its LDS where \
+                       ground truth is cached, per-target galleries of proponents and opponents \
+                       (pictures for image data, text for text data), cached --verify results, \
+                       the self-influence ranking and the groupings."
+)]
+pub struct ReportArgs {
+    /// The run directory.
+    ///
+    /// Example: attrib report --run runs/digits
+    #[arg(long, short, value_name = "DIR")]
+    pub run: PathBuf,
+
+    /// Where to write the HTML [default: RUN/report/index.html].
+    ///
+    /// Example: attrib report --run runs/digits --out /tmp/digits.html
+    #[arg(long, short, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Targets with a gallery, per score file.
+    ///
+    /// Example: attrib report --run runs/digits --galleries 4
+    #[arg(long, default_value_t = 6, value_name = "N")]
+    pub galleries: usize,
+
+    /// Examples on each side per gallery.
+    ///
+    /// Example: attrib report --run runs/digits --top 8
+    #[arg(long, short = 'k', default_value_t = 10, value_name = "K")]
+    pub top: usize,
 }
 
 /// `attrib noisy-labels`.
@@ -902,6 +992,69 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("attrib").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn test_explain() {
+        let Command::Explain(a) = parse(&["explain", "-r", "R", "-s", "S.npy", "--target", "3"])
+            .unwrap()
+            .command
+        else {
+            panic!("explain")
+        };
+        assert_eq!((a.target, a.top, a.verify), (Some(3), 10, false));
+        let Command::Explain(a) = parse(&[
+            "explain",
+            "--run",
+            "R",
+            "--scores",
+            "S",
+            "--targets",
+            "0..4",
+            "-k",
+            "5",
+            "--verify",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("explain")
+        };
+        assert_eq!(
+            (a.targets.as_deref(), a.top, a.verify),
+            (Some("0..4"), 5, true)
+        );
+        assert!(parse(&[
+            "explain",
+            "-r",
+            "R",
+            "-s",
+            "S",
+            "--target",
+            "1",
+            "--targets",
+            "0..2"
+        ])
+        .is_err());
+        assert!(
+            parse(&["explain", "-r", "R"]).is_err(),
+            "--scores is required"
+        );
+    }
+
+    #[test]
+    fn test_report() {
+        let Command::Report(a) = parse(&["report", "--run", "R"]).unwrap().command else {
+            panic!("report")
+        };
+        assert_eq!((a.out, a.galleries, a.top), (None, 6, 10));
+        let Command::Report(a) = parse(&["report", "-r", "R", "-o", "x.html", "--galleries", "2"])
+            .unwrap()
+            .command
+        else {
+            panic!("report")
+        };
+        assert_eq!((a.out, a.galleries), (Some(PathBuf::from("x.html")), 2));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! optimisation, one line per epoch with train and test accuracy, the final accuracy and time, and
 //! where the files went. Then it attributes the margins of the first test examples with MAGIC and
 //! TracIn, retrains the model on random subsets that each drop 5% of the training set, and prints
-//! how well each method predicted those retrainings (the LDS table of `attrib lds`).
+//! how well each method predicted those retrainings (the LDS table of `attrib lds`), and ends by
+//! writing the run's HTML report (`attrib report`) and printing its path.
 
 use std::path::Path;
 
@@ -39,6 +40,10 @@ const DEMO_TARGETS: usize = 20;
 const DEMO_SUBSETS: usize = 40;
 /// Fraction each subset drops.
 const DEMO_DROP: f64 = 0.05;
+/// Targets with a gallery in the demo's report, per method.
+pub const DEMO_GALLERIES: usize = 6;
+/// Proponents and opponents per gallery.
+pub const DEMO_TOP: usize = 8;
 
 /// Runs the command.
 ///
@@ -112,6 +117,16 @@ fn attribute_and_measure(dir: &Path, ctx: &Ctx) -> Result<()> {
         "LDS: rank correlation between each method's predicted and the actually retrained margins \
          (1 = perfect). `attrib lds --help` explains the columns.",
     )?;
+    let opts = crate::report::ReportOptions {
+        galleries: DEMO_GALLERIES,
+        top: DEMO_TOP,
+    };
+    crate::report::write(dir, &dir.join(crate::report::REPORT_FILE), &opts, ctx)?;
+    out.info(format!(
+        "explain  attrib explain --run {} --scores {} --target 0 --verify",
+        dir.display(),
+        dir.join(run::files::SCORES).join("magic.npy").display()
+    ))?;
     Ok(())
 }
 

@@ -14,16 +14,19 @@ mod attribute;
 mod bench;
 mod demo;
 mod evaluate;
+mod explain;
 mod groundtruth;
 mod groups;
 mod output;
 mod poison;
 mod progress;
+mod report;
 mod select;
 mod slurm;
 mod status;
 mod train;
 mod unlearn;
+mod verify;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -106,6 +109,8 @@ fn run(cli: &Cli, out: Output) -> Result<()> {
         Command::Poison(a) => poison::run(a, &ctx),
         Command::Unlearn(a) => unlearn::run(a, &ctx),
         Command::Select(a) => select::run(a, &ctx),
+        Command::Explain(a) => explain::run(a, &ctx),
+        Command::Report(a) => report::run(a, &ctx),
         Command::Bench(BenchCommand::Train(a)) => bench::run(a, &ctx),
     }
 }

@@ -34,6 +34,9 @@
 //! | `unlearn` | `unlearn --verify`, one per prediction and set | `run`, `model` (`jvp`, `no_change`, `gradient_ascent`, `scores`), `set` (`test`, `forget`, or the score file's split), `examples`, `pearson`, `change_pearson`, `mae`, `class_agreement` |
 //! | `method` | `methods` | `name`, `summary` |
 //! | `warning` | something suspicious that does not stop the command (more threads than cores, a diverged run) | `message` |
+//! | `explanation` | `explain`, one per target | `target`, `split`, `source` (source row: `file`, `index`, `line?`, `byte_offset?`, `byte_len?`, `label`), `label?`, `predicted?`, `output`, `value`, `text?`, `total_abs`, `proponents` and `opponents` (lists of `rank`, `position`, `source`, `label?`, `score`, `predicted_change`, `share`, `label_differs`, `dominant`, `text?`), `flags` (warnings in words) |
+//! | `verification` | `explain --verify`, two per target | `target`, `removed` (`proponents`/`opponents`), `dropped` (training positions), `predicted` (`-sum tau`), `actual`, `before`, `after` |
+//! | `report` | `report`, `demo` | `path`, `bytes`, `seconds` |
 //! | `error` | a command failed | `message` |
 //!
 //! An evaluation object is `{"examples": 360, "loss": 0.0912, "accuracy": 0.975}` (`accuracy` is
@@ -60,6 +63,19 @@ use serde::Serialize;
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event<'a> {
+    /// `attrib explain`: one target's explanation.
+    Explanation(&'a crate::explain::Explained),
+    /// `attrib explain --verify`: predicted vs actual change after retraining.
+    Verification(&'a crate::explain::Verified),
+    /// `attrib report` wrote the HTML file.
+    Report {
+        /// The HTML file.
+        path: String,
+        /// Its size.
+        bytes: usize,
+        /// Time to write it.
+        seconds: f64,
+    },
     /// `attrib group` wrote a grouping.
     Grouping {
         /// The CSV.

@@ -92,12 +92,12 @@ pub struct Outcome {
 /// As [`run`].
 pub fn train(job: &Job, ctx: &Ctx) -> Result<Outcome> {
     // Paths in the resolved config are absolute, so the base folder is irrelevant.
-    let splits = data::load_splits(&job.cfg.data, Path::new("."))?;
+    let (splits, provenance) = data::load_splits_with_provenance(&job.cfg.data, Path::new("."))?;
     let model = Model::new(&job.cfg.model, &splits.train)?;
     model.check_data(&splits.test, "the test set")?;
     match job.cfg.train.precision {
-        Precision::F32 => fit::<f32>(job, ctx, &splits, &model),
-        Precision::F64 => fit::<f64>(job, ctx, &splits, &model),
+        Precision::F32 => fit::<f32>(job, ctx, &splits, &provenance, &model),
+        Precision::F64 => fit::<f64>(job, ctx, &splits, &provenance, &model),
     }
 }
 
@@ -116,7 +116,13 @@ fn precision_name(p: Precision) -> &'static str {
     }
 }
 
-fn fit<F: Float>(job: &Job, ctx: &Ctx, splits: &Splits, model: &Model) -> Result<Outcome> {
+fn fit<F: Float>(
+    job: &Job,
+    ctx: &Ctx,
+    splits: &Splits,
+    provenance: &data::Provenance,
+    model: &Model,
+) -> Result<Outcome> {
     let started = Instant::now();
     let cfg = &job.cfg;
     let out = &ctx.out;
@@ -133,6 +139,8 @@ fn fit<F: Float>(job: &Job, ctx: &Ctx, splits: &Splits, model: &Model) -> Result
     };
     let mut state = trainer.init_state(init)?;
     let dir = RunDir::create(&job.out, cfg, job.force)?;
+    // Where every training and test position came from in the user's files (README, run dir).
+    provenance.write(dir.root())?;
 
     let steps = trainer.steps();
     let epochs = cfg.train.epochs;
@@ -279,6 +287,7 @@ fn fit<F: Float>(job: &Job, ctx: &Ctx, splits: &Splits, model: &Model) -> Result
         METRICS.to_string(),
         PARAMS.to_string(),
         run::files::FINGERPRINT.to_string(),
+        format!("{}/", data::PROVENANCE_DIR),
     ];
     if checkpoints > 0 {
         files.push(format!("{TRAJECTORY}/"));
@@ -313,9 +322,10 @@ fn fit<F: Float>(job: &Job, ctx: &Ctx, splits: &Splits, model: &Model) -> Result
         String::new()
     };
     out.result(format!(
-        "files    {}: {CONFIG}, {METRICS}, {PARAMS}{traj}, {}",
+        "files    {}: {CONFIG}, {METRICS}, {PARAMS}{traj}, {}, {}/",
         job.out.display(),
-        run::files::FINGERPRINT
+        run::files::FINGERPRINT,
+        data::PROVENANCE_DIR
     ))?;
     out.info(format!(
         "next     attrib evaluate --run {}",

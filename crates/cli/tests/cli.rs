@@ -548,7 +548,150 @@ mod demo {
             .pop()
             .unwrap();
         assert!(eval["accuracy"].as_f64().unwrap() > 0.95, "{eval}");
+        // The demo ends with the report: 2 methods x 6 targets, each gallery the target and its
+        // 8 proponents and 8 opponents.
+        assert_contains!(out.stdout, "report   demo/report/index.html");
+        let html = dir.join("demo/report/index.html");
+        let text = String::from_utf8(read(&html)).unwrap();
+        assert_eq!(text.matches("class=\"gallery target-gallery\"").count(), 12);
+        assert_eq!(text.matches("<img ").count(), 12 * 17);
+        super::browser::check_report(&html, 12, 12 * 17);
     });
+}
+
+/// The demo's report in a real browser (headless Chromium): it must render offline, with every
+/// picture decoded and a page that is not blank.
+mod browser {
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    /// Chromium's names on Debian and elsewhere.
+    const BROWSERS: [&str; 4] = [
+        "chromium",
+        "chromium-headless-shell",
+        "chromium-browser",
+        "google-chrome",
+    ];
+
+    fn find_browser() -> Option<PathBuf> {
+        let path = std::env::var_os("PATH")?;
+        BROWSERS.iter().find_map(|b| {
+            std::env::split_paths(&path)
+                .map(|d| d.join(b))
+                .find(|p| p.is_file())
+        })
+    }
+
+    fn headless(browser: &Path, profile: &Path) -> Command {
+        let mut c = Command::new(browser);
+        c.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--hide-scrollbars",
+            "--virtual-time-budget=10000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()));
+        c
+    }
+
+    /// Decodes a PNG, returning its RGBA-or-grey bytes and channel count.
+    fn decode_png(bytes: &[u8]) -> (Vec<u8>, usize, u32, u32) {
+        let mut r = png::Decoder::new(std::io::Cursor::new(bytes))
+            .read_info()
+            .expect("a PNG header");
+        let mut buf = vec![0; r.output_buffer_size()];
+        let info = r.next_frame(&mut buf).expect("PNG data");
+        buf.truncate(info.buffer_size());
+        (buf, info.color_type.samples(), info.width, info.height)
+    }
+
+    /// Renders `html` headless and checks galleries, images and the screenshot. Without a
+    /// browser, says so on the test's real stderr (visible in the normal `cargo test` output).
+    pub fn check_report(html: &Path, galleries: usize, images: usize) {
+        let Some(browser) = find_browser() else {
+            // CI installs Chromium and sets this: there, a missing browser is a failure.
+            assert!(
+                std::env::var_os("ATTRIB_REQUIRE_BROWSER").is_none(),
+                "ATTRIB_REQUIRE_BROWSER is set but no Chromium is on PATH ({BROWSERS:?})"
+            );
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED browser check of the demo report: no Chromium on PATH (install the \
+                 Debian package `chromium`; .ci/run does)"
+            );
+            return;
+        };
+        let profile = tempfile::tempdir().unwrap();
+        let url = format!("file://{}", html.canonicalize().unwrap().display());
+        let dom = headless(&browser, profile.path())
+            .arg("--dump-dom")
+            .arg(&url)
+            .output()
+            .unwrap();
+        assert!(
+            dom.status.success(),
+            "{}",
+            String::from_utf8_lossy(&dom.stderr)
+        );
+        let dom = String::from_utf8(dom.stdout).unwrap();
+        assert_eq!(
+            dom.matches("class=\"gallery target-gallery\"").count(),
+            galleries
+        );
+        assert_eq!(dom.matches("<img ").count(), images);
+        assert!(
+            !dom.contains("http://") && !dom.contains("https://"),
+            "the report must not reference the network"
+        );
+        // The page's script counts what the browser decoded.
+        let decoded = format!("data-images-decoded=\"{images}/{images}\"");
+        assert!(dom.contains(&decoded), "expected {decoded} on <body>");
+        // And every data URI is a PNG that decodes here too.
+        for uri in dom.split("src=\"data:image/png;base64,").skip(1) {
+            use base64::Engine;
+            let b64 = &uri[..uri.find('"').unwrap()];
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap();
+            let (_, _, w, h) = decode_png(&bytes);
+            assert!(w >= 4 && h >= 4);
+        }
+        let shot = profile.path().join("report.png");
+        let out = headless(&browser, profile.path())
+            .arg(format!("--screenshot={}", shot.display()))
+            .arg("--window-size=1280,1600")
+            .arg(&url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (pixels, channels, w, h) = decode_png(&std::fs::read(&shot).unwrap());
+        assert_eq!((w, h), (1280, 1600));
+        // Not blank: a real share of the pixels differs from the page's background.
+        let bg = &pixels[..channels.min(3)];
+        let differing = pixels
+            .chunks(channels)
+            .filter(|p| p[..channels.min(3)] != *bg)
+            .count();
+        let share = differing as f64 / (w * h) as f64;
+        assert!(
+            share > 0.02,
+            "screenshot is nearly blank ({:.2}% of pixels drawn)",
+            100.0 * share
+        );
+        if let Some(keep) = std::env::var_os("ATTRIB_KEEP_SCREENSHOT") {
+            std::fs::copy(&shot, keep).unwrap();
+        }
+    }
 }
 
 mod bench {
@@ -1605,5 +1748,325 @@ batch_size = 64
             format!("{:.6}", rows[1]["test"]["loss"].as_f64().unwrap()),
             test_loss
         );
+    });
+}
+
+mod explain {
+    use super::util::*;
+    use std::path::Path;
+
+    /// A CSV of three Gaussian classes in 4-D plus `pairs` isolated twin pairs (consecutive
+    /// lines, the second 0.01 away from the first), each pair far from everything else; with
+    /// `flip`, the second of each pair carries another label (a mislabelled duplicate).
+    fn twins_csv(pairs: usize, flip: bool) -> String {
+        let mut state: u64 = 12345;
+        let mut uniform = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 11) as f64) / ((1u64 << 53) as f64)
+        };
+        // 4 cluster features, then one feature per pair that only that pair uses (so that, even
+        // for a linear model, nothing but its twin resembles a pair's example).
+        let d = 4 + pairs;
+        let mut s: Vec<String> = (0..4).map(|j| format!("x{j}")).collect();
+        s.extend((0..pairs).map(|p| format!("pair{p}")));
+        let mut s = format!("{},label\n", s.join(","));
+        let row = |x: &[f64], label: usize| {
+            let f: Vec<String> = x.iter().map(|v| format!("{v:.4}")).collect();
+            format!("{},{label}\n", f.join(","))
+        };
+        for i in 0..120 {
+            let c = i % 3;
+            let x: Vec<f64> = (0..d)
+                .map(|j| match j {
+                    j if j == c => 4.0 + (uniform() - 0.5) * 2.0,
+                    j if j < 4 => (uniform() - 0.5) * 2.0,
+                    _ => (uniform() - 0.5) * 0.1,
+                })
+                .collect();
+            s.push_str(&row(&x, c));
+        }
+        for p in 0..pairs {
+            let c = p % 3;
+            let mut x = vec![0.0; d];
+            x[4 + p] = 5.0;
+            s.push_str(&row(&x, c));
+            x[4 + p] = 5.01;
+            s.push_str(&row(&x, if flip { (c + 1) % 3 } else { c }));
+        }
+        s
+    }
+
+    const RECIPE: &str = r#"
+[data]
+source = "csv"
+path = "twins.csv"
+label_column = "label"
+[model]
+kind = "logistic"
+[optim]
+kind = "sgd"
+lr = 0.2
+momentum = 0.9
+weight_decay = 0.02
+[train]
+epochs = 10
+batch_size = 32
+precision = "f64"
+"#;
+
+    /// `(file line, label)` of each position of a split, from the run's provenance.
+    fn provenance(dir: &Path, split: &str) -> Vec<(u64, String)> {
+        let text =
+            String::from_utf8(read(dir.join(format!("run/provenance/{split}.csv")))).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next(),
+            Some("position,file,index,line,byte_offset,byte_len,label")
+        );
+        lines
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                assert_eq!(f[1], "twins.csv");
+                (f[3].parse().unwrap(), f[6].to_string())
+            })
+            .collect()
+    }
+
+    /// Test positions whose twin (the other line of its pair) is a training position, with that
+    /// training position. Pair lines start at line 122 (header + 120 cluster rows).
+    fn split_pairs(dir: &Path) -> Vec<(usize, usize)> {
+        let train = provenance(dir, "train");
+        let test = provenance(dir, "test");
+        let twin_line = |l: u64| if (l - 122) % 2 == 0 { l + 1 } else { l - 1 };
+        test.iter()
+            .enumerate()
+            .filter(|(_, (l, _))| *l >= 122)
+            .filter_map(|(t, (l, _))| {
+                let w = twin_line(*l);
+                train.iter().position(|(tl, _)| *tl == w).map(|i| (t, i))
+            })
+            .collect()
+    }
+
+    fn train_and_score(dir: &Path, flip: bool, output: &str) -> usize {
+        write(dir, "twins.csv", &twins_csv(12, flip));
+        write(dir, "run.toml", RECIPE);
+        attrib(
+            dir,
+            &["--quiet", "train", "--config", "run.toml", "--out", "run"],
+        )
+        .ok();
+        let n_test = provenance(dir, "test").len();
+        let range = format!("0..{n_test}");
+        attrib(
+            dir,
+            &[
+                "--quiet",
+                "attribute",
+                "--run",
+                "run",
+                "--method",
+                "if-exact",
+                "--output",
+                output,
+                "--targets",
+                &range,
+                "--name",
+                "if-exact",
+            ],
+        )
+        .ok();
+        let sidecar: serde_json::Value =
+            serde_json::from_slice(&read(dir.join("run/scores/if-exact.json"))).unwrap();
+        assert_eq!(sidecar["rows"]["columns"], "provenance/train.csv");
+        assert_eq!(sidecar["rows"]["targets"], "provenance/test.csv");
+        n_test
+    }
+
+    fn explain_json(dir: &Path, target: usize, extra: &[&str]) -> Vec<serde_json::Value> {
+        let t = target.to_string();
+        let mut args = vec![
+            "--json",
+            "explain",
+            "--run",
+            "run",
+            "--scores",
+            "run/scores/if-exact.npy",
+            "--target",
+            &t,
+            "--top",
+            "3",
+        ];
+        args.extend_from_slice(extra);
+        attrib(dir, &args).ok().json_lines()
+    }
+
+    cli_test!(a_near_duplicate_of_the_target_ranks_first, |dir| {
+        train_and_score(dir, false, "margin");
+        let pairs = split_pairs(dir);
+        assert!(
+            !pairs.is_empty(),
+            "some twin pair should be split across train and test"
+        );
+        let train = provenance(dir, "train");
+        for (t, twin) in pairs {
+            let e = &explain_json(dir, t, &[])[0];
+            assert_eq!(e["type"], "explanation");
+            let top = &e["proponents"][0];
+            assert_eq!(top["position"], twin, "target {t}: {e}");
+            assert_eq!(
+                top["source"]["line"], train[twin].0,
+                "the row of the user's file"
+            );
+            assert_eq!(top["label_differs"], false);
+            assert!(top["predicted_change"].as_f64().unwrap() < 0.0);
+            assert!(
+                !e["flags"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|f| f.as_str().unwrap().starts_with("proponent 1 ")),
+                "{e}"
+            );
+        }
+        // The human output names the row of the file.
+        let out = attrib(
+            dir,
+            &[
+                "explain",
+                "-r",
+                "run",
+                "-s",
+                "run/scores/if-exact.npy",
+                "--targets",
+                "0..2",
+                "-k",
+                "2",
+            ],
+        )
+        .ok();
+        assert_contains!(
+            out.stdout,
+            "target 0 (test split, twins.csv line ",
+            "proponents",
+            "opponents"
+        );
+    });
+
+    cli_test!(a_flipped_label_duplicate_is_flagged, |dir| {
+        // With the loss as output, the mislabelled twin is the example whose removal lowers the
+        // target's loss most: the top proponent, with another label.
+        train_and_score(dir, true, "loss");
+        let pairs = split_pairs(dir);
+        assert!(!pairs.is_empty());
+        for (t, twin) in pairs {
+            let e = &explain_json(dir, t, &[])[0];
+            let top = &e["proponents"][0];
+            assert_eq!(top["position"], twin, "target {t}: {e}");
+            assert_eq!(top["label_differs"], true, "{e}");
+            let flags = e["flags"].as_array().unwrap();
+            assert!(
+                flags
+                    .iter()
+                    .any(|f| f.as_str().unwrap().contains("possible mislabel")),
+                "{e}"
+            );
+        }
+    });
+
+    cli_test!(verify_retrains_without_the_top_examples_and_caches, |dir| {
+        train_and_score(dir, false, "margin");
+        let (t, _) = split_pairs(dir)[0];
+        let lines = explain_json(dir, t, &["--verify"]);
+        let v: Vec<_> = lines
+            .iter()
+            .filter(|l| l["type"] == "verification")
+            .collect();
+        assert_eq!(v.len(), 2, "proponents and opponents: {lines:?}");
+        assert_eq!(v[0]["removed"], "proponents");
+        assert_eq!(v[1]["removed"], "opponents");
+        // Ground truth by brute force: retrain the run with those examples at weight 0.
+        let run = run::Run::load(&dir.join("run")).unwrap();
+        for x in &v {
+            let dropped: Vec<usize> = x["dropped"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap() as usize)
+                .collect();
+            assert_eq!(dropped.len(), 3);
+            let mut w = vec![1.0; run.n_train()];
+            for &i in &dropped {
+                w[i] = 0.0;
+            }
+            let params = run.retrain(&w).unwrap();
+            let targets = run::Targets::test(vec![t], nn::Output::Margin);
+            let after = run.target_outputs(&params, &targets)[0];
+            let before = run.target_outputs(&run.params, &targets)[0];
+            assert_eq!(x["after"].as_f64().unwrap(), after);
+            assert_eq!(x["actual"].as_f64().unwrap(), after - before);
+        }
+        // Removing the proponents lowers the margin, as predicted; removing opponents raises it.
+        assert!(
+            v[0]["predicted"].as_f64().unwrap() < 0.0 && v[0]["actual"].as_f64().unwrap() < 0.0
+        );
+        assert!(
+            v[1]["predicted"].as_f64().unwrap() > 0.0 && v[1]["actual"].as_f64().unwrap() > 0.0
+        );
+        let cached = std::fs::read_dir(dir.join("run/store/retrain"))
+            .unwrap()
+            .count();
+        assert_eq!(cached, 2, "one file per retraining");
+        // A rerun reads the cache: same numbers, no new files.
+        let again = explain_json(dir, t, &["--verify"]);
+        assert_eq!(again, lines);
+        assert_eq!(
+            std::fs::read_dir(dir.join("run/store/retrain"))
+                .unwrap()
+                .count(),
+            2
+        );
+    });
+
+    cli_test!(a_target_outside_the_score_file_is_explained, |dir| {
+        train_and_score(dir, false, "margin");
+        let out = attrib(
+            dir,
+            &[
+                "explain",
+                "-r",
+                "run",
+                "-s",
+                "run/scores/if-exact.npy",
+                "--target",
+                "999",
+            ],
+        )
+        .fails(1);
+        assert_contains!(
+            out.stderr,
+            "target 999 is not in",
+            "attrib attribute --targets"
+        );
+    });
+
+    cli_test!(report_of_a_tabular_run_has_no_pictures, |dir| {
+        train_and_score(dir, false, "margin");
+        let out = attrib(
+            dir,
+            &["report", "--run", "run", "--galleries", "2", "--top", "3"],
+        )
+        .ok();
+        assert_contains!(out.stdout, "report   run/report/index.html");
+        let html = String::from_utf8(read(dir.join("run/report/index.html"))).unwrap();
+        assert_eq!(html.matches("class=\"gallery target-gallery\"").count(), 2);
+        assert_eq!(
+            html.matches("<img").count(),
+            0,
+            "tabular data is shown as values"
+        );
+        assert_contains!(html, "if-exact.npy", "twins.csv line ");
     });
 }

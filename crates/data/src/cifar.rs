@@ -26,6 +26,11 @@ pub const CIFAR10_CLASSES: [&str; 10] = [
 /// dataset named "cifar10" with example shape `[3, 32, 32]`, pixel values `0..=255` as `f32` and
 /// 10 named classes.
 pub fn read_cifar10_bin(paths: &[PathBuf]) -> Result<Dataset, DataError> {
+    read_cifar10_counted(paths).map(|(ds, _)| ds)
+}
+
+/// [`read_cifar10_bin`], also returning the number of records read from each file (provenance).
+pub(crate) fn read_cifar10_counted(paths: &[PathBuf]) -> Result<(Dataset, Vec<usize>), DataError> {
     if paths.is_empty() {
         return Err(DataError::InvalidArgument {
             reason: "no CIFAR-10 files given; pass data_batch_1.bin ... data_batch_5.bin or \
@@ -35,10 +40,13 @@ pub fn read_cifar10_bin(paths: &[PathBuf]) -> Result<Dataset, DataError> {
     }
     let mut values = Vec::new();
     let mut y = Vec::new();
+    let mut counts = Vec::with_capacity(paths.len());
     for path in paths {
+        let before = y.len();
         read_one(path, &mut values, &mut y)?;
+        counts.push(y.len() - before);
     }
-    Ok(Dataset {
+    let ds = Dataset {
         name: "cifar10".to_string(),
         features: Features::Dense {
             values,
@@ -50,7 +58,8 @@ pub fn read_cifar10_bin(paths: &[PathBuf]) -> Result<Dataset, DataError> {
             class_names: Some(CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect()),
         },
         feature_names: None,
-    })
+    };
+    Ok((ds, counts))
 }
 
 fn read_one(path: &Path, values: &mut Vec<f32>, y: &mut Vec<u32>) -> Result<(), DataError> {

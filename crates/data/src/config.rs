@@ -4,10 +4,14 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cifar::read_cifar10_counted;
+use crate::csv::read_csv_with_lines;
+use crate::idx::find_file;
+use crate::provenance::{Origins, Provenance};
+use crate::text::read_text_bom;
 use crate::{
-    embedded, flip_labels, read_cifar10_bin, read_csv, read_mnist, read_npy_dataset, read_text,
-    split_indices, stratified_split_indices, CsvOptions, DataError, Dataset, LabelNoise, Labels,
-    Standardizer, Task,
+    embedded, flip_labels, read_mnist, read_npy_dataset, split_indices, stratified_split_indices,
+    CsvOptions, DataError, Dataset, LabelNoise, Labels, Standardizer, Task,
 };
 
 /// Where the examples come from.
@@ -184,25 +188,57 @@ fn need_path(cfg: &DataConfig, base: &Path) -> Result<PathBuf, DataError> {
 /// Any reader error, a missing `path`, an invalid `test_fraction`, or an `example_shape` whose size
 /// differs from the examples'.
 pub fn load_splits(cfg: &DataConfig, base: &Path) -> Result<Splits, DataError> {
-    let (train, test) = match cfg.source {
+    load_splits_with_provenance(cfg, base).map(|(s, _)| s)
+}
+
+/// [`load_splits`], also returning where every position of every split came from in the user's
+/// files (see [`crate::provenance`]); the splits are exactly those of [`load_splits`].
+///
+/// # Errors
+/// As [`load_splits`].
+pub fn load_splits_with_provenance(
+    cfg: &DataConfig,
+    base: &Path,
+) -> Result<(Splits, Provenance), DataError> {
+    let (train, test, train_rows, test_rows) = match cfg.source {
         Source::Mnist => {
             let dir = need_path(cfg, base)?;
-            (read_mnist(&dir, true)?, read_mnist(&dir, false)?)
+            let (train, test) = (read_mnist(&dir, true)?, read_mnist(&dir, false)?);
+            let file = |prefix: &str| -> Result<String, DataError> {
+                Ok(file_name(&find_file(
+                    &dir,
+                    &format!("{prefix}-images-idx3-ubyte"),
+                )?))
+            };
+            let tr = Origins::sequential(&file("train")?, train.len());
+            let te = Origins::sequential(&file("t10k")?, test.len());
+            (train, test, tr, te)
         }
         Source::Cifar10 => {
             let dir = need_path(cfg, base)?;
             let train: Vec<PathBuf> = (1..=5)
                 .map(|i| dir.join(format!("data_batch_{i}.bin")))
                 .collect();
-            (
-                read_cifar10_bin(&train)?,
-                read_cifar10_bin(&[dir.join("test_batch.bin")])?,
-            )
+            let test = [dir.join("test_batch.bin")];
+            let names = |ps: &[PathBuf]| ps.iter().map(|p| file_name(p)).collect::<Vec<_>>();
+            let (tr, tr_counts) = read_cifar10_counted(&train)?;
+            let (te, te_counts) = read_cifar10_counted(&test)?;
+            let tr_rows = Origins::concatenated(&names(&train), &tr_counts);
+            let te_rows = Origins::concatenated(&names(&test), &te_counts);
+            (tr, te, tr_rows, te_rows)
         }
         _ => {
-            let all = match cfg.source {
-                Source::Digits => embedded::digits(),
-                Source::BreastCancer => embedded::breast_cancer(),
+            let (all, origins) = match cfg.source {
+                Source::Digits => {
+                    let ds = embedded::digits();
+                    let o = Origins::sequential("embedded:digits", ds.len());
+                    (ds, o)
+                }
+                Source::BreastCancer => {
+                    let ds = embedded::breast_cancer();
+                    let o = Origins::sequential("embedded:breast_cancer", ds.len());
+                    (ds, o)
+                }
                 Source::Csv => {
                     let opts = CsvOptions {
                         label_column: cfg.label_column.clone(),
@@ -210,7 +246,9 @@ pub fn load_splits(cfg: &DataConfig, base: &Path) -> Result<Splits, DataError> {
                         has_header: true,
                         num_classes: cfg.num_classes,
                     };
-                    read_csv(&need_path(cfg, base)?, &opts)?
+                    let path = need_path(cfg, base)?;
+                    let (ds, lines) = read_csv_with_lines(&path, &opts)?;
+                    (ds, Origins::csv(&file_name(&path), &lines))
                 }
                 Source::Npy => {
                     let y = cfg.labels_path.as_ref().map(|p| {
@@ -220,11 +258,14 @@ pub fn load_splits(cfg: &DataConfig, base: &Path) -> Result<Splits, DataError> {
                             base.join(p)
                         }
                     });
-                    read_npy_dataset(&need_path(cfg, base)?, y.as_deref(), cfg.task)?
+                    let path = need_path(cfg, base)?;
+                    let ds = read_npy_dataset(&path, y.as_deref(), cfg.task)?;
+                    let o = Origins::sequential(&file_name(&path), ds.len());
+                    (ds, o)
                 }
                 Source::Text => {
                     let path = need_path(cfg, base)?;
-                    let text = read_text(&path)?;
+                    let (text, bom) = read_text_bom(&path)?;
                     let chars = text.chars().count();
                     // Fewer than two windows leave a split empty, and the trainer could only
                     // blame the batch size.
@@ -240,20 +281,27 @@ pub fn load_splits(cfg: &DataConfig, base: &Path) -> Result<Splits, DataError> {
                             ),
                         ));
                     }
-                    crate::char_corpus(&text, cfg.seq_len, cfg.seq_len)
+                    let ds = crate::char_corpus(&text, cfg.seq_len, cfg.seq_len);
+                    let o = Origins::text(&file_name(&path), &text, cfg.seq_len, cfg.seq_len, bom);
+                    (ds, o)
                 }
                 Source::Mnist | Source::Cifar10 => unreachable!("handled above"),
             };
+            debug_assert_eq!(origins.len(), all.len());
             let (tr, te) = match (&all.labels, cfg.stratify) {
                 (Labels::Classes { y, num_classes, .. }, true) => {
                     stratified_split_indices(y, *num_classes, cfg.test_fraction, cfg.split_seed)?
                 }
                 _ => split_indices(all.len(), cfg.test_fraction, cfg.split_seed)?,
             };
-            (all.subset(&tr), all.subset(&te))
+            // Re-index the origins by split position: position k of a split is example tr[k].
+            let pick = |idx: &[usize]| Origins::from_rows(origins.rows_at(idx));
+            (all.subset(&tr), all.subset(&te), pick(&tr), pick(&te))
         }
     };
-    let (train, mut val) = split_validation(train, cfg)?;
+    let (train, mut val, kept, held) = split_validation(train, cfg)?;
+    let val_rows = Origins::from_rows(train_rows.rows_at(&held));
+    let train_rows = Origins::from_rows(train_rows.rows_at(&kept));
     let truncate = |ds: Dataset, max: Option<usize>| match max {
         Some(m) if m < ds.len() => ds.subset(&(0..m).collect::<Vec<_>>()),
         _ => ds,
@@ -281,6 +329,19 @@ pub fn load_splits(cfg: &DataConfig, base: &Path) -> Result<Splits, DataError> {
         Some(noise) => flip_labels(&mut train, noise)?,
         None => Vec::new(),
     };
+    // After the flips: a split's recorded label is the one the model is trained or scored on.
+    let all_of = |ds: &Dataset| (0..ds.len()).collect::<Vec<_>>();
+    let mut provenance = Provenance {
+        splits: vec![
+            train_rows.select(&all_of(&train), "train", &train),
+            test_rows.select(&all_of(&test), "test", &test),
+        ],
+    };
+    if !val.is_empty() {
+        provenance
+            .splits
+            .push(val_rows.select(&all_of(&val), "val", &val));
+    }
     if cfg.standardize && matches!(train.features, crate::Features::Dense { .. }) {
         let st = Standardizer::fit(&train);
         st.try_apply(&mut train)?;
@@ -306,12 +367,15 @@ pub fn load_splits(cfg: &DataConfig, base: &Path) -> Result<Splits, DataError> {
     train.validate()?;
     test.validate()?;
     val.validate()?;
-    Ok(Splits {
-        train,
-        test,
-        val,
-        flipped,
-    })
+    Ok((
+        Splits {
+            train,
+            test,
+            val,
+            flipped,
+        },
+        provenance,
+    ))
 }
 
 /// Stream of the validation draw: `split_seed` mixed with this constant ("val"), so the draw is
@@ -320,12 +384,17 @@ const VAL_STREAM: u64 = 0x0076_616c;
 
 /// Moves `data.val_fraction` of the training examples into a validation set, stratified when the
 /// test split is ([`validation_indices`]); both keep ascending source order. With a zero fraction
-/// the training set is returned untouched and the validation set is empty.
-fn split_validation(train: Dataset, cfg: &DataConfig) -> Result<(Dataset, Dataset), DataError> {
+/// the training set is returned untouched and the validation set is empty. The last two values
+/// are the positions (in `train`) that each kept, for the provenance rows.
+fn split_validation(
+    train: Dataset,
+    cfg: &DataConfig,
+) -> Result<(Dataset, Dataset, Vec<usize>, Vec<usize>), DataError> {
     let f = cfg.val_fraction;
     if f == 0.0 {
         let empty = train.subset(&[]);
-        return Ok((train, empty));
+        let all = (0..train.len()).collect();
+        return Ok((train, empty, all, Vec::new()));
     }
     let (tr, va) = validation_indices(&train, f, cfg.stratify, cfg.split_seed)?;
     if va.is_empty() || tr.is_empty() {
@@ -341,7 +410,7 @@ fn split_validation(train: Dataset, cfg: &DataConfig) -> Result<(Dataset, Datase
             ),
         });
     }
-    Ok((train.subset(&tr), train.subset(&va)))
+    Ok((train.subset(&tr), train.subset(&va), tr, va))
 }
 
 /// `(train, val)` indices into the non-test examples, both ascending: the validation set is the
@@ -425,6 +494,13 @@ fn apply_num_classes(
              lack some classes)"
         )),
     }
+}
+
+/// The file name of `path`, for provenance rows.
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
 }
 
 #[cfg(test)]

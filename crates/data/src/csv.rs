@@ -72,12 +72,34 @@ pub fn read_csv_reader<R: Read>(
     Ok(ds)
 }
 
+/// [`read_csv`], also returning the 1-based file line of every data row (for provenance).
+pub(crate) fn read_csv_with_lines(
+    path: &Path,
+    opts: &CsvOptions,
+) -> Result<(Dataset, Vec<u64>), DataError> {
+    let mut lines = Vec::new();
+    let mut ds = parse_csv_lines(open_read(path)?, path, opts, 0, &mut lines)?;
+    ds.name = stem_name(path);
+    Ok((ds, lines))
+}
+
 /// The parser; `line_offset` is added to every reported line (for data after a skipped preamble).
 pub(crate) fn parse_csv<R: Read>(
     reader: R,
     path: &Path,
     opts: &CsvOptions,
     line_offset: u64,
+) -> Result<Dataset, DataError> {
+    parse_csv_lines(reader, path, opts, line_offset, &mut Vec::new())
+}
+
+/// [`parse_csv`], pushing the 1-based line of every data row onto `lines`.
+fn parse_csv_lines<R: Read>(
+    reader: R,
+    path: &Path,
+    opts: &CsvOptions,
+    line_offset: u64,
+    lines: &mut Vec<u64>,
 ) -> Result<Dataset, DataError> {
     let mut rdr = ::csv::ReaderBuilder::new()
         .has_headers(false)
@@ -201,6 +223,7 @@ pub(crate) fn parse_csv<R: Read>(
             }
         }
         rows += 1;
+        lines.push(line);
     }
 
     let Some(ncols) = ncols else {

@@ -128,7 +128,7 @@ fn parse_idx<'a>(
 }
 
 /// Finds `<base>` or `<base>.gz` (also the `train-images.idx3-ubyte` spelling) in `dir`.
-fn find_file(dir: &Path, base: &str) -> Result<PathBuf, DataError> {
+pub(crate) fn find_file(dir: &Path, base: &str) -> Result<PathBuf, DataError> {
     let dotted = base.replacen("-idx", ".idx", 1);
     for name in [
         base,

@@ -71,7 +71,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, bytes)
+    let write_synced = || {
+        use std::io::Write;
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        // On disk before the rename, so a power loss cannot leave the new name with no content.
+        f.sync_all()
+    };
+    write_synced()
         .and_then(|()| std::fs::rename(&tmp, path))
         .map_err(|e| {
             // Best effort: do not leave a half-written temporary behind.

@@ -76,13 +76,21 @@ pub fn encode_chars(vocab: &[String], text: &str) -> Result<Vec<u32>, DataError>
 
 /// Reads a UTF-8 text file (gzip transparent), dropping a leading byte-order mark.
 pub fn read_text(path: &Path) -> Result<String, DataError> {
+    read_text_bom(path).map(|(s, _)| s)
+}
+
+/// [`read_text`], also returning the length in bytes of the byte-order mark it dropped (0 or 3),
+/// so that offsets into the text map back to offsets into the (decompressed) file.
+pub(crate) fn read_text_bom(path: &Path) -> Result<(String, usize), DataError> {
     let bytes = read_all(path)?;
     match String::from_utf8(bytes) {
         Ok(mut s) => {
+            let mut bom = 0;
             if s.starts_with('\u{feff}') {
-                s.drain(..'\u{feff}'.len_utf8());
+                bom = '\u{feff}'.len_utf8();
+                s.drain(..bom);
             }
-            Ok(s)
+            Ok((s, bom))
         }
         Err(e) => {
             let at = e.utf8_error().valid_up_to();

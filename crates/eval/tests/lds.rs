@@ -28,6 +28,7 @@ fn scores(values: Vec<f64>, run_hash: &str) -> Scores {
             seconds: 0.0,
             attrib_version: "test".into(),
             sign: methods::scores::SIGN.into(),
+            rows: None,
         },
     }
 }

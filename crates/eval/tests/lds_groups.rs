@@ -31,6 +31,7 @@ fn scores(values: Vec<f64>, cols: usize, groups: Option<String>) -> Scores {
             seconds: 0.0,
             attrib_version: "test".into(),
             sign: methods::scores::SIGN.into(),
+            rows: None,
         },
     }
 }

@@ -358,6 +358,7 @@ fn loo_matches_retraining_by_hand_and_resumes() {
             seconds: 0.0,
             attrib_version: "test".into(),
             sign: methods::scores::SIGN.into(),
+            rows: None,
         },
     };
     let (p, s) = loo_correlation(&resumed, &scores).unwrap();

@@ -152,6 +152,10 @@ fn scored(
             seconds,
             attrib_version: env!("CARGO_PKG_VERSION").into(),
             sign: SIGN.into(),
+            rows: match groups {
+                None => crate::scores::ScoreRows::of_run(run, targets.split.name()),
+                Some(_) => None,
+            },
         },
     })
 }

@@ -6,8 +6,15 @@
 //! ```json
 //! {"method": "if-cg", "options": {"damping": "0.01"}, "run_hash": "9f0c...", "output": "margin",
 //!  "split": "test", "targets": [0, 1, 2], "n_train": 1437, "seconds": 3.2,
-//!  "attrib_version": "0.1.0", "sign": "tau_i = d f / d w_i"}
+//!  "attrib_version": "0.1.0", "sign": "tau_i = d f / d w_i",
+//!  "rows": {"targets": "provenance/test.csv", "columns": "provenance/train.csv"}}
 //! ```
+//!
+//! `rows` (absent for group scores and for runs without recorded provenance) names the files,
+//! relative to the run directory, that map each target and each column back to a row of the
+//! user's data file (`attrib-data`'s `provenance` module describes them): target `targets[r]` is
+//! line `targets[r] + 2` of the `targets` file (after its header), column `i` line `i + 2` of the
+//! `columns` file.
 //!
 //! ## Input derivatives
 //! MAGIC with the option `wrt = inputs` writes `d f / d x_i` instead (MATH.md E7 (b)): the
@@ -52,6 +59,33 @@ pub struct ScoreMeta {
     pub attrib_version: String,
     /// The sign convention, spelt out.
     pub sign: String,
+    /// The provenance files of the targets and the columns (see the module docs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<ScoreRows>,
+}
+
+/// Provenance files (relative to the run directory) of a score matrix's targets and columns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreRows {
+    /// Source rows of the targets' split, e.g. `provenance/test.csv`.
+    pub targets: String,
+    /// Source rows of the training set (the columns), `provenance/train.csv`.
+    pub columns: String,
+}
+
+impl ScoreRows {
+    /// The provenance files of `run` for targets of `split`, when the run directory holds them
+    /// (runs trained before provenance was recorded, and in-memory runs, have none).
+    pub fn of_run(run: &Run, split: &str) -> Option<ScoreRows> {
+        let dir = run.dir.as_ref()?;
+        let rel = |s: &str| format!("{}/{s}.csv", data::PROVENANCE_DIR);
+        let exists = |s: &str| data::provenance_path(dir, s).is_file();
+        (exists(split) && exists("train")).then(|| ScoreRows {
+            targets: rel(split),
+            columns: rel("train"),
+        })
+    }
 }
 
 /// A score matrix with its description.

@@ -549,20 +549,29 @@ pub const RETRAIN_KIND: &str = "retrain";
 /// # Errors
 /// Training errors, or the store's folder cannot be written.
 pub fn retrain_cached(run: &Run, w: &[f64]) -> Result<Vec<f64>> {
-    let bytes: Vec<u8> = w.iter().flat_map(|x| x.to_le_bytes()).collect();
-    let key = crate::Key::for_run(RETRAIN_KIND, run).with("weights", bytes);
-    let store = crate::Store::of(run);
-    let n = run.model.layout().total();
-    if let Some(bytes) = store.get(&key, "f64") {
-        if bytes.len() == 8 * n {
-            return Ok(bytes
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
-                .collect());
-        }
+    if let Some(params) = stored_retraining(run, w) {
+        return Ok(params);
     }
     let params = run.retrain(w)?;
     let bytes: Vec<u8> = params.iter().flat_map(|p| p.to_le_bytes()).collect();
-    store.put(&key, "f64", &bytes)?;
+    crate::Store::of(run).put(&retrain_key(run, w), "f64", &bytes)?;
     Ok(params)
+}
+
+/// The final parameters that [`retrain_cached`] stored for data weights `w`, without training:
+/// `None` when they are not in the run's store (or are not this model's size).
+pub fn stored_retraining(run: &Run, w: &[f64]) -> Option<Vec<f64>> {
+    let bytes = crate::Store::of(run).get(&retrain_key(run, w), "f64")?;
+    (bytes.len() == 8 * run.model.layout().total()).then(|| {
+        bytes
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect()
+    })
+}
+
+/// The store key of one retraining: the run and the weights' bits.
+fn retrain_key(run: &Run, w: &[f64]) -> crate::Key {
+    let bytes: Vec<u8> = w.iter().flat_map(|x| x.to_le_bytes()).collect();
+    crate::Key::for_run(RETRAIN_KIND, run).with("weights", bytes)
 }
