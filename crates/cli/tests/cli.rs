@@ -1839,7 +1839,13 @@ precision = "f64"
     fn split_pairs(dir: &Path) -> Vec<(usize, usize)> {
         let train = provenance(dir, "train");
         let test = provenance(dir, "test");
-        let twin_line = |l: u64| if (l - 122) % 2 == 0 { l + 1 } else { l - 1 };
+        let twin_line = |l: u64| {
+            if (l - 122).is_multiple_of(2) {
+                l + 1
+            } else {
+                l - 1
+            }
+        };
         test.iter()
             .enumerate()
             .filter(|(_, (l, _))| *l >= 122)

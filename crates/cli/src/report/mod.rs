@@ -465,8 +465,11 @@ fn curves(m: &Metrics) -> Result<Vec<Chart>> {
     Ok(out)
 }
 
+/// Score files by file name.
+type NamedScores = Vec<(String, Scores)>;
+
 /// Every `RUN/scores/*.npy` (sorted by name), and those that are per-example scores of this run.
-fn score_files(m: &Material) -> Result<(Vec<ScoreInfo>, Vec<(String, Scores)>)> {
+fn score_files(m: &Material) -> Result<(Vec<ScoreInfo>, NamedScores)> {
     let dir = m.dir.join(run::files::SCORES);
     let mut paths: Vec<PathBuf> = match std::fs::read_dir(&dir) {
         Ok(rd) => rd
