@@ -601,22 +601,71 @@ mod tests {
         assert!(rel_diff(&two, &one) > 1e-3);
     }
 
+    /// With `checkpoints = 2` the ensemble is the states at steps `e` and `2e` (`e = ceil(T / 3)`)
+    /// and the final parameters, each with its own projection, averaged as the formula says: the
+    /// scores are rebuilt here from the trajectory taken at every step (so a wrong spacing, a
+    /// missing state, a shared projection or another average breaks the equality).
     #[test]
     fn checkpoints_join_the_ensemble() {
         let run = tiny_mlp(1e-2);
         let targets = Targets::test(vec![0, 1], Output::Margin);
-        let last = trak(&run, &targets, &[("k", "24".into())]);
-        let with = trak(
-            &run,
-            &targets,
-            &[("k", "24".into()), ("checkpoints", "2".into())],
+        let opts = [("k", "24".to_string()), ("checkpoints", "2".to_string())];
+        let with = trak(&run, &targets, &opts);
+        let every_step = run.checkpoints(1).unwrap();
+        let steps = Trainer::<f64>::new(&run.model, &run.config, &run.splits.train)
+            .unwrap()
+            .steps();
+        assert_eq!(every_step.last().unwrap().step, steps - 1, "states below T");
+        let e = steps.div_ceil(3);
+        let state_at = |s: usize| {
+            every_step
+                .iter()
+                .find(|c| c.step == s)
+                .unwrap_or_else(|| panic!("no state at step {s}"))
+                .params
+                .clone()
+        };
+        let states = [state_at(e), state_at(2 * e), run.params.clone()];
+        let method = Trak {
+            k: 24,
+            projection: ProjectionKind::Rademacher,
+            seed: 0,
+            models: 1,
+            checkpoints: 2,
+            damping: Auto::Auto,
+            chunk: 512,
+        };
+        let data = TrainChunks::new(&run.splits.train, 100);
+        let batch = run.target_batch::<f64>(&targets);
+        let parts: Vec<(Vec<f64>, Vec<f64>)> = states
+            .iter()
+            .enumerate()
+            .map(|(e, params)| {
+                let proj = method.projection(params.len(), e);
+                let f = train_features(&run.model, params, &data, &proj);
+                let t = target_features(&run.model, params, &batch, targets.output, &proj);
+                (kernel_scores(&f, &t, 24, true, Auto::Auto).unwrap(), f.q)
+            })
+            .collect();
+        let n = run.n_train();
+        let want: Vec<Vec<f64>> = (0..2)
+            .map(|t| {
+                (0..n)
+                    .map(|i| {
+                        let a = parts.iter().map(|p| p.0[t * n + i]).sum::<f64>() / 3.0;
+                        a * parts.iter().map(|p| p.1[i]).sum::<f64>() / 3.0
+                    })
+                    .collect()
+            })
+            .collect();
+        let d = rel_diff(&with, &want);
+        eprintln!("trak with 2 checkpoints vs the three states' formula: {d:e}");
+        assert!(d < 1e-10, "{d:e}");
+        let last = trak(&run, &targets, &opts[..1]);
+        assert!(
+            rel_diff(&with, &last) > 1e-3,
+            "the checkpoints change the scores"
         );
-        assert!(with.iter().flatten().all(|v| v.is_finite()));
-        let (d, r) = (rel_diff(&with, &last), pearson(&with[0], &last[0]));
-        eprintln!(
-            "trak with 2 checkpoints vs final only: relative difference {d:.3}, Pearson {r:.3}"
-        );
-        assert!(d > 1e-3);
     }
 
     #[test]
