@@ -58,10 +58,13 @@ pub(crate) fn stem_name(path: &Path) -> String {
         .unwrap_or_else(|| "dataset".to_string())
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder (`.NAME.PID.tmp`) and a
-/// rename, so that a reader never sees a half-written file: `path` holds either its previous
+/// Writes `bytes` to `path` through a temporary file in the same folder (`.NAME.SEQ.PID.tmp`) and
+/// a rename, so that a reader never sees a half-written file: `path` holds either its previous
 /// complete content or the new one, also after a crash or Ctrl-C. This is the workspace's only
-/// atomic write; the run directory, scores, caches and checkpoints all go through it.
+/// atomic write; the run directory, scores, caches and checkpoints all go through it. `SEQ`
+/// numbers the writes of this process, so threads writing the same file at once (two parallel
+/// retrainings of one cache key) never share a temporary; the last rename wins, and both wrote the
+/// same bytes.
 ///
 /// # Errors
 /// [`DataError::Io`] naming the file (the temporary file is removed on failure).
@@ -70,7 +73,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_file_name(format!(".{name}.{seq}.{}.tmp", std::process::id()));
     let write_synced = || {
         use std::io::Write;
         let mut f = File::create(&tmp)?;
@@ -109,5 +114,22 @@ mod tests {
         write_atomic(&file, b"new").unwrap();
         assert_eq!(std::fs::read(&file).unwrap(), b"new");
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn threads_writing_one_file_at_once_all_succeed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("shared.bin");
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..50 {
+                        write_atomic(&file, b"same bytes").unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(std::fs::read(&file).unwrap(), b"same bytes");
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
     }
 }

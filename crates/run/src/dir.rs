@@ -2,7 +2,7 @@
 //!
 //! Every file is written to a temporary file in the same folder and renamed into place, so an
 //! interrupted run (Ctrl-C) never leaves a half-written file: each file holds either its previous
-//! complete content or its new complete content. Temporary files (`.NAME.PID.tmp`) left by a
+//! complete content or its new complete content. Temporary files (`.NAME.SEQ.PID.tmp`) left by a
 //! killed process are removed by the next command that opens the run
 //! ([`sweep_stale_temporaries`]).
 
@@ -173,7 +173,7 @@ fn refused(message: String) -> RunError {
     RunError::Refused(message)
 }
 
-/// Removes the `.NAME.PID.tmp` files that an atomic write of a process that no longer runs left
+/// Removes the `.NAME.SEQ.PID.tmp` files that an atomic write of a process that no longer runs left
 /// in `root` and its subfolders (a `kill -9`, a power cut: a failing write removes its own).
 /// Temporaries of live processes are kept: another command may be writing into the same run.
 /// Best effort: unreadable folders and files that cannot be removed are skipped.
@@ -199,7 +199,7 @@ pub fn sweep_stale_temporaries(root: &Path) {
     }
 }
 
-/// The writer's PID of a temporary named `.NAME.PID.tmp` (as `data::write_atomic` names them).
+/// The writer's PID of a temporary named `.NAME.SEQ.PID.tmp` (as `data::write_atomic` names them).
 fn temporary_pid(name: &str) -> Option<u32> {
     let inner = name.strip_prefix('.')?.strip_suffix(".tmp")?;
     let (stem, pid) = inner.rsplit_once('.')?;
