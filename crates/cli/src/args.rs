@@ -423,6 +423,17 @@ pub struct RetrainScoreArgs {
     /// Example: attrib retrain-score --run runs/d --scores s.npy --remove 0.05,0.1
     #[arg(long, value_delimiter = ',', default_values_t = [0.01, 0.05, 0.1, 0.2], hide_default_value = true, value_name = "FRACTION")]
     pub remove: Vec<f64>,
+
+    /// Retrain only shard I of N.
+    ///
+    /// Retraining j (fraction j / 2, the scores' removal for even j, the random one for odd j) with
+    /// j mod N = I is stored in RUN/store/retrain/; the command without a shard afterwards prints
+    /// the table from the stored models. Without the flag, a Slurm array task or a Kubernetes
+    /// indexed job is one shard.
+    ///
+    /// Example: attrib retrain-score --run runs/d --scores s.npy --shard 0/4
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<run::Shard>,
 }
 
 /// `attrib explain`.

@@ -6,7 +6,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use eval::groups::{
-    detected_fraction, helpfulness, retraining_score, self_influence, with_flipped_labels,
+    detected_fraction, helpfulness, removal_weights, retraining_score, self_influence,
+    with_flipped_labels,
 };
 use methods::groups::make::{make, GroupingKind, GroupingSpec};
 use methods::{Grouping, Scores};
@@ -99,6 +100,40 @@ pub fn retrain_score(args: &RetrainScoreArgs, ctx: &Ctx) -> Result<()> {
     let mut rng = engine::Rng::derive(0, "retrain-score", 0);
     let random: Vec<f64> = (0..run.n_train()).map(|_| rng.uniform()).collect();
     let name = args.scores.display().to_string();
+    let shard = match args.shard {
+        Some(s) => Some(s),
+        None => run::Shard::from_env()?,
+    };
+    if let Some(shard) = shard {
+        // Retraining 2j is the scores' removal at fraction j, 2j + 1 the random one.
+        let mut weights = Vec::new();
+        for &f in &args.remove {
+            weights.push(removal_weights(&run, &groups, &helpful, f)?.1);
+            weights.push(removal_weights(&run, &singletons(run.n_train()), &random, f)?.1);
+        }
+        for (j, w) in weights.iter().enumerate() {
+            if shard.owns(j) {
+                run::retrain::retrain_cached(&run, w)?;
+            }
+        }
+        let done = weights
+            .iter()
+            .filter(|w| run::retrain::stored_retraining(&run, w).is_some())
+            .count();
+        ctx.out.event(&Event::Shard {
+            method: "retrain-score",
+            shard: shard.to_string(),
+            done,
+            total: weights.len(),
+        })?;
+        ctx.out.info(format!(
+            "retrain-score shard {shard}: {done} of {} retrainings stored in {}; run the command \
+             without a shard for the table",
+            weights.len(),
+            args.run.join("store/retrain").display()
+        ))?;
+        return Ok(());
+    }
     ctx.out.result(format!(
         "{:<10} {:>8} {:>8} {:>9}",
         "removed", "examples", "accuracy", "random"

@@ -21,7 +21,7 @@
 //! | `gemm` | `bench train` | `m`, `k`, `n`, `threads`, `calls`, `seconds`, `gflops` |
 //! | `bench_train` | `bench train` | `workload`, `mode` (`step` or `gradient`), `threads`, `batch`, `iterations`, `seconds`, `examples_per_second`, `gflops`, `gemm_gflops` (best GEMM of this run at the same thread count), `ratio` (`gflops / gemm_gflops`) |
 //! | `scores` | `attribute` | `run`, `method`, `path` (the `.npy`), `targets`, `seconds` |
-//! | `shard` | `attribute --shard`, when other shards' parts are still missing | `method`, `shard` (`I/N`), `done`, `total` (parts: MAGIC's blocks of targets) |
+//! | `shard` | `attribute --shard` when other shards' parts are still missing; `retrain-score --shard` | `method` (or `retrain-score`), `shard` (`I/N`), `done`, `total` (parts: MAGIC's blocks of targets, TRAK members, retrainings) |
 //! | `ground_truth` | `groundtruth`, `lds` | `path` (cache folder), `subsets`, `computed` (by this invocation), `done` (subsets present now), `shard?` (`I/N` when sharded), `seconds` |
 //! | `ground_truth_status` | `status`, one per ground-truth folder | `path`, `present`, `expected?` (random subsets), `missing` (subset indices) |
 //! | `store_status` | `status`, one per store kind | `kind`, `entries`, `bytes` |

@@ -18,6 +18,7 @@ const SHARDABLE: &[(&str, &str)] = &[
         "attribute",
         "MAGIC blocks b with b mod N = I, TRAK members m with (m - 1) mod N = I",
     ),
+    ("retrain-score", "retrainings j with j mod N = I"),
 ];
 
 /// Quotes `s` for a POSIX shell.

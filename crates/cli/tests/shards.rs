@@ -341,3 +341,97 @@ fn datamodels_shards_assemble_to_the_single_process_scores() {
     attrib(&sharded, &dm);
     assert!(npy(&single, "d") == npy(&sharded, "d"), "scores differ");
 }
+
+/// Retrained models in the run's store, by file name.
+fn stored_retrainings(run: &Path) -> Vec<(String, Vec<u8>)> {
+    let Ok(dir) = std::fs::read_dir(run.join("store/retrain")) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, Vec<u8>)> = dir
+        .flatten()
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn retrain_score_shards_store_the_retrainings_the_table_then_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (single, sharded) = (tmp.path().join("single"), tmp.path().join("sharded"));
+    for d in [&single, &sharded] {
+        std::fs::create_dir(d).unwrap();
+        train(d);
+        attrib(
+            d,
+            &[
+                "--quiet",
+                "attribute",
+                "--run",
+                "r",
+                "--method",
+                "tracin",
+                "--name",
+                "t",
+            ],
+        );
+    }
+    // Three fractions: six retrainings (ours and random for each), shard I of 2 owns j = I mod 2.
+    let cmd = [
+        "retrain-score",
+        "--run",
+        "r",
+        "--scores",
+        "r/scores/t.npy",
+        "--remove",
+        "0.05,0.1,0.2",
+    ];
+    let table = |dir: &Path| {
+        let out = attrib(dir, &cmd);
+        out.lines()
+            .filter(|l| l.ends_with('%'))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let want = table(&single);
+    assert_eq!(want.lines().count(), 3, "{want}");
+    let shard = |i: &str| {
+        let mut args = vec!["--json"];
+        args.extend_from_slice(&cmd);
+        args.extend_from_slice(&["--shard", i]);
+        attrib(&sharded, &args)
+    };
+    let first = shard("1/2");
+    assert!(
+        first.contains(r#""type":"shard""#) && first.contains(r#""done":3,"total":6"#),
+        "{first}"
+    );
+    assert!(!first.contains('%'), "a shard prints no table: {first}");
+    shard("0/2");
+    let stored = stored_retrainings(&sharded.join("r"));
+    assert_eq!(stored.len(), 6);
+    assert_eq!(
+        stored,
+        stored_retrainings(&single.join("r")),
+        "the shards stored the single process's models, bit for bit"
+    );
+    // The assembling command retrains nothing: same table, no stored file rewritten.
+    let modified = |run: &Path| -> Vec<std::time::SystemTime> {
+        let mut files: Vec<_> = std::fs::read_dir(run.join("store/retrain"))
+            .unwrap()
+            .flatten()
+            .map(|e| (e.file_name(), e.metadata().unwrap().modified().unwrap()))
+            .collect();
+        files.sort();
+        files.into_iter().map(|(_, t)| t).collect()
+    };
+    let before = modified(&sharded.join("r"));
+    assert_eq!(table(&sharded), want);
+    assert_eq!(stored_retrainings(&sharded.join("r")), stored);
+    assert_eq!(modified(&sharded.join("r")), before);
+}

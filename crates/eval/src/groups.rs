@@ -83,18 +83,41 @@ pub struct RetrainingScore {
     pub accuracy: f64,
 }
 
-/// Test accuracy of `run`'s recipe retrained on data weights `w`.
+/// Test accuracy of `run`'s recipe retrained on data weights `w`. The retrained model comes from
+/// the run's store when an earlier call (or a shard of `attrib retrain-score`) left it there
+/// ([`run::retrain::retrain_cached`]), and is stored otherwise.
 ///
 /// # Errors
 /// Training errors, or a task without classes.
 pub fn test_accuracy(run: &Run, w: &[f64]) -> Result<f64> {
-    let params = run.retrain(w)?;
+    let params = run::retrain::retrain_cached(run, w)?;
     nn::eval::evaluate(&run.model, &params, &run.splits.test, 512)
         .accuracy
         .ok_or_else(|| EvalError::Unsupported {
             what: "retraining score".into(),
             reason: "test accuracy needs a classification task".into(),
         })
+}
+
+/// The data weights of the retraining score at `fraction`: 0 for the [`top_examples`] by
+/// `helpful`, 1 elsewhere; and how many examples that removes.
+///
+/// # Errors
+/// A grouping of another training set, a fraction outside `(0, 1)`.
+pub fn removal_weights(
+    run: &Run,
+    groups: &Grouping,
+    helpful: &[f64],
+    fraction: f64,
+) -> Result<(usize, Vec<f64>)> {
+    groups.check_n(run.n_train())?;
+    check_fraction("retraining score", fraction)?;
+    let drop = top_examples(groups, helpful, fraction);
+    let mut w = vec![1.0; run.n_train()];
+    for &i in &drop {
+        w[i] = 0.0;
+    }
+    Ok((drop.len(), w))
 }
 
 /// The retraining score at `fraction`: drop [`top_examples`] by `helpful`, retrain, measure test
@@ -108,16 +131,10 @@ pub fn retraining_score(
     helpful: &[f64],
     fraction: f64,
 ) -> Result<RetrainingScore> {
-    groups.check_n(run.n_train())?;
-    check_fraction("retraining score", fraction)?;
-    let drop = top_examples(groups, helpful, fraction);
-    let mut w = vec![1.0; run.n_train()];
-    for &i in &drop {
-        w[i] = 0.0;
-    }
+    let (removed, w) = removal_weights(run, groups, helpful, fraction)?;
     Ok(RetrainingScore {
         fraction,
-        removed: drop.len(),
+        removed,
         accuracy: test_accuracy(run, &w)?,
     })
 }
