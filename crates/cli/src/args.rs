@@ -684,6 +684,18 @@ pub struct SubsetArgs {
     /// Example: attrib groundtruth --run runs/digits --seed 1
     #[arg(long, default_value_t = 0, value_name = "SEED")]
     pub seed: u64,
+
+    /// Trainer seeds averaged per subset.
+    ///
+    /// 1 (the default) is the single-model protocol: each subset is the run's own deterministic
+    /// retraining, same seed and order (MATH.md E1). K > 1 is the literature's protocol: each
+    /// subset is retrained with the run's seed and K - 1 other trainer seeds (the TRAK ensemble's
+    /// members, shared with --method trak) and the outputs are averaged. Cached separately
+    /// (RUN/groundtruth/...-seedsK).
+    ///
+    /// Example: attrib groundtruth --run runs/digits --drop 0.05 --subsets 100 --seeds 5
+    #[arg(long, default_value_t = 1, value_name = "K")]
+    pub seeds: usize,
 }
 
 /// `attrib groundtruth`.

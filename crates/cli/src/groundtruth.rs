@@ -52,6 +52,7 @@ pub(crate) fn ground_truth(
         output,
         split,
         shard: None,
+        seeds: 1,
     };
     ground_truth_of(run, dir, &want, ctx, false)
 }
@@ -68,6 +69,8 @@ pub(crate) struct Wanted<'a> {
     pub split: Split,
     /// Compute only this shard's subsets (the result is then incomplete).
     pub shard: Option<Shard>,
+    /// Trainer seeds averaged per subset (1: the single-model protocol).
+    pub seeds: usize,
 }
 
 /// [`ground_truth`] for any [`Wanted`]: group subsets, one shard. The summary line is a result
@@ -86,6 +89,7 @@ pub(crate) fn ground_truth_of(
         output,
         split,
         shard,
+        seeds,
     } = *want;
     let out = parse_output(output).map_err(anyhow::Error::msg)?;
     let (cache, source) = match groups {
@@ -100,9 +104,11 @@ pub(crate) fn ground_truth_of(
             (cache_dir(dir, spec, out, split), MaskSource::Subsets(*spec))
         }
     };
+    let cache = seeded_cache_dir(cache, seeds);
     let retraining = Retraining::new(source, out, split)
         .cache(Some(&cache))
-        .shard(shard);
+        .shard(shard)
+        .seeds(seeds);
     let compute = |limit: Option<usize>, progress: &(dyn Fn(usize, usize) + Sync)| {
         run::ground_truth(run, &retraining.clone().limit(limit).progress(progress))
     };
@@ -151,6 +157,31 @@ pub(crate) fn ground_truth_of(
     Ok(gt)
 }
 
+/// The ground-truth folder of `seeds` averaged trainer seeds: `dir` itself for the single-model
+/// protocol, `dir-seedsK` otherwise.
+fn seeded_cache_dir(dir: std::path::PathBuf, seeds: usize) -> std::path::PathBuf {
+    if seeds <= 1 {
+        return dir;
+    }
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(format!("-seeds{seeds}"));
+    dir.with_file_name(name)
+}
+
+/// The line that says which LDS protocol a table uses (MATH.md E6).
+fn protocol(seeds: usize) -> String {
+    if seeds <= 1 {
+        "protocol: single model - each subset is the run's own retraining, same seed and order \
+         (MATH.md E1); --seeds K averages K trainer seeds"
+            .into()
+    } else {
+        format!(
+            "protocol: {seeds} trainer seeds - each subset's outputs are the mean of {seeds} \
+             retrainings with different seeds, as in the literature's LDS"
+        )
+    }
+}
+
 /// The grouping of `--groups`, checked against the run.
 fn load_groups(path: Option<&Path>, run: &Run) -> Result<Option<Grouping>> {
     path.map(|p| {
@@ -180,6 +211,7 @@ pub fn run(args: &GroundTruthArgs, ctx: &Ctx) -> Result<()> {
             output: &args.output,
             split: split_of(args.split),
             shard,
+            seeds: args.subsets.seeds,
         };
         ground_truth_of(&run, &args.run, &want, ctx, true)?;
     }
@@ -303,6 +335,7 @@ pub fn lds(args: &LdsArgs, ctx: &Ctx) -> Result<()> {
             Ok((p.display().to_string(), s))
         })
         .collect::<Result<_>>()?;
+    ctx.out.info(protocol(args.subsets.seeds))?;
     let mut table = LdsTable::default();
     for spec in specs(&args.subsets) {
         // One ground truth per (spec, output, split) among the score files.
@@ -319,6 +352,7 @@ pub fn lds(args: &LdsArgs, ctx: &Ctx) -> Result<()> {
                 output: &output,
                 split: split_v,
                 shard: None,
+                seeds: args.subsets.seeds,
             };
             let gt = ground_truth_of(&run, &args.run, &want, ctx, false)?;
             let matching: Vec<&(String, Scores)> = scores

@@ -435,3 +435,60 @@ fn retrain_score_shards_store_the_retrainings_the_table_then_reads() {
     assert_eq!(stored_retrainings(&sharded.join("r")), stored);
     assert_eq!(modified(&sharded.join("r")), before);
 }
+
+#[test]
+fn seed_averaged_ground_truth_shards_assemble_to_the_single_process_bits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (single, sharded) = (tmp.path().join("single"), tmp.path().join("sharded"));
+    for d in [&single, &sharded] {
+        std::fs::create_dir(d).unwrap();
+        train(d);
+    }
+    let gt = |dir: &Path, shard: Option<&str>| {
+        let mut args = vec!["--json", "groundtruth", "--run", "r"];
+        args.extend_from_slice(&GT);
+        args.extend_from_slice(&["--seeds", "3"]);
+        if let Some(s) = shard {
+            args.extend_from_slice(&["--shard", s]);
+        }
+        attrib(dir, &args)
+    };
+    gt(&single, None);
+    gt(&sharded, Some("1/2"));
+    gt(&sharded, Some("0/2"));
+    let assembled = gt(&sharded, None);
+    assert!(assembled.contains(r#""computed":0"#), "{assembled}");
+    let (want, got) = (
+        ground_truth_files(&single.join("r")),
+        ground_truth_files(&sharded.join("r")),
+    );
+    assert_eq!(want.len(), 13, "a manifest and 12 subsets");
+    assert!(
+        want.iter()
+            .all(|(p, _)| p.to_string_lossy().contains("-seeds3")),
+        "the seed-averaged folder is its own: {:?}",
+        want.iter().map(|(p, _)| p).collect::<Vec<_>>()
+    );
+    assert!(want == got, "sharded seed-averaged ground truth differs");
+    // lds says which protocol its table uses.
+    attrib(
+        &single,
+        &[
+            "--quiet",
+            "attribute",
+            "--run",
+            "r",
+            "--method",
+            "tracin",
+            "--name",
+            "t",
+        ],
+    );
+    let mut args = vec!["lds", "--run", "r", "--scores", "r/scores/t.npy"];
+    args.extend_from_slice(&GT[..4]);
+    let one = attrib(&single, &args);
+    assert!(one.contains("protocol: single model"), "{one}");
+    args.extend_from_slice(&["--seeds", "3"]);
+    let three = attrib(&single, &args);
+    assert!(three.contains("protocol: 3 trainer seeds"), "{three}");
+}

@@ -444,3 +444,81 @@ fn group_groundtruth_resumes_bitwise_and_is_keyed_by_grouping() {
         .to_string();
     assert!(e.contains("covers 3 examples"), "{e}");
 }
+
+/// The literature's protocol (MATH.md E6): with `seeds = K`, each subset's outputs are the mean
+/// over the run and its members `1..K` (each retrained on the subset with its own trainer seed),
+/// rebuilt here retraining by hand; the cache keeps them apart from the single-model folder, and
+/// a resumed computation gives the same bits.
+#[test]
+fn seed_averaged_groundtruth_is_the_mean_of_seeded_retrainings() {
+    let run = run();
+    let spec = SubsetSpec::drop(0.1, 4, 0);
+    let split = Split::Test;
+    let r = Retraining::new(MaskSource::Subsets(spec), Output::Margin, split).seeds(3);
+    let gt = ground_truth(&run, &r).unwrap();
+    let members: Vec<Run> = (1..3)
+        .map(|m| run::members::member(&run, m).unwrap())
+        .collect();
+    for m in &members {
+        assert_ne!(m.params, run.params, "a member is another training");
+    }
+    let models: Vec<&Run> = std::iter::once(&run).chain(&members).collect();
+    let n_test = run.splits.test.len();
+    let targets = Targets {
+        split,
+        indices: (0..n_test).collect(),
+        output: Output::Margin,
+    };
+    let mean = |outs: Vec<Vec<f64>>| -> Vec<f64> {
+        (0..n_test)
+            .map(|i| outs.iter().map(|o| o[i]).sum::<f64>() / 3.0)
+            .collect()
+    };
+    let full = mean(
+        models
+            .iter()
+            .map(|m| m.target_outputs(&m.params, &targets))
+            .collect(),
+    );
+    assert_eq!(bits(&gt.full), bits(&full));
+    for j in 0..4 {
+        let mut w = vec![1.0; run.n_train()];
+        for i in gt.dropped(j) {
+            w[i] = 0.0;
+        }
+        let by_hand = mean(
+            models
+                .iter()
+                .map(|m| m.target_outputs(&m.retrain(&w).unwrap(), &targets))
+                .collect(),
+        );
+        let d = gt.outputs[j]
+            .iter()
+            .zip(&by_hand)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(d < 1e-12, "subset {j}: {d:e}");
+    }
+    let single = ground_truth(
+        &run,
+        &Retraining::new(MaskSource::Subsets(spec), Output::Margin, split),
+    )
+    .unwrap();
+    assert_ne!(single.outputs, gt.outputs, "averaging changes the outputs");
+    // Cached and resumed: two subsets first, then the rest, same bits as at once.
+    let dir = tempfile::tempdir().unwrap();
+    let cached = r.clone().cache(Some(dir.path()));
+    let part = ground_truth(&run, &cached.clone().limit(Some(2))).unwrap();
+    assert_eq!(part.done(), 2);
+    let manifest = std::fs::read_to_string(dir.path().join("manifest.json")).unwrap();
+    assert!(manifest.contains("\"seeds\": 3"), "{manifest}");
+    same_gt(&ground_truth(&run, &cached).unwrap(), &gt);
+    // A folder of one protocol refuses the other.
+    let e = ground_truth(
+        &run,
+        &Retraining::new(MaskSource::Subsets(spec), Output::Margin, split).cache(Some(dir.path())),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("manifest") || e.contains("another"), "{e}");
+}

@@ -26,6 +26,7 @@ pub mod dir;
 pub mod error;
 pub mod files;
 pub mod fingerprint;
+pub mod members;
 pub mod progress;
 pub mod retrain;
 pub mod run;

@@ -112,6 +112,11 @@ pub struct Retraining<'a> {
     /// Compute only this shard's retrainings (`j mod N == I`, [`Shard`]); the others are loaded
     /// when cached and otherwise left missing.
     pub shard: Option<Shard>,
+    /// Trainer seeds per mask (MATH.md E6's two protocols): 1 measures the run's own
+    /// deterministic retraining (same seed and order, E1); `K > 1` averages the outputs of the
+    /// run and its members `1..K` ([`crate::members`]), each retrained on the mask, and `full`
+    /// over their unmodified models, as the literature's LDS does.
+    pub seeds: usize,
 }
 
 impl<'a> Retraining<'a> {
@@ -125,7 +130,14 @@ impl<'a> Retraining<'a> {
             limit: None,
             progress: &|_, _| {},
             shard: None,
+            seeds: 1,
         }
+    }
+
+    /// Averages every measurement over `seeds` trainer seeds (1: the run's own; see
+    /// [`Retraining::seeds`]).
+    pub fn seeds(self, seeds: usize) -> Self {
+        Retraining { seeds, ..self }
     }
 
     /// Computes only `shard`'s retrainings (`None`: all).
@@ -441,7 +453,33 @@ pub fn retrain(run: &Run, r: &Retraining) -> Result<Retrained> {
             ),
         ));
     }
-    let full = split_outputs(run, &run.params, r.output, r.split);
+    if r.seeds == 0 {
+        return Err(invalid(
+            "seeds",
+            "0 trainer seeds measure nothing; use 1 (the run's own retraining) or more",
+        ));
+    }
+    // The run, then its members 1..seeds: each mask is retrained once per model and the outputs
+    // averaged in this order, so the bits do not depend on threads or shards.
+    let members = (1..r.seeds)
+        .map(|m| crate::members::member(run, m))
+        .collect::<Result<Vec<_>>>()?;
+    let models: Vec<&Run> = std::iter::once(run).chain(&members).collect();
+    let mean_of = |per_model: Vec<Vec<f64>>| -> Vec<f64> {
+        if per_model.len() == 1 {
+            return per_model.into_iter().next().expect("one model");
+        }
+        let k = per_model.len() as f64;
+        (0..per_model[0].len())
+            .map(|i| per_model.iter().map(|o| o[i]).sum::<f64>() / k)
+            .collect()
+    };
+    let full = mean_of(
+        models
+            .iter()
+            .map(|m| split_outputs(m, &m.params, r.output, r.split))
+            .collect(),
+    );
     let total = plan.ids.len();
     let mut outputs: Vec<Vec<f64>> = vec![Vec::new(); total];
     if let Some(dir) = r.cache {
@@ -455,6 +493,7 @@ pub fn retrain(run: &Run, r: &Retraining) -> Result<Retrained> {
             run_hash: run.hash.clone(),
             n_train: n,
             n_split,
+            seeds: (r.seeds > 1).then_some(r.seeds),
             attrib_version: env!("CARGO_PKG_VERSION").into(),
         };
         store::prepare(dir, &manifest, plan.prefix)?;
@@ -479,8 +518,14 @@ pub fn retrain(run: &Run, r: &Retraining) -> Result<Retrained> {
             w[i] = 0.0;
         }
         // A subset of a weighted run keeps the run's weights on the examples it keeps (E7).
-        let params = run.retrain(&run.subset_weights(&w))?;
-        let out = split_outputs(run, &params, r.output, r.split);
+        let per_model = models
+            .iter()
+            .map(|m| {
+                let params = m.retrain(&m.subset_weights(&w))?;
+                Ok(split_outputs(m, &params, r.output, r.split))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let out = mean_of(per_model);
         if let Some(dir) = r.cache {
             let entry = plan.entry(j, store::encode(&out));
             store::write_entry(&store::entry_path(dir, plan.prefix, plan.ids[j]), &entry)?;

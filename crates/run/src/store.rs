@@ -172,6 +172,10 @@ pub struct Manifest {
     pub n_train: usize,
     /// Examples in the measured split.
     pub n_split: usize,
+    /// Trainer seeds averaged per mask, when more than the run's own (absent: 1, so folders of
+    /// the single-model protocol read back unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seeds: Option<usize>,
     /// Version of attrib that created the folder (not compared).
     pub attrib_version: String,
 }
@@ -188,6 +192,7 @@ impl Manifest {
             &self.run_hash,
             self.n_train,
             self.n_split,
+            self.seeds,
         ) == (
             &other.kind,
             &other.spec,
@@ -198,6 +203,7 @@ impl Manifest {
             &other.run_hash,
             other.n_train,
             other.n_split,
+            other.seeds,
         )
     }
 

@@ -530,8 +530,9 @@ fn score_files(m: &Material) -> Result<(Vec<ScoreInfo>, NamedScores)> {
 }
 
 /// Complete per-example subset ground truths of this run cached in `RUN/groundtruth/`, sorted by
-/// folder name (loaded from the cache only: nothing is retrained).
-fn ground_truths(m: &Material) -> Result<Vec<GroundTruth>> {
+/// folder name (loaded from the cache only: nothing is retrained), each with its number of
+/// averaged trainer seeds (1: the single-model protocol).
+fn ground_truths(m: &Material) -> Result<Vec<(GroundTruth, usize)>> {
     let root = m.dir.join(run::files::GROUNDTRUTH);
     let Ok(rd) = std::fs::read_dir(&root) else {
         return Ok(Vec::new());
@@ -557,12 +558,14 @@ fn ground_truths(m: &Material) -> Result<Vec<GroundTruth>> {
             continue;
         };
         // limit 0: what the cache holds, nothing retrained.
+        let seeds = man.seeds.unwrap_or(1);
         let retraining = Retraining::new(MaskSource::Subsets(spec), output, split)
             .cache(Some(&d))
+            .seeds(seeds)
             .limit(Some(0));
         let gt = run::ground_truth(&m.run, &retraining)?;
         if gt.is_complete() {
-            out.push(gt);
+            out.push((gt, seeds));
         }
     }
     Ok(out)
@@ -579,14 +582,14 @@ fn fraction_text(kind: &SubsetKind) -> (String, Option<f64>) {
 
 fn lds_section(
     scores: &[(String, Scores)],
-    truths: &[GroundTruth],
+    truths: &[(GroundTruth, usize)],
 ) -> Result<(Vec<LdsRow>, Vec<Chart>)> {
     let mut rows = Vec::new();
     let mut by_fraction: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     let mut scatters = Vec::new();
     for (file, s) in scores {
         let mut scatter_done = false;
-        for gt in truths {
+        for (gt, seeds) in truths {
             if gt.output != s.meta.output || gt.split != s.meta.split {
                 continue;
             }
@@ -594,13 +597,17 @@ fn lds_section(
             let (what, frac) = fraction_text(&gt.spec.kind);
             rows.push(LdsRow {
                 file: file.clone(),
-                subsets: format!("{what}, {} subsets", gt.spec.subsets),
+                subsets: match seeds {
+                    1 => format!("{what}, {} subsets", gt.spec.subsets),
+                    k => format!("{what}, {} subsets, mean of {k} seeds", gt.spec.subsets),
+                },
                 lds: format!("{:.3}", r.lds),
                 ci: format!("[{:.3}, {:.3}]", r.ci.0, r.ci.1),
                 pearson: format!("{:.3}", r.pearson),
                 slope: format!("{:.3}", r.slope),
             });
-            if let Some(f) = frac {
+            // The chart keeps to one protocol: the single-model ground truth.
+            if let (Some(f), 1) = (frac, *seeds) {
                 by_fraction
                     .entry(file.clone())
                     .or_default()

@@ -65,8 +65,6 @@
 //!   of rank below `k` (`k > n`, or `k > p`) relies on it;
 //! - `chunk` (512): training examples per chunk.
 
-use std::collections::BTreeMap;
-
 use engine::{Rng, Tensor};
 use nn::{Batch, Model, Output, Task, Trainer};
 
@@ -91,15 +89,7 @@ pub const DEFAULT_K: usize = 512;
 /// The `auto` damping: this fraction of the kernel's mean eigenvalue `tr(K) / k`.
 pub const AUTO_DAMPING: f64 = 1e-6;
 
-/// The store kind of a cached ensemble member (`RUN/store/trak-member/KEY.safetensors`).
-pub const MEMBER_KIND: &str = "trak-member";
-
-/// The store key of ensemble member `m` (trainer seed `seed`) of `run`.
-fn member_key(run: &Run, m: usize, seed: u64) -> run::Key {
-    run::Key::for_run(MEMBER_KIND, run)
-        .with("member", m.to_string())
-        .with("seed", seed.to_string())
-}
+pub use run::members::{member_seed, MEMBER_KIND};
 
 /// TRAK (module docs).
 #[derive(Debug, Clone)]
@@ -241,37 +231,11 @@ pub(crate) fn kernel_scores(
     Ok(engine::kernels::matmul(&Tensor::from_vec(xs, &[nt, k]), &phi, false, true).into_vec())
 }
 
-/// The trainer seed of ensemble member `m > 0` of a run with trainer seed `run_seed`: 32 random
-/// bits (a configuration's seed must fit TOML's signed 64-bit integers).
-pub fn member_seed(run_seed: u64, m: usize) -> u64 {
-    Rng::derive(run_seed, "trak-member", m as u64).next_u64() >> 32
-}
-
 impl Trak {
-    /// Ensemble member `m > 0`: loaded from the run's store when present (the key holds the run
-    /// and the member's seed), else trained (and stored when the run has a directory).
+    /// Ensemble member `m > 0` ([`run::members::member`]: stored, shared with seed-averaged
+    /// ground truth).
     fn member(&self, run: &Run, m: usize) -> Result<Run> {
-        let seed = member_seed(run.config.train.seed, m);
-        let store = run::Store::of(run);
-        let key = member_key(run, m, seed);
-        let layout = run.model.layout();
-        // A missing or unreadable file is trained again and replaced.
-        let cached = store
-            .path(&key, "safetensors")
-            .filter(|p| p.exists())
-            .and_then(|p| nn::io::load_params::<f64>(&p, layout).ok());
-        if let Some(params) = cached {
-            return Ok(run.reseeded(seed, Some(params))?);
-        }
-        let member = run.reseeded(seed, None)?;
-        if let Some(path) = store.writable_path(&key, "safetensors")? {
-            let meta = BTreeMap::from([
-                ("seed".to_string(), seed.to_string()),
-                ("member".to_string(), m.to_string()),
-            ]);
-            nn::io::save_params::<f64>(&path, layout, &member.params, &meta)?;
-        }
-        Ok(member)
+        Ok(run::members::member(run, m)?)
     }
 
     /// A shard's part of the ensemble (`run::Shard`): trains and stores members `m >= 1` with
@@ -283,12 +247,8 @@ impl Trak {
             run.progress.report("trak ensemble members", m, self.models);
             self.member(run, m)?;
         }
-        let store = run::Store::of(run);
         let done = (1..self.models)
-            .filter(|&m| {
-                let key = member_key(run, m, member_seed(run.config.train.seed, m));
-                store.path(&key, "safetensors").is_some_and(|p| p.exists())
-            })
+            .filter(|&m| run::members::is_stored(run, m))
             .count();
         Ok(MethodError::Incomplete {
             method: "trak".into(),
@@ -548,7 +508,7 @@ mod tests {
         let two = trak(&run, &targets, &opts);
         let seed = member_seed(run.config.train.seed, 1);
         let path = run::Store::of(&run)
-            .path(&member_key(&run, 1, seed), "safetensors")
+            .path(&run::members::member_key(&run, 1, seed), "safetensors")
             .unwrap();
         assert!(path.starts_with(dir.path().join("store/trak-member")));
         let cached = nn::io::load_params::<f64>(&path, run.model.layout()).unwrap();
