@@ -32,6 +32,14 @@ const NOT_RUN: &[(&str, &str)] = &[
         "a template: its scores are the table's rows",
     ),
     (
+        "python3 -m venv .venv && .venv/bin/pip install ./python",
+        "the Python package: .ci/run builds it in a fresh venv and runs its tests",
+    ),
+    (
+        ".venv/bin/python -m pytest python/tests",
+        "the Python package's tests: .ci/run runs them after building it",
+    ),
+    (
         "attrib slurm ",
         "--submit needs a Slurm cluster; crates/cli/tests/slurm.rs runs it on a local one",
     ),
