@@ -240,6 +240,33 @@ fn magic_shards_assemble_to_the_single_process_scores() {
     let assembled = run(&sharded, None);
     assert!(assembled.contains(r#""type":"scores""#), "{assembled}");
     assert!(npy(&single, "m") == npy(&sharded, "m"), "scores differ");
+
+    // The sidecar's seconds are the computation's: the sum of the blocks' recorded times (each
+    // block's sweep and its share of its shard's forward replay), not the assembling run's.
+    let seconds = |dir: &Path| -> f64 {
+        let text = std::fs::read_to_string(dir.join("r/scores/m.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["seconds"].as_f64().unwrap()
+    };
+    let blocks: f64 = std::fs::read_dir(sharded.join("r/store/magic-block"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "seconds"))
+        .map(|e| f64::from_le_bytes(std::fs::read(e.path()).unwrap().try_into().unwrap()))
+        .collect::<Vec<_>>()
+        .iter()
+        .sum();
+    assert!(seconds(&sharded) > 0.0);
+    assert!(
+        (seconds(&sharded) - blocks).abs() <= 1e-9 * blocks,
+        "{} vs {blocks}",
+        seconds(&sharded)
+    );
+    // Recomputed from the finished blocks, the single process's file keeps its time.
+    let first = seconds(&single);
+    std::fs::remove_file(single.join("r/scores/m.npy")).unwrap();
+    run(&single, None);
+    assert_eq!(seconds(&single), first);
 }
 
 #[test]

@@ -34,6 +34,22 @@ pub trait Method: Send + Sync {
         1
     }
 
+    /// [`Method::attribute`], with the seconds the scores took to compute when the method knows
+    /// better than the wall time of this call: a method that assembles its scores from parts
+    /// kept in the run's store (MAGIC's finished blocks, computed by earlier or sharded runs)
+    /// reports the parts' own compute time, so a score file's `seconds` is the computation's cost
+    /// however it was assembled. The default returns `None` (the caller times the call).
+    ///
+    /// # Errors
+    /// As [`Method::attribute`].
+    fn attribute_timed(
+        &self,
+        run: &Run,
+        targets: &Targets,
+    ) -> Result<(Vec<Vec<f64>>, Option<f64>)> {
+        Ok((self.attribute(run, targets)?, None))
+    }
+
     /// Group scores `tau[target][G] = d f_target / d w_G` for every group of `groups` (MATH.md
     /// E5: `w_G` scales all of `G`'s members). The default sums the per-example scores, which is
     /// exact for every method linear in the data weights; methods that can work with group
@@ -127,11 +143,11 @@ fn scored(
         });
     }
     let start = Instant::now();
-    let rows = match groups {
-        None => method.attribute(run, targets)?,
-        Some(g) => method.attribute_groups(run, targets, g)?,
+    let (rows, compute_seconds) = match groups {
+        None => method.attribute_timed(run, targets)?,
+        Some(g) => (method.attribute_groups(run, targets, g)?, None),
     };
-    let seconds = start.elapsed().as_secs_f64();
+    let seconds = compute_seconds.unwrap_or_else(|| start.elapsed().as_secs_f64());
     let n = groups.map_or(run.n_train(), |g| g.k);
     assert!(
         rows.len() == targets.indices.len() && rows.iter().all(|r| r.len() == n * per_example),

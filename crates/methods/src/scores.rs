@@ -53,7 +53,9 @@ pub struct ScoreMeta {
     /// ([`crate::Grouping::hash`]); absent for per-example scores.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups: Option<String>,
-    /// Wall time of the computation.
+    /// Seconds the scores took to compute: the call's wall time, or, for scores assembled from
+    /// parts kept in the run's store (MAGIC's finished blocks, from earlier or sharded runs), the
+    /// parts' own times ([`crate::Method::attribute_timed`]), so a cached rerun does not report 0.
     pub seconds: f64,
     /// Version of attrib that wrote the file.
     pub attrib_version: String,

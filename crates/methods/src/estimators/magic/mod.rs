@@ -271,6 +271,9 @@ pub struct MagicReport {
     pub resumed: usize,
     /// Wall time in seconds.
     pub seconds: f64,
+    /// Seconds the scores took to compute, summed over their blocks, including blocks that
+    /// earlier or sharded runs finished (`None` when a block's time was not recorded).
+    pub compute_seconds: Option<f64>,
     /// Of which the first forward run (store-all: training while storing every state; a tree
     /// runs nothing up front) and the check of its final parameters.
     pub forward_seconds: f64,
@@ -369,8 +372,17 @@ impl Method for Magic {
     /// # Errors
     /// As [`magic_scores`]; with `wrt = inputs`, as [`objective_metagradients`].
     fn attribute(&self, run: &Run, targets: &Targets) -> Result<Vec<Vec<f64>>> {
+        Ok(self.attribute_timed(run, targets)?.0)
+    }
+
+    fn attribute_timed(
+        &self,
+        run: &Run,
+        targets: &Targets,
+    ) -> Result<(Vec<Vec<f64>>, Option<f64>)> {
         if self.wrt == Wrt::Weights {
-            return Ok(magic_scores(run, targets, &self.config)?.scores);
+            let out = magic_scores(run, targets, &self.config)?;
+            return Ok((out.scores, out.report.compute_seconds));
         }
         let want = Want {
             inputs: true,
@@ -379,7 +391,7 @@ impl Method for Magic {
         let (grads, _) =
             objective_metagradients(run, Objective::EachTarget(targets), &self.config, want)?;
         let d: usize = run.model.example_shape().iter().product();
-        Ok(grads
+        let rows = grads
             .into_iter()
             .map(|g| match self.norm {
                 false => g.inputs,
@@ -389,7 +401,8 @@ impl Method for Magic {
                     .map(|x| x.iter().map(|v| v * v).sum::<f64>().sqrt())
                     .collect(),
             })
-            .collect())
+            .collect();
+        Ok((rows, None))
     }
 
     fn values_per_example(&self, run: &Run) -> usize {
@@ -437,10 +450,18 @@ fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result
     if to_sweep == 0 && (resumed < blocks.len() || run.shard.is_some()) {
         return Err(incomplete(run, resumed, blocks.len()));
     }
+    // Each block's compute time: recorded with it, or measured below when swept now.
+    let mut block_seconds: Vec<Option<f64>> = blocks
+        .iter()
+        .zip(&finished)
+        .map(|(b, f)| f.as_ref().and_then(|_| store.seconds(b)))
+        .collect();
     if resumed == blocks.len() {
+        let mut report = setup.report(None, 0, resumed, start, 0.0);
+        report.compute_seconds = block_seconds.iter().copied().sum();
         return Ok(MagicOutput {
             scores: finished.into_iter().flatten().flatten().collect(),
-            report: setup.report(None, 0, resumed, start, 0.0),
+            report,
         });
     }
     let mut traj = setup.trajectory()?;
@@ -454,6 +475,7 @@ fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result
             continue;
         }
         sweeps += 1;
+        let swept = Instant::now();
         let block = Targets {
             indices: chunk.to_vec(),
             ..targets.clone()
@@ -465,16 +487,21 @@ fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result
             targets.output,
         );
         let out = setup.sweep_block(run, &mut traj, grads_f, Want::WEIGHTS, &progress)?;
-        store.save(chunk, &out.weights)?;
+        // The block's sweep and its share of this run's forward replay.
+        let seconds = forward_seconds / to_sweep as f64 + swept.elapsed().as_secs_f64();
+        store.save(chunk, &out.weights, seconds)?;
+        block_seconds[b] = Some(seconds);
         *done = Some(out.weights);
     }
     let stored = finished.iter().filter(|f| f.is_some()).count();
     if stored < blocks.len() || run.shard.is_some() {
         return Err(incomplete(run, stored, blocks.len()));
     }
+    let mut report = setup.report(Some(&traj), sweeps, resumed, start, forward_seconds);
+    report.compute_seconds = block_seconds.iter().copied().sum();
     Ok(MagicOutput {
         scores: finished.into_iter().flatten().flatten().collect(),
-        report: setup.report(Some(&traj), sweeps, resumed, start, forward_seconds),
+        report,
     })
 }
 
@@ -612,6 +639,7 @@ impl<'a, F: Float> Setup<'a, F> {
             resumed,
             seconds: start.elapsed().as_secs_f64(),
             forward_seconds,
+            compute_seconds: None,
         }
     }
 

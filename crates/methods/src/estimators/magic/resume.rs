@@ -68,17 +68,27 @@ impl BlockStore {
         Some(values.chunks(self.n.max(1)).map(<[f64]>::to_vec).collect())
     }
 
-    /// Keeps the rows of a finished `block` (nothing for a run without a directory).
+    /// Keeps the rows of a finished `block` and the seconds it took (its sweep and its share of
+    /// the forward replay), `KEY.seconds` next to `KEY.f64`; nothing for a run without a
+    /// directory.
     ///
     /// # Errors
     /// The folder cannot be created or the file written.
-    pub fn save(&self, block: &[usize], rows: &[Vec<f64>]) -> Result<()> {
+    pub fn save(&self, block: &[usize], rows: &[Vec<f64>], seconds: f64) -> Result<()> {
         let bytes: Vec<u8> = rows
             .iter()
             .flatten()
             .flat_map(|x| x.to_le_bytes())
             .collect();
         self.store.put(&self.key(block), "f64", &bytes)?;
+        self.store
+            .put(&self.key(block), "seconds", &seconds.to_le_bytes())?;
         Ok(())
+    }
+
+    /// The seconds a finished `block` took, when its computation recorded them.
+    pub fn seconds(&self, block: &[usize]) -> Option<f64> {
+        let bytes = self.store.get(&self.key(block), "seconds")?;
+        Some(f64::from_le_bytes(bytes.try_into().ok()?))
     }
 }
