@@ -9,7 +9,6 @@
 //! Every argument is checked before any work, and a bad one is a `ValueError` that names it; the
 //! GIL is released while attrib computes.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use numpy::{PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
@@ -17,8 +16,8 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use methods::{ScoreMeta, Scores};
-use run::{GroundTruth, Run, Split, SubsetSpec, Targets};
+use eval::external::{lds_external, Array2, Layout};
+use run::{Run, Split, Targets};
 
 /// A `ValueError` naming the argument.
 fn bad(arg: &str, why: impl std::fmt::Display) -> PyErr {
@@ -31,29 +30,18 @@ fn attrib_err(e: impl std::fmt::Display) -> PyErr {
     PyRuntimeError::new_err(e.to_string())
 }
 
-/// A 2-D float array as f64 rows, refusing non-finite values.
-fn matrix(arg: &str, a: &Bound<'_, PyAny>) -> PyResult<(usize, usize, Vec<f64>)> {
+/// A 2-D array of numbers (or bools) as f64, row-major, with its shape.
+fn matrix(arg: &str, a: &Bound<'_, PyAny>) -> PyResult<(Vec<f64>, usize, usize)> {
     let a: PyReadonlyArray2<f64> = a
         .call_method1("astype", ("float64",))
         .and_then(|x| x.extract())
         .map_err(|_| bad(arg, "expected a 2-D array of numbers"))?;
     let (r, c) = (a.shape()[0], a.shape()[1]);
-    let v: Vec<f64> = a.as_array().iter().copied().collect();
-    if let Some(k) = v.iter().position(|x| !x.is_finite()) {
-        return Err(bad(
-            arg,
-            format!(
-                "entry [{}, {}] is {}; every value must be finite",
-                k / c.max(1),
-                k % c.max(1),
-                v[k]
-            ),
-        ));
-    }
-    Ok((r, c, v))
+    Ok((a.as_array().iter().copied().collect(), r, c))
 }
 
-/// The LDS of `scores` against subsets retrained outside or inside attrib (MATH.md E6).
+/// The LDS of `scores` against subsets retrained outside or inside attrib (MATH.md E6), by
+/// `eval::external`, the code of `attrib lds --masks --outputs --scores`.
 ///
 /// `scores`: `[targets, train]` (`layout="targets_train"`, attrib's) or `[train, targets]`
 /// (`layout="train_targets"`, as TRAK and dattri write them; never guessed). `masks`:
@@ -71,108 +59,31 @@ fn lds<'py>(
     base: Option<&Bound<'py, PyAny>>,
     layout: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let (r, c, s) = matrix("scores", scores)?;
-    let (targets, n, values) = match layout {
-        "targets_train" => (r, c, s),
-        "train_targets" => {
-            let mut t = vec![0.0; r * c];
-            for i in 0..r {
-                for j in 0..c {
-                    t[j * r + i] = s[i * c + j];
-                }
-            }
-            (c, r, t)
-        }
-        other => {
-            return Err(bad(
-                "layout",
-                format!("\"{other}\" is not a layout; use \"targets_train\" or \"train_targets\""),
-            ))
-        }
-    };
-    let (m, mn, mv) = matrix("masks", masks)?;
-    if mn != n {
-        return Err(bad(
-            "masks",
-            format!("{mn} columns, but the scores have {n} training examples"),
-        ));
-    }
-    if let Some(x) = mv.iter().find(|&&x| x != 0.0 && x != 1.0) {
-        return Err(bad(
-            "masks",
-            format!("holds {x}; use 1 (or True) for kept and 0 (or False) for dropped"),
-        ));
-    }
-    let (om, ot, ov) = matrix("outputs", outputs)?;
-    if om != m {
-        return Err(bad(
-            "outputs",
-            format!("{om} rows, but masks has {m} subsets; give one row per subset"),
-        ));
-    }
-    if ot != targets {
-        return Err(bad(
-            "outputs",
-            format!("{ot} columns, but the scores have {targets} targets"),
-        ));
-    }
-    if m < 2 {
-        return Err(bad("masks", "the LDS needs at least 2 subsets"));
-    }
-    let full = match base {
-        None => vec![0.0; targets],
+    let layout = Layout::parse(layout).map_err(invalid_or_runtime)?;
+    let (s, sr, sc) = matrix("scores", scores)?;
+    let (m, mr, mc) = matrix("masks", masks)?;
+    let (o, or, oc) = matrix("outputs", outputs)?;
+    let base: Option<Vec<f64>> = match base {
+        None => None,
         Some(b) => {
             let b: PyReadonlyArray1<f64> = b
                 .call_method1("astype", ("float64",))
                 .and_then(|x| x.extract())
                 .map_err(|_| bad("base", "expected a 1-D array of numbers"))?;
-            let b: Vec<f64> = b.as_array().to_vec();
-            if b.len() != targets {
-                return Err(bad(
-                    "base",
-                    format!("{} values, but the scores have {targets} targets", b.len()),
-                ));
-            }
-            if b.iter().any(|x| !x.is_finite()) {
-                return Err(bad("base", "every value must be finite"));
-            }
-            b
+            Some(b.as_array().to_vec())
         }
     };
-    let masks: Vec<Vec<bool>> = mv
-        .chunks(n.max(1))
-        .map(|row| row.iter().map(|&x| x == 1.0).collect())
-        .collect();
-    let outputs: Vec<Vec<f64>> = ov.chunks(targets.max(1)).map(<[f64]>::to_vec).collect();
-    let gt = GroundTruth {
-        spec: SubsetSpec::drop(0.5, m, 0),
-        output: "external".into(),
-        split: "external".into(),
-        run_hash: "external".into(),
-        full,
-        masks,
-        outputs,
-    };
-    let scores = Scores {
-        values,
-        meta: ScoreMeta {
-            method: "scores".into(),
-            options: BTreeMap::new(),
-            run_hash: "external".into(),
-            output: "external".into(),
-            split: "external".into(),
-            targets: (0..targets).collect(),
-            n_train: n,
-            groups: None,
-            seconds: 0.0,
-            attrib_version: env!("CARGO_PKG_VERSION").into(),
-            sign: methods::scores::SIGN.into(),
-            rows: None,
-        },
-    };
     let report = py
-        .allow_threads(|| eval::lds(&gt, &scores))
-        .map_err(attrib_err)?;
+        .allow_threads(|| {
+            lds_external(
+                Array2::new(&s, sr, sc),
+                layout,
+                Array2::new(&m, mr, mc),
+                Array2::new(&o, or, oc),
+                base.as_deref(),
+            )
+        })
+        .map_err(invalid_or_runtime)?;
     let out = PyDict::new(py);
     out.set_item("lds", report.lds)?;
     out.set_item("ci", (report.ci.0, report.ci.1))?;
@@ -182,6 +93,14 @@ fn lds<'py>(
     out.set_item("targets", report.targets)?;
     out.set_item("per_target", PyArray1::from_vec(py, report.per_target))?;
     Ok(out)
+}
+
+/// attrib's argument errors (`field: reason`) as `ValueError`, the rest as `RuntimeError`.
+fn invalid_or_runtime(e: eval::EvalError) -> PyErr {
+    match e {
+        eval::EvalError::Invalid { .. } => PyValueError::new_err(e.to_string()),
+        other => attrib_err(other),
+    }
 }
 
 /// A run directory written by `attrib train` (the same files the CLI reads and writes).

@@ -761,8 +761,8 @@ pub struct LdsArgs {
     /// The run directory.
     ///
     /// Example: attrib lds --run runs/digits --scores runs/digits/scores/if-gn.npy
-    #[arg(long, short, value_name = "DIR")]
-    pub run: PathBuf,
+    #[arg(long, short, value_name = "DIR", required_unless_present = "masks")]
+    pub run: Option<PathBuf>,
 
     /// Score files (list: a.npy,b.npy).
     ///
@@ -790,6 +790,47 @@ pub struct LdsArgs {
     /// Example: attrib lds --run runs/d --scores g.npy,tracin.npy --drop 0.05 --groups g.csv
     #[arg(long, value_name = "FILE")]
     pub groups: Option<PathBuf>,
+
+    /// Ground truth retrained outside attrib: the subsets' masks (.npy, [subsets, train]).
+    ///
+    /// 1 (or True) = the example was kept in that subset's training set, 0 = dropped (as TRAK's
+    /// and kronfluence's examples ship them). With --outputs; --scores is then one plain .npy
+    /// score matrix (see --layout) and --run, --drop and --subsets are not used.
+    ///
+    /// Example: attrib lds --masks masks.npy --outputs outputs.npy --scores trak.npy --layout train_targets
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "outputs",
+        conflicts_with = "run"
+    )]
+    pub masks: Option<PathBuf>,
+
+    /// With --masks: each retrained model's output on each target (.npy, [subsets, targets]).
+    ///
+    /// Example: attrib lds --masks m.npy --outputs o.npy --scores s.npy
+    #[arg(long, value_name = "FILE", requires = "masks")]
+    pub outputs: Option<PathBuf>,
+
+    /// With --masks: the axes of --scores, never guessed.
+    ///
+    /// targets_train ([targets, train], attrib's) or train_targets ([train, targets], TRAK's and
+    /// dattri's).
+    ///
+    /// Example: attrib lds --masks m.npy --outputs o.npy --scores s.npy --layout train_targets
+    #[arg(
+        long,
+        value_name = "LAYOUT",
+        default_value = "targets_train",
+        requires = "masks"
+    )]
+    pub layout: String,
+
+    /// With --masks: the full-data model's output on each target (.npy, [targets]; optional).
+    ///
+    /// Example: attrib lds --masks m.npy --outputs o.npy --scores s.npy --base full.npy
+    #[arg(long, value_name = "FILE", requires = "masks")]
+    pub base: Option<PathBuf>,
 }
 
 /// `attrib train`.

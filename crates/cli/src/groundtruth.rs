@@ -310,7 +310,14 @@ impl LdsTable {
 /// # Errors
 /// Unreadable or mismatched score files (another run, another output), ground-truth errors.
 pub fn lds(args: &LdsArgs, ctx: &Ctx) -> Result<()> {
-    let run = Run::load(&args.run)?;
+    if args.masks.is_some() {
+        return crate::lds_external::run(args, ctx);
+    }
+    let run_dir = args
+        .run
+        .as_deref()
+        .context("attrib lds needs --run DIR, or --masks and --outputs for outside ground truth")?;
+    let run = Run::load(run_dir)?;
     let groups = load_groups(args.groups.as_deref(), &run)?;
     let scores: Vec<(String, Scores)> = args
         .scores
@@ -354,7 +361,7 @@ pub fn lds(args: &LdsArgs, ctx: &Ctx) -> Result<()> {
                 shard: None,
                 seeds: args.subsets.seeds,
             };
-            let gt = ground_truth_of(&run, &args.run, &want, ctx, false)?;
+            let gt = ground_truth_of(&run, run_dir, &want, ctx, false)?;
             let matching: Vec<&(String, Scores)> = scores
                 .iter()
                 .filter(|(_, s)| s.meta.output == output && s.meta.split == split)

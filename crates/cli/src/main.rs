@@ -17,6 +17,7 @@ mod evaluate;
 mod explain;
 mod groundtruth;
 mod groups;
+mod lds_external;
 mod output;
 mod poison;
 mod progress;

@@ -32,6 +32,7 @@
 
 pub mod agreement;
 pub mod error;
+pub mod external;
 pub mod groups;
 pub mod lds;
 pub mod loo;

@@ -116,7 +116,13 @@ pub fn status(run_dir: &Path) -> Result<Status> {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            entries: files.len(),
+            // An entry is a key: its files (`KEY.f64` and `KEY.seconds` of a MAGIC block) count
+            // once.
+            entries: files
+                .iter()
+                .filter_map(|f| f.file_stem())
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
             bytes: files
                 .iter()
                 .filter_map(|f| f.metadata().ok())
@@ -150,6 +156,7 @@ mod tests {
         let blocks = tmp.path().join("store/magic-block");
         std::fs::create_dir_all(&blocks).unwrap();
         std::fs::write(blocks.join("a.f64"), [0u8; 16]).unwrap();
+        std::fs::write(blocks.join("a.seconds"), [0u8; 8]).unwrap();
         let st = status(tmp.path()).unwrap();
         assert_eq!(st.ground_truth.len(), 1);
         let g = &st.ground_truth[0];
@@ -160,7 +167,7 @@ mod tests {
             [StoreStatus {
                 kind: "magic-block".into(),
                 entries: 1,
-                bytes: 16
+                bytes: 24
             }]
         );
     }
