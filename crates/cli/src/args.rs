@@ -761,8 +761,18 @@ pub struct LdsArgs {
     /// The run directory.
     ///
     /// Example: attrib lds --run runs/digits --scores runs/digits/scores/if-gn.npy
-    #[arg(long, short, value_name = "DIR", required_unless_present = "masks")]
+    #[arg(long, short, value_name = "DIR", required_unless_present_any = ["masks", "runs"])]
     pub run: Option<PathBuf>,
+
+    /// Seeded runs of one recipe (list: a,b): LDS spread.
+    ///
+    /// --scores are then file names inside each run's scores/ folder. Prints each run's table,
+    /// then per score file the mean, standard deviation and range over the runs next to the mean
+    /// width of the per-run bootstrap intervals (which resample targets, not runs).
+    ///
+    /// Example: attrib lds --runs runs/s0,runs/s1,runs/s2 --scores magic.npy,tracin.npy --drop 0.01
+    #[arg(long, value_delimiter = ',', value_name = "DIR", conflicts_with_all = ["run", "masks", "groups"])]
+    pub runs: Vec<PathBuf>,
 
     /// Score files (list: a.npy,b.npy).
     ///
@@ -791,9 +801,9 @@ pub struct LdsArgs {
     #[arg(long, value_name = "FILE")]
     pub groups: Option<PathBuf>,
 
-    /// Ground truth retrained outside attrib: the subsets' masks (.npy, [subsets, train]).
+    /// Outside ground truth: .npy masks, 1 = kept.
     ///
-    /// 1 (or True) = the example was kept in that subset's training set, 0 = dropped (as TRAK's
+    /// Ground truth retrained outside attrib. 1 (or True) = the example was kept in that subset's training set, 0 = dropped (as TRAK's
     /// and kronfluence's examples ship them). With --outputs; --scores is then one plain .npy
     /// score matrix (see --layout) and --run, --drop and --subsets are not used.
     ///
@@ -806,13 +816,13 @@ pub struct LdsArgs {
     )]
     pub masks: Option<PathBuf>,
 
-    /// With --masks: each retrained model's output on each target (.npy, [subsets, targets]).
+    /// With --masks: .npy retrained outputs.
     ///
     /// Example: attrib lds --masks m.npy --outputs o.npy --scores s.npy
     #[arg(long, value_name = "FILE", requires = "masks")]
     pub outputs: Option<PathBuf>,
 
-    /// With --masks: the axes of --scores, never guessed.
+    /// Axes of --scores with --masks [default: targets_train].
     ///
     /// targets_train ([targets, train], attrib's) or train_targets ([train, targets], TRAK's and
     /// dattri's).
@@ -822,11 +832,12 @@ pub struct LdsArgs {
         long,
         value_name = "LAYOUT",
         default_value = "targets_train",
+        hide_default_value = true,
         requires = "masks"
     )]
     pub layout: String,
 
-    /// With --masks: the full-data model's output on each target (.npy, [targets]; optional).
+    /// With --masks: .npy full-data outputs (optional).
     ///
     /// Example: attrib lds --masks m.npy --outputs o.npy --scores s.npy --base full.npy
     #[arg(long, value_name = "FILE", requires = "masks")]

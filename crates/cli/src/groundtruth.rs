@@ -313,6 +313,9 @@ pub fn lds(args: &LdsArgs, ctx: &Ctx) -> Result<()> {
     if args.masks.is_some() {
         return crate::lds_external::run(args, ctx);
     }
+    if !args.runs.is_empty() {
+        return lds_runs(args, ctx);
+    }
     let run_dir = args
         .run
         .as_deref()
@@ -367,6 +370,99 @@ pub fn lds(args: &LdsArgs, ctx: &Ctx) -> Result<()> {
                 .filter(|(_, s)| s.meta.output == output && s.meta.split == split)
                 .collect();
             table.rows_of(&gt, &spec, groups.as_ref(), &matching, ctx)?;
+        }
+    }
+    Ok(())
+}
+
+/// `attrib lds --runs R1,R2,...`: each run's LDS table, then each score name's mean, spread and
+/// range over the runs (issue 20: one run's bootstrap interval resamples targets, not runs).
+fn lds_runs(args: &LdsArgs, ctx: &Ctx) -> Result<()> {
+    ctx.out.info(protocol(args.subsets.seeds))?;
+    let specs = specs(&args.subsets);
+    // lds[score name][spec] = one value per run.
+    let mut values = vec![vec![Vec::new(); specs.len()]; args.scores.len()];
+    let mut widths = vec![vec![Vec::new(); specs.len()]; args.scores.len()];
+    let mut table = LdsTable::default();
+    for run_dir in &args.runs {
+        let run = Run::load(run_dir)?;
+        for (k, name) in args.scores.iter().enumerate() {
+            let path = run_dir.join(run::files::SCORES).join(name);
+            let s = Scores::load(&path).with_context(|| {
+                format!(
+                    "cannot read scores {} (--scores names a file in each run's scores/)",
+                    path.display()
+                )
+            })?;
+            s.check_run(&run, &path)?;
+            let split = Split::from_name(&s.meta.split).unwrap_or(Split::Test);
+            for (q, spec) in specs.iter().enumerate() {
+                let want = Wanted {
+                    spec,
+                    groups: None,
+                    output: &s.meta.output,
+                    split,
+                    shard: None,
+                    seeds: args.subsets.seeds,
+                };
+                let gt = ground_truth_of(&run, run_dir, &want, ctx, false)?;
+                let named = (path.display().to_string(), s.clone());
+                table.rows(&gt, spec, &[&named], ctx)?;
+                let r = eval::lds(&gt, &s)?;
+                values[k][q].push(r.lds);
+                widths[k][q].push((r.ci.1 - r.ci.0) / 2.0);
+            }
+        }
+    }
+    ctx.out.result(format!(
+        "{:<16} {:>10} {:>5} {:>8} {:>7}  {:<17} {:>10}",
+        "over runs", "subsets", "runs", "mean", "sd", "range", "run +-95%"
+    ))?;
+    for (k, name) in args.scores.iter().enumerate() {
+        let name = name.display().to_string();
+        for (q, spec) in specs.iter().enumerate() {
+            let v = &values[k][q];
+            let mean = eval::stats::mean(v);
+            let sd = if v.len() > 1 {
+                (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
+            } else {
+                0.0
+            };
+            let half = eval::stats::mean(&widths[k][q]);
+            let (kind, fraction) = match spec.kind {
+                SubsetKind::Drop { fraction } => ("drop", fraction),
+                SubsetKind::Keep { fraction } => ("keep", fraction),
+            };
+            let (lo, hi) = v
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+                    (a.min(x), b.max(x))
+                });
+            ctx.out.event(&Event::LdsRuns {
+                scores: &name,
+                subsets_kind: kind,
+                fraction,
+                runs: v.len(),
+                lds: v,
+                mean,
+                sd,
+                ci_half_width: half,
+            })?;
+            let label = std::path::Path::new(&name)
+                .file_stem()
+                .map_or(name.clone(), |s| s.to_string_lossy().into_owned());
+            ctx.out.result(format!(
+                "{:<16} {:>4} {:>4.0}% {:>5} {:>8.3} {:>7.3}  [{:>6.3}, {:>6.3}] {:>10.3}",
+                label,
+                kind,
+                100.0 * fraction,
+                v.len(),
+                mean,
+                sd,
+                lo,
+                hi,
+                half
+            ))?;
         }
     }
     Ok(())

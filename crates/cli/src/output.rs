@@ -26,6 +26,7 @@
 //! | `ground_truth_status` | `status`, one per ground-truth folder | `path`, `present`, `expected?` (random subsets), `missing` (subset indices) |
 //! | `store_status` | `status`, one per store kind | `kind`, `entries`, `bytes` |
 //! | `lds` | `lds`, one per score file and subset spec | `method`, `scores`, `subsets_kind` (`drop`/`keep`), `fraction`, `subsets`, `targets`, `lds`, `ci` ([lo, hi]), `pearson`, `slope`, `method_seconds` |
+//! | `lds_runs` | `lds --runs`, one per score name and subset spec | `scores`, `subsets_kind`, `fraction`, `runs`, `lds` (per run), `mean`, `sd`, `ci_half_width` |
 //! | `grouping` | `group` | `path` (the CSV), `how`, `k`, `n`, `hash` |
 //! | `retraining_score` | `retrain-score`, one per fraction and ranking | `scores` (file, or `random`), `fraction`, `removed`, `accuracy` |
 //! | `noisy_labels` | `noisy-labels`, one per ranking and fraction | `grouping` (`individual` or how it was made), `flipped`, `inspected` (fraction), `found` (fraction of flipped labels) |
@@ -262,6 +263,25 @@ pub enum Event<'a> {
     },
     /// `lds`: one row of the table.
     Lds(&'a LdsRow),
+    /// `lds --runs`: one score name and subset spec over independently seeded runs.
+    LdsRuns {
+        /// The score file's name in each run's `scores/`.
+        scores: &'a str,
+        /// `drop` or `keep`.
+        subsets_kind: &'static str,
+        /// The fraction.
+        fraction: f64,
+        /// The runs, in the order given.
+        runs: usize,
+        /// Each run's LDS, in that order.
+        lds: &'a [f64],
+        /// Their mean.
+        mean: f64,
+        /// Their sample standard deviation (0 for one run).
+        sd: f64,
+        /// The mean half-width of the runs' bootstrap 95% intervals (which resample targets).
+        ci_half_width: f64,
+    },
     /// `methods`: one registered method.
     Method {
         /// Its name.

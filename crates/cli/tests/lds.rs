@@ -1,6 +1,7 @@
-//! `attrib lds --masks FILE --outputs FILE --scores FILE`: the LDS of ground truth retrained
-//! outside attrib equals `attrib lds` on attrib's own cache to the bit, in either layout, and bad
-//! files are named (issue 18).
+//! Two forms of `attrib lds` beyond one run: `--masks FILE --outputs FILE --scores FILE`, whose
+//! LDS of ground truth retrained outside attrib equals `attrib lds` on attrib's own cache to the
+//! bit, in either layout, with bad files named (issue 18); and `--runs`, the spread over
+//! independently seeded runs, equal to the runs' own tables (issue 20).
 
 use std::path::Path;
 use std::process::Command;
@@ -204,4 +205,78 @@ fn outside_ground_truth_gives_the_lds_of_attribs_own_to_the_bit() {
         ],
     );
     assert!(!success && err.contains("--layout"), "{err}");
+}
+
+#[test]
+fn lds_over_runs_is_the_mean_and_spread_of_each_runs_lds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let gt = ["--drop", "0.1", "--subsets", "10"];
+    let mut each = Vec::new();
+    for seed in 0..3 {
+        let cfg = RECIPE.replace(
+            "batch_size = 64",
+            &format!("batch_size = 64\nseed = {seed}"),
+        );
+        std::fs::write(dir.join(format!("r{seed}.toml")), cfg).unwrap();
+        let run = format!("r{seed}");
+        ok(
+            dir,
+            &[
+                "--quiet",
+                "train",
+                "--config",
+                &format!("r{seed}.toml"),
+                "--out",
+                &run,
+            ],
+        );
+        ok(
+            dir,
+            &[
+                "--quiet",
+                "attribute",
+                "--run",
+                &run,
+                "--method",
+                "tracin",
+                "--name",
+                "t",
+            ],
+        );
+        let mut args = vec!["--json", "lds", "--run", &run, "--scores"];
+        let scores = format!("{run}/scores/t.npy");
+        args.push(&scores);
+        args.extend_from_slice(&gt);
+        each.push(lds_event(&ok(dir, &args))["lds"].as_f64().unwrap());
+    }
+    assert!(
+        each[0] != each[1],
+        "differently seeded runs differ: {each:?}"
+    );
+    let mut args = vec!["--json", "lds", "--runs", "r0,r1,r2", "--scores", "t.npy"];
+    args.extend_from_slice(&gt);
+    let out = ok(dir, &args);
+    let v = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["type"] == "lds_runs")
+        .expect("an lds_runs event");
+    let got: Vec<f64> = v["lds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert_eq!(
+        got, each,
+        "each run's LDS is the one attrib lds --run gives"
+    );
+    let mean = each.iter().sum::<f64>() / 3.0;
+    let sd = (each.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 2.0).sqrt();
+    assert!((v["mean"].as_f64().unwrap() - mean).abs() < 1e-15);
+    assert!((v["sd"].as_f64().unwrap() - sd).abs() < 1e-15);
+    assert_eq!(v["runs"], 3);
+    let (success, _, err) = attrib(dir, &["lds", "--runs", "r0,r1", "--scores", "missing.npy"]);
+    assert!(!success && err.contains("r0/scores/missing.npy"), "{err}");
 }
