@@ -3,12 +3,15 @@
 //!
 //! ## What is measured
 //!
-//! - **GEMM**: `engine::kernels::matmul(&a, &b, false, false)` in f32 on `256x512 @ 512x512` (the
-//!   shape of a hidden layer of workload (b)) and `1024x1024 @ 1024x1024`; `2 m k n` FLOPs a call.
+//! - **GEMM**: `engine::kernels::matmul(&a, &b, false, false)` in f32 on `256x256 @ 256x256`,
+//!   `256x512 @ 512x512` (the shape of a hidden layer of workload (b)) and `1024x1024 @ 1024x1024`;
+//!   `2 m k n` FLOPs a call.
 //! - **Workloads**, f32, `drop_last` so that every batch is full:
 //!   (a) the digits MLP of `examples/digits_mlp.toml` (64-128-128-10, batch 64);
 //!   (b) an MLP 512-512-512-512-512-10 (input 512, four hidden layers of 512, 10 classes) on 4,096
-//!   synthetic Gaussian examples with random labels, batch 256, SGD with momentum.
+//!   synthetic Gaussian examples with random labels, batch 256, SGD with momentum;
+//!   (c) an MLP 64-512-512-10 built the same way (4,096 examples of 64), batch 256.
+//!   `scripts/bench_vs_torch.sh` times the same three in PyTorch.
 //! - **Modes**: `step` times `Trainer::step` (batch gather, forward, backward, optimizer update);
 //!   `gradient` times `Trainer::gradient` alone at fixed parameters.
 //! - **FLOPs of a step**: `6 * batch * sum over layers of in * out` (per multiply-add, 2 in the
@@ -37,7 +40,7 @@ use crate::output::{thousands, BenchTrainRecord, Event, GemmRecord};
 use crate::Ctx;
 
 /// GEMM shapes `(m, k, n)`; the best of them at a thread count is the peak of the ratio.
-const GEMMS: [(usize, usize, usize); 2] = [(256, 512, 512), (1024, 1024, 1024)];
+const GEMMS: [(usize, usize, usize); 3] = [(256, 256, 256), (256, 512, 512), (1024, 1024, 1024)];
 
 /// A model, its data and its training config.
 struct Workload {
@@ -93,7 +96,18 @@ fn digits_mlp() -> Result<Workload> {
 
 /// (b): a wide MLP on synthetic data, built in code.
 fn wide_mlp() -> Result<Workload> {
-    let (n, d, k) = (4096, 512, 10);
+    synthetic_mlp("MLP 512-512-512-512 synthetic", 512, vec![512; 4])
+}
+
+/// (c): the wide MLP's recipe on 64 inputs and two hidden layers of 512.
+fn mlp_64_512() -> Result<Workload> {
+    synthetic_mlp("MLP 64-512-512-10 synthetic", 64, vec![512; 2])
+}
+
+/// An MLP `d`-`hidden`-10 (GELU) on 4,096 synthetic Gaussian examples with random labels, batch
+/// 256, 20 epochs of SGD with momentum 0.9 at lr 0.01.
+fn synthetic_mlp(name: &str, d: usize, hidden: Vec<usize>) -> Result<Workload> {
+    let (n, k) = (4096, 10);
     let mut rng = Rng::new(7);
     let values: Vec<f32> = (0..n * d).map(|_| rng.normal() as f32).collect();
     let y: Vec<u32> = (0..n).map(|_| rng.below(k as u64) as u32).collect();
@@ -114,7 +128,7 @@ fn wide_mlp() -> Result<Workload> {
     let cfg = RunConfig {
         data: DataConfig::new(Source::Digits), // not read: the dataset above is built in code
         model: ModelConfig::Mlp {
-            hidden: vec![512; 4],
+            hidden,
             activation: Activation::Gelu,
             output_scale: 1.0,
         },
@@ -132,7 +146,7 @@ fn wide_mlp() -> Result<Workload> {
             ..TrainConfig::default()
         },
     };
-    Workload::new("MLP 512-512-512-512 synthetic", cfg, data)
+    Workload::new(name, cfg, data)
 }
 
 /// Calls `f` `warmup` times, then until `budget` is spent (at least 3 times); returns
@@ -278,7 +292,7 @@ pub fn run(args: &BenchTrainArgs, ctx: &Ctx) -> Result<()> {
         "{:<30} {:<8} {:>7} {:>5} {:>11} {:>9} {:>12} {:>6}",
         "workload", "mode", "threads", "batch", "examples/s", "GFLOP/s", "GEMM peak", "ratio"
     ))?;
-    for w in [digits_mlp()?, wide_mlp()?] {
+    for w in [digits_mlp()?, wide_mlp()?, mlp_64_512()?] {
         for mode in [Mode::Step, Mode::Gradient] {
             for (ti, &threads) in counts.iter().enumerate() {
                 let (iterations, seconds) =
@@ -330,6 +344,9 @@ mod tests {
         let b = wide_mlp().unwrap();
         assert_eq!(b.macs, 4 * 512 * 512 + 512 * 10);
         assert_eq!(b.data.len(), 4096);
+        let c = mlp_64_512().unwrap();
+        assert_eq!(c.macs, 64 * 512 + 512 * 512 + 512 * 10);
+        assert_eq!(c.batch(), 256);
     }
 
     #[test]

@@ -709,7 +709,8 @@ mod bench {
             .iter()
             .filter(|v| v["type"] == "bench_train")
             .collect();
-        assert_eq!((gemm.len(), train.len()), (4, 8));
+        // 3 GEMM shapes x 2 thread counts; 3 workloads x 2 modes x 2 thread counts.
+        assert_eq!((gemm.len(), train.len()), (6, 12));
         for v in gemm.iter().chain(&train) {
             assert!(v["gflops"].as_f64().unwrap() > 0.0, "{v}");
         }

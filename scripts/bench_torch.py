@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""PyTorch side of scripts/bench_vs_torch.sh: the workloads of `attrib bench train`, in PyTorch.
+
+Same shapes, optimizer, hyper-parameters, batch size and float32 as attrib's workloads; the data is
+random (its values do not change the arithmetic) and the init is PyTorch's default. Only the
+training loop is timed: batch gather, forward, backward, optimizer step. Prints one JSON object per
+line, with the fields the shell script reads:
+
+  {"kind": "gemm", "m":..., "k":..., "n":..., "threads":..., "gflops":...}
+  {"kind": "step", "workload": NAME, "threads":..., "batch":..., "ms_per_step":...}
+
+NAME matches the `workload` field of attrib's `bench_train` events.
+"""
+import argparse
+import json
+import time
+
+import torch
+
+
+def timed(fn, warmup, budget):
+    for _ in range(warmup):
+        fn()
+    t0 = time.perf_counter()
+    calls = 0
+    while calls < 3 or time.perf_counter() - t0 < budget:
+        fn()
+        calls += 1
+    return calls, time.perf_counter() - t0
+
+
+def mlp(d_in, hidden, k):
+    layers, d = [], d_in
+    for h in hidden:
+        layers += [torch.nn.Linear(d, h), torch.nn.GELU()]
+        d = h
+    layers.append(torch.nn.Linear(d, k))
+    return torch.nn.Sequential(*layers)
+
+
+def workloads():
+    # (a) examples/digits_mlp.toml: 1,437 training examples of 64 pixels (digits, test 0.2),
+    # 64-128-128-10 GELU, SGD lr 0.03 momentum 0.9 weight decay 5e-4, batch 64, drop_last.
+    # attrib's cosine schedule only rescales lr per step; it is left out here.
+    yield ("digits MLP 64-128-128-10", 1437, 64, [128, 128], 64,
+           dict(lr=0.03, momentum=0.9, weight_decay=5e-4))
+    # (b) bench.rs wide_mlp: 4,096 examples of 512, hidden 512x4 GELU, SGD lr 0.01 momentum 0.9.
+    yield ("MLP 512-512-512-512 synthetic", 4096, 512, [512] * 4, 256,
+           dict(lr=0.01, momentum=0.9, weight_decay=0.0))
+    # (c) bench.rs mlp_64_512: the same recipe, 4,096 examples of 64, hidden 512x2.
+    yield ("MLP 64-512-512-10 synthetic", 4096, 64, [512] * 2, 256,
+           dict(lr=0.01, momentum=0.9, weight_decay=0.0))
+
+
+def step_bench(name, n, d, hidden, batch, opt_kw, warmup, budget, threads):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, d, generator=g)
+    y = torch.randint(0, 10, (n,), generator=g)
+    model = mlp(d, hidden, 10)
+    opt = torch.optim.SGD(model.parameters(), **opt_kw)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    per_epoch = n // batch
+    perm = torch.randperm(n, generator=g)
+    state = {"t": 0}
+
+    def step():
+        i = state["t"] % per_epoch
+        idx = perm[i * batch:(i + 1) * batch]
+        xb, yb = x[idx], y[idx]
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(xb), yb)
+        loss.backward()
+        opt.step()
+        state["t"] += 1
+
+    calls, seconds = timed(step, warmup, budget)
+    return {"kind": "step", "workload": name, "threads": threads, "batch": batch,
+            "ms_per_step": 1e3 * seconds / calls}
+
+
+def gemm_bench(m, k, n, warmup, budget, threads):
+    a = torch.rand(m, k) * 2 - 1
+    b = torch.rand(k, n) * 2 - 1
+    calls, seconds = timed(lambda: torch.matmul(a, b), min(warmup, 3), budget)
+    return {"kind": "gemm", "m": m, "k": k, "n": n, "threads": threads,
+            "gflops": 2.0 * m * k * n * calls / seconds / 1e9}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--quick", action="store_true", help="0.25 s per measurement instead of 2 s")
+    a = p.parse_args()
+    budget, warmup = (0.25, 2) if a.quick else (2.0, 10)
+    torch.set_grad_enabled(True)
+    for threads in a.threads:
+        torch.set_num_threads(threads)
+        for (m, k, n) in [(256, 256, 256), (256, 512, 512), (1024, 1024, 1024)]:
+            print(json.dumps(gemm_bench(m, k, n, warmup, budget, threads)), flush=True)
+        for w in workloads():
+            print(json.dumps(step_bench(*w, warmup, budget, threads)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
