@@ -40,6 +40,14 @@ const NOT_RUN: &[(&str, &str)] = &[
         "the Python package's tests: .ci/run runs them after building it",
     ),
     (
+        "scripts/bench_vs_torch.sh",
+        "the PyTorch comparison: installs torch (gigabytes) and takes minutes; not for CI",
+    ),
+    (
+        "QUICK=1 RUNS=5 scripts/bench_vs_torch.sh",
+        "the PyTorch comparison (as above)",
+    ),
+    (
         "attrib slurm ",
         "--submit needs a Slurm cluster; crates/cli/tests/slurm.rs runs it on a local one",
     ),
