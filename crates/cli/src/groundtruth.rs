@@ -218,6 +218,14 @@ pub fn run(args: &GroundTruthArgs, ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
+/// `("drop" | "keep", fraction)` of a subset spec, as the LDS table and its events name it.
+fn kind_and_fraction(spec: &SubsetSpec) -> (&'static str, f64) {
+    match spec.kind {
+        SubsetKind::Drop { fraction } => ("drop", fraction),
+        SubsetKind::Keep { fraction } => ("keep", fraction),
+    }
+}
+
 /// The LDS table: a header before the first row, then one row per score file and ground truth.
 #[derive(Default)]
 pub(crate) struct LdsTable {
@@ -225,14 +233,15 @@ pub(crate) struct LdsTable {
 }
 
 impl LdsTable {
-    /// Prints (and emits as `lds` events) the LDS of each score file against `gt`.
+    /// Prints (and emits as `lds` events) the LDS of each score file against `gt`, and returns
+    /// the reports in the order of `scores`.
     pub(crate) fn rows(
         &mut self,
         gt: &GroundTruth,
         spec: &SubsetSpec,
         scores: &[&(String, Scores)],
         ctx: &Ctx,
-    ) -> Result<()> {
+    ) -> Result<Vec<eval::LdsReport>> {
         self.rows_of(gt, spec, None, scores, ctx)
     }
 
@@ -244,7 +253,7 @@ impl LdsTable {
         groups: Option<&Grouping>,
         scores: &[&(String, Scores)],
         ctx: &Ctx,
-    ) -> Result<()> {
+    ) -> Result<Vec<eval::LdsReport>> {
         if !self.header_printed {
             ctx.out.result(format!(
                 "{:<16} {:>10} {:>7} {:>8}  {:<17} {:>8} {:>7} {:>9}",
@@ -259,10 +268,8 @@ impl LdsTable {
             ))?;
             self.header_printed = true;
         }
-        let (kind, fraction) = match spec.kind {
-            SubsetKind::Drop { fraction } => ("drop", fraction),
-            SubsetKind::Keep { fraction } => ("keep", fraction),
-        };
+        let (kind, fraction) = kind_and_fraction(spec);
+        let mut reports = Vec::with_capacity(scores.len());
         for (path, s) in scores {
             let r = match groups {
                 Some(g) => eval::lds_groups(gt, s, g)?,
@@ -300,8 +307,9 @@ impl LdsTable {
                 row.slope,
                 row.method_seconds
             ))?;
+            reports.push(r);
         }
-        Ok(())
+        Ok(reports)
     }
 }
 
@@ -396,6 +404,8 @@ fn lds_runs(args: &LdsArgs, ctx: &Ctx) -> Result<()> {
             })?;
             s.check_run(&run, &path)?;
             let split = Split::from_name(&s.meta.split).unwrap_or(Split::Test);
+            let named = (path.display().to_string(), s);
+            let s = &named.1;
             for (q, spec) in specs.iter().enumerate() {
                 let want = Wanted {
                     spec,
@@ -406,9 +416,9 @@ fn lds_runs(args: &LdsArgs, ctx: &Ctx) -> Result<()> {
                     seeds: args.subsets.seeds,
                 };
                 let gt = ground_truth_of(&run, run_dir, &want, ctx, false)?;
-                let named = (path.display().to_string(), s.clone());
-                table.rows(&gt, spec, &[&named], ctx)?;
-                let r = eval::lds(&gt, &s)?;
+                let [r] = &table.rows(&gt, spec, &[&named], ctx)?[..] else {
+                    unreachable!("one score file, one report")
+                };
                 values[k][q].push(r.lds);
                 widths[k][q].push((r.ci.1 - r.ci.0) / 2.0);
             }
@@ -429,10 +439,7 @@ fn lds_runs(args: &LdsArgs, ctx: &Ctx) -> Result<()> {
                 0.0
             };
             let half = eval::stats::mean(&widths[k][q]);
-            let (kind, fraction) = match spec.kind {
-                SubsetKind::Drop { fraction } => ("drop", fraction),
-                SubsetKind::Keep { fraction } => ("keep", fraction),
-            };
+            let (kind, fraction) = kind_and_fraction(spec);
             let (lo, hi) = v
                 .iter()
                 .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
