@@ -496,6 +496,43 @@ mod tests {
         }
     }
 
+    /// TRAK's ensemble formula (module docs) rebuilt by hand from the flattened ensemble's parameter
+    /// vectors `states`, state `e` with projection `e`: `(1/M sum_e A_e) * (1/M sum_e Q_e)`, k = 24.
+    fn ensemble_formula(run: &Run, targets: &Targets, states: &[&Vec<f64>]) -> Vec<Vec<f64>> {
+        let method = Trak {
+            k: 24,
+            projection: ProjectionKind::Rademacher,
+            seed: 0,
+            models: 1,
+            checkpoints: 0,
+            damping: Auto::Auto,
+            chunk: 512,
+        };
+        let data = TrainChunks::new(&run.splits.train, 100);
+        let batch = run.target_batch::<f64>(targets);
+        let parts: Vec<(Vec<f64>, Vec<f64>)> = states
+            .iter()
+            .enumerate()
+            .map(|(e, params)| {
+                let proj = method.projection(params.len(), e);
+                let f = train_features(&run.model, params, &data, &proj);
+                let t = target_features(&run.model, params, &batch, targets.output, &proj);
+                (kernel_scores(&f, &t, 24, true, Auto::Auto).unwrap(), f.q)
+            })
+            .collect();
+        let (n, m) = (run.n_train(), states.len() as f64);
+        (0..targets.indices.len())
+            .map(|t| {
+                (0..n)
+                    .map(|i| {
+                        let a = parts.iter().map(|p| p.0[t * n + i]).sum::<f64>() / m;
+                        a * parts.iter().map(|p| p.1[i]).sum::<f64>() / m
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     /// Members are the run's recipe with derived trainer seeds, cached in the run directory, and
     /// the ensemble averages kernel scores and `Q` separately.
     #[test]
@@ -524,38 +561,7 @@ mod tests {
             "a cached member gives the same bits"
         );
         // The ensemble formula from the two members' parts.
-        let method = Trak {
-            k: 24,
-            projection: ProjectionKind::Rademacher,
-            seed: 0,
-            models: 2,
-            checkpoints: 0,
-            damping: Auto::Auto,
-            chunk: 512,
-        };
-        let data = TrainChunks::new(&run.splits.train, 100);
-        let batch = run.target_batch::<f64>(&targets);
-        let parts: Vec<(Vec<f64>, Vec<f64>)> = [&run.params, &fresh.params]
-            .iter()
-            .enumerate()
-            .map(|(e, params)| {
-                let proj = method.projection(params.len(), e);
-                let f = train_features(&run.model, params, &data, &proj);
-                let t = target_features(&run.model, params, &batch, targets.output, &proj);
-                (kernel_scores(&f, &t, 24, true, Auto::Auto).unwrap(), f.q)
-            })
-            .collect();
-        let n = run.n_train();
-        let want: Vec<Vec<f64>> = (0..2)
-            .map(|t| {
-                (0..n)
-                    .map(|i| {
-                        let a = (parts[0].0[t * n + i] + parts[1].0[t * n + i]) / 2.0;
-                        a * (parts[0].1[i] + parts[1].1[i]) / 2.0
-                    })
-                    .collect()
-            })
-            .collect();
+        let want = ensemble_formula(&run, &targets, &[&run.params, &fresh.params]);
         assert!(rel_diff(&two, &want) < 1e-10);
         let one = trak(&run, &targets, &opts[..1]);
         assert!(rel_diff(&two, &one) > 1e-3);
@@ -586,38 +592,7 @@ mod tests {
                 .clone()
         };
         let states = [state_at(e), state_at(2 * e), run.params.clone()];
-        let method = Trak {
-            k: 24,
-            projection: ProjectionKind::Rademacher,
-            seed: 0,
-            models: 1,
-            checkpoints: 2,
-            damping: Auto::Auto,
-            chunk: 512,
-        };
-        let data = TrainChunks::new(&run.splits.train, 100);
-        let batch = run.target_batch::<f64>(&targets);
-        let parts: Vec<(Vec<f64>, Vec<f64>)> = states
-            .iter()
-            .enumerate()
-            .map(|(e, params)| {
-                let proj = method.projection(params.len(), e);
-                let f = train_features(&run.model, params, &data, &proj);
-                let t = target_features(&run.model, params, &batch, targets.output, &proj);
-                (kernel_scores(&f, &t, 24, true, Auto::Auto).unwrap(), f.q)
-            })
-            .collect();
-        let n = run.n_train();
-        let want: Vec<Vec<f64>> = (0..2)
-            .map(|t| {
-                (0..n)
-                    .map(|i| {
-                        let a = parts.iter().map(|p| p.0[t * n + i]).sum::<f64>() / 3.0;
-                        a * parts.iter().map(|p| p.1[i]).sum::<f64>() / 3.0
-                    })
-                    .collect()
-            })
-            .collect();
+        let want = ensemble_formula(&run, &targets, &[&states[0], &states[1], &states[2]]);
         let d = rel_diff(&with, &want);
         eprintln!("trak with 2 checkpoints vs the three states' formula: {d:e}");
         assert!(d < 1e-10, "{d:e}");
