@@ -50,9 +50,7 @@ pub fn run(args: &SelectArgs, ctx: &Ctx) -> Result<()> {
     row(ctx, "full data", &run, &run.params, &run.base_weights())?;
     if !run.splits.flipped.is_empty() {
         // The oracle: exactly the examples data.label_noise flipped, dropped.
-        let mut keep = vec![1.0; run.n_train()];
-        run.splits.flipped.iter().for_each(|&i| keep[i] = 0.0);
-        let w = run.subset_weights(&keep);
+        let w = run.weights_without(&run.splits.flipped);
         save_weights(&out_dir, "oracle", &w)?;
         let params = retrain_cached(&run, &w)?;
         row(ctx, "oracle: drop the flipped labels", &run, &params, &w)?;
@@ -180,9 +178,7 @@ fn one_shot(args: &SelectArgs, ctx: &Ctx, run: &Run, out_dir: &Path) -> Result<(
         } else {
             order.into_iter().take(drop).collect()
         };
-        let mut keep = vec![1.0; n];
-        chosen.iter().for_each(|&i| keep[i] = 0.0);
-        let w = run.subset_weights(&keep);
+        let w = run.weights_without(&chosen);
         let stem = path
             .file_stem()
             .map_or("scores".into(), |s| s.to_string_lossy().into_owned());
@@ -209,9 +205,7 @@ fn one_shot(args: &SelectArgs, ctx: &Ctx, run: &Run, out_dir: &Path) -> Result<(
     let mut tests = Vec::new();
     for seed in 0..args.random as u64 {
         let perm = engine::Rng::derive(seed, "select-random", 0).permutation(n);
-        let mut keep = vec![1.0; n];
-        perm.iter().take(k).for_each(|&i| keep[i] = 0.0);
-        let w = run.subset_weights(&keep);
+        let w = run.weights_without(&perm[..k.min(n)]);
         let params = retrain_cached(run, &w)?;
         let r = row(ctx, &format!("random, seed {seed}"), run, &params, &w)?;
         vals.push(r.val);

@@ -6,19 +6,8 @@
 use std::path::Path;
 use std::process::Command;
 
-const RECIPE: &str = r#"
-[data]
-source = "breast_cancer"
-[model]
-kind = "logistic"
-[optim]
-kind = "sgd"
-lr = 0.1
-momentum = 0.9
-[train]
-epochs = 3
-batch_size = 64
-"#;
+mod support;
+use support::RECIPE;
 
 fn attrib(dir: &Path, args: &[&str]) -> (bool, String, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_attrib"))

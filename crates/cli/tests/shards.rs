@@ -4,20 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// Breast cancer, logistic regression, a few epochs: each retraining takes milliseconds.
-const RECIPE: &str = r#"
-[data]
-source = "breast_cancer"
-[model]
-kind = "logistic"
-[optim]
-kind = "sgd"
-lr = 0.1
-momentum = 0.9
-[train]
-epochs = 3
-batch_size = 64
-"#;
+mod support;
+use support::RECIPE;
 
 fn attrib_cmd(dir: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_attrib"));

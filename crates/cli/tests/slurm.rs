@@ -8,19 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const RECIPE: &str = r#"
-[data]
-source = "breast_cancer"
-[model]
-kind = "logistic"
-[optim]
-kind = "sgd"
-lr = 0.1
-momentum = 0.9
-[train]
-epochs = 3
-batch_size = 64
-"#;
+mod support;
+use support::RECIPE;
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/slurm_local.sh")

@@ -513,15 +513,11 @@ pub fn retrain(run: &Run, r: &Retraining) -> Result<Retrained> {
         .take(r.limit.unwrap_or(usize::MAX))
         .collect();
     let new = store::parallel(todo, |j| {
-        let mut w = vec![1.0; n];
-        for &i in &plan.dropped[j] {
-            w[i] = 0.0;
-        }
         // A subset of a weighted run keeps the run's weights on the examples it keeps (E7).
         let per_model = models
             .iter()
             .map(|m| {
-                let params = m.retrain(&m.subset_weights(&w))?;
+                let params = m.retrain(&m.weights_without(&plan.dropped[j]))?;
                 Ok(split_outputs(m, &params, r.output, r.split))
             })
             .collect::<Result<Vec<_>>>()?;

@@ -306,6 +306,16 @@ impl Run {
         }
     }
 
+    /// [`Run::subset_weights`] of the subset that drops the training positions `dropped` and
+    /// keeps the rest: `w0` with zeros at `dropped`.
+    pub fn weights_without(&self, dropped: &[usize]) -> Vec<f64> {
+        let mut keep = vec![1.0; self.n_train()];
+        for &i in dropped {
+            keep[i] = 0.0;
+        }
+        self.subset_weights(&keep)
+    }
+
     /// A trainer of this run's recipe at its data weights `w0` (MATH.md E1): what MAGIC and the
     /// checkpoint replays differentiate and replay.
     ///
