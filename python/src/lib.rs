@@ -1,43 +1,56 @@
-//! `attrib._attrib`: the Python face of attrib (issue 18). Two entry points:
+//! `attrib._attrib`: the Python face of attrib (issue 18).
 //!
 //! - [`lds`] referees any library's scores against retrainings done anywhere (MATH.md E6), by the
-//!   same code as `attrib lds` (`eval::lds`), so that the two agree to the bit;
-//! - [`load`] opens a run directory written by the CLI; [`PyRun::attribute`] computes scores by
-//!   the CLI's own path (`methods::attribute`), returning what `attrib attribute` writes to its
-//!   `.npy` (float32), and [`PyRun::outputs`] the run's outputs `f(S)`.
+//!   same code as `attrib lds --masks --outputs --scores` (`eval::external`), reading the arrays
+//!   in place (zero-copy for C-contiguous float64, float32 and bool arrays);
+//! - [`runs`]: attrib's own runs (train, load, attribute, ground truth, any CLI command), on the
+//!   same run directory and store as the `attrib` binary, by its code;
+//! - [`features`]: bring your own gradients (projections, TRAK and TracIn from features).
 //!
 //! Every argument is checked before any work, and a bad one is a `ValueError` that names it; the
 //! GIL is released while attrib computes.
 
-use std::path::PathBuf;
+mod arrays;
+mod features;
+mod runs;
 
-use numpy::{PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::PyArray1;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use eval::external::{lds_external, Array2, Layout};
-use run::{Run, Split, Targets};
+use eval::external::{lds_external, Layout};
+
+use crate::arrays::Held;
 
 /// A `ValueError` naming the argument.
 fn bad(arg: &str, why: impl std::fmt::Display) -> PyErr {
     PyValueError::new_err(format!("{arg}: {why}"))
 }
 
-/// An attrib error as a Python exception: bad inputs are `ValueError`, the rest `RuntimeError`;
-/// the message is attrib's own.
-fn attrib_err(e: impl std::fmt::Display) -> PyErr {
+/// An attrib error as a `RuntimeError` carrying attrib's own message.
+fn runtime(e: impl std::fmt::Display) -> PyErr {
     PyRuntimeError::new_err(e.to_string())
 }
 
-/// A 2-D array of numbers (or bools) as f64, row-major, with its shape.
-fn matrix(arg: &str, a: &Bound<'_, PyAny>) -> PyResult<(Vec<f64>, usize, usize)> {
-    let a: PyReadonlyArray2<f64> = a
-        .call_method1("astype", ("float64",))
-        .and_then(|x| x.extract())
-        .map_err(|_| bad(arg, "expected a 2-D array of numbers"))?;
-    let (r, c) = (a.shape()[0], a.shape()[1]);
-    Ok((a.as_array().iter().copied().collect(), r, c))
+/// Runs `f` on a pool of `threads` workers (`None`: the global pool, one per core). Results do
+/// not depend on the count (attrib's kernels are deterministic across thread counts).
+///
+/// # Errors
+/// The pool cannot be started.
+fn with_threads<T: Send>(
+    threads: Option<usize>,
+    f: impl FnOnce() -> T + Send,
+) -> Result<T, String> {
+    match threads {
+        None => Ok(f()),
+        Some(0) => Err("threads: give at least 1".into()),
+        Some(t) => rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build()
+            .map(|pool| pool.install(f))
+            .map_err(|e| format!("cannot start {t} threads: {e}")),
+    }
 }
 
 /// The LDS of `scores` against subsets retrained outside or inside attrib (MATH.md E6), by
@@ -60,29 +73,17 @@ fn lds<'py>(
     layout: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
     let layout = Layout::parse(layout).map_err(invalid_or_runtime)?;
-    let (s, sr, sc) = matrix("scores", scores)?;
-    let (m, mr, mc) = matrix("masks", masks)?;
-    let (o, or, oc) = matrix("outputs", outputs)?;
-    let base: Option<Vec<f64>> = match base {
-        None => None,
-        Some(b) => {
-            let b: PyReadonlyArray1<f64> = b
-                .call_method1("astype", ("float64",))
-                .and_then(|x| x.extract())
-                .map_err(|_| bad("base", "expected a 1-D array of numbers"))?;
-            Some(b.as_array().to_vec())
-        }
-    };
+    let (s, m, o) = (
+        Held::of("scores", scores, 2)?,
+        Held::of("masks", masks, 2)?,
+        Held::of("outputs", outputs, 2)?,
+    );
+    let base: Option<Vec<f64>> = base
+        .map(|b| Held::of("base", b, 1).map(|h| h.to_f64()))
+        .transpose()?;
+    let (s, m, o) = (s.array2(), m.array2(), o.array2());
     let report = py
-        .allow_threads(|| {
-            lds_external(
-                Array2::new(&s, sr, sc),
-                layout,
-                Array2::new(&m, mr, mc),
-                Array2::new(&o, or, oc),
-                base.as_deref(),
-            )
-        })
+        .allow_threads(|| lds_external(s, layout, m, o, base.as_deref()))
         .map_err(invalid_or_runtime)?;
     let out = PyDict::new(py);
     out.set_item("lds", report.lds)?;
@@ -99,123 +100,19 @@ fn lds<'py>(
 fn invalid_or_runtime(e: eval::EvalError) -> PyErr {
     match e {
         eval::EvalError::Invalid { .. } => PyValueError::new_err(e.to_string()),
-        other => attrib_err(other),
+        other => runtime(other),
     }
-}
-
-/// A run directory written by `attrib train` (the same files the CLI reads and writes).
-#[pyclass(name = "Run", module = "attrib", unsendable)]
-struct PyRun {
-    run: Run,
-    dir: PathBuf,
-}
-
-fn split_of(name: &str) -> PyResult<Split> {
-    Split::from_name(name).ok_or_else(|| {
-        bad(
-            "split",
-            format!("\"{name}\" is not a split; use train, test or val"),
-        )
-    })
-}
-
-#[pymethods]
-impl PyRun {
-    /// Training examples (score columns).
-    #[getter]
-    fn n_train(&self) -> usize {
-        self.run.n_train()
-    }
-
-    /// The run directory.
-    #[getter]
-    fn dir(&self) -> String {
-        self.dir.display().to_string()
-    }
-
-    /// `f(S)`: the trained model's `output` on every example of `split`, as the ground truth's
-    /// `full` (float64).
-    #[pyo3(signature = (output="margin", split="test"))]
-    fn outputs<'py>(
-        &self,
-        py: Python<'py>,
-        output: &str,
-        split: &str,
-    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-        let out = run::parse_output(output).map_err(|e| bad("output", e))?;
-        let split = split_of(split)?;
-        let run = &self.run;
-        let v = py.allow_threads(|| run::retrain::split_outputs(run, &run.params, out, split));
-        Ok(PyArray1::from_vec(py, v))
-    }
-
-    /// Scores `tau[target, train]` of `method` (MATH.md's sign: `tau_i = d f / d w_i`), computed
-    /// as `attrib attribute` computes them and rounded to float32 as its `.npy` file stores them.
-    /// `options` are the method's `--option key=value` pairs, e.g. `damping="auto"`.
-    #[pyo3(signature = (method, targets=None, output="margin", split="test", **options))]
-    fn attribute<'py>(
-        &self,
-        py: Python<'py>,
-        method: &str,
-        targets: Option<Vec<usize>>,
-        output: &str,
-        split: &str,
-        options: Option<&Bound<'py, PyDict>>,
-    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-        let out = run::parse_output(output).map_err(|e| bad("output", e))?;
-        let split = split_of(split)?;
-        let len = self.run.dataset(split).len();
-        let indices = targets.unwrap_or_else(|| (0..len.min(50)).collect());
-        if let Some(&t) = indices.iter().find(|&&t| t >= len) {
-            return Err(bad(
-                "targets",
-                format!(
-                    "{t} is outside the {} split of {len} examples",
-                    split.name()
-                ),
-            ));
-        }
-        let mut pairs = Vec::new();
-        if let Some(o) = options {
-            for (k, v) in o.iter() {
-                pairs.push(format!("{}={}", k.str()?, v.str()?));
-            }
-        }
-        let opts = methods::Options::parse(method, &pairs).map_err(|e| bad("options", e))?;
-        let (m, used) = methods::build(method, opts).map_err(|e| bad("method", e))?;
-        let targets = Targets {
-            split,
-            indices,
-            output: out,
-        };
-        let run = &self.run;
-        let scores = py
-            .allow_threads(|| methods::attribute(run, m.as_ref(), used, &targets))
-            .map_err(attrib_err)?;
-        let cols = scores.meta.n_train;
-        let rows: Vec<Vec<f32>> = scores
-            .values
-            .chunks(cols.max(1))
-            .map(|r| r.iter().map(|&v| v as f32).collect())
-            .collect();
-        PyArray2::from_vec2(py, &rows).map_err(attrib_err)
-    }
-}
-
-/// Opens the run directory `dir` (as `attrib evaluate --run DIR` does, fingerprint checked).
-#[pyfunction]
-fn load(py: Python<'_>, dir: PathBuf) -> PyResult<PyRun> {
-    let run = py
-        .allow_threads(|| Run::load(&dir))
-        .map_err(|e| bad("dir", e))?;
-    Ok(PyRun { run, dir })
 }
 
 #[pymodule]
 fn _attrib(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lds, m)?)?;
-    m.add_function(wrap_pyfunction!(load, m)?)?;
-    m.add_class::<PyRun>()?;
+    m.add_function(wrap_pyfunction!(runs::run_command, m)?)?;
+    m.add_function(wrap_pyfunction!(runs::train, m)?)?;
+    m.add_function(wrap_pyfunction!(features::project, m)?)?;
+    m.add_function(wrap_pyfunction!(features::trak_scores, m)?)?;
+    m.add_function(wrap_pyfunction!(features::tracin_scores, m)?)?;
+    m.add_class::<runs::PyRun>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

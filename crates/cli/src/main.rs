@@ -9,47 +9,20 @@
 //! command fails (the error chain is printed once on stderr, and as an `error` event with
 //! `--json`), 2 on a usage error (unknown command or flag, bad flag value).
 
-mod args;
-mod attribute;
-mod bench;
-mod demo;
-mod evaluate;
-mod explain;
-mod groundtruth;
-mod groups;
-mod lds_external;
-mod output;
-mod poison;
-mod progress;
-mod report;
-mod select;
-mod slurm;
-mod status;
-mod train;
-mod unlearn;
-mod verify;
-
 use std::io::{self, Write};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use crate::args::{BenchCommand, Cli, Command};
-use crate::output::{Event, Output};
+use attrib_cli::args::Cli;
+use attrib_cli::output::{Event, Output};
+use attrib_cli::{execute, render, Ctx};
 
 // mimalloc keeps freed tensor buffers for reuse; glibc malloc returns large ones to the kernel and
 // faults them back in zeroed on the next step (about 10% of a MAGIC sweep; see `bench magic`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// What every command needs: where to print, and the thread count in force.
-pub struct Ctx {
-    /// Printing policy (`--json`, `--quiet`).
-    pub out: Output,
-    /// Threads of the global rayon pool.
-    pub threads: usize,
-}
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -93,44 +66,7 @@ fn run(cli: &Cli, out: Output) -> Result<()> {
             format!("cannot start {threads} worker threads; try a smaller --threads")
         })?;
     let ctx = Ctx { out, threads };
-    match &cli.command {
-        Command::Train(a) => train::run(a, &ctx),
-        Command::Evaluate(a) => evaluate::run(a, &ctx),
-        Command::Demo(a) => demo::run(a, &ctx),
-        Command::Attribute(a) => attribute::run(a, &ctx),
-        Command::Methods => attribute::list(&ctx),
-        Command::Merge(a) => attribute::merge(a, &ctx),
-        Command::Status(a) => status::run(a, &ctx),
-        Command::Slurm(a) => slurm::run(a, &ctx),
-        Command::Groundtruth(a) => groundtruth::run(a, &ctx),
-        Command::Lds(a) => groundtruth::lds(a, &ctx),
-        Command::Group(a) => groups::group(a, &ctx),
-        Command::RetrainScore(a) => groups::retrain_score(a, &ctx),
-        Command::NoisyLabels(a) => groups::noisy_labels(a, &ctx),
-        Command::Poison(a) => poison::run(a, &ctx),
-        Command::Unlearn(a) => unlearn::run(a, &ctx),
-        Command::Select(a) => select::run(a, &ctx),
-        Command::Explain(a) => explain::run(a, &ctx),
-        Command::Report(a) => report::run(a, &ctx),
-        Command::Bench(BenchCommand::Train(a)) => bench::run(a, &ctx),
-    }
-}
-
-/// The error chain as `outer: inner: ...` (anyhow's `{:#}`), skipping a cause whose text the
-/// message already contains (library errors often print their source themselves).
-fn render(e: &anyhow::Error) -> String {
-    let mut message = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if message.contains(&text) {
-            continue;
-        }
-        if !message.is_empty() {
-            message.push_str(": ");
-        }
-        message.push_str(&text);
-    }
-    message
+    execute(&cli.command, &ctx)
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -143,17 +79,6 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn render_skips_repeated_causes() {
-        let io = io::Error::new(io::ErrorKind::NotFound, "No such file");
-        let e = anyhow::Error::new(io)
-            .context("run.toml: No such file")
-            .context("cannot train");
-        assert_eq!(render(&e), "cannot train: run.toml: No such file");
-        let e = anyhow::anyhow!("inner").context("outer");
-        assert_eq!(render(&e), "outer: inner");
-    }
 
     #[test]
     fn broken_pipe_is_detected_through_context() {

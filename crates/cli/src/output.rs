@@ -56,6 +56,7 @@
 
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use nn::Evaluation;
 use serde::Serialize;
@@ -429,7 +430,7 @@ pub struct Output {
 impl Output {
     /// A result line (human mode only).
     pub fn result(&self, line: impl AsRef<str>) -> io::Result<()> {
-        if self.json {
+        if self.json || CAPTURING.load(Ordering::Relaxed) {
             return Ok(());
         }
         write_stdout(|out| writeln!(out, "{}", line.as_ref()))
@@ -455,6 +456,12 @@ impl Output {
 
     /// An event (`--json` only).
     pub fn event(&self, event: &Event<'_>) -> io::Result<()> {
+        if CAPTURING.load(Ordering::Relaxed) {
+            if let Some(events) = CAPTURED.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                events.push(event.to_json());
+            }
+            return Ok(());
+        }
         if !self.json {
             return Ok(());
         }
@@ -463,6 +470,30 @@ impl Output {
             out.flush()
         })
     }
+}
+
+/// Whether [`capture`] is running: events are collected instead of printed, lines dropped.
+static CAPTURING: AtomicBool = AtomicBool::new(false);
+/// The events collected by the running [`capture`].
+static CAPTURED: Mutex<Option<Vec<String>>> = Mutex::new(None);
+/// One capture at a time: a second caller (another Python thread) waits for the first.
+static CAPTURE_TURN: Mutex<()> = Mutex::new(());
+
+/// Runs `f` with every event collected (as its JSON line) instead of printed, and human-readable
+/// lines dropped: how a host process (the Python package) runs a command in-process and reads
+/// its results. Warnings still go to stderr.
+pub fn capture<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
+    let _turn = CAPTURE_TURN.lock().unwrap_or_else(|e| e.into_inner());
+    *CAPTURED.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::new());
+    CAPTURING.store(true, Ordering::Relaxed);
+    let value = f();
+    CAPTURING.store(false, Ordering::Relaxed);
+    let events = CAPTURED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .unwrap_or_default();
+    (value, events)
 }
 
 /// Set once stdout turned out to be closed: nothing more is printed there.

@@ -3,11 +3,6 @@
 //! package's `attrib.lds`. The arrays become a [`GroundTruth`] and a [`Scores`] and go through
 //! [`crate::lds`], the code of every other LDS in attrib, so the numbers are the same.
 
-use std::collections::BTreeMap;
-
-use methods::{ScoreMeta, Scores};
-use run::{GroundTruth, SubsetSpec};
-
 use crate::error::{EvalError, Result};
 use crate::lds::LdsReport;
 
@@ -44,11 +39,57 @@ fn invalid(field: &str, reason: String) -> EvalError {
     }
 }
 
+/// The values of an [`Array2`], borrowed in the caller's element type (so that a NumPy array is
+/// read in place, without a copy).
+#[derive(Debug, Clone, Copy)]
+pub enum Values<'a> {
+    /// 64-bit floats.
+    F64(&'a [f64]),
+    /// 32-bit floats (widened exactly when read).
+    F32(&'a [f32]),
+    /// Booleans (1 and 0).
+    Bool(&'a [bool]),
+}
+
+impl Values<'_> {
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        match self {
+            Values::F64(v) => v.len(),
+            Values::F32(v) => v.len(),
+            Values::Bool(v) => v.len(),
+        }
+    }
+
+    /// Whether there are no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Value `k` as f64.
+    pub fn get(&self, k: usize) -> f64 {
+        match self {
+            Values::F64(v) => v[k],
+            Values::F32(v) => f64::from(v[k]),
+            Values::Bool(v) => f64::from(u8::from(v[k])),
+        }
+    }
+
+    /// The position of the first value that is not finite.
+    fn first_non_finite(&self) -> Option<usize> {
+        match self {
+            Values::F64(v) => v.iter().position(|x| !x.is_finite()),
+            Values::F32(v) => v.iter().position(|x| !x.is_finite()),
+            Values::Bool(_) => None,
+        }
+    }
+}
+
 /// A 2-D array, row-major.
 #[derive(Debug, Clone, Copy)]
 pub struct Array2<'a> {
     /// The values, `rows * cols` of them.
-    pub values: &'a [f64],
+    pub values: Values<'a>,
     /// Rows.
     pub rows: usize,
     /// Columns.
@@ -58,6 +99,11 @@ pub struct Array2<'a> {
 impl<'a> Array2<'a> {
     /// `values`, row-major, as a `rows x cols` array (checked where it is used).
     pub fn new(values: &'a [f64], rows: usize, cols: usize) -> Self {
+        Array2::of(Values::F64(values), rows, cols)
+    }
+
+    /// Borrowed values of any [`Values`] type as a `rows x cols` array.
+    pub fn of(values: Values<'a>, rows: usize, cols: usize) -> Self {
         Array2 { values, rows, cols }
     }
 }
@@ -74,18 +120,55 @@ fn check_finite(field: &str, a: &Array2) -> Result<()> {
             ),
         ));
     }
-    match a.values.iter().position(|x| !x.is_finite()) {
+    match a.values.first_non_finite() {
         Some(k) => Err(invalid(
             field,
             format!(
                 "entry [{}, {}] is {}; every value must be finite",
                 k / a.cols.max(1),
                 k % a.cols.max(1),
-                a.values[k]
+                a.values.get(k)
             ),
         )),
         None => Ok(()),
     }
+}
+
+/// The training examples each subset drops (mask value 0), checking that every value is 0 or 1.
+fn dropped_per_subset(masks: &Array2) -> Result<Vec<Vec<usize>>> {
+    let bad = |x: f64| {
+        invalid(
+            "masks",
+            format!("holds {x}; use 1 (or True) for kept and 0 (or False) for dropped"),
+        )
+    };
+    let n = masks.cols;
+    let mut dropped = vec![Vec::new(); masks.rows];
+    for (j, d) in dropped.iter_mut().enumerate() {
+        let row = j * n..(j + 1) * n;
+        match masks.values {
+            Values::Bool(v) => d.extend(v[row].iter().enumerate().filter(|x| !*x.1).map(|x| x.0)),
+            Values::F64(v) => {
+                for (i, &x) in v[row].iter().enumerate() {
+                    if x == 0.0 {
+                        d.push(i);
+                    } else if x != 1.0 {
+                        return Err(bad(x));
+                    }
+                }
+            }
+            Values::F32(v) => {
+                for (i, &x) in v[row].iter().enumerate() {
+                    if x == 0.0 {
+                        d.push(i);
+                    } else if x != 1.0 {
+                        return Err(bad(f64::from(x)));
+                    }
+                }
+            }
+        }
+    }
+    Ok(dropped)
 }
 
 /// The LDS of `scores` (in `layout`) against `masks` (`[subsets, train]`, 1 = the example was
@@ -111,12 +194,6 @@ pub fn lds_external(
         Layout::TargetsTrain => (scores.rows, scores.cols),
         Layout::TrainTargets => (scores.cols, scores.rows),
     };
-    let values: Vec<f64> = match layout {
-        Layout::TargetsTrain => scores.values.to_vec(),
-        Layout::TrainTargets => (0..targets)
-            .flat_map(|t| (0..n).map(move |i| scores.values[i * targets + t]))
-            .collect(),
-    };
     if masks.cols != n {
         return Err(invalid(
             "masks",
@@ -124,12 +201,6 @@ pub fn lds_external(
                 "{} columns, but the scores have {n} training examples",
                 masks.cols
             ),
-        ));
-    }
-    if let Some(x) = masks.values.iter().find(|&&x| x != 0.0 && x != 1.0) {
-        return Err(invalid(
-            "masks",
-            format!("holds {x}; use 1 (or True) for kept and 0 (or False) for dropped"),
         ));
     }
     let m = masks.rows;
@@ -170,41 +241,24 @@ pub fn lds_external(
         }
         Some(b) => b.to_vec(),
     };
-    let gt = GroundTruth {
-        spec: SubsetSpec::drop(0.5, m, 0),
-        output: "external".into(),
-        split: "external".into(),
-        run_hash: "external".into(),
-        full,
-        masks: masks
-            .values
-            .chunks(n.max(1))
-            .map(|row| row.iter().map(|&x| x == 1.0).collect())
-            .collect(),
-        outputs: outputs
-            .values
-            .chunks(targets.max(1))
-            .map(<[f64]>::to_vec)
-            .collect(),
+    let dropped = dropped_per_subset(&masks)?;
+    // Score of target `t` for training example `i`, read in place in either layout.
+    let tau = |t: usize, i: usize| match layout {
+        Layout::TargetsTrain => scores.values.get(t * n + i),
+        Layout::TrainTargets => scores.values.get(i * targets + t),
     };
-    let scores = Scores {
-        values,
-        meta: ScoreMeta {
-            method: "scores".into(),
-            options: BTreeMap::new(),
-            run_hash: "external".into(),
-            output: "external".into(),
-            split: "external".into(),
-            targets: (0..targets).collect(),
-            n_train: n,
-            groups: None,
-            seconds: 0.0,
-            attrib_version: env!("CARGO_PKG_VERSION").into(),
-            sign: methods::scores::SIGN.into(),
-            rows: None,
+    Ok(crate::lds::lds_report(
+        "scores",
+        m,
+        targets,
+        |t, truth, sums| {
+            for (j, d) in dropped.iter().enumerate() {
+                sums.push(d.iter().map(|&i| tau(t, i)).sum());
+                truth.push(outputs.values.get(j * targets + t));
+            }
+            full[t]
         },
-    };
-    crate::lds(&gt, &scores)
+    ))
 }
 
 #[cfg(test)]

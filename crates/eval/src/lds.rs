@@ -212,24 +212,40 @@ fn check_ground_truth(gt: &GroundTruth, scores: &Scores) -> Result<()> {
 
 /// The LDS report given, per subset, the score columns it drops (examples or groups).
 fn lds_of(gt: &GroundTruth, scores: &Scores, dropped: &[Vec<usize>]) -> LdsReport {
-    let m = gt.masks.len();
-    let rows: Vec<(f64, f64, f64)> = (0..scores.rows())
-        .into_par_iter()
-        .map(|r| {
+    lds_report(
+        &scores.meta.method,
+        dropped.len(),
+        scores.rows(),
+        |r, truth, sums| {
             let t = scores.meta.targets[r];
             let tau = scores.row(r);
-            let f0 = gt.full[t];
-            let mut truth = Vec::with_capacity(m);
-            let mut predicted = Vec::with_capacity(m);
-            let mut true_change = Vec::with_capacity(m);
-            let mut predicted_change = Vec::with_capacity(m);
             for (j, d) in dropped.iter().enumerate() {
-                let s: f64 = d.iter().map(|&i| tau[i]).sum();
+                sums.push(d.iter().map(|&i| tau[i]).sum());
                 truth.push(gt.outputs[j][t]);
-                predicted.push(f0 - s);
-                true_change.push(gt.outputs[j][t] - f0);
-                predicted_change.push(-s);
             }
+            gt.full[t]
+        },
+    )
+}
+
+/// The LDS report of `rows` targets over `m` subsets (MATH.md E6). `measure(r, truth, sums)`
+/// pushes, for target row `r` and each subset `j` in order, the retrained output `f_r(S_j)` to
+/// `truth` and the sum of the scores of the examples `S_j` drops to `sums`, and returns `f_r(S)`.
+pub(crate) fn lds_report(
+    method: &str,
+    m: usize,
+    rows: usize,
+    measure: impl Fn(usize, &mut Vec<f64>, &mut Vec<f64>) -> f64 + Sync,
+) -> LdsReport {
+    let rows: Vec<(f64, f64, f64)> = (0..rows)
+        .into_par_iter()
+        .map(|r| {
+            let mut truth = Vec::with_capacity(m);
+            let mut sums = Vec::with_capacity(m);
+            let f0 = measure(r, &mut truth, &mut sums);
+            let predicted: Vec<f64> = sums.iter().map(|s| f0 - s).collect();
+            let true_change: Vec<f64> = truth.iter().map(|y| y - f0).collect();
+            let predicted_change: Vec<f64> = sums.iter().map(|s| -s).collect();
             (
                 spearman(&truth, &predicted),
                 pearson(&truth, &predicted),
@@ -241,7 +257,7 @@ fn lds_of(gt: &GroundTruth, scores: &Scores, dropped: &[Vec<usize>]) -> LdsRepor
     let pearsons: Vec<f64> = rows.iter().map(|r| r.1).collect();
     let slopes: Vec<f64> = rows.iter().map(|r| r.2).collect();
     LdsReport {
-        method: scores.meta.method.clone(),
+        method: method.to_string(),
         lds: mean(&per_target),
         ci: bootstrap_mean_ci(&per_target, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED),
         pearson: mean(&pearsons),

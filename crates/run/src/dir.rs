@@ -76,7 +76,10 @@ impl RunDir {
                 _ => dir.remove_outputs()?,
             }
         } else if root.is_dir() && !force {
-            let non_empty = std::fs::read_dir(root).map_err(io(root))?.next().is_some();
+            // A fresh run may already hold the arrays it is trained on (`files::INPUTS`).
+            let non_empty = std::fs::read_dir(root)
+                .map_err(io(root))?
+                .any(|e| e.map_or(true, |e| e.file_name() != crate::files::INPUTS));
             if non_empty {
                 return Err(refused(format!(
                     "{shown} is not empty and is not a run directory (no {CONFIG}); choose a new or empty \

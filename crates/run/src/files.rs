@@ -39,6 +39,9 @@ pub const GROUPS: &str = "groups";
 pub const GROUNDTRUTH: &str = "groundtruth";
 /// Content-addressed artefacts (fitted factors, ensemble members, finished blocks).
 pub const STORE: &str = "store";
+/// Arrays a run was trained on when they were given in memory (`attrib.train(..., X=, y=)` from
+/// Python), saved as content-addressed `.npy` files before the run directory is created.
+pub const INPUTS: &str = "inputs";
 
 /// The name of the trajectory checkpoint holding the state after `step` steps.
 pub fn checkpoint_name(step: usize) -> String {

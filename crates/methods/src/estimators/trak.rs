@@ -281,12 +281,7 @@ impl Trak {
 
     /// The projection of model `e` of the flattened ensemble.
     fn projection(&self, p: usize, e: usize) -> Projection {
-        Projection {
-            kind: self.projection,
-            k: self.k,
-            p,
-            seed: Rng::derive(self.seed, "trak-model", e as u64).next_u64(),
-        }
+        member_projection(self.projection, self.k, p, self.seed, e)
     }
 }
 
@@ -322,9 +317,7 @@ impl Method for Trak {
         let data = TrainChunks::new(&run.splits.train, self.chunk);
         let batch = run.target_batch::<f64>(targets);
         let p = run.params.len();
-        let mut a = vec![0.0; nt * n];
-        let mut q = vec![0.0; n];
-        let mut count = 0usize;
+        let mut ensemble = Ensemble::new(nt, n);
         for m in 0..self.models {
             run.progress.report("trak ensemble members", m, self.models);
             let owned;
@@ -335,20 +328,100 @@ impl Method for Trak {
                 &owned
             };
             for params in self.states(member)? {
-                let proj = self.projection(p, count);
+                let proj = self.projection(p, ensemble.count);
                 let feats = train_features(&run.model, &params, &data, &proj);
                 let phi_t = target_features(&run.model, &params, &batch, targets.output, &proj);
-                let am = kernel_scores(&feats, &phi_t, self.k, classification, self.damping)?;
-                a.iter_mut().zip(&am).for_each(|(x, y)| *x += y);
-                q.iter_mut().zip(&feats.q).for_each(|(x, y)| *x += y);
-                count += 1;
+                ensemble.add(&feats, &phi_t, self.k, classification, self.damping)?;
             }
         }
-        let c2 = (count * count) as f64;
-        Ok(a.chunks(n)
-            .map(|row| row.iter().zip(&q).map(|(x, qi)| x * qi / c2).collect())
-            .collect())
+        Ok(ensemble.scores())
     }
+}
+
+/// The projection of model `e` of the flattened ensemble under the option `seed`: what
+/// `--option seed=SEED` gives that model (for features projected outside attrib, the same bits).
+pub fn member_projection(
+    kind: ProjectionKind,
+    k: usize,
+    p: usize,
+    seed: u64,
+    e: usize,
+) -> Projection {
+    Projection {
+        kind,
+        k,
+        p,
+        seed: Rng::derive(seed, "trak-model", e as u64).next_u64(),
+    }
+}
+
+/// TRAK's ensemble average over models (module docs): the kernel parts `A_m` and the weights
+/// `Q(theta_m)` are summed separately, `tau = (1/M sum A_m) * (1/M sum Q_m)`.
+pub struct Ensemble {
+    a: Vec<f64>,
+    q: Vec<f64>,
+    n: usize,
+    count: usize,
+}
+
+impl Ensemble {
+    /// An empty ensemble for `targets` targets and `n` training examples.
+    pub fn new(targets: usize, n: usize) -> Self {
+        Ensemble {
+            a: vec![0.0; targets * n],
+            q: vec![0.0; n],
+            n,
+            count: 0,
+        }
+    }
+
+    /// Adds model `m = count`: training features `phi` (`n x k`, row-major), `q` (`Q_i`, ones
+    /// for tasks whose training output is the log-likelihood) and target features `phi_t`
+    /// (`targets x k`); `classification` uses `rbar = mean Q (1 - Q)`, else `rbar = 1`.
+    ///
+    /// # Errors
+    /// A kernel that is not positive definite after damping, or vanishing `Q` weights.
+    pub fn add_features(
+        &mut self,
+        phi: Vec<f64>,
+        q: Vec<f64>,
+        phi_t: &[f64],
+        k: usize,
+        classification: bool,
+        damping: Auto<f64>,
+    ) -> Result<()> {
+        self.add(&TrainFeatures { phi, q }, phi_t, k, classification, damping)
+    }
+
+    fn add(
+        &mut self,
+        feats: &TrainFeatures,
+        phi_t: &[f64],
+        k: usize,
+        classification: bool,
+        damping: Auto<f64>,
+    ) -> Result<()> {
+        let am = kernel_scores(feats, phi_t, k, classification, damping)?;
+        self.a.iter_mut().zip(&am).for_each(|(x, y)| *x += y);
+        self.q.iter_mut().zip(&feats.q).for_each(|(x, y)| *x += y);
+        self.count += 1;
+        Ok(())
+    }
+
+    /// The scores `tau[t][i]` of the models added so far.
+    pub fn scores(&self) -> Vec<Vec<f64>> {
+        let c2 = (self.count * self.count) as f64;
+        self.a
+            .chunks(self.n.max(1))
+            .map(|row| row.iter().zip(&self.q).map(|(x, qi)| x * qi / c2).collect())
+            .collect()
+    }
+}
+
+/// `Q_i = -dl_i/dg_i` of TRAK's training-side output `g`: `sigmoid(-g)` of the margin (module
+/// docs), computed as [`Trak`] computes it, for features made outside attrib.
+pub fn margin_q(g: f64) -> f64 {
+    q_weight(Output::Margin, g)
 }
 
 #[cfg(test)]
