@@ -102,9 +102,12 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Write one self-contained HTML report of a run.
     Report(ReportArgs),
-    /// Measure throughput next to this machine's GEMM speed.
+    /// Measure throughput next to this machine's GEMM speed, or a named setting's LDS.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// The registry of named benchmark settings.
+    #[command(subcommand)]
+    Settings(SettingsCommand),
 }
 
 /// `attrib attribute`.
@@ -958,7 +961,55 @@ pub struct DemoArgs {
 pub enum BenchCommand {
     /// Time training steps and gradients; compare with GEMM GFLOP/s.
     Train(BenchTrainArgs),
+    /// Train a named setting, retrain, attribute and print its LDS table with times.
+    Lds(BenchLdsArgs),
 }
+
+/// `attrib bench lds`.
+#[derive(Debug, Args)]
+pub struct BenchLdsArgs {
+    /// The setting (attrib settings list).
+    ///
+    /// Example: attrib bench lds digits-mlp --quick
+    #[arg(value_name = "SETTING")]
+    pub setting: String,
+
+    /// The setting's CI size: fewer targets, subsets, fractions and methods.
+    ///
+    /// Example: attrib bench lds moby-excerpt-gpt --quick
+    #[arg(long)]
+    pub quick: bool,
+
+    /// Methods instead of the setting's (list: magic,tracin).
+    ///
+    /// Example: attrib bench lds digits-mlp --methods magic,trak
+    #[arg(long, value_delimiter = ',', value_name = "NAME")]
+    pub methods: Option<Vec<String>>,
+
+    /// Retrained subsets per fraction instead of the setting's.
+    ///
+    /// Example: attrib bench lds digits-mlp --subsets 50
+    #[arg(long, value_name = "M")]
+    pub subsets: Option<usize>,
+
+    /// The run directory (default runs/SETTING, or runs/SETTING-quick). A run already there is
+    /// reused with its ground truth and score files.
+    ///
+    /// Example: attrib bench lds digits-mlp --quick --out runs/dq
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// `attrib settings`.
+#[derive(Debug, Subcommand)]
+pub enum SettingsCommand {
+    /// List the named settings with their data, expected figures and run times.
+    List(SettingsArgs),
+}
+
+/// `attrib settings list`.
+#[derive(Debug, Args)]
+pub struct SettingsArgs {}
 
 /// `attrib bench train`.
 #[derive(Debug, Args)]

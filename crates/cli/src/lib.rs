@@ -23,6 +23,7 @@ mod poison;
 mod progress;
 mod report;
 mod select;
+mod settings;
 mod slurm;
 mod status;
 mod train;
@@ -32,7 +33,7 @@ mod verify;
 use anyhow::Result;
 use clap::Parser;
 
-use crate::args::{BenchCommand, Cli, Command};
+use crate::args::{BenchCommand, Cli, Command, SettingsCommand};
 use crate::output::Output;
 
 /// What every command needs: where to print, and the thread count in force.
@@ -68,6 +69,8 @@ pub fn execute(command: &Command, ctx: &Ctx) -> Result<()> {
         Command::Explain(a) => explain::run(a, ctx),
         Command::Report(a) => report::run(a, ctx),
         Command::Bench(BenchCommand::Train(a)) => bench::run(a, ctx),
+        Command::Bench(BenchCommand::Lds(a)) => settings::bench_lds(a, ctx),
+        Command::Settings(SettingsCommand::List(a)) => settings::list(a, ctx),
     }
 }
 

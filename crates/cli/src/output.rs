@@ -38,6 +38,8 @@
 //! | `explanation` | `explain`, one per target | `target`, `split`, `source` (source row: `file`, `index`, `line?`, `byte_offset?`, `byte_len?`, `label`), `label?`, `predicted?`, `output`, `value`, `text?`, `total_abs`, `proponents` and `opponents` (lists of `rank`, `position`, `source`, `label?`, `score`, `predicted_change`, `share`, `label_differs`, `dominant`, `text?`), `flags` (warnings in words) |
 //! | `verification` | `explain --verify`, two per target | `target`, `removed` (`proponents`/`opponents`), `dropped` (training positions), `predicted` (`-sum tau`), `actual`, `before`, `after` |
 //! | `report` | `report`, `demo` | `path`, `bytes`, `seconds` |
+//! | `setting` | `settings list`, one per setting | `name`, `summary`, `recipe`, `data`, `output`, `methods`, `quick_methods`, `expected`, `time` |
+//! | `bench_lds` | `bench lds`, at the end (after its `lds` rows) | `setting`, `quick`, `run`, `seconds` |
 //! | `error` | a command failed | `message` |
 //!
 //! An evaluation object is `{"examples": 360, "loss": 0.0912, "accuracy": 0.975}` (`accuracy` is
@@ -65,6 +67,38 @@ use serde::Serialize;
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event<'a> {
+    /// `attrib settings list`: one named setting.
+    Setting {
+        /// Its name.
+        name: &'a str,
+        /// What it is.
+        summary: &'a str,
+        /// The recipe in `examples/`.
+        recipe: &'a str,
+        /// Where the data comes from.
+        data: &'a str,
+        /// The attributed output.
+        output: &'a str,
+        /// Methods of the full size.
+        methods: Vec<&'a str>,
+        /// Methods of `--quick`.
+        quick_methods: Vec<&'a str>,
+        /// What the full size should reach.
+        expected: &'a str,
+        /// Run times.
+        time: &'a str,
+    },
+    /// `attrib bench lds`: the setting is done.
+    BenchLds {
+        /// The setting.
+        setting: &'a str,
+        /// `--quick`.
+        quick: bool,
+        /// The run directory.
+        run: String,
+        /// Wall time of the whole command.
+        seconds: f64,
+    },
     /// `attrib explain`: one target's explanation.
     Explanation(&'a crate::explain::Explained),
     /// `attrib explain --verify`: predicted vs actual change after retraining.

@@ -1,0 +1,366 @@
+//! The registry of named benchmark settings (issue 20, item 6): `attrib settings list` and
+//! `attrib bench lds SETTING [--quick]`, which trains the setting's recipe, computes (or reuses) its
+//! ground truth, attributes with each method (or reuses the score file) and prints the LDS table
+//! with each method's time, so that every LDS table of the README is one command.
+//!
+//! A setting is a recipe of `examples/` (compiled in; its data paths resolve against the
+//! repository's `examples/` folder, as when the file is given to `attrib train`), the output that
+//! is attributed, the methods, and two sizes: the full one of the README's tables and a `--quick`
+//! one that CI runs (`crates/cli/tests/settings.rs`). Each states what it should reach and how
+//! long it takes on this 2-core machine. Figures are single-model LDS (MATH.md E1, E6): the
+//! ground truth retrains the run's own recipe, same seed and order.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use methods::{Options, Scores};
+use nn::RunConfig;
+use run::{Run, Split, SubsetSpec, Targets};
+
+use crate::args::{BenchLdsArgs, SettingsArgs};
+use crate::groundtruth::{ground_truth, LdsTable};
+use crate::output::Event;
+use crate::train::{train, Job};
+use crate::Ctx;
+
+/// How much of a setting to run.
+#[derive(Debug, Clone, Copy)]
+pub struct Size {
+    /// Test targets attributed (the first ones of the split).
+    pub targets: usize,
+    /// Retrained subsets per drop fraction.
+    pub subsets: usize,
+    /// Drop fractions.
+    pub drops: &'static [f64],
+    /// Methods, each with its `--option key=value` pairs.
+    pub methods: &'static [(&'static str, &'static [&'static str])],
+}
+
+/// A named setting (module docs).
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// The name given to `attrib bench lds`.
+    pub name: &'static str,
+    /// What it is, in a line.
+    pub summary: &'static str,
+    /// The recipe's path in the repository.
+    pub recipe: &'static str,
+    /// The recipe's text (compiled in).
+    pub config: &'static str,
+    /// Where its data comes from.
+    pub data: &'static str,
+    /// The attributed output (`margin` for classifiers, `loss` for next-token models).
+    pub output: &'static str,
+    /// The README's size.
+    pub full: Size,
+    /// CI's size.
+    pub quick: Size,
+    /// What the full size should reach.
+    pub expected: &'static str,
+    /// Wall time of the full and the quick size on 2 cores.
+    pub time: &'static str,
+}
+
+const FULL_METHODS: &[(&str, &[&str])] = &[
+    ("magic", &[]),
+    ("if-gn", &[]),
+    ("ekfac", &[]),
+    ("trak", &[]),
+    ("tracin", &[]),
+    ("similarity", &[]),
+];
+const QUICK_METHODS: &[(&str, &[&str])] = &[("magic", &[]), ("tracin", &["checkpoints=3"])];
+const TEXT_METHODS: &[(&str, &[&str])] = &[
+    ("magic", &[]),
+    ("if-gn", &[]),
+    ("trak", &[]),
+    ("tracin", &["checkpoints=3"]),
+    ("similarity", &[]),
+];
+
+/// Every setting.
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        name: "digits-mlp",
+        summary: "MLP 64-128-128-10 on the embedded UCI digits, SGD momentum, cosine (attrib demo)",
+        recipe: "examples/digits_mlp.toml",
+        config: include_str!("../../../examples/digits_mlp.toml"),
+        data: "embedded",
+        output: "margin",
+        full: Size {
+            targets: 50,
+            subsets: 100,
+            drops: &[0.01, 0.05, 0.1],
+            methods: FULL_METHODS,
+        },
+        quick: Size {
+            targets: 10,
+            subsets: 20,
+            drops: &[0.05],
+            methods: QUICK_METHODS,
+        },
+        expected: "MAGIC LDS about 0.97 at 1% drop, above every baseline",
+        time: "full ~15 min, quick ~5 s",
+    },
+    Setting {
+        name: "moby-excerpt-gpt",
+        summary:
+            "1-layer character GPT on 40,000 characters of Moby-Dick, AdamW (ships with the repo)",
+        recipe: "examples/moby_excerpt_gpt.toml",
+        config: include_str!("../../../examples/moby_excerpt_gpt.toml"),
+        data: "examples/data/moby-dick-excerpt.txt",
+        output: "loss",
+        full: Size {
+            targets: 50,
+            subsets: 100,
+            drops: &[0.01, 0.05, 0.1],
+            methods: TEXT_METHODS,
+        },
+        quick: Size {
+            targets: 10,
+            subsets: 20,
+            drops: &[0.05],
+            methods: QUICK_METHODS,
+        },
+        expected: "MAGIC LDS about 0.88 at 5% drop on sequence losses, TracIn about 0.1",
+        time: "full ~10 min, quick ~20 s",
+    },
+    Setting {
+        name: "moby-gpt",
+        summary: "2-layer character GPT on 4,096 windows of Moby-Dick, AdamW, cosine",
+        recipe: "examples/moby_gpt.toml",
+        config: include_str!("../../../examples/moby_gpt.toml"),
+        data: "../shared/data/text/moby-dick.txt.gz",
+        output: "loss",
+        full: Size {
+            targets: 50,
+            subsets: 100,
+            drops: &[0.01, 0.05, 0.1],
+            methods: TEXT_METHODS,
+        },
+        quick: Size {
+            targets: 10,
+            subsets: 20,
+            drops: &[0.05],
+            methods: QUICK_METHODS,
+        },
+        expected: "not measured yet (issue 20): run it to fill the README's table",
+        time: "full: hours on 2 cores (100 retrainings of a minute each per fraction)",
+    },
+    Setting {
+        name: "mnist10k-mlp",
+        summary: "MLP 784-128-10 on 10,000 MNIST images, SGD",
+        recipe: "examples/mnist10k_mlp.toml",
+        config: include_str!("../../../examples/mnist10k_mlp.toml"),
+        data: "../shared/data/mnist",
+        output: "margin",
+        full: Size {
+            targets: 50,
+            subsets: 100,
+            drops: &[0.01, 0.05, 0.1],
+            methods: FULL_METHODS,
+        },
+        quick: Size {
+            targets: 10,
+            subsets: 20,
+            drops: &[0.05],
+            methods: QUICK_METHODS,
+        },
+        expected: "MAGIC LDS about 0.84 at 1% drop (README, protocols table)",
+        time: "full ~1 h, quick ~5 min",
+    },
+];
+
+/// The setting called `name`.
+///
+/// # Errors
+/// No such setting (the message lists them).
+pub fn find(name: &str) -> Result<&'static Setting> {
+    SETTINGS.iter().find(|s| s.name == name).ok_or_else(|| {
+        anyhow::anyhow!(
+            "no setting \"{name}\"; use one of {} (attrib settings list)",
+            SETTINGS
+                .iter()
+                .map(|s| s.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
+}
+
+/// The folder the recipes' relative paths resolve against: the repository's `examples/`.
+fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+/// `attrib settings list`.
+///
+/// # Errors
+/// A closed or failing stdout.
+pub fn list(_args: &SettingsArgs, ctx: &Ctx) -> Result<()> {
+    let out = &ctx.out;
+    out.result(format!(
+        "{:<18} {:<38} {:<9} {}",
+        "setting", "data", "output", "what"
+    ))?;
+    for s in SETTINGS {
+        out.event(&Event::Setting {
+            name: s.name,
+            summary: s.summary,
+            recipe: s.recipe,
+            data: s.data,
+            output: s.output,
+            methods: s.full.methods.iter().map(|m| m.0).collect(),
+            quick_methods: s.quick.methods.iter().map(|m| m.0).collect(),
+            expected: s.expected,
+            time: s.time,
+        })?;
+        out.result(format!(
+            "{:<18} {:<38} {:<9} {}",
+            s.name, s.data, s.output, s.summary
+        ))?;
+        out.result(format!("{:<18} expected: {}; {}", "", s.expected, s.time))?;
+    }
+    out.info("run one: attrib bench lds SETTING [--quick] [--methods a,b] [--subsets N]")?;
+    Ok(())
+}
+
+/// `attrib bench lds SETTING`.
+///
+/// # Errors
+/// An unknown setting or method, missing data (the message names the file), training or I/O
+/// errors.
+pub fn bench_lds(args: &BenchLdsArgs, ctx: &Ctx) -> Result<()> {
+    let started = Instant::now();
+    let setting = find(&args.setting)?;
+    let size = if args.quick {
+        setting.quick
+    } else {
+        setting.full
+    };
+    let out_dir = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from("runs").join(if args.quick {
+            format!("{}-quick", setting.name)
+        } else {
+            setting.name.to_string()
+        })
+    });
+    let cfg = RunConfig::from_toml_str(setting.config, Path::new(setting.recipe))?;
+    let cfg = run::dir::absolute_paths(cfg, &examples_dir());
+    ctx.out.info(format!(
+        "setting  {}: {} ({} targets, {} subsets per fraction)",
+        setting.name, setting.summary, size.targets, size.subsets
+    ))?;
+    let run = trained(&cfg, setting, &out_dir, ctx)?;
+    let n_split = run.dataset(Split::Test).len();
+    let targets: Vec<usize> = (0..size.targets.min(n_split)).collect();
+    let output = run::parse_output(setting.output).map_err(anyhow::Error::msg)?;
+    let targets = Targets::test(targets, output);
+    let chosen: Vec<(&str, Vec<String>)> = match &args.methods {
+        Some(names) => names
+            .iter()
+            .map(|name| {
+                let opts = size
+                    .methods
+                    .iter()
+                    .chain(setting.full.methods)
+                    .find(|m| m.0 == name.as_str())
+                    .map_or(&[][..], |m| m.1);
+                (name.as_str(), opts.iter().map(|s| s.to_string()).collect())
+            })
+            .collect(),
+        None => size
+            .methods
+            .iter()
+            .map(|(n, o)| (*n, o.iter().map(|s| s.to_string()).collect()))
+            .collect(),
+    };
+    let mut scores = Vec::new();
+    for (name, opts) in &chosen {
+        scores.push(scored(&run, &out_dir, name, opts, &targets, ctx)?);
+    }
+    let subsets = args.subsets.unwrap_or(size.subsets);
+    let mut table = LdsTable::default();
+    let refs: Vec<&(String, Scores)> = scores.iter().collect();
+    for &drop in size.drops {
+        let spec = SubsetSpec::drop(drop, subsets, 0);
+        let gt = ground_truth(&run, &out_dir, &spec, setting.output, Split::Test, ctx)?;
+        table.rows(&gt, &spec, &refs, ctx)?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    ctx.out.event(&Event::BenchLds {
+        setting: setting.name,
+        quick: args.quick,
+        run: out_dir.display().to_string(),
+        seconds,
+    })?;
+    ctx.out.result(format!(
+        "setting  {} in {seconds:.1} s (single-model protocol, MATH.md E1); expected: {}",
+        setting.name, setting.expected
+    ))?;
+    Ok(())
+}
+
+/// The setting's run in `dir`: loaded when it holds this recipe already, else trained.
+fn trained(cfg: &RunConfig, setting: &Setting, dir: &Path, ctx: &Ctx) -> Result<Run> {
+    if let Ok(run) = Run::load(dir) {
+        if run.config == *cfg {
+            ctx.out
+                .info(format!("run      {} (reused)", dir.display()))?;
+            return Ok(run);
+        }
+        bail!(
+            "{} holds another run; pass --out to choose another folder for setting {}",
+            dir.display(),
+            setting.name
+        );
+    }
+    let job = Job {
+        cfg: cfg.clone(),
+        config: format!("{} (setting {})", setting.recipe, setting.name),
+        out: dir.to_path_buf(),
+        force: false,
+        command: "train",
+        show_layers: false,
+    };
+    train(&job, ctx).with_context(|| format!("cannot train setting {}", setting.name))?;
+    Ok(Run::load(dir)?)
+}
+
+/// The score file of `method` for `targets` in the run's `scores/`: reused when it was made for
+/// this run, targets and options, else computed and saved. Returned as read back from the file,
+/// so the LDS is that of `attrib lds` on it.
+fn scored(
+    run: &Run,
+    dir: &Path,
+    method: &str,
+    options: &[String],
+    targets: &Targets,
+    ctx: &Ctx,
+) -> Result<(String, Scores)> {
+    let folder = dir.join(run::files::SCORES);
+    let path = folder.join(format!("{method}.npy"));
+    let parsed = Options::parse(method, options)?;
+    let (m, used) = methods::build(method, parsed)?;
+    if let Ok(old) = Scores::load(&path) {
+        let meta = &old.meta;
+        if meta.run_hash == run.hash
+            && meta.targets == targets.indices
+            && meta.output == run::output_name(targets.output)
+            && meta.options == used
+        {
+            ctx.out
+                .info(format!("  {method:<10} reused {}", path.display()))?;
+            return Ok((path.display().to_string(), old));
+        }
+    }
+    let s = methods::attribute(run, m.as_ref(), used, targets)?;
+    let path = s.save(&folder, method)?;
+    ctx.out.info(format!(
+        "  {method:<10} {:>7.1} s  -> {}",
+        s.meta.seconds,
+        path.display()
+    ))?;
+    Ok((path.display().to_string(), Scores::load(&path)?))
+}

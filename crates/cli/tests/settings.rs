@@ -1,0 +1,77 @@
+//! The settings registry (issue 20, item 6): `attrib settings list` and `attrib bench lds SETTING
+//! --quick` on one image and one text setting, the run CI does. Checks the table's shape and a
+//! property of the methods, not a tuned number: MAGIC predicts retraining better than TracIn.
+
+use std::process::Command;
+
+fn attrib(dir: &std::path::Path, args: &[&str]) -> Vec<serde_json::Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_attrib"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "attrib {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn settings_list_names_every_setting_with_its_expectation() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = attrib(dir.path(), &["--json", "settings", "list"]);
+    let names: Vec<&str> = events.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["digits-mlp", "moby-excerpt-gpt", "moby-gpt", "mnist10k-mlp"]
+    );
+    assert!(events
+        .iter()
+        .all(|e| !e["expected"].as_str().unwrap().is_empty()));
+}
+
+#[test]
+fn quick_settings_give_their_table_and_magic_beats_tracin() {
+    let dir = tempfile::tempdir().unwrap();
+    for setting in ["digits-mlp", "moby-excerpt-gpt"] {
+        let events = attrib(dir.path(), &["--json", "bench", "lds", setting, "--quick"]);
+        let rows: Vec<&serde_json::Value> = events.iter().filter(|e| e["type"] == "lds").collect();
+        assert_eq!(rows.len(), 2, "{setting}: one row per quick method");
+        let lds = |m: &str| {
+            let r = rows.iter().find(|r| r["method"] == m).unwrap();
+            assert_eq!(
+                (r["subsets"].as_u64(), r["targets"].as_u64()),
+                (Some(20), Some(10))
+            );
+            r["lds"].as_f64().unwrap()
+        };
+        let (magic, tracin) = (lds("magic"), lds("tracin"));
+        eprintln!("{setting}: MAGIC {magic:.3}, TracIn {tracin:.3}");
+        assert!(
+            magic > tracin,
+            "{setting}: MAGIC {magic} <= TracIn {tracin}"
+        );
+        assert_eq!(events.last().unwrap()["type"], "bench_lds");
+        // A second run reuses the run, its ground truth and its score files: the same table.
+        let again = attrib(dir.path(), &["--json", "bench", "lds", setting, "--quick"]);
+        let again: Vec<&serde_json::Value> = again.iter().filter(|e| e["type"] == "lds").collect();
+        assert_eq!(rows, again, "{setting}");
+    }
+    assert!(attrib_fails(dir.path(), &["bench", "lds", "no-such"]).contains("attrib settings list"));
+}
+
+fn attrib_fails(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_attrib"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
