@@ -61,7 +61,9 @@ pub fn run(args: &AttributeArgs, ctx: &Ctx) -> Result<()> {
     ))?;
     let groups = args.groups.as_deref().map(Grouping::load).transpose()?;
     let scored = match &groups {
-        None => methods::attribute(&run, method.as_ref(), used, &targets),
+        None => {
+            methods::attribute_in_blocks(&run, method.as_ref(), used, &targets, args.target_block)
+        }
         Some(g) => {
             ctx.out
                 .info(format!("scoring {} groups ({})", g.k, g.how))?;

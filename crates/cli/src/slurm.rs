@@ -16,7 +16,9 @@ const SHARDABLE: &[(&str, &str)] = &[
     ("groundtruth", "subsets j with j mod N = I"),
     (
         "attribute",
-        "MAGIC blocks b with b mod N = I, TRAK members m with (m - 1) mod N = I",
+        "MAGIC blocks b with b mod N = I, TRAK members m with (m - 1) mod N = I, datamodels \
+         subsets j with j mod N = I, any other method's blocks of --target-block targets b with \
+         b mod N = I",
     ),
     ("retrain-score", "retrainings j with j mod N = I"),
 ];
