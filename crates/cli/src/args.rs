@@ -608,6 +608,14 @@ pub struct SlurmArgs {
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub shards: usize,
 
+    /// Array tasks running at once [default: no limit].
+    ///
+    /// Slurm's array throttle (--array=0-(N-1)%K): the other tasks wait in the queue.
+    ///
+    /// Example: attrib slurm --run runs/d --shards 8 --max-running 2 -- groundtruth --run runs/d
+    #[arg(long, value_name = "K")]
+    pub max_running: Option<usize>,
+
     /// Partition [default: the cluster's].
     ///
     /// Example: attrib slurm --run runs/d --partition cpu -- groundtruth --run runs/d
