@@ -333,6 +333,17 @@ pub struct SelectArgs {
     /// Example: attrib select --run runs/n --scores s.npy --random 5
     #[arg(long, default_value_t = 3, value_name = "M")]
     pub random: usize,
+
+    /// Retrain only shard I of N (one-shot selection).
+    ///
+    /// The one-shot retrainings in table order (the oracle, each score file's selection, each
+    /// random subset): item j with j mod N = I is stored in RUN/store/retrain/; the command
+    /// without a shard afterwards prints the table from them. Without the flag, a Slurm array
+    /// task or a Kubernetes indexed job is one shard. --steps does not shard.
+    ///
+    /// Example: attrib select --run runs/n --scores s.npy --random 5 --shard 0/3
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<run::Shard>,
 }
 
 /// `attrib group`.

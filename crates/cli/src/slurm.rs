@@ -21,6 +21,10 @@ const SHARDABLE: &[(&str, &str)] = &[
          b mod N = I",
     ),
     ("retrain-score", "retrainings j with j mod N = I"),
+    (
+        "select",
+        "one-shot retrainings j (table order) with j mod N = I",
+    ),
 ];
 
 /// Quotes `s` for a POSIX shell.

@@ -607,3 +607,94 @@ fn seed_averaged_ground_truth_shards_assemble_to_the_single_process_bits() {
     let three = attrib(&single, &args);
     assert!(three.contains("protocol: 3 trainer seeds"), "{three}");
 }
+
+#[test]
+fn select_shards_store_the_retrainings_the_table_then_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (single, sharded) = (tmp.path().join("single"), tmp.path().join("sharded"));
+    let recipe = RECIPE.replace("[data]\n", "[data]\nval_fraction = 0.2\n");
+    for d in [&single, &sharded] {
+        std::fs::create_dir(d).unwrap();
+        std::fs::write(d.join("v.toml"), &recipe).unwrap();
+        attrib(d, &["--quiet", "train", "--config", "v.toml", "--out", "r"]);
+        attrib(
+            d,
+            &[
+                "--quiet",
+                "attribute",
+                "--run",
+                "r",
+                "--method",
+                "tracin",
+                "--split",
+                "val",
+                "--output",
+                "loss",
+                "--targets",
+                "0..10",
+                "--name",
+                "t",
+            ],
+        );
+    }
+    // Four retrainings: the selection by t, then random subsets 0, 1, 2.
+    let cmd = [
+        "select",
+        "--run",
+        "r",
+        "--scores",
+        "r/scores/t.npy",
+        "--random",
+        "3",
+    ];
+    let table = |dir: &Path| attrib(dir, &cmd);
+    let want = table(&single);
+    assert!(want.contains("random, seed 2"), "{want}");
+    for (shard, done) in [("1/2", 2), ("0/2", 4)] {
+        let mut args = vec!["--json"];
+        args.extend_from_slice(&cmd);
+        args.extend_from_slice(&["--shard", shard]);
+        let out = attrib(&sharded, &args);
+        assert!(
+            out.contains(r#""type":"shard""#)
+                && out.contains(&format!(r#""done":{done},"total":4"#)),
+            "{shard}: {out}"
+        );
+        assert!(
+            !out.contains("random, seed"),
+            "a shard prints no table: {out}"
+        );
+    }
+    let stored = stored_retrainings(&sharded.join("r"));
+    assert_eq!(stored.len(), 4);
+    assert_eq!(
+        stored,
+        stored_retrainings(&single.join("r")),
+        "the shards stored the single process's models, bit for bit"
+    );
+    let modified = |run: &Path| -> Vec<std::time::SystemTime> {
+        let mut files: Vec<_> = std::fs::read_dir(run.join("store/retrain"))
+            .unwrap()
+            .flatten()
+            .map(|e| (e.file_name(), e.metadata().unwrap().modified().unwrap()))
+            .collect();
+        files.sort();
+        files.into_iter().map(|(_, t)| t).collect()
+    };
+    let before = modified(&sharded.join("r"));
+    assert_eq!(table(&sharded), want);
+    assert_eq!(modified(&sharded.join("r")), before);
+    // Metagradient descent is sequential and says so.
+    let o = attrib_cmd(
+        &sharded,
+        &["select", "--run", "r", "--steps", "2", "--shard", "0/2"],
+    )
+    .output()
+    .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--steps") && err.contains("drop --shard"),
+        "{err}"
+    );
+}
