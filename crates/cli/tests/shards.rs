@@ -698,3 +698,34 @@ fn select_shards_store_the_retrainings_the_table_then_reads() {
         "{err}"
     );
 }
+
+// See: issue 17, item 4.
+#[test]
+fn attribute_prints_what_it_will_write_and_refuses_when_the_disk_is_too_small() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    train(dir);
+    let cmd = [
+        "attribute",
+        "--run",
+        "r",
+        "--method",
+        "tracin",
+        "--targets",
+        "0..10",
+        "--target-block",
+        "4",
+    ];
+    let out = attrib(dir, &cmd);
+    assert!(out.contains("will write"), "{out}");
+    let o = attrib_cmd(dir, &cmd)
+        .env("ATTRIB_FREE_BYTES", "1000")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("needs") && err.contains("--targets a..b") && err.contains("--shard"),
+        "{err}"
+    );
+}
