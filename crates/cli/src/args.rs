@@ -192,7 +192,7 @@ pub struct AttributeArgs {
     #[arg(long, value_name = "I/N")]
     pub shard: Option<run::Shard>,
 
-    /// Targets per block of a sharded or resumable score matrix [default: 64].
+    /// Targets per block of sharded scores [default: 64].
     ///
     /// Methods other than magic, trak and datamodels score the targets in fixed blocks of this
     /// many consecutive targets (block b: targets b*B .. (b+1)*B of the list), one call per
