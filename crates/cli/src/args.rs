@@ -182,16 +182,31 @@ pub struct AttributeArgs {
     #[arg(long, value_name = "FILE")]
     pub groups: Option<PathBuf>,
 
-    /// Compute only shard I of N (magic, trak, datamodels).
+    /// Compute only shard I of N (every method).
     ///
     /// MAGIC: blocks of targets b with b mod N = I; TRAK: ensemble members m >= 1 with
-    /// (m - 1) mod N = I; datamodels: subset retrainings j with j mod N = I. Each shard stores its part in RUN/store/; run the command without a
-    /// shard afterwards to assemble the score file. Without the flag, a Slurm array task or a Kubernetes
-    /// indexed job is one shard (see `attrib groundtruth --help`).
+    /// (m - 1) mod N = I; datamodels: subset retrainings j with j mod N = I; every other method:
+    /// blocks of --target-block targets b with b mod N = I. Each shard stores its part in
+    /// RUN/store/; run the command without a shard afterwards to assemble the score file. Without
+    /// the flag, a Slurm array task or a Kubernetes indexed job is one shard (see `attrib
+    /// groundtruth --help`). Group scores (--groups) and input derivatives do not shard.
     ///
     /// Example: attrib attribute --run runs/d --method magic --targets 0..359 --shard 0/3
     #[arg(long, value_name = "I/N")]
     pub shard: Option<run::Shard>,
+
+    /// Targets per block of sharded scores [default: 64].
+    ///
+    /// Methods other than magic, trak and datamodels score the targets in fixed blocks of this
+    /// many consecutive targets (block b: targets b*B .. (b+1)*B of the list), one call per
+    /// block, and keep finished blocks in RUN/store/target-block/ when there is more than one
+    /// block or a shard: a rerun reuses them, and --shard I/N scores the blocks b with b mod N =
+    /// I. The rule does not depend on N, so any sharding assembles the same bits; give the same
+    /// value to the shards and to the assembling command. MAGIC's block is --option block=K.
+    ///
+    /// Example: attrib attribute --run runs/d --method if-cg --targets 0..359 --target-block 32 --shard 0/4
+    #[arg(long, value_name = "B", default_value_t = methods::target_blocks::TARGET_BLOCK, hide_default_value = true, value_parser = parse_target_block)]
+    pub target_block: usize,
 }
 
 /// `attrib unlearn`.
@@ -321,6 +336,17 @@ pub struct SelectArgs {
     /// Example: attrib select --run runs/n --scores s.npy --random 5
     #[arg(long, default_value_t = 3, value_name = "M")]
     pub random: usize,
+
+    /// Retrain only shard I of N (one-shot selection).
+    ///
+    /// The one-shot retrainings in table order (the oracle, each score file's selection, each
+    /// random subset): item j with j mod N = I is stored in RUN/store/retrain/; the command
+    /// without a shard afterwards prints the table from them. Without the flag, a Slurm array
+    /// task or a Kubernetes indexed job is one shard. --steps does not shard.
+    ///
+    /// Example: attrib select --run runs/n --scores s.npy --random 5 --shard 0/3
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<run::Shard>,
 }
 
 /// `attrib group`.
@@ -595,6 +621,14 @@ pub struct SlurmArgs {
     /// Example: attrib slurm --run runs/d --shards 8 -- groundtruth --run runs/d
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub shards: usize,
+
+    /// Array tasks running at once [default: no limit].
+    ///
+    /// Slurm's array throttle (--array=0-(N-1)%K): the other tasks wait in the queue.
+    ///
+    /// Example: attrib slurm --run runs/d --shards 8 --max-running 2 -- groundtruth --run runs/d
+    #[arg(long, value_name = "K")]
+    pub max_running: Option<usize>,
 
     /// Partition [default: the cluster's].
     ///
@@ -1075,10 +1109,44 @@ fn parse_score_name(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
+/// `--target-block`: a whole number of targets, at least 1.
+fn parse_target_block(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("a block of 0 targets scores nothing; give 1 or more".into()),
+        Ok(b) => Ok(b),
+        Err(_) => Err(format!("\"{s}\" is not a number of targets; give e.g. 64")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn test_target_block() {
+        let attribute = |extra: &[&str]| {
+            let mut args = vec!["attribute", "--run", "r", "--method", "tracin"];
+            args.extend_from_slice(extra);
+            parse(&args)
+        };
+        let Command::Attribute(a) = attribute(&[]).unwrap().command else {
+            panic!("attribute")
+        };
+        assert_eq!(a.target_block, methods::target_blocks::TARGET_BLOCK);
+        let Command::Attribute(a) = attribute(&["--target-block", "4", "--shard", "1/3"])
+            .unwrap()
+            .command
+        else {
+            panic!("attribute")
+        };
+        assert_eq!(a.target_block, 4);
+        assert_eq!(a.shard, Some(run::Shard::new(1, 3).unwrap()));
+        for bad in ["0", "x", "2.5"] {
+            let e = attribute(&["--target-block", bad]).unwrap_err().to_string();
+            assert!(e.contains("--target-block"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn test_drop_and_keep_fractions_are_checked_as_flags() {

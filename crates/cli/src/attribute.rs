@@ -60,8 +60,11 @@ pub fn run(args: &AttributeArgs, ctx: &Ctx) -> Result<()> {
         run.n_train()
     ))?;
     let groups = args.groups.as_deref().map(Grouping::load).transpose()?;
+    check_disk(args, &run, method.as_ref(), &targets, groups.as_ref(), ctx)?;
     let scored = match &groups {
-        None => methods::attribute(&run, method.as_ref(), used, &targets),
+        None => {
+            methods::attribute_in_blocks(&run, method.as_ref(), used, &targets, args.target_block)
+        }
         Some(g) => {
             ctx.out
                 .info(format!("scoring {} groups ({})", g.k, g.how))?;
@@ -119,6 +122,59 @@ pub fn run(args: &AttributeArgs, ctx: &Ctx) -> Result<()> {
         path.display()
     ))?;
     Ok(())
+}
+
+/// Prints what scoring `targets` will write (the score file, and the blocks kept in the run's
+/// store) and refuses when it will not fit the run's disk ([`crate::disk`]).
+///
+/// # Errors
+/// Too little free space: the message names `--targets` (and `attrib merge`) as the knob.
+fn check_disk(
+    args: &AttributeArgs,
+    run: &Run,
+    method: &dyn methods::Method,
+    targets: &Targets,
+    groups: Option<&Grouping>,
+    ctx: &Ctx,
+) -> Result<()> {
+    let rows = targets.indices.len() as u64;
+    let n = run.n_train() as u64;
+    let cols = groups.map_or(n * method.values_per_example(run) as u64, |g| g.k as u64);
+    let shards = run.shard.map_or(1, |s| s.count as u64);
+    // A shard writes no score file; the npy header is at most a few hundred bytes.
+    let score_file = match run.shard {
+        Some(_) => 0,
+        None => rows * cols * 4 + 256,
+    };
+    let blocks = targets.indices.len().div_ceil(args.target_block);
+    let stored = if groups.is_some() || method.values_per_example(run) != 1 {
+        0
+    } else if methods::registry::SHARDABLE.contains(&method.name()) {
+        // MAGIC keeps every finished block (TRAK and datamodels keep models, not rows).
+        if method.name() == "magic" {
+            (rows * n * 8).div_ceil(shards)
+        } else {
+            0
+        }
+    } else if blocks > 1 || run.shard.is_some() {
+        (rows * n * 8).div_ceil(shards)
+    } else {
+        0
+    };
+    let total = score_file + stored;
+    ctx.out.info(format!(
+        "will write {}: score file {}, finished blocks in RUN/store/ {}",
+        crate::disk::mib(total),
+        crate::disk::mib(score_file),
+        crate::disk::mib(stored)
+    ))?;
+    crate::disk::check_fits(
+        &args.run,
+        total,
+        &format!("scoring {rows} targets x {cols} columns"),
+        "score fewer targets at a time with --targets a..b (join the files with `attrib merge`), \
+         spread them over machines with --shard I/N, or free space on this disk",
+    )
 }
 
 /// Runs `attrib merge`: joins score files of one method computed for different target ranges.

@@ -13,6 +13,7 @@ pub mod args;
 mod attribute;
 mod bench;
 mod demo;
+mod disk;
 mod evaluate;
 mod explain;
 mod groundtruth;

@@ -12,9 +12,12 @@
 //!   `eta_k = c / max_i |grad_i|` (`--step-size c`: the largest weight change of a step).
 //!
 //! Every figure printed for a selection comes from a retraining at its weights (cached in
-//! `RUN/retrain/`), written to `RUN/selected/NAME.csv` so that `attrib train` with
-//! `train.weights` set to it reproduces the row.
+//! `RUN/store/retrain/`), written to `RUN/selected/NAME.csv` so that `attrib train` with
+//! `train.weights` set to it reproduces the row. One-shot selection shards (`--shard I/N`, or a
+//! scheduler's array task): the retrainings in table order are items `j`, a shard retrains its
+//! `j mod N` into the store and prints no table, and the command without a shard reads them.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -35,6 +38,20 @@ use crate::Ctx;
 /// A run without a validation split, score files of other targets, training errors.
 pub fn run(args: &SelectArgs, ctx: &Ctx) -> Result<()> {
     let run = Run::load(&args.run)?;
+    let shard = match args.shard {
+        Some(s) => Some(s),
+        None => run::Shard::from_env()?,
+    };
+    if let (Some(s), Some(_)) = (shard, args.steps) {
+        bail!(
+            "metagradient descent (--steps) does not split into shards (asked for shard {s}): \
+             each step retrains at the weights of the one before; drop --shard"
+        );
+    }
+    let jobs = Retrainings {
+        shard,
+        seen: RefCell::new(Vec::new()),
+    };
     if run.splits.val.is_empty() {
         bail!(
             "{}: the run has no validation split, and selection must not look at the test split \
@@ -46,18 +63,79 @@ pub fn run(args: &SelectArgs, ctx: &Ctx) -> Result<()> {
         bail!("--keep {} must be in (0, 1], e.g. 0.8", args.keep);
     }
     let out_dir = args.run.join("selected");
-    header(ctx, &run)?;
-    row(ctx, "full data", &run, &run.params, &run.base_weights())?;
+    if shard.is_none() {
+        header(ctx, &run)?;
+        row(ctx, "full data", &run, &run.params, &run.base_weights())?;
+    }
     if !run.splits.flipped.is_empty() {
         // The oracle: exactly the examples data.label_noise flipped, dropped.
         let w = run.weights_without(&run.splits.flipped);
         save_weights(&out_dir, "oracle", &w)?;
-        let params = retrain_cached(&run, &w)?;
-        row(ctx, "oracle: drop the flipped labels", &run, &params, &w)?;
+        if let Some(params) = jobs.retrain(&run, &w)? {
+            row(ctx, "oracle: drop the flipped labels", &run, &params, &w)?;
+        }
     }
     match args.steps {
         Some(steps) => mgd(args, ctx, &run, steps, &out_dir),
-        None => one_shot(args, ctx, &run, &out_dir),
+        None => {
+            one_shot(args, ctx, &run, &out_dir, &jobs)?;
+            jobs.report(ctx, &run)
+        }
+    }
+}
+
+/// The one-shot retrainings in the order the table lists them (the oracle, each score file's
+/// selection, each random subset): item `j` belongs to shard `j mod N`. Without a shard every
+/// item is retrained (or read from `RUN/store/retrain/`) and its row printed; a shard retrains
+/// only its own items into the store and prints no row.
+struct Retrainings {
+    shard: Option<run::Shard>,
+    /// Weights of the items met so far.
+    seen: RefCell<Vec<Vec<f64>>>,
+}
+
+impl Retrainings {
+    /// The retrained parameters of the next item, or `None` under a shard (after retraining it
+    /// when it is the shard's).
+    fn retrain(&self, run: &Run, w: &[f64]) -> Result<Option<Vec<f64>>> {
+        let j = {
+            let mut seen = self.seen.borrow_mut();
+            seen.push(w.to_vec());
+            seen.len() - 1
+        };
+        match self.shard {
+            None => Ok(Some(retrain_cached(run, w)?)),
+            Some(s) => {
+                if s.owns(j) {
+                    retrain_cached(run, w)?;
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Under a shard: how many of the items are stored now (the `shard` event).
+    fn report(&self, ctx: &Ctx, run: &Run) -> Result<()> {
+        let Some(shard) = self.shard else {
+            return Ok(());
+        };
+        let seen = self.seen.borrow();
+        let done = seen
+            .iter()
+            .filter(|w| run::retrain::stored_retraining(run, w).is_some())
+            .count();
+        ctx.out.event(&Event::Shard {
+            method: "select",
+            shard: shard.to_string(),
+            done,
+            total: seen.len(),
+        })?;
+        ctx.out.info(format!(
+            "select shard {shard}: {done} of {} retrainings stored in RUN/store/retrain/; run the \
+             command without a shard for the table",
+            seen.len()
+        ))?;
+        Ok(())
     }
 }
 
@@ -153,7 +231,13 @@ fn mean_validation_scores(run: &Run, path: &Path) -> Result<Vec<f64>> {
     Ok(mean)
 }
 
-fn one_shot(args: &SelectArgs, ctx: &Ctx, run: &Run, out_dir: &Path) -> Result<()> {
+fn one_shot(
+    args: &SelectArgs,
+    ctx: &Ctx,
+    run: &Run,
+    out_dir: &Path,
+    jobs: &Retrainings,
+) -> Result<()> {
     if args.scores.is_empty() {
         bail!("give --scores FILE (validation-loss scores) for one-shot selection, or --steps N");
     }
@@ -188,7 +272,10 @@ fn one_shot(args: &SelectArgs, ctx: &Ctx, run: &Run, out_dir: &Path) -> Result<(
             format!("keep{}", args.keep)
         };
         let file = save_weights(out_dir, &format!("oneshot-{stem}-{rule}"), &w)?;
-        let params = retrain_cached(run, &w)?;
+        dropped_counts.push(chosen.len());
+        let Some(params) = jobs.retrain(run, &w)? else {
+            continue;
+        };
         let predicted: f64 = -chosen.iter().map(|&i| w0[i] * tau[i]).sum::<f64>();
         let val = row(ctx, &format!("drop by {stem}"), run, &params, &w)?.val;
         let full = evaluate_split(run, &run.params, Split::Val).loss;
@@ -197,7 +284,6 @@ fn one_shot(args: &SelectArgs, ctx: &Ctx, run: &Run, out_dir: &Path) -> Result<(
             val.loss - full,
             file.display()
         ))?;
-        dropped_counts.push(chosen.len());
     }
     // Random subsets of the same size as the first selection.
     let k = dropped_counts.first().copied().unwrap_or(drop);
@@ -206,7 +292,9 @@ fn one_shot(args: &SelectArgs, ctx: &Ctx, run: &Run, out_dir: &Path) -> Result<(
     for seed in 0..args.random as u64 {
         let perm = engine::Rng::derive(seed, "select-random", 0).permutation(n);
         let w = run.weights_without(&perm[..k.min(n)]);
-        let params = retrain_cached(run, &w)?;
+        let Some(params) = jobs.retrain(run, &w)? else {
+            continue;
+        };
         let r = row(ctx, &format!("random, seed {seed}"), run, &params, &w)?;
         vals.push(r.val);
         tests.push(r.test);

@@ -16,9 +16,15 @@ const SHARDABLE: &[(&str, &str)] = &[
     ("groundtruth", "subsets j with j mod N = I"),
     (
         "attribute",
-        "MAGIC blocks b with b mod N = I, TRAK members m with (m - 1) mod N = I",
+        "MAGIC blocks b with b mod N = I, TRAK members m with (m - 1) mod N = I, datamodels \
+         subsets j with j mod N = I, any other method's blocks of --target-block targets b with \
+         b mod N = I",
     ),
     ("retrain-score", "retrainings j with j mod N = I"),
+    (
+        "select",
+        "one-shot retrainings j (table order) with j mod N = I",
+    ),
 ];
 
 /// Quotes `s` for a POSIX shell.
@@ -47,7 +53,11 @@ fn header(args: &SlurmArgs, name: &str, logs: &Path, array: Option<usize>) -> St
     }
     let log = match array {
         Some(n) => {
-            h.push(format!("#SBATCH --array=0-{}", n - 1));
+            let throttle = args
+                .max_running
+                .map(|k| format!("%{k}"))
+                .unwrap_or_default();
+            h.push(format!("#SBATCH --array=0-{}{throttle}", n - 1));
             logs.join("%x-%A_%a.out")
         }
         None => logs.join("%x-%j.out"),
@@ -85,6 +95,11 @@ pub fn run(args: &SlurmArgs, ctx: &Ctx) -> Result<()> {
     }
     if args.shards == 0 {
         bail!("--shards must be at least 1");
+    }
+    if args.max_running == Some(0) {
+        bail!(
+            "--max-running 0 would never run a task; give 1 or more, or leave it out for no limit"
+        );
     }
     if !args.run.join(run::files::CONFIG).is_file() {
         bail!(
@@ -168,4 +183,31 @@ fn sbatch(script: &PathBuf, after: Option<&str>) -> Result<String> {
         bail!("sbatch {} printed no job id", script.display());
     }
     Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> SlurmArgs {
+        let mut argv = vec!["attrib", "slurm", "--run", "r", "--shards", "3"];
+        argv.extend_from_slice(extra);
+        argv.extend_from_slice(&["--", "groundtruth", "--run", "r"]);
+        match crate::args::Cli::try_parse_from(argv).unwrap().command {
+            crate::args::Command::Slurm(a) => a,
+            _ => panic!("slurm"),
+        }
+    }
+
+    #[test]
+    fn test_max_running_throttles_the_array() {
+        let logs = Path::new("logs");
+        let plain = header(&args(&[]), "gt", logs, Some(3));
+        assert!(plain.contains("#SBATCH --array=0-2\n"), "{plain}");
+        let throttled = header(&args(&["--max-running", "1"]), "gt", logs, Some(3));
+        assert!(throttled.contains("#SBATCH --array=0-2%1\n"), "{throttled}");
+        let assemble = header(&args(&["--max-running", "1"]), "gt", logs, None);
+        assert!(!assemble.contains("--array"), "{assemble}");
+    }
 }

@@ -258,10 +258,108 @@ fn magic_shards_assemble_to_the_single_process_scores() {
 }
 
 #[test]
-fn methods_that_do_not_shard_refuse_a_shard() {
+fn every_method_shards_by_blocks_of_targets_and_assembles_the_single_process_scores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (single, sharded) = (tmp.path().join("single"), tmp.path().join("sharded"));
+    for d in [&single, &sharded] {
+        std::fs::create_dir(d).unwrap();
+        train(d);
+    }
+    // 10 targets in blocks of 4: blocks {0..4, 4..8, 8..10}, shard I of 3 owns block I.
+    for method in ["tracin", "if-cg"] {
+        let run = |dir: &Path, shard: Option<&str>| {
+            let mut args = vec![
+                "--json",
+                "attribute",
+                "--run",
+                "r",
+                "--method",
+                method,
+                "--targets",
+                "0..10",
+                "--target-block",
+                "4",
+                "--name",
+                method,
+            ];
+            if let Some(s) = shard {
+                args.extend_from_slice(&["--shard", s]);
+            }
+            attrib(dir, &args)
+        };
+        run(&single, None);
+        for (shard, done) in [("2/3", 1), ("1/3", 2), ("0/3", 3)] {
+            let out = run(&sharded, Some(shard));
+            assert!(out.contains(r#""type":"shard""#), "{out}");
+            assert!(
+                out.contains(&format!(r#""done":{done},"total":3"#)),
+                "{method} {shard}: {out}"
+            );
+            assert!(
+                !sharded.join(format!("r/scores/{method}.npy")).exists(),
+                "a shard writes no score file"
+            );
+        }
+        let assembled = run(&sharded, None);
+        assert!(assembled.contains(r#""type":"scores""#), "{assembled}");
+        assert!(
+            npy(&single, method) == npy(&sharded, method),
+            "{method}: assembled scores differ from the single process's"
+        );
+    }
+    // Three blocks per method, each stored once (rows and seconds).
+    let stored = std::fs::read_dir(sharded.join("r/store/target-block"))
+        .unwrap()
+        .count();
+    assert_eq!(stored, 2 * 3 * 2);
+    let status = attrib(&sharded, &["status", "--run", "r"]);
+    assert!(status.contains("target-block"), "{status}");
+
+    // Assembling computes nothing: the stored blocks are not rewritten.
+    let modified = || -> Vec<std::time::SystemTime> {
+        let mut files: Vec<_> = std::fs::read_dir(sharded.join("r/store/target-block"))
+            .unwrap()
+            .flatten()
+            .map(|e| (e.file_name(), e.metadata().unwrap().modified().unwrap()))
+            .collect();
+        files.sort();
+        files.into_iter().map(|(_, t)| t).collect()
+    };
+    let before = modified();
+    std::fs::remove_file(sharded.join("r/scores/tracin.npy")).unwrap();
+    attrib(
+        &sharded,
+        &[
+            "--quiet",
+            "attribute",
+            "--run",
+            "r",
+            "--method",
+            "tracin",
+            "--targets",
+            "0..10",
+            "--target-block",
+            "4",
+            "--name",
+            "tracin",
+        ],
+    );
+    assert_eq!(modified(), before);
+    assert!(npy(&single, "tracin") == npy(&sharded, "tracin"));
+}
+
+#[test]
+fn group_scores_refuse_a_shard_with_the_fix() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     train(dir);
+    attrib(
+        dir,
+        &[
+            "--quiet", "group", "--run", "r", "--method", "random", "--groups", "5", "--out",
+            "g.csv",
+        ],
+    );
     let o = attrib_cmd(
         dir,
         &[
@@ -270,6 +368,8 @@ fn methods_that_do_not_shard_refuse_a_shard() {
             "r",
             "--method",
             "tracin",
+            "--groups",
+            "g.csv",
             "--shard",
             "0/2",
         ],
@@ -278,7 +378,7 @@ fn methods_that_do_not_shard_refuse_a_shard() {
     .unwrap();
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("does not split into shards"), "{err}");
+    assert!(err.contains("do not split into shards"), "{err}");
     assert!(err.contains("attrib merge"), "{err}");
 }
 
@@ -506,4 +606,126 @@ fn seed_averaged_ground_truth_shards_assemble_to_the_single_process_bits() {
     args.extend_from_slice(&["--seeds", "3"]);
     let three = attrib(&single, &args);
     assert!(three.contains("protocol: 3 trainer seeds"), "{three}");
+}
+
+#[test]
+fn select_shards_store_the_retrainings_the_table_then_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (single, sharded) = (tmp.path().join("single"), tmp.path().join("sharded"));
+    let recipe = RECIPE.replace("[data]\n", "[data]\nval_fraction = 0.2\n");
+    for d in [&single, &sharded] {
+        std::fs::create_dir(d).unwrap();
+        std::fs::write(d.join("v.toml"), &recipe).unwrap();
+        attrib(d, &["--quiet", "train", "--config", "v.toml", "--out", "r"]);
+        attrib(
+            d,
+            &[
+                "--quiet",
+                "attribute",
+                "--run",
+                "r",
+                "--method",
+                "tracin",
+                "--split",
+                "val",
+                "--output",
+                "loss",
+                "--targets",
+                "0..10",
+                "--name",
+                "t",
+            ],
+        );
+    }
+    // Four retrainings: the selection by t, then random subsets 0, 1, 2.
+    let cmd = [
+        "select",
+        "--run",
+        "r",
+        "--scores",
+        "r/scores/t.npy",
+        "--random",
+        "3",
+    ];
+    let table = |dir: &Path| attrib(dir, &cmd);
+    let want = table(&single);
+    assert!(want.contains("random, seed 2"), "{want}");
+    for (shard, done) in [("1/2", 2), ("0/2", 4)] {
+        let mut args = vec!["--json"];
+        args.extend_from_slice(&cmd);
+        args.extend_from_slice(&["--shard", shard]);
+        let out = attrib(&sharded, &args);
+        assert!(
+            out.contains(r#""type":"shard""#)
+                && out.contains(&format!(r#""done":{done},"total":4"#)),
+            "{shard}: {out}"
+        );
+        assert!(
+            !out.contains("random, seed"),
+            "a shard prints no table: {out}"
+        );
+    }
+    let stored = stored_retrainings(&sharded.join("r"));
+    assert_eq!(stored.len(), 4);
+    assert_eq!(
+        stored,
+        stored_retrainings(&single.join("r")),
+        "the shards stored the single process's models, bit for bit"
+    );
+    let modified = |run: &Path| -> Vec<std::time::SystemTime> {
+        let mut files: Vec<_> = std::fs::read_dir(run.join("store/retrain"))
+            .unwrap()
+            .flatten()
+            .map(|e| (e.file_name(), e.metadata().unwrap().modified().unwrap()))
+            .collect();
+        files.sort();
+        files.into_iter().map(|(_, t)| t).collect()
+    };
+    let before = modified(&sharded.join("r"));
+    assert_eq!(table(&sharded), want);
+    assert_eq!(modified(&sharded.join("r")), before);
+    // Metagradient descent is sequential and says so.
+    let o = attrib_cmd(
+        &sharded,
+        &["select", "--run", "r", "--steps", "2", "--shard", "0/2"],
+    )
+    .output()
+    .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--steps") && err.contains("drop --shard"),
+        "{err}"
+    );
+}
+
+// See: issue 17, item 4.
+#[test]
+fn attribute_prints_what_it_will_write_and_refuses_when_the_disk_is_too_small() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    train(dir);
+    let cmd = [
+        "attribute",
+        "--run",
+        "r",
+        "--method",
+        "tracin",
+        "--targets",
+        "0..10",
+        "--target-block",
+        "4",
+    ];
+    let out = attrib(dir, &cmd);
+    assert!(out.contains("will write"), "{out}");
+    let o = attrib_cmd(dir, &cmd)
+        .env("ATTRIB_FREE_BYTES", "1000")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("needs") && err.contains("--targets a..b") && err.contains("--shard"),
+        "{err}"
+    );
 }

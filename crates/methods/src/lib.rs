@@ -16,6 +16,7 @@
 //! | [`support`] | what estimators share: training-set chunks, curvature and damping, features |
 //! | [`linalg`], [`solvers`] | dense linear algebra; CG, LiSSA, Lanczos over matrix-free operators |
 //! | [`groups`] | groupings of the training set (MATH.md E5) |
+//! | [`target_blocks`] | every per-target method in shards: fixed blocks of targets kept in the run's store |
 //!
 //! Sibling crates, in the order data flows: `attrib-data` (readers, splits, the atomic write),
 //! `attrib-engine` (tensors, differentiation, randomness, the hash), `attrib-nn` (models, optimizers,
@@ -33,12 +34,13 @@ pub mod registry;
 pub mod scores;
 pub mod solvers;
 pub mod support;
+pub mod target_blocks;
 #[cfg(test)]
 pub(crate) mod testutil;
 
 pub use error::{MethodError, Result};
 pub use groups::Grouping;
-pub use method::{attribute, attribute_groups, Method, Registration};
+pub use method::{attribute, attribute_groups, attribute_in_blocks, Method, Registration};
 pub use options::Options;
 pub use registry::{build, REGISTRY};
 pub use scores::{ScoreMeta, Scores};

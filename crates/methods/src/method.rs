@@ -11,6 +11,7 @@ use crate::error::{MethodError, Result};
 use crate::groups::Grouping;
 use crate::options::Options;
 use crate::scores::{ScoreMeta, Scores, SIGN};
+use crate::target_blocks::TARGET_BLOCK;
 use run::{output_name, Run, Targets};
 
 /// An attribution method.
@@ -88,7 +89,29 @@ pub fn attribute(
     options: BTreeMap<String, String>,
     targets: &Targets,
 ) -> Result<Scores> {
-    scored(run, method, options, targets, None)
+    scored(run, method, options, targets, None, TARGET_BLOCK)
+}
+
+/// [`attribute`] with `block` targets per block of the sharded path ([`crate::target_blocks`]:
+/// every method but those that shard their own work scores its targets block by block, keeps
+/// finished blocks in the run's store, and under `Run::shard` scores only its own blocks).
+///
+/// # Errors
+/// As [`attribute`]; `block` is 0; [`MethodError::Incomplete`] for a shard.
+pub fn attribute_in_blocks(
+    run: &Run,
+    method: &dyn Method,
+    options: BTreeMap<String, String>,
+    targets: &Targets,
+    block: usize,
+) -> Result<Scores> {
+    if block == 0 {
+        return Err(MethodError::Unsupported {
+            method: method.name().into(),
+            reason: "a block of 0 targets scores nothing; give --target-block 1 or more".into(),
+        });
+    }
+    scored(run, method, options, targets, None, block)
 }
 
 /// [`attribute`] for the groups of a grouping ([`Method::attribute_groups`]): one column per
@@ -104,7 +127,7 @@ pub fn attribute_groups(
     groups: &Grouping,
 ) -> Result<Scores> {
     groups.check_n(run.n_train())?;
-    scored(run, method, options, targets, Some(groups))
+    scored(run, method, options, targets, Some(groups), TARGET_BLOCK)
 }
 
 /// Whether `method` returns more than one value per training example (input derivatives).
@@ -118,21 +141,9 @@ fn scored(
     options: BTreeMap<String, String>,
     targets: &Targets,
     groups: Option<&Grouping>,
+    block: usize,
 ) -> Result<Scores> {
     run.check_targets(targets)?;
-    if let Some(shard) = run.shard {
-        if !crate::registry::SHARDABLE.contains(&method.name()) || per_example_inputs(method, run) {
-            return Err(MethodError::Unsupported {
-                method: method.name().into(),
-                reason: format!(
-                    "its work does not split into shards (asked for shard {shard}); shardable: \
-                     {} (weights); split other methods by --targets and join them with `attrib \
-                     merge`",
-                    crate::registry::SHARDABLE.join(", ")
-                ),
-            });
-        }
-    }
     let per_example = method.values_per_example(run);
     if groups.is_some() && per_example != 1 {
         return Err(MethodError::Unsupported {
@@ -142,8 +153,42 @@ fn scored(
                     .into(),
         });
     }
+    // Methods that shard their own work do it; every other per-example score matrix is scored in
+    // blocks of targets (`target_blocks`); group scores and input derivatives are one call.
+    let own_shards = crate::registry::SHARDABLE.contains(&method.name());
+    let in_blocks = !own_shards && groups.is_none() && per_example == 1;
+    if let Some(shard) = run.shard {
+        if !own_shards && !in_blocks {
+            let what = match groups {
+                Some(_) => "group scores (--groups)",
+                None => "input derivatives",
+            };
+            return Err(MethodError::Unsupported {
+                method: method.name().into(),
+                reason: format!(
+                    "{what} do not split into shards (asked for shard {shard}); drop --shard, or \
+                     split the targets with --targets and join the files with `attrib merge`"
+                ),
+            });
+        }
+        if own_shards && per_example_inputs(method, run) {
+            return Err(MethodError::Unsupported {
+                method: method.name().into(),
+                reason: format!(
+                    "input derivatives do not split into shards (asked for shard {shard}); drop \
+                     --shard, or split the targets with --targets and join the files with \
+                     `attrib merge`"
+                ),
+            });
+        }
+    }
     let start = Instant::now();
     let (rows, compute_seconds) = match groups {
+        None if in_blocks => {
+            let (rows, seconds) =
+                crate::target_blocks::scores_in_blocks(run, method, &options, targets, block)?;
+            (rows, Some(seconds))
+        }
         None => method.attribute_timed(run, targets)?,
         Some(g) => (method.attribute_groups(run, targets, g)?, None),
     };

@@ -11,11 +11,11 @@ pub use crate::estimators::REGISTRY;
 use crate::method::Method;
 use crate::options::Options;
 
-/// Methods whose work splits into shards (`Run::shard`): MAGIC's blocks of targets (block `b`
+/// Methods that split their own work into shards (`Run::shard`): MAGIC's blocks of targets (block `b`
 /// belongs to shard `b mod N`) and TRAK's trained ensemble members (member `m >= 1` to shard
 /// `(m - 1) mod N`) and datamodels' subset retrainings (subset `j` to shard `j mod N`, the
-/// entries `attrib groundtruth` writes). Other methods refuse a sharded run; split them by
-/// `--targets` and `attrib merge`.
+/// entries `attrib groundtruth` writes). Every other method is sharded by fixed blocks of
+/// targets ([`crate::target_blocks`]).
 pub const SHARDABLE: &[&str] = &["magic", "trak", "datamodels"];
 
 /// Looks up and builds a method, rejecting options it does not take.

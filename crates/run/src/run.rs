@@ -142,8 +142,9 @@ pub struct Run {
     pub init: Option<Vec<f64>>,
     /// Where long computations on this run report progress (silent by default).
     pub progress: crate::Progress,
-    /// Compute only this shard's part of a long computation (`None`: all of it). Methods that
-    /// cannot split their work refuse a run with a shard (see `methods::registry::SHARDABLE`).
+    /// Compute only this shard's part of a long computation (`None`: all of it): MAGIC, TRAK and
+    /// datamodels split their own work (`methods::registry::SHARDABLE`), every other method is
+    /// split by blocks of targets (`methods::target_blocks`).
     pub shard: Option<crate::Shard>,
     /// The data weights `w0` the run was trained with (`train.weights`), `None` for all ones.
     /// Every method attributes at these weights (MATH.md E7).
