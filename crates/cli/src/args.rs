@@ -102,7 +102,7 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Write one self-contained HTML report of a run.
     Report(ReportArgs),
-    /// Measure throughput next to this machine's GEMM speed, or a named setting's LDS.
+    /// Time training against GEMM speed, or a named setting's LDS.
     #[command(subcommand)]
     Bench(BenchCommand),
     /// The registry of named benchmark settings.
@@ -995,7 +995,7 @@ pub struct DemoArgs {
 pub enum BenchCommand {
     /// Time training steps and gradients; compare with GEMM GFLOP/s.
     Train(BenchTrainArgs),
-    /// Train a named setting, retrain, attribute and print its LDS table with times.
+    /// A named setting's LDS table: train, retrain, attribute, time.
     Lds(BenchLdsArgs),
 }
 
@@ -1008,26 +1008,27 @@ pub struct BenchLdsArgs {
     #[arg(value_name = "SETTING")]
     pub setting: String,
 
-    /// The setting's CI size: fewer targets, subsets, fractions and methods.
+    /// The setting's small size, as CI runs it.
     ///
     /// Example: attrib bench lds moby-excerpt-gpt --quick
     #[arg(long)]
     pub quick: bool,
 
-    /// Methods instead of the setting's (list: magic,tracin).
+    /// Methods instead of the setting's (list: a,b).
     ///
     /// Example: attrib bench lds digits-mlp --methods magic,trak
     #[arg(long, value_delimiter = ',', value_name = "NAME")]
     pub methods: Option<Vec<String>>,
 
-    /// Retrained subsets per fraction instead of the setting's.
+    /// Retrained subsets per fraction.
     ///
     /// Example: attrib bench lds digits-mlp --subsets 50
     #[arg(long, value_name = "M")]
     pub subsets: Option<usize>,
 
-    /// The run directory (default runs/SETTING, or runs/SETTING-quick). A run already there is
-    /// reused with its ground truth and score files.
+    /// The run directory (default runs/SETTING[-quick]).
+    ///
+    /// A run already there is reused with its ground truth and score files.
     ///
     /// Example: attrib bench lds digits-mlp --quick --out runs/dq
     #[arg(long, value_name = "DIR")]
@@ -1037,7 +1038,7 @@ pub struct BenchLdsArgs {
 /// `attrib settings`.
 #[derive(Debug, Subcommand)]
 pub enum SettingsCommand {
-    /// List the named settings with their data, expected figures and run times.
+    /// List the settings: data, expected figures, run times.
     List(SettingsArgs),
 }
 
