@@ -28,7 +28,9 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use run::{Key, Run, Store, Targets};
+use run::{Key, Run, Targets};
+
+use crate::estimators::magic::resume::BlockStore;
 
 use crate::error::{MethodError, Result};
 use crate::method::Method;
@@ -43,74 +45,22 @@ pub const TARGET_BLOCK: usize = 64;
 /// Bumped when the rows a block holds would change for the same inputs.
 const FORMAT: &str = "target-blocks-1";
 
-/// The finished blocks of one computation (module docs).
-struct BlockStore {
-    store: Store,
-    /// Key of everything but the block's indices.
-    base: Key,
-    n: usize,
-}
-
-impl BlockStore {
-    fn new(
-        run: &Run,
-        method: &dyn Method,
-        options: &BTreeMap<String, String>,
-        targets: &Targets,
-    ) -> BlockStore {
-        let options: String = options.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-        let base = Key::for_run(BLOCK_KIND, run)
-            .with("blocks_format", FORMAT)
-            .with("method", method.name())
-            .with("options", options)
-            .with("split", targets.split.name())
-            .with("output", run::output_name(targets.output));
-        BlockStore {
-            store: Store::of(run),
-            base,
-            n: run.n_train(),
-        }
-    }
-
-    fn key(&self, block: &[usize]) -> Key {
-        let indices: Vec<u8> = block
-            .iter()
-            .flat_map(|&i| (i as u64).to_le_bytes())
-            .collect();
-        self.base.clone().with("targets", indices)
-    }
-
-    /// The rows of `block` when stored with the right size; `None` otherwise (it is then scored
-    /// again and the file replaced).
-    fn load(&self, block: &[usize]) -> Option<Vec<Vec<f64>>> {
-        let bytes = self.store.get(&self.key(block), "f64")?;
-        if bytes.len() != block.len() * self.n * 8 {
-            return None;
-        }
-        let values: Vec<f64> = bytes
-            .chunks_exact(8)
-            .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
-            .collect();
-        Some(values.chunks(self.n.max(1)).map(<[f64]>::to_vec).collect())
-    }
-
-    /// The seconds a stored block took, when recorded.
-    fn seconds(&self, block: &[usize]) -> Option<f64> {
-        let bytes = self.store.get(&self.key(block), "seconds")?;
-        Some(f64::from_le_bytes(bytes.try_into().ok()?))
-    }
-
-    fn save(&self, block: &[usize], rows: &[Vec<f64>], seconds: f64) -> Result<()> {
-        let bytes: Vec<u8> = rows
-            .iter()
-            .flatten()
-            .flat_map(|x| x.to_le_bytes())
-            .collect();
-        self.store.put(&self.key(block), "f64", &bytes)?;
-        self.store
-            .put(&self.key(block), "seconds", &seconds.to_le_bytes())?;
-        Ok(())
-    }
+/// The store of this computation's finished blocks (module docs): MAGIC's block store
+/// ([`BlockStore`]) under this module's key.
+fn block_store(
+    run: &Run,
+    method: &dyn Method,
+    options: &BTreeMap<String, String>,
+    targets: &Targets,
+) -> BlockStore {
+    let options: String = options.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    let base = Key::for_run(BLOCK_KIND, run)
+        .with("blocks_format", FORMAT)
+        .with("method", method.name())
+        .with("options", options)
+        .with("split", targets.split.name())
+        .with("output", run::output_name(targets.output));
+    BlockStore::with_base(run, base)
 }
 
 /// Scores `targets` block by block (module docs): rows in the order of `targets.indices`, and the
@@ -133,7 +83,7 @@ pub fn scores_in_blocks(
     let blocks: Vec<&[usize]> = targets.indices.chunks(block).collect();
     // A lone block of a whole computation has nothing to resume or assemble: not stored.
     let keep = blocks.len() > 1 || run.shard.is_some();
-    let store = BlockStore::new(run, method, options, targets);
+    let store = block_store(run, method, options, targets);
     let mine = |b: usize| run.shard.is_none_or(|s| s.owns(b));
     let mut rows: Vec<Option<Vec<Vec<f64>>>> = blocks
         .iter()
@@ -156,7 +106,7 @@ pub fn scores_in_blocks(
         let (scored, own) = method.attribute_timed(run, &part)?;
         let took = own.unwrap_or_else(|| start.elapsed().as_secs_f64());
         assert!(
-            scored.len() == chunk.len() && scored.iter().all(|r| r.len() == store.n),
+            scored.len() == chunk.len() && scored.iter().all(|r| r.len() == run.n_train()),
             "{} returned a score matrix of the wrong shape",
             method.name()
         );

@@ -39,6 +39,13 @@ impl BlockStore {
             .with("replay", replay.to_string())
             .with("split", targets.split.name())
             .with("output", run::output_name(targets.output));
+        BlockStore::with_base(run, base)
+    }
+
+    /// The store of blocks keyed by `base` plus each block's target indices: how other
+    /// computations that keep finished blocks of targets (`crate::target_blocks`) use the same
+    /// files and format under their own key.
+    pub fn with_base(run: &Run, base: Key) -> Self {
         BlockStore {
             store: Store::of(run),
             base,
