@@ -79,6 +79,14 @@ const TEXT_METHODS: &[(&str, &[&str])] = &[
     ("similarity", &[]),
 ];
 
+/// The `--quick` size every setting shares: 10 targets, 20 subsets dropping 5%, MAGIC and TracIn.
+const QUICK: Size = Size {
+    targets: 10,
+    subsets: 20,
+    drops: &[0.05],
+    methods: QUICK_METHODS,
+};
+
 /// Every setting.
 pub const SETTINGS: &[Setting] = &[
     Setting {
@@ -94,12 +102,7 @@ pub const SETTINGS: &[Setting] = &[
             drops: &[0.01, 0.05, 0.1],
             methods: FULL_METHODS,
         },
-        quick: Size {
-            targets: 10,
-            subsets: 20,
-            drops: &[0.05],
-            methods: QUICK_METHODS,
-        },
+        quick: QUICK,
         expected: "MAGIC LDS about 0.97 at 1% drop, above every baseline",
         time: "full ~15 min, quick ~5 s",
     },
@@ -117,12 +120,7 @@ pub const SETTINGS: &[Setting] = &[
             drops: &[0.01, 0.05, 0.1],
             methods: TEXT_METHODS,
         },
-        quick: Size {
-            targets: 10,
-            subsets: 20,
-            drops: &[0.05],
-            methods: QUICK_METHODS,
-        },
+        quick: QUICK,
         expected: "MAGIC LDS about 0.88 at 5% drop on sequence losses, TracIn about 0.1",
         time: "full ~10 min, quick ~20 s",
     },
@@ -139,12 +137,7 @@ pub const SETTINGS: &[Setting] = &[
             drops: &[0.01, 0.05, 0.1],
             methods: TEXT_METHODS,
         },
-        quick: Size {
-            targets: 10,
-            subsets: 20,
-            drops: &[0.05],
-            methods: QUICK_METHODS,
-        },
+        quick: QUICK,
         expected: "not measured yet (issue 20): run it to fill the README's table",
         time: "full: hours on 2 cores (100 retrainings of a minute each per fraction)",
     },
@@ -161,12 +154,7 @@ pub const SETTINGS: &[Setting] = &[
             drops: &[0.01, 0.05, 0.1],
             methods: FULL_METHODS,
         },
-        quick: Size {
-            targets: 10,
-            subsets: 20,
-            drops: &[0.05],
-            methods: QUICK_METHODS,
-        },
+        quick: QUICK,
         expected: "MAGIC LDS about 0.84 at 1% drop (README, protocols table)",
         time: "full ~1 h, quick ~5 min",
     },
