@@ -84,14 +84,14 @@ pub fn project<'py>(
 }
 
 /// One array or a list of arrays (one per model or checkpoint).
-fn per_model<'py>(arg: &str, x: &Bound<'py, PyAny>) -> PyResult<Vec<Held<'py>>> {
+fn per_model<'py>(arg: &str, x: &Bound<'py, PyAny>, ndim: usize) -> PyResult<Vec<Held<'py>>> {
     if let Ok(list) = x.downcast::<PyList>() {
         list.iter()
             .enumerate()
-            .map(|(m, a)| Held::of(&format!("{arg}[{m}]"), &a, 2))
+            .map(|(m, a)| Held::of(&format!("{arg}[{m}]"), &a, ndim))
             .collect()
     } else {
-        Ok(vec![Held::of(arg, x, 2)?])
+        Ok(vec![Held::of(arg, x, ndim)?])
     }
 }
 
@@ -157,8 +157,8 @@ pub fn trak_scores<'py>(
     damping: Option<&Bound<'py, PyAny>>,
     threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
-    let train = per_model("train_features", train_features)?;
-    let target = per_model("target_features", target_features)?;
+    let train = per_model("train_features", train_features, 2)?;
+    let target = per_model("target_features", target_features, 2)?;
     let (n, t, k) = check_pairs(&train, &target, "model")?;
     let damping = match damping {
         None => Auto::Auto,
@@ -176,10 +176,7 @@ pub fn trak_scores<'py>(
     let qs: Option<Vec<Vec<f64>>> = match margins {
         None => None,
         Some(g) => {
-            let list: Vec<Bound<'py, PyAny>> = match g.downcast::<PyList>() {
-                Ok(l) => l.iter().collect(),
-                Err(_) => vec![g.clone()],
-            };
+            let list = per_model("margins", g, 1)?;
             if list.len() != train.len() {
                 return Err(bad(
                     "margins",
@@ -191,9 +188,8 @@ pub fn trak_scores<'py>(
                 ));
             }
             let mut qs = Vec::new();
-            for (m, a) in list.iter().enumerate() {
-                let h = Held::of(&format!("margins[{m}]"), a, 1)?;
-                check_finite(&format!("margins[{m}]"), &h)?;
+            for (m, h) in list.iter().enumerate() {
+                check_finite(&format!("margins[{m}]"), h)?;
                 if h.shape()[0] != n {
                     return Err(bad(
                         "margins",
@@ -244,8 +240,8 @@ pub fn tracin_scores<'py>(
     weights: Option<Vec<f64>>,
     threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
-    let train = per_model("train_features", train_features)?;
-    let target = per_model("target_features", target_features)?;
+    let train = per_model("train_features", train_features, 2)?;
+    let target = per_model("target_features", target_features, 2)?;
     let (n, t, k) = check_pairs(&train, &target, "checkpoint")?;
     let weights = weights.unwrap_or_else(|| vec![1.0; train.len()]);
     if weights.len() != train.len() {
