@@ -103,11 +103,7 @@ fn contiguous<'py, T: numpy::Element>(a: &Bound<'py, PyAny>) -> Option<PyReadonl
 /// `ValueError` naming `arg` and the first non-finite entry.
 pub fn check_finite(arg: &str, held: &Held<'_>) -> PyResult<()> {
     let v = held.values();
-    let bad_at = match v {
-        Values::F64(x) => x.iter().position(|x| !x.is_finite()),
-        Values::F32(x) => x.iter().position(|x| !x.is_finite()),
-        Values::Bool(_) => None,
-    };
+    let bad_at = v.first_non_finite();
     match bad_at {
         Some(k) => Err(bad(
             arg,

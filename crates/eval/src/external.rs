@@ -76,7 +76,7 @@ impl Values<'_> {
     }
 
     /// The position of the first value that is not finite.
-    fn first_non_finite(&self) -> Option<usize> {
+    pub fn first_non_finite(&self) -> Option<usize> {
         match self {
             Values::F64(v) => v.iter().position(|x| !x.is_finite()),
             Values::F32(v) => v.iter().position(|x| !x.is_finite()),
