@@ -1,7 +1,7 @@
 //! MAGIC (MATH.md E2) against its defining identity and its invariances, in f64 on tiny runs:
 //! - `tau_i` equals the derivative of `f(theta_T)` in `w_i` by central differences of two full
 //!   retrainings (Richardson-extrapolated), for SGD with momentum, Nesterov, Adam and AdamW, on an
-//!   MLP and a CNN;
+//!   MLP, a CNN and a GPT (per-sequence and per-token outputs);
 //! - stored and checkpoint-tree replay give the same bits, and the tree keeps its memory bound;
 //! - a block of targets equals one target at a time; the thread count does not change any bit;
 //! - an interrupted computation resumes from its finished blocks, with the same bits;
@@ -204,6 +204,64 @@ fn magic_cnn_sgd_momentum_matches_finite_differences() {
 fn magic_cnn_adamw_matches_finite_differences() {
     let r = cnn(r#"{ kind = "adamw", lr = 0.01, eps_root = 1e-10 }"#);
     check_fd("cnn adamw", &r, &Targets::test(vec![1], Output::Loss));
+}
+
+/// A tiny character GPT (1 layer, width 8, windows of 8 characters of Moby-Dick) trained with
+/// AdamW as bergson's MAGIC replication does (eps_root > 0, warm-up then decay), in f64.
+fn tiny_gpt() -> Run {
+    run(r#"
+data = { source = "text", path = "../../examples/data/moby-dick-excerpt.txt", seq_len = 8, max_train = 32, max_test = 4 }
+model = { kind = "gpt", d_model = 8, n_layer = 1, n_head = 2 }
+optim = { kind = "adamw", lr = 0.01, beta1 = 0.95, beta2 = 0.975, eps = 1e-8, eps_root = 1e-8, weight_decay = 0.01 }
+schedule = { kind = "one_cycle" }
+train = { epochs = 2, batch_size = 8, precision = "f64", seed = 2 }
+"#)
+}
+
+#[test]
+fn magic_gpt_sequence_and_token_outputs_match_finite_differences() {
+    let r = tiny_gpt();
+    check_fd(
+        "gpt sequence loss",
+        &r,
+        &Targets::test(vec![0, 3], Output::Loss),
+    );
+    // Token targets s * 7 + p: the first and last prediction of window 0, two of window 2.
+    check_fd(
+        "gpt token loss",
+        &r,
+        &Targets::test(vec![0, 6, 15, 19], Output::Token),
+    );
+}
+
+/// A window's loss is the mean of its token losses (so targets `7..14` are window 1's
+/// predictions), and MAGIC is linear in the output, so the per-token scores of a window average
+/// to its sequence score.
+#[test]
+fn magic_token_scores_of_a_window_average_to_its_sequence_score() {
+    let r = tiny_gpt();
+    let (seq_targets, token_targets) = (
+        Targets::test(vec![1], Output::Loss),
+        Targets::test((7..14).collect(), Output::Token),
+    );
+    let f_seq = r.target_outputs(&r.params, &seq_targets)[0];
+    let f_tokens = r.target_outputs(&r.params, &token_targets);
+    assert!((f_tokens.iter().sum::<f64>() / 7.0 - f_seq).abs() <= 1e-12 * f_seq.abs());
+    assert!(
+        f_tokens.windows(2).any(|w| w[0] != w[1]),
+        "token losses differ"
+    );
+    let seq = magic(&r, &seq_targets, MagicConfig::default());
+    let tokens = magic(&r, &token_targets, MagicConfig::default());
+    let scale = seq.scores[0].iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    for i in 0..r.n_train() {
+        let mean = tokens.scores.iter().map(|row| row[i]).sum::<f64>() / 7.0;
+        assert!(
+            (mean - seq.scores[0][i]).abs() <= 1e-10 * scale,
+            "example {i}: mean token score {mean:e} vs sequence score {:e}",
+            seq.scores[0][i]
+        );
+    }
 }
 
 fn same_bits(a: &[Vec<f64>], b: &[Vec<f64>]) -> bool {

@@ -28,6 +28,9 @@ pub enum Target<F: Float> {
     Real(Tensor<F>),
     /// The next token at every position of the input windows.
     NextToken,
+    /// The next token at one position per window: window `i` is scored on predicting token
+    /// `positions[i] + 1` from tokens `0..=positions[i]` (per-token targets, [`crate::Output::Token`]).
+    NextTokenAt(Vec<usize>),
 }
 
 /// Rows of a dataset, converted to `F`.
@@ -85,6 +88,23 @@ impl<F: Float> Batch<F> {
         Batch { input, target }
     }
 
+    /// Per-token targets of a token dataset: `flat[k] = s (L - 1) + p` names the prediction of
+    /// token `p + 1` of window `s` (windows of `L` tokens). The batch holds window `s` once per
+    /// target, in the order of `flat`, with [`Target::NextTokenAt`] positions.
+    ///
+    /// # Panics
+    /// On a dense dataset or an index out of range (callers check [`Dataset`]s and targets).
+    pub fn token_targets(ds: &Dataset, flat: &[usize]) -> Self {
+        let Features::Tokens { seq_len, .. } = &ds.features else {
+            panic!("per-token targets of a dataset without tokens")
+        };
+        let per = seq_len - 1;
+        let windows: Vec<usize> = flat.iter().map(|&t| t / per).collect();
+        let mut batch = Batch::from_dataset(ds, &windows);
+        batch.target = Target::NextTokenAt(flat.iter().map(|&t| t % per).collect());
+        batch
+    }
+
     /// Number of examples.
     pub fn len(&self) -> usize {
         match &self.input {
@@ -132,6 +152,7 @@ impl<F: Float> Batch<F> {
                 &[len, 1],
             )),
             Target::NextToken => Target::NextToken,
+            Target::NextTokenAt(p) => Target::NextTokenAt(p[start..start + len].to_vec()),
         };
         Batch { input, target }
     }

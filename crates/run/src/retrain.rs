@@ -269,7 +269,7 @@ pub fn group_subset_masks(assignment: &[usize], k: usize, spec: &SubsetSpec) -> 
 
 /// Outputs `f` at `params` of every example of `split`, evaluated in f64 in chunks of [`CHUNK`].
 pub fn split_outputs(run: &Run, params: &[f64], output: Output, split: Split) -> Vec<f64> {
-    let n = run.dataset(split).len();
+    let n = run.target_count(split, output);
     let mut out = Vec::with_capacity(n);
     for start in (0..n).step_by(CHUNK) {
         let t = Targets {
@@ -443,7 +443,7 @@ fn shown(id: Option<usize>) -> String {
 pub fn retrain(run: &Run, r: &Retraining) -> Result<Retrained> {
     let n = run.n_train();
     let plan = Plan::new(&r.masks, n)?;
-    let n_split = run.dataset(r.split).len();
+    let n_split = run.target_count(r.split, r.output);
     if n_split == 0 {
         return Err(invalid(
             "split",

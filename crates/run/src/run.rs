@@ -63,7 +63,7 @@ impl Targets {
     }
 
     /// Parses a range `a..b` (or a single index `a`) of target indices into `split`, which has
-    /// `len` examples.
+    /// `len` targets of `output` ([`Run::target_count`]).
     ///
     /// # Errors
     /// Malformed text, an empty range, or one that reaches past `len` (checked before the indices
@@ -72,6 +72,7 @@ impl Targets {
         text: &str,
         split: Split,
         len: usize,
+        output: Output,
     ) -> std::result::Result<Vec<usize>, String> {
         let bad =
             || format!("\"{text}\" is not a target range; write a..b (e.g. 0..50) or one index");
@@ -83,9 +84,10 @@ impl Targets {
                 );
                 if b > len {
                     return Err(format!(
-                        "target range \"{text}\" is outside the {} split of {len} examples; \
+                        "target range \"{text}\" is outside the {} split of {len} {}; \
                          use indices within 0..{len}",
-                        split.name()
+                        split.name(),
+                        target_noun(output)
                     ));
                 }
                 (a..b).collect::<Vec<_>>()
@@ -99,12 +101,21 @@ impl Targets {
     }
 }
 
+/// What one target of `output` is, in messages: an example, or a next-token prediction.
+fn target_noun(output: Output) -> &'static str {
+    match output {
+        Output::Token => "token predictions",
+        _ => "examples",
+    }
+}
+
 /// Name of an output for files and messages.
 pub fn output_name(o: Output) -> &'static str {
     match o {
         Output::Loss => "loss",
         Output::Margin => "margin",
         Output::LogLikelihood => "log_likelihood",
+        Output::Token => "token",
     }
 }
 
@@ -117,8 +128,10 @@ pub fn parse_output(s: &str) -> std::result::Result<Output, String> {
         "loss" => Ok(Output::Loss),
         "margin" => Ok(Output::Margin),
         "log_likelihood" | "loglik" => Ok(Output::LogLikelihood),
+        "token" => Ok(Output::Token),
         _ => Err(format!(
-            "unknown output \"{s}\"; use loss, margin or log_likelihood"
+            "unknown output \"{s}\"; use loss, margin, log_likelihood or token (per-token loss \
+             of a gpt run)"
         )),
     }
 }
@@ -260,7 +273,15 @@ impl Run {
     /// # Errors
     /// An index outside the split.
     pub fn check_targets(&self, t: &Targets) -> Result<()> {
-        let n = self.dataset(t.split).len();
+        if t.output == Output::Token && !self.has_tokens() {
+            return Err(RunError::Run {
+                path: self.dir.clone().unwrap_or_default(),
+                reason: "output \"token\" scores one next-token prediction of a language model, \
+                         and this run's data has no tokens; use loss, margin or log_likelihood"
+                    .into(),
+            });
+        }
+        let n = self.target_count(t.split, t.output);
         if t.split == Split::Val && n == 0 {
             return Err(RunError::Run {
                 path: self.dir.clone().unwrap_or_default(),
@@ -273,17 +294,37 @@ impl Run {
             return Err(RunError::Run {
                 path: self.dir.clone().unwrap_or_default(),
                 reason: format!(
-                    "target {i} is outside the {} split of {n} examples; use indices 0..{n}",
-                    t.split.name()
+                    "target {i} is outside the {} split of {n} {}; use indices 0..{n}",
+                    t.split.name(),
+                    target_noun(t.output)
                 ),
             });
         }
         Ok(())
     }
 
-    /// The targets' examples as a batch.
+    /// `true` when the run's data are token windows (a language model).
+    pub fn has_tokens(&self) -> bool {
+        matches!(self.splits.train.features, data::Features::Tokens { .. })
+    }
+
+    /// How many targets `split` offers for `output`: its examples, or for [`Output::Token`] its
+    /// windows times their `L - 1` next-token predictions (target `s (L - 1) + p`).
+    pub fn target_count(&self, split: Split, output: Output) -> usize {
+        let ds = self.dataset(split);
+        match (&ds.features, output) {
+            (data::Features::Tokens { seq_len, .. }, Output::Token) => ds.len() * (seq_len - 1),
+            _ => ds.len(),
+        }
+    }
+
+    /// The targets' examples as a batch (for [`Output::Token`], each target's window with its
+    /// position, [`Batch::token_targets`]).
     pub fn target_batch<F: Float>(&self, t: &Targets) -> Batch<F> {
-        Batch::from_dataset(self.dataset(t.split), &t.indices)
+        match t.output {
+            Output::Token => Batch::token_targets(self.dataset(t.split), &t.indices),
+            _ => Batch::from_dataset(self.dataset(t.split), &t.indices),
+        }
     }
 
     /// Target outputs `f(theta)` at the given parameters, evaluated in f64.

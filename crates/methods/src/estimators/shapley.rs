@@ -224,7 +224,7 @@ impl Method for KnnShapley {
             }
         };
         let sign = match targets.output {
-            Output::Loss => -1.0,
+            Output::Loss | Output::Token => -1.0,
             Output::Margin | Output::LogLikelihood => 1.0,
         };
         Ok(targets

@@ -60,7 +60,7 @@ impl Method for Similarity {
 
     fn attribute(&self, run: &Run, targets: &Targets) -> Result<Vec<Vec<f64>>> {
         let sign = match targets.output {
-            Output::Loss => -1.0,
+            Output::Loss | Output::Token => -1.0,
             Output::Margin | Output::LogLikelihood => 1.0,
         };
         let tf: Vec<Vec<f64>> =

@@ -8,11 +8,12 @@ use rayon::prelude::*;
 use super::chunks::TrainChunks;
 use run::Run;
 
-/// Penultimate features ([`nn::Model::features`]) of a batch at `params`, one row per example.
+/// Penultimate features ([`nn::Model::target_features`]) of a batch at `params`, one row per
+/// example (per target, for per-token targets).
 pub fn features(model: &Model, params: &[f64], batch: &Batch<f64>) -> Vec<Vec<f64>> {
     let g = Graph::<f64, Tensor<f64>>::new();
     let p = model.layout().leaves(&g, params, false);
-    let f = g.tensor(model.features(&g, &p, &batch.input));
+    let f = g.tensor(model.target_features(&g, &p, batch));
     let b = batch.len();
     let d = f.len() / b.max(1);
     f.data()

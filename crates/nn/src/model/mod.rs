@@ -45,6 +45,10 @@ pub enum Output {
     Margin,
     /// Log-likelihood of the target (minus the loss).
     LogLikelihood,
+    /// The loss of one next-token prediction of a language model: target `s (L - 1) + p` of a
+    /// split of windows of `L` tokens is the cross-entropy of token `p + 1` of window `s` given
+    /// tokens `0..=p` (a window's [`Output::Loss`] is the mean of its `L - 1` token losses).
+    Token,
 }
 
 fn one() -> f64 {
@@ -451,6 +455,31 @@ impl Model {
         (z, self.output_of_logits(g, z, batch, out))
     }
 
+    /// [`Model::features`] of a batch's targets: for per-token targets ([`Target::NextTokenAt`])
+    /// the hidden state `[b, d]` at each target's position, the representation its prediction
+    /// reads; otherwise [`Model::features`] of the batch's input.
+    pub fn target_features<F: Float, C: Carrier<F>>(
+        &self,
+        g: &Graph<F, C>,
+        p: &[Var],
+        batch: &Batch<F>,
+    ) -> Var {
+        match &batch.target {
+            Target::NextTokenAt(positions) => {
+                let h = self.body(g, p, &batch.input);
+                let s = g.shape(h);
+                let (b, t, d) = (s[0], s[1], s[2]);
+                let rows: Vec<usize> = positions
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &q)| i * t + q)
+                    .collect();
+                g.index_select(g.reshape(h, &[b * t, d]), 0, &rows)
+            }
+            _ => self.features(g, p, &batch.input),
+        }
+    }
+
     /// The model's raw output: logits `[b, k]` (or `[b, 1]`; `[b, t, vocab]` for language models).
     pub fn forward<F: Float, C: Carrier<F>>(
         &self,
@@ -548,10 +577,33 @@ impl Model {
                 let per_pos = g.reshape(per_pos, &[*b, t]);
                 g.mean(per_pos, &[1], false)
             }
+            (Task::NextToken(v), Target::NextTokenAt(positions)) => {
+                let Input::Tokens { ids, batch: b, len } = &batch.input else {
+                    unreachable!()
+                };
+                let t = len - 1;
+                // Only the scored rows of the logits: window i's row positions[i].
+                let rows: Vec<usize> = positions
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &p)| i * t + p)
+                    .collect();
+                let next: Vec<usize> = positions
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &p)| ids[i * len + p + 1])
+                    .collect();
+                let logits = g.index_select(g.reshape(z, &[b * t, *v]), 0, &rows);
+                if margin {
+                    g.margin(logits, &next)
+                } else {
+                    g.cross_entropy(logits, &next)
+                }
+            }
             _ => panic!("batch targets do not match the model's task (checked by check_data)"),
         };
         match out {
-            Output::Loss => loss_or_margin(false),
+            Output::Loss | Output::Token => loss_or_margin(false),
             Output::Margin => loss_or_margin(true),
             Output::LogLikelihood => {
                 let l = loss_or_margin(false);
