@@ -27,20 +27,22 @@ fn split_of(name: &str) -> PyResult<Split> {
     })
 }
 
-/// `targets` checked against the split, or its first 50 examples.
-fn target_indices(run: &Run, targets: Option<Vec<usize>>, split: Split) -> PyResult<Vec<usize>> {
-    let len = run.dataset(split).len();
-    let indices = targets.unwrap_or_else(|| (0..len.min(50)).collect());
-    if let Some(&t) = indices.iter().find(|&&t| t >= len) {
-        return Err(bad(
-            "targets",
-            format!(
-                "{t} is outside the {} split of {len} examples",
-                split.name()
-            ),
-        ));
-    }
-    Ok(indices)
+/// `targets` of `output` checked against the split (as `attrib attribute` checks them), or its
+/// first 50.
+fn target_indices(
+    run: &Run,
+    targets: Option<Vec<usize>>,
+    split: Split,
+    output: nn::Output,
+) -> PyResult<Vec<usize>> {
+    let len = run.target_count(split, output);
+    let t = Targets {
+        split,
+        indices: targets.unwrap_or_else(|| (0..len.min(50)).collect()),
+        output,
+    };
+    run.check_targets(&t).map_err(|e| bad("targets", e))?;
+    Ok(t.indices)
 }
 
 #[pymethods]
@@ -143,9 +145,9 @@ impl PyRun {
             }
             None => nn::Output::Margin,
         };
-        let len = self.run.dataset(split).len();
+        let len = self.run.target_count(split, out);
         let indices = indices.unwrap_or_else(|| (0..len).collect());
-        let indices = target_indices(&self.run, Some(indices), split)?;
+        let indices = target_indices(&self.run, Some(indices), split, out)?;
         let p = self.run.params.len();
         let rows = indices.len();
         let run = &self.run;
@@ -184,7 +186,7 @@ impl PyRun {
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let out = run::parse_output(output).map_err(|e| bad("output", e))?;
         let split = split_of(split)?;
-        let indices = target_indices(&self.run, targets, split)?;
+        let indices = target_indices(&self.run, targets, split, out)?;
         let mut pairs = Vec::new();
         if let Some(o) = options {
             for (k, v) in o.iter() {

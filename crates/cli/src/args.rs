@@ -137,9 +137,11 @@ pub struct AttributeArgs {
     #[arg(long, short, value_name = "RANGE")]
     pub targets: Option<String>,
 
-    /// Output: margin (default), loss, log_likelihood.
+    /// Output: margin (default), loss, log_likelihood, token.
     ///
-    /// The margin is z_y - logsumexp of the other logits; the loss is the training loss.
+    /// The margin is z_y - logsumexp of the other logits; the loss is the training loss. For a gpt
+    /// run, loss is a window's mean token loss and token scores one next-token prediction: target
+    /// s*(L-1)+p is the loss of token p+1 of window s (windows of L tokens).
     ///
     /// Example: attrib attribute --run runs/digits --method if-gn --output loss
     #[arg(
@@ -751,9 +753,10 @@ pub struct GroundTruthArgs {
     #[command(flatten)]
     pub subsets: SubsetArgs,
 
-    /// Output: margin (default), loss, log_likelihood.
+    /// Output: margin (default), loss, log_likelihood, token.
     ///
-    /// It is measured on every example of the split, so any targets can be scored later.
+    /// It is measured on every example of the split (every next-token prediction for token), so
+    /// any targets can be scored later.
     ///
     /// Example: attrib groundtruth --run runs/digits --output loss
     #[arg(

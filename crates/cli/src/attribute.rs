@@ -24,9 +24,9 @@ pub fn targets(
 ) -> Result<Targets> {
     let output = parse_output(output).map_err(anyhow::Error::msg)?;
     let split = Split::from(split);
-    let len = run.dataset(split).len();
+    let len = run.target_count(split, output);
     let indices = match range {
-        Some(r) => Targets::parse_range(r, split, len).map_err(anyhow::Error::msg)?,
+        Some(r) => Targets::parse_range(r, split, len, output).map_err(anyhow::Error::msg)?,
         None => (0..len.min(DEFAULT_TARGETS)).collect(),
     };
     Ok(Targets {

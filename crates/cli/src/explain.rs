@@ -73,7 +73,11 @@ pub struct Explained {
     pub output: String,
     /// Its value at the trained parameters.
     pub value: f64,
-    /// The target's text, for text data.
+    /// For a per-token target (output `token`): the position `p` of its window whose
+    /// prediction of token `p + 1` is scored.
+    pub position: Option<usize>,
+    /// The target's text, for text data; for a per-token target, with the predicted token
+    /// marked `⟦x⟧`.
     pub text: Option<String>,
     /// Sum of `|tau_i|` over the training set.
     pub total_abs: f64,
@@ -180,6 +184,39 @@ pub fn example_text(ds: &Dataset, k: usize) -> Option<String> {
     }
 }
 
+/// The window and position of target `t`: a per-token target ([`Output::Token`]) names the
+/// prediction at position `t mod (L - 1)` of window `t div (L - 1)`; other targets are examples.
+pub fn target_example(ds: &Dataset, output: Output, t: usize) -> (usize, Option<usize>) {
+    match (&ds.features, output) {
+        (Features::Tokens { seq_len, .. }, Output::Token) => {
+            (t / (seq_len - 1), Some(t % (seq_len - 1)))
+        }
+        _ => (t, None),
+    }
+}
+
+/// [`example_text`] of window `k` in three parts: the context up to `position`, the token
+/// `position + 1` predicted there (a per-token target's token), and the rest.
+pub fn token_parts(ds: &Dataset, k: usize, position: usize) -> Option<[String; 3]> {
+    let Features::Tokens { ids, seq_len, .. } = &ds.features else {
+        return None;
+    };
+    let vocab = ds.feature_names.as_ref()?;
+    let window = &ids[k * seq_len..(k + 1) * seq_len];
+    let part = |r: &[u32]| data::decode_chars(vocab, r).escape_debug().to_string();
+    let at = position + 1;
+    Some([
+        part(&window[..at]),
+        part(&window[at..=at]),
+        part(&window[at + 1..]),
+    ])
+}
+
+/// [`token_parts`] with the predicted token marked `⟦x⟧`.
+pub fn token_text(ds: &Dataset, k: usize, position: usize) -> Option<String> {
+    token_parts(ds, k, position).map(|[a, t, b]| format!("{a}⟦{t}⟧{b}"))
+}
+
 /// Predicted classes of positions `idx` of `split` (classifiers only).
 pub fn predicted_classes(run: &Run, split: Split, idx: &[usize]) -> Option<Vec<usize>> {
     if !matches!(run.model.task(), Task::Classes(_) | Task::Binary) {
@@ -208,8 +245,9 @@ pub fn explain_row(src: &Sources, r: usize, k: usize, output: Output, split: Spl
     let row = src.scores.row(r);
     let train = &run.splits.train;
     let tds = run.dataset(split);
+    let (example, position) = target_example(tds, output, target);
     let total_abs: f64 = row.iter().map(|v| v.abs()).sum();
-    let target_class = class_of(tds, target);
+    let target_class = class_of(tds, example);
     let influencer = |rank: usize, i: usize, proponent: bool| {
         let share = if total_abs > 0.0 {
             row[i].abs() / total_abs
@@ -252,8 +290,8 @@ pub fn explain_row(src: &Sources, r: usize, k: usize, output: Output, split: Spl
             output,
         },
     )[0];
-    let predicted = predicted_classes(run, split, &[target]).map(|p| class_name(tds, p[0]));
-    let label = label_name(tds, target);
+    let predicted = predicted_classes(run, split, &[example]).map(|p| class_name(tds, p[0]));
+    let label = label_name(tds, example);
     let mut flags = Vec::new();
     for p in &proponents {
         if p.label_differs {
@@ -282,12 +320,16 @@ pub fn explain_row(src: &Sources, r: usize, k: usize, output: Output, split: Spl
     Explained {
         target,
         split: split.name().into(),
-        source: src.target_rows.rows[target].clone(),
+        source: src.target_rows.rows[example].clone(),
         label,
         predicted,
         output: src.scores.meta.output.clone(),
         value,
-        text: example_text(tds, target),
+        position,
+        text: match position {
+            Some(p) => token_text(tds, example, p),
+            None => example_text(tds, example),
+        },
         total_abs,
         proponents,
         opponents,
@@ -378,9 +420,8 @@ pub fn run(args: &ExplainArgs, ctx: &Ctx) -> Result<()> {
     let output = parse_output(&scores.meta.output).map_err(anyhow::Error::msg)?;
     let wanted: Vec<usize> = match (&args.target, &args.targets) {
         (Some(j), _) => vec![*j],
-        (None, Some(r)) => {
-            Targets::parse_range(r, split, run.dataset(split).len()).map_err(anyhow::Error::msg)?
-        }
+        (None, Some(r)) => Targets::parse_range(r, split, run.target_count(split, output), output)
+            .map_err(anyhow::Error::msg)?,
         (None, None) => scores.meta.targets.clone(),
     };
     let mut rows = Vec::new();
@@ -447,8 +488,12 @@ fn range_text(t: &[usize]) -> String {
 fn print_explained(e: &Explained, ctx: &Ctx) -> Result<()> {
     let out = &ctx.out;
     let opt = |s: &Option<String>| s.clone().unwrap_or_else(|| "-".into());
+    let at = e
+        .position
+        .map(|p| format!(", predicting token {} from position {p}", p + 1))
+        .unwrap_or_default();
     out.result(format!(
-        "target {} ({} split, {}): label {}, predicted {}, {} {:.4}",
+        "target {} ({} split, {}{at}): label {}, predicted {}, {} {:.4}",
         e.target,
         e.split,
         describe(&e.source),

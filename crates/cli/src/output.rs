@@ -35,7 +35,7 @@
 //! | `unlearn` | `unlearn --verify`, one per prediction and set | `run`, `model` (`jvp`, `no_change`, `gradient_ascent`, `scores`), `set` (`test`, `forget`, or the score file's split), `examples`, `pearson`, `change_pearson`, `mae`, `class_agreement` |
 //! | `method` | `methods` | `name`, `summary` |
 //! | `warning` | something suspicious that does not stop the command (more threads than cores, a diverged run) | `message` |
-//! | `explanation` | `explain`, one per target | `target`, `split`, `source` (source row: `file`, `index`, `line?`, `byte_offset?`, `byte_len?`, `label`), `label?`, `predicted?`, `output`, `value`, `text?`, `total_abs`, `proponents` and `opponents` (lists of `rank`, `position`, `source`, `label?`, `score`, `predicted_change`, `share`, `label_differs`, `dominant`, `text?`), `flags` (warnings in words) |
+//! | `explanation` | `explain`, one per target | `target`, `split`, `source` (source row: `file`, `index`, `line?`, `byte_offset?`, `byte_len?`, `label`), `label?`, `predicted?`, `output`, `value`, `position?` (per-token targets: the position whose next-token prediction is scored), `text?` (the predicted token marked `⟦x⟧`), `total_abs`, `proponents` and `opponents` (lists of `rank`, `position`, `source`, `label?`, `score`, `predicted_change`, `share`, `label_differs`, `dominant`, `text?`), `flags` (warnings in words) |
 //! | `verification` | `explain --verify`, two per target | `target`, `removed` (`proponents`/`opponents`), `dropped` (training positions), `predicted` (`-sum tau`), `actual`, `before`, `after` |
 //! | `report` | `report`, `demo` | `path`, `bytes`, `seconds` |
 //! | `setting` | `settings list`, one per setting | `name`, `summary`, `recipe`, `data`, `output`, `methods`, `quick_methods`, `expected`, `time` |

@@ -50,7 +50,7 @@ pub struct Setting {
     pub config: &'static str,
     /// Where its data comes from.
     pub data: &'static str,
-    /// The attributed output (`margin` for classifiers, `loss` for next-token models).
+    /// The attributed output (`margin` for classifiers, `loss` or `token` for next-token models).
     pub output: &'static str,
     /// The README's size.
     pub full: Size,
@@ -125,6 +125,23 @@ pub const SETTINGS: &[Setting] = &[
         time: "full ~10 min, quick ~20 s",
     },
     Setting {
+        name: "moby-excerpt-gpt-token",
+        summary: "moby-excerpt-gpt with per-token targets: one next-token prediction each",
+        recipe: "examples/moby_excerpt_gpt.toml",
+        config: include_str!("../../../examples/moby_excerpt_gpt.toml"),
+        data: "examples/data/moby-dick-excerpt.txt",
+        output: "token",
+        full: Size {
+            targets: 50,
+            subsets: 100,
+            drops: &[0.01, 0.05, 0.1],
+            methods: TEXT_METHODS,
+        },
+        quick: QUICK,
+        expected: "MAGIC LDS about 0.9 at 5% drop on the first 50 token predictions",
+        time: "full ~10 min, quick ~20 s",
+    },
+    Setting {
         name: "moby-gpt",
         summary: "2-layer character GPT on 4,096 windows of Moby-Dick, AdamW, cosine",
         recipe: "examples/moby_gpt.toml",
@@ -189,7 +206,7 @@ fn examples_dir() -> PathBuf {
 pub fn list(_args: &SettingsArgs, ctx: &Ctx) -> Result<()> {
     let out = &ctx.out;
     out.result(format!(
-        "{:<18} {:<38} {:<9} {}",
+        "{:<22} {:<38} {:<9} {}",
         "setting", "data", "output", "what"
     ))?;
     for s in SETTINGS {
@@ -205,10 +222,10 @@ pub fn list(_args: &SettingsArgs, ctx: &Ctx) -> Result<()> {
             time: s.time,
         })?;
         out.result(format!(
-            "{:<18} {:<38} {:<9} {}",
+            "{:<22} {:<38} {:<9} {}",
             s.name, s.data, s.output, s.summary
         ))?;
-        out.result(format!("{:<18} expected: {}; {}", "", s.expected, s.time))?;
+        out.result(format!("{:<22} expected: {}; {}", "", s.expected, s.time))?;
     }
     out.info("run one: attrib bench lds SETTING [--quick] [--methods a,b] [--subsets N]")?;
     Ok(())
@@ -241,9 +258,9 @@ pub fn bench_lds(args: &BenchLdsArgs, ctx: &Ctx) -> Result<()> {
         setting.name, setting.summary, size.targets, size.subsets
     ))?;
     let run = trained(&cfg, setting, &out_dir, ctx)?;
-    let n_split = run.dataset(Split::Test).len();
-    let targets: Vec<usize> = (0..size.targets.min(n_split)).collect();
     let output = run::parse_output(setting.output).map_err(anyhow::Error::msg)?;
+    let n_split = run.target_count(Split::Test, output);
+    let targets: Vec<usize> = (0..size.targets.min(n_split)).collect();
     let targets = Targets::test(targets, output);
     let chosen: Vec<(&str, Vec<String>)> = match &args.methods {
         Some(names) => names

@@ -125,6 +125,9 @@ batch_size = 512
 #[path = "cli/faults.rs"]
 mod faults;
 
+#[path = "cli/tokens.rs"]
+mod tokens;
+
 mod train {
     use super::util::*;
 

@@ -29,7 +29,13 @@ fn settings_list_names_every_setting_with_its_expectation() {
     let names: Vec<&str> = events.iter().map(|e| e["name"].as_str().unwrap()).collect();
     assert_eq!(
         names,
-        ["digits-mlp", "moby-excerpt-gpt", "moby-gpt", "mnist10k-mlp"]
+        [
+            "digits-mlp",
+            "moby-excerpt-gpt",
+            "moby-excerpt-gpt-token",
+            "moby-gpt",
+            "mnist10k-mlp"
+        ]
     );
     assert!(events
         .iter()

@@ -114,6 +114,9 @@ struct Tile {
     image: Option<String>,
     /// Text window (escaped by the template), for text data.
     text: Option<String>,
+    /// A per-token target's window as context, predicted token and rest: the template marks
+    /// the token (and leaves `text` out).
+    marked: Option<[String; 3]>,
     /// First feature values, for tabular data.
     values: Option<String>,
     /// Caption lines.
@@ -297,6 +300,7 @@ impl Material {
         Tile {
             image,
             text: explain::example_text(ds, k),
+            marked: None,
             values,
             caption,
             flag,
@@ -315,9 +319,10 @@ fn render(dir: &Path, opts: &ReportOptions) -> Result<String> {
     for (path, s) in scores.iter().filter(|(_, s)| s.meta.split == "test") {
         galleries.extend(target_galleries(&m, path, s, opts)?);
     }
+    // Self-influence reads row t at column t: it needs one target per training example.
     let self_influence = scores
         .iter()
-        .find(|(_, s)| s.meta.split == "train")
+        .find(|(_, s)| s.meta.split == "train" && s.meta.output != "token")
         .map(|(p, s)| self_influence(&m, p, s));
     let run = &m.run;
     let last_epoch = metrics.epochs.last();
@@ -744,7 +749,7 @@ fn target_galleries(
         out.push(Gallery {
             method: s.meta.method.clone(),
             title: format!("{file}: target {}", e.target),
-            target: m.tile(split, e.target, caption, None),
+            target: target_tile(m, split, e, caption),
             proponents: side(&e.proponents),
             opponents: side(&e.opponents),
             verify,
@@ -752,6 +757,23 @@ fn target_galleries(
         });
     }
     Ok(out)
+}
+
+/// The tile of an explained target: its example, and for a per-token target its window with the
+/// predicted token marked.
+fn target_tile(m: &Material, split: Split, e: &Explained, caption: Vec<String>) -> Tile {
+    let ds = m.raw(split);
+    match e.position {
+        Some(p) => {
+            let (example, _) = explain::target_example(ds, nn::Output::Token, e.target);
+            Tile {
+                text: None,
+                marked: explain::token_parts(ds, example, p),
+                ..m.tile(split, example, caption, None)
+            }
+        }
+        None => m.tile(split, e.target, caption, None),
+    }
 }
 
 /// Training targets ranked by their self-influence `tau_ii` (largest first): examples the model
@@ -791,6 +813,7 @@ fn self_influence(m: &Material, file: &str, s: &Scores) -> Gallery {
         target: Tile {
             image: None,
             text: None,
+            marked: None,
             values: None,
             caption: Vec::new(),
             flag: None,
