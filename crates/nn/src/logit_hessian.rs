@@ -152,6 +152,60 @@ impl LogitHessian {
     }
 }
 
+impl LogitHessian {
+    /// `samples` columns of a *sampled* square root of `D` for softmax rows (the sampled-label
+    /// Fisher, as kronfluence fits next-token models): column `k` is, row by row,
+    /// `(e_y - p) / sqrt(K t)` with the label `y ~ p` drawn by inverse CDF from the uniform
+    /// `uniforms[k][row]` in `[0, 1)`, `K = samples`, `t` the positions averaged over.
+    ///
+    /// `E[(e_y - p)(e_y - p)^T] = diag(p) - p p^T`, so `E[sum_k s_k s_k^T] = D` on every row,
+    /// and with independent draws the expected products of different rows vanish: where the exact
+    /// [`LogitHessian::sqrt_columns`] put one class at every position of a window at once (whose
+    /// cross-position products are not zero), this is unbiased for the block-diagonal `D` of a
+    /// sequence with one reverse pass per sample instead of one per position and class.
+    /// `None` for the other losses (whose exact columns have no such cross terms).
+    ///
+    /// # Panics
+    /// If `uniforms` does not hold `samples` rows of [`LogitHessian::rows`] numbers.
+    pub fn sampled_columns(&self, uniforms: &[Vec<f64>]) -> Option<Vec<Vec<f64>>> {
+        let Kind::Softmax { p, positions } = &self.kind else {
+            return None;
+        };
+        let (c, k) = (self.width, uniforms.len());
+        let w = 1.0 / (k as f64 * positions).sqrt();
+        Some(
+            uniforms
+                .iter()
+                .map(|u| {
+                    assert_eq!(u.len(), self.rows, "one uniform per row of logits");
+                    let mut s = vec![0.0; self.rows * c];
+                    for (i, (p, &u)) in p.chunks(c).zip(u).enumerate() {
+                        let y = draw(p, u);
+                        for j in 0..c {
+                            let e = if j == y { 1.0 } else { 0.0 };
+                            s[i * c + j] = w * (e - p[j]);
+                        }
+                    }
+                    s
+                })
+                .collect(),
+        )
+    }
+}
+
+/// The class `y` with `P(y <= j) > u` first, by inverse CDF: `y ~ p` for `u` uniform in `[0, 1)`
+/// (the last class when rounding leaves the cumulative sum below `u`).
+fn draw(p: &[f64], u: f64) -> usize {
+    let mut cum = 0.0;
+    for (j, &pj) in p.iter().enumerate() {
+        cum += pj;
+        if u < cum {
+            return j;
+        }
+    }
+    p.len() - 1
+}
+
 #[cfg(test)]
 mod tests {
     use engine::{Graph, Rng, Tensor};
@@ -251,5 +305,46 @@ mod tests {
                 }
             }
         }
+    }
+    /// The sampled columns average to `D` over many draws, cross-row blocks included (which are
+    /// zero in `D`), within 5 standard errors; one draw alone has nonzero cross-row products.
+    #[test]
+    fn sampled_columns_are_unbiased_for_d_and_its_zero_cross_row_blocks() {
+        let (task, shape) = (Task::NextToken(3), [2, 4, 3]);
+        let n: usize = shape.iter().product();
+        let mut rng = Rng::new(5);
+        let z: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+        let d = task.logit_hessian(&z, &shape);
+        let exact = dense(n, |e| {
+            let mut out = vec![0.0; n];
+            d.apply_into(e, &mut out);
+            out
+        });
+        let k = 40_000;
+        let uniforms: Vec<Vec<f64>> = (0..k)
+            .map(|_| (0..d.rows()).map(|_| rng.uniform()).collect())
+            .collect();
+        let cols = d.sampled_columns(&uniforms).unwrap();
+        // Standard error of one entry: at most 1/t per draw over sqrt(K) draws.
+        let tol = 5.0 / (4.0 * (k as f64).sqrt());
+        let mut worst: f64 = 0.0;
+        for a in 0..n {
+            for b in 0..n {
+                let ss: f64 = cols.iter().map(|s| s[a] * s[b]).sum();
+                worst = worst.max((ss - exact[a][b]).abs());
+                assert!(
+                    (ss - exact[a][b]).abs() < tol,
+                    "(S S^T)[{a}][{b}] = {ss} vs D = {} (tolerance {tol})",
+                    exact[a][b]
+                );
+            }
+        }
+        eprintln!("sampled Fisher: worst |S S^T - D| {worst:.1e} over {k} draws");
+        let one = &cols[0];
+        assert!((0..n).any(|a| (0..n).any(|b| a / 3 != b / 3 && one[a] * one[b] != 0.0)));
+        assert!(Task::Binary
+            .logit_hessian(&[0.3], &[1, 1])
+            .sampled_columns(&[vec![0.5]])
+            .is_none());
     }
 }
