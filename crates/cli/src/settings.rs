@@ -74,6 +74,7 @@ const QUICK_METHODS: &[(&str, &[&str])] = &[("magic", &[]), ("tracin", &["checkp
 const TEXT_METHODS: &[(&str, &[&str])] = &[
     ("magic", &[]),
     ("if-gn", &[]),
+    ("ekfac", &[]),
     ("trak", &[]),
     ("tracin", &["checkpoints=3"]),
     ("similarity", &[]),
