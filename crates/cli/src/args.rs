@@ -137,7 +137,7 @@ pub struct AttributeArgs {
     #[arg(long, short, value_name = "RANGE")]
     pub targets: Option<String>,
 
-    /// Output: margin (default), loss, log_likelihood, token.
+    /// margin (default), loss, log_likelihood or token.
     ///
     /// The margin is z_y - logsumexp of the other logits; the loss is the training loss. For a gpt
     /// run, loss is a window's mean token loss and token scores one next-token prediction: target
@@ -753,7 +753,7 @@ pub struct GroundTruthArgs {
     #[command(flatten)]
     pub subsets: SubsetArgs,
 
-    /// Output: margin (default), loss, log_likelihood, token.
+    /// margin (default), loss, log_likelihood or token.
     ///
     /// It is measured on every example of the split (every next-token prediction for token), so
     /// any targets can be scored later.
