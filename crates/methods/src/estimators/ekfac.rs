@@ -840,6 +840,24 @@ mod tests {
         }
     }
 
+    /// `ekfac`'s scores with `chunk`, asserted to have the same bits on 1 and on 3 threads.
+    fn same_bits_on_1_and_3_threads(run: &Run, targets: &Targets, chunk: &str) -> Vec<Vec<f64>> {
+        let in_pool = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| scores("ekfac", &[("chunk", chunk)], run, targets))
+        };
+        let (one, three) = (in_pool(1), in_pool(3));
+        assert!(one
+            .iter()
+            .flatten()
+            .zip(three.iter().flatten())
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
+        one
+    }
+
     fn scores(name: &str, opts: &[(&str, &str)], run: &Run, targets: &Targets) -> Vec<Vec<f64>> {
         let mut o = Options::empty(name);
         for (k, v) in opts {
@@ -989,21 +1007,9 @@ train = { epochs = 2, batch_size = 4, precision = "f64" }
             }
         }
         eprintln!("language model factors: worst relative error {worst:.3} with 2000 samples");
-        let targets = Targets::test(vec![0, 1], Output::Token);
-        let in_pool = |threads: usize| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap()
-                .install(|| scores("ekfac", &[("chunk", "3")], &run, &targets))
-        };
-        let (one, three) = (in_pool(1), in_pool(3));
+        let one =
+            same_bits_on_1_and_3_threads(&run, &Targets::test(vec![0, 1], Output::Token), "3");
         assert!(one[0].iter().any(|&x| x != 0.0));
-        assert!(one
-            .iter()
-            .flatten()
-            .zip(three.iter().flatten())
-            .all(|(a, b)| a.to_bits() == b.to_bits()));
     }
 
     #[test]
@@ -1109,20 +1115,7 @@ train = { epochs = 2, batch_size = 4, precision = "f64" }
     #[test]
     fn scores_are_bitwise_identical_across_thread_counts() {
         let run = tiny_mlp(1e-2);
-        let targets = Targets::test(vec![0, 1, 2], Output::Loss);
-        let in_pool = |threads: usize| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap()
-                .install(|| scores("ekfac", &[("chunk", "50")], &run, &targets))
-        };
-        let (one, three) = (in_pool(1), in_pool(3));
-        assert!(one
-            .iter()
-            .flatten()
-            .zip(three.iter().flatten())
-            .all(|(a, b)| a.to_bits() == b.to_bits()));
+        same_bits_on_1_and_3_threads(&run, &Targets::test(vec![0, 1, 2], Output::Loss), "50");
     }
 
     #[test]
