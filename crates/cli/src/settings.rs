@@ -88,6 +88,30 @@ const QUICK: Size = Size {
     methods: QUICK_METHODS,
 };
 
+/// The README's size: 50 targets, 100 subsets at each of 1%, 5% and 10%, with `methods`.
+const fn full_size(methods: &'static [(&'static str, &'static [&'static str])]) -> Size {
+    Size {
+        targets: 50,
+        subsets: 100,
+        drops: &[0.01, 0.05, 0.1],
+        methods,
+    }
+}
+
+/// The excerpt GPT on sequence losses; `moby-excerpt-gpt-token` is the same run on tokens.
+const MOBY_EXCERPT_GPT: Setting = Setting {
+    name: "moby-excerpt-gpt",
+    summary: "1-layer character GPT on 40,000 characters of Moby-Dick, AdamW (ships with the repo)",
+    recipe: "examples/moby_excerpt_gpt.toml",
+    config: include_str!("../../../examples/moby_excerpt_gpt.toml"),
+    data: "examples/data/moby-dick-excerpt.txt",
+    output: "loss",
+    full: full_size(TEXT_METHODS),
+    quick: QUICK,
+    expected: "MAGIC LDS about 0.88 at 5% drop on sequence losses, TracIn about 0.1",
+    time: "full ~10 min, quick ~20 s",
+};
+
 /// Every setting.
 pub const SETTINGS: &[Setting] = &[
     Setting {
@@ -97,50 +121,19 @@ pub const SETTINGS: &[Setting] = &[
         config: include_str!("../../../examples/digits_mlp.toml"),
         data: "embedded",
         output: "margin",
-        full: Size {
-            targets: 50,
-            subsets: 100,
-            drops: &[0.01, 0.05, 0.1],
-            methods: FULL_METHODS,
-        },
+        full: full_size(FULL_METHODS),
         quick: QUICK,
         expected: "MAGIC LDS about 0.97 at 1% drop, above every baseline",
         time: "full ~15 min, quick ~5 s",
     },
-    Setting {
-        name: "moby-excerpt-gpt",
-        summary:
-            "1-layer character GPT on 40,000 characters of Moby-Dick, AdamW (ships with the repo)",
-        recipe: "examples/moby_excerpt_gpt.toml",
-        config: include_str!("../../../examples/moby_excerpt_gpt.toml"),
-        data: "examples/data/moby-dick-excerpt.txt",
-        output: "loss",
-        full: Size {
-            targets: 50,
-            subsets: 100,
-            drops: &[0.01, 0.05, 0.1],
-            methods: TEXT_METHODS,
-        },
-        quick: QUICK,
-        expected: "MAGIC LDS about 0.88 at 5% drop on sequence losses, TracIn about 0.1",
-        time: "full ~10 min, quick ~20 s",
-    },
+    MOBY_EXCERPT_GPT,
     Setting {
         name: "moby-excerpt-gpt-token",
         summary: "moby-excerpt-gpt with per-token targets: one next-token prediction each",
-        recipe: "examples/moby_excerpt_gpt.toml",
-        config: include_str!("../../../examples/moby_excerpt_gpt.toml"),
-        data: "examples/data/moby-dick-excerpt.txt",
         output: "token",
-        full: Size {
-            targets: 50,
-            subsets: 100,
-            drops: &[0.01, 0.05, 0.1],
-            methods: TEXT_METHODS,
-        },
-        quick: QUICK,
         expected: "MAGIC LDS about 0.9 at 5% drop on the first 50 token predictions",
-        time: "full ~10 min, quick ~20 s",
+        time: "full ~25 min (if-gn 18 of them), quick ~20 s",
+        ..MOBY_EXCERPT_GPT
     },
     Setting {
         name: "moby-gpt",
@@ -149,12 +142,7 @@ pub const SETTINGS: &[Setting] = &[
         config: include_str!("../../../examples/moby_gpt.toml"),
         data: "../shared/data/text/moby-dick.txt.gz",
         output: "loss",
-        full: Size {
-            targets: 50,
-            subsets: 100,
-            drops: &[0.01, 0.05, 0.1],
-            methods: TEXT_METHODS,
-        },
+        full: full_size(TEXT_METHODS),
         quick: QUICK,
         expected: "not measured yet (issue 20): run it to fill the README's table",
         time: "full: hours on 2 cores (100 retrainings of a minute each per fraction)",
@@ -166,12 +154,7 @@ pub const SETTINGS: &[Setting] = &[
         config: include_str!("../../../examples/mnist10k_mlp.toml"),
         data: "../shared/data/mnist",
         output: "margin",
-        full: Size {
-            targets: 50,
-            subsets: 100,
-            drops: &[0.01, 0.05, 0.1],
-            methods: FULL_METHODS,
-        },
+        full: full_size(FULL_METHODS),
         quick: QUICK,
         expected: "MAGIC LDS about 0.84 at 1% drop (README, protocols table)",
         time: "full ~1 h, quick ~5 min",
