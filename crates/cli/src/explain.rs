@@ -189,7 +189,8 @@ pub fn example_text(ds: &Dataset, k: usize) -> Option<String> {
 pub fn target_example(ds: &Dataset, output: Output, t: usize) -> (usize, Option<usize>) {
     match (&ds.features, output) {
         (Features::Tokens { seq_len, .. }, Output::Token) => {
-            (t / (seq_len - 1), Some(t % (seq_len - 1)))
+            let (window, position) = nn::batch::token_target(t, *seq_len);
+            (window, Some(position))
         }
         _ => (t, None),
     }

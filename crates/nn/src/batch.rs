@@ -33,6 +33,22 @@ pub enum Target<F: Float> {
     NextTokenAt(Vec<usize>),
 }
 
+/// `(window, position)` of per-token target `t` over windows of `seq_len` tokens: target
+/// `s (L - 1) + p` is the prediction of token `p + 1` of window `s` ([`crate::Output::Token`]).
+pub fn token_target(t: usize, seq_len: usize) -> (usize, usize) {
+    (t / (seq_len - 1), t % (seq_len - 1))
+}
+
+/// Rows of the flattened `[b * t, ...]` per-position values (logits, hidden states) that the
+/// positions of [`Target::NextTokenAt`] read: window `i`'s row `positions[i]`, `t` rows a window.
+pub(crate) fn position_rows(positions: &[usize], t: usize) -> Vec<usize> {
+    positions
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| i * t + p)
+        .collect()
+}
+
 /// Rows of a dataset, converted to `F`.
 #[derive(Debug, Clone)]
 pub struct Batch<F: Float> {
@@ -98,10 +114,10 @@ impl<F: Float> Batch<F> {
         let Features::Tokens { seq_len, .. } = &ds.features else {
             panic!("per-token targets of a dataset without tokens")
         };
-        let per = seq_len - 1;
-        let windows: Vec<usize> = flat.iter().map(|&t| t / per).collect();
+        let (windows, positions): (Vec<usize>, Vec<usize>) =
+            flat.iter().map(|&t| token_target(t, *seq_len)).unzip();
         let mut batch = Batch::from_dataset(ds, &windows);
-        batch.target = Target::NextTokenAt(flat.iter().map(|&t| t % per).collect());
+        batch.target = Target::NextTokenAt(positions);
         batch
     }
 

@@ -469,11 +469,7 @@ impl Model {
                 let h = self.body(g, p, &batch.input);
                 let s = g.shape(h);
                 let (b, t, d) = (s[0], s[1], s[2]);
-                let rows: Vec<usize> = positions
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &q)| i * t + q)
-                    .collect();
+                let rows = crate::batch::position_rows(positions, t);
                 g.index_select(g.reshape(h, &[b * t, d]), 0, &rows)
             }
             _ => self.features(g, p, &batch.input),
@@ -583,11 +579,7 @@ impl Model {
                 };
                 let t = len - 1;
                 // Only the scored rows of the logits: window i's row positions[i].
-                let rows: Vec<usize> = positions
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &p)| i * t + p)
-                    .collect();
+                let rows = crate::batch::position_rows(positions, t);
                 let next: Vec<usize> = positions
                     .iter()
                     .enumerate()
