@@ -273,7 +273,7 @@ impl Run {
     /// # Errors
     /// An index outside the split.
     pub fn check_targets(&self, t: &Targets) -> Result<()> {
-        if t.output == Output::Token && !self.has_tokens() {
+        if t.output == Output::Token && self.model.has_dense_input() {
             return Err(RunError::Run {
                 path: self.dir.clone().unwrap_or_default(),
                 reason: "output \"token\" scores one next-token prediction of a language model, \
@@ -301,11 +301,6 @@ impl Run {
             });
         }
         Ok(())
-    }
-
-    /// `true` when the run's data are token windows (a language model).
-    pub fn has_tokens(&self) -> bool {
-        matches!(self.splits.train.features, data::Features::Tokens { .. })
     }
 
     /// How many targets `split` offers for `output`: its examples, or for [`Output::Token`] its
