@@ -38,6 +38,53 @@ def mlp(d_in, hidden, k):
     return torch.nn.Sequential(*layers)
 
 
+class ConvNorm(torch.nn.Module):
+    """attrib's conv_norm: 3x3 "same" convolution with bias, then group norm (eps 1e-5)."""
+
+    def __init__(self, cin, cout, groups):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(cin, cout, 3, padding=1)
+        self.norm = torch.nn.GroupNorm(groups, cout, eps=1e-5)
+
+    def forward(self, x):
+        return self.norm(self.conv(x))
+
+
+class Cnn(torch.nn.Module):
+    """crates/nn/src/model/cnn.rs: per stage h = gelu(conv_norm(h)); with residual blocks
+    h = gelu(h + conv_norm(gelu(conv_norm(h)))); 2x2 average pooling after every stage but the last
+    while the side is even; global average pooling; linear head."""
+
+    def __init__(self, cin, side, channels, groups, residual, k):
+        super().__init__()
+        self.stages = torch.nn.ModuleList()
+        self.pool = []
+        for i, c in enumerate(channels):
+            m = torch.nn.Module()
+            m.conv = ConvNorm(cin, c, groups)
+            if residual:
+                m.res1 = ConvNorm(c, c, groups)
+                m.res2 = ConvNorm(c, c, groups)
+            self.stages.append(m)
+            pool = i + 1 < len(channels) and side >= 2 and side % 2 == 0
+            self.pool.append(pool)
+            side = side // 2 if pool else side
+            cin = c
+        self.residual = residual
+        self.head = torch.nn.Linear(cin, k)
+
+    def forward(self, x):
+        gelu = torch.nn.functional.gelu
+        h = x
+        for m, pool in zip(self.stages, self.pool):
+            h = gelu(m.conv(h))
+            if self.residual:
+                h = gelu(h + m.res2(gelu(m.res1(h))))
+            if pool:
+                h = torch.nn.functional.avg_pool2d(h, 2)
+        return self.head(h.mean(dim=(2, 3)))
+
+
 def workloads():
     # (a) examples/digits_mlp.toml: 1,437 training examples of 64 pixels (digits, test 0.2),
     # 64-128-128-10 GELU, SGD lr 0.03 momentum 0.9 weight decay 5e-4, batch 64, drop_last.
@@ -50,14 +97,28 @@ def workloads():
     # (c) bench.rs mlp_64_512: the same recipe, 4,096 examples of 64, hidden 512x2.
     yield ("MLP 64-512-512-10 synthetic", 4096, 64, [512] * 2, 256,
            dict(lr=0.01, momentum=0.9, weight_decay=0.0))
+    # (d) examples/digits_cnn.toml: 1,437 digits as 1x8x8 images, channels [16, 32], group norm of
+    # 4 groups, GELU, avg pool, residual; AdamW lr 0.003 weight decay 0.01, batch 64, drop_last.
+    # attrib's one-cycle schedule only rescales lr per step; it is left out here.
+    yield ("digits CNN 16-32 residual", 1437, (1, 8, 8), ("cnn", [16, 32], True), 64,
+           dict(lr=0.003, weight_decay=0.01))
+    # (e) bench.rs cnn_28: the same recipe without residual blocks on 2,048 synthetic 1x28x28.
+    yield ("CNN 28x28 16-32 synthetic", 2048, (1, 28, 28), ("cnn", [16, 32], False), 64,
+           dict(lr=0.003, weight_decay=0.01))
 
 
 def step_bench(name, n, d, hidden, batch, opt_kw, warmup, budget, threads):
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(n, d, generator=g)
+    shape = d if isinstance(d, tuple) else (d,)
+    x = torch.randn(n, *shape, generator=g)
     y = torch.randint(0, 10, (n,), generator=g)
-    model = mlp(d, hidden, 10)
-    opt = torch.optim.SGD(model.parameters(), **opt_kw)
+    if isinstance(hidden, tuple):
+        _, channels, residual = hidden
+        model = Cnn(shape[0], shape[1], channels, 4, residual, 10)
+        opt = torch.optim.AdamW(model.parameters(), **opt_kw)
+    else:
+        model = mlp(d, hidden, 10)
+        opt = torch.optim.SGD(model.parameters(), **opt_kw)
     loss_fn = torch.nn.CrossEntropyLoss()
     per_epoch = n // batch
     perm = torch.randperm(n, generator=g)

@@ -10,12 +10,21 @@
 //!   (a) the digits MLP of `examples/digits_mlp.toml` (64-128-128-10, batch 64);
 //!   (b) an MLP 512-512-512-512-512-10 (input 512, four hidden layers of 512, 10 classes) on 4,096
 //!   synthetic Gaussian examples with random labels, batch 256, SGD with momentum;
-//!   (c) an MLP 64-512-512-10 built the same way (4,096 examples of 64), batch 256.
-//!   `scripts/bench_vs_torch.sh` times the same three in PyTorch.
+//!   (c) an MLP 64-512-512-10 built the same way (4,096 examples of 64), batch 256;
+//!   (d) the residual CNN of `examples/digits_cnn.toml` (digits as 1x8x8 images, stages of 16 and
+//!   32 channels, each a conv and a residual block of two convs, 3x3 convolutions, group norm of 4
+//!   groups, GELU, 2x2 average pooling between stages, global average pooling, linear head; AdamW,
+//!   batch 64);
+//!   (e) a CNN of the same kind on 28x28 single-channel inputs (MNIST's shape): 2,048 synthetic
+//!   Gaussian images with random labels, stages of 16 and 32 channels without residual blocks, the
+//!   rest as (d).
+//!   `scripts/bench_vs_torch.sh` times the same five in PyTorch.
 //! - **Modes**: `step` times `Trainer::step` (batch gather, forward, backward, optimizer update);
 //!   `gradient` times `Trainer::gradient` alone at fixed parameters.
 //! - **FLOPs of a step**: `6 * batch * sum over layers of in * out` (per multiply-add, 2 in the
-//!   forward pass and 4 in the backward pass); activations, losses and updates are not counted.
+//!   forward pass and 4 in the backward pass); a convolution counts `in * out` once per output
+//!   position (`in` = input channels x 3 x 3); activations, norms, pooling, losses and updates are
+//!   not counted.
 //! - Each measurement runs in a local rayon pool of 1 thread, then of all threads (`--threads` or
 //!   every core), after a warm-up, and repeats until its time budget (2 s, 0.25 s with `--quick`)
 //!   is spent; figures are means over that window.
@@ -48,7 +57,7 @@ struct Workload {
     cfg: RunConfig,
     model: Model,
     data: Dataset,
-    /// Multiply-adds of one example's forward pass through the linear layers.
+    /// Multiply-adds of one example's forward pass through the linear and convolution layers.
     macs: usize,
 }
 
@@ -56,6 +65,20 @@ impl Workload {
     fn new(name: &str, cfg: RunConfig, data: Dataset) -> Result<Workload> {
         cfg.validate()?;
         let model = Model::new(&cfg.model, &data)?;
+        if matches!(cfg.model, ModelConfig::Cnn { .. }) {
+            let macs = cnn_macs(
+                &cfg.model,
+                &data.example_shape(),
+                data.num_classes().unwrap_or(1),
+            );
+            return Ok(Workload {
+                name: name.to_string(),
+                cfg,
+                model,
+                data,
+                macs,
+            });
+        }
         let macs = model
             .layout()
             .specs()
@@ -102,6 +125,75 @@ fn wide_mlp() -> Result<Workload> {
 /// (c): the wide MLP's recipe on 64 inputs and two hidden layers of 512.
 fn mlp_64_512() -> Result<Workload> {
     synthetic_mlp("MLP 64-512-512-10 synthetic", 64, vec![512; 2])
+}
+
+/// The recipe of `examples/digits_cnn.toml`, compiled in.
+const DIGITS_CNN: &str = include_str!("../../../examples/digits_cnn.toml");
+
+/// (d): the residual digits CNN of `examples/digits_cnn.toml` with full batches.
+fn digits_cnn() -> Result<Workload> {
+    let mut cfg = RunConfig::from_toml_str(
+        DIGITS_CNN,
+        std::path::Path::new("examples/digits_cnn.toml (compiled in)"),
+    )?;
+    cfg.train.drop_last = true;
+    let splits = data::load_splits(&cfg.data, std::path::Path::new("."))?;
+    Workload::new("digits CNN 16-32 residual", cfg, splits.train)
+}
+
+/// (e): the digits CNN's recipe without residual blocks on 2,048 synthetic 1x28x28 images (the
+/// shape of MNIST) with random labels.
+fn cnn_28() -> Result<Workload> {
+    let (n, k, shape) = (2048, 10, vec![1, 28, 28]);
+    let mut cfg = RunConfig::from_toml_str(
+        DIGITS_CNN,
+        std::path::Path::new("examples/digits_cnn.toml (compiled in)"),
+    )?;
+    if let ModelConfig::Cnn { residual, .. } = &mut cfg.model {
+        *residual = false;
+    }
+    cfg.train.drop_last = true;
+    let mut rng = Rng::new(11);
+    let values: Vec<f32> = (0..n * 28 * 28).map(|_| rng.normal() as f32).collect();
+    let y: Vec<u32> = (0..n).map(|_| rng.below(k as u64) as u32).collect();
+    let data = Dataset {
+        name: "synthetic".into(),
+        features: Features::Dense { values, shape },
+        labels: Labels::Classes {
+            y,
+            num_classes: k,
+            class_names: None,
+        },
+        feature_names: None,
+    };
+    data.validate()?;
+    Workload::new("CNN 28x28 16-32 synthetic", cfg, data)
+}
+
+/// Multiply-adds of one example's forward pass through a CNN's convolutions and head: each
+/// convolution does `cin * k * k * cout` per output position; stages follow `nn`'s CNN (2x2
+/// pooling after every stage but the last while the side is even).
+fn cnn_macs(model: &ModelConfig, shape: &[usize], classes: usize) -> usize {
+    let ModelConfig::Cnn {
+        channels,
+        kernel,
+        residual,
+        ..
+    } = model
+    else {
+        unreachable!("cnn_macs is called for cnn configs")
+    };
+    let (mut cin, mut h, mut w) = (shape[0], shape[1], shape[2]);
+    let mut macs = 0;
+    for (i, &c) in channels.iter().enumerate() {
+        let convs = if *residual { 3 } else { 1 };
+        macs += h * w * kernel * kernel * (cin * c + (convs - 1) * c * c);
+        if i + 1 < channels.len() && h >= 2 && h % 2 == 0 && w % 2 == 0 {
+            (h, w) = (h / 2, w / 2);
+        }
+        cin = c;
+    }
+    macs + cin * classes
 }
 
 /// An MLP `d`-`hidden`-10 (GELU) on 4,096 synthetic Gaussian examples with random labels, batch
@@ -292,7 +384,13 @@ pub fn run(args: &BenchTrainArgs, ctx: &Ctx) -> Result<()> {
         "{:<30} {:<8} {:>7} {:>5} {:>11} {:>9} {:>12} {:>6}",
         "workload", "mode", "threads", "batch", "examples/s", "GFLOP/s", "GEMM peak", "ratio"
     ))?;
-    for w in [digits_mlp()?, wide_mlp()?, mlp_64_512()?] {
+    for w in [
+        digits_mlp()?,
+        wide_mlp()?,
+        mlp_64_512()?,
+        digits_cnn()?,
+        cnn_28()?,
+    ] {
         for mode in [Mode::Step, Mode::Gradient] {
             for (ti, &threads) in counts.iter().enumerate() {
                 let (iterations, seconds) =
@@ -347,6 +445,18 @@ mod tests {
         let c = mlp_64_512().unwrap();
         assert_eq!(c.macs, 64 * 512 + 512 * 512 + 512 * 10);
         assert_eq!(c.batch(), 256);
+        // (d) 8x8: conv 1->16 and two 16->16, pool to 4x4, conv 16->32 and two 32->32, head.
+        let d = digits_cnn().unwrap();
+        let (s1, s2) = (
+            64 * 9 * (16 + 2 * 16 * 16),
+            16 * 9 * (16 * 32 + 2 * 32 * 32),
+        );
+        assert_eq!(d.macs, s1 + s2 + 32 * 10);
+        assert_eq!(d.batch(), 64);
+        // (e) 28x28: conv 1->16, pool to 14x14, conv 16->32, head.
+        let e = cnn_28().unwrap();
+        assert_eq!(e.macs, 784 * 9 * 16 + 196 * 9 * 16 * 32 + 32 * 10);
+        assert_eq!(e.data.example_shape(), vec![1, 28, 28]);
     }
 
     #[test]
