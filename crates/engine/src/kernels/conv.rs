@@ -34,32 +34,43 @@ impl Conv2dGeometry {
         self.channels * self.kernel.0 * self.kernel.1
     }
 
-    /// Calls `f(patch_index, column, input_offset)` for every patch entry that reads the input
-    /// (entries in the zero padding are skipped).
-    fn for_each_tap(&self, mut f: impl FnMut(usize, usize, usize)) {
+    /// Calls `f(patch_index, column, input_offset, len)` for every run of `len` patch entries that
+    /// read `len` consecutive input elements (one kernel row of one channel, clipped to the image;
+    /// entries in the zero padding are skipped). Patches come in increasing order, so a sum over the
+    /// runs adds each input element's taps in patch order.
+    fn for_each_run(&self, mut f: impl FnMut(usize, usize, usize, usize)) {
         let (oh, ow) = self.out_hw();
         let (kh, kw) = self.kernel;
+        let (h, w, pad) = (
+            self.height as isize,
+            self.width as isize,
+            self.padding as isize,
+        );
         for oy in 0..oh {
             for ox in 0..ow {
                 let patch = oy * ow + ox;
+                // Input column of kernel column 0; kernel columns j0..j1 land inside the image.
+                let x0 = (ox * self.stride) as isize - pad;
+                let j0 = (-x0).max(0);
+                let j1 = (w - x0).min(kw as isize);
+                if j0 >= j1 {
+                    continue;
+                }
+                let (j0, len) = (j0 as usize, (j1 - j0) as usize);
+                let x = (x0 + j0 as isize) as usize;
                 for c in 0..self.channels {
                     for i in 0..kh {
-                        let y = (oy * self.stride + i) as isize - self.padding as isize;
-                        if y < 0 || y >= self.height as isize {
+                        let y = (oy * self.stride + i) as isize - pad;
+                        if y < 0 || y >= h {
                             continue;
                         }
-                        for j in 0..kw {
-                            let x = (ox * self.stride + j) as isize - self.padding as isize;
-                            if x < 0 || x >= self.width as isize {
-                                continue;
-                            }
-                            let col = (c * kh + i) * kw + j;
-                            f(
-                                patch,
-                                col,
-                                (c * self.height + y as usize) * self.width + x as usize,
-                            );
-                        }
+                        let col = (c * kh + i) * kw + j0;
+                        f(
+                            patch,
+                            col,
+                            (c * self.height + y as usize) * self.width + x,
+                            len,
+                        );
                     }
                 }
             }
@@ -88,7 +99,9 @@ pub fn unfold2d<F: Float>(x: &Tensor<F>, g: &Conv2dGeometry) -> Tensor<F> {
         out.par_chunks_mut(rows * cols)
             .zip(x.data().par_chunks(img))
             .for_each(|(dst, src)| {
-                g.for_each_tap(|p, c, i| dst[p * cols + c] = src[i]);
+                g.for_each_run(|p, c, i, len| {
+                    dst[p * cols + c..][..len].copy_from_slice(&src[i..i + len]);
+                });
             });
     }
     Tensor::from_vec(out, &[s[0], rows, cols])
@@ -114,7 +127,11 @@ pub fn fold2d<F: Float>(cols: &Tensor<F>, g: &Conv2dGeometry) -> Tensor<F> {
         out.par_chunks_mut(img)
             .zip(cols.data().par_chunks(rows * pl))
             .for_each(|(dst, src)| {
-                g.for_each_tap(|p, c, i| dst[i] += src[p * pl + c]);
+                g.for_each_run(|p, c, i, len| {
+                    for (d, &v) in dst[i..i + len].iter_mut().zip(&src[p * pl + c..][..len]) {
+                        *d += v;
+                    }
+                });
             });
     }
     Tensor::from_vec(out, &[s[0], g.channels, g.height, g.width])
@@ -146,6 +163,69 @@ mod tests {
             u.shape(),
         );
         assert!((u.dot_f64(&y) - x.dot_f64(&fold2d(&y, &g))).abs() < 1e-12);
+    }
+
+    /// The per-tap loops that `for_each_run` replaced, as the reference for bit-identical results.
+    fn taps(g: &Conv2dGeometry, mut f: impl FnMut(usize, usize, usize)) {
+        let (oh, ow) = g.out_hw();
+        let (kh, kw) = g.kernel;
+        for p in 0..oh * ow {
+            let (oy, ox) = (p / ow, p % ow);
+            for c in 0..g.channels {
+                for i in 0..kh {
+                    for j in 0..kw {
+                        let y = (oy * g.stride + i) as isize - g.padding as isize;
+                        let x = (ox * g.stride + j) as isize - g.padding as isize;
+                        if y >= 0 && x >= 0 && y < g.height as isize && x < g.width as isize {
+                            let at = (c * g.height + y as usize) * g.width + x as usize;
+                            f(p, (c * kh + i) * kw + j, at);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn runs_match_the_per_tap_loops_bitwise() {
+        for (channels, height, width, kernel, stride, padding) in [
+            (3, 8, 8, (3, 3), 1, 1),
+            (2, 5, 7, (3, 2), 2, 1),
+            (1, 4, 4, (1, 1), 1, 0),
+            (2, 3, 3, (2, 2), 1, 3),
+            (1, 6, 5, (5, 5), 3, 2),
+        ] {
+            let g = Conv2dGeometry {
+                channels,
+                height,
+                width,
+                kernel,
+                stride,
+                padding,
+            };
+            let (oh, ow) = g.out_hw();
+            let (img, rows, pl) = (channels * height * width, oh * ow, g.patch_len());
+            let x = Tensor::<f32>::from_vec(
+                (0..2 * img).map(|i| (i as f32 * 0.37).sin()).collect(),
+                &[2, channels, height, width],
+            );
+            let u = Tensor::<f32>::from_vec(
+                (0..2 * rows * pl)
+                    .map(|i| (i as f32 * 0.11).cos())
+                    .collect(),
+                &[2, rows, pl],
+            );
+            let (mut unfolded, mut folded) = (vec![0.0f32; 2 * rows * pl], vec![0.0f32; 2 * img]);
+            for b in 0..2 {
+                taps(&g, |p, c, i| {
+                    unfolded[b * rows * pl + p * pl + c] = x.data()[b * img + i];
+                    folded[b * img + i] += u.data()[b * rows * pl + p * pl + c];
+                });
+            }
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(unfold2d(&x, &g).data()), bits(&unfolded), "{g:?}");
+            assert_eq!(bits(fold2d(&u, &g).data()), bits(&folded), "{g:?}");
+        }
     }
 
     #[test]
