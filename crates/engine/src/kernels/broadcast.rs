@@ -124,6 +124,14 @@ pub fn sum_to<F: Float>(x: &Tensor<F>, shape: &[usize]) -> Tensor<F> {
     if let Some((pre, mid, post)) = reduced_block(x.shape(), shape).filter(|_| !out.is_empty()) {
         // One contiguous block of dimensions reduced (leading ones: a bias gradient; middle ones:
         // the same for each of k tangents): add whole rows in order, as the walk below would.
+        if post == 1 {
+            // Reduced innermost dimensions (a mean over the last axis): one running sum per
+            // output, the same additions in the same order as the rows below.
+            for (o, xs) in out.iter_mut().zip(xd.chunks(mid)) {
+                *o = xs.iter().fold(*o, |acc, &v| acc + v);
+            }
+            return Tensor::from_vec(out, shape);
+        }
         for (o, xs) in out.chunks_mut(post).zip(xd.chunks(mid * post)) {
             for row in xs.chunks(post) {
                 for (o, &v) in o.iter_mut().zip(row) {

@@ -13,15 +13,45 @@ pub use layout::{concat, index_add, index_select, narrow, pad_narrow, permute};
 pub use matmul::{matmul, matmul_add, matmul_shape};
 pub use unary::{Order, Pair, Unary};
 
+/// Drops the size-1 dimensions of `shape` and merges each pair of adjacent dimensions that every
+/// stride list steps through as one (`s[d] == s[d + 1] * shape[d + 1]`): the walks below then visit
+/// the same offsets in the same order, with longer inner runs and fewer odometer steps.
+fn collapse<const N: usize>(
+    shape: &[usize],
+    strides: [&[usize]; N],
+) -> (Vec<usize>, [Vec<usize>; N]) {
+    let mut dims: Vec<usize> = Vec::with_capacity(shape.len());
+    let mut st: [Vec<usize>; N] = std::array::from_fn(|_| Vec::with_capacity(shape.len()));
+    for (d, &n) in shape.iter().enumerate() {
+        if n == 1 {
+            continue;
+        }
+        let merge = !dims.is_empty() && (0..N).all(|k| st[k][st[k].len() - 1] == strides[k][d] * n);
+        if merge {
+            *dims.last_mut().expect("not empty") *= n;
+            for k in 0..N {
+                *st[k].last_mut().expect("not empty") = strides[k][d];
+            }
+        } else {
+            dims.push(n);
+            for k in 0..N {
+                st[k].push(strides[k][d]);
+            }
+        }
+    }
+    (dims, st)
+}
+
 /// Calls `f(out_index, offset_a)` for every element of `out_shape` in row-major order, where
 /// `offset_a` follows `strides_a` (a stride of 0 repeats an element: broadcasting).
 #[inline]
 pub(crate) fn walk1(out_shape: &[usize], sa: &[usize], mut f: impl FnMut(usize, usize)) {
-    let nd = out_shape.len();
-    let total: usize = out_shape.iter().product();
-    if total == 0 {
+    if out_shape.contains(&0) {
         return;
     }
+    let (out_shape, [sa]) = collapse(out_shape, [sa]);
+    let (out_shape, sa) = (&out_shape[..], &sa[..]);
+    let nd = out_shape.len();
     if nd == 0 {
         f(0, 0);
         return;
@@ -64,11 +94,12 @@ pub(crate) fn walk2(
     sb: &[usize],
     mut f: impl FnMut(usize, usize, usize),
 ) {
-    let nd = out_shape.len();
-    let total: usize = out_shape.iter().product();
-    if total == 0 {
+    if out_shape.contains(&0) {
         return;
     }
+    let (out_shape, [sa, sb]) = collapse(out_shape, [sa, sb]);
+    let (out_shape, sa, sb) = (&out_shape[..], &sa[..], &sb[..]);
+    let nd = out_shape.len();
     if nd == 0 {
         f(0, 0, 0);
         return;
