@@ -6,7 +6,7 @@
 use crate::tensor::{numel, strides};
 use crate::{Float, Tensor};
 
-use super::{walk1, walk2};
+use super::walk_rows;
 
 /// The broadcast shape of two shapes, or `None` when they are incompatible.
 pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
@@ -79,7 +79,17 @@ pub fn binary<F: Float>(a: &Tensor<F>, b: &Tensor<F>, f: impl Fn(F, F) -> F + Sy
             broadcast_strides(a.shape(), &out),
             broadcast_strides(b.shape(), &out),
         );
-        walk2(&out, &sa, &sb, |_, i, j| data.push(f(ad[i], bd[j])));
+        walk_rows(&out, [&sa, &sb], |[i, j], steps, len| match steps {
+            [1, 0] => data.extend(ad[i..i + len].iter().map(|&x| f(x, bd[j]))),
+            [0, 1] => data.extend(bd[j..j + len].iter().map(|&y| f(ad[i], y))),
+            [1, 1] => data.extend(
+                ad[i..i + len]
+                    .iter()
+                    .zip(&bd[j..j + len])
+                    .map(|(&x, &y)| f(x, y)),
+            ),
+            [si, sj] => data.extend((0..len).map(|t| f(ad[i + t * si], bd[j + t * sj]))),
+        });
     }
     Tensor::from_vec(data, &out)
 }
@@ -99,8 +109,11 @@ pub fn broadcast_to<F: Float>(x: &Tensor<F>, shape: &[usize]) -> Tensor<F> {
     );
     let xd = x.data();
     let mut data = Vec::with_capacity(numel(shape));
-    walk1(shape, &broadcast_strides(x.shape(), shape), |_, i| {
-        data.push(xd[i])
+    let sx = broadcast_strides(x.shape(), shape);
+    walk_rows(shape, [&sx], |[i], [step], len| match step {
+        0 => data.extend(std::iter::repeat_n(xd[i], len)),
+        1 => data.extend_from_slice(&xd[i..i + len]),
+        _ => data.extend((0..len).map(|t| xd[i + t * step])),
     });
     Tensor::from_vec(data, shape)
 }
@@ -142,7 +155,20 @@ pub fn sum_to<F: Float>(x: &Tensor<F>, shape: &[usize]) -> Tensor<F> {
         debug_assert_eq!(out.len(), pre * post);
     } else {
         let so = broadcast_strides(shape, x.shape());
-        walk1(x.shape(), &so, |i, o| out[o] += xd[i]);
+        // Rows of x in increasing index order: each output still adds its inputs in that order.
+        let mut i = 0;
+        walk_rows(x.shape(), [&so], |[o], [step], len| {
+            let row = &xd[i..i + len];
+            match step {
+                0 => out[o] = row.iter().fold(out[o], |acc, &v| acc + v),
+                _ => {
+                    for (t, &v) in row.iter().enumerate() {
+                        out[o + t * step] += v;
+                    }
+                }
+            }
+            i += len;
+        });
     }
     Tensor::from_vec(out, shape)
 }
@@ -223,6 +249,54 @@ mod tests {
     }
 
     #[test]
+    fn broadcast_to_and_binary_read_the_elements_numpy_reads() {
+        // Every output element against its operands' elements found from its multi-index.
+        let cases: [(&[usize], &[usize]); 6] = [
+            (&[2, 4, 3, 3], &[4, 1, 1]),
+            (&[2, 4, 6], &[2, 4, 1]),
+            (&[2, 1, 3], &[4, 1]),
+            (&[1, 5], &[3, 1]),
+            (&[3, 1, 2, 1], &[1, 4, 1, 5]),
+            (&[2, 3], &[]),
+        ];
+        let at = |shape: &[usize], out: &[usize], flat: usize| {
+            let (pad, mut rem, mut o, mut stride) = (out.len() - shape.len(), flat, 0, 1);
+            for i in (0..out.len()).rev() {
+                let idx = rem % out[i];
+                rem /= out[i];
+                if i >= pad {
+                    let d = shape[i - pad];
+                    o += if d == 1 { 0 } else { idx } * stride;
+                    stride *= d;
+                }
+            }
+            o
+        };
+        for (sa, sb) in cases {
+            let a = Tensor::<f64>::from_vec((0..numel(sa)).map(|i| 1.5 + i as f64).collect(), sa);
+            let b = Tensor::<f64>::from_vec((0..numel(sb)).map(|i| (i as f64).cos()).collect(), sb);
+            let out = broadcast_shape(sa, sb).unwrap();
+            let c = binary(&a, &b, |x, y| x * 3.0 - y);
+            let c2 = binary(&b, &a, |y, x| x * 3.0 - y);
+            let ba = broadcast_to(&a, &out);
+            for flat in 0..numel(&out) {
+                let (x, y) = (a.data()[at(sa, &out, flat)], b.data()[at(sb, &out, flat)]);
+                assert_eq!(
+                    c.data()[flat].to_bits(),
+                    (x * 3.0 - y).to_bits(),
+                    "{sa:?} {sb:?}"
+                );
+                assert_eq!(
+                    c2.data()[flat].to_bits(),
+                    (x * 3.0 - y).to_bits(),
+                    "{sa:?} {sb:?}"
+                );
+                assert_eq!(ba.data()[flat], x, "{sa:?} -> {out:?}");
+            }
+        }
+    }
+
+    #[test]
     fn binary_broadcasts_like_numpy() {
         let a = Tensor::<f64>::from_vec(vec![1.0, 2.0], &[2, 1]);
         let b = Tensor::<f64>::from_vec(vec![10.0, 20.0, 30.0], &[3]);
@@ -262,7 +336,10 @@ mod sum_to_tests {
 
     #[test]
     fn every_reduction_pattern_gives_the_bits_of_the_definition() {
-        let cases: [(&[usize], &[usize]); 6] = [
+        let cases: [(&[usize], &[usize]); 9] = [
+            (&[2, 3, 4], &[2, 3, 1]),
+            (&[2, 4, 3, 3], &[4, 1, 1]),
+            (&[2, 4, 3, 3], &[2, 4, 1, 1]),
             (&[2, 3, 4], &[2, 1, 4]),
             (&[2, 3, 4], &[4]),
             (&[2, 3, 4], &[3, 1]),

@@ -3,7 +3,7 @@
 use crate::tensor::{numel, strides};
 use crate::{Float, Tensor};
 
-use super::walk1;
+use super::walk_rows;
 
 /// Reorders dimensions: output dimension `i` is input dimension `perm[i]`.
 ///
@@ -28,7 +28,10 @@ pub fn permute<F: Float>(x: &Tensor<F>, perm: &[usize]) -> Tensor<F> {
     let src_strides: Vec<usize> = perm.iter().map(|&p| st[p]).collect();
     let xd = x.data();
     let mut data = Vec::with_capacity(x.len());
-    walk1(&out_shape, &src_strides, |_, i| data.push(xd[i]));
+    walk_rows(&out_shape, [&src_strides], |[i], [step], len| match step {
+        1 => data.extend_from_slice(&xd[i..i + len]),
+        _ => data.extend((0..len).map(|t| xd[i + t * step])),
+    });
     Tensor::from_vec(data, &out_shape)
 }
 

@@ -42,32 +42,31 @@ fn collapse<const N: usize>(
     (dims, st)
 }
 
-/// Calls `f(out_index, offset_a)` for every element of `out_shape` in row-major order, where
-/// `offset_a` follows `strides_a` (a stride of 0 repeats an element: broadcasting).
+/// Calls `f(offsets, steps, len)` for every innermost row of `out_shape` in row-major order (after
+/// [`collapse`]): the row's elements are `offsets[k] + t * steps[k]` for `t` in `0..len` in each of
+/// the `N` strided operands (a stride of 0 repeats an element: broadcasting). The rows tile the
+/// output in order, so the output index of a row's first element is the sum of the earlier `len`s.
 #[inline]
-pub(crate) fn walk1(out_shape: &[usize], sa: &[usize], mut f: impl FnMut(usize, usize)) {
+pub(crate) fn walk_rows<const N: usize>(
+    out_shape: &[usize],
+    strides: [&[usize]; N],
+    mut f: impl FnMut([usize; N], [usize; N], usize),
+) {
     if out_shape.contains(&0) {
         return;
     }
-    let (out_shape, [sa]) = collapse(out_shape, [sa]);
-    let (out_shape, sa) = (&out_shape[..], &sa[..]);
+    let (out_shape, st) = collapse(out_shape, strides);
     let nd = out_shape.len();
     if nd == 0 {
-        f(0, 0);
+        f([0; N], [0; N], 1);
         return;
     }
     let inner = out_shape[nd - 1];
-    let ia = sa[nd - 1];
+    let steps: [usize; N] = std::array::from_fn(|k| st[k][nd - 1]);
     let mut idx = vec![0usize; nd];
-    let mut base_a = 0usize;
-    let mut o = 0usize;
+    let mut base = [0usize; N];
     loop {
-        let mut a = base_a;
-        for _ in 0..inner {
-            f(o, a);
-            o += 1;
-            a += ia;
-        }
+        f(base, steps, inner);
         // advance the odometer over the outer dimensions
         let mut d = nd - 1;
         loop {
@@ -76,61 +75,15 @@ pub(crate) fn walk1(out_shape: &[usize], sa: &[usize], mut f: impl FnMut(usize, 
             }
             d -= 1;
             idx[d] += 1;
-            base_a += sa[d];
+            for k in 0..N {
+                base[k] += st[k][d];
+            }
             if idx[d] < out_shape[d] {
                 break;
             }
-            base_a -= sa[d] * out_shape[d];
-            idx[d] = 0;
-        }
-    }
-}
-
-/// Like [`walk1`] with two inputs.
-#[inline]
-pub(crate) fn walk2(
-    out_shape: &[usize],
-    sa: &[usize],
-    sb: &[usize],
-    mut f: impl FnMut(usize, usize, usize),
-) {
-    if out_shape.contains(&0) {
-        return;
-    }
-    let (out_shape, [sa, sb]) = collapse(out_shape, [sa, sb]);
-    let (out_shape, sa, sb) = (&out_shape[..], &sa[..], &sb[..]);
-    let nd = out_shape.len();
-    if nd == 0 {
-        f(0, 0, 0);
-        return;
-    }
-    let inner = out_shape[nd - 1];
-    let (ia, ib) = (sa[nd - 1], sb[nd - 1]);
-    let mut idx = vec![0usize; nd];
-    let (mut base_a, mut base_b) = (0usize, 0usize);
-    let mut o = 0usize;
-    loop {
-        let (mut a, mut b) = (base_a, base_b);
-        for _ in 0..inner {
-            f(o, a, b);
-            o += 1;
-            a += ia;
-            b += ib;
-        }
-        let mut d = nd - 1;
-        loop {
-            if d == 0 {
-                return;
+            for k in 0..N {
+                base[k] -= st[k][d] * out_shape[d];
             }
-            d -= 1;
-            idx[d] += 1;
-            base_a += sa[d];
-            base_b += sb[d];
-            if idx[d] < out_shape[d] {
-                break;
-            }
-            base_a -= sa[d] * out_shape[d];
-            base_b -= sb[d] * out_shape[d];
             idx[d] = 0;
         }
     }
