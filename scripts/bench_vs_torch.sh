@@ -4,9 +4,11 @@
 #
 #   scripts/bench_vs_torch.sh            # ~2 s per measurement, a few minutes in all
 #   QUICK=1 RUNS=5 scripts/bench_vs_torch.sh
+#   ATTRIB=/path/to/attrib scripts/bench_vs_torch.sh   # time that binary, build nothing
 #
 # Creates a venv in $BENCH_VENV (default target/bench-venv) with numpy and the CPU torch wheel
-# (download.pytorch.org/whl/cpu, falling back to plain PyPI), builds attrib in release, and prints
+# (download.pytorch.org/whl/cpu, falling back to plain PyPI), builds attrib in release (into
+# $CARGO_TARGET_DIR when set) unless $ATTRIB names a binary, and prints
 # the ratio table: attrib / PyTorch per-step loop time (< 1 means attrib is faster), and GEMM
 # GFLOP/s side by side. attrib's side is `attrib --threads 2 --json bench train` (which measures
 # 1 thread and 2 threads in one run); PyTorch's is scripts/bench_torch.py. Not run by CI.
@@ -22,8 +24,10 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import torch, numpy' 
   "$VENV/bin/pip" install -q numpy torch --index-url https://download.pytorch.org/whl/cpu \
     || "$VENV/bin/pip" install -q numpy torch
 fi
-cargo build --release -q
-ATTRIB=target/release/attrib
+if [ -z "${ATTRIB:-}" ]; then
+  cargo build --release -q
+  ATTRIB=${CARGO_TARGET_DIR:-target}/release/attrib
+fi
 
 qa=(); qt=()
 if [ "$QUICK" = 1 ]; then qa=(--quick); qt=(--quick); fi
