@@ -110,6 +110,11 @@ pub struct DataConfig {
     /// `standardize = false` maps the digits' 0..16 pixels to [0, 1]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale: Option<f64>,
+    /// Then subtract a fixed mean and divide by a fixed standard deviation, the same for every
+    /// feature (`{ mean = 0.1307, std = 0.3081 }` after `scale = 1/255` is torchvision's MNIST
+    /// `Normalize`, which dattri's benchmark uses); unlike `standardize`, not fitted to the data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalize: Option<Normalize>,
     /// Reshape each example (e.g. `[1, 8, 8]` to feed digits to a CNN).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub example_shape: Option<Vec<usize>>,
@@ -122,6 +127,16 @@ pub struct DataConfig {
     /// Tokens per window for `text`.
     #[serde(default = "default_seq_len")]
     pub seq_len: usize,
+}
+
+/// A fixed affine map of every feature, `x -> (x - mean) / std` ([`DataConfig::normalize`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Normalize {
+    /// Subtracted from every feature.
+    pub mean: f64,
+    /// Divides every feature after the mean is subtracted.
+    pub std: f64,
 }
 
 impl DataConfig {
@@ -141,6 +156,7 @@ impl DataConfig {
             stratify: true,
             standardize: true,
             scale: None,
+            normalize: None,
             example_shape: None,
             max_train: None,
             max_test: None,
@@ -357,6 +373,20 @@ pub fn load_splits_with_provenance(
         crate::scale(&mut train, factor as f32);
         crate::scale(&mut test, factor as f32);
         crate::scale(&mut val, factor as f32);
+    }
+    if let Some(n) = &cfg.normalize {
+        if !(n.mean.is_finite() && n.std.is_finite() && n.std > 0.0) {
+            return Err(DataError::InvalidArgument {
+                reason: format!(
+                    "data.normalize = {{ mean = {}, std = {} }} needs a finite mean and a \
+                     positive finite std",
+                    n.mean, n.std
+                ),
+            });
+        }
+        for ds in [&mut train, &mut test, &mut val] {
+            crate::normalize(ds, n.mean, n.std);
+        }
     }
     if let Some(shape) = &cfg.example_shape {
         train = train.with_example_shape(shape.clone())?;
@@ -588,6 +618,36 @@ mod tests {
         cfg.scale = Some(-1.0);
         let e = load_splits(&cfg, Path::new(".")).unwrap_err().to_string();
         assert!(e.contains("data.scale"), "{e}");
+    }
+
+    #[test]
+    fn normalize_applies_a_fixed_mean_and_std_after_scale() {
+        let mut cfg = DataConfig::new(Source::Digits);
+        cfg.standardize = false;
+        cfg.scale = Some(1.0 / 16.0);
+        let unit = load_splits(&cfg, Path::new(".")).unwrap();
+        cfg.normalize = Some(Normalize {
+            mean: 0.25,
+            std: 0.5,
+        });
+        let normed = load_splits(&cfg, Path::new(".")).unwrap();
+        let dense = |ds: &crate::Dataset| match &ds.features {
+            crate::Features::Dense { values, .. } => values.clone(),
+            crate::Features::Tokens { .. } => panic!("dense"),
+        };
+        for (split_unit, split_normed) in [(&unit.train, &normed.train), (&unit.test, &normed.test)]
+        {
+            for (u, n) in dense(split_unit).iter().zip(&dense(split_normed)) {
+                let expected = ((f64::from(*u) - 0.25) / 0.5) as f32;
+                assert_eq!(*n, expected);
+            }
+        }
+        cfg.normalize = Some(Normalize {
+            mean: 0.0,
+            std: 0.0,
+        });
+        let e = load_splits(&cfg, Path::new(".")).unwrap_err().to_string();
+        assert!(e.contains("data.normalize") && e.contains("std"), "{e}");
     }
 
     #[test]

@@ -29,7 +29,9 @@ mod text;
 mod weights;
 
 pub use crate::cifar::{read_cifar10_bin, CIFAR10_CLASSES, CIFAR10_RECORD_BYTES};
-pub use crate::config::{load_splits, load_splits_with_provenance, DataConfig, Source, Splits};
+pub use crate::config::{
+    load_splits, load_splits_with_provenance, DataConfig, Normalize, Source, Splits,
+};
 pub use crate::csv::{read_csv, read_csv_reader, CsvOptions, Task};
 pub use crate::embedded::{
     breast_cancer, digits, embedded, shared_data_dir, BREAST_CANCER_FEATURES, EMBEDDED_NAMES,
@@ -39,7 +41,7 @@ pub use crate::idx::{read_idx_images, read_idx_labels, read_mnist, FASHION_MNIST
 pub use crate::io_util::write_atomic;
 pub use crate::label_noise::{flip_labels, LabelNoise};
 pub use crate::npy::{read_npy_dataset, read_npy_f32, read_npy_f64, write_npy_f32};
-pub use crate::preprocess::{scale, Standardizer};
+pub use crate::preprocess::{normalize, scale, Standardizer};
 pub use crate::provenance::{provenance_path, Provenance, SourceRow, SplitRows, PROVENANCE_DIR};
 pub use crate::split::{
     seeded_permutation, split_indices, stratified_split_indices, uniform_below,

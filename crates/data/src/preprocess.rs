@@ -112,6 +112,16 @@ impl Standardizer {
     }
 }
 
+/// Maps every dense feature value `x` to `(x - mean) / std` in f64, rounded once to f32
+/// ([`crate::DataConfig::normalize`]); token datasets are left unchanged.
+pub fn normalize(ds: &mut Dataset, mean: f64, std: f64) {
+    if let Features::Dense { values, .. } = &mut ds.features {
+        for v in values.iter_mut() {
+            *v = ((f64::from(*v) - mean) / std) as f32;
+        }
+    }
+}
+
 /// Multiplies every dense feature value by `factor` (e.g. `1.0 / 255.0` for pixels); token
 /// datasets are left unchanged.
 pub fn scale(ds: &mut Dataset, factor: f32) {
