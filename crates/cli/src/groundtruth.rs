@@ -169,7 +169,7 @@ fn seeded_cache_dir(dir: std::path::PathBuf, seeds: usize) -> std::path::PathBuf
 }
 
 /// The line that says which LDS protocol a table uses (MATH.md E6).
-fn protocol(seeds: usize) -> String {
+pub(crate) fn protocol(seeds: usize) -> String {
     if seeds <= 1 {
         "protocol: single model - each subset is the run's own retraining, same seed and order \
          (MATH.md E1); --seeds K averages K trainer seeds"
