@@ -171,6 +171,7 @@ fn cg_params(opts: &mut Options) -> Result<CgParams> {
     Ok(CgParams {
         tol: opts.get("tol", d.tol, positive)?,
         max_iters: opts.get("max_iters", d.max_iters, at_least_one)?,
+        truncate: opts.get("truncate", d.truncate, |_| Ok(()))?,
     })
 }
 
@@ -195,7 +196,8 @@ pub fn build_exact(opts: &mut Options) -> Result<Box<dyn Method>> {
     Ok(boxed("if-exact", Solver::Exact, common(opts)?))
 }
 
-/// Options of `if-cg`: `damping` (auto), `tol` (1e-8), `max_iters` (200), `chunk` (512).
+/// Options of `if-cg`: `damping` (auto), `tol` (1e-8), `max_iters` (200), `truncate` (false:
+/// keep the iterate after `max_iters` instead of failing), `chunk` (512).
 ///
 /// # Errors
 /// A bad option value.
@@ -204,7 +206,8 @@ pub fn build_cg(opts: &mut Options) -> Result<Box<dyn Method>> {
     Ok(boxed("if-cg", Solver::Cg(cg_params(opts)?), c))
 }
 
-/// Options of `if-gn`: `damping` (auto), `tol` (1e-8), `max_iters` (200), `chunk` (512).
+/// Options of `if-gn`: `damping` (auto), `tol` (1e-8), `max_iters` (200), `truncate` (false),
+/// `chunk` (512).
 ///
 /// # Errors
 /// A bad option value.
