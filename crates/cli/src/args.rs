@@ -187,8 +187,9 @@ pub struct AttributeArgs {
     /// Compute only shard I of N (every method).
     ///
     /// MAGIC: blocks of targets b with b mod N = I; TRAK: ensemble members m >= 1 with
-    /// (m - 1) mod N = I; datamodels: subset retrainings j with j mod N = I; every other method:
-    /// blocks of --target-block targets b with b mod N = I. Each shard stores its part in
+    /// (m - 1) mod N = I; datamodels: subset retrainings j with j mod N = I; tmc-shapley:
+    /// permutations p with p mod N = I (for every target); every other method: blocks of
+    /// --target-block targets b with b mod N = I. Each shard stores its part in
     /// RUN/store/; run the command without a shard afterwards to assemble the score file. Without
     /// the flag, a Slurm array task or a Kubernetes indexed job is one shard (see `attrib
     /// groundtruth --help`). Group scores (--groups) and input derivatives do not shard.

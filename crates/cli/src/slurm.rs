@@ -17,7 +17,8 @@ const SHARDABLE: &[(&str, &str)] = &[
     (
         "attribute",
         "MAGIC blocks b with b mod N = I, TRAK members m with (m - 1) mod N = I, datamodels \
-         subsets j with j mod N = I, any other method's blocks of --target-block targets b with \
+         subsets j with j mod N = I, tmc-shapley permutations p with p mod N = I, any other \
+         method's blocks of --target-block targets b with \
          b mod N = I",
     ),
     ("retrain-score", "retrainings j with j mod N = I"),

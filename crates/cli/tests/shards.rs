@@ -729,3 +729,95 @@ fn attribute_prints_what_it_will_write_and_refuses_when_the_disk_is_too_small() 
         "{err}"
     );
 }
+
+/// Modification times of the files of `dir`, by name.
+fn modified(dir: &Path) -> Vec<(std::ffi::OsString, std::time::SystemTime)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| (e.file_name(), e.metadata().unwrap().modified().unwrap()))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn tmc_shapley_shards_by_permutation_and_assembles_the_single_process_scores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (single, sharded, partial) = (
+        tmp.path().join("single"),
+        tmp.path().join("sharded"),
+        tmp.path().join("partial"),
+    );
+    // Eight training examples: a permutation is seven retrainings of milliseconds.
+    let recipe = RECIPE.replace("[data]\n", "[data]\nmax_train = 8\n");
+    for d in [&single, &sharded, &partial] {
+        std::fs::create_dir(d).unwrap();
+        std::fs::write(d.join("t.toml"), &recipe).unwrap();
+        attrib(d, &["--quiet", "train", "--config", "t.toml", "--out", "r"]);
+    }
+    // 12 permutations, shard I of 3 owns p = I, I + 3, I + 6, I + 9 (for all five targets).
+    let run = |dir: &Path, shard: Option<&str>| {
+        let mut args = vec![
+            "--json",
+            "attribute",
+            "--run",
+            "r",
+            "--method",
+            "tmc-shapley",
+            "--targets",
+            "0..5",
+            "--option",
+            "permutations=12",
+            "--option",
+            "window=2",
+            "--option",
+            "tol=0",
+            "--option",
+            "truncation=0.05",
+            "--name",
+            "s",
+        ];
+        if let Some(s) = shard {
+            args.extend_from_slice(&["--shard", s]);
+        }
+        attrib(dir, &args)
+    };
+    run(&single, None);
+    for (shard, done) in [("2/3", 4), ("1/3", 8), ("0/3", 12)] {
+        let out = run(&sharded, Some(shard));
+        assert!(
+            out.contains(r#""type":"shard""#)
+                && out.contains(&format!(r#""done":{done},"total":12"#)),
+            "{shard}: {out}"
+        );
+        assert!(
+            !sharded.join("r/scores/s.npy").exists(),
+            "a shard writes no score file"
+        );
+    }
+    let store = sharded.join("r/store/tmc-permutation");
+    assert_eq!(std::fs::read_dir(&store).unwrap().count(), 12);
+    let before = modified(&store);
+    let assembled = run(&sharded, None);
+    assert!(assembled.contains(r#""type":"scores""#), "{assembled}");
+    assert!(npy(&single, "s") == npy(&sharded, "s"), "scores differ");
+    assert_eq!(modified(&store), before, "assembling walked nothing");
+    let status = attrib(&sharded, &["status", "--run", "r"]);
+    assert!(status.contains("tmc-permutation"), "{status}");
+
+    // Without shard 1, the assembly walks exactly its four permutations.
+    run(&partial, Some("0/3"));
+    run(&partial, Some("2/3"));
+    let store = partial.join("r/store/tmc-permutation");
+    let before = modified(&store);
+    assert_eq!(before.len(), 8);
+    run(&partial, None);
+    let after = modified(&store);
+    assert_eq!(after.len(), 12);
+    assert!(
+        before.iter().all(|b| after.contains(b)),
+        "the stored permutations were not rewritten"
+    );
+    assert!(npy(&single, "s") == npy(&partial, "s"), "scores differ");
+}

@@ -14,9 +14,10 @@ use crate::options::Options;
 /// Methods that split their own work into shards (`Run::shard`): MAGIC's blocks of targets (block `b`
 /// belongs to shard `b mod N`) and TRAK's trained ensemble members (member `m >= 1` to shard
 /// `(m - 1) mod N`) and datamodels' subset retrainings (subset `j` to shard `j mod N`, the
-/// entries `attrib groundtruth` writes). Every other method is sharded by fixed blocks of
+/// entries `attrib groundtruth` writes) and TMC-Shapley's permutations (permutation `p` to shard
+/// `p mod N`). Every other method is sharded by fixed blocks of
 /// targets ([`crate::target_blocks`]).
-pub const SHARDABLE: &[&str] = &["magic", "trak", "datamodels"];
+pub const SHARDABLE: &[&str] = &["magic", "trak", "datamodels", "tmc-shapley"];
 
 /// Looks up and builds a method, rejecting options it does not take.
 ///

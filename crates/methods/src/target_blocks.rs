@@ -22,7 +22,7 @@
 //!   is written twice.
 //!
 //! Methods that split their own work ([`crate::registry::SHARDABLE`]: MAGIC's reverse sweeps,
-//! TRAK's members, datamodels' retrainings) do not come here; nor do group scores and input
+//! TRAK's members, datamodels' retrainings, TMC-Shapley's permutations) do not come here; nor do group scores and input
 //! derivatives, which refuse a shard.
 
 use std::collections::BTreeMap;

@@ -37,6 +37,18 @@
 //! Permutations run [`PERMUTATION_BATCH`] at a time in parallel; a target's values depend only on
 //! the permutations (never on the other targets or the thread count).
 //!
+//! Each permutation is walked once for every target of the list and kept in the run's store
+//! (`RUN/store/tmc-permutation/KEY.f64`, [`PERMUTATION_KIND`]; the key holds the run, `seed`,
+//! `truncation`, the split, output and targets, and `p`): every target's marginals and the
+//! position after which it is no longer live, `s_t`. The loop reads the still active (not
+//! converged) targets' marginals from it and counts `min(max_{t active} s_t + 1, n - 1)`
+//! retrainings against the budget, exactly what a walk for the active targets alone takes, so the
+//! scores, the budget and the convergence are those of walking only the active targets. Under
+//! `--shard I/N` a process walks and stores the permutations `p < permutations` with
+//! `p mod N = I` and writes no score file; the command without a shard then reads them and walks
+//! only the missing ones, and its scores are the single process's bit for bit. Shards walk all
+//! `permutations`, also those that the loop, converging earlier, never reads.
+//!
 //! Options: `permutations` (200), `tol` (0.05; `0`: run exactly `permutations` permutations),
 //! `window` (20), `truncation` (0.01), `budget` (20000 retrainings), `seed` (0). It needs at least
 //! `window * (n - 1)` retrainings and refuses larger training sets up front: it is for small sets
@@ -44,6 +56,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Instant;
 
 use data::{Features, Labels};
 use engine::Rng;
@@ -55,7 +68,7 @@ use crate::method::{Method, Registration};
 use crate::options::{any, at_least_one, non_negative, Options};
 use crate::support::chunks::chunk_option;
 use crate::support::features;
-use run::{Run, Targets};
+use run::{Key, Run, Store, Targets};
 
 /// The `knn-shapley` registry entry.
 pub const KNN: Registration = Registration {
@@ -294,9 +307,82 @@ struct Estimate {
     change: f64,
 }
 
+/// The store kind of one permutation's marginals ([`TmcShapley`]'s shards).
+pub const PERMUTATION_KIND: &str = "tmc-permutation";
+
+/// Bumped when what a stored permutation holds would change for the same key.
+const PERMUTATION_FORMAT: &str = "tmc-permutation-1";
+
+/// One permutation walked for every target: what the loop of [`TmcShapley::attribute`] needs of
+/// it for any set of active targets.
+#[derive(Debug, Clone, PartialEq)]
+struct Walk {
+    /// `marg[t][i]`: target `t`'s marginal of training example `i` (0 after its truncation).
+    marg: Vec<Vec<f64>>,
+    /// `stop[t]`: the position after which target `t` is no longer live (truncated there, or
+    /// `n - 1` when it stays live to the end).
+    stop: Vec<usize>,
+    /// Seconds the walk took.
+    seconds: f64,
+}
+
+impl Walk {
+    /// The retrainings a walk for the `active` targets alone takes: it visits positions up to
+    /// the last active target's stop, and the last position is the full run (no retraining), so
+    /// `min(max_{t in active} stop[t] + 1, n - 1)`.
+    fn retrained(&self, active: &[usize], n: usize) -> usize {
+        active
+            .iter()
+            .map(|&t| self.stop[t] + 1)
+            .max()
+            .unwrap_or(0)
+            .min(n.saturating_sub(1))
+    }
+
+    /// Little-endian f64s: the seconds, `stop` (one per target), then `marg` row after row.
+    fn to_bytes(&self) -> Vec<u8> {
+        std::iter::once(self.seconds)
+            .chain(self.stop.iter().map(|&s| s as f64))
+            .chain(self.marg.iter().flatten().copied())
+            .flat_map(f64::to_le_bytes)
+            .collect()
+    }
+
+    /// Inverse of [`Walk::to_bytes`] for `nt` targets and `n` training examples; `None` for bytes
+    /// of another shape (the caller recomputes).
+    fn from_bytes(bytes: &[u8], nt: usize, n: usize) -> Option<Walk> {
+        if bytes.len() != 8 * (1 + nt + nt * n) {
+            return None;
+        }
+        let v: Vec<f64> = bytes
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect();
+        let stop: Vec<usize> = v[1..1 + nt].iter().map(|&s| s as usize).collect();
+        if stop
+            .iter()
+            .zip(&v[1..1 + nt])
+            .any(|(&s, &x)| s as f64 != x || s >= n.max(1))
+        {
+            return None;
+        }
+        Some(Walk {
+            seconds: v[0],
+            stop,
+            marg: (0..nt)
+                .map(|t| v[1 + nt + t * n..1 + nt + (t + 1) * n].to_vec())
+                .collect(),
+        })
+    }
+}
+
+/// What the estimation loop gets of permutation `p` for its active targets: their marginals
+/// (`[active][n]`), the retrainings it counts against the budget, and its seconds.
+type Part = (Vec<Vec<f64>>, usize, f64);
+
 impl TmcShapley {
-    /// Marginal contributions of permutation `p` for the `active` targets: `[active][n]`, and the
-    /// number of retrainings it took.
+    /// Walks permutation `p` for the `active` targets: their marginals `[active][n]`, their stops
+    /// (as [`Walk::stop`]) and the number of retrainings it took.
     fn permutation(
         &self,
         run: &Run,
@@ -304,13 +390,14 @@ impl TmcShapley {
         active: &[usize],
         p: usize,
         ends: (&[f64], &[f64]),
-    ) -> Result<(Vec<Vec<f64>>, usize)> {
+    ) -> Result<(Vec<Vec<f64>>, Vec<usize>, usize)> {
         let (empty, full) = ends;
         let n = run.n_train();
         let perm = Rng::derive(self.seed, "tmc", p as u64).permutation(n);
         let mut w = vec![0.0; n];
         let mut prev: Vec<f64> = active.iter().map(|&t| empty[t]).collect();
         let mut live: Vec<bool> = vec![true; active.len()];
+        let mut stop = vec![n.saturating_sub(1); active.len()];
         let mut marg = vec![vec![0.0; n]; active.len()];
         let mut retrained = 0;
         for (pos, &i) in perm.iter().enumerate() {
@@ -331,30 +418,67 @@ impl TmcShapley {
                     let scale = (full[t] - empty[t]).abs();
                     if (cur[a] - full[t]).abs() < self.truncation * scale {
                         live[a] = false;
+                        stop[a] = pos;
                     }
                 }
             }
             prev = cur;
         }
-        Ok((marg, retrained))
-    }
-}
-
-impl Method for TmcShapley {
-    fn name(&self) -> &'static str {
-        "tmc-shapley"
+        Ok((marg, stop, retrained))
     }
 
-    /// # Errors
-    /// [`MethodError::Unsupported`] when `window * (n - 1)` retrainings exceed `budget`;
-    /// [`MethodError::NoConvergence`] when a target has not converged (or, with `tol=0`, fewer than
-    /// `permutations` permutations fit the budget); training errors.
-    fn attribute(&self, run: &Run, targets: &Targets) -> Result<Vec<Vec<f64>>> {
-        let n = run.n_train();
+    /// The store key of permutation `p` for `targets`: the run, the options a walk depends on
+    /// (`seed`, `truncation`), the targets and `p`.
+    fn permutation_key(&self, run: &Run, targets: &Targets, p: usize) -> Key {
+        let indices: Vec<u8> = targets
+            .indices
+            .iter()
+            .flat_map(|&t| (t as u64).to_le_bytes())
+            .collect();
+        Key::for_run(PERMUTATION_KIND, run)
+            .with("tmc_format", PERMUTATION_FORMAT)
+            .with("seed", self.seed.to_le_bytes())
+            .with("truncation", self.truncation.to_bits().to_le_bytes())
+            .with("split", targets.split.name())
+            .with("output", run::output_name(targets.output))
+            .with("targets", indices)
+            .with("permutation", (p as u64).to_le_bytes())
+    }
+
+    /// Permutation `p` walked for every target, from the run's store when a shard or an earlier
+    /// run stored it.
+    fn stored_walk(&self, run: &Run, targets: &Targets, p: usize) -> Option<Walk> {
+        let bytes = Store::of(run).get(&self.permutation_key(run, targets, p), "f64")?;
+        Walk::from_bytes(&bytes, targets.indices.len(), run.n_train())
+    }
+
+    /// Permutation `p` walked for every target: stored, or walked now and stored.
+    fn walk(&self, run: &Run, targets: &Targets, p: usize, ends: (&[f64], &[f64])) -> Result<Walk> {
+        if let Some(w) = self.stored_walk(run, targets, p) {
+            return Ok(w);
+        }
+        let start = Instant::now();
+        let all: Vec<usize> = (0..targets.indices.len()).collect();
+        let (marg, stop, _) = self.permutation(run, targets, &all, p, ends)?;
+        let walk = Walk {
+            marg,
+            stop,
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        Store::of(run).put(
+            &self.permutation_key(run, targets, p),
+            "f64",
+            &walk.to_bytes(),
+        )?;
+        Ok(walk)
+    }
+
+    /// The budget check done before any retraining.
+    fn check_budget(&self, n: usize) -> Result<()> {
         let per_perm = n.saturating_sub(1).max(1);
         if self.window.saturating_mul(per_perm) > self.budget {
             return Err(MethodError::Unsupported {
-                method: self.name().into(),
+                method: "tmc-shapley".into(),
                 reason: format!(
                     "{n} training examples need at least window ({}) x {per_perm} = {} \
                      retrainings, over the budget of {}; raise `budget`, lower `window`, or use \
@@ -365,9 +489,54 @@ impl Method for TmcShapley {
                 ),
             });
         }
-        let full = run.target_outputs(&run.params, targets);
-        let empty = run.target_outputs(&run.retrain(&vec![0.0; n])?, targets);
-        let nt = targets.indices.len();
+        Ok(())
+    }
+
+    /// A shard's part: walks and stores permutations `p < permutations` with `p mod N = I` for
+    /// every target, and returns the error that reports how many permutations the store holds.
+    fn shard(
+        &self,
+        run: &Run,
+        targets: &Targets,
+        shard: run::Shard,
+        ends: (&[f64], &[f64]),
+    ) -> Result<MethodError> {
+        let mine: Vec<usize> = (0..self.permutations)
+            .filter(|&p| shard.owns(p) && self.stored_walk(run, targets, p).is_none())
+            .collect();
+        let mut done = 0;
+        for batch in mine.chunks(PERMUTATION_BATCH) {
+            batch
+                .par_iter()
+                .map(|&p| self.walk(run, targets, p, ends).map(|_| ()))
+                .collect::<Result<Vec<()>>>()?;
+            done += batch.len();
+            run.progress
+                .report("tmc-shapley permutations", done, mine.len());
+        }
+        let stored = (0..self.permutations)
+            .filter(|&p| self.stored_walk(run, targets, p).is_some())
+            .count();
+        Ok(MethodError::Incomplete {
+            method: "tmc-shapley".into(),
+            shard: shard.to_string(),
+            done: stored,
+            total: self.permutations,
+            unit: "permutations".into(),
+        })
+    }
+
+    /// The Monte Carlo loop over permutations (module docs) for `nt` targets and `n` training
+    /// examples, each permutation's part for the active targets from `part`: the scores and the
+    /// sum of the parts' seconds.
+    fn estimate(
+        &self,
+        run: &Run,
+        nt: usize,
+        part: impl Fn(usize, &[usize]) -> Result<Part> + Sync,
+    ) -> Result<(Vec<Vec<f64>>, f64)> {
+        let n = run.n_train();
+        let per_perm = n.saturating_sub(1).max(1);
         let mut est: Vec<Estimate> = (0..nt)
             .map(|_| Estimate {
                 sum: vec![0.0; n],
@@ -377,7 +546,7 @@ impl Method for TmcShapley {
                 change: f64::INFINITY,
             })
             .collect();
-        let (mut used, mut next) = (1usize, 0usize);
+        let (mut used, mut next, mut seconds) = (1usize, 0usize, 0.0);
         loop {
             let active: Vec<usize> = (0..nt).filter(|&t| !est[t].converged).collect();
             let room = self.budget.saturating_sub(used) / per_perm;
@@ -385,15 +554,16 @@ impl Method for TmcShapley {
             if active.is_empty() || batch == 0 {
                 break;
             }
-            let results: Vec<(Vec<Vec<f64>>, usize)> = (next..next + batch)
+            let results: Vec<Part> = (next..next + batch)
                 .into_par_iter()
-                .map(|p| self.permutation(run, targets, &active, p, (&empty, &full)))
+                .map(|p| part(p, &active))
                 .collect::<Result<_>>()?;
             next += batch;
             run.progress
                 .report("tmc-shapley permutations", next, self.permutations);
-            for (marg, retrained) in results {
+            for (marg, retrained, took) in results {
                 used += retrained;
+                seconds += took;
                 for (a, &t) in active.iter().enumerate() {
                     let e = &mut est[t];
                     if e.converged {
@@ -427,7 +597,7 @@ impl Method for TmcShapley {
                 .map(|e| e.change)
                 .fold(0.0, f64::max);
             return Err(MethodError::NoConvergence {
-                method: self.name().into(),
+                method: "tmc-shapley".into(),
                 solver: format!(
                     "Monte Carlo over permutations ({used} retrainings of a budget of {}; \
                      raise `permutations`, `budget` or `tol`)",
@@ -437,10 +607,64 @@ impl Method for TmcShapley {
                 residual: worst,
             });
         }
-        Ok(est
+        let scores = est
             .into_iter()
             .map(|e| e.sum.iter().map(|s| s / e.count as f64).collect())
-            .collect())
+            .collect();
+        Ok((scores, seconds))
+    }
+
+    /// The outputs of the targets on the empty training set and on the full one, and the seconds
+    /// they took.
+    fn ends(&self, run: &Run, targets: &Targets) -> Result<(Vec<f64>, Vec<f64>, f64)> {
+        let start = Instant::now();
+        let full = run.target_outputs(&run.params, targets);
+        let none = run::retrain::retrain_cached(run, &vec![0.0; run.n_train()])?;
+        let empty = run.target_outputs(&none, targets);
+        Ok((empty, full, start.elapsed().as_secs_f64()))
+    }
+}
+
+impl Method for TmcShapley {
+    fn name(&self) -> &'static str {
+        "tmc-shapley"
+    }
+
+    /// # Errors
+    /// As [`Method::attribute_timed`].
+    fn attribute(&self, run: &Run, targets: &Targets) -> Result<Vec<Vec<f64>>> {
+        Ok(self.attribute_timed(run, targets)?.0)
+    }
+
+    /// Each permutation is walked for every target and kept in the run's store (kind
+    /// [`PERMUTATION_KIND`]); the loop then reads the active targets' marginals from it, so a run
+    /// that assembles shards' permutations gives the single process's scores bit for bit. Under a
+    /// shard `I/N`: walks and stores permutations `p mod N = I` and returns
+    /// [`MethodError::Incomplete`]. The seconds are the ends' and the used permutations' own.
+    ///
+    /// # Errors
+    /// [`MethodError::Unsupported`] when `window * (n - 1)` retrainings exceed `budget`;
+    /// [`MethodError::NoConvergence`] when a target has not converged (or, with `tol=0`, fewer than
+    /// `permutations` permutations fit the budget); [`MethodError::Incomplete`] for a shard;
+    /// training errors; a store that cannot be written.
+    fn attribute_timed(
+        &self,
+        run: &Run,
+        targets: &Targets,
+    ) -> Result<(Vec<Vec<f64>>, Option<f64>)> {
+        let n = run.n_train();
+        self.check_budget(n)?;
+        let (empty, full, ends_seconds) = self.ends(run, targets)?;
+        let ends = (empty.as_slice(), full.as_slice());
+        if let Some(shard) = run.shard {
+            return Err(self.shard(run, targets, shard, ends)?);
+        }
+        let (scores, seconds) = self.estimate(run, targets.indices.len(), |p, active| {
+            let walk = self.walk(run, targets, p, ends)?;
+            let rows = active.iter().map(|&t| walk.marg[t].clone()).collect();
+            Ok((rows, walk.retrained(active, n), walk.seconds))
+        })?;
+        Ok((scores, Some(ends_seconds + seconds)))
     }
 }
 
@@ -581,6 +805,122 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A `TmcShapley` with the options `set` (key, value) over the defaults.
+    fn tmc(set: &[(&str, &str)]) -> TmcShapley {
+        let get = |k: &str, d: &str| {
+            set.iter()
+                .find(|(n, _)| *n == k)
+                .map_or(d, |(_, v)| v)
+                .to_string()
+        };
+        TmcShapley {
+            permutations: get("permutations", "200").parse().unwrap(),
+            tol: get("tol", "0.05").parse().unwrap(),
+            window: get("window", "20").parse().unwrap(),
+            truncation: get("truncation", "0.01").parse().unwrap(),
+            budget: get("budget", "20000").parse().unwrap(),
+            seed: get("seed", "0").parse().unwrap(),
+        }
+    }
+
+    /// The loop as it ran before permutations were stored: each permutation walked for the
+    /// active targets alone, its own count of retrainings against the budget.
+    fn in_memory(m: &TmcShapley, run: &Run, targets: &Targets) -> Result<Vec<Vec<f64>>> {
+        let (empty, full, _) = m.ends(run, targets)?;
+        let ends = (empty.as_slice(), full.as_slice());
+        m.estimate(run, targets.indices.len(), |p, active| {
+            let (marg, _, retrained) = m.permutation(run, targets, active, p, ends)?;
+            Ok((marg, retrained, 0.0))
+        })
+        .map(|(s, _)| s)
+    }
+
+    fn bits(rows: &[Vec<f64>]) -> Vec<u64> {
+        rows.iter().flatten().map(|x| x.to_bits()).collect()
+    }
+
+    #[test]
+    fn a_walk_for_every_target_gives_each_active_set_its_marginals_and_retrainings() {
+        let run = crate::testutil::tiny_logistic(7);
+        let n = run.n_train();
+        let targets = Targets::test(vec![0, 1, 2, 3, 4], Output::Margin);
+        let m = tmc(&[("truncation", "0.2")]);
+        let (empty, full, _) = m.ends(&run, &targets).unwrap();
+        let ends = (empty.as_slice(), full.as_slice());
+        let sets: [&[usize]; 5] = [&[0], &[1, 3], &[4], &[0, 2, 4], &[0, 1, 2, 3, 4]];
+        let mut truncated = 0;
+        for p in 0..12 {
+            let walk = m.walk(&run, &targets, p, ends).unwrap();
+            assert_eq!(Walk::from_bytes(&walk.to_bytes(), 5, n), Some(walk.clone()));
+            truncated += walk.stop.iter().filter(|&&s| s + 1 < n).count();
+            for active in sets {
+                let (marg, stop, retrained) =
+                    m.permutation(&run, &targets, active, p, ends).unwrap();
+                assert_eq!(
+                    retrained,
+                    walk.retrained(active, n),
+                    "p {p} active {active:?}"
+                );
+                for (a, &t) in active.iter().enumerate() {
+                    assert_eq!(stop[a], walk.stop[t]);
+                    assert_eq!(bits(&marg[a..a + 1]), bits(&walk.marg[t..t + 1]));
+                }
+            }
+        }
+        assert!(truncated > 0, "the test needs truncated walks");
+    }
+
+    #[test]
+    fn stored_permutations_give_the_in_memory_scores_whatever_the_shards() {
+        let mut run = crate::testutil::tiny_logistic(7);
+        let targets = Targets::test(vec![0, 1, 2, 3], Output::Margin);
+        // Targets converge at different permutations, so the active set shrinks on the way.
+        let m = tmc(&[
+            ("permutations", "40"),
+            ("window", "3"),
+            ("tol", "0.15"),
+            ("truncation", "0.1"),
+        ]);
+        let want = in_memory(&m, &run, &targets).unwrap();
+        assert!(bits(&m.attribute(&run, &targets).unwrap()) == bits(&want));
+        // A budget that runs out: the same error, retrainings counted alike.
+        let short = tmc(&[
+            ("permutations", "40"),
+            ("window", "3"),
+            ("tol", "1e-9"),
+            ("truncation", "0.1"),
+            ("budget", "60"),
+        ]);
+        let e = short.attribute(&run, &targets).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            in_memory(&short, &run, &targets).unwrap_err().to_string()
+        );
+        assert!(e.contains("retrainings of a budget of 60"), "{e}");
+
+        // Shards 1/3 and 2/3 store their permutations; the assembly walks only shard 0's.
+        let tmp = tempfile::tempdir().unwrap();
+        run.dir = Some(tmp.path().to_path_buf());
+        for (i, done) in [(2, 13), (1, 26)] {
+            run.shard = Some(run::Shard::new(i, 3).unwrap());
+            match m.attribute(&run, &targets) {
+                Err(MethodError::Incomplete { done: d, total, .. }) => {
+                    assert_eq!((d, total), (done, 40))
+                }
+                other => panic!("a shard returned {:?}", other.map(|_| ())),
+            }
+        }
+        run.shard = None;
+        let got = m.attribute(&run, &targets).unwrap();
+        assert!(bits(&got) == bits(&want), "assembled scores differ");
+        // The assembly stored the permutations it walked (shard 0's that the loop reached).
+        let stored = std::fs::read_dir(tmp.path().join("store").join(PERMUTATION_KIND))
+            .unwrap()
+            .count();
+        assert!(stored > 26 && stored <= 40, "{stored}");
+        assert!(bits(&m.attribute(&run, &targets).unwrap()) == bits(&want));
     }
 
     #[test]
