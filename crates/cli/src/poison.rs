@@ -10,15 +10,23 @@
 //! flips, or the perturbed examples, and the outcome) plus, for input attacks,
 //! `BUDGET-ATTACK.npy` (`[k, ...example_shape]` f32, the perturbed examples' new features, in
 //! the order of the JSON's `indices`), so that anyone can rebuild and retrain it.
+//!
+//! Each (budget, attack) row is item `j = budget index * attacks + attack index` and its result
+//! (flips or perturbed rows, and the retrained outcome) is kept in the run's store
+//! (`RUN/store/poison/KEY.json`, keyed by the run and every argument the attack reads). Under
+//! `--shard I/N` a process computes and stores the items `j mod N = I` and prints no table; the
+//! command without a shard then prints the table and writes `RUN/poison/` from the stored items,
+//! computing only the missing ones, byte for byte as one process would.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use clap::Args;
 use data::{Dataset, Features};
-use methods::apps::poison::{self, Flip, Outcome, PgdParams};
-use run::Run;
-use serde::Serialize;
+use methods::apps::poison::{self, Outcome, PgdParams};
+use nn::Evaluation;
+use run::{Key, Run, Store};
+use serde::{Deserialize, Serialize};
 
 use crate::output::{percent, Event};
 use crate::Ctx;
@@ -81,6 +89,18 @@ pub struct PoisonArgs {
     /// Example: attrib poison --run runs/digits --seed 3
     #[arg(long, default_value_t = 0, value_name = "SEED")]
     pub seed: u64,
+
+    /// Run only shard I of N of the (budget, attack) rows.
+    ///
+    /// Row j of the table (j = budget index x attacks + attack index, the clean row aside) with
+    /// j mod N = I is attacked, retrained and stored in RUN/store/poison/; the command without a
+    /// shard afterwards prints the table and writes RUN/poison/ from the stored rows, computing
+    /// only the missing ones. Without the flag, a Slurm array task or a Kubernetes indexed job is
+    /// one shard.
+    ///
+    /// Example: attrib poison --run runs/digits --budget 0.01,0.05 --shard 0/4
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<run::Shard>,
 }
 
 /// One attack of `attrib poison`.
@@ -126,6 +146,155 @@ struct Record<'a> {
     test_accuracy: Option<f64>,
 }
 
+/// The store kind of one (budget, attack) item's result.
+pub const POISON_KIND: &str = "poison";
+
+/// Bumped when what a stored item holds would change for the same key.
+const ITEM_FORMAT: &str = "poison-item-1";
+
+/// One (budget, attack) item's result: everything its row, its event and its files need, floats
+/// as their bits so that the store gives them back exactly (NaN included).
+#[derive(Debug, Serialize, Deserialize)]
+struct Item {
+    /// Flipped examples: `[index, from, to]`.
+    flips: Vec<[usize; 3]>,
+    /// Examples whose features changed.
+    indices: Vec<usize>,
+    /// f32 bits of their new features, row after row (input attacks).
+    rows: Option<Vec<u32>>,
+    predicted_val_loss: Option<u64>,
+    val_loss: u64,
+    test_examples: usize,
+    test_loss: u64,
+    test_accuracy: Option<u64>,
+}
+
+impl Item {
+    fn predicted(&self) -> Option<f64> {
+        self.predicted_val_loss.map(f64::from_bits)
+    }
+
+    fn test(&self) -> Evaluation {
+        Evaluation {
+            examples: self.test_examples,
+            loss: f64::from_bits(self.test_loss),
+            accuracy: self.test_accuracy.map(f64::from_bits),
+        }
+    }
+
+    fn val_loss(&self) -> f64 {
+        f64::from_bits(self.val_loss)
+    }
+
+    fn record(&self, attack: Attack, budget: f64) -> Record<'static> {
+        let test = self.test();
+        Record {
+            attack: attack.name(),
+            budget,
+            examples: self.flips.len().max(self.indices.len()),
+            flips: self.flips.clone(),
+            indices: self.indices.clone(),
+            predicted_val_loss: self.predicted(),
+            val_loss: self.val_loss(),
+            test_loss: test.loss,
+            test_accuracy: test.accuracy,
+        }
+    }
+}
+
+/// The store key of item (`budget`, `attack`): the run and every argument the attack reads.
+fn item_key(clean: &Run, args: &PoisonArgs, budget: f64, attack: Attack) -> Key {
+    let key = Key::for_run(POISON_KIND, clean)
+        .with("poison_format", ITEM_FORMAT)
+        .with("budget", budget.to_bits().to_le_bytes())
+        .with("attack", attack.name());
+    let (seed, eps, steps) = (
+        args.seed.to_le_bytes(),
+        args.eps.to_bits().to_le_bytes(),
+        (args.steps as u64).to_le_bytes(),
+    );
+    match attack {
+        Attack::RandomFlips => key.with("seed", seed),
+        Attack::Flips => key,
+        Attack::Noise => key.with("eps", eps).with("seed", seed),
+        Attack::Features => key.with("eps", eps).with("steps", steps),
+    }
+}
+
+/// Item (`budget`, `attack`) from the run's store, if a shard or an earlier run stored it.
+fn stored(clean: &Run, args: &PoisonArgs, budget: f64, attack: Attack) -> Option<Item> {
+    let bytes = Store::of(clean).get(&item_key(clean, args, budget, attack), "json")?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Item (`budget`, `attack`): stored, or attacked, retrained and stored now.
+fn item(
+    clean: &Run,
+    args: &PoisonArgs,
+    ctx: &Ctx,
+    (budget, attack): (f64, Attack),
+    base: &Outcome,
+) -> Result<Item> {
+    if let Some(item) = stored(clean, args, budget, attack) {
+        return Ok(item);
+    }
+    let k = poison::budget(budget, clean.n_train());
+    let label = format!("{:.1}%", 100.0 * budget);
+    let (outcome, predicted, flips, indices, rows) = match attack {
+        Attack::RandomFlips | Attack::Flips => {
+            let flips = if attack == Attack::Flips {
+                ctx.out
+                    .info(format!("{label} flips: scoring every relabelled copy"))?;
+                poison::attributed_flips(clean, k)?
+            } else {
+                poison::random_flips(clean, k, args.seed)?
+            };
+            let train = poison::apply_flips(&clean.splits.train, &flips);
+            let outcome = poison::retrained(clean, &train)?;
+            let predicted = (attack == Attack::Flips)
+                .then(|| base.val_loss + flips.iter().map(|f| f.predicted).sum::<f64>());
+            (outcome, predicted, flips, Vec::new(), None)
+        }
+        Attack::Noise | Attack::Features => {
+            let (train, indices) = if attack == Attack::Features {
+                let params = PgdParams {
+                    steps: args.steps,
+                    eps: args.eps,
+                };
+                let attack = poison::feature_attack(clean, k, params, |s, val| {
+                    let _ = ctx.out.info(format!(
+                        "{label} features: outer step {}/{}, val loss {val:.4}",
+                        s + 1,
+                        params.steps
+                    ));
+                })?;
+                (attack.train, attack.indices)
+            } else {
+                poison::random_noise(clean, k, args.eps, args.seed)?
+            };
+            let outcome = poison::retrained(clean, &train)?;
+            let rows = rows_of(&train, &indices);
+            (outcome, None, Vec::new(), indices, Some(rows))
+        }
+    };
+    let item = Item {
+        flips: flips
+            .iter()
+            .map(|f| [f.index, f.from as usize, f.to as usize])
+            .collect(),
+        indices,
+        rows: rows.map(|r| r.iter().map(|x| x.to_bits()).collect()),
+        predicted_val_loss: predicted.map(f64::to_bits),
+        val_loss: outcome.val_loss.to_bits(),
+        test_examples: outcome.test.examples,
+        test_loss: outcome.test.loss.to_bits(),
+        test_accuracy: outcome.test.accuracy.map(f64::to_bits),
+    };
+    let bytes = serde_json::to_vec(&item).expect("items serialise");
+    Store::of(clean).put(&item_key(clean, args, budget, attack), "json", &bytes)?;
+    Ok(item)
+}
+
 /// Runs `attrib poison`.
 ///
 /// # Errors
@@ -143,11 +312,46 @@ pub fn run(args: &PoisonArgs, ctx: &Ctx) -> Result<()> {
     if args.steps == 0 {
         bail!("--steps 0: the feature attack needs at least one step");
     }
+    let shard = match args.shard {
+        Some(s) => Some(s),
+        None => run::Shard::from_env()?,
+    };
     let clean = Run::load(&args.run)?;
     poison::validation_targets(&clean)?;
     let out_dir = args.run.join(POISON_DIR);
     let n = clean.n_train();
     let base = poison::outcome_of(&clean);
+    // Item j = budget_index * attacks + attack_index, the order of the table's rows.
+    let items: Vec<(f64, Attack)> = args
+        .budget
+        .iter()
+        .flat_map(|&b| args.attack.iter().map(move |&a| (b, a)))
+        .collect();
+    if let Some(shard) = shard {
+        for (j, &it) in items.iter().enumerate() {
+            if shard.owns(j) {
+                item(&clean, args, ctx, it, &base)?;
+            }
+        }
+        let done = items
+            .iter()
+            .filter(|&&(b, a)| stored(&clean, args, b, a).is_some())
+            .count();
+        ctx.out.event(&Event::Shard {
+            method: "poison",
+            shard: shard.to_string(),
+            done,
+            total: items.len(),
+        })?;
+        ctx.out.info(format!(
+            "poison shard {shard}: {done} of {} attacks (budget, attack) stored in {}; run the \
+             command without a shard for the table and the files of {}",
+            items.len(),
+            args.run.join("store").join(POISON_KIND).display(),
+            out_dir.display()
+        ))?;
+        return Ok(());
+    }
     ctx.out.info(format!(
         "{n} training, {} validation (the objective), {} test examples (the damage)",
         clean.splits.val.len(),
@@ -157,96 +361,39 @@ pub fn run(args: &PoisonArgs, ctx: &Ctx) -> Result<()> {
         "{:<7} {:<13} {:>8} {:>10} {:>10} {:>10} {:>9}",
         "budget", "attack", "examples", "val (pred)", "val loss", "test loss", "test acc"
     ))?;
-    print_row(ctx, "0", "clean", 0, None, &base)?;
-    for &b in &args.budget {
+    print_row(ctx, "0", "clean", 0, None, base.val_loss, &base.test)?;
+    for &(b, attack) in &items {
         let k = poison::budget(b, n);
         let label = format!("{:.1}%", 100.0 * b);
-        for &attack in &args.attack {
-            let (record, outcome, rows) = match attack {
-                Attack::RandomFlips | Attack::Flips => {
-                    let flips = if attack == Attack::Flips {
-                        ctx.out
-                            .info(format!("{label} flips: scoring every relabelled copy"))?;
-                        poison::attributed_flips(&clean, k)?
-                    } else {
-                        poison::random_flips(&clean, k, args.seed)?
-                    };
-                    let train = poison::apply_flips(&clean.splits.train, &flips);
-                    let outcome = poison::retrained(&clean, &train)?;
-                    let predicted = (attack == Attack::Flips)
-                        .then(|| base.val_loss + flips.iter().map(|f| f.predicted).sum::<f64>());
-                    let record = record(attack, b, &outcome, predicted, &flips, &[]);
-                    (record, outcome, None)
-                }
-                Attack::Noise | Attack::Features => {
-                    let (train, indices) = if attack == Attack::Features {
-                        let params = PgdParams {
-                            steps: args.steps,
-                            eps: args.eps,
-                        };
-                        let attack = poison::feature_attack(&clean, k, params, |s, val| {
-                            let _ = ctx.out.info(format!(
-                                "{label} features: outer step {}/{}, val loss {val:.4}",
-                                s + 1,
-                                params.steps
-                            ));
-                        })?;
-                        (attack.train, attack.indices)
-                    } else {
-                        poison::random_noise(&clean, k, args.eps, args.seed)?
-                    };
-                    let outcome = poison::retrained(&clean, &train)?;
-                    let record = record(attack, b, &outcome, None, &[], &indices);
-                    (record, outcome, Some(rows_of(&train, &indices)))
-                }
-            };
-            let stem = format!("{b}-{}", attack.name());
-            save(&out_dir, &stem, &record, rows.as_ref(), &clean.splits.train)?;
-            ctx.out.event(&Event::Poison {
-                run: args.run.display().to_string(),
-                budget: b,
-                attack: attack.name(),
-                examples: k,
-                predicted_val_loss: record.predicted_val_loss,
-                val_loss: outcome.val_loss,
-                test: outcome.test,
-                path: out_dir.join(format!("{stem}.json")).display().to_string(),
-            })?;
-            print_row(
-                ctx,
-                &label,
-                attack.name(),
-                k,
-                record.predicted_val_loss,
-                &outcome,
-            )?;
-        }
+        let it = item(&clean, args, ctx, (b, attack), &base)?;
+        let record = it.record(attack, b);
+        let rows: Option<Vec<f32>> = it
+            .rows
+            .as_ref()
+            .map(|r| r.iter().map(|&x| f32::from_bits(x)).collect());
+        let stem = format!("{b}-{}", attack.name());
+        save(&out_dir, &stem, &record, rows.as_ref(), &clean.splits.train)?;
+        ctx.out.event(&Event::Poison {
+            run: args.run.display().to_string(),
+            budget: b,
+            attack: attack.name(),
+            examples: k,
+            predicted_val_loss: record.predicted_val_loss,
+            val_loss: it.val_loss(),
+            test: it.test(),
+            path: out_dir.join(format!("{stem}.json")).display().to_string(),
+        })?;
+        print_row(
+            ctx,
+            &label,
+            attack.name(),
+            k,
+            record.predicted_val_loss,
+            it.val_loss(),
+            &it.test(),
+        )?;
     }
     Ok(())
-}
-
-fn record<'a>(
-    attack: Attack,
-    budget: f64,
-    outcome: &Outcome,
-    predicted: Option<f64>,
-    flips: &[Flip],
-    indices: &[usize],
-) -> Record<'a> {
-    Record {
-        attack: attack.name(),
-        budget,
-        examples: flips.len().max(indices.len()),
-        flips: flips
-            .iter()
-            .map(|f| [f.index, f.from as usize, f.to as usize])
-            .collect(),
-        indices: indices.to_vec(),
-        predicted_val_loss: predicted,
-        val_loss: outcome.val_loss,
-        test_loss: outcome.test.loss,
-        test_accuracy: outcome.test.accuracy,
-    }
 }
 
 fn print_row(
@@ -255,14 +402,14 @@ fn print_row(
     attack: &str,
     k: usize,
     predicted: Option<f64>,
-    o: &Outcome,
+    val_loss: f64,
+    test: &Evaluation,
 ) -> Result<()> {
     let pred = predicted.map_or_else(|| "".to_string(), |p| format!("{p:.4}"));
     ctx.out.result(format!(
-        "{budget:<7} {attack:<13} {k:>8} {pred:>10} {:>10.4} {:>10.4} {:>9}",
-        o.val_loss,
-        o.test.loss,
-        percent(o.test.accuracy)
+        "{budget:<7} {attack:<13} {k:>8} {pred:>10} {val_loss:>10.4} {:>10.4} {:>9}",
+        test.loss,
+        percent(test.accuracy)
     ))?;
     Ok(())
 }

@@ -26,6 +26,10 @@ const SHARDABLE: &[(&str, &str)] = &[
         "select",
         "one-shot retrainings j (table order) with j mod N = I",
     ),
+    (
+        "poison",
+        "(budget, attack) rows j (table order) with j mod N = I",
+    ),
 ];
 
 /// Quotes `s` for a POSIX shell.

@@ -821,3 +821,111 @@ fn tmc_shapley_shards_by_permutation_and_assembles_the_single_process_scores() {
     );
     assert!(npy(&single, "s") == npy(&partial, "s"), "scores differ");
 }
+
+/// Every file of `dir`, by name, with its bytes.
+fn files_of(dir: &Path) -> Vec<(std::ffi::OsString, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| (e.file_name(), std::fs::read(e.path()).unwrap()))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Trains the recipe with a validation split into `dir/r`.
+fn train_with_val(dir: &Path) {
+    let recipe = RECIPE.replace("[data]\n", "[data]\nval_fraction = 0.2\n");
+    std::fs::write(dir.join("v.toml"), recipe).unwrap();
+    attrib(
+        dir,
+        &["--quiet", "train", "--config", "v.toml", "--out", "r"],
+    );
+}
+
+#[test]
+fn poison_shards_store_the_attacks_the_table_then_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (single, sharded, partial) = (
+        tmp.path().join("single"),
+        tmp.path().join("sharded"),
+        tmp.path().join("partial"),
+    );
+    for d in [&single, &sharded, &partial] {
+        std::fs::create_dir(d).unwrap();
+        train_with_val(d);
+    }
+    // Two budgets x four attacks: items j = 0..8, shard I of 3 owns j = I, I + 3, I + 6.
+    let cmd = [
+        "poison",
+        "--run",
+        "r",
+        "--budget",
+        "0.01,0.02",
+        "--steps",
+        "1",
+        "--eps",
+        "0.5",
+    ];
+    let table = |dir: &Path| -> String {
+        let o = attrib_cmd(dir, &cmd).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        // The table's rows, without the progress lines of the attacks computed now.
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| !l.contains(':') && !l.contains("training,"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let want = table(&single);
+    assert_eq!(want.lines().count(), 10, "header, clean, 8 attacks: {want}");
+    let shard = |dir: &Path, i: &str| {
+        let mut args = vec!["--json"];
+        args.extend_from_slice(&cmd);
+        args.extend_from_slice(&["--shard", i]);
+        attrib(dir, &args)
+    };
+    for (i, done) in [("2/3", 2), ("1/3", 5), ("0/3", 8)] {
+        let out = shard(&sharded, i);
+        assert!(
+            out.contains(r#""type":"shard""#)
+                && out.contains(&format!(r#""done":{done},"total":8"#)),
+            "{i}: {out}"
+        );
+        assert!(
+            !out.contains(r#""type":"poison""#),
+            "a shard prints no row: {out}"
+        );
+        assert!(
+            !sharded.join("r/poison").exists(),
+            "a shard writes no files"
+        );
+    }
+    let store = sharded.join("r/store/poison");
+    assert_eq!(std::fs::read_dir(&store).unwrap().count(), 8);
+    let before = modified(&store);
+    assert_eq!(table(&sharded), want);
+    assert_eq!(modified(&store), before, "assembling attacked nothing");
+    let poisoned = files_of(&single.join("r/poison"));
+    assert_eq!(
+        poisoned.len(),
+        8 + 4,
+        "a JSON per row, an npy per input attack"
+    );
+    assert!(
+        poisoned == files_of(&sharded.join("r/poison")),
+        "the assembled files differ from the single process's"
+    );
+
+    // Without shard 1, the assembly attacks exactly its rows 1, 4, 7.
+    shard(&partial, "0/3");
+    shard(&partial, "2/3");
+    let store = partial.join("r/store/poison");
+    let before = modified(&store);
+    assert_eq!(before.len(), 5);
+    assert_eq!(table(&partial), want);
+    let after = modified(&store);
+    assert_eq!(after.len(), 8);
+    assert!(before.iter().all(|b| after.contains(b)));
+    assert!(poisoned == files_of(&partial.join("r/poison")));
+}
