@@ -595,6 +595,20 @@ pub struct NoisyLabelsArgs {
     /// Example: attrib noisy-labels --run runs/digits --seed 3
     #[arg(long, default_value_t = 0, value_name = "SEED")]
     pub seed: u64,
+
+    /// Rank only shard I of N of the groupings.
+    ///
+    /// Row j of the table (0: individual examples, then each --grouping in order) with j mod N =
+    /// I is made and ranked by self-influence and stored in RUN/store/noisy-labels-row/; the
+    /// command without a shard afterwards prints the table from the stored rows, computing only
+    /// the missing ones. Every shard needs the retraining with flipped labels: the first process
+    /// stores it in RUN/store/noisy-labels-retrain/ and the others read it (run one shard first
+    /// to train it once). Without the flag, a Slurm array task or a Kubernetes indexed job is one
+    /// shard.
+    ///
+    /// Example: attrib noisy-labels --run runs/d --grouping grad-kmeans:144,random:144 --shard 0/3
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<run::Shard>,
 }
 
 /// `attrib status`.
@@ -603,7 +617,8 @@ pub struct StatusArgs {
     /// The run directory.
     ///
     /// Lists each ground-truth folder (subsets present, missing subset indices) and each kind
-    /// of the artefact store (MAGIC blocks, EK-FAC factors, TRAK members, retrainings).
+    /// of the artefact store (MAGIC blocks, EK-FAC factors, TRAK members, retrainings,
+    /// TMC-Shapley permutations, poison and noisy-labels rows: what shards have stored).
     ///
     /// Example: attrib status --run runs/digits
     #[arg(long, short, value_name = "DIR")]

@@ -1,6 +1,7 @@
 //! `attrib group`, `attrib retrain-score`, `attrib noisy-labels`: group attribution (MATH.md E5,
 //! GGDA) on the command line. Groupings are made by `methods::groups`, the evaluations are
-//! `eval::groups`.
+//! `eval::groups`. `retrain-score` shards by retraining, `noisy-labels` by row (grouping) of its
+//! table; each keeps its parts in the run's store.
 
 use std::path::Path;
 
@@ -164,7 +165,78 @@ fn singletons(n: usize) -> Grouping {
     Grouping::new((0..n).collect(), n, "individual").expect("a partition")
 }
 
-/// Runs `attrib noisy-labels`.
+/// The store kind of one row of `attrib noisy-labels`: a grouping made on the noisy run and the
+/// self-influence of its columns.
+pub const NOISY_ROW_KIND: &str = "noisy-labels-row";
+
+/// Bumped when what a stored row holds would change for the same key.
+const NOISY_ROW_FORMAT: &str = "noisy-labels-row-1";
+
+/// One row of `attrib noisy-labels`: the grouping and its self-influence (bits, read back
+/// exactly), from which the row's detected fractions follow for any `--inspect`.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct NoisyRow {
+    how: String,
+    k: usize,
+    assignment: Vec<usize>,
+    influence: Vec<u64>,
+}
+
+/// The store key of row `spec` (`None`: individual examples): the clean run, the flips and the
+/// grouping's spec.
+fn noisy_row_key(clean: &Run, args: &NoisyLabelsArgs, spec: Option<&GroupingSpec>) -> run::Key {
+    run::Key::for_run(NOISY_ROW_KIND, clean)
+        .with("row_format", NOISY_ROW_FORMAT)
+        .with("flip", args.flip.to_bits().to_le_bytes())
+        .with("seed", args.seed.to_le_bytes())
+        .with(
+            "grouping",
+            spec.map_or("individual".to_string(), |s| format!("{s:?}")),
+        )
+}
+
+/// Row `spec` from the clean run's store, if a shard or an earlier run stored it.
+fn stored_row(
+    clean: &Run,
+    args: &NoisyLabelsArgs,
+    spec: Option<&GroupingSpec>,
+) -> Option<NoisyRow> {
+    let bytes = run::Store::of(clean).get(&noisy_row_key(clean, args, spec), "json")?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Row `spec` of the noisy run: stored, or made, ranked and stored now.
+fn noisy_row(
+    clean: &Run,
+    noisy: &Run,
+    args: &NoisyLabelsArgs,
+    spec: Option<&GroupingSpec>,
+) -> Result<(Grouping, Vec<f64>)> {
+    let row = match stored_row(clean, args, spec) {
+        Some(row) => row,
+        None => {
+            let g = match spec {
+                None => singletons(noisy.n_train()),
+                Some(s) => make(noisy, s)?,
+            };
+            let s = self_influence(noisy, &g, methods::support::chunks::DEFAULT_CHUNK)?;
+            let row = NoisyRow {
+                how: g.how.clone(),
+                k: g.k,
+                assignment: g.assignment.clone(),
+                influence: s.iter().map(|x| x.to_bits()).collect(),
+            };
+            let bytes = serde_json::to_vec(&row).expect("rows serialise");
+            run::Store::of(clean).put(&noisy_row_key(clean, args, spec), "json", &bytes)?;
+            row
+        }
+    };
+    let g = Grouping::new(row.assignment, row.k, row.how)?;
+    Ok((g, row.influence.into_iter().map(f64::from_bits).collect()))
+}
+
+/// Runs `attrib noisy-labels`. Row `j` of the table (0: individual examples, then each
+/// `--grouping`) is item `j` of the shards; the retraining with flipped labels is stored once.
 ///
 /// # Errors
 /// A run without class labels, bad `KIND:K` specs, fractions outside (0, 1), training errors.
@@ -183,15 +255,42 @@ pub fn noisy_labels(args: &NoisyLabelsArgs, ctx: &Ctx) -> Result<()> {
             Ok(GroupingSpec::new(kind(k)?, n, args.seed))
         })
         .collect::<Result<_>>()?;
+    let shard = match args.shard {
+        Some(s) => Some(s),
+        None => run::Shard::from_env()?,
+    };
     ctx.out.info(format!(
         "flipping {:.0}% of {} labels and retraining",
         100.0 * args.flip,
         clean.n_train()
     ))?;
     let (run, flipped) = with_flipped_labels(&clean, args.flip, args.seed)?;
-    let mut groupings = vec![singletons(run.n_train())];
-    for s in &specs {
-        groupings.push(make(&run, s)?);
+    let rows: Vec<Option<&GroupingSpec>> = std::iter::once(None)
+        .chain(specs.iter().map(Some))
+        .collect();
+    if let Some(shard) = shard {
+        for (j, &spec) in rows.iter().enumerate() {
+            if shard.owns(j) {
+                noisy_row(&clean, &run, args, spec)?;
+            }
+        }
+        let done = rows
+            .iter()
+            .filter(|&&spec| stored_row(&clean, args, spec).is_some())
+            .count();
+        ctx.out.event(&Event::Shard {
+            method: "noisy-labels",
+            shard: shard.to_string(),
+            done,
+            total: rows.len(),
+        })?;
+        ctx.out.info(format!(
+            "noisy-labels shard {shard}: {done} of {} rows stored in {}; run the command \
+             without a shard for the table",
+            rows.len(),
+            args.run.join("store").join(NOISY_ROW_KIND).display()
+        ))?;
+        return Ok(());
     }
     let head: Vec<String> = args
         .inspect
@@ -200,11 +299,11 @@ pub fn noisy_labels(args: &NoisyLabelsArgs, ctx: &Ctx) -> Result<()> {
         .collect();
     ctx.out
         .result(format!("{:<34} {}", "found in the top", head.join(" ")))?;
-    for g in &groupings {
-        let s = self_influence(&run, g, methods::support::chunks::DEFAULT_CHUNK)?;
+    for &spec in &rows {
+        let (g, s) = noisy_row(&clean, &run, args, spec)?;
         let mut cells = Vec::new();
         for &f in &args.inspect {
-            let found = detected_fraction(g, &s, &flipped, f);
+            let found = detected_fraction(&g, &s, &flipped, f);
             ctx.out.event(&Event::NoisyLabels {
                 grouping: &g.how,
                 flipped: flipped.len(),

@@ -30,6 +30,10 @@ const SHARDABLE: &[(&str, &str)] = &[
         "poison",
         "(budget, attack) rows j (table order) with j mod N = I",
     ),
+    (
+        "noisy-labels",
+        "rows j (individual examples, then each grouping) with j mod N = I",
+    ),
 ];
 
 /// Quotes `s` for a POSIX shell.

@@ -929,3 +929,83 @@ fn poison_shards_store_the_attacks_the_table_then_reads() {
     assert!(before.iter().all(|b| after.contains(b)));
     assert!(poisoned == files_of(&partial.join("r/poison")));
 }
+
+#[test]
+fn noisy_labels_shards_store_the_rows_the_table_then_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (single, sharded, partial) = (
+        tmp.path().join("single"),
+        tmp.path().join("sharded"),
+        tmp.path().join("partial"),
+    );
+    for d in [&single, &sharded, &partial] {
+        std::fs::create_dir(d).unwrap();
+        train(d);
+    }
+    // Rows: individual examples, then the two groupings; shard I of 3 owns row I.
+    let cmd = [
+        "noisy-labels",
+        "--run",
+        "r",
+        "--flip",
+        "0.1",
+        "--grouping",
+        "grad-kmeans:20,random:20",
+    ];
+    let table = |dir: &Path| -> String {
+        let o = attrib_cmd(dir, &cmd).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| l.ends_with('%'))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let want = table(&single);
+    assert_eq!(want.lines().count(), 4, "{want}");
+    let shard = |dir: &Path, i: &str| {
+        let mut args = vec!["--json"];
+        args.extend_from_slice(&cmd);
+        args.extend_from_slice(&["--shard", i]);
+        attrib(dir, &args)
+    };
+    for (i, done) in [("2/3", 1), ("1/3", 2), ("0/3", 3)] {
+        let out = shard(&sharded, i);
+        assert!(
+            out.contains(r#""type":"shard""#)
+                && out.contains(&format!(r#""done":{done},"total":3"#)),
+            "{i}: {out}"
+        );
+        assert!(
+            !out.contains(r#""type":"noisy_labels""#),
+            "a shard prints no row: {out}"
+        );
+    }
+    // The retraining with flipped labels was trained once and read by the later shards.
+    let retrained = sharded.join("r/store/noisy-labels-retrain");
+    assert_eq!(std::fs::read_dir(&retrained).unwrap().count(), 1);
+    assert!(
+        files_of(&retrained) == files_of(&single.join("r/store/noisy-labels-retrain")),
+        "the shards' retraining differs from the single process's"
+    );
+    let store = sharded.join("r/store/noisy-labels-row");
+    assert_eq!(std::fs::read_dir(&store).unwrap().count(), 3);
+    let before = (modified(&store), modified(&retrained));
+    assert_eq!(table(&sharded), want);
+    assert_eq!(
+        (modified(&store), modified(&retrained)),
+        before,
+        "assembling computed nothing"
+    );
+
+    // Without shard 1, the assembly ranks exactly its row (grad-kmeans).
+    shard(&partial, "0/3");
+    shard(&partial, "2/3");
+    let store = partial.join("r/store/noisy-labels-row");
+    let before = modified(&store);
+    assert_eq!(before.len(), 2);
+    assert_eq!(table(&partial), want);
+    let after = modified(&store);
+    assert_eq!(after.len(), 3);
+    assert!(before.iter().all(|b| after.contains(b)));
+}

@@ -20,7 +20,7 @@ use methods::support::chunks::group_loss_grads;
 use methods::Grouping;
 use nn::{Model, Output};
 use run::retrain::MaskSource;
-use run::{Run, SubsetSpec};
+use run::{Key, Run, Store, SubsetSpec};
 
 use crate::error::{EvalError, Result};
 
@@ -149,12 +149,18 @@ fn check_fraction(what: &str, fraction: f64) -> Result<()> {
     Ok(())
 }
 
+/// The store kind of the retraining with flipped labels ([`with_flipped_labels`]).
+pub const FLIPPED_KIND: &str = "noisy-labels-retrain";
+
 /// A copy of `run` whose training labels are flipped for `round(fraction n)` examples drawn by
 /// `seed` (each to a uniformly drawn *other* class), retrained from scratch with the run's
-/// recipe; returns it and the flipped examples in index order.
+/// recipe; returns it and the flipped examples in index order. The retrained parameters are kept
+/// in `run`'s store (`RUN/store/noisy-labels-retrain/`, keyed by the run, `fraction` and `seed`),
+/// so a second call (a shard of `attrib noisy-labels`, a rerun) reads them instead of training.
 ///
 /// # Errors
-/// A task without class labels or with one class, a fraction outside `(0, 1)`, training errors.
+/// A task without class labels or with one class, a fraction outside `(0, 1)`, training errors,
+/// a store that cannot be written.
 pub fn with_flipped_labels(run: &Run, fraction: f64, seed: u64) -> Result<(Run, Vec<usize>)> {
     check_fraction("noisy labels", fraction)?;
     let mut splits = run.splits.clone();
@@ -185,7 +191,27 @@ pub fn with_flipped_labels(run: &Run, fraction: f64, seed: u64) -> Result<(Run, 
     let mut noisy = Run::from_parts(run.config.clone(), splits, model, run.params.clone())?;
     noisy.init = run.init.clone();
     noisy.weights = run.weights.clone();
-    let params = noisy.retrain(&noisy.base_weights())?;
+    let key = Key::for_run(FLIPPED_KIND, run)
+        .with("fraction", fraction.to_bits().to_le_bytes())
+        .with("seed", seed.to_le_bytes());
+    let store = Store::of(run);
+    let stored = store
+        .get(&key, "f64")
+        .filter(|b| b.len() == 8 * noisy.model.layout().total())
+        .map(|b| {
+            b.chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .collect::<Vec<f64>>()
+        });
+    let params = match stored {
+        Some(p) => p,
+        None => {
+            let p = noisy.retrain(&noisy.base_weights())?;
+            let bytes: Vec<u8> = p.iter().flat_map(|x| x.to_le_bytes()).collect();
+            store.put(&key, "f64", &bytes)?;
+            p
+        }
+    };
     let mut trained = Run::from_parts(noisy.config, noisy.splits, noisy.model, params)?;
     trained.init = noisy.init;
     trained.weights = noisy.weights;

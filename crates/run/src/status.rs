@@ -4,7 +4,8 @@
 //! - **Ground truth** (`RUN/groundtruth/*/`): per folder its manifest, the entries present and,
 //!   for random subsets (whose count the manifest states), the missing subset indices.
 //! - **The store** (`RUN/store/{kind}/`): entries and bytes per kind (MAGIC blocks, EK-FAC
-//!   factors, TRAK members, retrainings at given weights).
+//!   factors, TRAK members, retrainings at given weights, TMC-Shapley permutations, poison and
+//!   noisy-labels rows).
 //!
 //! Only file names and manifests are read; nothing is checked against the run (the commands that
 //! use an entry do that).
