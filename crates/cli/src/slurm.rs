@@ -36,6 +36,19 @@ const SHARDABLE: &[(&str, &str)] = &[
     ),
 ];
 
+/// Long commands that do not shard, and why: `attrib slurm` names the reason instead of only
+/// listing the shardable commands.
+const NOT_SHARDABLE: &[(&str, &str)] = &[
+    (
+        "unlearn",
+        "its only long part is one retraining (--verify), which is already cached in          RUN/store/retrain/ and cannot be split; run `attrib unlearn` directly (in one batch job          if it is long)",
+    ),
+    (
+        "train",
+        "one training run is one sequential trajectory; train directly (in one batch job if it          is long), then shard the commands that use the run",
+    ),
+];
+
 /// Quotes `s` for a POSIX shell.
 fn quote(s: &str) -> String {
     if !s.is_empty()
@@ -87,6 +100,9 @@ pub fn run(args: &SlurmArgs, ctx: &Ctx) -> Result<()> {
     let Some(command) = args.command.first() else {
         bail!("give the attrib command after `--`, e.g. `attrib slurm --run R -- groundtruth --run R --drop 0.01 --subsets 100`");
     };
+    if let Some((_, why)) = NOT_SHARDABLE.iter().find(|(c, _)| c == command) {
+        bail!("`{command}` does not run in shards: {why}");
+    }
     let Some((_, what)) = SHARDABLE.iter().find(|(c, _)| c == command) else {
         bail!(
             "`{command}` does not run in shards; shardable commands: {}",
@@ -206,6 +222,31 @@ mod tests {
         match crate::args::Cli::try_parse_from(argv).unwrap().command {
             crate::args::Command::Slurm(a) => a,
             _ => panic!("slurm"),
+        }
+    }
+
+    #[test]
+    fn unlearn_is_refused_with_the_reason_and_the_new_commands_are_accepted() {
+        let parse = |command: &str| match crate::args::Cli::try_parse_from([
+            "attrib", "slurm", "--run", "r", "--", command, "--run", "r",
+        ])
+        .unwrap()
+        .command
+        {
+            crate::args::Command::Slurm(a) => a,
+            _ => panic!("slurm"),
+        };
+        let ctx = crate::quiet_ctx();
+        let e = run(&parse("unlearn"), &ctx).unwrap_err().to_string();
+        assert!(
+            e.contains("unlearn") && e.contains("one retraining") && e.contains("cached"),
+            "{e}"
+        );
+        for command in ["poison", "noisy-labels"] {
+            assert!(SHARDABLE.iter().any(|(c, _)| *c == command), "{command}");
+            // Accepted: it fails only later, on the missing run directory.
+            let e = run(&parse(command), &ctx).unwrap_err().to_string();
+            assert!(e.contains("not a run directory"), "{command}: {e}");
         }
     }
 
