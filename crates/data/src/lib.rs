@@ -40,7 +40,9 @@ pub use crate::error::DataError;
 pub use crate::idx::{read_idx_images, read_idx_labels, read_mnist, FASHION_MNIST_CLASSES};
 pub use crate::io_util::write_atomic;
 pub use crate::label_noise::{flip_labels, LabelNoise};
-pub use crate::npy::{read_npy_dataset, read_npy_f32, read_npy_f64, write_npy_f32};
+pub use crate::npy::{
+    read_npy_dataset, read_npy_f32, read_npy_f64, write_npy_f32, NpyRowReader, NpyRowWriter,
+};
 pub use crate::preprocess::{normalize, scale, Standardizer};
 pub use crate::provenance::{provenance_path, Provenance, SourceRow, SplitRows, PROVENANCE_DIR};
 pub use crate::split::{
