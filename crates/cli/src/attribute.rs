@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use methods::{Grouping, Options, Scores};
+use methods::{Grouping, Options, ScoreFile};
 use run::{parse_output, Run, Split, Targets};
 
 use crate::args::{AttributeArgs, MergeArgs};
@@ -61,18 +61,39 @@ pub fn run(args: &AttributeArgs, ctx: &Ctx) -> Result<()> {
     ))?;
     let groups = args.groups.as_deref().map(Grouping::load).transpose()?;
     check_disk(args, &run, method.as_ref(), &targets, groups.as_ref(), ctx)?;
-    let scored = match &groups {
-        None => {
-            methods::attribute_in_blocks(&run, method.as_ref(), used, &targets, args.target_block)
+    if let Some(g) = &groups {
+        ctx.out
+            .info(format!("scoring {} groups ({})", g.k, g.how))?;
+    }
+    let name = args.name.clone().unwrap_or_else(|| {
+        let mut name = match &args.targets {
+            None => args.method.clone(),
+            Some(_) => format!(
+                "{}@{}-{}",
+                args.method,
+                targets.indices[0],
+                targets.indices[targets.indices.len() - 1] + 1
+            ),
+        };
+        if let Some(g) = &groups {
+            name.push_str(&format!("@groups-{}", g.hash()));
         }
-        Some(g) => {
-            ctx.out
-                .info(format!("scoring {} groups ({})", g.k, g.how))?;
-            methods::attribute_groups(&run, method.as_ref(), used, &targets, g)
-        }
-    };
+        name
+    });
+    // The rows go to the file as each block of targets is scored (`methods::scores`, "Bounded
+    // memory").
+    let scored = methods::attribute_to_file(
+        &run,
+        method.as_ref(),
+        used,
+        &targets,
+        groups.as_ref(),
+        args.target_block,
+        &args.run.join(run::files::SCORES),
+        &name,
+    );
     drop(bars);
-    let scores = match scored {
+    let (path, meta) = match scored {
         // A shard that stored its part has done its job: say so, write no score file.
         Err(e @ methods::MethodError::Incomplete { .. }) => {
             if let methods::MethodError::Incomplete {
@@ -91,34 +112,18 @@ pub fn run(args: &AttributeArgs, ctx: &Ctx) -> Result<()> {
         }
         other => other?,
     };
-    let name = args.name.clone().unwrap_or_else(|| {
-        let mut name = match &args.targets {
-            None => args.method.clone(),
-            Some(_) => format!(
-                "{}@{}-{}",
-                args.method,
-                targets.indices[0],
-                targets.indices[targets.indices.len() - 1] + 1
-            ),
-        };
-        if let Some(g) = &groups {
-            name.push_str(&format!("@groups-{}", g.hash()));
-        }
-        name
-    });
-    let path = scores.save(&args.run.join(run::files::SCORES), &name)?;
     ctx.out.event(&Event::Scores {
         run: args.run.display().to_string(),
         method: &args.method,
         path: path.display().to_string(),
         targets: targets.indices.len(),
-        seconds: scores.meta.seconds,
+        seconds: meta.seconds,
     })?;
     ctx.out.result(format!(
         "{:<14} {:>4} targets  {:>8.2} s  -> {}",
         args.method,
         targets.indices.len(),
-        scores.meta.seconds,
+        meta.seconds,
         path.display()
     ))?;
     Ok(())
@@ -182,26 +187,22 @@ fn check_disk(
 /// # Errors
 /// Unreadable parts, or parts that do not belong together.
 pub fn merge(args: &MergeArgs, ctx: &Ctx) -> Result<()> {
+    // Each part is opened (sidecar checked), then copied block by block: no part is held whole.
     let parts = args
         .parts
         .iter()
-        .map(|p| {
-            Scores::load(p)
-                .map(|s| (p.clone(), s))
-                .with_context(|| format!("cannot read {}", p.display()))
-        })
+        .map(|p| ScoreFile::open(p).with_context(|| format!("cannot read {}", p.display())))
         .collect::<Result<Vec<_>>>()?;
-    let merged = Scores::merge(parts)?;
     let dir = args.out.parent().map(PathBuf::from).unwrap_or_default();
     let stem = args
         .out
         .file_stem()
         .and_then(|s| s.to_str())
         .context("--out needs a file name like scores/if-cg.npy")?;
-    let path = merged.save(&dir, stem)?;
+    let (path, meta) = ScoreFile::merge_into(&parts, &dir, stem)?;
     ctx.out.result(format!(
         "merged {} targets -> {}",
-        merged.rows(),
+        meta.targets.len(),
         path.display()
     ))?;
     Ok(())

@@ -40,7 +40,10 @@ pub(crate) mod testutil;
 
 pub use error::{MethodError, Result};
 pub use groups::Grouping;
-pub use method::{attribute, attribute_groups, attribute_in_blocks, Method, Registration};
+pub use method::{
+    attribute, attribute_groups, attribute_in_blocks, attribute_to_file, Method, Registration,
+    RowSink,
+};
 pub use options::Options;
 pub use registry::{build, REGISTRY};
-pub use scores::{ScoreMeta, Scores};
+pub use scores::{ScoreFile, ScoreMeta, ScoreWriter, Scores};

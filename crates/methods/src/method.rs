@@ -10,7 +10,7 @@ use std::time::Instant;
 use crate::error::{MethodError, Result};
 use crate::groups::Grouping;
 use crate::options::Options;
-use crate::scores::{ScoreMeta, Scores, SIGN};
+use crate::scores::{ScoreMeta, ScoreWriter, Scores, SIGN};
 use crate::target_blocks::TARGET_BLOCK;
 use run::{output_name, Run, Targets};
 
@@ -51,6 +51,24 @@ pub trait Method: Send + Sync {
         Ok((self.attribute(run, targets)?, None))
     }
 
+    /// [`Method::attribute_timed`] with the rows handed to `sink` in target order, a block of
+    /// targets at a time, instead of returned: a method that scores its targets block by block
+    /// (MAGIC's reverse sweeps) need not hold every row (module `scores`, "Bounded memory"). The
+    /// default hands all rows over at once.
+    ///
+    /// # Errors
+    /// As [`Method::attribute`]; the sink's errors.
+    fn attribute_streamed(
+        &self,
+        run: &Run,
+        targets: &Targets,
+        sink: &mut RowSink<'_>,
+    ) -> Result<Option<f64>> {
+        let (rows, seconds) = self.attribute_timed(run, targets)?;
+        sink(&rows)?;
+        Ok(seconds)
+    }
+
     /// Group scores `tau[target][G] = d f_target / d w_G` for every group of `groups` (MATH.md
     /// E5: `w_G` scales all of `G`'s members). The default sums the per-example scores, which is
     /// exact for every method linear in the data weights; methods that can work with group
@@ -68,6 +86,9 @@ pub trait Method: Send + Sync {
         Ok(groups.sum_columns(&self.attribute(run, targets)?))
     }
 }
+
+/// Receives the rows of a score matrix a block of targets at a time, in target order.
+pub type RowSink<'a> = dyn FnMut(&[Vec<f64>]) -> Result<()> + 'a;
 
 /// A registered method: its name, a one-line summary, and how to build it from options.
 pub struct Registration {
@@ -105,13 +126,61 @@ pub fn attribute_in_blocks(
     targets: &Targets,
     block: usize,
 ) -> Result<Scores> {
+    check_block(method, block)?;
+    scored(run, method, options, targets, None, block)
+}
+
+fn check_block(method: &dyn Method, block: usize) -> Result<()> {
     if block == 0 {
         return Err(MethodError::Unsupported {
             method: method.name().into(),
             reason: "a block of 0 targets scores nothing; give --target-block 1 or more".into(),
         });
     }
-    scored(run, method, options, targets, None, block)
+    Ok(())
+}
+
+/// [`attribute_in_blocks`], or [`attribute_groups`] with `groups`, writing the score file
+/// `dir/stem.npy` + `stem.json` as the rows arrive ([`ScoreWriter`]): a method that scores in
+/// blocks of targets (every per-target method, and MAGIC) holds one block of rows at a time, not
+/// the whole matrix. The bytes are those of [`Scores::save`] on the matrix [`attribute_in_blocks`]
+/// returns. Returns the path and the sidecar; a shard ([`MethodError::Incomplete`]) writes no
+/// file.
+///
+/// # Errors
+/// As [`attribute_in_blocks`] and [`attribute_groups`]; I/O errors naming the file.
+#[allow(clippy::too_many_arguments)] // the computation's inputs, then where its file goes
+pub fn attribute_to_file(
+    run: &Run,
+    method: &dyn Method,
+    options: BTreeMap<String, String>,
+    targets: &Targets,
+    groups: Option<&Grouping>,
+    block: usize,
+    dir: &std::path::Path,
+    stem: &str,
+) -> Result<(std::path::PathBuf, ScoreMeta)> {
+    check_block(method, block)?;
+    if let Some(g) = groups {
+        g.check_n(run.n_train())?;
+    }
+    let per_example = method.values_per_example(run);
+    let shape = describe(run, method, options.clone(), targets, groups, 0.0).shape(per_example);
+    // Created at the first block, so that a shard, which hands over no rows, leaves no file.
+    let mut writer: Option<ScoreWriter> = None;
+    let meta = scored_into(run, method, options, targets, groups, block, &mut |rows| {
+        if writer.is_none() {
+            writer = Some(ScoreWriter::create(dir, stem, &shape)?);
+        }
+        writer.as_mut().expect("created above").write_rows(rows)
+    })?;
+    let writer = match writer {
+        Some(w) => w,
+        // No targets: an empty matrix.
+        None => ScoreWriter::create(dir, stem, &shape)?,
+    };
+    let path = writer.finish(&meta)?;
+    Ok((path, meta))
 }
 
 /// [`attribute`] for the groups of a grouping ([`Method::attribute_groups`]): one column per
@@ -143,6 +212,54 @@ fn scored(
     groups: Option<&Grouping>,
     block: usize,
 ) -> Result<Scores> {
+    let mut values = Vec::new();
+    let meta = scored_into(run, method, options, targets, groups, block, &mut |rows| {
+        values.extend(rows.iter().flatten());
+        Ok(())
+    })?;
+    Ok(Scores { values, meta })
+}
+
+/// The sidecar of `method`'s scores of `targets` (columns: the training set, or the groups of
+/// `groups`), `seconds` to compute.
+fn describe(
+    run: &Run,
+    method: &dyn Method,
+    options: BTreeMap<String, String>,
+    targets: &Targets,
+    groups: Option<&Grouping>,
+    seconds: f64,
+) -> ScoreMeta {
+    ScoreMeta {
+        method: method.name().into(),
+        options,
+        run_hash: run.hash.clone(),
+        output: output_name(targets.output).into(),
+        split: targets.split.name().into(),
+        targets: targets.indices.clone(),
+        n_train: groups.map_or(run.n_train(), |g| g.k),
+        groups: groups.map(Grouping::hash),
+        seconds,
+        attrib_version: env!("CARGO_PKG_VERSION").into(),
+        sign: SIGN.into(),
+        rows: match groups {
+            None => crate::scores::ScoreRows::of_run(run, targets.split.name()),
+            Some(_) => None,
+        },
+    }
+}
+
+/// Scores `targets`, handing the rows to `sink` in target order a block at a time, and returns
+/// their sidecar.
+fn scored_into(
+    run: &Run,
+    method: &dyn Method,
+    options: BTreeMap<String, String>,
+    targets: &Targets,
+    groups: Option<&Grouping>,
+    block: usize,
+    sink: &mut RowSink<'_>,
+) -> Result<ScoreMeta> {
     run.check_targets(targets)?;
     let per_example = method.values_per_example(run);
     if groups.is_some() && per_example != 1 {
@@ -183,40 +300,38 @@ fn scored(
         }
     }
     let start = Instant::now();
-    let (rows, compute_seconds) = match groups {
-        None if in_blocks => {
-            let (rows, seconds) =
-                crate::target_blocks::scores_in_blocks(run, method, &options, targets, block)?;
-            (rows, Some(seconds))
-        }
-        None => method.attribute_timed(run, targets)?,
-        Some(g) => (method.attribute_groups(run, targets, g)?, None),
-    };
-    let seconds = compute_seconds.unwrap_or_else(|| start.elapsed().as_secs_f64());
     let n = groups.map_or(run.n_train(), |g| g.k);
+    let mut handed = 0;
+    let mut checked = |rows: &[Vec<f64>]| {
+        assert!(
+            rows.iter().all(|r| r.len() == n * per_example),
+            "{} returned a score row of the wrong length",
+            method.name()
+        );
+        handed += rows.len();
+        sink(rows)
+    };
+    let compute_seconds = match groups {
+        None if in_blocks => Some(crate::target_blocks::scores_in_blocks_into(
+            run,
+            method,
+            &options,
+            targets,
+            block,
+            &mut checked,
+        )?),
+        None => method.attribute_streamed(run, targets, &mut checked)?,
+        Some(g) => {
+            checked(&method.attribute_groups(run, targets, g)?)?;
+            None
+        }
+    };
     assert!(
-        rows.len() == targets.indices.len() && rows.iter().all(|r| r.len() == n * per_example),
-        "{} returned a score matrix of the wrong shape",
-        method.name()
+        handed == targets.indices.len(),
+        "{} returned {handed} score rows for {} targets",
+        method.name(),
+        targets.indices.len()
     );
-    Ok(Scores {
-        values: rows.into_iter().flatten().collect(),
-        meta: ScoreMeta {
-            method: method.name().into(),
-            options,
-            run_hash: run.hash.clone(),
-            output: output_name(targets.output).into(),
-            split: targets.split.name().into(),
-            targets: targets.indices.clone(),
-            n_train: n,
-            groups: groups.map(Grouping::hash),
-            seconds,
-            attrib_version: env!("CARGO_PKG_VERSION").into(),
-            sign: SIGN.into(),
-            rows: match groups {
-                None => crate::scores::ScoreRows::of_run(run, targets.split.name()),
-                Some(_) => None,
-            },
-        },
-    })
+    let seconds = compute_seconds.unwrap_or_else(|| start.elapsed().as_secs_f64());
+    Ok(describe(run, method, options, targets, groups, seconds))
 }

@@ -33,7 +33,7 @@ use run::{Key, Run, Targets};
 use crate::estimators::magic::resume::BlockStore;
 
 use crate::error::{MethodError, Result};
-use crate::method::Method;
+use crate::method::{Method, RowSink};
 
 /// The store kind of a finished block of targets.
 pub const BLOCK_KIND: &str = "target-block";
@@ -67,11 +67,10 @@ fn block_store(
 /// seconds the blocks took (their recorded times for stored blocks).
 ///
 /// # Errors
-/// [`MethodError::Incomplete`] for a shard, always (after scoring its missing blocks); the
-/// method's own errors; a store that cannot be written.
+/// As [`scores_in_blocks_into`].
 ///
 /// # Panics
-/// `block` is 0 (the caller validates it), or the method returns rows of the wrong shape.
+/// As [`scores_in_blocks_into`].
 pub fn scores_in_blocks(
     run: &Run,
     method: &dyn Method,
@@ -79,25 +78,43 @@ pub fn scores_in_blocks(
     targets: &Targets,
     block: usize,
 ) -> Result<(Vec<Vec<f64>>, f64)> {
+    let mut rows = Vec::with_capacity(targets.indices.len());
+    let seconds = scores_in_blocks_into(run, method, options, targets, block, &mut |b| {
+        rows.extend_from_slice(b);
+        Ok(())
+    })?;
+    Ok((rows, seconds))
+}
+
+/// [`scores_in_blocks`] handing each block's rows to `sink` in target order as soon as the block
+/// is scored or loaded, holding no other block: returns the seconds the blocks took.
+///
+/// # Errors
+/// [`MethodError::Incomplete`] for a shard, always (after scoring its missing blocks; the sink is
+/// never called); the method's own errors; a store that cannot be written; the sink's errors.
+///
+/// # Panics
+/// `block` is 0 (the caller validates it), or the method returns rows of the wrong shape.
+pub fn scores_in_blocks_into(
+    run: &Run,
+    method: &dyn Method,
+    options: &BTreeMap<String, String>,
+    targets: &Targets,
+    block: usize,
+    sink: &mut RowSink<'_>,
+) -> Result<f64> {
     assert!(block > 0, "a block of targets holds at least one target");
     let blocks: Vec<&[usize]> = targets.indices.chunks(block).collect();
     // A lone block of a whole computation has nothing to resume or assemble: not stored.
     let keep = blocks.len() > 1 || run.shard.is_some();
     let store = block_store(run, method, options, targets);
     let mine = |b: usize| run.shard.is_none_or(|s| s.owns(b));
-    let mut rows: Vec<Option<Vec<Vec<f64>>>> = blocks
+    // Which blocks are finished, checked one at a time so that no two are held at once.
+    let mut stored: Vec<bool> = blocks
         .iter()
-        .map(|b| keep.then(|| store.load(b)).flatten())
+        .map(|b| keep && store.load(b).is_some())
         .collect();
-    let mut seconds = 0.0;
-    for (b, &chunk) in blocks.iter().enumerate() {
-        if rows[b].is_some() {
-            seconds += store.seconds(chunk).unwrap_or(0.0);
-            continue;
-        }
-        if !mine(b) {
-            continue;
-        }
+    let score = |chunk: &[usize]| -> Result<(Vec<Vec<f64>>, f64)> {
         let start = Instant::now();
         let part = Targets {
             indices: chunk.to_vec(),
@@ -113,20 +130,37 @@ pub fn scores_in_blocks(
         if keep {
             store.save(chunk, &scored, took)?;
         }
+        Ok((scored, took))
+    };
+    let incomplete = |done: usize| MethodError::Incomplete {
+        method: method.name().into(),
+        shard: run.shard.map(|s| s.to_string()).unwrap_or_default(),
+        done,
+        total: blocks.len(),
+        unit: format!("blocks of {block} targets"),
+    };
+    if run.shard.is_some() {
+        // A shard scores its missing blocks and never assembles.
+        for (b, &chunk) in blocks.iter().enumerate() {
+            if !stored[b] && mine(b) {
+                score(chunk)?;
+                stored[b] = true;
+            }
+        }
+        return Err(incomplete(stored.iter().filter(|&&s| s).count()));
+    }
+    let mut seconds = 0.0;
+    for (b, &chunk) in blocks.iter().enumerate() {
+        let loaded = if stored[b] { store.load(chunk) } else { None };
+        let (rows, took) = match loaded {
+            Some(rows) => (rows, store.seconds(chunk).unwrap_or(0.0)),
+            // Not finished, or removed since it was found: scored now.
+            None => score(chunk)?,
+        };
         seconds += took;
-        rows[b] = Some(scored);
+        sink(&rows)?;
     }
-    let done = rows.iter().filter(|r| r.is_some()).count();
-    if done < blocks.len() || run.shard.is_some() {
-        return Err(MethodError::Incomplete {
-            method: method.name().into(),
-            shard: run.shard.map(|s| s.to_string()).unwrap_or_default(),
-            done,
-            total: blocks.len(),
-            unit: format!("blocks of {block} targets"),
-        });
-    }
-    Ok((rows.into_iter().flatten().flatten().collect(), seconds))
+    Ok(seconds)
 }
 
 #[cfg(test)]

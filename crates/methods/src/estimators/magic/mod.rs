@@ -116,7 +116,7 @@ use rayon::prelude::*;
 use self::replay::{Buffers, ByteSize, Replay, Trajectory};
 use self::resume::BlockStore;
 use crate::error::{MethodError, Result};
-use crate::method::{Method, Registration};
+use crate::method::{Method, Registration, RowSink};
 use crate::options::{at_least_one, Auto, Options};
 use run::{Run, Targets};
 
@@ -405,6 +405,21 @@ impl Method for Magic {
         Ok((rows, None))
     }
 
+    fn attribute_streamed(
+        &self,
+        run: &Run,
+        targets: &Targets,
+        sink: &mut RowSink<'_>,
+    ) -> Result<Option<f64>> {
+        if self.wrt == Wrt::Weights {
+            let report = magic_scores_into(run, targets, &self.config, sink)?;
+            return Ok(report.compute_seconds);
+        }
+        let (rows, seconds) = self.attribute_timed(run, targets)?;
+        sink(&rows)?;
+        Ok(seconds)
+    }
+
     fn values_per_example(&self, run: &Run) -> usize {
         match (self.wrt, self.norm) {
             (Wrt::Inputs, false) => run.model.example_shape().iter().product(),
@@ -421,29 +436,54 @@ impl Method for Magic {
 /// # Errors
 /// See the module docs, "Errors".
 pub fn magic_scores(run: &Run, targets: &Targets, config: &MagicConfig) -> Result<MagicOutput> {
+    let mut scores = Vec::with_capacity(targets.indices.len());
+    let report = magic_scores_into(run, targets, config, &mut |rows| {
+        scores.extend_from_slice(rows);
+        Ok(())
+    })?;
+    Ok(MagicOutput { scores, report })
+}
+
+/// [`magic_scores`] handing each block's rows to `sink` in target order as soon as the block is
+/// swept (or loaded from the store), holding no other block's rows; returns the report.
+///
+/// # Errors
+/// As [`magic_scores`]; the sink's errors.
+pub fn magic_scores_into(
+    run: &Run,
+    targets: &Targets,
+    config: &MagicConfig,
+    sink: &mut RowSink<'_>,
+) -> Result<MagicReport> {
     run.check_targets(targets)?;
     match run.config.train.precision {
-        Precision::F32 => sweep::<f32>(run, targets, config),
-        Precision::F64 => sweep::<f64>(run, targets, config),
+        Precision::F32 => sweep::<f32>(run, targets, config, sink),
+        Precision::F64 => sweep::<f64>(run, targets, config, sink),
     }
 }
 
 // Over 100 lines because it is the reverse sweep of the module doc, steps 1-3, written in the
 // order the doc gives them, around one loop over blocks and one over steps: the replay plan and
 // the dual passes are already functions of their own.
-fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result<MagicOutput> {
+fn sweep<F: Float>(
+    run: &Run,
+    targets: &Targets,
+    config: &MagicConfig,
+    sink: &mut RowSink<'_>,
+) -> Result<MagicReport> {
     let start = Instant::now();
     let setup = Setup::<F>::new(run, config)?;
     // Blocks that an earlier computation finished are loaded, not swept; when all are, the
-    // trajectory is not even replayed.
+    // trajectory is not even replayed. They are checked one at a time, so that no two blocks'
+    // rows are held at once.
     let store = BlockStore::new(run, targets, &setup.strategy);
     let blocks: Vec<&[usize]> = targets.indices.chunks(config.block.max(1)).collect();
-    let mut finished: Vec<Option<Vec<Vec<f64>>>> = blocks.iter().map(|b| store.load(b)).collect();
-    let resumed = finished.iter().filter(|f| f.is_some()).count();
+    let finished: Vec<bool> = blocks.iter().map(|b| store.load(b).is_some()).collect();
+    let resumed = finished.iter().filter(|&&f| f).count();
     // A shard sweeps only its blocks (block b belongs to shard b mod N).
     let mine = |b: usize| run.shard.is_none_or(|s| s.owns(b));
     let to_sweep = (0..blocks.len())
-        .filter(|&b| finished[b].is_none() && mine(b))
+        .filter(|&b| !finished[b] && mine(b))
         .count();
     // A shard never assembles: only the unsharded command writes the score file, so no file is
     // written twice (by the shard that happens to finish last and by the assemble step).
@@ -454,15 +494,15 @@ fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result
     let mut block_seconds: Vec<Option<f64>> = blocks
         .iter()
         .zip(&finished)
-        .map(|(b, f)| f.as_ref().and_then(|_| store.seconds(b)))
+        .map(|(b, &f)| if f { store.seconds(b) } else { None })
         .collect();
     if resumed == blocks.len() {
+        for &b in &blocks {
+            sink(&stored_block(&store, b)?)?;
+        }
         let mut report = setup.report(None, 0, resumed, start, 0.0);
         report.compute_seconds = block_seconds.iter().copied().sum();
-        return Ok(MagicOutput {
-            scores: finished.into_iter().flatten().flatten().collect(),
-            report,
-        });
+        return Ok(report);
     }
     let mut traj = setup.trajectory()?;
     let theta_end = traj.state(setup.steps)?.params.clone();
@@ -470,8 +510,15 @@ fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result
     let forward_seconds = start.elapsed().as_secs_f64();
     let mut sweeps = 0;
     let progress = Progress::new(setup.steps * to_sweep);
-    for (b, (&chunk, done)) in blocks.iter().zip(&mut finished).enumerate() {
-        if done.is_some() || !mine(b) {
+    let assemble = run.shard.is_none();
+    for (b, &chunk) in blocks.iter().enumerate() {
+        if finished[b] {
+            if assemble {
+                sink(&stored_block(&store, chunk)?)?;
+            }
+            continue;
+        }
+        if !mine(b) {
             continue;
         }
         sweeps += 1;
@@ -491,17 +538,28 @@ fn sweep<F: Float>(run: &Run, targets: &Targets, config: &MagicConfig) -> Result
         let seconds = forward_seconds / to_sweep as f64 + swept.elapsed().as_secs_f64();
         store.save(chunk, &out.weights, seconds)?;
         block_seconds[b] = Some(seconds);
-        *done = Some(out.weights);
+        if assemble {
+            sink(&out.weights)?;
+        }
     }
-    let stored = finished.iter().filter(|f| f.is_some()).count();
-    if stored < blocks.len() || run.shard.is_some() {
-        return Err(incomplete(run, stored, blocks.len()));
+    if !assemble {
+        return Err(incomplete(run, resumed + sweeps, blocks.len()));
     }
     let mut report = setup.report(Some(&traj), sweeps, resumed, start, forward_seconds);
     report.compute_seconds = block_seconds.iter().copied().sum();
-    Ok(MagicOutput {
-        scores: finished.into_iter().flatten().flatten().collect(),
-        report,
+    Ok(report)
+}
+
+/// The rows of a block found finished in `store` a moment ago.
+///
+/// # Errors
+/// The block's file was removed or damaged since (another process cleaning the store).
+fn stored_block(store: &BlockStore, block: &[usize]) -> Result<Vec<Vec<f64>>> {
+    store.load(block).ok_or_else(|| MethodError::Unsupported {
+        method: "magic".into(),
+        reason: "a finished block of targets disappeared from the run's store while the scores \
+                 were assembled (was RUN/store/ cleaned meanwhile?); run the command again"
+            .into(),
     })
 }
 
