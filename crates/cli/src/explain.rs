@@ -17,7 +17,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use data::{Dataset, Features, Labels, SourceRow, SplitRows};
 use engine::{Graph, Tensor};
-use methods::Scores;
+use methods::{ScoreFile, ScoreMeta};
 use nn::{Batch, Output, Task};
 use run::{parse_output, Run, Split, Targets};
 use serde::Serialize;
@@ -112,8 +112,8 @@ pub struct Verified {
 pub struct Sources<'a> {
     /// The run.
     pub run: &'a Run,
-    /// The scores (per example, of this run).
-    pub scores: &'a Scores,
+    /// The score file (per example, of this run), read a row at a time.
+    pub scores: &'a ScoreFile,
     /// Source rows of the training set.
     pub train_rows: &'a SplitRows,
     /// Source rows of the targets' split.
@@ -121,12 +121,12 @@ pub struct Sources<'a> {
 }
 
 /// Split named by a score file's sidecar.
-pub fn split_of(scores: &Scores, path: &Path) -> Result<Split> {
-    Split::from_name(&scores.meta.split).with_context(|| {
+pub fn split_of(meta: &ScoreMeta, path: &Path) -> Result<Split> {
+    Split::from_name(&meta.split).with_context(|| {
         format!(
             "{}: unknown split \"{}\" in the sidecar; explain reads train, test or val targets",
             path.display(),
-            scores.meta.split
+            meta.split
         )
     })
 }
@@ -239,11 +239,21 @@ fn top(row: &[f64], k: usize, largest: bool) -> Vec<usize> {
     idx
 }
 
-/// Explains score row `r` (target `scores.meta.targets[r]`) with the top `k` of each side.
-pub fn explain_row(src: &Sources, r: usize, k: usize, output: Output, split: Split) -> Explained {
+/// Explains score row `r` (target `scores.meta.targets[r]`) with the top `k` of each side,
+/// reading that row alone from the file.
+///
+/// # Errors
+/// The row cannot be read.
+pub fn explain_row(
+    src: &Sources,
+    r: usize,
+    k: usize,
+    output: Output,
+    split: Split,
+) -> Result<Explained> {
     let run = src.run;
     let target = src.scores.meta.targets[r];
-    let row = src.scores.row(r);
+    let row = src.scores.row(r)?;
     let train = &run.splits.train;
     let tds = run.dataset(split);
     let (example, position) = target_example(tds, output, target);
@@ -271,13 +281,13 @@ pub fn explain_row(src: &Sources, r: usize, k: usize, output: Output, split: Spl
         }
     };
     // Only examples on the right side of zero count: a proponent raises the output.
-    let proponents: Vec<Influencer> = top(row, k, true)
+    let proponents: Vec<Influencer> = top(&row, k, true)
         .into_iter()
         .filter(|&i| row[i] > 0.0)
         .enumerate()
         .map(|(n, i)| influencer(n + 1, i, true))
         .collect();
-    let opponents: Vec<Influencer> = top(row, k, false)
+    let opponents: Vec<Influencer> = top(&row, k, false)
         .into_iter()
         .filter(|&i| row[i] < 0.0)
         .enumerate()
@@ -318,7 +328,7 @@ pub fn explain_row(src: &Sources, r: usize, k: usize, output: Output, split: Spl
             ));
         }
     }
-    Explained {
+    Ok(Explained {
         target,
         split: split.name().into(),
         source: src.target_rows.rows[example].clone(),
@@ -335,7 +345,7 @@ pub fn explain_row(src: &Sources, r: usize, k: usize, output: Output, split: Spl
         proponents,
         opponents,
         flags,
-    }
+    })
 }
 
 /// A source row in words: `points.csv line 12`, `book.txt bytes 640..704`, `embedded:digits #55`.
@@ -400,14 +410,14 @@ pub fn verify(
         .collect())
 }
 
-/// Loads the run, the scores and the provenance for `explain`/`report`.
+/// Loads the run and opens its score file for `explain` (rows are read when explained).
 ///
 /// # Errors
 /// A missing run or score file, group scores, or scores of another run.
-pub fn load(run_dir: &Path, scores: &Path) -> Result<(Run, Scores)> {
+pub fn load(run_dir: &Path, scores: &Path) -> Result<(Run, ScoreFile)> {
     let run = Run::load(run_dir)?;
-    let s = Scores::load(scores)?;
-    s.check_run(&run, scores)?;
+    let s = ScoreFile::open(scores)?;
+    s.meta.check_run(&run, scores)?;
     Ok((run, s))
 }
 
@@ -417,7 +427,7 @@ pub fn load(run_dir: &Path, scores: &Path) -> Result<(Run, Scores)> {
 /// As [`load`], a target not in the score file, retraining errors with `--verify`.
 pub fn run(args: &ExplainArgs, ctx: &Ctx) -> Result<()> {
     let (run, scores) = load(&args.run, &args.scores)?;
-    let split = split_of(&scores, &args.scores)?;
+    let split = split_of(&scores.meta, &args.scores)?;
     let output = parse_output(&scores.meta.output).map_err(anyhow::Error::msg)?;
     let wanted: Vec<usize> = match (&args.target, &args.targets) {
         (Some(j), _) => vec![*j],
@@ -451,7 +461,7 @@ pub fn run(args: &ExplainArgs, ctx: &Ctx) -> Result<()> {
     let explained: Vec<Explained> = rows
         .iter()
         .map(|&r| explain_row(&src, r, args.top, output, split))
-        .collect();
+        .collect::<Result<_>>()?;
     let verified = if args.verify {
         verify(&run, &explained, output, split, true, ctx)?
     } else {

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use methods::{Grouping, Scores};
+use methods::{Grouping, ScoreFile, Scores};
 use run::retrain::{cache_dir, group_cache_dir, MaskSource, Retraining};
 use run::{parse_output, Run, Shard, Split};
 use run::{GroundTruth, SubsetKind, SubsetSpec};
@@ -254,6 +254,47 @@ impl LdsTable {
         scores: &[&(String, Scores)],
         ctx: &Ctx,
     ) -> Result<Vec<eval::LdsReport>> {
+        let mut reports = Vec::with_capacity(scores.len());
+        for (path, s) in scores {
+            let r = match groups {
+                Some(g) => eval::lds_groups(gt, s, g)?,
+                None => eval::lds(gt, s)?,
+            };
+            self.row(spec, path, &s.meta, &r, ctx)?;
+            reports.push(r);
+        }
+        Ok(reports)
+    }
+
+    /// [`LdsTable::rows_of`] for score files read a block of rows at a time (module
+    /// `methods::scores`, "Bounded memory"): per-example files are summed into group scores block
+    /// by block when `groups` is given.
+    pub(crate) fn file_rows(
+        &mut self,
+        gt: &GroundTruth,
+        spec: &SubsetSpec,
+        groups: Option<&Grouping>,
+        files: &[&ScoreFile],
+        ctx: &Ctx,
+    ) -> Result<Vec<eval::LdsReport>> {
+        let mut reports = Vec::with_capacity(files.len());
+        for file in files {
+            let (r, meta) = lds_and_meta(gt, file, groups)?;
+            self.row(spec, &file.path.display().to_string(), &meta, &r, ctx)?;
+            reports.push(r);
+        }
+        Ok(reports)
+    }
+
+    /// Prints (and emits as an `lds` event) the table's row for the scores at `path`.
+    fn row(
+        &mut self,
+        spec: &SubsetSpec,
+        path: &str,
+        meta: &methods::ScoreMeta,
+        r: &eval::LdsReport,
+        ctx: &Ctx,
+    ) -> Result<()> {
         if !self.header_printed {
             ctx.out.result(format!(
                 "{:<16} {:>10} {:>7} {:>8}  {:<17} {:>8} {:>7} {:>9}",
@@ -269,47 +310,39 @@ impl LdsTable {
             self.header_printed = true;
         }
         let (kind, fraction) = kind_and_fraction(spec);
-        let mut reports = Vec::with_capacity(scores.len());
-        for (path, s) in scores {
-            let r = match groups {
-                Some(g) => eval::lds_groups(gt, s, g)?,
-                None => eval::lds(gt, s)?,
-            };
-            let row = LdsRow {
-                method: s.meta.method.clone(),
-                scores: path.clone(),
-                subsets_kind: kind,
-                fraction,
-                subsets: r.subsets,
-                targets: r.targets,
-                lds: r.lds,
-                ci: r.ci,
-                pearson: r.pearson,
-                slope: r.slope,
-                method_seconds: s.meta.seconds,
-            };
-            ctx.out.event(&Event::Lds(&row))?;
-            // The file's stem: the method's name unless `attribute --name` chose another, so that
-            // two runs of one method with different options stay apart.
-            let label = std::path::Path::new(path.as_str())
-                .file_stem()
-                .map_or(row.method.clone(), |s| s.to_string_lossy().into_owned());
-            ctx.out.result(format!(
-                "{:<16} {:>4} {:>4.0}% {:>7} {:>8.3}  [{:>6.3}, {:>6.3}] {:>8.3} {:>7.3} {:>9.2}",
-                label,
-                kind,
-                100.0 * fraction,
-                row.targets,
-                row.lds,
-                row.ci.0,
-                row.ci.1,
-                row.pearson,
-                row.slope,
-                row.method_seconds
-            ))?;
-            reports.push(r);
-        }
-        Ok(reports)
+        let row = LdsRow {
+            method: meta.method.clone(),
+            scores: path.to_string(),
+            subsets_kind: kind,
+            fraction,
+            subsets: r.subsets,
+            targets: r.targets,
+            lds: r.lds,
+            ci: r.ci,
+            pearson: r.pearson,
+            slope: r.slope,
+            method_seconds: meta.seconds,
+        };
+        ctx.out.event(&Event::Lds(&row))?;
+        // The file's stem: the method's name unless `attribute --name` chose another, so that
+        // two runs of one method with different options stay apart.
+        let label = std::path::Path::new(path)
+            .file_stem()
+            .map_or(row.method.clone(), |s| s.to_string_lossy().into_owned());
+        ctx.out.result(format!(
+            "{:<16} {:>4} {:>4.0}% {:>7} {:>8.3}  [{:>6.3}, {:>6.3}] {:>8.3} {:>7.3} {:>9.2}",
+            label,
+            kind,
+            100.0 * fraction,
+            row.targets,
+            row.lds,
+            row.ci.0,
+            row.ci.1,
+            row.pearson,
+            row.slope,
+            row.method_seconds
+        ))?;
+        Ok(())
     }
 }
 
@@ -330,36 +363,27 @@ pub fn lds(args: &LdsArgs, ctx: &Ctx) -> Result<()> {
         .context("attrib lds needs --run DIR, or --masks and --outputs for outside ground truth")?;
     let run = Run::load(run_dir)?;
     let groups = load_groups(args.groups.as_deref(), &run)?;
-    let scores: Vec<(String, Scores)> = args
+    // Opened, not read: each file's rows are streamed per table row (module `methods::scores`).
+    let files: Vec<ScoreFile> = args
         .scores
         .iter()
         .map(|p| {
-            let s =
-                Scores::load(p).with_context(|| format!("cannot read scores {}", p.display()))?;
-            let s = match &groups {
-                Some(g) if s.meta.groups.is_some() => {
-                    s.check_groups(&run, g, p)?;
-                    s
-                }
-                Some(g) => {
-                    s.check_run(&run, p)?;
-                    summed(s, g)
-                }
-                None => {
-                    s.check_run(&run, p)?;
-                    s
-                }
-            };
-            Ok((p.display().to_string(), s))
+            let f = ScoreFile::open(p)
+                .with_context(|| format!("cannot read scores {}", p.display()))?;
+            match &groups {
+                Some(g) if f.meta.groups.is_some() => f.meta.check_groups(&run, g, p)?,
+                _ => f.meta.check_run(&run, p)?,
+            }
+            Ok(f)
         })
         .collect::<Result<_>>()?;
     ctx.out.info(protocol(args.subsets.seeds))?;
     let mut table = LdsTable::default();
     for spec in specs(&args.subsets) {
         // One ground truth per (spec, output, split) among the score files.
-        let mut keys: Vec<(String, String)> = scores
+        let mut keys: Vec<(String, String)> = files
             .iter()
-            .map(|(_, s)| (s.meta.output.clone(), s.meta.split.clone()))
+            .map(|f| (f.meta.output.clone(), f.meta.split.clone()))
             .collect();
         keys.dedup();
         for (output, split) in keys {
@@ -373,11 +397,11 @@ pub fn lds(args: &LdsArgs, ctx: &Ctx) -> Result<()> {
                 seeds: args.subsets.seeds,
             };
             let gt = ground_truth_of(&run, run_dir, &want, ctx, false)?;
-            let matching: Vec<&(String, Scores)> = scores
+            let matching: Vec<&ScoreFile> = files
                 .iter()
-                .filter(|(_, s)| s.meta.output == output && s.meta.split == split)
+                .filter(|f| f.meta.output == output && f.meta.split == split)
                 .collect();
-            table.rows_of(&gt, &spec, groups.as_ref(), &matching, ctx)?;
+            table.file_rows(&gt, &spec, groups.as_ref(), &matching, ctx)?;
         }
     }
     Ok(())
@@ -396,27 +420,25 @@ fn lds_runs(args: &LdsArgs, ctx: &Ctx) -> Result<()> {
         let run = Run::load(run_dir)?;
         for (k, name) in args.scores.iter().enumerate() {
             let path = run_dir.join(run::files::SCORES).join(name);
-            let s = Scores::load(&path).with_context(|| {
+            let file = ScoreFile::open(&path).with_context(|| {
                 format!(
                     "cannot read scores {} (--scores names a file in each run's scores/)",
                     path.display()
                 )
             })?;
-            s.check_run(&run, &path)?;
-            let split = Split::from_name(&s.meta.split).unwrap_or(Split::Test);
-            let named = (path.display().to_string(), s);
-            let s = &named.1;
+            file.meta.check_run(&run, &path)?;
+            let split = Split::from_name(&file.meta.split).unwrap_or(Split::Test);
             for (q, spec) in specs.iter().enumerate() {
                 let want = Wanted {
                     spec,
                     groups: None,
-                    output: &s.meta.output,
+                    output: &file.meta.output,
                     split,
                     shard: None,
                     seeds: args.subsets.seeds,
                 };
                 let gt = ground_truth_of(&run, run_dir, &want, ctx, false)?;
-                let [r] = &table.rows(&gt, spec, &[&named], ctx)?[..] else {
+                let [r] = &table.file_rows(&gt, spec, None, &[&file], ctx)?[..] else {
                     unreachable!("one score file, one report")
                 };
                 values[k][q].push(r.lds);
@@ -479,12 +501,54 @@ fn lds_runs(args: &LdsArgs, ctx: &Ctx) -> Result<()> {
 /// group scores of `g` named `METHOD (summed)`.
 fn summed(s: Scores, g: &Grouping) -> Scores {
     let rows: Vec<Vec<f64>> = (0..s.rows()).map(|r| s.row(r).to_vec()).collect();
-    let mut meta = s.meta;
+    Scores {
+        values: g.sum_columns(&rows).concat(),
+        meta: summed_meta(s.meta, g),
+    }
+}
+
+/// The LDS (with `groups`, the group LDS) of a score file against `gt`, read a block of rows at a
+/// time: per-example scores are summed into group scores block by block when `groups` is given.
+///
+/// # Errors
+/// As [`eval::lds`] and [`eval::lds_groups`]; unreadable rows.
+pub(crate) fn lds_of_file(
+    gt: &GroundTruth,
+    file: &ScoreFile,
+    groups: Option<&Grouping>,
+) -> Result<eval::LdsReport> {
+    Ok(lds_and_meta(gt, file, groups)?.0)
+}
+
+/// [`lds_of_file`] and the sidecar of the scores compared (renamed when summed).
+fn lds_and_meta(
+    gt: &GroundTruth,
+    file: &ScoreFile,
+    groups: Option<&Grouping>,
+) -> Result<(eval::LdsReport, methods::ScoreMeta)> {
+    let summing = groups.filter(|_| file.meta.groups.is_none());
+    let meta = match summing {
+        Some(g) => summed_meta(file.meta.clone(), g),
+        None => file.meta.clone(),
+    };
+    let mut stream = match groups {
+        Some(g) => eval::LdsStream::groups(gt, &meta, g)?,
+        None => eval::LdsStream::new(gt, &meta)?,
+    };
+    for block in file.blocks() {
+        let block = block?;
+        match summing {
+            Some(g) => stream.add(&summed(block, g))?,
+            None => stream.add(&block)?,
+        }
+    }
+    Ok((stream.finish()?, meta))
+}
+
+/// The sidecar of [`summed`] scores.
+fn summed_meta(mut meta: methods::ScoreMeta, g: &Grouping) -> methods::ScoreMeta {
     meta.method = format!("{} (summed)", meta.method);
     meta.n_train = g.k;
     meta.groups = Some(g.hash());
-    Scores {
-        values: g.sum_columns(&rows).concat(),
-        meta,
-    }
+    meta
 }

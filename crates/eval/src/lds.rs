@@ -9,7 +9,7 @@
 use rayon::prelude::*;
 use serde::Serialize;
 
-use methods::{Grouping, Scores};
+use methods::{Grouping, ScoreMeta, Scores};
 
 use crate::error::{invalid, EvalError, Result};
 use crate::loo::Loo;
@@ -54,7 +54,12 @@ struct Reference<'a> {
 }
 
 fn check(scores: &Scores, r: &Reference<'_>) -> Result<()> {
-    let m = &scores.meta;
+    check_meta(&scores.meta, r)?;
+    check_values(scores)
+}
+
+/// The checks of [`check`] that need only the sidecar.
+fn check_meta(m: &ScoreMeta, r: &Reference<'_>) -> Result<()> {
     let what = r.what;
     if m.run_hash != r.run_hash {
         return Err(EvalError::Mismatch(format!(
@@ -80,15 +85,6 @@ fn check(scores: &Scores, r: &Reference<'_>) -> Result<()> {
             m.method
         )));
     }
-    if scores.values.len() != m.targets.len() * m.n_train {
-        return Err(EvalError::Mismatch(format!(
-            "scores ({}) hold {} values but describe {} targets x {} training examples; the score file is damaged, recompute it",
-            m.method,
-            scores.values.len(),
-            m.targets.len(),
-            m.n_train
-        )));
-    }
     if let Some(&t) = m.targets.iter().find(|&&t| t >= r.n_split) {
         return Err(EvalError::Mismatch(format!(
             "scores ({}) have target {t} but the {what} covers {} {} examples; score targets in 0..{}",
@@ -98,33 +94,35 @@ fn check(scores: &Scores, r: &Reference<'_>) -> Result<()> {
     Ok(())
 }
 
+/// That the matrix holds one row of `n_train` numbers per target of its sidecar.
+fn check_values(scores: &Scores) -> Result<()> {
+    let m = &scores.meta;
+    if scores.values.len() != m.targets.len() * m.n_train {
+        return Err(EvalError::Mismatch(format!(
+            "scores ({}) hold {} values but describe {} targets x {} training examples; the score file is damaged, recompute it",
+            m.method,
+            scores.values.len(),
+            m.targets.len(),
+            m.n_train
+        )));
+    }
+    Ok(())
+}
+
 /// The linear datamodeling score (MATH.md E6) of `scores` against measured subset retrainings.
 ///
 /// For score row `r` (target `t = scores.meta.targets[r]`) and subset `j` dropping `D_j`: true
 /// `f(S_j) = gt.outputs[j][t]`, predicted `gt.full[t] - sum_{i in D_j} tau[r][i]`; the per-target LDS
-/// is their Spearman correlation over subsets.
+/// is their Spearman correlation over subsets. [`LdsStream`] computes the same report from a
+/// score matrix read a block of rows at a time.
 ///
 /// # Errors
 /// Scores of another run, output, split or training-set size; targets outside the split; an
 /// incomplete ground truth or one with fewer than 2 subsets.
 pub fn lds(gt: &GroundTruth, scores: &Scores) -> Result<LdsReport> {
-    check_ground_truth(gt, scores)?;
-    let n = scores.meta.n_train;
-    if scores.meta.groups.is_some() {
-        return Err(EvalError::Mismatch(format!(
-            "scores ({}) are group scores (one column per group); compare them with a group ground truth (`attrib lds --groups FILE`)",
-            scores.meta.method
-        )));
-    }
-    if let Some(j) = gt.masks.iter().position(|mask| mask.len() != n) {
-        return Err(EvalError::Mismatch(format!(
-            "scores ({}) have {n} training examples but subset {j} of the ground truth masks {}; they belong to different training sets",
-            scores.meta.method,
-            gt.masks[j].len()
-        )));
-    }
-    let dropped: Vec<Vec<usize>> = gt.masks.iter().map(|mk| dropped_of(mk)).collect();
-    Ok(lds_of(gt, scores, &dropped))
+    let mut stream = LdsStream::new(gt, &scores.meta)?;
+    stream.add(scores)?;
+    stream.finish()
 }
 
 /// The group LDS (MATH.md E5, E6) of group scores (one column per group of `groups`) against a
@@ -136,50 +134,165 @@ pub fn lds(gt: &GroundTruth, scores: &Scores) -> Result<LdsReport> {
 /// As [`lds`]; per-example scores or scores of another grouping; a ground truth over another
 /// training set or one whose subsets split a group of `groups`.
 pub fn lds_groups(gt: &GroundTruth, scores: &Scores, groups: &Grouping) -> Result<LdsReport> {
-    check_ground_truth(gt, scores)?;
-    let want = groups.hash();
-    if scores.meta.groups.as_deref() != Some(want.as_str()) || scores.meta.n_train != groups.k {
-        return Err(EvalError::Mismatch(format!(
-            "scores ({}) have {} columns for grouping {} but the grouping is {want} with {} groups ({}); score the same grouping (`attrib attribute --groups FILE`)",
-            scores.meta.method,
-            scores.meta.n_train,
-            scores.meta.groups.as_deref().unwrap_or("none (per-example scores)"),
-            groups.k,
-            groups.how
-        )));
-    }
-    let members = groups.members();
-    let mut dropped = Vec::with_capacity(gt.masks.len());
-    for (j, mask) in gt.masks.iter().enumerate() {
-        if mask.len() != groups.n() {
+    let mut stream = LdsStream::groups(gt, &scores.meta, groups)?;
+    stream.add(scores)?;
+    stream.finish()
+}
+
+/// The LDS of a score matrix handed over a block of rows at a time, in row order (module
+/// `methods::scores`, "Bounded memory"): it holds the ground truth and three numbers per target,
+/// never the matrix. [`LdsStream::finish`] gives, to the bit, the report [`lds`] (or
+/// [`lds_groups`]) gives for the whole matrix.
+pub struct LdsStream<'a> {
+    gt: &'a GroundTruth,
+    meta: ScoreMeta,
+    /// Per subset, the score columns it drops (examples or groups).
+    dropped: Vec<Vec<usize>>,
+    /// Per target row seen so far: (Spearman, Pearson, slope).
+    rows: Vec<RowStats>,
+}
+
+impl<'a> LdsStream<'a> {
+    /// The LDS of per-example scores described by `meta` against `gt`, as [`lds`].
+    ///
+    /// # Errors
+    /// As [`lds`].
+    pub fn new(gt: &'a GroundTruth, meta: &ScoreMeta) -> Result<LdsStream<'a>> {
+        check_ground_truth(gt, meta)?;
+        let n = meta.n_train;
+        if meta.groups.is_some() {
             return Err(EvalError::Mismatch(format!(
-                "the grouping covers {} training examples but subset {j} of the ground truth masks {}; they belong to different training sets",
-                groups.n(),
-                mask.len()
+                "scores ({}) are group scores (one column per group); compare them with a group ground truth (`attrib lds --groups FILE`)",
+                meta.method
             )));
         }
-        let mut d = Vec::new();
-        for (g, m) in members.iter().enumerate() {
-            let kept = m.iter().filter(|&&i| mask[i]).count();
-            if kept == 0 {
-                d.push(g);
-            } else if kept != m.len() {
+        if let Some(j) = gt.masks.iter().position(|mask| mask.len() != n) {
+            return Err(EvalError::Mismatch(format!(
+                "scores ({}) have {n} training examples but subset {j} of the ground truth masks {}; they belong to different training sets",
+                meta.method,
+                gt.masks[j].len()
+            )));
+        }
+        let dropped = gt.masks.iter().map(|mk| dropped_of(mk)).collect();
+        Ok(LdsStream::with(gt, meta, dropped))
+    }
+
+    /// The group LDS of group scores described by `meta` against `gt`, as [`lds_groups`].
+    ///
+    /// # Errors
+    /// As [`lds_groups`].
+    pub fn groups(
+        gt: &'a GroundTruth,
+        meta: &ScoreMeta,
+        groups: &Grouping,
+    ) -> Result<LdsStream<'a>> {
+        check_ground_truth(gt, meta)?;
+        let want = groups.hash();
+        if meta.groups.as_deref() != Some(want.as_str()) || meta.n_train != groups.k {
+            return Err(EvalError::Mismatch(format!(
+                "scores ({}) have {} columns for grouping {} but the grouping is {want} with {} groups ({}); score the same grouping (`attrib attribute --groups FILE`)",
+                meta.method,
+                meta.n_train,
+                meta.groups.as_deref().unwrap_or("none (per-example scores)"),
+                groups.k,
+                groups.how
+            )));
+        }
+        let members = groups.members();
+        let mut dropped = Vec::with_capacity(gt.masks.len());
+        for (j, mask) in gt.masks.iter().enumerate() {
+            if mask.len() != groups.n() {
                 return Err(EvalError::Mismatch(format!(
-                    "subset {j} of the ground truth drops part of group {g}; compare group scores with a ground truth that drops whole groups of this grouping (`attrib groundtruth --groups FILE`)"
+                    "the grouping covers {} training examples but subset {j} of the ground truth masks {}; they belong to different training sets",
+                    groups.n(),
+                    mask.len()
                 )));
             }
+            let mut d = Vec::new();
+            for (g, m) in members.iter().enumerate() {
+                let kept = m.iter().filter(|&&i| mask[i]).count();
+                if kept == 0 {
+                    d.push(g);
+                } else if kept != m.len() {
+                    return Err(EvalError::Mismatch(format!(
+                        "subset {j} of the ground truth drops part of group {g}; compare group scores with a ground truth that drops whole groups of this grouping (`attrib groundtruth --groups FILE`)"
+                    )));
+                }
+            }
+            dropped.push(d);
         }
-        dropped.push(d);
+        Ok(LdsStream::with(gt, meta, dropped))
     }
-    Ok(lds_of(gt, scores, &dropped))
+
+    fn with(gt: &'a GroundTruth, meta: &ScoreMeta, dropped: Vec<Vec<usize>>) -> LdsStream<'a> {
+        LdsStream {
+            gt,
+            rows: Vec::with_capacity(meta.targets.len()),
+            meta: meta.clone(),
+            dropped,
+        }
+    }
+
+    /// Adds the next rows of the matrix: `block`'s targets must be the next ones of the sidecar
+    /// the stream was made with.
+    ///
+    /// # Errors
+    /// A block whose targets are not the next ones, or whose values are not whole rows.
+    pub fn add(&mut self, block: &Scores) -> Result<()> {
+        check_values(block)?;
+        let done = self.rows.len();
+        let want = self.meta.targets.get(done..done + block.rows());
+        if want != Some(block.meta.targets.as_slice()) || block.meta.n_train != self.meta.n_train {
+            return Err(EvalError::Mismatch(format!(
+                "a block of {} rows of scores ({}) with {} columns does not continue the {}-column matrix after its row {done}; read the rows of one score file in order",
+                block.rows(),
+                block.meta.method,
+                block.meta.n_train,
+                self.meta.n_train
+            )));
+        }
+        let (gt, dropped) = (self.gt, &self.dropped);
+        let stats: Vec<RowStats> = (0..block.rows())
+            .into_par_iter()
+            .map(|r| {
+                let t = block.meta.targets[r];
+                let tau = block.row(r);
+                row_stats(dropped.len(), |truth, sums| {
+                    for (j, d) in dropped.iter().enumerate() {
+                        sums.push(d.iter().map(|&i| tau[i]).sum());
+                        truth.push(gt.outputs[j][t]);
+                    }
+                    gt.full[t]
+                })
+            })
+            .collect();
+        self.rows.extend(stats);
+        Ok(())
+    }
+
+    /// The report, once every row has been added.
+    ///
+    /// # Errors
+    /// Rows still missing.
+    pub fn finish(self) -> Result<LdsReport> {
+        if self.rows.len() != self.meta.targets.len() {
+            return Err(EvalError::Mismatch(format!(
+                "scores ({}) describe {} targets but only {} rows were read; the score file is damaged, recompute it",
+                self.meta.method,
+                self.meta.targets.len(),
+                self.rows.len()
+            )));
+        }
+        Ok(report(&self.meta.method, self.dropped.len(), &self.rows))
+    }
 }
 
 /// The checks [`lds`] and [`lds_groups`] share: same run, output and split, a complete ground
 /// truth of at least 2 subsets with outputs of the right length.
-fn check_ground_truth(gt: &GroundTruth, scores: &Scores) -> Result<()> {
+fn check_ground_truth(gt: &GroundTruth, meta: &ScoreMeta) -> Result<()> {
     let n_split = gt.full.len();
-    check(
-        scores,
+    check_meta(
+        meta,
         &Reference {
             what: "ground truth",
             run_hash: &gt.run_hash,
@@ -210,49 +323,28 @@ fn check_ground_truth(gt: &GroundTruth, scores: &Scores) -> Result<()> {
     Ok(())
 }
 
-/// The LDS report given, per subset, the score columns it drops (examples or groups).
-fn lds_of(gt: &GroundTruth, scores: &Scores, dropped: &[Vec<usize>]) -> LdsReport {
-    lds_report(
-        &scores.meta.method,
-        dropped.len(),
-        scores.rows(),
-        |r, truth, sums| {
-            let t = scores.meta.targets[r];
-            let tau = scores.row(r);
-            for (j, d) in dropped.iter().enumerate() {
-                sums.push(d.iter().map(|&i| tau[i]).sum());
-                truth.push(gt.outputs[j][t]);
-            }
-            gt.full[t]
-        },
+/// One target's (Spearman, Pearson, slope) of MATH.md E6.
+type RowStats = (f64, f64, f64);
+
+/// The statistics of one target over `m` subsets. `measure(truth, sums)` pushes, for each subset
+/// `j` in order, the retrained output `f(S_j)` to `truth` and the sum of the scores of the
+/// examples `S_j` drops to `sums`, and returns `f(S)`.
+fn row_stats(m: usize, measure: impl FnOnce(&mut Vec<f64>, &mut Vec<f64>) -> f64) -> RowStats {
+    let mut truth = Vec::with_capacity(m);
+    let mut sums = Vec::with_capacity(m);
+    let f0 = measure(&mut truth, &mut sums);
+    let predicted: Vec<f64> = sums.iter().map(|s| f0 - s).collect();
+    let true_change: Vec<f64> = truth.iter().map(|y| y - f0).collect();
+    let predicted_change: Vec<f64> = sums.iter().map(|s| -s).collect();
+    (
+        spearman(&truth, &predicted),
+        pearson(&truth, &predicted),
+        slope(&predicted_change, &true_change),
     )
 }
 
-/// The LDS report of `rows` targets over `m` subsets (MATH.md E6). `measure(r, truth, sums)`
-/// pushes, for target row `r` and each subset `j` in order, the retrained output `f_r(S_j)` to
-/// `truth` and the sum of the scores of the examples `S_j` drops to `sums`, and returns `f_r(S)`.
-pub(crate) fn lds_report(
-    method: &str,
-    m: usize,
-    rows: usize,
-    measure: impl Fn(usize, &mut Vec<f64>, &mut Vec<f64>) -> f64 + Sync,
-) -> LdsReport {
-    let rows: Vec<(f64, f64, f64)> = (0..rows)
-        .into_par_iter()
-        .map(|r| {
-            let mut truth = Vec::with_capacity(m);
-            let mut sums = Vec::with_capacity(m);
-            let f0 = measure(r, &mut truth, &mut sums);
-            let predicted: Vec<f64> = sums.iter().map(|s| f0 - s).collect();
-            let true_change: Vec<f64> = truth.iter().map(|y| y - f0).collect();
-            let predicted_change: Vec<f64> = sums.iter().map(|s| -s).collect();
-            (
-                spearman(&truth, &predicted),
-                pearson(&truth, &predicted),
-                slope(&predicted_change, &true_change),
-            )
-        })
-        .collect();
+/// The report of per-target statistics over `m` subsets.
+fn report(method: &str, m: usize, rows: &[RowStats]) -> LdsReport {
     let per_target: Vec<f64> = rows.iter().map(|r| r.0).collect();
     let pearsons: Vec<f64> = rows.iter().map(|r| r.1).collect();
     let slopes: Vec<f64> = rows.iter().map(|r| r.2).collect();
@@ -266,6 +358,22 @@ pub(crate) fn lds_report(
         subsets: m,
         per_target,
     }
+}
+
+/// The LDS report of `rows` targets over `m` subsets (MATH.md E6). `measure(r, truth, sums)`
+/// pushes, for target row `r` and each subset `j` in order, the retrained output `f_r(S_j)` to
+/// `truth` and the sum of the scores of the examples `S_j` drops to `sums`, and returns `f_r(S)`.
+pub(crate) fn lds_report(
+    method: &str,
+    m: usize,
+    rows: usize,
+    measure: impl Fn(usize, &mut Vec<f64>, &mut Vec<f64>) -> f64 + Sync,
+) -> LdsReport {
+    let stats: Vec<RowStats> = (0..rows)
+        .into_par_iter()
+        .map(|r| row_stats(m, |truth, sums| measure(r, truth, sums)))
+        .collect();
+    report(method, m, &stats)
 }
 
 /// Brute-force LOO comparison (MATH.md E6): per target, the Pearson and Spearman correlation over

@@ -40,5 +40,5 @@ pub mod stats;
 
 pub use error::{EvalError, Result};
 pub use groups::group_subsets;
-pub use lds::{lds, lds_groups, loo_correlation, LdsReport};
+pub use lds::{lds, lds_groups, loo_correlation, LdsReport, LdsStream};
 pub use loo::{loo, Loo};

@@ -26,7 +26,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use data::{Dataset, Features, Labels};
-use methods::{Grouping, Scores};
+use methods::{Grouping, ScoreFile};
 use run::retrain::{MaskSource, Retraining};
 use run::store::{Manifest, MANIFEST};
 use run::{parse_output, GroundTruth, Run, Split, SubsetKind};
@@ -323,7 +323,8 @@ fn render(dir: &Path, opts: &ReportOptions) -> Result<String> {
     let self_influence = scores
         .iter()
         .find(|(_, s)| s.meta.split == "train" && s.meta.output != "token")
-        .map(|(p, s)| self_influence(&m, p, s));
+        .map(|(p, s)| self_influence(&m, p, s))
+        .transpose()?;
     let run = &m.run;
     let last_epoch = metrics.epochs.last();
     let acc = |which: &str| {
@@ -470,8 +471,8 @@ fn curves(m: &Metrics) -> Result<Vec<Chart>> {
     Ok(out)
 }
 
-/// Score files by file name.
-type NamedScores = Vec<(String, Scores)>;
+/// Score files by file name, opened (their rows are read when a section needs them).
+type NamedScores = Vec<(String, ScoreFile)>;
 
 /// Every `RUN/scores/*.npy` (sorted by name), and those that are per-example scores of this run.
 fn score_files(m: &Material) -> Result<(Vec<ScoreInfo>, NamedScores)> {
@@ -491,7 +492,7 @@ fn score_files(m: &Material) -> Result<(Vec<ScoreInfo>, NamedScores)> {
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let s = match Scores::load(&p) {
+        let s = match ScoreFile::open(&p) {
             Ok(s) => s,
             Err(e) => {
                 infos.push(ScoreInfo {
@@ -508,6 +509,7 @@ fn score_files(m: &Material) -> Result<(Vec<ScoreInfo>, NamedScores)> {
             }
         };
         let note = s
+            .meta
             .check_run(&m.run, &p)
             .err()
             .map(|e| format!("not shown: {e}"));
@@ -586,7 +588,7 @@ fn fraction_text(kind: &SubsetKind) -> (String, Option<f64>) {
 }
 
 fn lds_section(
-    scores: &[(String, Scores)],
+    scores: &[(String, ScoreFile)],
     truths: &[(GroundTruth, usize)],
 ) -> Result<(Vec<LdsRow>, Vec<Chart>)> {
     let mut rows = Vec::new();
@@ -598,7 +600,9 @@ fn lds_section(
             if gt.output != s.meta.output || gt.split != s.meta.split {
                 continue;
             }
-            let Ok(r) = eval::lds(gt, s) else { continue };
+            let Ok(r) = crate::groundtruth::lds_of_file(gt, s, None) else {
+                continue;
+            };
             let (what, frac) = fraction_text(&gt.spec.kind);
             rows.push(LdsRow {
                 file: file.clone(),
@@ -650,8 +654,9 @@ fn lds_section(
 }
 
 /// Predicted (`-sum of tau` over the dropped set) against retrained output change, one series per
-/// target, for the first [`SCATTER_TARGETS`] rows of `s`.
-fn scatter(file: &str, s: &Scores, gt: &GroundTruth, what: &str) -> Result<Chart> {
+/// target, for the first [`SCATTER_TARGETS`] rows of `file`.
+fn scatter(file: &str, scores: &ScoreFile, gt: &GroundTruth, what: &str) -> Result<Chart> {
+    let s = scores.read(0..scores.rows().min(SCATTER_TARGETS))?;
     let mut series = Vec::new();
     for r in 0..s.rows().min(SCATTER_TARGETS) {
         let t = s.meta.targets[r];
@@ -682,7 +687,7 @@ fn scatter(file: &str, s: &Scores, gt: &GroundTruth, what: &str) -> Result<Chart
 fn target_galleries(
     m: &Material,
     file: &str,
-    s: &Scores,
+    s: &ScoreFile,
     opts: &ReportOptions,
 ) -> Result<Vec<Gallery>> {
     let split = Split::Test;
@@ -695,7 +700,7 @@ fn target_galleries(
     };
     let explained: Vec<Explained> = (0..s.rows().min(opts.galleries))
         .map(|r| explain::explain_row(&src, r, opts.top, output, split))
-        .collect();
+        .collect::<Result<_>>()?;
     let quiet = Ctx {
         out: crate::output::Output {
             json: false,
@@ -778,13 +783,16 @@ fn target_tile(m: &Material, split: Split, e: &Explained, caption: Vec<String>) 
 
 /// Training targets ranked by their self-influence `tau_ii` (largest first): examples the model
 /// needed most to fit themselves, the usual candidates for mislabels.
-fn self_influence(m: &Material, file: &str, s: &Scores) -> Gallery {
-    let mut ranked: Vec<(usize, f64)> = (0..s.rows())
-        .map(|r| {
-            let t = s.meta.targets[r];
-            (t, s.row(r)[t])
-        })
-        .collect();
+fn self_influence(m: &Material, file: &str, s: &ScoreFile) -> Result<Gallery> {
+    // Row r's diagonal entry alone is kept: the file is read a block of rows at a time.
+    let mut ranked: Vec<(usize, f64)> = Vec::with_capacity(s.rows());
+    for block in s.blocks() {
+        let block = block?;
+        ranked.extend((0..block.rows()).map(|r| {
+            let t = block.meta.targets[r];
+            (t, block.row(r)[t])
+        }));
+    }
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     let labels = |k: usize| match &m.run.splits.train.labels {
         Labels::Classes { y, .. } => y[k].to_string(),
@@ -807,7 +815,7 @@ fn self_influence(m: &Material, file: &str, s: &Scores) -> Gallery {
             )
         })
         .collect();
-    Gallery {
+    Ok(Gallery {
         method: s.meta.method.clone(),
         title: format!("{file}: {} training targets by self-influence", s.rows()),
         target: Tile {
@@ -822,7 +830,7 @@ fn self_influence(m: &Material, file: &str, s: &Scores) -> Gallery {
         opponents: Vec::new(),
         verify: Vec::new(),
         flags: Vec::new(),
-    }
+    })
 }
 
 fn groupings(m: &Material) -> Result<Vec<GroupingInfo>> {
