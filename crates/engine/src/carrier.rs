@@ -15,6 +15,11 @@ pub trait Carrier<F: Float>: Clone + Send + Sync + 'static {
     fn constant(t: Tensor<F>) -> Self;
     /// The value (primal) part.
     fn primal(&self) -> &Tensor<F>;
+    /// Elements the carrier holds: the value's, plus its tangents' for a dual number (memory
+    /// estimates, [`crate::Graph::stored_elements`]).
+    fn held_elements(&self) -> usize {
+        self.primal().len()
+    }
     /// Shape of the value.
     fn shape(&self) -> &[usize] {
         self.primal().shape()

@@ -209,6 +209,9 @@ impl<F: Float> Carrier<F> for Dual<F> {
     fn primal(&self) -> &Tensor<F> {
         &self.value
     }
+    fn held_elements(&self) -> usize {
+        self.value.len() + self.tangent.as_ref().map_or(0, Tensor::len)
+    }
     fn add(&self, o: &Self) -> Self {
         let value = memo_value(key(MemoTag::Add, &[self.shape(), o.shape()]), || {
             self.value.add(&o.value)

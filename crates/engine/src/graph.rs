@@ -124,6 +124,20 @@ impl<F: Float, C: Carrier<F>> Graph<F, C> {
         self.len() == 0
     }
 
+    /// Elements held by the tape's values (with a dual tape's tangents,
+    /// [`Carrier::held_elements`]), each shared value buffer counted once (a reshape shares its
+    /// input's buffer). Memory estimates read it off a plain pass over a batch of one or two
+    /// examples to size passes over large batches (`nn::memory::tape_floats`).
+    pub fn stored_elements(&self) -> usize {
+        let nodes = self.nodes.borrow();
+        let mut seen = std::collections::HashSet::new();
+        nodes
+            .iter()
+            .filter(|n| seen.insert(n.value.primal().data().as_ptr() as usize))
+            .map(|n| n.value.held_elements())
+            .sum()
+    }
+
     /// A leaf whose cotangent [`Graph::backward`] computes (a parameter).
     pub fn param(&self, value: C) -> Var {
         self.push_node(value, Vec::new(), None, true)
@@ -231,5 +245,19 @@ impl<F: Float, C: Carrier<F>> Graph<F, C> {
             }
         }
         Gradients { grads }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_elements_count_shared_buffers_once() {
+        let g = Graph::<f64>::new();
+        let x = g.param(Tensor::from_vec(vec![1.0; 6], &[2, 3]));
+        let r = g.reshape(x, &[3, 2]); // shares x's buffer
+        let _y = g.add(r, r); // a new buffer of 6
+        assert_eq!(g.stored_elements(), 12);
     }
 }

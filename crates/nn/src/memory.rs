@@ -9,6 +9,7 @@
 //! absurd sizes (`10^12` epochs) never overflow.
 
 use crate::error::{NnError, Result};
+use crate::{Batch, Model, Output};
 
 /// Environment variable that overrides the memory budget (bytes, e.g. `8G`).
 pub const LIMIT_VAR: &str = "ATTRIB_MEMORY_LIMIT";
@@ -87,6 +88,56 @@ pub fn check_against(
             ),
         }),
         _ => Ok(()),
+    }
+}
+
+/// The floats a plain tape of `model`'s losses holds for a batch of `b` examples:
+/// `fixed + b * per_example` (see [`tape_floats`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TapeFloats {
+    /// What does not grow with the batch: the parameter leaves and constants.
+    pub fixed: f64,
+    /// What every example adds: the activations of every layer, with a convolution's im2col
+    /// patches, a norm's statistics and every intermediate value of a composite op.
+    pub per_example: f64,
+}
+
+impl TapeFloats {
+    /// Floats held for a batch of `b` examples.
+    pub fn at(&self, b: usize) -> f64 {
+        self.fixed + b as f64 * self.per_example
+    }
+}
+
+/// The floats a plain (value, not dual) tape of the per-example losses holds, read off the model
+/// run on one example and on two copies of it ([`engine::Graph::stored_elements`]): every layer's
+/// shape is exercised exactly as a real pass does, so no per-architecture formula can drift from
+/// the code, and the probe itself holds only the tape of two examples (a few MB for the built-in
+/// models). The tape grows linearly in the batch (examples never share activations: group and
+/// layer norms only), so the two points give `fixed` and `per_example`. A dual pass with `k`
+/// tangent directions holds `1 + k` times the per-example part; its reverse sweep holds the
+/// cotangents on top. An empty `ds` gives zeros.
+pub fn tape_floats(model: &Model, ds: &data::Dataset) -> TapeFloats {
+    if ds.is_empty() {
+        return TapeFloats {
+            fixed: 0.0,
+            per_example: 0.0,
+        };
+    }
+    let floats = |idx: &[usize]| {
+        let batch = Batch::<f64>::from_dataset(ds, idx);
+        let g = engine::Graph::<f64>::new();
+        let p = model
+            .layout()
+            .leaves(&g, &vec![0.0; model.layout().total()], true);
+        model.output(&g, &p, &batch, Output::Loss);
+        g.stored_elements() as f64
+    };
+    let (one, two) = (floats(&[0]), floats(&[0, 0]));
+    let per_example = (two - one).max(0.0);
+    TapeFloats {
+        fixed: (one - per_example).max(0.0),
+        per_example,
     }
 }
 

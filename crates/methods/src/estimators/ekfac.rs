@@ -75,7 +75,8 @@
 //! whatever their targets, damping or `chunk` (which changes the factors only by rounding).
 //! Another run (other hash) has another key, so its factors are fitted anew.
 //!
-//! Options: `damping` (`auto`, or a number `>= 0`), `chunk` (512).
+//! Options: `damping` (`auto`, or a number `>= 0`), `chunk` (`auto`: at most 512, fewer for a
+//! model whose pass would not fit in a fixed budget, [`crate::support::chunks`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -88,7 +89,7 @@ use crate::error::{MethodError, Result};
 use crate::linalg::sym_eigen;
 use crate::method::{Method, Registration};
 use crate::options::{at_least_one, auto_non_negative, Auto, Options};
-use crate::support::chunks::{chunk_option, TrainChunks};
+use crate::support::chunks::{planned_chunk_option, Pass, TrainChunks};
 use run::{Run, Targets};
 
 /// `ekfac`: eigenvalue-corrected K-FAC.
@@ -156,7 +157,7 @@ pub struct Kronecker {
     name: &'static str,
     approx: Approx,
     damping: Auto<f64>,
-    chunk: usize,
+    chunk: Auto<usize>,
     /// Sampled Fisher labels per window of a language model (module docs).
     samples: usize,
 }
@@ -166,12 +167,12 @@ fn boxed(name: &'static str, approx: Approx, opts: &mut Options) -> Result<Box<d
         name,
         approx,
         damping: opts.get("damping", Auto::Auto, auto_non_negative)?,
-        chunk: chunk_option(opts)?,
+        chunk: planned_chunk_option(opts)?,
         samples: opts.get("samples", 1, at_least_one)?,
     }))
 }
 
-/// Options of `ekfac`: `damping` (auto = 0.1 x the mean eigenvalue per layer), `chunk` (512),
+/// Options of `ekfac`: `damping` (auto = 0.1 x the mean eigenvalue per layer), `chunk` (auto),
 /// `samples` (1; sampled Fisher labels per window of a language model).
 ///
 /// # Errors
@@ -180,7 +181,7 @@ pub fn build_ekfac(opts: &mut Options) -> Result<Box<dyn Method>> {
     boxed("ekfac", Approx::Ekfac, opts)
 }
 
-/// Options of `kfac`: `damping` (auto = 0.1 x the mean eigenvalue per layer), `chunk` (512),
+/// Options of `kfac`: `damping` (auto = 0.1 x the mean eigenvalue per layer), `chunk` (auto),
 /// `samples` (1; sampled Fisher labels per window of a language model).
 ///
 /// # Errors
@@ -189,7 +190,7 @@ pub fn build_kfac(opts: &mut Options) -> Result<Box<dyn Method>> {
     boxed("kfac", Approx::Kfac, opts)
 }
 
-/// Options of `if-diag`: `damping` (auto = 0.1 x the mean diagonal entry per layer), `chunk` (512),
+/// Options of `if-diag`: `damping` (auto = 0.1 x the mean diagonal entry per layer), `chunk` (auto),
 /// `samples` (1, as `ekfac`).
 ///
 /// # Errors
@@ -387,9 +388,8 @@ fn sum_chunks(
     data: &TrainChunks,
     f: impl Fn(&Batch<f64>) -> Result<Vec<Vec<f64>>> + Sync,
 ) -> Result<Vec<Vec<f64>>> {
-    let window = rayon::current_num_threads().max(1);
     let mut acc: Option<Vec<Vec<f64>>> = None;
-    for group in data.batches.chunks(window) {
+    for group in data.batches.chunks(data.window()) {
         let parts: Vec<Result<Vec<Vec<f64>>>> = group.par_iter().map(&f).collect();
         for part in parts {
             let part = part?;
@@ -691,7 +691,16 @@ impl Method for Kronecker {
             return Ok(Vec::new());
         }
         let (model, params) = (&run.model, run.params.as_slice());
-        let data = TrainChunks::new(&run.splits.train, self.chunk);
+        // The heavier of the factor pass (one reverse pass per seed) and the scoring pass.
+        let seeds = match model.task() {
+            Task::Classes(c) => c,
+            Task::NextToken(_) => self.samples,
+            Task::Binary | Task::Regression => 1,
+        };
+        let pass = Pass::Factors { seeds }.max(Pass::Forward {
+            dirs: targets.indices.len(),
+        });
+        let data = TrainChunks::planned(self.name, &run.splits.train, model, self.chunk, pass)?;
         let blocks = self.blocks(run, &data)?;
         if blocks.is_empty() {
             return Err(unsupported(
@@ -1130,7 +1139,7 @@ train = { epochs = 2, batch_size = 4, precision = "f64" }
             .unwrap()
             .to_string();
         assert!(
-            e.contains("damping (auto)") && e.contains("chunk (512)"),
+            e.contains("damping (auto)") && e.contains("chunk (auto)"),
             "{e}"
         );
     }

@@ -37,7 +37,8 @@
 //! ## Options
 //! Every variant: `damping` (`auto`: `0.01 tr(C)/p` for convex models, `max(0.01 lambda_max, 2 |lambda_min|)`
 //! for networks, see [`crate::support::curvature::auto_damping`]; or a number
-//! `>= 0`), `chunk` (512).
+//! `>= 0`), `chunk` (`auto`: at most 512, fewer for a model whose pass would not fit in a fixed
+//! budget, [`crate::support::chunks`]).
 //! - `if-exact`: builds `C` from `p` products (`p <= 5000`) and solves by Cholesky.
 //! - `if-cg`, `if-gn`: conjugate gradients, `tol` (1e-8, relative residual), `max_iters` (200).
 //! - `if-lissa`: `depth` (2000), `scale` (`auto`: 1.1 times the top eigenvalue of the damped operator
@@ -58,8 +59,10 @@ use crate::options::{
     at_least_one, auto_non_negative, auto_positive, non_negative, positive, Auto, Options,
 };
 use crate::solvers::{self, solve_error, CgParams, LanczosParams, LinOp, LissaParams, Reported};
-use crate::support::chunks::{chunk_option, Columns, TrainChunks};
-use crate::support::curvature::{auto_damping, is_convex, Curvature, CurvatureKind};
+use crate::support::chunks::{planned_chunk_option, Columns, Pass, TrainChunks};
+use crate::support::curvature::{
+    auto_damping, is_convex, Curvature, CurvatureKind, TRACE_PROBES,
+};
 use run::{Run, Targets};
 
 /// Largest parameter count for which `if-exact` builds the explicit `p x p` curvature matrix.
@@ -156,13 +159,13 @@ pub struct Influence {
     name: &'static str,
     solver: Solver,
     damping: Auto<f64>,
-    chunk: usize,
+    chunk: Auto<usize>,
 }
 
-fn common(opts: &mut Options) -> Result<(Auto<f64>, usize)> {
+fn common(opts: &mut Options) -> Result<(Auto<f64>, Auto<usize>)> {
     Ok((
         opts.get("damping", Auto::Auto, auto_non_negative)?,
-        chunk_option(opts)?,
+        planned_chunk_option(opts)?,
     ))
 }
 
@@ -178,7 +181,7 @@ fn cg_params(opts: &mut Options) -> Result<CgParams> {
 fn boxed(
     name: &'static str,
     solver: Solver,
-    (damping, chunk): (Auto<f64>, usize),
+    (damping, chunk): (Auto<f64>, Auto<usize>),
 ) -> Box<dyn Method> {
     Box::new(Influence {
         name,
@@ -188,7 +191,7 @@ fn boxed(
     })
 }
 
-/// Options of `if-exact`: `damping` (auto), `chunk` (512).
+/// Options of `if-exact`: `damping` (auto), `chunk` (auto).
 ///
 /// # Errors
 /// A bad option value.
@@ -197,7 +200,7 @@ pub fn build_exact(opts: &mut Options) -> Result<Box<dyn Method>> {
 }
 
 /// Options of `if-cg`: `damping` (auto), `tol` (1e-8), `max_iters` (200), `truncate` (false:
-/// keep the iterate after `max_iters` instead of failing), `chunk` (512).
+/// keep the iterate after `max_iters` instead of failing), `chunk` (auto).
 ///
 /// # Errors
 /// A bad option value.
@@ -207,7 +210,7 @@ pub fn build_cg(opts: &mut Options) -> Result<Box<dyn Method>> {
 }
 
 /// Options of `if-gn`: `damping` (auto), `tol` (1e-8), `max_iters` (200), `truncate` (false),
-/// `chunk` (512).
+/// `chunk` (auto).
 ///
 /// # Errors
 /// A bad option value.
@@ -217,7 +220,7 @@ pub fn build_gn(opts: &mut Options) -> Result<Box<dyn Method>> {
 }
 
 /// Options of `if-lissa`: `damping` (auto), `depth` (2000), `scale` (auto), `tol` (1e-4), `batch`
-/// (0 = whole training set), `samples` (1), `seed` (0), `chunk` (512).
+/// (0 = whole training set), `samples` (1), `seed` (0), `chunk` (auto).
 ///
 /// # Errors
 /// A bad option value.
@@ -235,7 +238,7 @@ pub fn build_lissa(opts: &mut Options) -> Result<Box<dyn Method>> {
 }
 
 /// Options of `if-arnoldi`: `damping` (auto), `rank` (50), `iters` (auto = min(p, 4 rank)), `tol`
-/// (1e-2), `seed` (0), `chunk` (512).
+/// (1e-2), `seed` (0), `chunk` (auto).
 ///
 /// # Errors
 /// A bad option value.
@@ -307,6 +310,24 @@ impl Influence {
         (undamped, damping)
     }
 
+    /// The heaviest pass over the chunks for `targets` targets: the curvature products carry the
+    /// right-hand sides (the targets, or fewer groups), the trace probes of `auto` damping or the
+    /// unit vectors of `if-exact`; the scores' forward pass carries the targets or, for
+    /// `if-arnoldi`, the eigenvectors.
+    fn heaviest_pass(&self, targets: usize) -> Pass {
+        let mut dirs = targets;
+        if self.damping == Auto::Auto {
+            dirs = dirs.max(TRACE_PROBES);
+        }
+        let mut forward = targets;
+        match &self.solver {
+            Solver::Exact => dirs = dirs.max(EXACT_BLOCK),
+            Solver::Arnoldi { rank, .. } => forward = forward.max(*rank),
+            _ => {}
+        }
+        Pass::Reverse { dirs }.max(Pass::Forward { dirs: forward })
+    }
+
     /// Scores for the given columns (examples or groups; module docs, "Computation").
     fn scores(&self, run: &Run, targets: &Targets, columns: Columns<'_>) -> Result<Vec<Vec<f64>>> {
         let model = &run.model;
@@ -324,7 +345,13 @@ impl Influence {
                 ),
             });
         }
-        let data = TrainChunks::new(&run.splits.train, self.chunk);
+        let data = TrainChunks::planned(
+            self.name,
+            &run.splits.train,
+            model,
+            self.chunk,
+            self.heaviest_pass(targets.indices.len()),
+        )?;
         let (undamped, damping) = self.curvature(run, &data);
         let op = Curvature {
             shift: undamped.shift + damping,
@@ -379,7 +406,7 @@ impl Influence {
                     params,
                     &run.splits.train,
                     groups,
-                    self.chunk,
+                    data.chunk,
                 );
                 let solved = solve(&group_grads)?;
                 let inv_n = 1.0 / n as f64;

@@ -27,15 +27,16 @@
 //! instead (one reverse pass per batch of a group's members per checkpoint).
 //!
 //! Options: `checkpoints` (10): number of evenly spaced checkpoints (every `ceil(T / checkpoints)`
-//! steps, starting at step 0); `chunk` (512).
+//! steps, starting at step 0); `chunk` (`auto`: at most 512, fewer for a model whose pass would
+//! not fit in a fixed budget, [`crate::support::chunks`]).
 
 use nn::Trainer;
 
 use crate::error::Result;
 use crate::groups::Grouping;
 use crate::method::{Method, Registration};
-use crate::options::{at_least_one, Options};
-use crate::support::chunks::{chunk_option, Columns, TrainChunks};
+use crate::options::{at_least_one, Auto, Options};
+use crate::support::chunks::{planned_chunk_option, Columns, Pass, TrainChunks};
 use run::{Run, Targets};
 
 /// The registry entry.
@@ -49,17 +50,17 @@ pub const REGISTRATION: Registration = Registration {
 #[derive(Debug, Clone)]
 pub struct TracIn {
     checkpoints: usize,
-    chunk: usize,
+    chunk: Auto<usize>,
 }
 
-/// Reads the options: `checkpoints` (10), `chunk` (512).
+/// Reads the options: `checkpoints` (10), `chunk` (auto).
 ///
 /// # Errors
 /// A bad option value.
 pub fn build(opts: &mut Options) -> Result<Box<dyn Method>> {
     Ok(Box::new(TracIn {
         checkpoints: opts.get("checkpoints", 10usize, at_least_one)?,
-        chunk: chunk_option(opts)?,
+        chunk: planned_chunk_option(opts)?,
     }))
 }
 
@@ -99,7 +100,10 @@ impl TracIn {
         let steps = Trainer::<f64>::new(&run.model, &run.config, &run.splits.train)?.steps();
         let every = steps.div_ceil(self.checkpoints);
         let checkpoints = run.checkpoints(every)?;
-        let data = TrainChunks::new(&run.splits.train, self.chunk);
+        let pass = Pass::Forward {
+            dirs: targets.indices.len(),
+        };
+        let data = TrainChunks::planned("tracin", &run.splits.train, &run.model, self.chunk, pass)?;
         let batch = run.target_batch::<f64>(targets);
         let mut tau = vec![vec![0.0; columns.count(n)]; targets.indices.len()];
         for c in &checkpoints {

@@ -1,28 +1,195 @@
 //! The training set cut into chunks, and the passes over it that several estimators share.
 //!
-//! The training set is cut into chunks of `chunk` examples (option, default 512) in index order.
+//! The training set is cut into chunks of `chunk` examples (option, default `auto`) in index order.
 //! Hessian-vector products sum the chunks' products weighted by chunk size in chunk order, so the
 //! result does not depend on the number of threads (and on the chunk size only through rounding).
 //! `<grad l_j, v_t>` for all `j` and `k` directions comes from one dual forward pass per chunk.
+//!
+//! ## Memory
+//! A chunk's pass holds the tape of the whole chunk: every layer's activations (a convolution's
+//! im2col patches included), `1 + k` copies of them for a dual pass with `k` directions, and the
+//! cotangents on top for a reverse sweep. For a small CNN on 28x28 images that is about 2 MB per
+//! example for a plain tape and 20 MB with ten directions, 10 GB for a chunk of 512. So a pass is
+//! sized before it runs ([`TrainChunks::planned`], from [`nn::memory::tape_floats`] and the
+//! [`Pass`]):
+//! - `chunk = auto` (the default): the largest chunk, at most [`DEFAULT_CHUNK`] and at least 1,
+//!   whose estimate stays within [`AUTO_CHUNK_BYTES`]. The rule reads only the model, the example
+//!   shape and the pass (its number of directions), never the machine, so the same inputs give
+//!   the same chunks and the same bits on every machine; small models keep 512.
+//! - the number of chunks in flight at once is the thread count, lowered so that they fit in half
+//!   the memory available ([`nn::memory::budget`]); it never changes a result (chunks are added
+//!   in chunk order whatever runs at once), only the speed.
+//! - a chunk whose estimate alone exceeds the available memory is refused before anything is
+//!   allocated, with the estimate, the memory available and a `chunk` that fits.
 
 use data::Dataset;
+use nn::memory::{show_bytes, TapeFloats};
 use nn::{Batch, Model, Output};
 use rayon::prelude::*;
 
-use crate::error::Result;
+use crate::error::{MethodError, Result};
 use crate::groups::Grouping;
-use crate::options::{at_least_one, Options};
+use crate::options::{Auto, Options};
 
-/// Default examples per chunk of a pass over the training set.
+/// Largest chunk, and the chunk of `chunk = auto` for every model small enough.
 pub const DEFAULT_CHUNK: usize = 512;
 
-/// Reads the `chunk` option: examples per chunk of a training-set pass (default 512). Results
-/// depend on it only through rounding.
+/// The memory one chunk's pass may take under `chunk = auto`: 1 GiB. A constant, not the
+/// machine's free memory, so that the automatic chunk (and so every result's rounding) does not
+/// depend on the machine's state.
+pub const AUTO_CHUNK_BYTES: f64 = 1024.0 * 1024.0 * 1024.0;
+
+/// The share of the available memory the chunks in flight at once may take together.
+pub const IN_FLIGHT_SHARE: f64 = 0.5;
+
+/// Reads a fixed `chunk` option: examples per chunk of a training-set pass (default 512), for
+/// the passes that are not planned ([`TrainChunks::new`]). Results depend on it only through
+/// rounding.
 ///
 /// # Errors
 /// A value below 1.
 pub fn chunk_option(opts: &mut Options) -> Result<usize> {
-    opts.get("chunk", DEFAULT_CHUNK, at_least_one)
+    opts.get("chunk", DEFAULT_CHUNK, crate::options::at_least_one)
+}
+
+/// Reads the `chunk` option of a planned pass ([`TrainChunks::planned`]): `auto` (default) or
+/// examples per chunk. Results depend on it only through rounding.
+///
+/// # Errors
+/// A value below 1 or neither `auto` nor a count.
+pub fn planned_chunk_option(opts: &mut Options) -> Result<Auto<usize>> {
+    opts.get("chunk", Auto::Auto, |c: &Auto<usize>| match c {
+        Auto::Value(0) => Err("must be `auto` or at least 1".into()),
+        _ => Ok(()),
+    })
+}
+
+/// The heaviest pass an estimator runs over its chunks, for their memory estimate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// A dual forward pass with `dirs` tangent directions ([`TrainChunks::output_jvps`]): the tape
+    /// with `1 + dirs` copies of every value.
+    Forward {
+        /// Tangent directions.
+        dirs: usize,
+    },
+    /// A dual reverse pass with `dirs` directions (Hessian or Gauss-Newton products): the dual
+    /// tape and, during the sweep, as much again in dual cotangents.
+    Reverse {
+        /// Tangent directions.
+        dirs: usize,
+    },
+    /// K-FAC's factor pass: a plain tape, its cotangents, and for each of the `seeds` reverse
+    /// passes (one per class) the cotangents of every linear layer's output, bounded by a tape.
+    Factors {
+        /// Reverse passes kept at once.
+        seeds: usize,
+    },
+}
+
+impl Pass {
+    /// How many plain tapes the pass holds at once.
+    pub fn tapes(self) -> f64 {
+        match self {
+            Pass::Forward { dirs } => 1.0 + dirs as f64,
+            Pass::Reverse { dirs } => 2.0 * (1.0 + dirs as f64),
+            Pass::Factors { seeds } => 2.0 + seeds as f64,
+        }
+    }
+
+    /// The heavier of two passes (the one holding more tapes).
+    pub fn max(self, other: Pass) -> Pass {
+        if other.tapes() > self.tapes() {
+            other
+        } else {
+            self
+        }
+    }
+
+    /// Bytes one chunk of `chunk` examples holds during this pass, for a model whose plain tape
+    /// holds `tape` floats (f64: 8 bytes each). Linear in `chunk` and in the tape.
+    pub fn chunk_bytes(self, tape: TapeFloats, chunk: usize) -> f64 {
+        8.0 * self.tapes() * tape.at(chunk)
+    }
+
+    /// The automatic chunk: the largest `c` in `1..=512` with `chunk_bytes(c) <=`
+    /// [`AUTO_CHUNK_BYTES`] (1 when even one example exceeds it).
+    pub fn auto_chunk(self, tape: TapeFloats) -> usize {
+        let per = 8.0 * self.tapes() * tape.per_example;
+        let room = AUTO_CHUNK_BYTES - 8.0 * self.tapes() * tape.fixed;
+        if per <= 0.0 {
+            return DEFAULT_CHUNK;
+        }
+        ((room / per).floor().max(1.0) as usize).min(DEFAULT_CHUNK)
+    }
+
+    /// Words for errors: `a dual forward pass with 10 directions`.
+    fn describe(self) -> String {
+        match self {
+            Pass::Forward { dirs } => format!("a dual forward pass with {dirs} directions"),
+            Pass::Reverse { dirs } => format!("a dual reverse pass with {dirs} directions"),
+            Pass::Factors { seeds } => format!("a factor pass with {seeds} reverse passes"),
+        }
+    }
+}
+
+/// How many chunks of `chunk_bytes` each may run at once under `budget` (the available memory):
+/// the thread count, lowered to fit in [`IN_FLIGHT_SHARE`] of the budget, at least 1.
+pub fn in_flight(chunk_bytes: f64, budget: Option<f64>, threads: usize) -> usize {
+    let threads = threads.max(1);
+    match budget {
+        Some(b) if chunk_bytes > 0.0 => {
+            ((IN_FLIGHT_SHARE * b / chunk_bytes).floor().max(1.0) as usize).min(threads)
+        }
+        _ => threads,
+    }
+}
+
+/// Refuses a chunk whose pass alone needs more than `budget` (the available memory; `None`:
+/// unknown, nothing refused).
+///
+/// # Errors
+/// [`MethodError::BadOption`] on `chunk` naming the estimate, the budget and a chunk that fits
+/// (or, when not even one example fits, that the model is too large for this machine).
+pub fn check_chunk(
+    method: &str,
+    pass: Pass,
+    tape: TapeFloats,
+    chunk: usize,
+    budget: Option<f64>,
+) -> Result<()> {
+    let need = pass.chunk_bytes(tape, chunk);
+    let Some(b) = budget.filter(|&b| need > b) else {
+        return Ok(());
+    };
+    let per = 8.0 * pass.tapes() * tape.per_example;
+    let room = IN_FLIGHT_SHARE * b - 8.0 * pass.tapes() * tape.fixed;
+    let fit = if per > 0.0 { (room / per).floor() } else { 0.0 };
+    let fix = if fit >= 1.0 {
+        let k = (fit as usize).min(chunk.saturating_sub(1)).max(1);
+        format!(
+            "pass --option chunk={k} ({} per chunk; results change only by rounding)",
+            show_bytes(pass.chunk_bytes(tape, k))
+        )
+    } else {
+        format!(
+            "even chunk=1 needs {}: use a machine with more memory or a smaller model",
+            show_bytes(pass.chunk_bytes(tape, 1))
+        )
+    };
+    Err(MethodError::BadOption {
+        method: method.into(),
+        key: "chunk".into(),
+        value: chunk.to_string(),
+        reason: format!(
+            "{} over {chunk} examples needs about {} of memory, more than the {} available \
+             (set {} to change the budget); {fix}",
+            pass.describe(),
+            show_bytes(need),
+            show_bytes(b),
+            nn::memory::LIMIT_VAR,
+        ),
+    })
 }
 
 /// The training set cut into chunks of consecutive examples, built once per attribution.
@@ -35,6 +202,9 @@ pub struct TrainChunks {
     pub n: usize,
     /// Examples per chunk (also the largest batch of a group-gradient pass).
     pub chunk: usize,
+    /// Chunks run at once (at most the thread count; lowered by [`TrainChunks::planned`] to fit
+    /// the memory). Never changes a result.
+    pub in_flight: usize,
 }
 
 /// The columns of a score matrix: every training example, or the groups of a grouping (MATH.md
@@ -65,7 +235,45 @@ impl TrainChunks {
             starts,
             n,
             chunk,
+            in_flight: usize::MAX,
         }
+    }
+
+    /// The chunks of `ds` for `method`'s passes over `model`, `pass` the heaviest of them: the
+    /// chunk given, or under `auto` the rule of the module docs ([`Pass::auto_chunk`]), and the
+    /// chunks in flight lowered to fit the available memory ([`in_flight`]). Nothing is allocated
+    /// before the estimate (beyond a plain tape of two examples, [`nn::memory::tape_floats`]).
+    ///
+    /// # Errors
+    /// [`check_chunk`]: one chunk's pass alone needs more than the available memory.
+    pub fn planned(
+        method: &str,
+        ds: &Dataset,
+        model: &Model,
+        chunk: Auto<usize>,
+        pass: Pass,
+    ) -> Result<TrainChunks> {
+        let tape = nn::memory::tape_floats(model, ds);
+        let chunk = match chunk {
+            Auto::Auto => pass.auto_chunk(tape),
+            Auto::Value(c) => c.max(1),
+        };
+        let largest = chunk.min(ds.len()).max(1);
+        let budget = nn::memory::budget();
+        check_chunk(method, pass, tape, largest, budget)?;
+        eprintln!("DEBUG plan {method} {pass:?} tape {tape:?} chunk {chunk} bytes {}", pass.chunk_bytes(tape, largest));
+        let mut chunks = TrainChunks::new(ds, chunk);
+        chunks.in_flight = in_flight(
+            pass.chunk_bytes(tape, largest),
+            budget,
+            rayon::current_num_threads(),
+        );
+        Ok(chunks)
+    }
+
+    /// Chunks run at once: [`TrainChunks::in_flight`], at most the thread count.
+    pub(crate) fn window(&self) -> usize {
+        self.in_flight.min(rayon::current_num_threads()).max(1)
     }
 
     /// `sum_c |c| * f(chunk c)` elementwise, chunks added in index order (deterministic for any
@@ -77,8 +285,7 @@ impl TrainChunks {
         f: impl Fn(&Batch<f64>) -> Vec<Vec<f64>> + Sync,
     ) -> Vec<Vec<f64>> {
         let mut acc = vec![vec![0.0; dim]; k];
-        let window = rayon::current_num_threads().max(1);
-        for group in self.batches.chunks(window) {
+        for group in self.batches.chunks(self.window()) {
             let parts: Vec<(usize, Vec<Vec<f64>>)> =
                 group.par_iter().map(|b| (b.len(), f(b))).collect();
             for (len, part) in parts {
@@ -95,7 +302,7 @@ impl TrainChunks {
 
     /// `[k][n]`: `<grad o_j(params), v_t>` for every training example `j` and direction `v_t`,
     /// where `o` is the per-example output `out` (the loss for influence scores): one dual forward
-    /// pass per chunk.
+    /// pass per chunk, [`TrainChunks::in_flight`] chunks at a time.
     pub fn output_jvps(
         &self,
         model: &Model,
@@ -108,14 +315,16 @@ impl TrainChunks {
         if k == 0 {
             return res;
         }
-        let parts: Vec<Vec<Vec<f64>>> = self
-            .batches
-            .par_iter()
-            .map(|b| nn::per_example::output_jvps(model, params, b, out, dirs).1)
-            .collect();
-        for (&s, part) in self.starts.iter().zip(parts) {
-            for (row, p) in res.iter_mut().zip(part) {
-                row[s..s + p.len()].copy_from_slice(&p);
+        let window = self.window();
+        for (batches, starts) in self.batches.chunks(window).zip(self.starts.chunks(window)) {
+            let parts: Vec<Vec<Vec<f64>>> = batches
+                .par_iter()
+                .map(|b| nn::per_example::output_jvps(model, params, b, out, dirs).1)
+                .collect();
+            for (&s, part) in starts.iter().zip(parts) {
+                for (row, p) in res.iter_mut().zip(part) {
+                    row[s..s + p.len()].copy_from_slice(&p);
+                }
             }
         }
         res
