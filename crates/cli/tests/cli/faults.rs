@@ -694,6 +694,32 @@ cli_test!(
         )
         .fails(1);
         assert_contains!(e.stderr, "k = 1000000000", "needs at least", "--option k=");
+        // A chunked pass (TracIn's dual forward pass over chunks of training examples) that
+        // would not fit: refused before it allocates, with a chunk that fits.
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_attrib"))
+            .args([
+                "attribute",
+                "--run",
+                run,
+                "--method",
+                "tracin",
+                "--targets",
+                "0..2",
+                "--option",
+                "chunk=512",
+            ])
+            .env("ATTRIB_MEMORY_LIMIT", "20K")
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert_contains!(
+            stderr,
+            "dual forward pass with 2 directions over",
+            "ATTRIB_MEMORY_LIMIT",
+            "--option chunk="
+        );
         let e = attrib(
             dir,
             &["groundtruth", "--run", run, "--subsets", "1000000000000"],

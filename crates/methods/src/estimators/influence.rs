@@ -60,9 +60,7 @@ use crate::options::{
 };
 use crate::solvers::{self, solve_error, CgParams, LanczosParams, LinOp, LissaParams, Reported};
 use crate::support::chunks::{planned_chunk_option, Columns, Pass, TrainChunks};
-use crate::support::curvature::{
-    auto_damping, is_convex, Curvature, CurvatureKind, TRACE_PROBES,
-};
+use crate::support::curvature::{auto_damping, is_convex, Curvature, CurvatureKind, TRACE_PROBES};
 use run::{Run, Targets};
 
 /// Largest parameter count for which `if-exact` builds the explicit `p x p` curvature matrix.

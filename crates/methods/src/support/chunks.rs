@@ -261,7 +261,6 @@ impl TrainChunks {
         let largest = chunk.min(ds.len()).max(1);
         let budget = nn::memory::budget();
         check_chunk(method, pass, tape, largest, budget)?;
-        eprintln!("DEBUG plan {method} {pass:?} tape {tape:?} chunk {chunk} bytes {}", pass.chunk_bytes(tape, largest));
         let mut chunks = TrainChunks::new(ds, chunk);
         chunks.in_flight = in_flight(
             pass.chunk_bytes(tape, largest),
@@ -427,5 +426,112 @@ mod tests {
         let g = nn::per_example::output_grads(&run.model, &run.params, &batch, Output::Loss);
         let d = crate::linalg::dot(&g[0], &v);
         assert!((a[0][100] - d).abs() <= 1e-12 * d.abs().max(1.0));
+    }
+
+    /// A model of `model` (inline TOML) on digits shaped `shape`, at its initialisation.
+    fn untrained(model: &str, shape: &str) -> (Model, Dataset) {
+        let text = format!(
+            r#"
+data = {{ source = "digits", example_shape = {shape}, max_train = 64 }}
+model = {model}
+optim = {{ kind = "sgd", lr = 0.1 }}
+train = {{ epochs = 1, batch_size = 16, precision = "f64" }}
+"#
+        );
+        let cfg = nn::RunConfig::from_toml_str(&text, "t.toml".as_ref()).unwrap();
+        let splits = data::load_splits(&cfg.data, ".".as_ref()).unwrap();
+        let model = Model::new(&cfg.model, &splits.train).unwrap();
+        (model, splits.train)
+    }
+
+    /// What a dual forward pass with `k` directions over `b` examples really keeps on its tape.
+    fn dual_tape(model: &Model, ds: &Dataset, b: usize, k: usize) -> f64 {
+        let params = model.layout().init(0);
+        let mut rng = Rng::new(3);
+        let dirs: Vec<Vec<f64>> = (0..k)
+            .map(|_| (0..params.len()).map(|_| rng.normal()).collect())
+            .collect();
+        let refs: Vec<&[f64]> = dirs.iter().map(Vec::as_slice).collect();
+        let idx: Vec<usize> = (0..b).collect();
+        let batch = Batch::<f64>::from_dataset(ds, &idx);
+        let g = engine::Graph::<f64, engine::Dual<f64>>::new();
+        let p = model.layout().dual_leaves(&g, &params, &refs, false);
+        model.output(&g, &p, &batch, Output::Loss);
+        g.stored_elements() as f64
+    }
+
+    #[test]
+    fn the_estimate_bounds_the_dual_tape_of_an_mlp_and_a_cnn() {
+        for (model, shape) in [
+            (
+                r#"{ kind = "mlp", hidden = [32, 16], activation = "gelu" }"#,
+                "[64]",
+            ),
+            (
+                r#"{ kind = "cnn", channels = [4, 8], groups = 2, pool = "avg", residual = true }"#,
+                "[1, 8, 8]",
+            ),
+        ] {
+            let (model, ds) = untrained(model, shape);
+            let tape = nn::memory::tape_floats(&model, &ds);
+            assert!(tape.per_example > 0.0, "{tape:?}");
+            for (b, k) in [(5, 0), (5, 3), (33, 8)] {
+                let real = dual_tape(&model, &ds, b, k);
+                let estimate = Pass::Forward { dirs: k }.chunk_bytes(tape, b) / 8.0;
+                // An upper bound (constants carry no tangents), and not a loose one.
+                assert!(
+                    real <= estimate && real >= 0.6 * estimate,
+                    "{shape}: b={b} k={k}: tape {real} floats, estimate {estimate}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn auto_chunks_keep_512_for_small_models_and_shrink_for_large_ones() {
+        let (model, ds) = untrained(r#"{ kind = "mlp", hidden = [8] }"#, "[64]");
+        let tape = nn::memory::tape_floats(&model, &ds);
+        assert_eq!(Pass::Forward { dirs: 64 }.auto_chunk(tape), DEFAULT_CHUNK);
+        // 2.5 M floats per example (a 28x28 CNN's order): 11 tapes of 20 MB fit 1 GiB 4 times.
+        let big = TapeFloats {
+            fixed: 0.0,
+            per_example: 2.5e6,
+        };
+        assert_eq!(Pass::Forward { dirs: 10 }.auto_chunk(big), 4);
+        assert_eq!(Pass::Reverse { dirs: 10 }.auto_chunk(big), 2);
+        // Never below one example.
+        assert_eq!(Pass::Reverse { dirs: 1000 }.auto_chunk(big), 1);
+        assert_eq!(
+            Pass::Forward { dirs: 3 }.max(Pass::Reverse { dirs: 1 }),
+            Pass::Forward { dirs: 3 }
+        );
+    }
+
+    #[test]
+    fn a_chunk_past_the_memory_is_refused_with_one_that_fits() {
+        let big = TapeFloats {
+            fixed: 0.0,
+            per_example: 2.5e6,
+        };
+        let pass = Pass::Forward { dirs: 10 };
+        // 512 examples need 112.6 GB; 8 GB available fits 4 GB of chunk, 18 examples.
+        let e = check_chunk("tracin", pass, big, 512, Some(8e9))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("chunk=18") && e.contains("ATTRIB_MEMORY_LIMIT") && e.contains("512"),
+            "{e}"
+        );
+        let e = check_chunk("tracin", pass, big, 1, Some(1e8))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("even chunk=1"), "{e}");
+        assert!(check_chunk("tracin", pass, big, 512, None).is_ok());
+        assert!(check_chunk("tracin", pass, big, 4, Some(8e9)).is_ok());
+        // In flight: as many chunks as fit in half the memory, at most the threads.
+        assert_eq!(in_flight(3e9, Some(8e9), 2), 1);
+        assert_eq!(in_flight(1e9, Some(8e9), 2), 2);
+        assert_eq!(in_flight(9e9, Some(8e9), 2), 1);
+        assert_eq!(in_flight(1e9, None, 3), 3);
     }
 }
