@@ -1075,6 +1075,15 @@ pub struct BenchTrainArgs {
     /// Example: attrib bench train --quick
     #[arg(long)]
     pub quick: bool,
+
+    /// Time only the training workloads whose name contains this text (the GEMM table is always
+    /// printed).
+    ///
+    /// Useful to profile one workload, e.g. under `perf record`.
+    ///
+    /// Example: attrib bench train --workload "512-512-512-512"
+    #[arg(long, value_name = "TEXT")]
+    pub workload: Option<String>,
 }
 
 /// `--threads`: a positive integer.

@@ -384,13 +384,16 @@ pub fn run(args: &BenchTrainArgs, ctx: &Ctx) -> Result<()> {
         "{:<30} {:<8} {:>7} {:>5} {:>11} {:>9} {:>12} {:>6}",
         "workload", "mode", "threads", "batch", "examples/s", "GFLOP/s", "GEMM peak", "ratio"
     ))?;
-    for w in [
-        digits_mlp()?,
-        wide_mlp()?,
-        mlp_64_512()?,
-        digits_cnn()?,
-        cnn_28()?,
-    ] {
+    let all: [fn() -> Result<Workload>; 5] = [digits_mlp, wide_mlp, mlp_64_512, digits_cnn, cnn_28];
+    for make in all {
+        let w = make()?;
+        if args
+            .workload
+            .as_deref()
+            .is_some_and(|part| !w.name.contains(part))
+        {
+            continue;
+        }
         for mode in [Mode::Step, Mode::Gradient] {
             for (ti, &threads) in counts.iter().enumerate() {
                 let (iterations, seconds) =
