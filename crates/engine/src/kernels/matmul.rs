@@ -33,6 +33,30 @@ fn panel_rows(m: usize, n: usize) -> usize {
     }
 }
 
+/// Products from this many multiply-adds copy a transposed right operand to row-major first.
+const TRANSPOSE_MIN_MACS: usize = 1 << 16;
+
+/// The `k x n` row-major transpose of `b`, an `n x k` matrix with row stride `rrs`, in square tiles
+/// so that both sides are read and written a cache line at a time.
+fn transposed<F: Float>(b: &[F], rrs: usize, n: usize, k: usize) -> Vec<F> {
+    const TILE: usize = 32;
+    let mut out = vec![F::ZERO; k * n];
+    for i0 in (0..k).step_by(TILE) {
+        for j0 in (0..n).step_by(TILE) {
+            let j1 = (j0 + TILE).min(n);
+            for (i, out_row) in out.chunks_exact_mut(n).enumerate().skip(i0).take(TILE) {
+                for (o, src) in out_row[j0..j1]
+                    .iter_mut()
+                    .zip(b[j0 * rrs + i..].iter().step_by(rrs))
+                {
+                    *o = *src;
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Output shape of `op(a) @ op(b)` where `op` transposes the last two dimensions when asked.
 ///
 /// # Errors
@@ -86,6 +110,14 @@ pub(crate) fn gemm_det<F: Float>(
     k: usize,
     n: usize,
 ) {
+    if tb && m * n * k >= TRANSPOSE_MIN_MACS {
+        // `gemm` packs a right operand stored transposed far more slowly than a row-major one
+        // (a 256x512 by (512x512)^T product, a linear layer's forward pass, ran at a quarter of
+        // the speed): a large one is copied to row-major first, once for all the panels. A
+        // function of the shape alone, so every thread count takes the same path.
+        let bt = transposed(b, rrs, n, k);
+        return gemm_det(dst, accumulate, a, lrs, ta, &bt, n, false, m, k, n);
+    }
     let p = panel_rows(m, n);
     if m * n * k < PARALLEL_MIN_MACS || m < 2 * p {
         F::gemm_seq(dst, n, accumulate, a, lrs, ta, b, rrs, tb, m, k, n);
