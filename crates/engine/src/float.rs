@@ -57,8 +57,21 @@ pub trait Float:
     fn sqrt(self) -> Self;
     /// Absolute value.
     fn abs(self) -> Self;
-    /// Error function (for the exact GELU).
+    /// Error function.
     fn erf(self) -> Self;
+    /// The standard normal CDF `Phi(x)` (the exact GELU is `x Phi(x)`): `f64` from `libm`'s
+    /// `erf`, `f32` from the vectorisable approximation of [`crate::kernels::normal`] (relative
+    /// error below 5e-7).
+    fn normal_cdf(self) -> Self;
+    /// The standard normal density `phi(x)`: `f64` from `exp`, `f32` as [`Float::normal_cdf`].
+    fn normal_pdf(self) -> Self;
+    /// The GELU's derivative `order` of every element of `xs` into `out`, bitwise as
+    /// [`crate::kernels::Unary::eval`] gives it: `f32` in the vectorised loop of
+    /// [`crate::kernels::normal::gelu_f32`], `f64` element by element.
+    fn gelu_slice(order: crate::kernels::Order, xs: &[Self], out: &mut [Self]);
+    /// Two consecutive derivatives of the GELU at once, bitwise as
+    /// [`crate::kernels::Unary::eval_pair`] (`f32`: [`crate::kernels::normal::gelu_pair_f32`]).
+    fn gelu_pair_slice(pair: crate::kernels::Pair, xs: &[Self], a: &mut [Self], b: &mut [Self]);
     /// The larger of two values (NaN-propagating is not guaranteed).
     fn max(self, other: Self) -> Self;
     /// The smaller of two values.
@@ -90,7 +103,7 @@ pub trait Float:
 }
 
 macro_rules! impl_float {
-    ($t:ty, $name:literal, $erf:path) => {
+    ($t:ty, $name:literal, $erf:path, $cdf:path, $pdf:path, $gelu:path, $gelu_pair:path) => {
         impl Float for $t {
             const NAME: &'static str = $name;
             const EPSILON: Self = <$t>::EPSILON;
@@ -139,6 +152,25 @@ macro_rules! impl_float {
             #[inline]
             fn erf(self) -> Self {
                 $erf(self)
+            }
+            #[inline(always)]
+            fn normal_cdf(self) -> Self {
+                $cdf(self)
+            }
+            #[inline(always)]
+            fn normal_pdf(self) -> Self {
+                $pdf(self)
+            }
+            fn gelu_slice(order: crate::kernels::Order, xs: &[Self], out: &mut [Self]) {
+                $gelu(order, xs, out)
+            }
+            fn gelu_pair_slice(
+                pair: crate::kernels::Pair,
+                xs: &[Self],
+                a: &mut [Self],
+                b: &mut [Self],
+            ) {
+                $gelu_pair(pair, xs, a, b)
             }
             #[inline]
             fn max(self, other: Self) -> Self {
@@ -245,5 +277,57 @@ macro_rules! impl_float {
     };
 }
 
-impl_float!(f32, "f32", libm::erff);
-impl_float!(f64, "f64", libm::erf);
+impl_float!(
+    f32,
+    "f32",
+    libm::erff,
+    cdf_f32,
+    pdf_f32,
+    crate::kernels::normal::gelu_f32,
+    crate::kernels::normal::gelu_pair_f32
+);
+impl_float!(
+    f64,
+    "f64",
+    libm::erf,
+    cdf_f64,
+    pdf_f64,
+    gelu_elementwise,
+    gelu_pair_elementwise
+);
+
+/// [`Float::gelu_slice`] element by element.
+fn gelu_elementwise<F: Float>(order: crate::kernels::Order, xs: &[F], out: &mut [F]) {
+    for (o, &x) in out.iter_mut().zip(xs) {
+        *o = crate::kernels::Unary::Gelu.eval(order, x);
+    }
+}
+
+/// [`Float::gelu_pair_slice`] element by element.
+fn gelu_pair_elementwise<F: Float>(pair: crate::kernels::Pair, xs: &[F], a: &mut [F], b: &mut [F]) {
+    for ((a, b), &x) in a.iter_mut().zip(b.iter_mut()).zip(xs) {
+        (*a, *b) = crate::kernels::Unary::Gelu.eval_pair(pair, x);
+    }
+}
+
+#[inline(always)]
+fn cdf_f32(x: f32) -> f32 {
+    crate::kernels::normal::normal_cdf_pdf(x).0
+}
+
+#[inline(always)]
+fn pdf_f32(x: f32) -> f32 {
+    crate::kernels::normal::normal_cdf_pdf(x).1
+}
+
+/// `Phi(x) = (1 + erf(x / sqrt 2)) / 2`.
+#[inline]
+fn cdf_f64(x: f64) -> f64 {
+    0.5 * (1.0 + libm::erf(x * std::f64::consts::FRAC_1_SQRT_2))
+}
+
+/// `phi(x) = e^(-x^2 / 2) / sqrt(2 pi)`.
+#[inline]
+fn pdf_f64(x: f64) -> f64 {
+    0.398_942_280_401_432_7 * (-0.5 * x * x).exp()
+}

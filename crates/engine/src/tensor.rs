@@ -174,6 +174,42 @@ impl<F: Float> Tensor<F> {
         }
     }
 
+    /// [`Tensor::map`] given a loop instead of a function: `f(xs, out)` writes `out[i]` from
+    /// `xs[i]` for a whole run of elements, so that the loop, with the function inlined into it,
+    /// can vectorise (a function called per element through a closure often is not inlined).
+    pub fn map_slices(&self, f: impl Fn(&[F], &mut [F]) + Sync) -> Self {
+        let mut out = vec![F::ZERO; self.len()];
+        if self.len() < PARALLEL_MIN_ELEMENTS {
+            f(&self.data, &mut out);
+        } else {
+            out.par_chunks_mut(ELEMENT_CHUNK)
+                .zip(self.data.par_chunks(ELEMENT_CHUNK))
+                .for_each(|(o, x)| f(x, o));
+        }
+        Tensor {
+            shape: self.shape.clone(),
+            data: Arc::new(out),
+        }
+    }
+
+    /// [`Tensor::map2`] given a loop, as [`Tensor::map_slices`]: `f(xs, a, b)`.
+    pub fn map2_slices(&self, f: impl Fn(&[F], &mut [F], &mut [F]) + Sync) -> (Self, Self) {
+        let (mut a, mut b) = (vec![F::ZERO; self.len()], vec![F::ZERO; self.len()]);
+        if self.len() < PARALLEL_MIN_ELEMENTS {
+            f(&self.data, &mut a, &mut b);
+        } else {
+            a.par_chunks_mut(ELEMENT_CHUNK)
+                .zip(b.par_chunks_mut(ELEMENT_CHUNK))
+                .zip(self.data.par_chunks(ELEMENT_CHUNK))
+                .for_each(|((a, b), x)| f(x, a, b));
+        }
+        let wrap = |d| Tensor {
+            shape: self.shape.clone(),
+            data: Arc::new(d),
+        };
+        (wrap(a), wrap(b))
+    }
+
     /// Elementwise map to two tensors of this shape at once (in parallel chunks when large, as
     /// [`Tensor::map`]).
     pub fn map2(&self, f: impl Fn(F) -> (F, F) + Sync) -> (Self, Self) {

@@ -5,6 +5,7 @@ pub mod broadcast;
 pub mod conv;
 pub mod layout;
 pub mod matmul;
+pub mod normal;
 pub mod unary;
 
 pub use broadcast::{binary, broadcast_shape, broadcast_to, sum_axes, sum_to};

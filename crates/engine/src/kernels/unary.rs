@@ -101,9 +101,6 @@ impl Order {
     }
 }
 
-const INV_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
-const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
-
 #[inline]
 fn sigmoid<F: Float>(x: F) -> F {
     if x >= F::ZERO {
@@ -114,20 +111,22 @@ fn sigmoid<F: Float>(x: F) -> F {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn normal_cdf<F: Float>(x: F) -> F {
-    F::from_f64(0.5) * (F::ONE + (x * F::from_f64(INV_SQRT_2)).erf())
+    x.normal_cdf()
 }
 
-#[inline]
+#[inline(always)]
 fn normal_pdf<F: Float>(x: F) -> F {
-    F::from_f64(INV_SQRT_2PI) * (F::from_f64(-0.5) * x * x).exp()
+    x.normal_pdf()
 }
 
 impl Unary {
     /// The derivative `order` of the function at `x`. The `match` covers every pair of function and
     /// order, so a new function does not compile until its three formulas are written here.
-    #[inline]
+    // Always inlined: the loops call it with a constant function and order (`with_const_unary!`),
+    // so that the `match` folds to one arm and the loop can vectorise.
+    #[inline(always)]
     pub fn eval<F: Float>(self, order: Order, x: F) -> F {
         use Order::{First, Second, Value};
         let (one, two) = (F::ONE, F::from_f64(2.0));
@@ -189,7 +188,7 @@ impl Unary {
 
     /// Both derivatives of `pair` at `x`, sharing the work the two have in common (GELU's normal
     /// CDF and density). Bitwise equal to two calls of [`Unary::eval`].
-    #[inline]
+    #[inline(always)]
     pub fn eval_pair<F: Float>(self, pair: Pair, x: F) -> (F, F) {
         match (self, pair) {
             (Unary::Gelu, Pair::ValueSlope) => {
@@ -291,7 +290,14 @@ macro_rules! with_const_unary {
 
 fn apply_order<F: Float, const O: u8>(t: &Tensor<F>, u: Unary) -> Tensor<F> {
     let order = const { Order::of_index(O) };
-    with_const_unary!(u, |U| t.map(|x| U.eval(order, x)))
+    if u == Unary::Gelu {
+        return t.map_slices(|xs, out| F::gelu_slice(order, xs, out));
+    }
+    with_const_unary!(u, |U| t.map_slices(|xs, out| {
+        for (o, &x) in out.iter_mut().zip(xs) {
+            *o = U.eval(order, x);
+        }
+    }))
 }
 
 fn apply_pair_of<F: Float, const SECOND: bool>(t: &Tensor<F>, u: Unary) -> (Tensor<F>, Tensor<F>) {
@@ -300,7 +306,14 @@ fn apply_pair_of<F: Float, const SECOND: bool>(t: &Tensor<F>, u: Unary) -> (Tens
     } else {
         Pair::ValueSlope
     };
-    with_const_unary!(u, |U| t.map2(|x| U.eval_pair(pair, x)))
+    if u == Unary::Gelu {
+        return t.map2_slices(|xs, a, b| F::gelu_pair_slice(pair, xs, a, b));
+    }
+    with_const_unary!(u, |U| t.map2_slices(|xs, a, b| {
+        for ((a, b), &x) in a.iter_mut().zip(b.iter_mut()).zip(xs) {
+            (*a, *b) = U.eval_pair(pair, x);
+        }
+    }))
 }
 
 /// `u^(order)` of every element, in a loop specialised to `(u, order)`.
