@@ -115,6 +115,40 @@ const DATTRI_METHODS: &[(&str, &[&str])] = &[
     ("tracin", &[]),
 ];
 
+/// The CNN settings: TracIn with 3 checkpoints and no if-gn (each costs a dual pass with every
+/// target's direction over the training set per checkpoint or CG iteration, minutes per target
+/// on 2 cores for a 28x28 CNN).
+const CNN_METHODS: &[(&str, &[&str])] = &[
+    ("magic", &[]),
+    ("ekfac", &[]),
+    ("trak", &[]),
+    ("tracin", &["checkpoints=3"]),
+    ("similarity", &[]),
+];
+
+/// The CNN settings' size: 20 targets, 50 subsets dropping 5% (each retraining ~20 s).
+const CNN_SIZE: Size = Size {
+    targets: 20,
+    subsets: 50,
+    fractions: Fractions::Drop(&[0.05]),
+    seeds: &[1],
+    methods: CNN_METHODS,
+};
+
+/// The residual CNN on 10,000 MNIST images; `fashion10k-cnn` is the same recipe on Fashion-MNIST.
+const MNIST10K_CNN: Setting = Setting {
+    name: "mnist10k-cnn",
+    summary: "residual CNN 4-8-16 on 10,000 MNIST images, 1 epoch of AdamW, one-cycle",
+    recipe: "examples/mnist10k_cnn.toml",
+    config: include_str!("../../../examples/mnist10k_cnn.toml"),
+    data: "../shared/data/mnist",
+    output: "margin",
+    full: CNN_SIZE,
+    quick: QUICK,
+    expected: "not measured yet: run it to fill the README's table",
+    time: "full ~30 min, quick ~8 min",
+};
+
 /// The `--quick` size every setting shares: 10 targets, 20 subsets dropping 5%, MAGIC and TracIn.
 const QUICK: Size = Size {
     targets: 10,
@@ -221,6 +255,15 @@ pub const SETTINGS: &[Setting] = &[
         quick: QUICK,
         expected: "MAGIC LDS about 0.84 at 1% drop (README, protocols table)",
         time: "full ~1 h, quick ~5 min",
+    },
+    MNIST10K_CNN,
+    Setting {
+        name: "fashion10k-cnn",
+        summary: "the mnist10k-cnn recipe on 10,000 Fashion-MNIST images",
+        recipe: "examples/fashion10k_cnn.toml",
+        config: include_str!("../../../examples/fashion10k_cnn.toml"),
+        data: "../shared/data/fashion-mnist",
+        ..MNIST10K_CNN
     },
 ];
 

@@ -35,7 +35,9 @@ fn settings_list_names_every_setting_with_its_expectation() {
             "moby-excerpt-gpt-token",
             "moby-gpt",
             "mnist-dattri-mlp",
-            "mnist10k-mlp"
+            "mnist10k-mlp",
+            "mnist10k-cnn",
+            "fashion10k-cnn"
         ]
     );
     assert!(events
