@@ -1076,10 +1076,10 @@ pub struct BenchTrainArgs {
     #[arg(long)]
     pub quick: bool,
 
-    /// Time only the training workloads whose name contains this text (the GEMM table is always
-    /// printed).
+    /// Time only the workloads whose name contains TEXT.
     ///
-    /// Useful to profile one workload, e.g. under `perf record`.
+    /// The GEMM table is always printed. Useful to profile one workload, e.g. under `perf
+    /// record`.
     ///
     /// Example: attrib bench train --workload "512-512-512-512"
     #[arg(long, value_name = "TEXT")]

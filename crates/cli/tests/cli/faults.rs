@@ -770,7 +770,7 @@ cli_test!(the_readmes_demo_recipe_is_the_demos_config, |dir| {
             "`examples/` holds {} configs",
             [
                 "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
-                "ten", "eleven", "twelve"
+                "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen"
             ][examples]
         )
     );
