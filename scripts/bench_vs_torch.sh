@@ -5,6 +5,8 @@
 #   scripts/bench_vs_torch.sh            # ~2 s per measurement, a few minutes in all
 #   QUICK=1 RUNS=5 scripts/bench_vs_torch.sh
 #   ATTRIB=/path/to/attrib scripts/bench_vs_torch.sh   # time that binary, build nothing
+#   ATTRIB_BEFORE=/path/to/old/attrib scripts/bench_vs_torch.sh   # also time an older build, in
+#                                         # the same interleaved rounds (a "before" column)
 #
 # Creates a venv in $BENCH_VENV (default target/bench-venv) with numpy and the CPU torch wheel
 # (download.pytorch.org/whl/cpu, falling back to plain PyPI), builds attrib in release (into
@@ -35,6 +37,10 @@ OUT=$(mktemp -d)
 for r in $(seq 1 "$RUNS"); do
   echo "run $r/$RUNS: attrib" >&2
   "$ATTRIB" --threads "$THREADS" --json bench train "${qa[@]}" > "$OUT/attrib.$r.jsonl"
+  if [ -n "${ATTRIB_BEFORE:-}" ]; then
+    echo "run $r/$RUNS: attrib before ($ATTRIB_BEFORE)" >&2
+    "$ATTRIB_BEFORE" --threads "$THREADS" --json bench train "${qa[@]}" > "$OUT/before.$r.jsonl"
+  fi
   echo "run $r/$RUNS: torch" >&2
   "$VENV/bin/python" scripts/bench_torch.py --threads 1 "$THREADS" "${qt[@]}" > "$OUT/torch.$r.jsonl"
 done
@@ -50,25 +56,37 @@ def load(side):
             if line.startswith("{"):
                 rows.append(json.loads(line))
     return rows
-a, t = load("attrib"), load("torch")
+a, t, bef = load("attrib"), load("torch"), load("before")
 med = statistics.median
 print(f"torch {torch.__version__}, {runs} interleaved runs per side, medians")
 print()
-print("| workload | threads | attrib ms/step | PyTorch ms/step | attrib / PyTorch |")
-print("|---|---|---|---|---|")
+if bef:
+    print("| workload | threads | attrib before ms/step | attrib ms/step | PyTorch ms/step | before / PyTorch | attrib / PyTorch |")
+    print("|---|---|---|---|---|---|---|")
+else:
+    print("| workload | threads | attrib ms/step | PyTorch ms/step | attrib / PyTorch |")
+    print("|---|---|---|---|---|")
+def step_ms(rows, name, th):
+    return [1e3 * r["seconds"] / r["iterations"] for r in rows if r.get("type") == "bench_train"
+            and r["workload"] == name and r["mode"] == "step" and r["threads"] == th]
 names = []
 for r in a:
     if r.get("type") == "bench_train" and r["mode"] == "step" and r["workload"] not in names:
         names.append(r["workload"])
 for name in names:
     for th in sorted({r["threads"] for r in a if r.get("type") == "bench_train"}):
-        am = [1e3 * r["seconds"] / r["iterations"] for r in a if r.get("type") == "bench_train"
-              and r["workload"] == name and r["mode"] == "step" and r["threads"] == th]
+        am = step_ms(a, name, th)
+        bm = step_ms(bef, name, th)
         tm = [r["ms_per_step"] for r in t if r["kind"] == "step" and r["workload"] == name
               and r["threads"] == th]
         if am and tm:
-            print(f"| {name}, batch {next(r['batch'] for r in t if r['kind']=='step' and r['workload']==name)} "
-                  f"| {th} | {med(am):.3f} | {med(tm):.3f} | {med(am)/med(tm):.2f} |")
+            label = f"{name}, batch {next(r['batch'] for r in t if r['kind']=='step' and r['workload']==name)}"
+            if bef:
+                b_ms = f"{med(bm):.3f}" if bm else "-"
+                b_ratio = f"{med(bm)/med(tm):.2f}" if bm else "-"
+                print(f"| {label} | {th} | {b_ms} | {med(am):.3f} | {med(tm):.3f} | {b_ratio} | {med(am)/med(tm):.2f} |")
+            else:
+                print(f"| {label} | {th} | {med(am):.3f} | {med(tm):.3f} | {med(am)/med(tm):.2f} |")
 print()
 print("| GEMM f32 | threads | attrib GFLOP/s | PyTorch GFLOP/s | attrib / PyTorch |")
 print("|---|---|---|---|---|")
