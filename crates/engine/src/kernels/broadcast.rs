@@ -138,10 +138,10 @@ pub fn sum_to<F: Float>(x: &Tensor<F>, shape: &[usize]) -> Tensor<F> {
         // One contiguous block of dimensions reduced (leading ones: a bias gradient; middle ones:
         // the same for each of k tangents): add whole rows in order, as the walk below would.
         if post == 1 {
-            // Reduced innermost dimensions (a mean over the last axis): one running sum per
-            // output, the same additions in the same order as the rows below.
+            // Reduced innermost dimensions (a mean over the last axis): one sum per output, in
+            // the order of `row_sum`, as the walk below would add the row.
             for (o, xs) in out.iter_mut().zip(xd.chunks(mid)) {
-                *o = xs.iter().fold(*o, |acc, &v| acc + v);
+                *o = row_sum(*o, xs);
             }
             return Tensor::from_vec(out, shape);
         }
@@ -160,7 +160,7 @@ pub fn sum_to<F: Float>(x: &Tensor<F>, shape: &[usize]) -> Tensor<F> {
         walk_rows(x.shape(), [&so], |[o], [step], len| {
             let row = &xd[i..i + len];
             match step {
-                0 => out[o] = row.iter().fold(out[o], |acc, &v| acc + v),
+                0 => out[o] = row_sum(out[o], row),
                 _ => {
                     for (t, &v) in row.iter().enumerate() {
                         out[o + t * step] += v;
@@ -171,6 +171,38 @@ pub fn sum_to<F: Float>(x: &Tensor<F>, shape: &[usize]) -> Tensor<F> {
         });
     }
     Tensor::from_vec(out, shape)
+}
+
+/// Lanes of [`row_sum`].
+const SUM_LANES: usize = 16;
+
+/// `init` plus the sum of `xs`, in an order fixed by `xs.len()` alone: rows shorter than
+/// `2 * SUM_LANES` one element after another; longer ones in `SUM_LANES` interleaved partial sums
+/// (lane `j` adds `xs[j]`, `xs[j + 16]`, ...) combined pairwise (lane `j` with `j + 8`, then `j + 4`,
+/// ...), then the elements past the last whole group. One running sum is one dependent addition
+/// per element; sixteen independent ones vectorise, and give the same bits on every machine and
+/// thread count.
+#[inline]
+fn row_sum<F: Float>(init: F, xs: &[F]) -> F {
+    if xs.len() < 2 * SUM_LANES {
+        return xs.iter().fold(init, |acc, &v| acc + v);
+    }
+    let mut lanes = [F::ZERO; SUM_LANES];
+    let groups = xs.chunks_exact(SUM_LANES);
+    let tail = groups.remainder();
+    for g in groups {
+        for (l, &v) in lanes.iter_mut().zip(g) {
+            *l += v;
+        }
+    }
+    let mut width = SUM_LANES;
+    while width > 1 {
+        width /= 2;
+        for j in 0..width {
+            lanes[j] += lanes[j + width];
+        }
+    }
+    tail.iter().fold(init + lanes[0], |acc, &v| acc + v)
 }
 
 /// For a sum of `x` (shape `full`) down to `shape` that reduces one contiguous block of dimensions,
@@ -223,6 +255,43 @@ pub fn sum_axes<F: Float>(x: &Tensor<F>, axes: &[usize], keepdim: bool) -> Tenso
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The documented order of `row_sum`, written out plainly.
+    fn lanes_then_tail(init: f64, xs: &[f64]) -> f64 {
+        if xs.len() < 32 {
+            return xs.iter().fold(init, |a, &v| a + v);
+        }
+        let whole = xs.len() / 16 * 16;
+        let mut l = [0.0f64; 16];
+        for (i, &v) in xs[..whole].iter().enumerate() {
+            l[i % 16] += v;
+        }
+        for w in [8, 4, 2, 1] {
+            for j in 0..w {
+                l[j] += l[j + w];
+            }
+        }
+        xs[whole..].iter().fold(init + l[0], |a, &v| a + v)
+    }
+
+    #[test]
+    fn row_sums_follow_their_documented_order() {
+        let mut rng = crate::Rng::new(4);
+        for len in [0, 1, 17, 31, 32, 33, 47, 48, 100, 1000] {
+            let xs: Vec<f64> = (0..len).map(|_| rng.normal() * 1e3).collect();
+            let got = row_sum(0.25, &xs);
+            assert_eq!(
+                got.to_bits(),
+                lanes_then_tail(0.25, &xs).to_bits(),
+                "len {len}"
+            );
+            let exact: f64 = 0.25 + xs.iter().sum::<f64>();
+            assert!(
+                (got - exact).abs() <= 1e-9 * (1.0 + exact.abs()),
+                "len {len}"
+            );
+        }
+    }
 
     #[test]
     fn broadcast_and_sum_to_are_adjoint() {
