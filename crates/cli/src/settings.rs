@@ -138,7 +138,7 @@ const CNN_SIZE: Size = Size {
 /// The residual CNN on 10,000 MNIST images; `fashion10k-cnn` is the same recipe on Fashion-MNIST.
 const MNIST10K_CNN: Setting = Setting {
     name: "mnist10k-cnn",
-    summary: "residual CNN 4-8-16 on 10,000 MNIST images, 1 epoch of AdamW, one-cycle",
+    summary: "residual CNN 4-8-16 on 10,000 MNIST images, 1 epoch of AdamW lr 0.003, one-cycle",
     recipe: "examples/mnist10k_cnn.toml",
     config: include_str!("../../../examples/mnist10k_cnn.toml"),
     data: "../shared/data/mnist",
