@@ -74,6 +74,30 @@ impl PyRun {
         self.dir.display().to_string()
     }
 
+    /// The training-set indices of every step's batch, in step order, as the trainer draws them
+    /// (`nn::batch_plan`: seeded permutations per epoch, never dependent on data weights; a
+    /// dropped example keeps its slot with weight 0). With `learning_rates`, `dataset("train")`
+    /// and the initial parameters (`train.init_from`, or step 0 of `trajectory/`) this is all an
+    /// outside implementation needs to replay the run (MATH.md E1).
+    fn batch_plan(&self) -> Vec<Vec<usize>> {
+        let t = &self.run.config.train;
+        nn::batch_plan(
+            self.run.n_train(),
+            t.batch_size,
+            t.epochs,
+            t.seed,
+            t.drop_last,
+        )
+    }
+
+    /// The learning rate of every step: `optim.lr` times the schedule's factor at that step.
+    fn learning_rates(&self) -> PyResult<Vec<f64>> {
+        let trainer =
+            nn::Trainer::<f64>::new(&self.run.model, &self.run.config, &self.run.splits.train)
+                .map_err(runtime)?;
+        Ok((0..trainer.steps()).map(|t| trainer.lr_at(t)).collect())
+    }
+
     /// `f(S)`: the trained model's `output` on every example of `split` (float64).
     #[pyo3(signature = (output="margin", split="test"))]
     fn outputs<'py>(
