@@ -109,10 +109,11 @@ pub fn scores_in_blocks_into(
     let keep = blocks.len() > 1 || run.shard.is_some();
     let store = block_store(run, method, options, targets);
     let mine = |b: usize| run.shard.is_none_or(|s| s.owns(b));
-    // Which blocks are finished, checked one at a time so that no two are held at once.
+    // Which blocks are finished, found without reading their rows (each is read once, when it
+    // is handed over, so that no two are held at once).
     let mut stored: Vec<bool> = blocks
         .iter()
-        .map(|b| keep && store.load(b).is_some())
+        .map(|b| keep && store.is_finished(b))
         .collect();
     let score = |chunk: &[usize]| -> Result<(Vec<Vec<f64>>, f64)> {
         let start = Instant::now();

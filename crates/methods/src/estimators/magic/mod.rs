@@ -474,11 +474,11 @@ fn sweep<F: Float>(
     let start = Instant::now();
     let setup = Setup::<F>::new(run, config)?;
     // Blocks that an earlier computation finished are loaded, not swept; when all are, the
-    // trajectory is not even replayed. They are checked one at a time, so that no two blocks'
-    // rows are held at once.
+    // trajectory is not even replayed. Finding them reads no rows: each is read once, when it is
+    // handed over, so that no two blocks' rows are held at once.
     let store = BlockStore::new(run, targets, &setup.strategy);
     let blocks: Vec<&[usize]> = targets.indices.chunks(config.block.max(1)).collect();
-    let finished: Vec<bool> = blocks.iter().map(|b| store.load(b).is_some()).collect();
+    let finished: Vec<bool> = blocks.iter().map(|b| store.is_finished(b)).collect();
     let resumed = finished.iter().filter(|&&f| f).count();
     // A shard sweeps only its blocks (block b belongs to shard b mod N).
     let mine = |b: usize| run.shard.is_none_or(|s| s.owns(b));

@@ -65,7 +65,7 @@ impl BlockStore {
     /// another size (the block is then swept again and the file replaced).
     pub fn load(&self, block: &[usize]) -> Option<Vec<Vec<f64>>> {
         let bytes = self.store.get(&self.key(block), "f64")?;
-        if bytes.len() != block.len() * self.n * 8 {
+        if bytes.len() as u64 != self.block_bytes(block) {
             return None;
         }
         let values: Vec<f64> = bytes
@@ -73,6 +73,21 @@ impl BlockStore {
             .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
             .collect();
         Some(values.chunks(self.n.max(1)).map(<[f64]>::to_vec).collect())
+    }
+
+    /// Whether a finished sweep left `block`'s rows: a file of the right size, as [`BlockStore::load`]
+    /// accepts, found without reading it (the assembly reads each block once, when it hands it
+    /// over).
+    pub fn is_finished(&self, block: &[usize]) -> bool {
+        self.store
+            .path(&self.key(block), "f64")
+            .and_then(|p| std::fs::metadata(p).ok())
+            .is_some_and(|m| m.is_file() && m.len() == self.block_bytes(block))
+    }
+
+    /// Bytes of `block`'s rows: `n` f64 per target.
+    fn block_bytes(&self, block: &[usize]) -> u64 {
+        (block.len() * self.n * 8) as u64
     }
 
     /// Keeps the rows of a finished `block` and the seconds it took (its sweep and its share of
