@@ -156,22 +156,11 @@ impl<F: Float> Tensor<F> {
     /// Elementwise map into a new tensor. Large tensors are mapped in parallel chunks; each
     /// element is computed by the same function whatever the thread, so the bits do not change.
     pub fn map(&self, f: impl Fn(F) -> F + Sync) -> Self {
-        let mut out = vec![F::ZERO; self.len()];
-        if self.len() < PARALLEL_MIN_ELEMENTS {
-            out.iter_mut()
-                .zip(self.data.iter())
-                .for_each(|(o, &x)| *o = f(x));
-        } else {
-            out.par_chunks_mut(ELEMENT_CHUNK)
-                .zip(self.data.par_chunks(ELEMENT_CHUNK))
-                .for_each(|(o, x)| {
-                    o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x));
-                });
-        }
-        Tensor {
-            shape: self.shape.clone(),
-            data: Arc::new(out),
-        }
+        self.map_slices(|xs, out| {
+            for (o, &x) in out.iter_mut().zip(xs) {
+                *o = f(x);
+            }
+        })
     }
 
     /// [`Tensor::map`] given a loop instead of a function: `f(xs, out)` writes `out[i]` from
@@ -213,25 +202,11 @@ impl<F: Float> Tensor<F> {
     /// Elementwise map to two tensors of this shape at once (in parallel chunks when large, as
     /// [`Tensor::map`]).
     pub fn map2(&self, f: impl Fn(F) -> (F, F) + Sync) -> (Self, Self) {
-        let (mut a, mut b) = (vec![F::ZERO; self.len()], vec![F::ZERO; self.len()]);
-        let run = |a: &mut [F], b: &mut [F], x: &[F]| {
-            for ((a, b), &x) in a.iter_mut().zip(b.iter_mut()).zip(x) {
+        self.map2_slices(|xs, a, b| {
+            for ((a, b), &x) in a.iter_mut().zip(b.iter_mut()).zip(xs) {
                 (*a, *b) = f(x);
             }
-        };
-        if self.len() < PARALLEL_MIN_ELEMENTS {
-            run(&mut a, &mut b, &self.data);
-        } else {
-            a.par_chunks_mut(ELEMENT_CHUNK)
-                .zip(b.par_chunks_mut(ELEMENT_CHUNK))
-                .zip(self.data.par_chunks(ELEMENT_CHUNK))
-                .for_each(|((a, b), x)| run(a, b, x));
-        }
-        let wrap = |d| Tensor {
-            shape: self.shape.clone(),
-            data: Arc::new(d),
-        };
-        (wrap(a), wrap(b))
+        })
     }
 
     /// Elementwise map of two same-shape tensors (in parallel chunks when large, as [`Tensor::map`]).
