@@ -396,7 +396,11 @@ pub struct StepRecord {
 pub struct EpochRecord {
     pub epoch: usize,
     pub step: usize,
+    /// Running figures over the epoch's batches, each taken before its update (weighted batch
+    /// losses when `train.weights` is set), as training loops report them; `attrib evaluate
+    /// --split train` evaluates the final parameters on the whole split.
     pub train: Evaluation,
+    /// The test split evaluated at the end of the epoch.
     pub test: Evaluation,
 }
 

@@ -165,11 +165,15 @@ fn fit<F: Float>(
     out.event(&Event::Start(&start))?;
     print_header(job, ctx, &start, splits, model, per_epoch)?;
 
-    // The training loss before the first step: a run that ends above it diverged (issue 13).
-    let initial_train_loss = evaluate(model, &state.params, &splits.train, EVAL_BATCH).loss;
-    let mut last_train_loss = initial_train_loss;
+    // The training loss before the first step is the first batch's (the step reports it at the
+    // initial parameters): a run whose last epoch ends above it diverged (issue 13). Each epoch's
+    // training figures are running means over its batches, as training loops report them: an
+    // evaluation of the whole training split would cost a third of an epoch each time (issue 19).
+    let mut initial_train_loss = None;
+    let mut last_train_loss = f64::NEG_INFINITY;
+    let mut running = Running::default();
     let progress = Progress::steps(steps, !out.quiet && !out.json);
-    let partial = dir.root().join(run::files::METRICS_PARTIAL);
+    let mut partial = PartialMetrics::create(dir.root().join(run::files::METRICS_PARTIAL))?;
     let mut metrics = String::new();
     let mut examples = 0usize;
     let mut train_time = Duration::ZERO;
@@ -194,11 +198,14 @@ fn fit<F: Float>(
                 // Keep the metrics up to the failure: they show how the loss blew up. They go to
                 // the partial file, so that a finished run's metrics.jsonl is never replaced by
                 // those of a failed retraining.
-                let _ = data::write_atomic(&partial, metrics.as_bytes());
+                let _ = partial.catch_up(&metrics);
                 return Err(e.into());
             }
         };
-        examples += trainer.plan()[info.step].len();
+        let batch = trainer.plan()[info.step].len();
+        examples += batch;
+        initial_train_loss.get_or_insert(info.loss);
+        running.add(batch, info.loss, info.correct);
         let rec = Event::Step(StepRecord {
             step: info.step,
             epoch: info.epoch,
@@ -222,7 +229,7 @@ fn fit<F: Float>(
             }
         }
         if taken % per_epoch == 0 {
-            let train = evaluate(model, &state.params, &splits.train, EVAL_BATCH);
+            let train = std::mem::take(&mut running).figures();
             let test = evaluate(model, &state.params, &splits.test, EVAL_BATCH);
             let rec = Event::Epoch(EpochRecord {
                 epoch: info.epoch,
@@ -232,7 +239,7 @@ fn fit<F: Float>(
             });
             metrics.push_str(&rec.to_json());
             metrics.push('\n');
-            data::write_atomic(&partial, metrics.as_bytes())?;
+            partial.catch_up(&metrics)?;
             out.event(&rec)?;
             progress.suspend(|| {
                 out.info(format!(
@@ -250,11 +257,11 @@ fn fit<F: Float>(
         }
     }
     progress.finish();
-    if last_train_loss > initial_train_loss {
+    if let Some(initial) = initial_train_loss.filter(|&l| last_train_loss > l) {
         out.warn(format!(
-            "training diverged: the training loss rose from {initial_train_loss:.4} before the \
-             first step to {last_train_loss:.4} after {steps} steps; lower optim.lr (now {}) \
-             and retrain with --force",
+            "training diverged: the training loss rose from {initial:.4} on the first batch \
+             before any step to a mean of {last_train_loss:.4} over the last epoch's batches; \
+             lower optim.lr (now {}) and retrain with --force",
             cfg.optim.lr()
         ))?;
     }
@@ -274,9 +281,8 @@ fn fit<F: Float>(
     nn::io::save_params(&dir.params(), layout, &state.params, &meta)?;
     // The whole metrics replace the previous ones in one rename (issue 13, item 2), and the
     // fingerprint is written last: a run is complete once it matches its params.
-    data::write_atomic(&partial, metrics.as_bytes())?;
-    std::fs::rename(&partial, dir.metrics())
-        .with_context(|| format!("cannot rename {} to {METRICS}", partial.display()))?;
+    data::write_atomic(&dir.metrics(), metrics.as_bytes())?;
+    partial.remove()?;
     let widened: Vec<f64> = state.params.iter().map(|p| p.to_f64()).collect();
     run::Fingerprint::of(cfg, splits, &widened).write(dir.root())?;
 
@@ -332,6 +338,71 @@ fn fit<F: Float>(
         job.out.display()
     ))?;
     Ok(Outcome { test })
+}
+
+/// `metrics.partial.jsonl`: the metrics so far, appended at each epoch's end, so that a failed or
+/// killed run leaves its curve without rewriting (and syncing) the whole file every epoch.
+struct PartialMetrics {
+    path: PathBuf,
+    file: std::fs::File,
+    written: usize,
+}
+
+impl PartialMetrics {
+    fn create(path: PathBuf) -> Result<PartialMetrics> {
+        let file = std::fs::File::create(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(PartialMetrics {
+            path,
+            file,
+            written: 0,
+        })
+    }
+
+    /// Appends what `metrics` holds beyond what was written.
+    fn catch_up(&mut self, metrics: &str) -> Result<()> {
+        use std::io::Write;
+        self.file
+            .write_all(&metrics.as_bytes()[self.written..])
+            .with_context(|| format!("cannot write {}", self.path.display()))?;
+        self.written = metrics.len();
+        Ok(())
+    }
+
+    /// Deletes the file once the whole metrics are in place.
+    fn remove(self) -> Result<()> {
+        drop(self.file);
+        std::fs::remove_file(&self.path)
+            .with_context(|| format!("cannot remove {}", self.path.display()))
+    }
+}
+
+/// An epoch's running training figures: its batches' losses (each the weighted batch mean the
+/// step reports) and correct predictions, before each batch's update.
+#[derive(Default)]
+struct Running {
+    examples: usize,
+    loss_sum: f64,
+    correct: Option<usize>,
+}
+
+impl Running {
+    fn add(&mut self, batch: usize, loss: f64, correct: Option<usize>) {
+        self.examples += batch;
+        self.loss_sum += loss * batch as f64;
+        if let Some(c) = correct {
+            *self.correct.get_or_insert(0) += c;
+        }
+    }
+
+    fn figures(self) -> Evaluation {
+        let n = self.examples.max(1) as f64;
+        Evaluation {
+            examples: self.examples,
+            loss: self.loss_sum / n,
+            accuracy: self.correct.map(|c| c as f64 / n),
+        }
+    }
 }
 
 /// `0.42 s`, `12.3 s`, `3 min 05 s`.

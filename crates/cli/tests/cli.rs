@@ -290,6 +290,60 @@ mod evaluate {
         assert!(v["accuracy"].as_f64().unwrap() > 0.9 && v["loss"].as_f64().unwrap() > 0.0);
     });
 
+    // An epoch's training figures are running means over its batches (taken before each update):
+    // with a learning rate too small to move the parameters, they are the figures of `evaluate`
+    // on the whole training split, so the running sums miss and repeat no example.
+    cli_test!(running_train_figures_are_the_split_s_with_frozen_parameters, |dir| {
+        write(dir, "bc.toml", &LOGISTIC.replace("lr = 0.1", "lr = 1e-30"));
+        let train = attrib(
+            dir,
+            &["--json", "train", "--config", "bc.toml", "--out", "run"],
+        )
+        .ok();
+        let epoch = train
+            .json_lines()
+            .into_iter()
+            .filter(|v| v["type"] == "epoch")
+            .last()
+            .unwrap();
+        let eval = attrib(
+            dir,
+            &["--json", "evaluate", "--run", "run", "--split", "train"],
+        )
+        .ok()
+        .json_lines()
+        .pop()
+        .unwrap();
+        let running = &epoch["train"];
+        assert_eq!(running["examples"], eval["examples"]);
+        assert_eq!(running["accuracy"], eval["accuracy"]);
+        let (a, b) = (
+            running["loss"].as_f64().unwrap(),
+            eval["loss"].as_f64().unwrap(),
+        );
+        assert!((a - b).abs() <= 1e-6 * b, "running {a} vs evaluated {b}");
+    });
+
+    // A loss that rises without overflowing is a warning naming both losses and the fix; a
+    // learning rate that trains normally gives none.
+    cli_test!(a_rising_training_loss_is_called_diverged, |dir| {
+        let wild = LOGISTIC
+            .replace("lr = 0.1", "lr = 1000.0")
+            .replace("momentum = 0.9", "momentum = 0.99");
+        write(dir, "wild.toml", &wild);
+        let out = attrib(dir, &["train", "--config", "wild.toml", "--out", "wild"]).ok();
+        assert_contains!(
+            out.stderr,
+            "training diverged",
+            "on the first batch",
+            "over the last epoch's batches",
+            "optim.lr (now 1000)"
+        );
+        write(dir, "bc.toml", LOGISTIC);
+        let out = attrib(dir, &["train", "--config", "bc.toml", "--out", "run"]).ok();
+        assert!(!out.stderr.contains("diverged"), "{}", out.stderr);
+    });
+
     cli_test!(agrees_with_the_last_epoch_of_training, |dir| {
         write(dir, "bc.toml", LOGISTIC);
         let train = attrib(

@@ -9,10 +9,10 @@
 use data::Dataset;
 use engine::{Float, Graph, Rng, Tensor};
 
-use crate::batch::Batch;
+use crate::batch::{Batch, Target};
 use crate::config::RunConfig;
 use crate::error::{NnError, Result};
-use crate::model::Model;
+use crate::model::{Model, Output, Task};
 use crate::optim::{OptState, Optimizer};
 
 /// The batches of a whole run: `epochs` seeded permutations of `0..n`, cut into batches.
@@ -86,6 +86,9 @@ pub struct StepInfo {
     pub lr: f64,
     /// Weighted batch loss `sum_i w_i l_i / |B|` before the update (without weight decay).
     pub loss: f64,
+    /// How many of the batch's examples the parameters before the update classify correctly
+    /// (from the same logits as `loss`); `None` for models without classes.
+    pub correct: Option<usize>,
 }
 
 /// A training run over one dataset with per-example weights.
@@ -220,14 +223,35 @@ impl<'a, F: Float> Trainer<'a, F> {
     /// `(loss, grad)` of the weighted batch objective `sum_i w_i l_i / |B|` of step `t` alone:
     /// no clipping, no weight decay.
     pub fn loss_gradient(&self, params: &[F], t: usize) -> (F, Vec<F>) {
+        let (loss, grad, _) = self.batch_gradient(params, t, false);
+        (loss, grad)
+    }
+
+    /// [`Trainer::loss_gradient`], and with `count` the number of the batch's examples that
+    /// `params` classify correctly, read off the same logits (the running accuracy of `train`;
+    /// the loss and gradient have the same bits either way).
+    fn batch_gradient(&self, params: &[F], t: usize, count: bool) -> (F, Vec<F>, Option<usize>) {
         let (batch, w) = self.batch(t);
         let g = Graph::<F, Tensor<F>>::new();
         let leaves = self.model.layout().leaves(&g, params, true);
-        let losses = self.model.losses(&g, &leaves, &batch);
+        // `Model::losses` is this forward and `output_of_logits`; the logits are kept to count.
+        let z = self.model.forward(&g, &leaves, &batch.input);
+        let losses = self.model.output_of_logits(&g, z, &batch, Output::Loss);
+        let correct = match (&batch.target, self.model.task()) {
+            (Target::Classes(y), Task::Classes(_) | Task::Binary) if count => {
+                let predicted = self.model.predict_classes(&g.tensor(z));
+                Some(predicted.iter().zip(y).filter(|(a, b)| a == b).count())
+            }
+            _ => None,
+        };
         let obj = g.weighted_mean(losses, &w);
         let loss = g.tensor(obj).item();
         let grads = g.backward(obj, None);
-        (loss, self.model.layout().flat_grad(&grads, &leaves))
+        (
+            loss,
+            self.model.layout().flat_grad(&grads, &leaves),
+            correct,
+        )
     }
 
     /// `s(||grad||) grad + lambda params`: `train.clip`'s scale (1 without clipping) and the
@@ -253,12 +277,14 @@ impl<'a, F: Float> Trainer<'a, F> {
     /// [`NnError::Diverged`] when the loss or the new parameters are not finite.
     pub fn step(&self, state: &mut TrainState<F>) -> Result<StepInfo> {
         let t = state.opt.step;
-        let (loss, grad) = self.gradient(&state.params, t);
+        let (loss, raw, correct) = self.batch_gradient(&state.params, t, true);
+        let grad = self.clip_and_decay(&state.params, raw);
         let info = StepInfo {
             step: t,
             epoch: self.epoch_of_step[t],
             lr: self.lr_at(t).to_f64(),
             loss: loss.to_f64(),
+            correct,
         };
         let diverged = || NnError::Diverged {
             step: t,
