@@ -691,17 +691,22 @@ impl Method for Kronecker {
             return Ok(Vec::new());
         }
         let (model, params) = (&run.model, run.params.as_slice());
-        // The heavier of the factor pass (one reverse pass per seed) and the scoring pass.
+        // Each pass is planned on its own: the factor pass (one reverse pass per seed) never
+        // holds the targets' directions, so its chunks, and so the factors' bits, do not depend
+        // on how many targets are scored; the scoring pass holds one tangent per target.
         let seeds = match model.task() {
             Task::Classes(c) => c,
             Task::NextToken(_) => self.samples,
             Task::Binary | Task::Regression => 1,
         };
-        let pass = Pass::Factors { seeds }.max(Pass::Forward {
+        let train = &run.splits.train;
+        let factor_data =
+            TrainChunks::planned(self.name, train, model, self.chunk, Pass::Factors { seeds })?;
+        let score_pass = Pass::Forward {
             dirs: targets.indices.len(),
-        });
-        let data = TrainChunks::planned(self.name, &run.splits.train, model, self.chunk, pass)?;
-        let blocks = self.blocks(run, &data)?;
+        };
+        let data = TrainChunks::planned(self.name, train, model, self.chunk, score_pass)?;
+        let blocks = self.blocks(run, &factor_data)?;
         if blocks.is_empty() {
             return Err(unsupported(
                 self.name,
