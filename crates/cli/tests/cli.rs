@@ -293,36 +293,38 @@ mod evaluate {
     // An epoch's training figures are running means over its batches (taken before each update):
     // with a learning rate too small to move the parameters, they are the figures of `evaluate`
     // on the whole training split, so the running sums miss and repeat no example.
-    cli_test!(running_train_figures_are_the_split_s_with_frozen_parameters, |dir| {
-        write(dir, "bc.toml", &LOGISTIC.replace("lr = 0.1", "lr = 1e-30"));
-        let train = attrib(
-            dir,
-            &["--json", "train", "--config", "bc.toml", "--out", "run"],
-        )
-        .ok();
-        let epoch = train
+    cli_test!(
+        running_train_figures_are_the_split_s_with_frozen_parameters,
+        |dir| {
+            write(dir, "bc.toml", &LOGISTIC.replace("lr = 0.1", "lr = 1e-30"));
+            let train = attrib(
+                dir,
+                &["--json", "train", "--config", "bc.toml", "--out", "run"],
+            )
+            .ok();
+            let epoch = train
+                .json_lines()
+                .into_iter()
+                .rfind(|v| v["type"] == "epoch")
+                .unwrap();
+            let eval = attrib(
+                dir,
+                &["--json", "evaluate", "--run", "run", "--split", "train"],
+            )
+            .ok()
             .json_lines()
-            .into_iter()
-            .filter(|v| v["type"] == "epoch")
-            .last()
+            .pop()
             .unwrap();
-        let eval = attrib(
-            dir,
-            &["--json", "evaluate", "--run", "run", "--split", "train"],
-        )
-        .ok()
-        .json_lines()
-        .pop()
-        .unwrap();
-        let running = &epoch["train"];
-        assert_eq!(running["examples"], eval["examples"]);
-        assert_eq!(running["accuracy"], eval["accuracy"]);
-        let (a, b) = (
-            running["loss"].as_f64().unwrap(),
-            eval["loss"].as_f64().unwrap(),
-        );
-        assert!((a - b).abs() <= 1e-6 * b, "running {a} vs evaluated {b}");
-    });
+            let running = &epoch["train"];
+            assert_eq!(running["examples"], eval["examples"]);
+            assert_eq!(running["accuracy"], eval["accuracy"]);
+            let (a, b) = (
+                running["loss"].as_f64().unwrap(),
+                eval["loss"].as_f64().unwrap(),
+            );
+            assert!((a - b).abs() <= 1e-6 * b, "running {a} vs evaluated {b}");
+        }
+    );
 
     // A loss that rises without overflowing is a warning naming both losses and the fix; a
     // learning rate that trains normally gives none.
