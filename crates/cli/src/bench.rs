@@ -18,13 +18,16 @@
 //!   (e) a CNN of the same kind on 28x28 single-channel inputs (MNIST's shape): 2,048 synthetic
 //!   Gaussian images with random labels, stages of 16 and 32 channels without residual blocks, the
 //!   rest as (d).
-//!   `scripts/bench_vs_torch.sh` times the same five in PyTorch.
+//!   (f) the GPT of `examples/moby_gpt.toml` (2 layers of width 64, 4 heads, windows of 64
+//!   characters, bergson's AdamW recipe, batch 32) on 2,048 windows of synthetic tokens drawn
+//!   from the novel's 81 characters.
+//!   `scripts/bench_vs_torch.sh` times the same six in PyTorch.
 //! - **Modes**: `step` times `Trainer::step` (batch gather, forward, backward, optimizer update);
 //!   `gradient` times `Trainer::gradient` alone at fixed parameters.
 //! - **FLOPs of a step**: `6 * batch * sum over layers of in * out` (per multiply-add, 2 in the
 //!   forward pass and 4 in the backward pass); a convolution counts `in * out` once per output
-//!   position (`in` = input channels x 3 x 3); activations, norms, pooling, losses and updates are
-//!   not counted.
+//!   position (`in` = input channels x 3 x 3), a GPT's linear layers once per input token;
+//!   attention scores, activations, norms, pooling, losses and updates are not counted.
 //! - Each measurement runs in a local rayon pool of 1 thread, then of all threads (`--threads` or
 //!   every core), after a warm-up, and repeats until its time budget (2 s, 0.25 s with `--quick`)
 //!   is spent; figures are means over that window.
@@ -79,13 +82,19 @@ impl Workload {
                 macs,
             });
         }
-        let macs = model
-            .layout()
-            .specs()
-            .iter()
-            .filter(|s| s.name.ends_with(".weight") && s.shape.len() == 2)
-            .map(|s| s.shape[0] * s.shape[1])
-            .sum();
+        // A GPT applies its linear layers to every input token of a window.
+        let positions = match &data.features {
+            Features::Tokens { seq_len, .. } => seq_len.saturating_sub(1),
+            _ => 1,
+        };
+        let macs = positions
+            * model
+                .layout()
+                .specs()
+                .iter()
+                .filter(|s| s.name.ends_with(".weight") && s.shape.len() == 2)
+                .map(|s| s.shape[0] * s.shape[1])
+                .sum::<usize>();
         Ok(Workload {
             name: name.to_string(),
             cfg,
@@ -168,6 +177,36 @@ fn cnn_28() -> Result<Workload> {
     };
     data.validate()?;
     Workload::new("CNN 28x28 16-32 synthetic", cfg, data)
+}
+
+/// The recipe of `examples/moby_gpt.toml`, compiled in.
+const MOBY_GPT: &str = include_str!("../../../examples/moby_gpt.toml");
+
+/// (f): the Moby-Dick GPT's recipe on 2,048 windows of 64 synthetic tokens over its vocabulary of
+/// 81 characters (the text itself lives outside the repository).
+fn moby_gpt() -> Result<Workload> {
+    let (n, vocab, seq_len) = (2048, 81, 64);
+    let mut cfg = RunConfig::from_toml_str(
+        MOBY_GPT,
+        std::path::Path::new("examples/moby_gpt.toml (compiled in)"),
+    )?;
+    cfg.train.drop_last = true;
+    let mut rng = Rng::new(13);
+    let ids: Vec<u32> = (0..n * seq_len)
+        .map(|_| rng.below(vocab as u64) as u32)
+        .collect();
+    let data = Dataset {
+        name: "synthetic".into(),
+        features: Features::Tokens {
+            ids,
+            seq_len,
+            vocab,
+        },
+        labels: Labels::None,
+        feature_names: None,
+    };
+    data.validate()?;
+    Workload::new("Moby-Dick GPT 2x64 synthetic", cfg, data)
 }
 
 /// Multiply-adds of one example's forward pass through a CNN's convolutions and head: each
@@ -384,7 +423,9 @@ pub fn run(args: &BenchTrainArgs, ctx: &Ctx) -> Result<()> {
         "{:<30} {:<8} {:>7} {:>5} {:>11} {:>9} {:>12} {:>6}",
         "workload", "mode", "threads", "batch", "examples/s", "GFLOP/s", "GEMM peak", "ratio"
     ))?;
-    let all: [fn() -> Result<Workload>; 5] = [digits_mlp, wide_mlp, mlp_64_512, digits_cnn, cnn_28];
+    let all: [fn() -> Result<Workload>; 6] = [
+        digits_mlp, wide_mlp, mlp_64_512, digits_cnn, cnn_28, moby_gpt,
+    ];
     for make in all {
         let w = make()?;
         if args
@@ -460,6 +501,11 @@ mod tests {
         let e = cnn_28().unwrap();
         assert_eq!(e.macs, 784 * 9 * 16 + 196 * 9 * 16 * 32 + 32 * 10);
         assert_eq!(e.data.example_shape(), vec![1, 28, 28]);
+        // (f) per input token and layer: qkv 64x192, out 64x64, fc 64x256, proj 256x64; head.
+        let f = moby_gpt().unwrap();
+        let per_layer = 64 * 192 + 64 * 64 + 64 * 256 + 256 * 64;
+        assert_eq!(f.macs, 63 * (2 * per_layer + 81 * 64));
+        assert_eq!(f.batch(), 32);
     }
 
     #[test]

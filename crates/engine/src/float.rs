@@ -69,6 +69,12 @@ pub trait Float:
     /// [`crate::kernels::Unary::eval`] gives it: `f32` in the vectorised loop of
     /// [`crate::kernels::normal::gelu_f32`], `f64` element by element.
     fn gelu_slice(order: crate::kernels::Order, xs: &[Self], out: &mut [Self]);
+    /// `e^x` as the engine's `exp` op computes it ([`crate::kernels::Unary::Exp`]): `f32` by the
+    /// branch-free [`crate::kernels::normal::exp_f32`], `f64` by `libm`'s `exp` ([`Float::exp`]).
+    fn exp_op(self) -> Self;
+    /// [`Float::exp_op`] of every element of `xs` into `out` (`f32` vectorised,
+    /// [`crate::kernels::normal::exp_f32_slice`]).
+    fn exp_slice(xs: &[Self], out: &mut [Self]);
     /// Two consecutive derivatives of the GELU at once, bitwise as
     /// [`crate::kernels::Unary::eval_pair`] (`f32`: [`crate::kernels::normal::gelu_pair_f32`]).
     fn gelu_pair_slice(pair: crate::kernels::Pair, xs: &[Self], a: &mut [Self], b: &mut [Self]);
@@ -103,7 +109,17 @@ pub trait Float:
 }
 
 macro_rules! impl_float {
-    ($t:ty, $name:literal, $erf:path, $cdf:path, $pdf:path, $gelu:path, $gelu_pair:path) => {
+    (
+        $t:ty,
+        $name:literal,
+        $erf:path,
+        $cdf:path,
+        $pdf:path,
+        $gelu:path,
+        $gelu_pair:path,
+        $exp:path,
+        $exp_slice:path
+    ) => {
         impl Float for $t {
             const NAME: &'static str = $name;
             const EPSILON: Self = <$t>::EPSILON;
@@ -163,6 +179,13 @@ macro_rules! impl_float {
             }
             fn gelu_slice(order: crate::kernels::Order, xs: &[Self], out: &mut [Self]) {
                 $gelu(order, xs, out)
+            }
+            #[inline(always)]
+            fn exp_op(self) -> Self {
+                $exp(self)
+            }
+            fn exp_slice(xs: &[Self], out: &mut [Self]) {
+                $exp_slice(xs, out)
             }
             fn gelu_pair_slice(
                 pair: crate::kernels::Pair,
@@ -284,7 +307,9 @@ impl_float!(
     cdf_f32,
     pdf_f32,
     crate::kernels::normal::gelu_f32,
-    crate::kernels::normal::gelu_pair_f32
+    crate::kernels::normal::gelu_pair_f32,
+    crate::kernels::normal::exp_f32,
+    crate::kernels::normal::exp_f32_slice
 );
 impl_float!(
     f64,
@@ -293,8 +318,17 @@ impl_float!(
     cdf_f64,
     pdf_f64,
     gelu_elementwise,
-    gelu_pair_elementwise
+    gelu_pair_elementwise,
+    f64::exp,
+    exp_f64_slice
 );
+
+/// [`Float::exp_slice`] for `f64`: `libm`'s `exp` element by element.
+fn exp_f64_slice(xs: &[f64], out: &mut [f64]) {
+    for (o, &x) in out.iter_mut().zip(xs) {
+        *o = x.exp();
+    }
+}
 
 /// [`Float::gelu_slice`] element by element.
 fn gelu_elementwise<F: Float>(order: crate::kernels::Order, xs: &[F], out: &mut [F]) {

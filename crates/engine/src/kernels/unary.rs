@@ -131,7 +131,7 @@ impl Unary {
         use Order::{First, Second, Value};
         let (one, two) = (F::ONE, F::from_f64(2.0));
         match (self, order) {
-            (Unary::Exp, Value | First | Second) => x.exp(),
+            (Unary::Exp, Value | First | Second) => x.exp_op(),
             (Unary::Log, Value) => x.ln(),
             (Unary::Log, First) => one / x,
             (Unary::Log, Second) => -one / (x * x),
@@ -293,6 +293,10 @@ fn apply_order<F: Float, const O: u8>(t: &Tensor<F>, u: Unary) -> Tensor<F> {
     if u == Unary::Gelu {
         return t.map_slices(|xs, out| F::gelu_slice(order, xs, out));
     }
+    if u == Unary::Exp {
+        // Every derivative of `e^x` is `e^x`.
+        return t.map_slices(|xs, out| F::exp_slice(xs, out));
+    }
     with_const_unary!(u, |U| t.map_slices(|xs, out| {
         for (o, &x) in out.iter_mut().zip(xs) {
             *o = U.eval(order, x);
@@ -308,6 +312,12 @@ fn apply_pair_of<F: Float, const SECOND: bool>(t: &Tensor<F>, u: Unary) -> (Tens
     };
     if u == Unary::Gelu {
         return t.map2_slices(|xs, a, b| F::gelu_pair_slice(pair, xs, a, b));
+    }
+    if u == Unary::Exp {
+        return t.map2_slices(|xs, a, b| {
+            F::exp_slice(xs, a);
+            b.copy_from_slice(a);
+        });
     }
     with_const_unary!(u, |U| t.map2_slices(|xs, a, b| {
         for ((a, b), &x) in a.iter_mut().zip(b.iter_mut()).zip(xs) {

@@ -45,9 +45,14 @@ impl<F: Float, C: Carrier<F>> Graph<F, C> {
         self.sub(x, lse)
     }
 
-    /// `exp(log_softmax(x))` along the last axis.
+    /// `e^(x - m) / sum_j e^(x_j - m)` along the last axis (`m` the row maximum, a constant as in
+    /// [`Graph::logsumexp`]): one exponential per element, where `exp(log_softmax(x))` took two
+    /// and a logarithm, in passes over attention's `[b, h, t, t]` scores.
     pub fn softmax(&self, x: Var) -> Var {
-        let ls = self.log_softmax(x);
-        self.exp(ls)
+        let nd = self.shape(x).len();
+        let m = self.constant(self.last_axis_max(x));
+        let e = self.exp(self.sub(x, m));
+        let s = self.sum(e, &[nd - 1], true);
+        self.mul(e, self.recip(s))
     }
 }
