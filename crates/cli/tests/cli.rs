@@ -768,9 +768,9 @@ mod bench {
             .iter()
             .filter(|v| v["type"] == "bench_train")
             .collect();
-        // 3 GEMM shapes x 2 thread counts; 5 workloads (digits MLP, two wide MLPs, two CNNs) x 2
-        // modes x 2 thread counts.
-        assert_eq!((gemm.len(), train.len()), (6, 20));
+        // 3 GEMM shapes x 2 thread counts; 6 workloads (digits MLP, two wide MLPs, two CNNs, the
+        // GPT) x 2 modes x 2 thread counts.
+        assert_eq!((gemm.len(), train.len()), (6, 24));
         for v in gemm.iter().chain(&train) {
             assert!(v["gflops"].as_f64().unwrap() > 0.0, "{v}");
         }
