@@ -30,7 +30,8 @@ pub enum Source {
     Mnist,
     /// CIFAR-10 binary batches in the folder `path` (`data_batch_*.bin` / `test_batch.bin`).
     Cifar10,
-    /// A UTF-8 text file at `path`, as character windows of `seq_len` tokens.
+    /// A UTF-8 text file at `path`, as windows of `seq_len` tokens: characters, or byte-level BPE
+    /// tokens with `tokenizer = "bpe"`.
     Text,
 }
 
@@ -127,6 +128,30 @@ pub struct DataConfig {
     /// Tokens per window for `text`.
     #[serde(default = "default_seq_len")]
     pub seq_len: usize,
+    /// How `text` becomes tokens: one per character, or byte-level BPE ([`crate::bpe`]).
+    #[serde(default, skip_serializing_if = "TextTokenizer::is_char")]
+    pub tokenizer: TextTokenizer,
+    /// Vocabulary size of `tokenizer = "bpe"` ([`crate::bpe::DEFAULT_VOCAB`] when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vocab_size: Option<usize>,
+}
+
+/// [`DataConfig::tokenizer`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TextTokenizer {
+    /// One token per character; the vocabulary is the text's characters, windows split at random.
+    #[default]
+    Char,
+    /// Byte-level BPE trained on the training text; the test split is the text's tail.
+    Bpe,
+}
+
+impl TextTokenizer {
+    /// `true` for the default, which the resolved config leaves out.
+    pub fn is_char(&self) -> bool {
+        *self == TextTokenizer::Char
+    }
 }
 
 /// A fixed affine map of every feature, `x -> (x - mean) / std` ([`DataConfig::normalize`]).
@@ -161,6 +186,8 @@ impl DataConfig {
             max_train: None,
             max_test: None,
             seq_len: default_seq_len(),
+            tokenizer: TextTokenizer::Char,
+            vocab_size: None,
         }
     }
 }
@@ -216,7 +243,40 @@ pub fn load_splits_with_provenance(
     cfg: &DataConfig,
     base: &Path,
 ) -> Result<(Splits, Provenance), DataError> {
+    if cfg.vocab_size.is_some() && cfg.tokenizer != TextTokenizer::Bpe {
+        return Err(DataError::InvalidArgument {
+            reason:
+                "data.vocab_size is the size of a BPE vocabulary: set data.tokenizer = \"bpe\" \
+                     with it, or remove it"
+                    .into(),
+        });
+    }
+    if cfg.tokenizer == TextTokenizer::Bpe && cfg.source != Source::Text {
+        return Err(DataError::InvalidArgument {
+            reason: format!(
+                "data.tokenizer = \"bpe\" tokenizes text; data.source is \"{}\": set data.source = \"text\" or remove data.tokenizer",
+                format!("{:?}", cfg.source).to_lowercase()
+            ),
+        });
+    }
+    let mut tokenizer = None;
     let (train, test, train_rows, test_rows) = match cfg.source {
+        Source::Text if cfg.tokenizer == TextTokenizer::Bpe => {
+            let path = need_path(cfg, base)?;
+            let (text, bom) = read_text_bom(&path)?;
+            let vocab = cfg.vocab_size.unwrap_or(crate::bpe::DEFAULT_VOCAB);
+            let (train, test, tr, te, json) = crate::bpe::bpe_splits(
+                &text,
+                cfg.test_fraction,
+                cfg.seq_len,
+                vocab,
+                &file_name(&path),
+                bom,
+                &path,
+            )?;
+            tokenizer = Some(json);
+            (train, test, tr, te)
+        }
         Source::Mnist => {
             let dir = need_path(cfg, base)?;
             let (train, test) = (read_mnist(&dir, true)?, read_mnist(&dir, false)?);
@@ -348,6 +408,7 @@ pub fn load_splits_with_provenance(
     // After the flips: a split's recorded label is the one the model is trained or scored on.
     let all_of = |ds: &Dataset| (0..ds.len()).collect::<Vec<_>>();
     let mut provenance = Provenance {
+        tokenizer,
         splits: vec![
             train_rows.select(&all_of(&train), "train", &train),
             test_rows.select(&all_of(&test), "test", &test),

@@ -13,6 +13,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bpe;
 mod cifar;
 pub mod config;
 mod csv;
@@ -28,9 +29,10 @@ mod split;
 mod text;
 mod weights;
 
+pub use crate::bpe::BpeTokenizer;
 pub use crate::cifar::{read_cifar10_bin, CIFAR10_CLASSES, CIFAR10_RECORD_BYTES};
 pub use crate::config::{
-    load_splits, load_splits_with_provenance, DataConfig, Normalize, Source, Splits,
+    load_splits, load_splits_with_provenance, DataConfig, Normalize, Source, Splits, TextTokenizer,
 };
 pub use crate::csv::{read_csv, read_csv_reader, CsvOptions, Task};
 pub use crate::embedded::{
@@ -44,7 +46,9 @@ pub use crate::npy::{
     read_npy_dataset, read_npy_f32, read_npy_f64, write_npy_f32, NpyRowReader, NpyRowWriter,
 };
 pub use crate::preprocess::{normalize, scale, Standardizer};
-pub use crate::provenance::{provenance_path, Provenance, SourceRow, SplitRows, PROVENANCE_DIR};
+pub use crate::provenance::{
+    provenance_path, Provenance, SourceRow, SplitRows, PROVENANCE_DIR, TOKENIZER_FILE,
+};
 pub use crate::split::{
     seeded_permutation, split_indices, stratified_split_indices, uniform_below,
 };

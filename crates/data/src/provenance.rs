@@ -68,7 +68,13 @@ pub struct SplitRows {
 pub struct Provenance {
     /// One entry per split, in the order train, test (then any further split).
     pub splits: Vec<SplitRows>,
+    /// The trained tokenizer of a `data.tokenizer = "bpe"` text, as Hugging Face's
+    /// `tokenizer.json` ([`TOKENIZER_FILE`]); `None` for every other source.
+    pub tokenizer: Option<String>,
 }
+
+/// The file in `provenance/` that holds a BPE run's tokenizer ([`Provenance::tokenizer`]).
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
 
 /// One line of the CSV file (a [`SourceRow`] with its position).
 #[derive(Serialize, Deserialize)]
@@ -143,6 +149,21 @@ impl Origins {
                 start += stride;
             }
         }
+        Origins { rows }
+    }
+
+    /// Windows of one file given by their byte ranges `[start, end)` (BPE windows,
+    /// [`crate::bpe`]).
+    pub(crate) fn byte_ranges(file: &str, ranges: &[(usize, usize)]) -> Origins {
+        let rows = ranges
+            .iter()
+            .enumerate()
+            .map(|(i, &(a, b))| SourceRow {
+                byte_offset: Some(a as u64),
+                byte_len: Some((b - a) as u64),
+                ..bare(file, i)
+            })
+            .collect();
         Origins { rows }
     }
 
@@ -238,6 +259,11 @@ impl Provenance {
                 .into_inner()
                 .map_err(|e| DataError::format(&path, e.to_string()))?;
             crate::io_util::write_atomic(&path, &bytes)?;
+            written.push(path);
+        }
+        if let Some(json) = &self.tokenizer {
+            let path = dir.join(TOKENIZER_FILE);
+            crate::io_util::write_atomic(&path, json.as_bytes())?;
             written.push(path);
         }
         Ok(written)

@@ -181,3 +181,66 @@ cli_test!(
         );
     }
 );
+
+// `data.tokenizer = "bpe"`: the run keeps its tokenizer in provenance/, and `explain` shows the
+// windows' text, read back from the byte ranges the BPE windows recorded.
+cli_test!(a_bpe_gpt_is_trained_attributed_and_explained, |dir| {
+    let text = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/data/moby-dick-excerpt.txt"
+    );
+    write(
+        dir,
+        "bpe.toml",
+        &format!(
+            "[data]\nsource = \"text\"\npath = \"{text}\"\nseq_len = 16\ntokenizer = \"bpe\"\n\
+             vocab_size = 300\nmax_train = 64\nmax_test = 8\n[model]\nkind = \"gpt\"\n\
+             d_model = 16\nn_layer = 1\nn_head = 2\n[optim]\nkind = \"adamw\"\nlr = 0.01\n\
+             [train]\nepochs = 2\nbatch_size = 16\n"
+        ),
+    );
+    attrib(
+        dir,
+        &["--quiet", "train", "--config", "bpe.toml", "--out", "run"],
+    )
+    .ok();
+    let json = std::fs::read_to_string(dir.join("run/provenance/tokenizer.json")).unwrap();
+    assert!(json.contains("\"merges\""));
+    let config = std::fs::read_to_string(dir.join("run/config.toml")).unwrap();
+    assert_contains!(config, "tokenizer = \"bpe\"", "vocab_size = 300");
+    attrib(
+        dir,
+        &[
+            "--quiet",
+            "attribute",
+            "--run",
+            "run",
+            "--method",
+            "tracin",
+            "--targets",
+            "0..2",
+        ],
+    )
+    .ok();
+    let out = attrib(
+        dir,
+        &[
+            "explain",
+            "--run",
+            "run",
+            "--scores",
+            "run/scores/tracin@0-2.npy",
+            "--target",
+            "1",
+            "--top",
+            "2",
+        ],
+    )
+    .ok();
+    assert_contains!(
+        out.stdout,
+        "moby-dick-excerpt.txt bytes",
+        "proponents",
+        "text"
+    );
+});
