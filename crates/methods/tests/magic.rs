@@ -234,6 +234,27 @@ fn magic_gpt_sequence_and_token_outputs_match_finite_differences() {
     );
 }
 
+/// Token targets are measured one forward pass per distinct window: in any order, repeated or
+/// spread over windows, they are the losses of the one-target-per-row batch that MAGIC
+/// differentiates (to rounding).
+#[test]
+fn token_outputs_read_once_per_window_are_the_targets_losses() {
+    let r = tiny_gpt();
+    let t = Targets::test(vec![19, 0, 6, 15, 6, 1, 14, 20], Output::Token);
+    let fast = r.target_outputs(&r.params, &t);
+    let one_per_row =
+        nn::per_example::outputs(&r.model, &r.params, &r.target_batch::<f64>(&t), t.output);
+    assert_eq!(fast.len(), one_per_row.len());
+    for (k, (a, b)) in fast.iter().zip(&one_per_row).enumerate() {
+        assert!((a - b).abs() <= 1e-12 * b.abs(), "target {k}: {a} vs {b}");
+    }
+    assert_eq!(
+        fast[2].to_bits(),
+        fast[4].to_bits(),
+        "the same target twice"
+    );
+}
+
 /// A window's loss is the mean of its token losses (so targets `7..14` are window 1's
 /// predictions), and MAGIC is linear in the output, so the per-token scores of a window average
 /// to its sequence score.

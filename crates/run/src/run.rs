@@ -164,6 +164,9 @@ pub struct Run {
     pub weights: Option<Vec<f64>>,
 }
 
+/// Windows evaluated at once when measuring token targets ([`Run::target_outputs`]).
+const TOKEN_WINDOWS: usize = 64;
+
 impl Run {
     /// Builds a run from parts (tests, or code that trained in memory).
     ///
@@ -324,7 +327,44 @@ impl Run {
 
     /// Target outputs `f(theta)` at the given parameters, evaluated in f64.
     pub fn target_outputs(&self, params: &[f64], t: &Targets) -> Vec<f64> {
+        if t.output == Output::Token {
+            return self.token_outputs(params, t);
+        }
         nn::per_example::outputs(&self.model, params, &self.target_batch::<f64>(t), t.output)
+    }
+
+    /// [`Run::target_outputs`] of token targets: each distinct window is evaluated once, in
+    /// batches of [`TOKEN_WINDOWS`], and its per-position losses are read by the targets. (The
+    /// target batch repeats a window once per target: every prediction of a split, which ground
+    /// truth measures, made `L - 1` copies of the split in one batch.)
+    fn token_outputs(&self, params: &[f64], t: &Targets) -> Vec<f64> {
+        let ds = self.dataset(t.split);
+        let data::Features::Tokens { seq_len, .. } = &ds.features else {
+            return nn::per_example::outputs(
+                &self.model,
+                params,
+                &self.target_batch::<f64>(t),
+                t.output,
+            );
+        };
+        let per = seq_len - 1;
+        let mut windows: Vec<usize> = t.indices.iter().map(|&i| i / per).collect();
+        windows.sort_unstable();
+        windows.dedup();
+        let mut losses = Vec::with_capacity(windows.len() * per);
+        for chunk in windows.chunks(TOKEN_WINDOWS) {
+            let batch = nn::Batch::<f64>::from_dataset(ds, chunk);
+            losses.extend(nn::per_example::token_losses(&self.model, params, &batch));
+        }
+        t.indices
+            .iter()
+            .map(|&i| {
+                let w = windows
+                    .binary_search(&(i / per))
+                    .expect("window listed above");
+                losses[w * per + i % per]
+            })
+            .collect()
     }
 
     /// The data weights `w0` of the run: `train.weights`, or all ones.
