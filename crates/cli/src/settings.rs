@@ -107,6 +107,20 @@ const TEXT_METHODS: &[(&str, &[&str])] = &[
 
 /// The dattri MNIST-10 comparison: its IF-CG settings (regularization 0.01, 10 iterations) and
 /// TRAK with its 50 models, next to attrib's MAGIC, EK-FAC and TracIn.
+/// The Moby-Dick GPT's methods: issue 20's list, TRAK with 1 and with 5 models. No `if-gn`: its
+/// conjugate-gradient solve costs a Gauss-Newton product over every training window per iteration
+/// and target, hours at this size on 2 cores (EK-FAC is the Hessian-based row).
+const MOBY_GPT_METHODS: &[(&str, &[&str])] = &[
+    ("magic", &[]),
+    ("ekfac", &[]),
+    ("trak", &[]),
+    ("trak", &["models=5"]),
+    ("tracin", &["checkpoints=3"]),
+    ("similarity", &[]),
+];
+/// Per-token targets of the Moby-Dick GPT: MAGIC, with TracIn as the first-order reference.
+const TOKEN_METHODS: &[(&str, &[&str])] = &[("magic", &[]), ("tracin", &["checkpoints=3"])];
+
 const DATTRI_METHODS: &[(&str, &[&str])] = &[
     ("magic", &[]),
     ("if-cg", &["damping=0.01", "max_iters=10", "truncate=true"]),
@@ -183,6 +197,22 @@ const MOBY_EXCERPT_GPT: Setting = Setting {
     time: "full ~10 min, quick ~20 s",
 };
 
+/// The Moby-Dick GPT on sequence losses (bergson's AdamW recipe); `moby-gpt-token` is the same run
+/// on tokens.
+const MOBY_GPT: Setting = Setting {
+    name: "moby-gpt",
+    summary: "2-layer character GPT on 2,048 windows of Moby-Dick, bergson's AdamW recipe",
+    recipe: "examples/moby_gpt.toml",
+    config: include_str!("../../../examples/moby_gpt.toml"),
+    data: "../shared/data/text/moby-dick.txt.gz",
+    output: "loss",
+    full: full_size(MOBY_GPT_METHODS),
+    quick: QUICK,
+    expected: "MAGIC LDS about 0.80 at 1% drop, 0.43 at 5%, 0.03 at 10% (the retrained losses \
+               saturate); EK-FAC and TRAK 0.09-0.15",
+    time: "full ~75 min (300 retrainings of 5 s), quick ~2 min",
+};
+
 /// Every setting.
 pub const SETTINGS: &[Setting] = &[
     Setting {
@@ -206,17 +236,24 @@ pub const SETTINGS: &[Setting] = &[
         time: "full ~25 min (if-gn 18 of them), quick ~20 s",
         ..MOBY_EXCERPT_GPT
     },
+    MOBY_GPT,
     Setting {
-        name: "moby-gpt",
-        summary: "2-layer character GPT on 4,096 windows of Moby-Dick, AdamW, cosine",
-        recipe: "examples/moby_gpt.toml",
-        config: include_str!("../../../examples/moby_gpt.toml"),
-        data: "../shared/data/text/moby-dick.txt.gz",
-        output: "loss",
-        full: full_size(TEXT_METHODS),
-        quick: QUICK,
-        expected: "not measured yet (issue 20): run it to fill the README's table",
-        time: "full: hours on 2 cores (100 retrainings of a minute each per fraction)",
+        name: "moby-gpt-token",
+        summary: "moby-gpt with per-token targets: one next-token prediction each",
+        output: "token",
+        // 50 token predictions, 100 subsets dropping 5%: its own retrainings, since every
+        // subset's retrained run is measured on token outputs.
+        full: Size {
+            targets: 50,
+            subsets: 100,
+            fractions: Fractions::Drop(&[0.05]),
+            seeds: &[1],
+            methods: TOKEN_METHODS,
+        },
+        expected: "MAGIC LDS about 0.44 at 5% drop on the first 50 token predictions, TracIn \
+                   about 0.05",
+        time: "full ~25 min, quick ~2 min",
+        ..MOBY_GPT
     },
     Setting {
         name: "mnist-dattri-mlp",
@@ -374,8 +411,9 @@ pub fn bench_lds(args: &BenchLdsArgs, ctx: &Ctx) -> Result<()> {
             .collect(),
     };
     let mut scores = Vec::new();
-    for (name, opts) in &chosen {
-        scores.push(scored(&run, &out_dir, name, opts, &targets, ctx)?);
+    for (i, (name, opts)) in chosen.iter().enumerate() {
+        let stem = file_stem(name, opts, chosen[..i].iter().any(|(n, _)| n == name));
+        scores.push(scored(&run, &out_dir, name, &stem, opts, &targets, ctx)?);
     }
     let subsets = args.subsets.unwrap_or(size.subsets);
     let refs: Vec<&(String, Scores)> = scores.iter().collect();
@@ -435,19 +473,31 @@ fn trained(cfg: &RunConfig, setting: &Setting, dir: &Path, ctx: &Ctx) -> Result<
     Ok(Run::load(dir)?)
 }
 
-/// The score file of `method` for `targets` in the run's `scores/`: reused when it was made for
-/// this run, targets and options, else computed and saved. Returned as read back from the file,
-/// so the LDS is that of `attrib lds` on it.
+/// The score file's name in `scores/` (and so the table's label): the method's name, with its
+/// options appended when an earlier entry of the table runs the same method (`trak-models5` next
+/// to `trak`), so that the two files stay apart.
+fn file_stem(method: &str, options: &[String], repeated: bool) -> String {
+    if !repeated || options.is_empty() {
+        return method.to_string();
+    }
+    let opts: Vec<String> = options.iter().map(|o| o.replace('=', "")).collect();
+    format!("{method}-{}", opts.join("-"))
+}
+
+/// The score file `stem.npy` of `method` for `targets` in the run's `scores/`: reused when it was
+/// made for this run, targets and options, else computed and saved. Returned as read back from
+/// the file, so the LDS is that of `attrib lds` on it.
 fn scored(
     run: &Run,
     dir: &Path,
     method: &str,
+    stem: &str,
     options: &[String],
     targets: &Targets,
     ctx: &Ctx,
 ) -> Result<(String, Scores)> {
     let folder = dir.join(run::files::SCORES);
-    let path = folder.join(format!("{method}.npy"));
+    let path = folder.join(format!("{stem}.npy"));
     let parsed = Options::parse(method, options)?;
     let (m, used) = methods::build(method, parsed)?;
     if let Ok(old) = Scores::load(&path) {
@@ -458,14 +508,14 @@ fn scored(
             && meta.options == used
         {
             ctx.out
-                .info(format!("  {method:<10} reused {}", path.display()))?;
+                .info(format!("  {stem:<10} reused {}", path.display()))?;
             return Ok((path.display().to_string(), old));
         }
     }
     let s = methods::attribute(run, m.as_ref(), used, targets)?;
-    let path = s.save(&folder, method)?;
+    let path = s.save(&folder, stem)?;
     ctx.out.info(format!(
-        "  {method:<10} {:>7.1} s  -> {}",
+        "  {stem:<10} {:>7.1} s  -> {}",
         s.meta.seconds,
         path.display()
     ))?;

@@ -34,6 +34,7 @@ fn settings_list_names_every_setting_with_its_expectation() {
             "moby-excerpt-gpt",
             "moby-excerpt-gpt-token",
             "moby-gpt",
+            "moby-gpt-token",
             "mnist-dattri-mlp",
             "mnist10k-mlp",
             "mnist10k-cnn",
