@@ -210,7 +210,7 @@ const MOBY_GPT: Setting = Setting {
     quick: QUICK,
     expected: "MAGIC LDS about 0.80 at 1% drop, 0.43 at 5%, 0.03 at 10% (the retrained losses \
                saturate); EK-FAC and TRAK 0.09-0.15",
-    time: "full ~75 min (300 retrainings of 5 s), quick ~2 min",
+    time: "full ~75 min (300 retrainings of 5 s), quick ~3 min",
 };
 
 /// Every setting.
@@ -252,7 +252,7 @@ pub const SETTINGS: &[Setting] = &[
         },
         expected: "MAGIC LDS about 0.44 at 5% drop on the first 50 token predictions, TracIn \
                    about 0.05",
-        time: "full ~25 min, quick ~2 min",
+        time: "full ~25 min, quick ~3 min",
         ..MOBY_GPT
     },
     Setting {
