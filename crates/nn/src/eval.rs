@@ -62,14 +62,5 @@ fn batch_figures<F: Float>(
     // The loss from the same logits: a second forward pass would double the cost.
     let l = model.output_of_logits(&g, logits, &batch, Output::Loss);
     let loss = g.tensor(l).sum_all_f64();
-    let correct = match (&batch.target, model.task()) {
-        (crate::batch::Target::Classes(y), Task::Classes(_) | Task::Binary) => model
-            .predict_classes(&z)
-            .iter()
-            .zip(y)
-            .filter(|(a, b)| a == b)
-            .count(),
-        _ => 0,
-    };
-    (loss, correct)
+    (loss, model.correct_predictions(&z, &batch).unwrap_or(0))
 }

@@ -9,10 +9,10 @@
 use data::Dataset;
 use engine::{Float, Graph, Rng, Tensor};
 
-use crate::batch::{Batch, Target};
+use crate::batch::Batch;
 use crate::config::RunConfig;
 use crate::error::{NnError, Result};
-use crate::model::{Model, Output, Task};
+use crate::model::{Model, Output};
 use crate::optim::{OptState, Optimizer};
 
 /// The batches of a whole run: `epochs` seeded permutations of `0..n`, cut into batches.
@@ -237,12 +237,10 @@ impl<'a, F: Float> Trainer<'a, F> {
         // `Model::losses` is this forward and `output_of_logits`; the logits are kept to count.
         let z = self.model.forward(&g, &leaves, &batch.input);
         let losses = self.model.output_of_logits(&g, z, &batch, Output::Loss);
-        let correct = match (&batch.target, self.model.task()) {
-            (Target::Classes(y), Task::Classes(_) | Task::Binary) if count => {
-                let predicted = self.model.predict_classes(&g.tensor(z));
-                Some(predicted.iter().zip(y).filter(|(a, b)| a == b).count())
-            }
-            _ => None,
+        let correct = if count {
+            self.model.correct_predictions(&g.tensor(z), &batch)
+        } else {
+            None
         };
         let obj = g.weighted_mean(losses, &w);
         let loss = g.tensor(obj).item();

@@ -604,6 +604,25 @@ impl Model {
         }
     }
 
+    /// How many examples of `batch` its `logits` classify correctly; `None` for a model or batch
+    /// without classes.
+    pub fn correct_predictions<F: Float>(
+        &self,
+        logits: &engine::Tensor<F>,
+        batch: &Batch<F>,
+    ) -> Option<usize> {
+        match (&batch.target, self.task) {
+            (Target::Classes(y), Task::Classes(_) | Task::Binary) => Some(
+                self.predict_classes(logits)
+                    .iter()
+                    .zip(y)
+                    .filter(|(a, b)| a == b)
+                    .count(),
+            ),
+            _ => None,
+        }
+    }
+
     /// Predicted class per example, from logits.
     pub fn predict_classes<F: Float>(&self, logits: &engine::Tensor<F>) -> Vec<usize> {
         let k = *logits.shape().last().unwrap();
