@@ -28,18 +28,14 @@ pub fn outputs<F: Float>(model: &Model, params: &[F], batch: &Batch<F>, out: Out
 /// # Panics
 /// If the model is not a next-token model or the batch holds no tokens.
 pub fn token_losses<F: Float>(model: &Model, params: &[F], batch: &Batch<F>) -> Vec<F> {
-    let (Task::NextToken(v), Input::Tokens { ids, batch: b, len }) = (model.task(), &batch.input)
-    else {
-        panic!("token_losses of a model or batch without tokens")
+    let Task::NextToken(vocab) = model.task() else {
+        panic!("token_losses of a model without tokens")
     };
     let g = Graph::<F, Tensor<F>>::new();
     let p = model.layout().leaves(&g, params, false);
     let z = model.forward(&g, &p, &batch.input);
-    let logits = g.reshape(z, &[b * (len - 1), v]);
-    let next: Vec<usize> = (0..*b)
-        .flat_map(|i| ids[i * len + 1..(i + 1) * len].iter().copied())
-        .collect();
-    g.tensor(g.cross_entropy(logits, &next)).into_vec()
+    g.tensor(model.per_position(&g, z, batch, vocab, false))
+        .into_vec()
 }
 
 /// `(f_i, [<grad f_i, v_j>]_j)`: per-example outputs and their directional derivatives along each

@@ -347,22 +347,23 @@ impl Run {
                 t.output,
             );
         };
-        let per = seq_len - 1;
-        let mut windows: Vec<usize> = t.indices.iter().map(|&i| i / per).collect();
+        let at: Vec<(usize, usize)> = t
+            .indices
+            .iter()
+            .map(|&i| nn::batch::token_target(i, *seq_len))
+            .collect();
+        let mut windows: Vec<usize> = at.iter().map(|&(w, _)| w).collect();
         windows.sort_unstable();
         windows.dedup();
-        let mut losses = Vec::with_capacity(windows.len() * per);
+        let mut losses = Vec::with_capacity(windows.len() * (seq_len - 1));
         for chunk in windows.chunks(TOKEN_WINDOWS) {
             let batch = nn::Batch::<f64>::from_dataset(ds, chunk);
             losses.extend(nn::per_example::token_losses(&self.model, params, &batch));
         }
-        t.indices
-            .iter()
-            .map(|&i| {
-                let w = windows
-                    .binary_search(&(i / per))
-                    .expect("window listed above");
-                losses[w * per + i % per]
+        at.iter()
+            .map(|&(w, p)| {
+                let k = windows.binary_search(&w).expect("window listed above");
+                losses[k * (seq_len - 1) + p]
             })
             .collect()
     }

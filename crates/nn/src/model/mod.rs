@@ -525,6 +525,33 @@ impl Model {
         self.output_of_logits(g, z, batch, out)
     }
 
+    /// The next-token loss (or margin) at every position of every window of the token batch
+    /// `batch`, `[b * (len - 1)]` window by window, from its logits `z` over `vocab` tokens.
+    ///
+    /// # Panics
+    /// If the batch holds no tokens.
+    pub(crate) fn per_position<F: Float, C: Carrier<F>>(
+        &self,
+        g: &Graph<F, C>,
+        z: Var,
+        batch: &Batch<F>,
+        vocab: usize,
+        margin: bool,
+    ) -> Var {
+        let Input::Tokens { ids, batch: b, len } = &batch.input else {
+            panic!("per-position outputs of a batch without tokens")
+        };
+        let logits = g.reshape(z, &[b * (len - 1), vocab]);
+        let next: Vec<usize> = (0..*b)
+            .flat_map(|i| ids[i * len + 1..(i + 1) * len].iter().copied())
+            .collect();
+        if margin {
+            g.margin(logits, &next)
+        } else {
+            g.cross_entropy(logits, &next)
+        }
+    }
+
     /// The per-example output `[b]` of the logits `z` of `batch`.
     pub(crate) fn output_of_logits<F: Float, C: Carrier<F>>(
         &self,
@@ -557,20 +584,11 @@ impl Model {
                 }
             }
             (Task::NextToken(v), Target::NextToken) => {
-                let Input::Tokens { ids, batch: b, len } = &batch.input else {
+                let Input::Tokens { batch: b, len, .. } = &batch.input else {
                     unreachable!()
                 };
-                let t = len - 1;
-                let logits = g.reshape(z, &[b * t, *v]);
-                let next: Vec<usize> = (0..*b)
-                    .flat_map(|i| ids[i * len + 1..(i + 1) * len].iter().copied())
-                    .collect();
-                let per_pos = if margin {
-                    g.margin(logits, &next)
-                } else {
-                    g.cross_entropy(logits, &next)
-                };
-                let per_pos = g.reshape(per_pos, &[*b, t]);
+                let per_pos = self.per_position(g, z, batch, *v, margin);
+                let per_pos = g.reshape(per_pos, &[*b, len - 1]);
                 g.mean(per_pos, &[1], false)
             }
             (Task::NextToken(v), Target::NextTokenAt(positions)) => {
