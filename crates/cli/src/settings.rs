@@ -140,14 +140,24 @@ const CNN_METHODS: &[(&str, &[&str])] = &[
     ("similarity", &[]),
 ];
 
+/// One fraction, dropping 5%, in the single-model protocol: `targets` targets and `subsets`
+/// subsets with `methods`.
+const fn drop_5_percent(
+    targets: usize,
+    subsets: usize,
+    methods: &'static [(&'static str, &'static [&'static str])],
+) -> Size {
+    Size {
+        targets,
+        subsets,
+        fractions: Fractions::Drop(&[0.05]),
+        seeds: &[1],
+        methods,
+    }
+}
+
 /// The CNN settings' size: 20 targets, 50 subsets dropping 5% (each retraining ~20 s).
-const CNN_SIZE: Size = Size {
-    targets: 20,
-    subsets: 50,
-    fractions: Fractions::Drop(&[0.05]),
-    seeds: &[1],
-    methods: CNN_METHODS,
-};
+const CNN_SIZE: Size = drop_5_percent(20, 50, CNN_METHODS);
 
 /// The residual CNN on 10,000 MNIST images; `fashion10k-cnn` is the same recipe on Fashion-MNIST.
 const MNIST10K_CNN: Setting = Setting {
@@ -164,13 +174,7 @@ const MNIST10K_CNN: Setting = Setting {
 };
 
 /// The `--quick` size every setting shares: 10 targets, 20 subsets dropping 5%, MAGIC and TracIn.
-const QUICK: Size = Size {
-    targets: 10,
-    subsets: 20,
-    fractions: Fractions::Drop(&[0.05]),
-    seeds: &[1],
-    methods: QUICK_METHODS,
-};
+const QUICK: Size = drop_5_percent(10, 20, QUICK_METHODS);
 
 /// The README's size: 50 targets, 100 subsets at each of 1%, 5% and 10%, with `methods`.
 const fn full_size(methods: &'static [(&'static str, &'static [&'static str])]) -> Size {
@@ -243,13 +247,7 @@ pub const SETTINGS: &[Setting] = &[
         output: "token",
         // 50 token predictions, 100 subsets dropping 5%: its own retrainings, since every
         // subset's retrained run is measured on token outputs.
-        full: Size {
-            targets: 50,
-            subsets: 100,
-            fractions: Fractions::Drop(&[0.05]),
-            seeds: &[1],
-            methods: TOKEN_METHODS,
-        },
+        full: drop_5_percent(50, 100, TOKEN_METHODS),
         expected: "MAGIC LDS about 0.44 at 5% drop on the first 50 token predictions, TracIn \
                    about 0.05",
         time: "full ~25 min, quick ~3 min",

@@ -5,6 +5,11 @@ use super::util::*;
 
 /// A tiny character GPT on the repository's Moby-Dick excerpt: 64 windows of 16 characters.
 fn gpt_config(dir: &std::path::Path) {
+    gpt_config_with(dir, "");
+}
+
+/// [`gpt_config`] with more `[data]` fields (`data` ends each with a newline).
+fn gpt_config_with(dir: &std::path::Path, data: &str) {
     let text = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../examples/data/moby-dick-excerpt.txt"
@@ -14,7 +19,7 @@ fn gpt_config(dir: &std::path::Path) {
         "gpt.toml",
         &format!(
             "[data]\nsource = \"text\"\npath = \"{text}\"\nseq_len = 16\nmax_train = 64\n\
-             max_test = 8\n[model]\nkind = \"gpt\"\nd_model = 16\nn_layer = 1\nn_head = 2\n\
+             max_test = 8\n{data}[model]\nkind = \"gpt\"\nd_model = 16\nn_layer = 1\nn_head = 2\n\
              [optim]\nkind = \"adamw\"\nlr = 0.01\n[train]\nepochs = 2\nbatch_size = 16\n"
         ),
     );
@@ -185,25 +190,7 @@ cli_test!(
 // `data.tokenizer = "bpe"`: the run keeps its tokenizer in provenance/, and `explain` shows the
 // windows' text, read back from the byte ranges the BPE windows recorded.
 cli_test!(a_bpe_gpt_is_trained_attributed_and_explained, |dir| {
-    let text = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/data/moby-dick-excerpt.txt"
-    );
-    write(
-        dir,
-        "bpe.toml",
-        &format!(
-            "[data]\nsource = \"text\"\npath = \"{text}\"\nseq_len = 16\ntokenizer = \"bpe\"\n\
-             vocab_size = 300\nmax_train = 64\nmax_test = 8\n[model]\nkind = \"gpt\"\n\
-             d_model = 16\nn_layer = 1\nn_head = 2\n[optim]\nkind = \"adamw\"\nlr = 0.01\n\
-             [train]\nepochs = 2\nbatch_size = 16\n"
-        ),
-    );
-    attrib(
-        dir,
-        &["--quiet", "train", "--config", "bpe.toml", "--out", "run"],
-    )
-    .ok();
+    gpt_config_with(dir, "tokenizer = \"bpe\"\nvocab_size = 300\n");
     let json = std::fs::read_to_string(dir.join("run/provenance/tokenizer.json")).unwrap();
     assert!(json.contains("\"merges\""));
     let config = std::fs::read_to_string(dir.join("run/config.toml")).unwrap();
