@@ -77,6 +77,11 @@ pub trait Carrier<F: Float>: Clone + Send + Sync + 'static {
     fn unfold2d(&self, g: &Conv2dGeometry) -> Self;
     /// Adjoint of `unfold2d`.
     fn fold2d(&self, g: &Conv2dGeometry) -> Self;
+    /// `(x - mean) / sqrt(var + eps)` over each row of the last axis ([`kernels::norm`]).
+    fn standardize_last(&self, eps: F) -> Self;
+    /// The reverse rule of [`Carrier::standardize_last`] at `self`, given its output `y` and the
+    /// output's cotangent `g`: the input's cotangent.
+    fn standardize_last_vjp(&self, y: &Self, g: &Self, eps: F) -> Self;
 }
 
 impl<F: Float> Carrier<F> for Tensor<F> {
@@ -139,5 +144,11 @@ impl<F: Float> Carrier<F> for Tensor<F> {
     }
     fn fold2d(&self, g: &Conv2dGeometry) -> Self {
         kernels::fold2d(self, g)
+    }
+    fn standardize_last(&self, eps: F) -> Self {
+        kernels::norm::standardize(self, eps)
+    }
+    fn standardize_last_vjp(&self, y: &Self, g: &Self, eps: F) -> Self {
+        kernels::norm::standardize_apply_jacobian(self, y, g, eps)
     }
 }

@@ -1,7 +1,7 @@
 //! Dual numbers carrying a block of `k` tangent directions.
 
 use crate::carrier::Carrier;
-use crate::kernels::{self, Conv2dGeometry, Order, Pair, Unary};
+use crate::kernels::{self, norm, Conv2dGeometry, Order, Pair, Unary};
 use crate::value_memo::{key, memo_value, MemoTag, UnaryPart};
 use crate::{Float, Tensor};
 
@@ -396,6 +396,45 @@ impl<F: Float> Carrier<F> for Dual<F> {
             let is = img.shape();
             img.reshape(&[s[0], s[1], is[1], is[2], is[3]])
         })
+    }
+    fn standardize_last(&self, eps: F) -> Self {
+        let value = memo_value(key(MemoTag::Standardize, &[self.shape()]), || {
+            norm::standardize(&self.value, eps)
+        });
+        // The tangent is the Jacobian applied to the input's (kernels::norm).
+        let tangent = self
+            .tangent
+            .as_ref()
+            .map(|t| norm::standardize_apply_jacobian(&self.value, &value, t, eps));
+        Dual { value, tangent }
+    }
+    fn standardize_last_vjp(&self, y: &Self, g: &Self, eps: F) -> Self {
+        let (x, yv) = (&self.value, &y.value);
+        let value = memo_value(
+            key(MemoTag::StandardizeVjp, &[self.shape(), g.shape()]),
+            || norm::standardize_apply_jacobian(x, yv, &g.value, eps),
+        );
+        // `dx = J(x) g` is linear in `g` (J applied to g's tangent) and moves with `x` through
+        // `J` (the curvature term, which needs `y`'s tangent `J t`).
+        let along_x = self.tangent.as_ref().map(|t| {
+            let computed;
+            let dy = match &y.tangent {
+                Some(dy) => dy,
+                None => {
+                    computed = norm::standardize_apply_jacobian(x, yv, t, eps);
+                    &computed
+                }
+            };
+            norm::standardize_reverse_curvature(x, yv, &g.value, t, dy, eps)
+        });
+        let along_g = g
+            .tangent
+            .as_ref()
+            .map(|gt| norm::standardize_apply_jacobian(x, yv, gt, eps));
+        Dual {
+            value,
+            tangent: add_opt(along_x, along_g),
+        }
     }
 }
 

@@ -118,6 +118,10 @@ pub(crate) enum MemoTag {
     SumTo,
     /// `broadcast_to(a, shape)`.
     BroadcastTo,
+    /// Row standardisation of `a` ([`crate::kernels::norm::standardize`]).
+    Standardize,
+    /// Its reverse rule at `a` for a cotangent.
+    StandardizeVjp,
     /// `u^(order)(a)`, a value of a unary map in the role `part`.
     Unary {
         u: Unary,

@@ -5,6 +5,7 @@ pub mod broadcast;
 pub mod conv;
 pub mod layout;
 pub mod matmul;
+pub mod norm;
 pub mod normal;
 pub mod unary;
 

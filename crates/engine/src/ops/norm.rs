@@ -4,20 +4,30 @@
 //! axes, as PyTorch.
 
 use crate::carrier::Carrier;
-use crate::graph::{Graph, Var};
+use crate::graph::{Graph, Rule, Var};
 use crate::Float;
 
+/// The reverse rule of [`Graph::standardize_last`]: the fused kernel's Jacobian applied to the
+/// cotangent ([`crate::kernels::norm`]).
+struct StandardizeRule<F> {
+    eps: F,
+}
+
+impl<F: Float, C: Carrier<F>> Rule<F, C> for StandardizeRule<F> {
+    fn name(&self) -> &'static str {
+        "standardize_last"
+    }
+    fn vjp(&self, x: &[&C], y: &C, g: &C, _: &[bool]) -> Vec<Option<C>> {
+        vec![Some(x[0].standardize_last_vjp(y, g, self.eps))]
+    }
+}
+
 impl<F: Float, C: Carrier<F>> Graph<F, C> {
-    /// Normalises over the last axis without affine parameters.
+    /// Normalises over the last axis without affine parameters: one fused primitive (its forward,
+    /// reverse and tangent rules each a few passes over a row, [`crate::kernels::norm`]).
     pub fn standardize_last(&self, x: Var, eps: F) -> Var {
-        let nd = self.shape(x).len();
-        let mu = self.mean(x, &[nd - 1], true);
-        let xc = self.sub(x, mu);
-        let sq = self.square(xc);
-        let var = self.mean(sq, &[nd - 1], true);
-        let var = self.add_scalar(var, eps);
-        let inv = self.rsqrt(var);
-        self.mul(xc, inv)
+        let value = self.with_values(&[x], |v| v[0].standardize_last(eps));
+        self.push(value, &[x], StandardizeRule { eps })
     }
 
     /// Layer norm over the last axis with `gamma`, `beta` of that axis's length.
