@@ -5,7 +5,7 @@
 //! propagates tangents, so the forward pass yields Jacobian-vector products and the reverse pass yields
 //! Hessian-vector products (forward-over-reverse, ARCHITECTURE.md "The engine").
 
-use crate::kernels::{self, Conv2dGeometry, Order, Unary};
+use crate::kernels::{self, Conv2dGeometry, Order, Pair, Unary};
 use crate::{Float, Tensor};
 
 /// The primitive operations a number carrier supports. Shapes follow the value (primal) tensor;
@@ -108,6 +108,23 @@ impl<F: Float> Carrier<F> for Tensor<F> {
     }
     fn unary(&self, u: Unary, order: Order) -> Self {
         kernels::unary::apply(self, u, order)
+    }
+    fn unary_forward(&self, u: Unary) -> (Self, Option<Tensor<F>>) {
+        match u {
+            // The GELU's slope shares the normal CDF and density with its value: computed
+            // together, the reverse rule needs no second pass of them.
+            Unary::Gelu => {
+                let (value, slope) = kernels::unary::apply_pair(self, u, Pair::ValueSlope);
+                (value, Some(slope))
+            }
+            _ => (self.unary(u, Order::Value), None),
+        }
+    }
+    fn unary_derivative(&self, u: Unary, slope: Option<&Tensor<F>>) -> Self {
+        match slope {
+            Some(slope) => slope.clone(),
+            None => self.unary(u, Order::First),
+        }
     }
     fn matmul(&self, o: &Self, ta: bool, tb: bool) -> Self {
         kernels::matmul(self, o, ta, tb)

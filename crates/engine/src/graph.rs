@@ -26,6 +26,11 @@ pub trait Rule<F: Float, C: Carrier<F>> {
     /// Cotangents of the inputs given the cotangent `grad` of the output. `needs[i]` is false when
     /// input `i` does not lead to a tracked leaf; its entry may then be `None`.
     fn vjp(&self, inputs: &[&C], output: &C, grad: &C, needs: &[bool]) -> Vec<Option<C>>;
+    /// Elements the rule holds for its reverse sweep besides the tape's values (a unary map's
+    /// saved slope), for [`Graph::stored_elements`].
+    fn held_elements(&self) -> usize {
+        0
+    }
 }
 
 struct Node<F: Float, C: Carrier<F>> {
@@ -126,16 +131,26 @@ impl<F: Float, C: Carrier<F>> Graph<F, C> {
 
     /// Elements held by the tape's values (with a dual tape's tangents,
     /// [`Carrier::held_elements`]), each shared value buffer counted once (a reshape shares its
-    /// input's buffer). Memory estimates read it off a plain pass over a batch of one or two
+    /// input's buffer), and by its reverse rules ([`Rule::held_elements`]). Memory estimates read it off a plain pass over a batch of one or two
     /// examples to size passes over large batches (`nn::memory::tape_floats`).
     pub fn stored_elements(&self) -> usize {
         let nodes = self.nodes.borrow();
         let mut seen = std::collections::HashSet::new();
         nodes
             .iter()
-            .filter(|n| seen.insert(n.value.primal().data().as_ptr() as usize))
-            .map(|n| n.value.held_elements())
+            .map(|n| {
+                let rule = n.rule.as_ref().map_or(0, |r| r.held_elements());
+                match seen.insert(n.value.primal().data().as_ptr() as usize) {
+                    true => n.value.held_elements() + rule,
+                    false => rule,
+                }
+            })
             .sum()
+    }
+
+    /// Whether `v` leads to a differentiated leaf (its reverse rule will run).
+    pub fn is_tracked(&self, v: Var) -> bool {
+        self.nodes.borrow()[v.0].tracked
     }
 
     /// A leaf whose cotangent [`Graph::backward`] computes (a parameter).
