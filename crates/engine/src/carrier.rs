@@ -77,6 +77,10 @@ pub trait Carrier<F: Float>: Clone + Send + Sync + 'static {
     fn unfold2d(&self, g: &Conv2dGeometry) -> Self;
     /// Adjoint of `unfold2d`.
     fn fold2d(&self, g: &Conv2dGeometry) -> Self;
+    /// im2col with one row per tap, `[b, c kh kw, oh ow]` ([`kernels::unfold2d_t`]).
+    fn unfold2d_t(&self, g: &Conv2dGeometry) -> Self;
+    /// Adjoint of `unfold2d_t`.
+    fn fold2d_t(&self, g: &Conv2dGeometry) -> Self;
     /// `(x - mean) / sqrt(var + eps)` over each row of the last axis ([`kernels::norm`]).
     fn standardize_last(&self, eps: F) -> Self;
     /// The reverse rule of [`Carrier::standardize_last`] at `self`, given its output `y` and the
@@ -161,6 +165,12 @@ impl<F: Float> Carrier<F> for Tensor<F> {
     }
     fn fold2d(&self, g: &Conv2dGeometry) -> Self {
         kernels::fold2d(self, g)
+    }
+    fn unfold2d_t(&self, g: &Conv2dGeometry) -> Self {
+        kernels::unfold2d_t(self, g)
+    }
+    fn fold2d_t(&self, g: &Conv2dGeometry) -> Self {
+        kernels::fold2d_t(self, g)
     }
     fn standardize_last(&self, eps: F) -> Self {
         kernels::norm::standardize(self, eps)

@@ -397,6 +397,22 @@ impl<F: Float> Carrier<F> for Dual<F> {
             img.reshape(&[s[0], s[1], is[1], is[2], is[3]])
         })
     }
+    fn unfold2d_t(&self, g: &Conv2dGeometry) -> Self {
+        self.linear(self.value.unfold2d_t(g), |t| {
+            let s = t.shape();
+            let cols = t.reshape(&[s[0] * s[1], s[2], s[3], s[4]]).unfold2d_t(g);
+            let cs = cols.shape();
+            cols.reshape(&[s[0], s[1], cs[1], cs[2]])
+        })
+    }
+    fn fold2d_t(&self, g: &Conv2dGeometry) -> Self {
+        self.linear(self.value.fold2d_t(g), |t| {
+            let s = t.shape();
+            let img = t.reshape(&[s[0] * s[1], s[2], s[3]]).fold2d_t(g);
+            let is = img.shape();
+            img.reshape(&[s[0], s[1], is[1], is[2], is[3]])
+        })
+    }
     fn standardize_last(&self, eps: F) -> Self {
         let value = memo_value(key(MemoTag::Standardize, &[self.shape()]), || {
             norm::standardize(&self.value, eps)

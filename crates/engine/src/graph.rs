@@ -148,6 +148,11 @@ impl<F: Float, C: Carrier<F>> Graph<F, C> {
             .sum()
     }
 
+    /// Whether the graph records its linear maps ([`Graph::with_linear_taps`]).
+    pub(crate) fn taps_linear(&self) -> bool {
+        self.taps.borrow().is_some()
+    }
+
     /// Whether `v` leads to a differentiated leaf (its reverse rule will run).
     pub fn is_tracked(&self, v: Var) -> bool {
         self.nodes.borrow()[v.0].tracked

@@ -137,6 +137,119 @@ pub fn fold2d<F: Float>(cols: &Tensor<F>, g: &Conv2dGeometry) -> Tensor<F> {
     Tensor::from_vec(out, &[s[0], g.channels, g.height, g.width])
 }
 
+impl Conv2dGeometry {
+    /// Calls `f(row, position, input_offset, len)` for every run of `len` output positions of one
+    /// tap (row `(channel, ky, kx)` of [`unfold2d_t`]'s layout) in one output row whose input
+    /// elements are `input_offset + t * stride` for `t < len` (taps landing in the zero padding are
+    /// skipped). With stride 1 a run reads consecutive input elements (up to a whole image row), so
+    /// copying it is one `memcpy` where [`unfold2d`]'s runs are a kernel row long. Rows come in
+    /// increasing order, and the positions of a row too.
+    fn for_each_tap_run(&self, mut f: impl FnMut(usize, usize, usize, usize)) {
+        let (oh, ow) = self.out_hw();
+        let (kh, kw) = self.kernel;
+        let (s, pad) = (self.stride, self.padding);
+        for c in 0..self.channels {
+            for i in 0..kh {
+                for j in 0..kw {
+                    let row = (c * kh + i) * kw + j;
+                    // Output columns whose input column ox * s + j - pad lies in [0, width).
+                    let ox0 = pad.saturating_sub(j).div_ceil(s);
+                    let ox1 = match (self.width + pad).checked_sub(j + 1) {
+                        Some(last) => (last / s + 1).min(ow),
+                        None => 0,
+                    };
+                    if ox0 >= ox1 {
+                        continue;
+                    }
+                    for oy in 0..oh {
+                        let Some(y) = (oy * s + i).checked_sub(pad).filter(|&y| y < self.height)
+                        else {
+                            continue;
+                        };
+                        let x = ox0 * s + j - pad;
+                        f(
+                            row,
+                            oy * ow + ox0,
+                            (c * self.height + y) * self.width + x,
+                            ox1 - ox0,
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `[b, c, h, w]` -> `[b, c * kh * kw, oh * ow]`: [`unfold2d`] with the two last axes swapped, one
+/// row per tap, the output positions along it. A convolution is then `W [o, c kh kw] @` this, the
+/// output comes out `[b, o, oh ow]` without a permutation, and the copies are image-row long.
+///
+/// # Panics
+/// If `x` is not `[b, c, h, w]` with the geometry's `c, h, w`.
+pub fn unfold2d_t<F: Float>(x: &Tensor<F>, g: &Conv2dGeometry) -> Tensor<F> {
+    let s = x.shape();
+    assert!(
+        s.len() == 4 && s[1] == g.channels && s[2] == g.height && s[3] == g.width,
+        "unfold2d_t: input {s:?} does not match [batch, {}, {}, {}]",
+        g.channels,
+        g.height,
+        g.width
+    );
+    let (oh, ow) = g.out_hw();
+    let (img, positions, taps) = (g.channels * g.height * g.width, oh * ow, g.patch_len());
+    let mut out = vec![F::ZERO; s[0] * taps * positions];
+    let stride = g.stride;
+    if !out.is_empty() {
+        out.par_chunks_mut(taps * positions)
+            .zip(x.data().par_chunks(img))
+            .for_each(|(dst, src)| {
+                g.for_each_tap_run(|r, p, i, len| {
+                    let dst = &mut dst[r * positions + p..][..len];
+                    if stride == 1 {
+                        dst.copy_from_slice(&src[i..i + len]);
+                    } else {
+                        for (t, d) in dst.iter_mut().enumerate() {
+                            *d = src[i + t * stride];
+                        }
+                    }
+                });
+            });
+    }
+    Tensor::from_vec(out, &[s[0], taps, positions])
+}
+
+/// The adjoint of [`unfold2d_t`]: `[b, c * kh * kw, oh * ow]` -> `[b, c, h, w]`, each input
+/// element adding its taps in increasing row, then position, order.
+///
+/// # Panics
+/// If `cols` does not have the shape [`unfold2d_t`] gives for the geometry.
+pub fn fold2d_t<F: Float>(cols: &Tensor<F>, g: &Conv2dGeometry) -> Tensor<F> {
+    let s = cols.shape();
+    let (oh, ow) = g.out_hw();
+    assert!(
+        s.len() == 3 && s[1] == g.patch_len() && s[2] == oh * ow,
+        "fold2d_t: input {s:?} does not match [batch, {}, {}]",
+        g.patch_len(),
+        oh * ow
+    );
+    let (img, positions, taps) = (g.channels * g.height * g.width, oh * ow, g.patch_len());
+    let mut out = vec![F::ZERO; s[0] * img];
+    let stride = g.stride;
+    if !out.is_empty() {
+        out.par_chunks_mut(img)
+            .zip(cols.data().par_chunks(taps * positions))
+            .for_each(|(dst, src)| {
+                g.for_each_tap_run(|r, p, i, len| {
+                    let src = &src[r * positions + p..][..len];
+                    for (t, &v) in src.iter().enumerate() {
+                        dst[i + t * stride] += v;
+                    }
+                });
+            });
+    }
+    Tensor::from_vec(out, &[s[0], g.channels, g.height, g.width])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +338,48 @@ mod tests {
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(unfold2d(&x, &g).data()), bits(&unfolded), "{g:?}");
             assert_eq!(bits(fold2d(&u, &g).data()), bits(&folded), "{g:?}");
+        }
+    }
+
+    /// The transposed layout holds the same entries as `unfold2d`'s, and `fold2d_t` is its adjoint
+    /// (against `fold2d` of the transposed cotangent) for strides, paddings and kernels that clip.
+    #[test]
+    fn the_transposed_unfold_is_the_unfold_transposed() {
+        for (channels, height, width, kernel, stride, padding) in [
+            (3, 8, 8, (3, 3), 1, 1),
+            (2, 5, 7, (3, 2), 2, 1),
+            (1, 4, 4, (1, 1), 1, 0),
+            (2, 3, 3, (2, 2), 1, 3),
+            (1, 6, 5, (5, 5), 3, 2),
+            (2, 9, 7, (3, 3), 2, 0),
+        ] {
+            let g = Conv2dGeometry {
+                channels,
+                height,
+                width,
+                kernel,
+                stride,
+                padding,
+            };
+            let (oh, ow) = g.out_hw();
+            let (img, rows, pl) = (channels * height * width, oh * ow, g.patch_len());
+            let x = Tensor::<f64>::from_vec(
+                (0..2 * img).map(|i| (i as f64 * 0.37).sin()).collect(),
+                &[2, channels, height, width],
+            );
+            let swap = |t: &Tensor<f64>| crate::kernels::permute(t, &[0, 2, 1]);
+            let u = unfold2d_t(&x, &g);
+            assert_eq!(u.shape(), &[2, pl, rows]);
+            assert_eq!(u.data(), swap(&unfold2d(&x, &g)).data(), "{g:?}");
+            let y = Tensor::<f64>::from_vec(
+                (0..u.len()).map(|i| (i as f64 * 0.11).cos()).collect(),
+                u.shape(),
+            );
+            let (a, b) = (fold2d_t(&y, &g), fold2d(&swap(&y), &g));
+            for (a, b) in a.data().iter().zip(b.data()) {
+                assert!((a - b).abs() < 1e-12, "{g:?}: {a} vs {b}");
+            }
+            assert!((u.dot_f64(&y) - x.dot_f64(&a)).abs() < 1e-12);
         }
     }
 

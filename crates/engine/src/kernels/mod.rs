@@ -10,7 +10,7 @@ pub mod normal;
 pub mod unary;
 
 pub use broadcast::{binary, broadcast_shape, broadcast_to, sum_axes, sum_to};
-pub use conv::{fold2d, unfold2d, Conv2dGeometry};
+pub use conv::{fold2d, fold2d_t, unfold2d, unfold2d_t, Conv2dGeometry};
 pub use layout::{concat, index_add, index_select, narrow, pad_narrow, permute};
 pub use matmul::{matmul, matmul_add, matmul_shape};
 pub use unary::{Order, Pair, Unary};
