@@ -36,6 +36,10 @@ fn runtime(e: impl std::fmt::Display) -> PyErr {
 /// Runs `f` on a pool of `threads` workers (`None`: the global pool, one per core). Results do
 /// not depend on the count (attrib's kernels are deterministic across thread counts).
 ///
+/// Either way `f` runs on one of the pool's workers (`rayon::scope` from outside a pool runs its
+/// body there), as the CLI's commands do: called from Python's thread, every parallel kernel
+/// would be sent to the pool and waited for, at up to twice the time of a training step.
+///
 /// # Errors
 /// The pool cannot be started.
 fn with_threads<T: Send>(
@@ -43,7 +47,7 @@ fn with_threads<T: Send>(
     f: impl FnOnce() -> T + Send,
 ) -> Result<T, String> {
     match threads {
-        None => Ok(f()),
+        None => Ok(rayon::scope(|_| f())),
         Some(0) => Err("threads: give at least 1".into()),
         Some(t) => rayon::ThreadPoolBuilder::new()
             .num_threads(t)
