@@ -33,6 +33,10 @@ fn runtime(e: impl std::fmt::Display) -> PyErr {
     PyRuntimeError::new_err(e.to_string())
 }
 
+/// The stack of the workers that run a call: Linux's main-thread size (8 MiB), which the call had
+/// when it ran on Python's own thread, and what the CLI gives its workers (`MAIN_STACK_BYTES`).
+const WORKER_STACK_BYTES: usize = 8 << 20;
+
 /// Runs `f` on a pool of `threads` workers (`None`: the global pool, one per core). Results do
 /// not depend on the count (attrib's kernels are deterministic across thread counts).
 ///
@@ -47,10 +51,18 @@ fn with_threads<T: Send>(
     f: impl FnOnce() -> T + Send,
 ) -> Result<T, String> {
     match threads {
-        None => Ok(rayon::scope(|_| f())),
+        None => {
+            // The first call sizes the global pool's stacks; a later one finds it built, and
+            // that error says nothing new.
+            let _ = rayon::ThreadPoolBuilder::new()
+                .stack_size(WORKER_STACK_BYTES)
+                .build_global();
+            Ok(rayon::scope(|_| f()))
+        }
         Some(0) => Err("threads: give at least 1".into()),
         Some(t) => rayon::ThreadPoolBuilder::new()
             .num_threads(t)
+            .stack_size(WORKER_STACK_BYTES)
             .build()
             .map(|pool| pool.install(f))
             .map_err(|e| format!("cannot start {t} threads: {e}")),
