@@ -2,6 +2,7 @@
 
 use std::fmt::{Debug, Display};
 use std::iter::Sum;
+use std::mem::MaybeUninit;
 use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
 
 /// A real scalar the engine can compute in: `f32` or `f64`.
@@ -68,16 +69,21 @@ pub trait Float:
     /// The GELU's derivative `order` of every element of `xs` into `out`, bitwise as
     /// [`crate::kernels::Unary::eval`] gives it: `f32` in the vectorised loop of
     /// [`crate::kernels::normal::gelu_f32`], `f64` element by element.
-    fn gelu_slice(order: crate::kernels::Order, xs: &[Self], out: &mut [Self]);
+    fn gelu_slice(order: crate::kernels::Order, xs: &[Self], out: &mut [MaybeUninit<Self>]);
     /// `e^x` as the engine's `exp` op computes it ([`crate::kernels::Unary::Exp`]): `f32` by the
     /// branch-free [`crate::kernels::normal::exp_f32`], `f64` by `libm`'s `exp` ([`Float::exp`]).
     fn exp_op(self) -> Self;
     /// [`Float::exp_op`] of every element of `xs` into `out` (`f32` vectorised,
     /// [`crate::kernels::normal::exp_f32_slice`]).
-    fn exp_slice(xs: &[Self], out: &mut [Self]);
+    fn exp_slice(xs: &[Self], out: &mut [MaybeUninit<Self>]);
     /// Two consecutive derivatives of the GELU at once, bitwise as
     /// [`crate::kernels::Unary::eval_pair`] (`f32`: [`crate::kernels::normal::gelu_pair_f32`]).
-    fn gelu_pair_slice(pair: crate::kernels::Pair, xs: &[Self], a: &mut [Self], b: &mut [Self]);
+    fn gelu_pair_slice(
+        pair: crate::kernels::Pair,
+        xs: &[Self],
+        a: &mut [MaybeUninit<Self>],
+        b: &mut [MaybeUninit<Self>],
+    );
     /// The larger of two values (NaN-propagating is not guaranteed).
     fn max(self, other: Self) -> Self;
     /// The smaller of two values.
@@ -90,10 +96,15 @@ pub trait Float:
     ///
     /// `op(lhs)` is `m x k`: stored row-major as `m x k` with row stride `lrs`, or as `k x m` when `ta`.
     /// `op(rhs)` is `k x n`: stored as `k x n` with row stride `rrs`, or as `n x k` when `tb`.
-    /// `dst` is `m x n` row-major with row stride `ldd`. `accumulate` selects `beta = 1` (else 0).
+    /// `dst` is `m x n` row-major with row stride `ldd`. `accumulate` selects `beta = 1` (else 0);
+    /// without it the `m x n` block of `dst` is only written, never read, so it may start
+    /// uninitialised (see `crate::buffer`).
+    ///
+    /// # Safety
+    /// With `accumulate`, every element of the `m x n` block of `dst` must be initialised.
     #[allow(clippy::too_many_arguments)]
-    fn gemm_seq(
-        dst: &mut [Self],
+    unsafe fn gemm_seq(
+        dst: &mut [MaybeUninit<Self>],
         ldd: usize,
         accumulate: bool,
         lhs: &[Self],
@@ -177,21 +188,25 @@ macro_rules! impl_float {
             fn normal_pdf(self) -> Self {
                 $pdf(self)
             }
-            fn gelu_slice(order: crate::kernels::Order, xs: &[Self], out: &mut [Self]) {
+            fn gelu_slice(
+                order: crate::kernels::Order,
+                xs: &[Self],
+                out: &mut [MaybeUninit<Self>],
+            ) {
                 $gelu(order, xs, out)
             }
             #[inline(always)]
             fn exp_op(self) -> Self {
                 $exp(self)
             }
-            fn exp_slice(xs: &[Self], out: &mut [Self]) {
+            fn exp_slice(xs: &[Self], out: &mut [MaybeUninit<Self>]) {
                 $exp_slice(xs, out)
             }
             fn gelu_pair_slice(
                 pair: crate::kernels::Pair,
                 xs: &[Self],
-                a: &mut [Self],
-                b: &mut [Self],
+                a: &mut [MaybeUninit<Self>],
+                b: &mut [MaybeUninit<Self>],
             ) {
                 $gelu_pair(pair, xs, a, b)
             }
@@ -211,8 +226,8 @@ macro_rules! impl_float {
             fn to_bits_u64(self) -> u64 {
                 self.to_bits() as u64
             }
-            fn gemm_seq(
-                dst: &mut [Self],
+            unsafe fn gemm_seq(
+                dst: &mut [MaybeUninit<Self>],
                 ldd: usize,
                 accumulate: bool,
                 lhs: &[Self],
@@ -243,7 +258,9 @@ macro_rules! impl_float {
                 if k == 0 {
                     if !accumulate {
                         for i in 0..m {
-                            dst[i * ldd..i * ldd + n].fill(0.0);
+                            for o in &mut dst[i * ldd..i * ldd + n] {
+                                o.write(0.0);
+                            }
                         }
                     }
                     return;
@@ -271,13 +288,15 @@ macro_rules! impl_float {
                 };
                 // SAFETY: the asserts above guarantee every index the kernel touches,
                 // `i * rs + j * cs` for i < rows and j < cols, lies inside its slice; `dst` is a unique
-                // borrow, so it aliases neither operand.
+                // borrow, so it aliases neither operand. `gemm` reads `dst` only when `accumulate`
+                // (`read_dst`), and then the caller guarantees it is initialised; otherwise it
+                // writes every element of the block.
                 unsafe {
                     gemm::gemm(
                         m,
                         n,
                         k,
-                        dst.as_mut_ptr(),
+                        dst.as_mut_ptr().cast::<$t>(),
                         1,
                         ldd as isize,
                         accumulate,
@@ -324,23 +343,30 @@ impl_float!(
 );
 
 /// [`Float::exp_slice`] for `f64`: `libm`'s `exp` element by element.
-fn exp_f64_slice(xs: &[f64], out: &mut [f64]) {
+fn exp_f64_slice(xs: &[f64], out: &mut [MaybeUninit<f64>]) {
     for (o, &x) in out.iter_mut().zip(xs) {
-        *o = x.exp();
+        o.write(x.exp());
     }
 }
 
 /// [`Float::gelu_slice`] element by element.
-fn gelu_elementwise<F: Float>(order: crate::kernels::Order, xs: &[F], out: &mut [F]) {
+fn gelu_elementwise<F: Float>(order: crate::kernels::Order, xs: &[F], out: &mut [MaybeUninit<F>]) {
     for (o, &x) in out.iter_mut().zip(xs) {
-        *o = crate::kernels::Unary::Gelu.eval(order, x);
+        o.write(crate::kernels::Unary::Gelu.eval(order, x));
     }
 }
 
 /// [`Float::gelu_pair_slice`] element by element.
-fn gelu_pair_elementwise<F: Float>(pair: crate::kernels::Pair, xs: &[F], a: &mut [F], b: &mut [F]) {
+fn gelu_pair_elementwise<F: Float>(
+    pair: crate::kernels::Pair,
+    xs: &[F],
+    a: &mut [MaybeUninit<F>],
+    b: &mut [MaybeUninit<F>],
+) {
     for ((a, b), &x) in a.iter_mut().zip(b.iter_mut()).zip(xs) {
-        (*a, *b) = crate::kernels::Unary::Gelu.eval_pair(pair, x);
+        let (va, vb) = crate::kernels::Unary::Gelu.eval_pair(pair, x);
+        a.write(va);
+        b.write(vb);
     }
 }
 

@@ -38,6 +38,7 @@
 //! `attrib-methods` (attribution methods), `attrib-eval` (measurements against retraining),
 //! `attrib-cli` (the binary).
 
+mod buffer;
 pub mod carrier;
 pub mod check;
 pub mod dual;

@@ -1,10 +1,12 @@
 //! The dense, immutable, row-major tensor every carrier is built from.
 
 use std::fmt;
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use crate::buffer::filled;
 use crate::Float;
 
 /// Elementwise maps over at least this many elements run in parallel chunks.
@@ -156,41 +158,67 @@ impl<F: Float> Tensor<F> {
     /// Elementwise map into a new tensor. Large tensors are mapped in parallel chunks; each
     /// element is computed by the same function whatever the thread, so the bits do not change.
     pub fn map(&self, f: impl Fn(F) -> F + Sync) -> Self {
-        self.map_slices(|xs, out| {
-            for (o, &x) in out.iter_mut().zip(xs) {
-                *o = f(x);
-            }
-        })
+        // SAFETY: the loop writes every element of `out`, which is as long as `xs`.
+        unsafe {
+            self.map_slices(|xs, out| {
+                for (o, &x) in out.iter_mut().zip(xs) {
+                    o.write(f(x));
+                }
+            })
+        }
     }
 
     /// [`Tensor::map`] given a loop instead of a function: `f(xs, out)` writes `out[i]` from
     /// `xs[i]` for a whole run of elements, so that the loop, with the function inlined into it,
     /// can vectorise (a function called per element through a closure often is not inlined).
-    pub fn map_slices(&self, f: impl Fn(&[F], &mut [F]) + Sync) -> Self {
-        let mut out = vec![F::ZERO; self.len()];
-        if self.len() < PARALLEL_MIN_ELEMENTS {
-            f(&self.data, &mut out);
-        } else {
-            out.par_chunks_mut(ELEMENT_CHUNK)
-                .zip(self.data.par_chunks(ELEMENT_CHUNK))
-                .for_each(|(o, x)| f(x, o));
-        }
+    /// `out` starts uninitialised (`crate::buffer`).
+    ///
+    /// # Safety
+    /// `f` must write every element of `out` (as long as `xs`).
+    pub(crate) unsafe fn map_slices(&self, f: impl Fn(&[F], &mut [MaybeUninit<F>]) + Sync) -> Self {
+        let map_all = |out: &mut [MaybeUninit<F>]| {
+            if self.len() < PARALLEL_MIN_ELEMENTS {
+                f(&self.data, out);
+            } else {
+                out.par_chunks_mut(ELEMENT_CHUNK)
+                    .zip(self.data.par_chunks(ELEMENT_CHUNK))
+                    .for_each(|(o, x)| f(x, o));
+            }
+        };
         Tensor {
             shape: self.shape.clone(),
-            data: Arc::new(out),
+            // SAFETY: `f` writes every element of each chunk (the caller's contract), and the
+            // chunks cover `out`.
+            data: Arc::new(unsafe { filled(self.len(), map_all) }),
         }
     }
 
     /// [`Tensor::map2`] given a loop, as [`Tensor::map_slices`]: `f(xs, a, b)`.
-    pub fn map2_slices(&self, f: impl Fn(&[F], &mut [F], &mut [F]) + Sync) -> (Self, Self) {
-        let (mut a, mut b) = (vec![F::ZERO; self.len()], vec![F::ZERO; self.len()]);
-        if self.len() < PARALLEL_MIN_ELEMENTS {
-            f(&self.data, &mut a, &mut b);
+    ///
+    /// # Safety
+    /// `f` must write every element of `a` and of `b` (each as long as `xs`).
+    pub(crate) unsafe fn map2_slices(
+        &self,
+        f: impl Fn(&[F], &mut [MaybeUninit<F>], &mut [MaybeUninit<F>]) + Sync,
+    ) -> (Self, Self) {
+        let n = self.len();
+        let (mut a, mut b) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let (sa, sb) = (
+            &mut a.spare_capacity_mut()[..n],
+            &mut b.spare_capacity_mut()[..n],
+        );
+        if n < PARALLEL_MIN_ELEMENTS {
+            f(&self.data, sa, sb);
         } else {
-            a.par_chunks_mut(ELEMENT_CHUNK)
-                .zip(b.par_chunks_mut(ELEMENT_CHUNK))
+            sa.par_chunks_mut(ELEMENT_CHUNK)
+                .zip(sb.par_chunks_mut(ELEMENT_CHUNK))
                 .zip(self.data.par_chunks(ELEMENT_CHUNK))
                 .for_each(|((a, b), x)| f(x, a, b));
+        }
+        // SAFETY: `f` wrote every element of both (the caller's contract); the capacity is `n`.
+        unsafe {
+            a.set_len(n);
+            b.set_len(n);
         }
         let wrap = |d| Tensor {
             shape: self.shape.clone(),
@@ -202,11 +230,16 @@ impl<F: Float> Tensor<F> {
     /// Elementwise map to two tensors of this shape at once (in parallel chunks when large, as
     /// [`Tensor::map`]).
     pub fn map2(&self, f: impl Fn(F) -> (F, F) + Sync) -> (Self, Self) {
-        self.map2_slices(|xs, a, b| {
-            for ((a, b), &x) in a.iter_mut().zip(b.iter_mut()).zip(xs) {
-                (*a, *b) = f(x);
-            }
-        })
+        // SAFETY: the loop writes every element of `a` and `b`, each as long as `xs`.
+        unsafe {
+            self.map2_slices(|xs, a, b| {
+                for ((a, b), &x) in a.iter_mut().zip(b.iter_mut()).zip(xs) {
+                    let (va, vb) = f(x);
+                    a.write(va);
+                    b.write(vb);
+                }
+            })
+        }
     }
 
     /// Elementwise map of two same-shape tensors (in parallel chunks when large, as [`Tensor::map`]).
@@ -215,27 +248,29 @@ impl<F: Float> Tensor<F> {
     /// If the shapes differ.
     pub fn zip_map(&self, other: &Self, f: impl Fn(F, F) -> F + Sync) -> Self {
         assert_eq!(self.shape, other.shape, "zip_map needs equal shapes");
-        let mut out = vec![F::ZERO; self.len()];
-        if self.len() < PARALLEL_MIN_ELEMENTS {
-            out.iter_mut()
-                .zip(self.data.iter().zip(other.data.iter()))
-                .for_each(|(o, (&a, &b))| *o = f(a, b));
-        } else {
-            out.par_chunks_mut(ELEMENT_CHUNK)
-                .zip(
-                    self.data
-                        .par_chunks(ELEMENT_CHUNK)
-                        .zip(other.data.par_chunks(ELEMENT_CHUNK)),
-                )
-                .for_each(|(o, (a, b))| {
-                    o.iter_mut()
-                        .zip(a.iter().zip(b))
-                        .for_each(|(o, (&a, &b))| *o = f(a, b))
-                });
-        }
+        let zip = |out: &mut [MaybeUninit<F>], a: &[F], b: &[F]| {
+            for (o, (&a, &b)) in out.iter_mut().zip(a.iter().zip(b)) {
+                o.write(f(a, b));
+            }
+        };
+        let zip_all = |out: &mut [MaybeUninit<F>]| {
+            if self.len() < PARALLEL_MIN_ELEMENTS {
+                zip(out, &self.data, &other.data);
+            } else {
+                out.par_chunks_mut(ELEMENT_CHUNK)
+                    .zip(
+                        self.data
+                            .par_chunks(ELEMENT_CHUNK)
+                            .zip(other.data.par_chunks(ELEMENT_CHUNK)),
+                    )
+                    .for_each(|(o, (a, b))| zip(o, a, b));
+            }
+        };
         Tensor {
             shape: self.shape.clone(),
-            data: Arc::new(out),
+            // SAFETY: both operands have `self.len()` elements, so each chunk's loop writes the
+            // whole chunk, and the chunks cover the output.
+            data: Arc::new(unsafe { filled(self.len(), zip_all) }),
         }
     }
 

@@ -4,8 +4,11 @@
 //! shape, and each panel is one sequential `gemm` call. Panels run in parallel, but every output
 //! element is computed by the same sequence of operations on 1 or 64 threads.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
+use crate::buffer::{as_slots, filled};
 use crate::error::{EngineError, Result};
 use crate::tensor::numel;
 use crate::{Float, Tensor};
@@ -40,21 +43,28 @@ const TRANSPOSE_MIN_MACS: usize = 1 << 16;
 /// so that both sides are read and written a cache line at a time.
 fn transposed<F: Float>(b: &[F], rrs: usize, n: usize, k: usize) -> Vec<F> {
     const TILE: usize = 32;
-    let mut out = vec![F::ZERO; k * n];
-    for i0 in (0..k).step_by(TILE) {
-        for j0 in (0..n).step_by(TILE) {
-            let j1 = (j0 + TILE).min(n);
-            for (i, out_row) in out.chunks_exact_mut(n).enumerate().skip(i0).take(TILE) {
-                for (o, src) in out_row[j0..j1]
-                    .iter_mut()
-                    .zip(b[j0 * rrs + i..].iter().step_by(rrs))
-                {
-                    *o = *src;
+    assert!(
+        n == 0 || b.len() > (n - 1) * rrs + k.saturating_sub(1),
+        "transpose: short operand"
+    );
+    let tiles = |out: &mut [MaybeUninit<F>]| {
+        for i0 in (0..k).step_by(TILE) {
+            for j0 in (0..n).step_by(TILE) {
+                let j1 = (j0 + TILE).min(n);
+                for (i, out_row) in out.chunks_exact_mut(n).enumerate().skip(i0).take(TILE) {
+                    for (o, src) in out_row[j0..j1]
+                        .iter_mut()
+                        .zip(b[j0 * rrs + i..].iter().step_by(rrs))
+                    {
+                        o.write(*src);
+                    }
                 }
             }
         }
-    }
-    out
+    };
+    // SAFETY: the tiles cover every (i, j) of the k x n output, and each tile row takes all of
+    // its j1 - j0 elements (the operand is long enough, asserted above).
+    unsafe { filled(k * n, tiles) }
 }
 
 /// Output shape of `op(a) @ op(b)` where `op` transposes the last two dimensions when asked.
@@ -96,9 +106,13 @@ pub fn matmul_shape(a: &[usize], b: &[usize], ta: bool, tb: bool) -> Result<Vec<
 }
 
 /// One `m x k` by `k x n` product into `dst` (row stride `n`), split into panels when large.
+/// Without `accumulate`, every element of `dst`'s `m x n` block is written and none is read.
+///
+/// # Safety
+/// With `accumulate`, the `m x n` block of `dst` must be initialised ([`Float::gemm_seq`]).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm_det<F: Float>(
-    dst: &mut [F],
+pub(crate) unsafe fn gemm_det<F: Float>(
+    dst: &mut [MaybeUninit<F>],
     accumulate: bool,
     a: &[F],
     lrs: usize,
@@ -116,11 +130,13 @@ pub(crate) fn gemm_det<F: Float>(
         // the speed): a large one is copied to row-major first, once for all the panels. A
         // function of the shape alone, so every thread count takes the same path.
         let bt = transposed(b, rrs, n, k);
-        return gemm_det(dst, accumulate, a, lrs, ta, &bt, n, false, m, k, n);
+        // SAFETY: the caller's contract, passed on.
+        return unsafe { gemm_det(dst, accumulate, a, lrs, ta, &bt, n, false, m, k, n) };
     }
     let p = panel_rows(m, n);
     if m * n * k < PARALLEL_MIN_MACS || m < 2 * p {
-        F::gemm_seq(dst, n, accumulate, a, lrs, ta, b, rrs, tb, m, k, n);
+        // SAFETY: the caller's contract, passed on.
+        unsafe { F::gemm_seq(dst, n, accumulate, a, lrs, ta, b, rrs, tb, m, k, n) };
         return;
     }
     dst[..m * n]
@@ -130,20 +146,23 @@ pub(crate) fn gemm_det<F: Float>(
             let i0 = c * p;
             let rows = panel.len() / n;
             let a_off = if ta { i0 } else { i0 * lrs };
-            F::gemm_seq(
-                panel,
-                n,
-                accumulate,
-                &a[a_off..],
-                lrs,
-                ta,
-                b,
-                rrs,
-                tb,
-                rows,
-                k,
-                n,
-            );
+            // SAFETY: the panel is part of `dst`, under the caller's contract.
+            unsafe {
+                F::gemm_seq(
+                    panel,
+                    n,
+                    accumulate,
+                    &a[a_off..],
+                    lrs,
+                    ta,
+                    b,
+                    rrs,
+                    tb,
+                    rows,
+                    k,
+                    n,
+                );
+            }
         });
 }
 
@@ -170,7 +189,7 @@ pub fn matmul_add<F: Float>(
     product(a, b, ta, tb, Some(acc))
 }
 
-/// [`matmul`] into zeros, or accumulated onto `acc`.
+/// [`matmul`] into a new buffer, or accumulated onto `acc`.
 fn product<F: Float>(
     a: &Tensor<F>,
     b: &Tensor<F>,
@@ -179,43 +198,83 @@ fn product<F: Float>(
     acc: Option<Tensor<F>>,
 ) -> Tensor<F> {
     let out_shape = matmul_shape(a.shape(), b.shape(), ta, tb).unwrap_or_else(|e| panic!("{e}"));
-    let nd = out_shape.len();
-    let (m, n) = (out_shape[nd - 2], out_shape[nd - 1]);
-    let (sa, sb) = (a.shape(), b.shape());
+    let sa = a.shape();
     let k = if ta {
         sa[sa.len() - 2]
     } else {
         sa[sa.len() - 1]
     };
-    let (lrs, rrs) = (sa[sa.len() - 1], sb[sb.len() - 1]);
-    let accumulate = acc.is_some();
-    let mut out = match acc {
+    if let Some(t) = &acc {
+        assert_eq!(t.shape(), &out_shape[..], "matmul_add: accumulator shape");
+    }
+    let len = numel(&out_shape);
+    if len == 0 || k == 0 {
+        // No output, or sums over an empty inner dimension: the accumulator, or zeros.
+        return acc.unwrap_or_else(|| Tensor::zeros(&out_shape));
+    }
+    let data = match acc {
         Some(t) => {
-            assert_eq!(t.shape(), &out_shape[..], "matmul_add: accumulator shape");
-            t.into_vec()
+            let mut data = t.into_vec();
+            // SAFETY: `data` is initialised, which accumulating needs, and is only written with
+            // values.
+            unsafe { write_product(as_slots(&mut data), true, a, b, ta, tb, &out_shape, k) };
+            data
         }
-        None => vec![F::ZERO; numel(&out_shape)],
+        // SAFETY: without accumulating, `write_product` writes every element of the output and
+        // reads none.
+        None => unsafe {
+            filled(len, |out| {
+                write_product(out, false, a, b, ta, tb, &out_shape, k)
+            })
+        },
     };
+    Tensor::from_vec(data, &out_shape)
+}
+
+/// Writes (or, with `accumulate`, adds) `op(a) @ op(b)` into `out`, every element of an output of
+/// `out_shape` (non-empty, inner dimension `k > 0`).
+///
+/// Batched products run whole matrices per task, in groups of at least [`PARALLEL_MIN_MACS`]
+/// multiply-adds, so that small ones (a GPT's per-head attention products) do not cost a task
+/// each. Each matrix is one [`gemm_det`] call whatever the grouping, so the bits do not change.
+///
+/// # Safety
+/// With `accumulate`, `out` must be initialised.
+#[allow(clippy::too_many_arguments)]
+unsafe fn write_product<F: Float>(
+    out: &mut [MaybeUninit<F>],
+    accumulate: bool,
+    a: &Tensor<F>,
+    b: &Tensor<F>,
+    ta: bool,
+    tb: bool,
+    out_shape: &[usize],
+    k: usize,
+) {
+    let nd = out_shape.len();
+    let (m, n) = (out_shape[nd - 2], out_shape[nd - 1]);
+    let (sa, sb) = (a.shape(), b.shape());
+    let (lrs, rrs) = (sa[sa.len() - 1], sb[sb.len() - 1]);
     if sb.len() == 2 && !ta {
         // A shared right operand: fold all of a's batch dimensions into rows.
-        let rows = a.len() / k.max(1);
-        if k == 0 {
-            return Tensor::from_vec(out, &out_shape);
-        }
-        gemm_det(
-            &mut out,
-            accumulate,
-            a.data(),
-            lrs,
-            false,
-            b.data(),
-            rrs,
-            tb,
-            rows,
-            k,
-            n,
-        );
-        return Tensor::from_vec(out, &out_shape);
+        let rows = a.len() / k;
+        // SAFETY: the caller's contract, passed on.
+        unsafe {
+            gemm_det(
+                out,
+                accumulate,
+                a.data(),
+                lrs,
+                false,
+                b.data(),
+                rrs,
+                tb,
+                rows,
+                k,
+                n,
+            )
+        };
+        return;
     }
     let batch = &out_shape[..nd - 2];
     let a_mat = sa[sa.len() - 2] * sa[sa.len() - 1];
@@ -223,11 +282,8 @@ fn product<F: Float>(
     let a_bs: Vec<usize> = broadcast_strides(&sa[..sa.len() - 2], batch);
     let b_bs: Vec<usize> = broadcast_strides(&sb[..sb.len() - 2], batch);
     let batch_strides = crate::tensor::strides(batch);
-    if m * n == 0 {
-        return Tensor::from_vec(out, &out_shape);
-    }
     let (ad, bd) = (a.data(), b.data());
-    out.par_chunks_mut(m * n).enumerate().for_each(|(bi, dst)| {
+    let one = |(bi, dst): (usize, &mut [MaybeUninit<F>])| {
         let (mut ao, mut bo, mut rem) = (0, 0, bi);
         for d in 0..batch.len() {
             let i = rem / batch_strides[d];
@@ -235,21 +291,33 @@ fn product<F: Float>(
             ao += i * a_bs[d];
             bo += i * b_bs[d];
         }
-        gemm_det(
-            dst,
-            accumulate,
-            &ad[ao * a_mat..],
-            lrs,
-            ta,
-            &bd[bo * b_mat..],
-            rrs,
-            tb,
-            m,
-            k,
-            n,
-        );
-    });
-    Tensor::from_vec(out, &out_shape)
+        // SAFETY: `dst` is one matrix of `out`, under the caller's contract.
+        unsafe {
+            gemm_det(
+                dst,
+                accumulate,
+                &ad[ao * a_mat..],
+                lrs,
+                ta,
+                &bd[bo * b_mat..],
+                rrs,
+                tb,
+                m,
+                k,
+                n,
+            )
+        };
+    };
+    let macs = m * n * k;
+    let matrices = out.len() / (m * n);
+    if matrices * macs < PARALLEL_MIN_MACS {
+        out.chunks_mut(m * n).enumerate().for_each(one);
+    } else {
+        out.par_chunks_mut(m * n)
+            .with_min_len((PARALLEL_MIN_MACS / macs).max(1))
+            .enumerate()
+            .for_each(one);
+    }
 }
 
 #[cfg(test)]
@@ -342,22 +410,27 @@ mod tests {
             let b: Vec<f32> = (0..k * n).map(|i| ((i * 17 % 89) as f32).cos()).collect();
             let run = |p: usize| {
                 let mut d = vec![0f32; m * n];
-                for (c, panel) in d.chunks_mut(p * n).enumerate() {
+                // SAFETY: `d` is initialised and only written with values.
+                let slots = unsafe { as_slots(&mut d) };
+                for (c, panel) in slots.chunks_mut(p * n).enumerate() {
                     let rows = panel.len() / n;
-                    f32::gemm_seq(
-                        panel,
-                        n,
-                        false,
-                        &a[c * p * k..],
-                        k,
-                        false,
-                        &b,
-                        n,
-                        false,
-                        rows,
-                        k,
-                        n,
-                    );
+                    // SAFETY: no accumulation, so nothing is read from `panel`.
+                    unsafe {
+                        f32::gemm_seq(
+                            panel,
+                            n,
+                            false,
+                            &a[c * p * k..],
+                            k,
+                            false,
+                            &b,
+                            n,
+                            false,
+                            rows,
+                            k,
+                            n,
+                        )
+                    };
                 }
                 d.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
             };
@@ -366,6 +439,74 @@ mod tests {
                 assert_eq!(run(p), whole, "{m}x{k}x{n} in panels of {p} rows");
             }
         }
+    }
+
+    #[test]
+    fn batched_small_products_keep_their_bits_in_any_grouping() {
+        // Below and above the size from which batches run in parallel groups of matrices: every
+        // matrix has the bits of the same product taken alone, on 1 thread or 3.
+        for (batch, m, k, n) in [(48, 24, 8, 24), (160, 40, 16, 40)] {
+            let a = Tensor::<f32>::from_vec(
+                (0..batch * m * k)
+                    .map(|i| ((i * 31 % 97) as f32).sin())
+                    .collect(),
+                &[batch, m, k],
+            );
+            let b = Tensor::<f32>::from_vec(
+                (0..batch * k * n)
+                    .map(|i| ((i * 17 % 89) as f32).cos())
+                    .collect(),
+                &[batch, n, k],
+            );
+            let alone: Vec<u32> = (0..batch)
+                .flat_map(|i| {
+                    let ai =
+                        Tensor::from_vec(a.data()[i * m * k..(i + 1) * m * k].to_vec(), &[m, k]);
+                    let bi =
+                        Tensor::from_vec(b.data()[i * k * n..(i + 1) * k * n].to_vec(), &[n, k]);
+                    matmul(&ai, &bi, false, true)
+                        .data()
+                        .iter()
+                        .map(|x| x.to_bits())
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            for t in [1, 3] {
+                let c = rayon::ThreadPoolBuilder::new()
+                    .num_threads(t)
+                    .build()
+                    .unwrap()
+                    .install(|| matmul(&a, &b, false, true));
+                let bits: Vec<u32> = c.data().iter().map(|x| x.to_bits()).collect();
+                assert!(bits == alone, "{batch}x{m}x{k}x{n} on {t} threads");
+            }
+        }
+    }
+
+    #[test]
+    fn accumulating_and_empty_inner_products() {
+        let a =
+            Tensor::<f64>::from_vec((0..2 * 3 * 4).map(|i| i as f64 * 0.5).collect(), &[2, 3, 4]);
+        let b = Tensor::<f64>::from_vec(
+            (0..2 * 4 * 5).map(|i| (i as f64).cos()).collect(),
+            &[2, 4, 5],
+        );
+        let acc =
+            Tensor::<f64>::from_vec((0..2 * 3 * 5).map(|i| i as f64 - 7.0).collect(), &[2, 3, 5]);
+        let sum = matmul_add(acc.clone(), &a, &b, false, false);
+        let product = matmul(&a, &b, false, false);
+        for ((s, p), c) in sum.data().iter().zip(product.data()).zip(acc.data()) {
+            assert!((s - (p + c)).abs() < 1e-12, "{s} vs {p} + {c}");
+        }
+        // An empty inner dimension: zeros, or the accumulator unchanged.
+        let (a0, b0) = (
+            Tensor::<f64>::zeros(&[2, 3, 0]),
+            Tensor::<f64>::zeros(&[2, 0, 5]),
+        );
+        let zeros = matmul(&a0, &b0, false, false);
+        assert_eq!(zeros.shape(), &[2, 3, 5]);
+        assert!(zeros.data().iter().all(|&x| x == 0.0));
+        assert!(matmul_add(acc.clone(), &a0, &b0, false, false).bitwise_eq(&acc));
     }
 
     #[test]

@@ -17,8 +17,11 @@
 //! Every row sum adds its terms in an order fixed by the row length alone, and rows are
 //! independent, so the bits do not depend on the thread count.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
+use crate::buffer::filled;
 use crate::{Float, Tensor};
 
 /// Rows per parallel task: about `1 << 13` elements, at least one row.
@@ -72,24 +75,33 @@ fn row_len<F: Float>(x: &Tensor<F>) -> usize {
 }
 
 /// Runs `f(row index, output row)` over every row of an output of `len` elements in rows of `n`,
-/// in parallel tasks of whole rows when large.
-fn for_each_row<F: Float>(len: usize, n: usize, f: impl Fn(usize, &mut [F]) + Sync) -> Vec<F> {
-    let mut out = vec![F::ZERO; len];
+/// in parallel tasks of whole rows when large. The rows start uninitialised (`crate::buffer`).
+///
+/// # Safety
+/// `f` must write every element of the row it is given.
+unsafe fn for_each_row<F: Float>(
+    len: usize,
+    n: usize,
+    f: impl Fn(usize, &mut [MaybeUninit<F>]) + Sync,
+) -> Vec<F> {
     if n == 0 {
-        return out;
+        return Vec::new();
     }
     let per = rows_per_task(n);
-    let task = |(c, chunk): (usize, &mut [F])| {
+    let task = |(c, chunk): (usize, &mut [MaybeUninit<F>])| {
         for (r, row) in chunk.chunks_mut(n).enumerate() {
             f(c * per + r, row);
         }
     };
-    if len < PARALLEL_MIN_ELEMENTS {
-        out.chunks_mut(per * n).enumerate().for_each(task);
-    } else {
-        out.par_chunks_mut(per * n).enumerate().for_each(task);
-    }
-    out
+    let rows = |out: &mut [MaybeUninit<F>]| {
+        if len < PARALLEL_MIN_ELEMENTS {
+            out.chunks_mut(per * n).enumerate().for_each(task);
+        } else {
+            out.par_chunks_mut(per * n).enumerate().for_each(task);
+        }
+    };
+    // SAFETY: the tasks' rows cover the output and `f` writes each (the caller's contract).
+    unsafe { filled(len, rows) }
 }
 
 /// `1 / sqrt(var + eps)` of every row of `x`.
@@ -109,13 +121,16 @@ fn inverse_stds<F: Float>(x: &Tensor<F>, eps: F) -> Vec<F> {
 pub fn standardize<F: Float>(x: &Tensor<F>, eps: F) -> Tensor<F> {
     let n = row_len(x);
     let xd = x.data();
-    let out = for_each_row(xd.len(), n, |r, out| {
-        let row = &xd[r * n..(r + 1) * n];
-        let (mean, s) = row_stats(row, eps);
-        for (o, &v) in out.iter_mut().zip(row) {
-            *o = (v - mean) * s;
-        }
-    });
+    // SAFETY: the row loop below writes every element of `out` (rows of `n`).
+    let out = unsafe {
+        for_each_row(xd.len(), n, |r, out| {
+            let row = &xd[r * n..(r + 1) * n];
+            let (mean, s) = row_stats(row, eps);
+            for (o, &v) in out.iter_mut().zip(row) {
+                o.write((v - mean) * s);
+            }
+        })
+    };
     Tensor::from_vec(out, x.shape())
 }
 
@@ -134,16 +149,19 @@ pub fn standardize_apply_jacobian<F: Float>(
     let inv = inverse_stds(x, eps);
     let (yd, vd) = (y.data(), v.data());
     let inv_n = F::ONE / F::from_f64(n as f64);
-    let out = for_each_row(vd.len(), n, |r, out| {
-        let s = inv[r % rows];
-        let yr = &yd[(r % rows) * n..(r % rows + 1) * n];
-        let vr = &vd[r * n..(r + 1) * n];
-        let a = lane_sum(n, |i| vr[i]) * inv_n;
-        let b = lane_sum(n, |i| vr[i] * yr[i]) * inv_n;
-        for ((o, &vi), &yi) in out.iter_mut().zip(vr).zip(yr) {
-            *o = s * (vi - a - yi * b);
-        }
-    });
+    // SAFETY: the row loop below writes every element of `out` (rows of `n`).
+    let out = unsafe {
+        for_each_row(vd.len(), n, |r, out| {
+            let s = inv[r % rows];
+            let yr = &yd[(r % rows) * n..(r % rows + 1) * n];
+            let vr = &vd[r * n..(r + 1) * n];
+            let a = lane_sum(n, |i| vr[i]) * inv_n;
+            let b = lane_sum(n, |i| vr[i] * yr[i]) * inv_n;
+            for ((o, &vi), &yi) in out.iter_mut().zip(vr).zip(yr) {
+                o.write(s * (vi - a - yi * b));
+            }
+        })
+    };
     Tensor::from_vec(out, v.shape())
 }
 
@@ -163,21 +181,24 @@ pub fn standardize_reverse_curvature<F: Float>(
     let inv = inverse_stds(x, eps);
     let (yd, gd, td, dyd) = (y.data(), g.data(), t.data(), dy.data());
     let inv_n = F::ONE / F::from_f64(n as f64);
-    let out = for_each_row(td.len(), n, |r, out| {
-        let base = r % rows;
-        let s = inv[base];
-        let span = base * n..(base + 1) * n;
-        let (yr, gr) = (&yd[span.clone()], &gd[span]);
-        let (tr, dyr) = (&td[r * n..(r + 1) * n], &dyd[r * n..(r + 1) * n]);
-        let a = lane_sum(n, |i| gr[i]) * inv_n;
-        let b = lane_sum(n, |i| gr[i] * yr[i]) * inv_n;
-        let c = lane_sum(n, |i| yr[i] * tr[i]) * inv_n;
-        let e = lane_sum(n, |i| gr[i] * dyr[i]) * inv_n;
-        for (((o, &gi), &yi), &dyi) in out.iter_mut().zip(gr).zip(yr).zip(dyr) {
-            let dx = s * (gi - a - yi * b);
-            *o = -s * (c * dx + b * dyi + e * yi);
-        }
-    });
+    // SAFETY: the row loop below writes every element of `out` (rows of `n`).
+    let out = unsafe {
+        for_each_row(td.len(), n, |r, out| {
+            let base = r % rows;
+            let s = inv[base];
+            let span = base * n..(base + 1) * n;
+            let (yr, gr) = (&yd[span.clone()], &gd[span]);
+            let (tr, dyr) = (&td[r * n..(r + 1) * n], &dyd[r * n..(r + 1) * n]);
+            let a = lane_sum(n, |i| gr[i]) * inv_n;
+            let b = lane_sum(n, |i| gr[i] * yr[i]) * inv_n;
+            let c = lane_sum(n, |i| yr[i] * tr[i]) * inv_n;
+            let e = lane_sum(n, |i| gr[i] * dyr[i]) * inv_n;
+            for (((o, &gi), &yi), &dyi) in out.iter_mut().zip(gr).zip(yr).zip(dyr) {
+                let dx = s * (gi - a - yi * b);
+                o.write(-s * (c * dx + b * dyi + e * yi));
+            }
+        })
+    };
     Tensor::from_vec(out, t.shape())
 }
 

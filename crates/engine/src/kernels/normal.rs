@@ -20,6 +20,8 @@
 //! `phi(x)` and `Phi(-|x|)` are 0 past `|x| ~ 13.2`, where they fall below it. `f64` keeps
 //! `libm`'s `erf` and `exp` (`Float::normal_cdf_pdf`).
 
+use std::mem::MaybeUninit;
+
 use crate::kernels::{Order, Pair};
 
 /// `log2 e`.
@@ -162,63 +164,72 @@ macro_rules! widest_simd {
 /// `phi (2 - x^2)` (Second) of every element of `xs`, into `out`. Not generic, so that it is
 /// compiled (and vectorised, [`widest_simd`]) once, here, whatever crate instantiates the generic
 /// code calling it.
-pub fn gelu_f32(order: Order, xs: &[f32], out: &mut [f32]) {
-    widest_simd!(gelu(order: Order, xs: &[f32], out: &mut [f32]) { gelu_loop(order, xs, out) })
+pub fn gelu_f32(order: Order, xs: &[f32], out: &mut [MaybeUninit<f32>]) {
+    widest_simd!(gelu(order: Order, xs: &[f32], out: &mut [MaybeUninit<f32>]) {
+        gelu_loop(order, xs, out)
+    })
 }
 
 #[inline(always)]
-fn gelu_loop(order: Order, xs: &[f32], out: &mut [f32]) {
+fn gelu_loop(order: Order, xs: &[f32], out: &mut [MaybeUninit<f32>]) {
     match order {
         Order::Value => {
             for (o, &x) in out.iter_mut().zip(xs) {
-                *o = x * normal_cdf_pdf(x).0;
+                o.write(x * normal_cdf_pdf(x).0);
             }
         }
         Order::First => {
             for (o, &x) in out.iter_mut().zip(xs) {
                 let (c, p) = normal_cdf_pdf(x);
-                *o = c + x * p;
+                o.write(c + x * p);
             }
         }
         Order::Second => {
             for (o, &x) in out.iter_mut().zip(xs) {
                 let p = normal_cdf_pdf(x).1;
-                *o = p * (2.0 - x * x);
+                o.write(p * (2.0 - x * x));
             }
         }
     }
 }
 
 /// Two consecutive derivatives of the GELU at once ([`Pair`]), as [`gelu_f32`] computes them.
-pub fn gelu_pair_f32(pair: Pair, xs: &[f32], a: &mut [f32], b: &mut [f32]) {
-    widest_simd!(gelu_pair(pair: Pair, xs: &[f32], a: &mut [f32], b: &mut [f32]) {
+pub fn gelu_pair_f32(
+    pair: Pair,
+    xs: &[f32],
+    a: &mut [MaybeUninit<f32>],
+    b: &mut [MaybeUninit<f32>],
+) {
+    widest_simd!(gelu_pair(pair: Pair, xs: &[f32], a: &mut [MaybeUninit<f32>], b: &mut [MaybeUninit<f32>]) {
         gelu_pair_loop(pair, xs, a, b)
     })
 }
 
 #[inline(always)]
-fn gelu_pair_loop(pair: Pair, xs: &[f32], a: &mut [f32], b: &mut [f32]) {
+fn gelu_pair_loop(pair: Pair, xs: &[f32], a: &mut [MaybeUninit<f32>], b: &mut [MaybeUninit<f32>]) {
     match pair {
         Pair::ValueSlope => {
             for ((a, b), &x) in a.iter_mut().zip(b.iter_mut()).zip(xs) {
                 let (c, p) = normal_cdf_pdf(x);
-                (*a, *b) = (x * c, c + x * p);
+                a.write(x * c);
+                b.write(c + x * p);
             }
         }
         Pair::SlopeCurvature => {
             for ((a, b), &x) in a.iter_mut().zip(b.iter_mut()).zip(xs) {
                 let (c, p) = normal_cdf_pdf(x);
-                (*a, *b) = (c + x * p, p * (2.0 - x * x));
+                a.write(c + x * p);
+                b.write(p * (2.0 - x * x));
             }
         }
     }
 }
 
 /// [`exp_f32`] of every element of `xs` into `out`, vectorised ([`widest_simd`]).
-pub fn exp_f32_slice(xs: &[f32], out: &mut [f32]) {
-    widest_simd!(exp_loop(xs: &[f32], out: &mut [f32]) {
+pub fn exp_f32_slice(xs: &[f32], out: &mut [MaybeUninit<f32>]) {
+    widest_simd!(exp_loop(xs: &[f32], out: &mut [MaybeUninit<f32>]) {
         for (o, &x) in out.iter_mut().zip(xs) {
-            *o = exp_f32(x);
+            o.write(exp_f32(x));
         }
     })
 }
@@ -226,6 +237,7 @@ pub fn exp_f32_slice(xs: &[f32], out: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::buffer::as_slots;
 
     #[test]
     fn the_gelu_loops_give_the_bits_of_the_elementwise_rule() {
@@ -233,7 +245,8 @@ mod tests {
         let xs: Vec<f32> = (0..5000).map(|i| (i as f32 - 2500.0) * 0.0061).collect();
         let mut out = vec![0.0; xs.len()];
         for order in [Order::Value, Order::First, Order::Second] {
-            gelu_f32(order, &xs, &mut out);
+            // SAFETY: the kernel writes values only.
+            gelu_f32(order, &xs, unsafe { as_slots(&mut out) });
             for (&o, &x) in out.iter().zip(&xs) {
                 assert_eq!(
                     o.to_bits(),
@@ -244,7 +257,10 @@ mod tests {
         }
         let (mut a, mut b) = (vec![0.0; xs.len()], vec![0.0; xs.len()]);
         for pair in [Pair::ValueSlope, Pair::SlopeCurvature] {
-            gelu_pair_f32(pair, &xs, &mut a, &mut b);
+            // SAFETY: the kernel writes values only.
+            gelu_pair_f32(pair, &xs, unsafe { as_slots(&mut a) }, unsafe {
+                as_slots(&mut b)
+            });
             for ((&a, &b), &x) in a.iter().zip(&b).zip(&xs) {
                 let (ea, eb) = Unary::Gelu.eval_pair(pair, x);
                 assert_eq!(
@@ -335,7 +351,8 @@ mod tests {
             assert!(rel(exp_f32(x), (x as f64).exp()) < 2.5e-7, "{x}");
         }
         let mut out = vec![0.0; xs.len()];
-        exp_f32_slice(&xs, &mut out);
+        // SAFETY: the kernel writes values only.
+        exp_f32_slice(&xs, unsafe { as_slots(&mut out) });
         for (&o, &x) in out.iter().zip(&xs) {
             assert_eq!(o.to_bits(), exp_f32(x).to_bits(), "{x}");
         }

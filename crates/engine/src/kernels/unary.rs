@@ -4,6 +4,7 @@
 //! tangent of `f'` when the reverse pass runs over dual numbers, which is what makes Hessian-vector
 //! products exact). Keeping all three in one table means no rule can drift from its function.
 
+use crate::buffer::written;
 use crate::{Float, Tensor};
 
 /// Declares [`Unary`] from one list, so that [`Unary::ALL`], [`Unary::name`] and the enum itself
@@ -290,18 +291,21 @@ macro_rules! with_const_unary {
 
 fn apply_order<F: Float, const O: u8>(t: &Tensor<F>, u: Unary) -> Tensor<F> {
     let order = const { Order::of_index(O) };
+    // SAFETY (all three): each loop writes every element of `out`, which is as long as `xs`.
     if u == Unary::Gelu {
-        return t.map_slices(|xs, out| F::gelu_slice(order, xs, out));
+        return unsafe { t.map_slices(|xs, out| F::gelu_slice(order, xs, out)) };
     }
     if u == Unary::Exp {
         // Every derivative of `e^x` is `e^x`.
-        return t.map_slices(|xs, out| F::exp_slice(xs, out));
+        return unsafe { t.map_slices(|xs, out| F::exp_slice(xs, out)) };
     }
-    with_const_unary!(u, |U| t.map_slices(|xs, out| {
-        for (o, &x) in out.iter_mut().zip(xs) {
-            *o = U.eval(order, x);
-        }
-    }))
+    with_const_unary!(u, |U| unsafe {
+        t.map_slices(|xs, out| {
+            for (o, &x) in out.iter_mut().zip(xs) {
+                o.write(U.eval(order, x));
+            }
+        })
+    })
 }
 
 fn apply_pair_of<F: Float, const SECOND: bool>(t: &Tensor<F>, u: Unary) -> (Tensor<F>, Tensor<F>) {
@@ -310,20 +314,30 @@ fn apply_pair_of<F: Float, const SECOND: bool>(t: &Tensor<F>, u: Unary) -> (Tens
     } else {
         Pair::ValueSlope
     };
+    // SAFETY (all three): each loop writes every element of `a` and `b`, each as long as `xs`.
     if u == Unary::Gelu {
-        return t.map2_slices(|xs, a, b| F::gelu_pair_slice(pair, xs, a, b));
+        return unsafe { t.map2_slices(|xs, a, b| F::gelu_pair_slice(pair, xs, a, b)) };
     }
     if u == Unary::Exp {
-        return t.map2_slices(|xs, a, b| {
-            F::exp_slice(xs, a);
-            b.copy_from_slice(a);
-        });
+        return unsafe {
+            t.map2_slices(|xs, a, b| {
+                F::exp_slice(xs, a);
+                for (b, a) in b.iter_mut().zip(a.iter()) {
+                    // SAFETY: `exp_slice` has just written every element of `a`.
+                    b.write(written(a));
+                }
+            })
+        };
     }
-    with_const_unary!(u, |U| t.map2_slices(|xs, a, b| {
-        for ((a, b), &x) in a.iter_mut().zip(b.iter_mut()).zip(xs) {
-            (*a, *b) = U.eval_pair(pair, x);
-        }
-    }))
+    with_const_unary!(u, |U| unsafe {
+        t.map2_slices(|xs, a, b| {
+            for ((a, b), &x) in a.iter_mut().zip(b.iter_mut()).zip(xs) {
+                let (va, vb) = U.eval_pair(pair, x);
+                a.write(va);
+                b.write(vb);
+            }
+        })
+    })
 }
 
 /// `u^(order)` of every element, in a loop specialised to `(u, order)`.
