@@ -3,10 +3,14 @@
 //! Broadcasting follows NumPy: shapes are aligned on the right, and a dimension of 1 (or a missing
 //! leading dimension) repeats.
 
+use std::mem::MaybeUninit;
+
+use rayon::prelude::*;
+
 use crate::tensor::{numel, strides};
 use crate::{Float, Tensor};
 
-use super::walk_rows;
+use super::{fill_rows, rows_per_task, walk_rows, PARALLEL_MIN_ELEMENTS};
 
 /// The broadcast shape of two shapes, or `None` when they are incompatible.
 pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
@@ -53,6 +57,17 @@ pub(crate) fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
 /// # Panics
 /// If the shapes cannot be broadcast together.
 pub fn binary<F: Float>(a: &Tensor<F>, b: &Tensor<F>, f: impl Fn(F, F) -> F + Sync) -> Tensor<F> {
+    binary_split(a, b, f, PARALLEL_MIN_ELEMENTS)
+}
+
+/// [`binary`], in parallel tasks from `parallel_min` output elements on (a parameter so that the
+/// tests can compare every split with none).
+fn binary_split<F: Float>(
+    a: &Tensor<F>,
+    b: &Tensor<F>,
+    f: impl Fn(F, F) -> F + Sync,
+    parallel_min: usize,
+) -> Tensor<F> {
     if a.shape() == b.shape() {
         return a.zip_map(b, f);
     }
@@ -64,34 +79,96 @@ pub fn binary<F: Float>(a: &Tensor<F>, b: &Tensor<F>, f: impl Fn(F, F) -> F + Sy
         )
     });
     let (ad, bd) = (a.data(), b.data());
-    let mut data = Vec::with_capacity(numel(&out));
     // Fast path: one operand repeats along leading dimensions only (bias add, row scaling).
-    if b.shape() == &out[..] && out.ends_with(a.shape()) && !a.is_empty() {
-        for row in bd.chunks(a.len()) {
-            data.extend(row.iter().zip(ad).map(|(&y, &x)| f(x, y)));
-        }
+    let data = if b.shape() == &out[..] && out.ends_with(a.shape()) && !a.is_empty() {
+        repeated_rows(bd, ad, parallel_min, |y, x| f(x, y))
     } else if a.shape() == &out[..] && out.ends_with(b.shape()) && !b.is_empty() {
-        for row in ad.chunks(b.len()) {
-            data.extend(row.iter().zip(bd).map(|(&x, &y)| f(x, y)));
-        }
+        repeated_rows(ad, bd, parallel_min, &f)
     } else {
         let (sa, sb) = (
             broadcast_strides(a.shape(), &out),
             broadcast_strides(b.shape(), &out),
         );
-        walk_rows(&out, [&sa, &sb], |[i, j], steps, len| match steps {
-            [1, 0] => data.extend(ad[i..i + len].iter().map(|&x| f(x, bd[j]))),
-            [0, 1] => data.extend(bd[j..j + len].iter().map(|&y| f(ad[i], y))),
-            [1, 1] => data.extend(
-                ad[i..i + len]
-                    .iter()
-                    .zip(&bd[j..j + len])
-                    .map(|(&x, &y)| f(x, y)),
-            ),
-            [si, sj] => data.extend((0..len).map(|t| f(ad[i + t * si], bd[j + t * sj]))),
-        });
-    }
+        // SAFETY: the walk's rows tile the task's slots in order (`walk_rows`).
+        unsafe {
+            fill_slabs(&out, parallel_min, |first, sub, slots| {
+                let (ad, bd) = (&ad[first * sa[0]..], &bd[first * sb[0]..]);
+                let mut pos = 0;
+                walk_rows(sub, [&sa, &sb], |[i, j], steps, len| {
+                    let o = &mut slots[pos..pos + len];
+                    pos += len;
+                    match steps {
+                        [1, 0] => {
+                            for (o, &x) in o.iter_mut().zip(&ad[i..i + len]) {
+                                o.write(f(x, bd[j]));
+                            }
+                        }
+                        [0, 1] => {
+                            for (o, &y) in o.iter_mut().zip(&bd[j..j + len]) {
+                                o.write(f(ad[i], y));
+                            }
+                        }
+                        [1, 1] => {
+                            for (o, (&x, &y)) in
+                                o.iter_mut().zip(ad[i..i + len].iter().zip(&bd[j..j + len]))
+                            {
+                                o.write(f(x, y));
+                            }
+                        }
+                        [si, sj] => {
+                            for (t, o) in o.iter_mut().enumerate() {
+                                o.write(f(ad[i + t * si], bd[j + t * sj]));
+                            }
+                        }
+                    }
+                });
+            })
+        }
+    };
     Tensor::from_vec(data, &out)
+}
+
+/// `f(full[r * n + j], row[j])` for every row `r` of `full`, where `n = row.len() > 0`: the fast
+/// path of [`binary`] when one operand repeats along leading dimensions only.
+fn repeated_rows<F: Float>(
+    full: &[F],
+    row: &[F],
+    parallel_min: usize,
+    f: impl Fn(F, F) -> F + Sync,
+) -> Vec<F> {
+    let n = row.len();
+    // SAFETY: every row of the slots is written, from the matching row of `full`.
+    unsafe {
+        fill_rows(full.len(), n, parallel_min, |first, slots| {
+            for (o, xs) in slots.chunks_mut(n).zip(full[first * n..].chunks(n)) {
+                for ((o, &x), &y) in o.iter_mut().zip(xs).zip(row) {
+                    o.write(f(x, y));
+                }
+            }
+        })
+    }
+}
+
+/// An output of shape `out` (at least one dimension) filled in slabs along its leading
+/// dimension: `f(first, sub, slots)` writes the slabs `first..first + sub[0]`, whose shape is
+/// `sub` (`out` with its leading dimension cut to the task's), into `slots`, row-major.
+///
+/// # Safety
+/// `f` must write every element of `slots`.
+unsafe fn fill_slabs<F: Float>(
+    out: &[usize],
+    parallel_min: usize,
+    f: impl Fn(usize, &[usize], &mut [MaybeUninit<F>]) + Sync,
+) -> Vec<F> {
+    let slab = numel(&out[1..]);
+    // SAFETY: `sub` covers exactly the slabs of `slots`, and `f` writes them all.
+    unsafe {
+        fill_rows(numel(out), slab, parallel_min, |first, slots| {
+            let mut sub = out.to_vec();
+            sub[0] = slots.len() / slab;
+            f(first, &sub, slots);
+        })
+    }
 }
 
 /// Repeats `x` to `shape` (NumPy broadcasting).
@@ -99,6 +176,11 @@ pub fn binary<F: Float>(a: &Tensor<F>, b: &Tensor<F>, f: impl Fn(F, F) -> F + Sy
 /// # Panics
 /// If `x` cannot be broadcast to `shape`.
 pub fn broadcast_to<F: Float>(x: &Tensor<F>, shape: &[usize]) -> Tensor<F> {
+    broadcast_to_split(x, shape, PARALLEL_MIN_ELEMENTS)
+}
+
+/// [`broadcast_to`] in parallel tasks from `parallel_min` output elements on.
+fn broadcast_to_split<F: Float>(x: &Tensor<F>, shape: &[usize], parallel_min: usize) -> Tensor<F> {
     if x.shape() == shape {
         return x.clone();
     }
@@ -107,23 +189,50 @@ pub fn broadcast_to<F: Float>(x: &Tensor<F>, shape: &[usize]) -> Tensor<F> {
         "cannot broadcast {:?} to {shape:?}",
         x.shape()
     );
-    let xd = x.data();
-    let mut data = Vec::with_capacity(numel(shape));
     let sx = broadcast_strides(x.shape(), shape);
-    walk_rows(shape, [&sx], |[i], [step], len| match step {
-        0 => data.extend(std::iter::repeat_n(xd[i], len)),
-        1 => data.extend_from_slice(&xd[i..i + len]),
-        _ => data.extend((0..len).map(|t| xd[i + t * step])),
-    });
+    // SAFETY: the walk's rows tile the task's slots in order (`walk_rows`).
+    let data = unsafe {
+        fill_slabs(shape, parallel_min, |first, sub, slots| {
+            let xd = &x.data()[first * sx[0]..];
+            let mut pos = 0;
+            walk_rows(sub, [&sx], |[i], [step], len| {
+                let o = &mut slots[pos..pos + len];
+                pos += len;
+                match step {
+                    0 => o.iter_mut().for_each(|o| {
+                        o.write(xd[i]);
+                    }),
+                    1 => {
+                        for (o, &v) in o.iter_mut().zip(&xd[i..i + len]) {
+                            o.write(v);
+                        }
+                    }
+                    _ => {
+                        for (t, o) in o.iter_mut().enumerate() {
+                            o.write(xd[i + t * step]);
+                        }
+                    }
+                }
+            });
+        })
+    };
     Tensor::from_vec(data, shape)
 }
 
 /// Sums `x` down to `shape`, the adjoint of [`broadcast_to`]: every dimension that `shape` lacks or
-/// holds as 1 is summed. Each output element adds its inputs in increasing index order.
+/// holds as 1 is summed. Each output element adds its inputs in increasing index order, except
+/// that an innermost run of 32 or more contiguous inputs to one output is added by [`row_sum`].
 ///
 /// # Panics
 /// If `shape` does not broadcast to `x`'s shape.
 pub fn sum_to<F: Float>(x: &Tensor<F>, shape: &[usize]) -> Tensor<F> {
+    sum_to_split(x, shape, PARALLEL_MIN_ELEMENTS)
+}
+
+/// [`sum_to`], split over output elements into parallel tasks from `parallel_min` input elements
+/// on. Every output element is still computed by one task, in the same order, so the split
+/// changes no bit.
+fn sum_to_split<F: Float>(x: &Tensor<F>, shape: &[usize], parallel_min: usize) -> Tensor<F> {
     if x.shape() == shape {
         return x.clone();
     }
@@ -134,41 +243,93 @@ pub fn sum_to<F: Float>(x: &Tensor<F>, shape: &[usize]) -> Tensor<F> {
     );
     let mut out = vec![F::ZERO; numel(shape)];
     let xd = x.data();
+    let parallel = xd.len() >= parallel_min;
+    // Outputs per task: about `TASK_ELEMENTS` inputs.
+    let per_task = |outputs: usize| rows_per_task(xd.len() / outputs.max(1));
     if let Some((pre, mid, post)) = reduced_block(x.shape(), shape).filter(|_| !out.is_empty()) {
         // One contiguous block of dimensions reduced (leading ones: a bias gradient; middle ones:
         // the same for each of k tangents): add whole rows in order, as the walk below would.
+        debug_assert_eq!(out.len(), pre * post);
         if post == 1 {
             // Reduced innermost dimensions (a mean over the last axis): one sum per output, in
             // the order of `row_sum`, as the walk below would add the row.
-            for (o, xs) in out.iter_mut().zip(xd.chunks(mid)) {
-                *o = row_sum(*o, xs);
+            let sums = |first: usize, o: &mut [F]| {
+                for (r, o) in (first..).zip(o) {
+                    *o = row_sum(*o, &xd[r * mid..(r + 1) * mid]);
+                }
+            };
+            if parallel {
+                let per = per_task(out.len());
+                out.par_chunks_mut(per)
+                    .enumerate()
+                    .for_each(|(t, o)| sums(t * per, o));
+            } else {
+                sums(0, &mut out);
             }
             return Tensor::from_vec(out, shape);
         }
-        for (o, xs) in out.chunks_mut(post).zip(xd.chunks(mid * post)) {
-            for row in xs.chunks(post) {
-                for (o, &v) in o.iter_mut().zip(row) {
+        // Output `p * post + q` adds `x[(p * mid + r) * post + q]` for `r = 0, 1, ...`; a task takes
+        // a run of columns `q` of one block `p`.
+        let columns = |p: usize, q0: usize, o: &mut [F]| {
+            let block = &xd[p * mid * post..(p + 1) * mid * post];
+            for row in block.chunks(post) {
+                for (o, &v) in o.iter_mut().zip(&row[q0..]) {
                     *o += v;
                 }
             }
+        };
+        if !parallel {
+            for (p, o) in out.chunks_mut(post).enumerate() {
+                columns(p, 0, o);
+            }
+        } else if pre > 1 {
+            out.par_chunks_mut(post)
+                .with_min_len(per_task(pre))
+                .enumerate()
+                .for_each(|(p, o)| columns(p, 0, o));
+        } else {
+            let width = per_task(post).max(SUM_LANES);
+            out.par_chunks_mut(width)
+                .enumerate()
+                .for_each(|(t, o)| columns(0, t * width, o));
         }
-        debug_assert_eq!(out.len(), pre * post);
-    } else {
-        let so = broadcast_strides(shape, x.shape());
-        // Rows of x in increasing index order: each output still adds its inputs in that order.
-        let mut i = 0;
-        walk_rows(x.shape(), [&so], |[o], [step], len| {
-            let row = &xd[i..i + len];
-            match step {
-                0 => out[o] = row_sum(out[o], row),
+        return Tensor::from_vec(out, shape);
+    }
+    let full = x.shape();
+    let so = broadcast_strides(shape, full);
+    let sx = strides(full);
+    // The first dimension of `x` that `shape` keeps (size above 1): the outputs with index `c`
+    // there are one contiguous block of `so[k]`, since every dimension of `shape` before it is 1.
+    let kept = (0..full.len()).find(|&d| so[d] != 0);
+    let add_rows = |sub: &[usize], xd: &[F], out: &mut [F]| {
+        // Rows of the walk in increasing index order of x: each output adds its inputs in that
+        // order. An innermost contiguous run into one output is one `row_sum`, as in a walk of
+        // the whole of x; a strided run into one output (a task that holds one index of an
+        // innermost kept dimension) was, in that walk, single additions in this order.
+        walk_rows(sub, [&sx, &so], |[i, o], [step_x, step_o], len| {
+            match (step_x, step_o) {
+                (1, 0) => out[o] = row_sum(out[o], &xd[i..i + len]),
+                (_, 0) => out[o] = (0..len).fold(out[o], |acc, t| acc + xd[i + t * step_x]),
                 _ => {
-                    for (t, &v) in row.iter().enumerate() {
-                        out[o + t * step] += v;
+                    for t in 0..len {
+                        out[o + t * step_o] += xd[i + t * step_x];
                     }
                 }
             }
-            i += len;
         });
+    };
+    match kept {
+        Some(k) if parallel => {
+            let per = per_task(full[k]);
+            out.par_chunks_mut(per * so[k])
+                .enumerate()
+                .for_each(|(t, o)| {
+                    let mut sub = full.to_vec();
+                    sub[k] = o.len() / so[k];
+                    add_rows(&sub, &xd[t * per * sx[k]..], o);
+                });
+        }
+        _ => add_rows(full, xd, &mut out),
     }
     Tensor::from_vec(out, shape)
 }
@@ -366,6 +527,43 @@ mod tests {
     }
 
     #[test]
+    fn parallel_tasks_change_no_bit_of_binary_or_broadcast_to() {
+        // Shapes large enough to split into many tasks, in every path: bias rows either way
+        // round, a group-norm affine, leading and middle repeats, a scalar, a 1-d output.
+        let cases: [(&[usize], &[usize]); 7] = [
+            (&[512], &[256, 512]),
+            (&[256, 512], &[512]),
+            (&[64, 16, 28, 28], &[16, 1, 1]),
+            (&[64, 1, 600], &[3, 1]),
+            (&[1, 100, 200], &[20, 1, 200]),
+            (&[300, 200], &[]),
+            (&[50_000], &[1]),
+        ];
+        let mut rng = crate::Rng::new(11);
+        let mut random = |shape: &[usize]| {
+            let data = (0..numel(shape)).map(|_| rng.normal() as f32).collect();
+            Tensor::<f32>::from_vec(data, shape)
+        };
+        let bits = |t: &Tensor<f32>| t.data().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for (sa, sb) in cases {
+            let (a, b) = (random(sa), random(sb));
+            let f = |x: f32, y: f32| x * 1.25 - y;
+            let one = binary_split(&a, &b, f, usize::MAX);
+            assert_eq!(
+                bits(&one),
+                bits(&binary_split(&a, &b, f, 0)),
+                "{sa:?} {sb:?}"
+            );
+            let out = one.shape().to_vec();
+            for x in [&a, &b] {
+                let whole = broadcast_to_split(x, &out, usize::MAX);
+                let split = broadcast_to_split(x, &out, 0);
+                assert_eq!(bits(&whole), bits(&split), "{:?} -> {out:?}", x.shape());
+            }
+        }
+    }
+
+    #[test]
     fn binary_broadcasts_like_numpy() {
         let a = Tensor::<f64>::from_vec(vec![1.0, 2.0], &[2, 1]);
         let b = Tensor::<f64>::from_vec(vec![10.0, 20.0, 30.0], &[3]);
@@ -423,6 +621,40 @@ mod sum_to_tests {
             let want = naive(&x, shape);
             let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(got.data()), bits(&want), "{full:?} -> {shape:?}");
+        }
+    }
+
+    #[test]
+    fn parallel_tasks_change_no_bit_of_sum_to() {
+        // Inputs large enough to split, in every path: innermost rows (post == 1), a bias
+        // gradient (pre == 1, split by columns), middle blocks (pre > 1), and the general walk
+        // with its first kept dimension split one index or several per task, its innermost
+        // dimension kept or reduced.
+        let cases: [(&[usize], &[usize]); 8] = [
+            (&[40, 1024], &[40, 1]),
+            (&[1024, 40], &[40]),
+            (&[256, 512], &[512]),
+            (&[300, 50, 7], &[300, 1, 7]),
+            (&[64, 16, 28, 28], &[16, 1, 1]),
+            (&[3, 40, 70, 33], &[40, 1, 1]),
+            (&[50, 300, 7], &[1, 300, 1]),
+            (&[5, 64, 3, 200], &[1, 64, 1, 200]),
+        ];
+        let mut rng = crate::Rng::new(12);
+        for (full, shape) in cases {
+            let data = (0..numel(full)).map(|_| rng.normal()).collect();
+            let x = Tensor::<f64>::from_vec(data, full);
+            let one = sum_to_split(&x, shape, usize::MAX);
+            let split = sum_to_split(&x, shape, 0);
+            let bits = |t: &Tensor<f64>| t.data().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&one), bits(&split), "{full:?} -> {shape:?}");
+            // And the sums are the sums (row_sum reorders runs of 32 or more).
+            for (&got, want) in one.data().iter().zip(naive(&x, shape)) {
+                assert!(
+                    (got - want).abs() <= 1e-10 * (1.0 + want.abs()),
+                    "{full:?} -> {shape:?}"
+                );
+            }
         }
     }
 }

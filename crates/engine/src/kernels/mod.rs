@@ -15,6 +15,55 @@ pub use layout::{concat, index_add, index_select, narrow, pad_narrow, permute};
 pub use matmul::{matmul, matmul_add, matmul_shape};
 pub use unary::{Order, Pair, Unary};
 
+use std::mem::MaybeUninit;
+
+use rayon::prelude::*;
+
+use crate::buffer::filled;
+
+/// Outputs (or, for reductions, inputs) below this many elements are computed on the calling
+/// thread: below it a parallel split costs more than it saves.
+const PARALLEL_MIN_ELEMENTS: usize = 1 << 15;
+
+/// About this many elements make one parallel task.
+const TASK_ELEMENTS: usize = 1 << 13;
+
+/// Rows of `n` elements per parallel task: about [`TASK_ELEMENTS`] elements, at least one row.
+fn rows_per_task(n: usize) -> usize {
+    (TASK_ELEMENTS / n.max(1)).max(1)
+}
+
+/// An output of `len` elements made of rows of `n`, filled by `f(first_row, slots)`: `slots` holds
+/// whole rows, from row `first_row` on, uninitialised (`crate::buffer`). Outputs of
+/// `parallel_min` elements or more (callers pass [`PARALLEL_MIN_ELEMENTS`]; tests, other splits)
+/// are filled by parallel tasks of about [`TASK_ELEMENTS`] elements. `f` must compute each
+/// element alone, so that the split, and with it the thread count, changes no bit.
+///
+/// # Safety
+/// `f` must write every element of the slots it is given.
+pub(crate) unsafe fn fill_rows<F: Send>(
+    len: usize,
+    n: usize,
+    parallel_min: usize,
+    f: impl Fn(usize, &mut [MaybeUninit<F>]) + Sync,
+) -> Vec<F> {
+    if len == 0 || n == 0 {
+        return Vec::new();
+    }
+    let per = rows_per_task(n);
+    let fill = |out: &mut [MaybeUninit<F>]| {
+        if len < parallel_min {
+            f(0, out);
+        } else {
+            out.par_chunks_mut(per * n)
+                .enumerate()
+                .for_each(|(t, chunk)| f(t * per, chunk));
+        }
+    };
+    // SAFETY: the chunks cover the output and `f` writes each (the caller's contract).
+    unsafe { filled(len, fill) }
+}
+
 /// Drops the size-1 dimensions of `shape` and merges each pair of adjacent dimensions that every
 /// stride list steps through as one (`s[d] == s[d + 1] * shape[d + 1]`): the walks below then visit
 /// the same offsets in the same order, with longer inner runs and fewer odometer steps.

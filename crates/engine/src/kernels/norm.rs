@@ -21,16 +21,8 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use crate::buffer::filled;
+use super::{fill_rows, PARALLEL_MIN_ELEMENTS};
 use crate::{Float, Tensor};
-
-/// Rows per parallel task: about `1 << 13` elements, at least one row.
-fn rows_per_task(n: usize) -> usize {
-    ((1usize << 13) / n.max(1)).max(1)
-}
-
-/// Tensors below this many elements are standardised on the calling thread.
-const PARALLEL_MIN_ELEMENTS: usize = 1 << 15;
 
 /// Lanes of [`lane_sum`].
 const LANES: usize = 8;
@@ -75,7 +67,7 @@ fn row_len<F: Float>(x: &Tensor<F>) -> usize {
 }
 
 /// Runs `f(row index, output row)` over every row of an output of `len` elements in rows of `n`,
-/// in parallel tasks of whole rows when large. The rows start uninitialised (`crate::buffer`).
+/// in parallel tasks of whole rows when large ([`fill_rows`]). The rows start uninitialised.
 ///
 /// # Safety
 /// `f` must write every element of the row it is given.
@@ -84,24 +76,14 @@ unsafe fn for_each_row<F: Float>(
     n: usize,
     f: impl Fn(usize, &mut [MaybeUninit<F>]) + Sync,
 ) -> Vec<F> {
-    if n == 0 {
-        return Vec::new();
+    // SAFETY: each chunk holds whole rows, and `f` writes every one (the caller's contract).
+    unsafe {
+        fill_rows(len, n, PARALLEL_MIN_ELEMENTS, |first, chunk| {
+            for (r, row) in chunk.chunks_mut(n).enumerate() {
+                f(first + r, row);
+            }
+        })
     }
-    let per = rows_per_task(n);
-    let task = |(c, chunk): (usize, &mut [MaybeUninit<F>])| {
-        for (r, row) in chunk.chunks_mut(n).enumerate() {
-            f(c * per + r, row);
-        }
-    };
-    let rows = |out: &mut [MaybeUninit<F>]| {
-        if len < PARALLEL_MIN_ELEMENTS {
-            out.chunks_mut(per * n).enumerate().for_each(task);
-        } else {
-            out.par_chunks_mut(per * n).enumerate().for_each(task);
-        }
-    };
-    // SAFETY: the tasks' rows cover the output and `f` writes each (the caller's contract).
-    unsafe { filled(len, rows) }
 }
 
 /// `1 / sqrt(var + eps)` of every row of `x`.
