@@ -5,6 +5,7 @@
 //! propagates tangents, so the forward pass yields Jacobian-vector products and the reverse pass yields
 //! Hessian-vector products (forward-over-reverse, ARCHITECTURE.md "The engine").
 
+use crate::kernels::softmax::Softmax;
 use crate::kernels::{self, Conv2dGeometry, Order, Pair, Unary};
 use crate::{Float, Tensor};
 
@@ -86,6 +87,11 @@ pub trait Carrier<F: Float>: Clone + Send + Sync + 'static {
     /// The reverse rule of [`Carrier::standardize_last`] at `self`, given its output `y` and the
     /// output's cotangent `g`: the input's cotangent.
     fn standardize_last_vjp(&self, y: &Self, g: &Self, eps: F) -> Self;
+    /// `softmax(c x)` over each row of the last axis, optionally causal ([`kernels::softmax`]).
+    fn softmax_last(&self, s: Softmax<F>) -> Self;
+    /// The reverse rule of [`Carrier::softmax_last`] at `self`, given its output `y` and the
+    /// output's cotangent `g`: the input's cotangent.
+    fn softmax_last_vjp(&self, y: &Self, g: &Self, s: Softmax<F>) -> Self;
 }
 
 impl<F: Float> Carrier<F> for Tensor<F> {
@@ -177,5 +183,11 @@ impl<F: Float> Carrier<F> for Tensor<F> {
     }
     fn standardize_last_vjp(&self, y: &Self, g: &Self, eps: F) -> Self {
         kernels::norm::standardize_apply_jacobian(self, y, g, eps)
+    }
+    fn softmax_last(&self, s: Softmax<F>) -> Self {
+        s.apply(self)
+    }
+    fn softmax_last_vjp(&self, y: &Self, g: &Self, s: Softmax<F>) -> Self {
+        s.apply_jacobian(y, g)
     }
 }

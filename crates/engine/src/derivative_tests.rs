@@ -152,6 +152,14 @@ derivative_test!(logsumexp, [[3, 5]], |g, x| {
 });
 derivative_test!(softmax, [[3, 5]], |g, x| g.softmax(x[0]));
 derivative_test!(log_softmax, [[2, 4]], |g, x| g.log_softmax(x[0]));
+derivative_test!(scaled_causal_softmax, [[2, 3, 4, 4]], |g, x| {
+    let spec = crate::kernels::softmax::Softmax {
+        scale: 0.6,
+        causal: true,
+    };
+    let y = g.scaled_softmax(x[0], spec);
+    g.tanh(y)
+});
 derivative_test!(cross_entropy, [[4, 3]], |g, x| {
     let z = g.scale(x[0], 3.0);
     g.cross_entropy(z, &[0, 2, 1, 2])

@@ -1,6 +1,7 @@
 //! Dual numbers carrying a block of `k` tangent directions.
 
 use crate::carrier::Carrier;
+use crate::kernels::softmax::Softmax;
 use crate::kernels::{self, norm, Conv2dGeometry, Order, Pair, Unary};
 use crate::value_memo::{key, memo_value, MemoTag, UnaryPart};
 use crate::{Float, Tensor};
@@ -447,6 +448,37 @@ impl<F: Float> Carrier<F> for Dual<F> {
             .tangent
             .as_ref()
             .map(|gt| norm::standardize_apply_jacobian(x, yv, gt, eps));
+        Dual {
+            value,
+            tangent: add_opt(along_x, along_g),
+        }
+    }
+    fn softmax_last(&self, s: Softmax<F>) -> Self {
+        let value = memo_value(key(MemoTag::Softmax, &[self.shape()]), || {
+            s.apply(&self.value)
+        });
+        // The tangent is the Jacobian applied to the input's (kernels::softmax).
+        let tangent = self.tangent.as_ref().map(|t| s.apply_jacobian(&value, t));
+        Dual { value, tangent }
+    }
+    fn softmax_last_vjp(&self, y: &Self, g: &Self, s: Softmax<F>) -> Self {
+        let yv = &y.value;
+        let value = memo_value(key(MemoTag::SoftmaxVjp, &[self.shape(), g.shape()]), || {
+            s.apply_jacobian(yv, &g.value)
+        });
+        // As for the standardisation: linear in `g`, and moving with `x` through `y`.
+        let along_x = self.tangent.as_ref().map(|t| {
+            let computed;
+            let dy = match &y.tangent {
+                Some(dy) => dy,
+                None => {
+                    computed = s.apply_jacobian(yv, t);
+                    &computed
+                }
+            };
+            s.reverse_curvature(yv, &g.value, dy)
+        });
+        let along_g = g.tangent.as_ref().map(|gt| s.apply_jacobian(yv, gt));
         Dual {
             value,
             tangent: add_opt(along_x, along_g),

@@ -122,6 +122,10 @@ pub(crate) enum MemoTag {
     Standardize,
     /// Its reverse rule at `a` for a cotangent.
     StandardizeVjp,
+    /// Row softmax of `a` ([`crate::kernels::softmax`]).
+    Softmax,
+    /// Its reverse rule at `a` for a cotangent.
+    SoftmaxVjp,
     /// `u^(order)(a)`, a value of a unary map in the role `part`.
     Unary {
         u: Unary,

@@ -7,6 +7,7 @@ pub mod layout;
 pub mod matmul;
 pub mod norm;
 pub mod normal;
+pub mod softmax;
 pub mod unary;
 
 pub use broadcast::{binary, broadcast_shape, broadcast_to, sum_axes, sum_to};

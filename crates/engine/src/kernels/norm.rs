@@ -31,7 +31,7 @@ const LANES: usize = 8;
 /// `j + 8`, ...) combined pairwise, then the terms past the last whole group: an order fixed by `n`,
 /// that vectorises.
 #[inline]
-fn lane_sum<F: Float>(n: usize, term: impl Fn(usize) -> F) -> F {
+pub(super) fn lane_sum<F: Float>(n: usize, term: impl Fn(usize) -> F) -> F {
     let mut lanes = [F::ZERO; LANES];
     let whole = n / LANES * LANES;
     for base in (0..whole).step_by(LANES) {

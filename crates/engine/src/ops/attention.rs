@@ -1,9 +1,11 @@
 //! Causal multi-head self-attention as a composition of matmuls and a masked softmax:
 //! `softmax(q k^T / sqrt(d_head) + M) v` with `M = -inf` above the diagonal (future positions).
+//! The scaling, the mask and the softmax are one fused primitive ([`Graph::scaled_softmax`]).
 
 use crate::carrier::Carrier;
 use crate::graph::{Graph, Var};
-use crate::{Float, Tensor};
+use crate::kernels::softmax::Softmax;
+use crate::Float;
 
 /// Parameters of one attention block (PyTorch layout: weights `[out, in]`).
 #[derive(Clone, Copy, Debug)]
@@ -39,16 +41,13 @@ impl<F: Float, C: Carrier<F>> Graph<F, C> {
         };
         let (q, k, v) = (split(0), split(1), split(2));
         let scores = self.matmul_t(q, k, false, true); // [b, h, t, t]
-        let scores = self.scale(scores, F::ONE / F::from_f64((dh as f64).sqrt()));
-        let mut mask = vec![F::ZERO; t * t];
-        for i in 0..t {
-            for j in i + 1..t {
-                mask[i * t + j] = F::from_f64(-1e30);
-            }
-        }
-        let mask = self.constant(Tensor::from_vec(mask, &[t, t]));
-        let scores = self.add(scores, mask);
-        let attn = self.softmax(scores);
+        let attn = self.scaled_softmax(
+            scores,
+            Softmax {
+                scale: F::ONE / F::from_f64((dh as f64).sqrt()),
+                causal: true,
+            },
+        );
         let o = self.matmul(attn, v); // [b, h, t, dh]
         let o = self.permute(o, &[0, 2, 1, 3]);
         let o = self.reshape(o, &[b, t, d]);

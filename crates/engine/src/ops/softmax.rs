@@ -5,8 +5,24 @@
 //! derivative exact while no exponential overflows.
 
 use crate::carrier::Carrier;
-use crate::graph::{Graph, Var};
+use crate::graph::{Graph, Rule, Var};
+use crate::kernels::softmax::Softmax;
 use crate::{Float, Tensor};
+
+/// The reverse rule of [`Graph::scaled_softmax`]: the fused kernel's Jacobian applied to the
+/// cotangent ([`crate::kernels::softmax`]).
+struct SoftmaxRule<F> {
+    spec: Softmax<F>,
+}
+
+impl<F: Float, C: Carrier<F>> Rule<F, C> for SoftmaxRule<F> {
+    fn name(&self) -> &'static str {
+        "softmax"
+    }
+    fn vjp(&self, x: &[&C], y: &C, g: &C, _: &[bool]) -> Vec<Option<C>> {
+        vec![Some(x[0].softmax_last_vjp(y, g, self.spec))]
+    }
+}
 
 impl<F: Float, C: Carrier<F>> Graph<F, C> {
     /// Row maxima of the value along the last axis, kept as a size-1 axis (a constant).
@@ -45,14 +61,20 @@ impl<F: Float, C: Carrier<F>> Graph<F, C> {
         self.sub(x, lse)
     }
 
-    /// `e^(x - m) / sum_j e^(x_j - m)` along the last axis (`m` the row maximum, a constant as in
-    /// [`Graph::logsumexp`]): one exponential per element, where `exp(log_softmax(x))` took two
-    /// and a logarithm, in passes over attention's `[b, h, t, t]` scores.
+    /// `e^(x - m) / sum_j e^(x_j - m)` along the last axis (`m` the row maximum): one fused
+    /// primitive ([`crate::kernels::softmax`]).
     pub fn softmax(&self, x: Var) -> Var {
-        let nd = self.shape(x).len();
-        let m = self.constant(self.last_axis_max(x));
-        let e = self.exp(self.sub(x, m));
-        let s = self.sum(e, &[nd - 1], true);
-        self.mul(e, self.recip(s))
+        self.scaled_softmax(x, Softmax::plain())
+    }
+
+    /// `softmax(c x)` along the last axis, causal when `spec.causal` (row `i` of each trailing
+    /// `[t, n]` matrix sees its entries `0..=i`; the others come out 0): attention's scaling, mask
+    /// and softmax as one primitive, its forward and reverse rules one pass or two over a row.
+    ///
+    /// # Panics
+    /// If `x` has fewer than two dimensions for a causal softmax, or none.
+    pub fn scaled_softmax(&self, x: Var, spec: Softmax<F>) -> Var {
+        let value = self.with_values(&[x], |v| v[0].softmax_last(spec));
+        self.push(value, &[x], SoftmaxRule { spec })
     }
 }
