@@ -116,6 +116,64 @@ pub trait Float:
         m: usize,
         k: usize,
         n: usize,
+    ) {
+        /// Elements spanned by an `r x c` row-major block with row stride `rs`.
+        fn span(r: usize, c: usize, rs: usize) -> usize {
+            if r == 0 || c == 0 {
+                0
+            } else {
+                (r - 1) * rs + c
+            }
+        }
+        if m == 0 || n == 0 {
+            return;
+        }
+        assert!(
+            ldd >= n && dst.len() >= span(m, n, ldd),
+            "gemm: destination too small"
+        );
+        // SAFETY: the assert above keeps every element of the block inside `dst`, a unique borrow
+        // (so it overlaps neither operand); the caller's contract covers `accumulate`.
+        unsafe {
+            Self::gemm_block(
+                dst.as_mut_ptr(),
+                ldd,
+                accumulate,
+                lhs,
+                lrs,
+                ta,
+                rhs,
+                rrs,
+                tb,
+                m,
+                k,
+                n,
+            )
+        }
+    }
+    /// [`Float::gemm_seq`] into the `m x n` block at `dst` (row stride `ldd`), for callers that
+    /// write disjoint blocks of one matrix from several threads (column blocks of a row-major
+    /// matrix interleave in memory, so they cannot be handed out as separate slices).
+    ///
+    /// # Safety
+    /// Every element `dst + i * ldd + j` (`i < m`, `j < n`) must be valid for writes, and for
+    /// reads with `accumulate`, in which case it must be initialised; no other thread may touch
+    /// those elements during the call. The operands must hold `op(lhs)` and `op(rhs)` as
+    /// [`Float::gemm_seq`] describes, and the block may overlap neither.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm_block(
+        dst: *mut MaybeUninit<Self>,
+        ldd: usize,
+        accumulate: bool,
+        lhs: &[Self],
+        lrs: usize,
+        ta: bool,
+        rhs: &[Self],
+        rrs: usize,
+        tb: bool,
+        m: usize,
+        k: usize,
+        n: usize,
     );
 }
 
@@ -226,8 +284,8 @@ macro_rules! impl_float {
             fn to_bits_u64(self) -> u64 {
                 self.to_bits() as u64
             }
-            unsafe fn gemm_seq(
-                dst: &mut [MaybeUninit<Self>],
+            unsafe fn gemm_block(
+                dst: *mut MaybeUninit<Self>,
                 ldd: usize,
                 accumulate: bool,
                 lhs: &[Self],
@@ -240,6 +298,20 @@ macro_rules! impl_float {
                 k: usize,
                 n: usize,
             ) {
+                if m == 0 || n == 0 {
+                    return;
+                }
+                if k == 0 {
+                    if !accumulate {
+                        for i in 0..m {
+                            for j in 0..n {
+                                // SAFETY: inside the block, under the caller's contract.
+                                unsafe { (*dst.add(i * ldd + j)).write(0.0) };
+                            }
+                        }
+                    }
+                    return;
+                }
                 /// Elements spanned by an `r x c` row-major block with row stride `rs`.
                 fn span(r: usize, c: usize, rs: usize) -> usize {
                     if r == 0 || c == 0 {
@@ -247,23 +319,6 @@ macro_rules! impl_float {
                     } else {
                         (r - 1) * rs + c
                     }
-                }
-                if m == 0 || n == 0 {
-                    return;
-                }
-                assert!(
-                    ldd >= n && dst.len() >= span(m, n, ldd),
-                    "gemm: destination too small"
-                );
-                if k == 0 {
-                    if !accumulate {
-                        for i in 0..m {
-                            for o in &mut dst[i * ldd..i * ldd + n] {
-                                o.write(0.0);
-                            }
-                        }
-                    }
-                    return;
                 }
                 let (a_rows, a_cols) = if ta { (k, m) } else { (m, k) };
                 let (b_rows, b_cols) = if tb { (n, k) } else { (k, n) };
@@ -286,17 +341,17 @@ macro_rules! impl_float {
                 } else {
                     (1, rrs as isize)
                 };
-                // SAFETY: the asserts above guarantee every index the kernel touches,
-                // `i * rs + j * cs` for i < rows and j < cols, lies inside its slice; `dst` is a unique
-                // borrow, so it aliases neither operand. `gemm` reads `dst` only when `accumulate`
-                // (`read_dst`), and then the caller guarantees it is initialised; otherwise it
-                // writes every element of the block.
+                // SAFETY: the asserts above guarantee every operand index the kernel touches,
+                // `i * rs + j * cs` for i < rows and j < cols, lies inside its slice; the caller
+                // guarantees the block at `dst` is ours alone and overlaps neither operand. `gemm`
+                // reads `dst` only when `accumulate` (`read_dst`), and then the caller guarantees it
+                // is initialised; otherwise it writes every element of the block.
                 unsafe {
                     gemm::gemm(
                         m,
                         n,
                         k,
-                        dst.as_mut_ptr().cast::<$t>(),
+                        dst.cast::<$t>(),
                         1,
                         ldd as isize,
                         accumulate,

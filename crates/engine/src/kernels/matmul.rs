@@ -2,7 +2,10 @@
 //!
 //! Thread-count independence: a large product is cut into row panels whose size depends only on the
 //! shape, and each panel is one sequential `gemm` call. Panels run in parallel, but every output
-//! element is computed by the same sequence of operations on 1 or 64 threads.
+//! element is computed by the same sequence of operations on 1 or 64 threads. Products with the
+//! right operand stored transposed (a linear layer's forward pass) are cut into a grid of blocks
+//! that follows the thread count instead, for the shapes on which no grid changes a bit
+//! (`transposed_right_in_place`).
 
 use std::mem::MaybeUninit;
 
@@ -36,8 +39,117 @@ fn panel_rows(m: usize, n: usize) -> usize {
     }
 }
 
-/// Products from this many multiply-adds copy a transposed right operand to row-major first.
+/// Products from this many multiply-adds that [`transposed_right_in_place`] rules out copy a
+/// transposed right operand to row-major first (smaller ones always ran in place).
 const TRANSPOSE_MIN_MACS: usize = 1 << 16;
+
+/// Whether `op(a) @ b^T`, with `b` stored `n x k`, may run on `gemm` straight from that layout,
+/// tiled in any [`tile_grid`], and keep the bits of a row-major copy of `b`.
+///
+/// Why in place: `gemm` packs a transposed right operand slowly, but only once per call, so one
+/// call per column block packs it once in all; the row-major copy cost a full read and write of
+/// `b` and evicted the operands from cache (a 256x512 by (512x512)^T product, a linear layer's
+/// forward pass, took 1.1 ms with the copy and 0.78 ms in place on one thread).
+///
+/// Why the bits do not change: the layout only decides how `gemm` packs, except for the shapes
+/// it treats specially, which this rules out: a row or column vector (`m < 2`, `n < 8`; gemv
+/// kernels that differ by layout), `k <= 2` (outer-product kernels), at most 256 outputs
+/// (dot-product kernels taken only for the transposed layout; every tile keeps more, see
+/// [`tile_grid`]), and a narrow product over a deep sum (`n <= 64`, `k > 512`), whose
+/// row-major copy ran in panels of at most 64 rows, where `gemm` blocks the depth by 512
+/// instead of by its cache model. Otherwise every call sums each output over `k` in the blocks
+/// `gemm`'s cache model picks from `k` alone (one block when `k <= 512`), so neither the layout
+/// nor the tiling changes a bit (`transposed_right_operand_keeps_the_bits_of_a_copy`).
+fn transposed_right_in_place(m: usize, k: usize, n: usize) -> bool {
+    m >= 2 && n >= 8 && k > 2 && m * n > 256 && (n > 64 || k <= 512)
+}
+
+/// (row blocks, column blocks) for an in-place transposed-right product on `threads` workers.
+///
+/// Column blocks first: each packs only its rows of `b`, so splitting columns costs no extra
+/// packing, while every row block packs its columns of `b` again. Blocks are at least 128 wide
+/// and 128 tall when split (so above `gemm`'s 64 and 256-output special cases), and none is
+/// split on one thread. The grid follows the thread count because no grid changes the bits
+/// (see [`transposed_right_in_place`]).
+fn tile_grid(m: usize, n: usize, threads: usize) -> (usize, usize) {
+    if threads <= 1 {
+        return (1, 1);
+    }
+    let cols = if m >= 8 {
+        (n / 128).clamp(1, threads)
+    } else {
+        1
+    };
+    let rows = threads.div_ceil(cols).min(m / 128).max(1);
+    (rows, cols)
+}
+
+/// A pointer to an output that parallel tasks write in disjoint blocks.
+#[derive(Clone, Copy)]
+struct Out<F>(*mut MaybeUninit<F>);
+// SAFETY: tasks write only their own blocks of the output (see `gemm_tiles`).
+unsafe impl<F: Send> Send for Out<F> {}
+// SAFETY: as above; the pointer itself is only read.
+unsafe impl<F: Send> Sync for Out<F> {}
+
+impl<F> Out<F> {
+    /// The element `offset` places in. A method, so that closures capture the whole `Out` (which
+    /// is `Sync`) rather than its raw pointer field.
+    ///
+    /// # Safety
+    /// `offset` must lie inside the output.
+    unsafe fn at(self, offset: usize) -> *mut MaybeUninit<F> {
+        // SAFETY: the caller's contract.
+        unsafe { self.0.add(offset) }
+    }
+}
+
+/// `op(a) @ b^T` (`b` stored `n x k` with row stride `rrs`) into `dst`, one sequential `gemm`
+/// call per block of a `rows x cols` grid, the blocks in parallel.
+///
+/// # Safety
+/// `dst` holds the `m x n` output with row stride `n`; with `accumulate` it must be initialised.
+unsafe fn gemm_tiles<F: Float>(
+    dst: &mut [MaybeUninit<F>],
+    accumulate: bool,
+    (a, lrs, ta): (&[F], usize, bool),
+    (b, rrs): (&[F], usize),
+    (m, k, n): (usize, usize, usize),
+    (rows, cols): (usize, usize),
+) {
+    assert!(dst.len() >= m * n, "gemm: destination too small");
+    let out = Out(dst.as_mut_ptr());
+    let tile = |t: usize| {
+        let (r, c) = (t / cols, t % cols);
+        let (i0, i1) = (r * m / rows, (r + 1) * m / rows);
+        let (j0, j1) = (c * n / cols, (c + 1) * n / cols);
+        let a_off = if ta { i0 } else { i0 * lrs };
+        // SAFETY: block (i0..i1, j0..j1) lies inside `dst` (asserted above) and no other task
+        // writes it; `dst` is a unique borrow, so it overlaps neither operand; the caller's
+        // contract covers `accumulate`.
+        unsafe {
+            F::gemm_block(
+                out.at(i0 * n + j0),
+                n,
+                accumulate,
+                &a[a_off..],
+                lrs,
+                ta,
+                &b[j0 * rrs..],
+                rrs,
+                true,
+                i1 - i0,
+                k,
+                j1 - j0,
+            )
+        }
+    };
+    if rows * cols == 1 {
+        tile(0);
+    } else {
+        (0..rows * cols).into_par_iter().for_each(tile);
+    }
+}
 
 /// The `k x n` row-major transpose of `b`, an `n x k` matrix with row stride `rrs`, in square tiles
 /// so that both sides are read and written a cache line at a time.
@@ -124,11 +236,27 @@ pub(crate) unsafe fn gemm_det<F: Float>(
     k: usize,
     n: usize,
 ) {
-    if tb && m * n * k >= TRANSPOSE_MIN_MACS {
-        // `gemm` packs a right operand stored transposed far more slowly than a row-major one
-        // (a 256x512 by (512x512)^T product, a linear layer's forward pass, ran at a quarter of
-        // the speed): a large one is copied to row-major first, once for all the panels. A
-        // function of the shape alone, so every thread count takes the same path.
+    if tb {
+        if m * n * k < TRANSPOSE_MIN_MACS || transposed_right_in_place(m, k, n) {
+            let threads = if m * n * k < PARALLEL_MIN_MACS {
+                1
+            } else {
+                rayon::current_num_threads()
+            };
+            // SAFETY: the caller's contract, passed on.
+            return unsafe {
+                gemm_tiles(
+                    dst,
+                    accumulate,
+                    (a, lrs, ta),
+                    (b, rrs),
+                    (m, k, n),
+                    tile_grid(m, n, threads),
+                )
+            };
+        }
+        // `gemm` would take another path for this shape with the operand stored transposed
+        // (see `transposed_right_in_place`): copied to row-major first, once for all the panels.
         let bt = transposed(b, rrs, n, k);
         // SAFETY: the caller's contract, passed on.
         return unsafe { gemm_det(dst, accumulate, a, lrs, ta, &bt, n, false, m, k, n) };
@@ -530,6 +658,173 @@ mod tests {
         let one = run(1);
         for t in [2, 3, 4] {
             assert!(one.bitwise_eq(&run(t)), "{t} threads differ from 1");
+        }
+    }
+
+    /// Bits of `op(a) @ w^T` with `w` stored `n x k`, on `threads` workers.
+    fn transposed_right_bits<F: Float>(
+        a: &Tensor<F>,
+        w: &Tensor<F>,
+        ta: bool,
+        acc: Option<&Tensor<F>>,
+        threads: usize,
+    ) -> Vec<u64> {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| match acc {
+                Some(c) => matmul_add(c.clone(), a, w, ta, true),
+                None => matmul(a, w, ta, true),
+            })
+            .data()
+            .iter()
+            .map(|x| x.to_bits_u64())
+            .collect()
+    }
+
+    fn transposed_right_operand_keeps_the_bits_of_a_copy_in<F: Float>() {
+        // In place, in any tile grid, a product has the bits of one `gemm` call on a row-major
+        // copy of the right operand; the shapes ruled out take the copy's path itself. Wide,
+        // narrow, deep (k > 512, `gemm`'s depth block), few rows (column blocks only), a last
+        // panel of one row (129 = 4 x 32 + 1), the special shapes, and accumulating.
+        // (m, k, n, whether `gemm`'s special cases leave it in place).
+        let shapes = [
+            (256, 512, 512, true),
+            (300, 600, 130, true),
+            (200, 100, 64, true),
+            (64, 64, 64, true),
+            (64, 16, 64, true),
+            (8, 700, 256, true),
+            (2, 50, 200, true),
+            (129, 33, 257, true),
+            (1, 300, 300, false),
+            (300, 1000, 40, false),
+            (40, 2, 900, false),
+            (600, 80, 7, false),
+            (16, 300, 16, false),
+        ];
+        for (m, k, n, expected) in shapes {
+            assert_eq!(transposed_right_in_place(m, k, n), expected, "{m}x{k}x{n}");
+            let val = |i: usize, p: usize, q: usize| F::from_f64(((i * p % q) as f64).sin());
+            let (ar, ac) = (m, k);
+            let a =
+                Tensor::<F>::from_vec((0..ar * ac).map(|i| val(i, 31, 97)).collect(), &[ar, ac]);
+            let at = Tensor::from_vec(transpose_any(a.data(), ar, ac), &[ac, ar]);
+            let w = Tensor::<F>::from_vec((0..n * k).map(|i| val(i, 17, 89)).collect(), &[n, k]);
+            let wt = Tensor::from_vec(transpose_any(w.data(), n, k), &[k, n]);
+            let c = Tensor::<F>::from_vec((0..m * n).map(|i| val(i, 7, 83)).collect(), &[m, n]);
+            let bits = |t: Tensor<F>| t.data().iter().map(|x| x.to_bits_u64()).collect::<Vec<_>>();
+            // In place: the bits of one `gemm` call on the copy. Ruled out: the copy's own path.
+            let in_place = transposed_right_in_place(m, k, n);
+            let whole = |lhs: &Tensor<F>, ta: bool, acc: Option<&Tensor<F>>| {
+                if !in_place {
+                    return bits(match acc {
+                        Some(c) => matmul_add(c.clone(), lhs, &wt, ta, false),
+                        None => matmul(lhs, &wt, ta, false),
+                    });
+                }
+                let mut d = acc.map_or_else(|| vec![F::ZERO; m * n], |c| c.data().to_vec());
+                // SAFETY: `d` is initialised and only written with values.
+                unsafe {
+                    F::gemm_seq(
+                        as_slots(&mut d),
+                        n,
+                        acc.is_some(),
+                        lhs.data(),
+                        lhs.shape()[1],
+                        ta,
+                        wt.data(),
+                        n,
+                        false,
+                        m,
+                        k,
+                        n,
+                    )
+                };
+                bits(Tensor::from_vec(d, &[m, n]))
+            };
+            let copied = whole(&a, false, None);
+            let copied_ta = whole(&at, true, None);
+            let copied_acc = whole(&a, false, Some(&c));
+            for threads in [1, 2, 3, 5] {
+                let what = format!("{} {m}x{k}x{n} on {threads} threads", F::NAME);
+                assert!(
+                    transposed_right_bits(&a, &w, false, None, threads) == copied,
+                    "{what}"
+                );
+                assert!(
+                    transposed_right_bits(&at, &w, true, None, threads) == copied_ta,
+                    "{what}, left transposed"
+                );
+                assert!(
+                    transposed_right_bits(&a, &w, false, Some(&c), threads) == copied_acc,
+                    "{what}, accumulating"
+                );
+            }
+            if in_place {
+                // Grids that no thread count above produces.
+                for grid in [(1, 1), (1, 2), (2, 1), (2, 3), (4, 4)] {
+                    let (rows, cols) = grid;
+                    if (rows > 1 && m / rows < 128) || (cols > 1 && (n / cols < 128 || m < 8)) {
+                        continue;
+                    }
+                    let mut d = vec![F::ZERO; m * n];
+                    // SAFETY: `d` is initialised and only written with values.
+                    unsafe {
+                        gemm_tiles(
+                            as_slots(&mut d),
+                            false,
+                            (a.data(), k, false),
+                            (w.data(), k),
+                            (m, k, n),
+                            grid,
+                        )
+                    };
+                    assert!(
+                        bits(Tensor::from_vec(d, &[m, n])) == copied,
+                        "{} {m}x{k}x{n} in a {rows}x{cols} grid",
+                        F::NAME
+                    );
+                }
+            }
+        }
+    }
+
+    fn transpose_any<F: Float>(x: &[F], r: usize, c: usize) -> Vec<F> {
+        let mut t = vec![F::ZERO; r * c];
+        for i in 0..r {
+            for j in 0..c {
+                t[j * r + i] = x[i * c + j];
+            }
+        }
+        t
+    }
+
+    #[test]
+    fn transposed_right_operand_keeps_the_bits_of_a_copy() {
+        transposed_right_operand_keeps_the_bits_of_a_copy_in::<f32>();
+        transposed_right_operand_keeps_the_bits_of_a_copy_in::<f64>();
+    }
+
+    #[test]
+    fn tile_grids_split_columns_first_and_stay_above_gemms_special_sizes() {
+        assert_eq!(tile_grid(256, 512, 1), (1, 1));
+        assert_eq!(tile_grid(256, 512, 2), (1, 2));
+        assert_eq!(tile_grid(256, 512, 16), (2, 4));
+        assert_eq!(tile_grid(2048, 64, 2), (2, 1));
+        assert_eq!(tile_grid(4, 4096, 8), (1, 1));
+        for (m, n, t) in [(129, 257, 7), (300, 130, 3), (1000, 1000, 64), (8, 700, 4)] {
+            let (rows, cols) = tile_grid(m, n, t);
+            assert!(rows * cols <= t.max(1) * 2);
+            assert!(
+                rows == 1 || m / rows >= 128,
+                "{m}x{n} on {t}: {rows} row blocks"
+            );
+            assert!(
+                cols == 1 || (n / cols >= 128 && m >= 8),
+                "{m}x{n} on {t}: {cols} column blocks"
+            );
         }
     }
 }
