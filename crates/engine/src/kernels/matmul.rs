@@ -2,10 +2,9 @@
 //!
 //! Thread-count independence: a large product is cut into row panels whose size depends only on the
 //! shape, and each panel is one sequential `gemm` call. Panels run in parallel, but every output
-//! element is computed by the same sequence of operations on 1 or 64 threads. Products with the
-//! right operand stored transposed (a linear layer's forward pass) are cut into a grid of blocks
-//! that follows the thread count instead, for the shapes on which no grid changes a bit
-//! (`transposed_right_in_place`).
+//! element is computed by the same sequence of operations on 1 or 64 threads. Most products are
+//! cut into a grid of blocks that follows the thread count instead, for the shapes on which no
+//! grid changes a bit (`tiles_keep_bits`); the panels remain for the others.
 
 use std::mem::MaybeUninit;
 
@@ -39,38 +38,44 @@ fn panel_rows(m: usize, n: usize) -> usize {
     }
 }
 
-/// Products from this many multiply-adds that [`transposed_right_in_place`] rules out copy a
-/// transposed right operand to row-major first (smaller ones always ran in place).
+/// Products from this many multiply-adds that [`tiles_keep_bits`] rules out copy a transposed
+/// right operand to row-major first (smaller ones always ran in place).
 const TRANSPOSE_MIN_MACS: usize = 1 << 16;
 
-/// Whether `op(a) @ b^T`, with `b` stored `n x k`, may run on `gemm` straight from that layout,
-/// tiled in any [`tile_grid`], and keep the bits of a row-major copy of `b`.
+/// Whether `op(a) @ op(b)` may run as one `gemm` call per block of any [`tile_grid`], with the
+/// right operand in whichever layout it is stored, and keep the bits of the row panels (of a
+/// row-major copy of a transposed `b`) that the kernel ran before.
 ///
-/// Why in place: `gemm` packs a transposed right operand slowly, but only once per call, so one
-/// call per column block packs it once in all; the row-major copy cost a full read and write of
-/// `b` and evicted the operands from cache (a 256x512 by (512x512)^T product, a linear layer's
-/// forward pass, took 1.1 ms with the copy and 0.78 ms in place on one thread).
+/// Why tiles: `gemm` packs the whole right operand in every call, so the row panels packed it
+/// once per panel, where column blocks pack each part of it once. And `gemm` packs a transposed
+/// right operand slowly, but once per call: in column blocks it needs no row-major copy, which
+/// cost a read and write of `b` and evicted the operands from cache (a linear layer's forward
+/// pass, 256x512 by (512x512)^T, took 1.1 ms with the copy and 0.78 ms in place on one thread).
 ///
-/// Why the bits do not change: the layout only decides how `gemm` packs, except for the shapes
-/// it treats specially, which this rules out: a row or column vector (`m < 2`, `n < 8`; gemv
-/// kernels that differ by layout), `k <= 2` (outer-product kernels), at most 256 outputs
-/// (dot-product kernels taken only for the transposed layout; every tile keeps more, see
-/// [`tile_grid`]), and a narrow product over a deep sum (`n <= 64`, `k > 512`), whose
-/// row-major copy ran in panels of at most 64 rows, where `gemm` blocks the depth by 512
-/// instead of by its cache model. Otherwise every call sums each output over `k` in the blocks
-/// `gemm`'s cache model picks from `k` alone (one block when `k <= 512`), so neither the layout
-/// nor the tiling changes a bit (`transposed_right_operand_keeps_the_bits_of_a_copy`).
-fn transposed_right_in_place(m: usize, k: usize, n: usize) -> bool {
-    m >= 2 && n >= 8 && k > 2 && m * n > 256 && (n > 64 || k <= 512)
+/// Why the bits do not change: every `gemm` call sums each output over `k` in the depth blocks
+/// its cache model picks from `k` alone (one block when `k <= 512`), so a call's bits do not
+/// depend on how many rows and columns it covers, nor on how the operands are stored, except in
+/// the shapes `gemm` treats specially, which this rules out: a row or column vector (`m < 2`,
+/// `n < 8`: gemv kernels, which differ by layout), `k <= 2` (outer-product kernels), at most 256
+/// outputs (dot-product kernels, taken for the transposed layout; every tile keeps more, see
+/// [`tile_grid`]), a narrow product over a deep sum (`n <= 64`, `k > 512`: the panels of at most
+/// 64 rows had `gemm` block the depth by 512 instead of by its cache model), and panels whose
+/// last one was a single row (a gemv kernel again). `tiles_keep_the_bits_of_the_row_panels`
+/// checks all of them against the panels.
+fn tiles_keep_bits(m: usize, k: usize, n: usize) -> bool {
+    let p = panel_rows(m, n);
+    let panelled = m * n * k >= PARALLEL_MIN_MACS && m >= 2 * p;
+    let one_row_tail = panelled && m % p == 1;
+    m >= 2 && n >= 8 && k > 2 && m * n > 256 && (n > 64 || k <= 512) && !one_row_tail
 }
 
-/// (row blocks, column blocks) for an in-place transposed-right product on `threads` workers.
+/// (row blocks, column blocks) for a tiled product on `threads` workers.
 ///
-/// Column blocks first: each packs only its rows of `b`, so splitting columns costs no extra
-/// packing, while every row block packs its columns of `b` again. Blocks are at least 128 wide
+/// Column blocks first: each packs only its part of `b`, so splitting columns costs no extra
+/// packing, while every row block packs its part of `b` again. Blocks are at least 128 wide
 /// and 128 tall when split (so above `gemm`'s 64 and 256-output special cases), and none is
 /// split on one thread. The grid follows the thread count because no grid changes the bits
-/// (see [`transposed_right_in_place`]).
+/// (see [`tiles_keep_bits`]).
 fn tile_grid(m: usize, n: usize, threads: usize) -> (usize, usize) {
     if threads <= 1 {
         return (1, 1);
@@ -104,8 +109,8 @@ impl<F> Out<F> {
     }
 }
 
-/// `op(a) @ b^T` (`b` stored `n x k` with row stride `rrs`) into `dst`, one sequential `gemm`
-/// call per block of a `rows x cols` grid, the blocks in parallel.
+/// `op(a) @ op(b)` (`b` with row stride `rrs`, stored `n x k` when `tb`) into `dst`, one
+/// sequential `gemm` call per block of a `rows x cols` grid, the blocks in parallel.
 ///
 /// # Safety
 /// `dst` holds the `m x n` output with row stride `n`; with `accumulate` it must be initialised.
@@ -113,7 +118,7 @@ unsafe fn gemm_tiles<F: Float>(
     dst: &mut [MaybeUninit<F>],
     accumulate: bool,
     (a, lrs, ta): (&[F], usize, bool),
-    (b, rrs): (&[F], usize),
+    (b, rrs, tb): (&[F], usize, bool),
     (m, k, n): (usize, usize, usize),
     (rows, cols): (usize, usize),
 ) {
@@ -135,9 +140,9 @@ unsafe fn gemm_tiles<F: Float>(
                 &a[a_off..],
                 lrs,
                 ta,
-                &b[j0 * rrs..],
+                &b[if tb { j0 * rrs } else { j0 }..],
                 rrs,
-                true,
+                tb,
                 i1 - i0,
                 k,
                 j1 - j0,
@@ -236,27 +241,28 @@ pub(crate) unsafe fn gemm_det<F: Float>(
     k: usize,
     n: usize,
 ) {
+    let macs = m * n * k;
+    if (tb && macs < TRANSPOSE_MIN_MACS) || tiles_keep_bits(m, k, n) {
+        let threads = if macs < PARALLEL_MIN_MACS {
+            1
+        } else {
+            rayon::current_num_threads()
+        };
+        // SAFETY: the caller's contract, passed on.
+        return unsafe {
+            gemm_tiles(
+                dst,
+                accumulate,
+                (a, lrs, ta),
+                (b, rrs, tb),
+                (m, k, n),
+                tile_grid(m, n, threads),
+            )
+        };
+    }
     if tb {
-        if m * n * k < TRANSPOSE_MIN_MACS || transposed_right_in_place(m, k, n) {
-            let threads = if m * n * k < PARALLEL_MIN_MACS {
-                1
-            } else {
-                rayon::current_num_threads()
-            };
-            // SAFETY: the caller's contract, passed on.
-            return unsafe {
-                gemm_tiles(
-                    dst,
-                    accumulate,
-                    (a, lrs, ta),
-                    (b, rrs),
-                    (m, k, n),
-                    tile_grid(m, n, threads),
-                )
-            };
-        }
         // `gemm` would take another path for this shape with the operand stored transposed
-        // (see `transposed_right_in_place`): copied to row-major first, once for all the panels.
+        // (see `tiles_keep_bits`): copied to row-major first, once for all the panels.
         let bt = transposed(b, rrs, n, k);
         // SAFETY: the caller's contract, passed on.
         return unsafe { gemm_det(dst, accumulate, a, lrs, ta, &bt, n, false, m, k, n) };
@@ -661,11 +667,10 @@ mod tests {
         }
     }
 
-    /// Bits of `op(a) @ w^T` with `w` stored `n x k`, on `threads` workers.
-    fn transposed_right_bits<F: Float>(
-        a: &Tensor<F>,
-        w: &Tensor<F>,
-        ta: bool,
+    /// Bits of `op(a) @ op(b)` on `threads` workers, accumulated onto `acc` when given.
+    fn product_bits<F: Float>(
+        (a, ta): (&Tensor<F>, bool),
+        (b, tb): (&Tensor<F>, bool),
         acc: Option<&Tensor<F>>,
         threads: usize,
     ) -> Vec<u64> {
@@ -674,8 +679,8 @@ mod tests {
             .build()
             .unwrap()
             .install(|| match acc {
-                Some(c) => matmul_add(c.clone(), a, w, ta, true),
-                None => matmul(a, w, ta, true),
+                Some(c) => matmul_add(c.clone(), a, b, ta, tb),
+                None => matmul(a, b, ta, tb),
             })
             .data()
             .iter()
@@ -683,12 +688,53 @@ mod tests {
             .collect()
     }
 
-    fn transposed_right_operand_keeps_the_bits_of_a_copy_in<F: Float>() {
-        // In place, in any tile grid, a product has the bits of one `gemm` call on a row-major
-        // copy of the right operand; the shapes ruled out take the copy's path itself. Wide,
-        // narrow, deep (k > 512, `gemm`'s depth block), few rows (column blocks only), a last
-        // panel of one row (129 = 4 x 32 + 1), the special shapes, and accumulating.
-        // (m, k, n, whether `gemm`'s special cases leave it in place).
+    /// Bits of the kernel before tiles: row panels of `panel_rows` rows (one call when small)
+    /// on the row-major `b` (`k x n`), accumulated onto `acc` when given.
+    fn row_panel_bits<F: Float>(
+        (a, ta): (&Tensor<F>, bool),
+        b: &Tensor<F>,
+        acc: Option<&Tensor<F>>,
+    ) -> Vec<u64> {
+        let (k, n) = (b.shape()[0], b.shape()[1]);
+        let (lrs, m) = (a.shape()[1], if ta { a.shape()[1] } else { a.shape()[0] });
+        let p = panel_rows(m, n);
+        let rows = if m * n * k < PARALLEL_MIN_MACS || m < 2 * p {
+            m
+        } else {
+            p
+        };
+        let mut d = acc.map_or_else(|| vec![F::ZERO; m * n], |c| c.data().to_vec());
+        // SAFETY: `d` is initialised and only written with values.
+        for (c, panel) in unsafe { as_slots(&mut d) }.chunks_mut(rows * n).enumerate() {
+            let a_off = if ta { c * rows } else { c * rows * lrs };
+            // SAFETY: `panel` is initialised, which accumulating needs.
+            unsafe {
+                F::gemm_seq(
+                    panel,
+                    n,
+                    acc.is_some(),
+                    &a.data()[a_off..],
+                    lrs,
+                    ta,
+                    b.data(),
+                    n,
+                    false,
+                    panel.len() / n,
+                    k,
+                    n,
+                )
+            };
+        }
+        d.iter().map(|x| x.to_bits_u64()).collect()
+    }
+
+    fn tiles_keep_the_bits_of_the_row_panels_in<F: Float>() {
+        // Every product, tiled or not, whatever the thread count or explicit grid, has the bits
+        // of the row panels the kernel ran before (on a row-major copy of a transposed right
+        // operand): both layouts of each operand, accumulating or not. Shapes: wide, narrow,
+        // deep (k > 512, `gemm`'s depth block), few rows (column blocks only), last panels of
+        // one row (129 = 4 x 32 + 1, 97 = 3 x 32 + 1) and of two, and the special shapes.
+        // (m, k, n, whether tiles keep the bits there).
         let shapes = [
             (256, 512, 512, true),
             (300, 600, 130, true),
@@ -697,7 +743,9 @@ mod tests {
             (64, 16, 64, true),
             (8, 700, 256, true),
             (2, 50, 200, true),
-            (129, 33, 257, true),
+            (130, 33, 257, true),
+            (129, 33, 257, false),
+            (97, 700, 300, false),
             (1, 300, 300, false),
             (300, 1000, 40, false),
             (40, 2, 900, false),
@@ -705,87 +753,55 @@ mod tests {
             (16, 300, 16, false),
         ];
         for (m, k, n, expected) in shapes {
-            assert_eq!(transposed_right_in_place(m, k, n), expected, "{m}x{k}x{n}");
+            assert_eq!(tiles_keep_bits(m, k, n), expected, "{m}x{k}x{n}");
             let val = |i: usize, p: usize, q: usize| F::from_f64(((i * p % q) as f64).sin());
-            let (ar, ac) = (m, k);
-            let a =
-                Tensor::<F>::from_vec((0..ar * ac).map(|i| val(i, 31, 97)).collect(), &[ar, ac]);
-            let at = Tensor::from_vec(transpose_any(a.data(), ar, ac), &[ac, ar]);
-            let w = Tensor::<F>::from_vec((0..n * k).map(|i| val(i, 17, 89)).collect(), &[n, k]);
-            let wt = Tensor::from_vec(transpose_any(w.data(), n, k), &[k, n]);
+            let a = Tensor::<F>::from_vec((0..m * k).map(|i| val(i, 31, 97)).collect(), &[m, k]);
+            let at = Tensor::from_vec(transpose_any(a.data(), m, k), &[k, m]);
+            let b = Tensor::<F>::from_vec((0..k * n).map(|i| val(i, 17, 89)).collect(), &[k, n]);
+            let bt = Tensor::from_vec(transpose_any(b.data(), k, n), &[n, k]);
             let c = Tensor::<F>::from_vec((0..m * n).map(|i| val(i, 7, 83)).collect(), &[m, n]);
-            let bits = |t: Tensor<F>| t.data().iter().map(|x| x.to_bits_u64()).collect::<Vec<_>>();
-            // In place: the bits of one `gemm` call on the copy. Ruled out: the copy's own path.
-            let in_place = transposed_right_in_place(m, k, n);
-            let whole = |lhs: &Tensor<F>, ta: bool, acc: Option<&Tensor<F>>| {
-                if !in_place {
-                    return bits(match acc {
-                        Some(c) => matmul_add(c.clone(), lhs, &wt, ta, false),
-                        None => matmul(lhs, &wt, ta, false),
-                    });
+            for (lhs, ta) in [(&a, false), (&at, true)] {
+                for acc in [None, Some(&c)] {
+                    let want = row_panel_bits((lhs, ta), &b, acc);
+                    for (rhs, tb) in [(&b, false), (&bt, true)] {
+                        for threads in [1, 2, 3, 5] {
+                            assert!(
+                                product_bits((lhs, ta), (rhs, tb), acc, threads) == want,
+                                "{} {m}x{k}x{n} ta={ta} tb={tb} accumulating={} on {threads} threads",
+                                F::NAME,
+                                acc.is_some()
+                            );
+                        }
+                    }
                 }
-                let mut d = acc.map_or_else(|| vec![F::ZERO; m * n], |c| c.data().to_vec());
-                // SAFETY: `d` is initialised and only written with values.
-                unsafe {
-                    F::gemm_seq(
-                        as_slots(&mut d),
-                        n,
-                        acc.is_some(),
-                        lhs.data(),
-                        lhs.shape()[1],
-                        ta,
-                        wt.data(),
-                        n,
-                        false,
-                        m,
-                        k,
-                        n,
-                    )
-                };
-                bits(Tensor::from_vec(d, &[m, n]))
-            };
-            let copied = whole(&a, false, None);
-            let copied_ta = whole(&at, true, None);
-            let copied_acc = whole(&a, false, Some(&c));
-            for threads in [1, 2, 3, 5] {
-                let what = format!("{} {m}x{k}x{n} on {threads} threads", F::NAME);
-                assert!(
-                    transposed_right_bits(&a, &w, false, None, threads) == copied,
-                    "{what}"
-                );
-                assert!(
-                    transposed_right_bits(&at, &w, true, None, threads) == copied_ta,
-                    "{what}, left transposed"
-                );
-                assert!(
-                    transposed_right_bits(&a, &w, false, Some(&c), threads) == copied_acc,
-                    "{what}, accumulating"
-                );
             }
-            if in_place {
+            if expected {
                 // Grids that no thread count above produces.
-                for grid in [(1, 1), (1, 2), (2, 1), (2, 3), (4, 4)] {
-                    let (rows, cols) = grid;
+                let want = row_panel_bits((&a, false), &b, None);
+                for (rows, cols) in [(1, 1), (1, 2), (2, 1), (2, 3), (4, 4)] {
                     if (rows > 1 && m / rows < 128) || (cols > 1 && (n / cols < 128 || m < 8)) {
                         continue;
                     }
-                    let mut d = vec![F::ZERO; m * n];
-                    // SAFETY: `d` is initialised and only written with values.
-                    unsafe {
-                        gemm_tiles(
-                            as_slots(&mut d),
-                            false,
-                            (a.data(), k, false),
-                            (w.data(), k),
-                            (m, k, n),
-                            grid,
-                        )
-                    };
-                    assert!(
-                        bits(Tensor::from_vec(d, &[m, n])) == copied,
-                        "{} {m}x{k}x{n} in a {rows}x{cols} grid",
-                        F::NAME
-                    );
+                    for (rhs, tb) in [(&b, false), (&bt, true)] {
+                        let mut d = vec![F::ZERO; m * n];
+                        // SAFETY: `d` is initialised and only written with values.
+                        unsafe {
+                            gemm_tiles(
+                                as_slots(&mut d),
+                                false,
+                                (a.data(), k, false),
+                                (rhs.data(), if tb { k } else { n }, tb),
+                                (m, k, n),
+                                (rows, cols),
+                            )
+                        };
+                        let got: Vec<u64> = d.iter().map(|x| x.to_bits_u64()).collect();
+                        assert!(
+                            got == want,
+                            "{} {m}x{k}x{n} tb={tb} in a {rows}x{cols} grid",
+                            F::NAME
+                        );
+                    }
                 }
             }
         }
@@ -802,9 +818,9 @@ mod tests {
     }
 
     #[test]
-    fn transposed_right_operand_keeps_the_bits_of_a_copy() {
-        transposed_right_operand_keeps_the_bits_of_a_copy_in::<f32>();
-        transposed_right_operand_keeps_the_bits_of_a_copy_in::<f64>();
+    fn tiles_keep_the_bits_of_the_row_panels() {
+        tiles_keep_the_bits_of_the_row_panels_in::<f32>();
+        tiles_keep_the_bits_of_the_row_panels_in::<f64>();
     }
 
     #[test]
