@@ -117,14 +117,6 @@ pub trait Float:
         k: usize,
         n: usize,
     ) {
-        /// Elements spanned by an `r x c` row-major block with row stride `rs`.
-        fn span(r: usize, c: usize, rs: usize) -> usize {
-            if r == 0 || c == 0 {
-                0
-            } else {
-                (r - 1) * rs + c
-            }
-        }
         if m == 0 || n == 0 {
             return;
         }
@@ -175,6 +167,16 @@ pub trait Float:
         k: usize,
         n: usize,
     );
+}
+
+/// Elements spanned by an `r x c` row-major block with row stride `rs` (the bound the `gemm`
+/// wrappers check their slices against).
+fn span(r: usize, c: usize, rs: usize) -> usize {
+    if r == 0 || c == 0 {
+        0
+    } else {
+        (r - 1) * rs + c
+    }
 }
 
 macro_rules! impl_float {
@@ -311,14 +313,6 @@ macro_rules! impl_float {
                         }
                     }
                     return;
-                }
-                /// Elements spanned by an `r x c` row-major block with row stride `rs`.
-                fn span(r: usize, c: usize, rs: usize) -> usize {
-                    if r == 0 || c == 0 {
-                        0
-                    } else {
-                        (r - 1) * rs + c
-                    }
                 }
                 let (a_rows, a_cols) = if ta { (k, m) } else { (m, k) };
                 let (b_rows, b_cols) = if tb { (n, k) } else { (k, n) };

@@ -468,8 +468,8 @@ mod tests {
         c
     }
 
-    fn transpose(x: &[f64], r: usize, c: usize) -> Vec<f64> {
-        let mut t = vec![0.0; r * c];
+    fn transpose<F: Float>(x: &[F], r: usize, c: usize) -> Vec<F> {
+        let mut t = vec![F::ZERO; r * c];
         for i in 0..r {
             for j in 0..c {
                 t[j * r + i] = x[i * c + j];
@@ -756,9 +756,9 @@ mod tests {
             assert_eq!(tiles_keep_bits(m, k, n), expected, "{m}x{k}x{n}");
             let val = |i: usize, p: usize, q: usize| F::from_f64(((i * p % q) as f64).sin());
             let a = Tensor::<F>::from_vec((0..m * k).map(|i| val(i, 31, 97)).collect(), &[m, k]);
-            let at = Tensor::from_vec(transpose_any(a.data(), m, k), &[k, m]);
+            let at = Tensor::from_vec(transpose(a.data(), m, k), &[k, m]);
             let b = Tensor::<F>::from_vec((0..k * n).map(|i| val(i, 17, 89)).collect(), &[k, n]);
-            let bt = Tensor::from_vec(transpose_any(b.data(), k, n), &[n, k]);
+            let bt = Tensor::from_vec(transpose(b.data(), k, n), &[n, k]);
             let c = Tensor::<F>::from_vec((0..m * n).map(|i| val(i, 7, 83)).collect(), &[m, n]);
             for (lhs, ta) in [(&a, false), (&at, true)] {
                 for acc in [None, Some(&c)] {
@@ -805,16 +805,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    fn transpose_any<F: Float>(x: &[F], r: usize, c: usize) -> Vec<F> {
-        let mut t = vec![F::ZERO; r * c];
-        for i in 0..r {
-            for j in 0..c {
-                t[j * r + i] = x[i * c + j];
-            }
-        }
-        t
     }
 
     #[test]
