@@ -85,6 +85,18 @@ pub struct Setting {
     pub expected: &'static str,
     /// Wall time of the full and the quick size on 2 cores.
     pub time: &'static str,
+    /// A recipe trained first, whose parameters the setting's recipe starts from
+    /// (`train.init_from`): the pretrained model of a fine-tuning setting.
+    pub pretrain: Option<Pretrain>,
+}
+
+/// The pretraining run of a fine-tuning setting ([`Setting::pretrain`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Pretrain {
+    /// The recipe's path in the repository.
+    pub recipe: &'static str,
+    /// The recipe's text (compiled in).
+    pub config: &'static str,
 }
 
 const FULL_METHODS: &[(&str, &[&str])] = &[
@@ -171,6 +183,7 @@ const MNIST10K_CNN: Setting = Setting {
     quick: QUICK,
     expected: "MAGIC LDS about 0.27 at 5% drop, above EK-FAC (0.10), TRAK and TracIn",
     time: "full ~27 min, quick ~8 min",
+    pretrain: None,
 };
 
 /// The `--quick` size every setting shares: 10 targets, 20 subsets dropping 5%, MAGIC and TracIn.
@@ -199,6 +212,7 @@ const MOBY_EXCERPT_GPT: Setting = Setting {
     quick: QUICK,
     expected: "MAGIC LDS about 0.88 at 5% drop on sequence losses, TracIn about 0.1",
     time: "full ~10 min, quick ~20 s",
+    pretrain: None,
 };
 
 /// The Moby-Dick GPT on sequence losses (bergson's AdamW recipe); `moby-gpt-token` is the same run
@@ -215,6 +229,24 @@ const MOBY_GPT: Setting = Setting {
     expected: "MAGIC LDS about 0.80 at 1% drop, 0.43 at 5%, 0.03 at 10% (the retrained losses \
                saturate); EK-FAC and TRAK 0.09-0.15",
     time: "full ~75 min (300 retrainings of 5 s), quick ~3 min",
+    pretrain: None,
+};
+
+/// The Moby-Dick GPT fine-tuned from a model pretrained on the rest of the novel (the MAGIC
+/// paper's language setting: a pretrained GPT-2 fine-tuned on WikiText, the fine-tuning windows
+/// attributed).
+const MOBY_GPT_FINETUNE: Setting = Setting {
+    name: "moby-gpt-finetune",
+    summary: "moby-gpt's GPT pretrained on the rest of the novel, then fine-tuned on 2,048 windows",
+    recipe: "examples/moby_gpt_finetune.toml",
+    config: include_str!("../../../examples/moby_gpt_finetune.toml"),
+    pretrain: Some(Pretrain {
+        recipe: "examples/moby_gpt_pretrain.toml",
+        config: include_str!("../../../examples/moby_gpt_pretrain.toml"),
+    }),
+    expected: "MAGIC LDS about 0.9 at 1% drop, far above EK-FAC, TRAK and TracIn",
+    time: "full ~40 min (300 retrainings of 2.5 s and the methods), quick ~1 min",
+    ..MOBY_GPT
 };
 
 /// Every setting.
@@ -230,6 +262,7 @@ pub const SETTINGS: &[Setting] = &[
         quick: QUICK,
         expected: "MAGIC LDS about 0.97 at 1% drop, above every baseline",
         time: "full ~15 min, quick ~5 s",
+        pretrain: None,
     },
     MOBY_EXCERPT_GPT,
     Setting {
@@ -252,6 +285,16 @@ pub const SETTINGS: &[Setting] = &[
                    about 0.05",
         time: "full ~25 min, quick ~3 min",
         ..MOBY_GPT
+    },
+    MOBY_GPT_FINETUNE,
+    Setting {
+        name: "moby-gpt-finetune-token",
+        summary: "moby-gpt-finetune with per-token targets: one next-token prediction each",
+        output: "token",
+        full: drop_5_percent(50, 100, TOKEN_METHODS),
+        expected: "MAGIC LDS above TracIn's at 5% drop on the first 50 token predictions",
+        time: "full ~30 min, quick ~2 min",
+        ..MOBY_GPT_FINETUNE
     },
     Setting {
         name: "mnist-dattri-mlp",
@@ -278,6 +321,7 @@ pub const SETTINGS: &[Setting] = &[
             "seed-averaged IF-CG 0.58, TRAK-50 0.55, TracIn 0.19, MAGIC 0.23 (dattri reports \
                    0.26, 0.45, 0.145)",
         time: "full ~15 min, quick ~1 min",
+        pretrain: None,
     },
     Setting {
         name: "mnist10k-mlp",
@@ -290,6 +334,7 @@ pub const SETTINGS: &[Setting] = &[
         quick: QUICK,
         expected: "MAGIC LDS about 0.84 at 1% drop (README, protocols table)",
         time: "full ~1 h, quick ~5 min",
+        pretrain: None,
     },
     MNIST10K_CNN,
     Setting {
@@ -378,13 +423,16 @@ pub fn bench_lds(args: &BenchLdsArgs, ctx: &Ctx) -> Result<()> {
             setting.name.to_string()
         })
     });
-    let cfg = RunConfig::from_toml_str(setting.config, Path::new(setting.recipe))?;
-    let cfg = run::dir::absolute_paths(cfg, &examples_dir());
+    let cfg = recipe(setting.recipe, setting.config)?;
     ctx.out.info(format!(
         "setting  {}: {} ({} targets, {} subsets per fraction)",
         setting.name, setting.summary, size.targets, size.subsets
     ))?;
-    let run = trained(&cfg, setting, &out_dir, ctx)?;
+    let cfg = match &setting.pretrain {
+        Some(pre) => pretrained(cfg, pre, setting, &out_dir, ctx)?,
+        None => cfg,
+    };
+    let run = trained(&cfg, setting.recipe, setting, &out_dir, ctx)?;
     let output = run::parse_output(setting.output).map_err(anyhow::Error::msg)?;
     let n_split = run.target_count(Split::Test, output);
     let targets: Vec<usize> = (0..size.targets.min(n_split)).collect();
@@ -445,8 +493,36 @@ pub fn bench_lds(args: &BenchLdsArgs, ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-/// The setting's run in `dir`: loaded when it holds this recipe already, else trained.
-fn trained(cfg: &RunConfig, setting: &Setting, dir: &Path, ctx: &Ctx) -> Result<Run> {
+/// A compiled-in recipe with its relative paths resolved against the repository's `examples/`.
+fn recipe(path: &str, text: &str) -> Result<RunConfig> {
+    let cfg = RunConfig::from_toml_str(text, Path::new(path))?;
+    Ok(run::dir::absolute_paths(cfg, &examples_dir()))
+}
+
+/// `cfg` starting from the parameters of the setting's pretraining run, which is trained first
+/// into the folder beside `dir` named `<dir>-pretrain` (or reused when it holds that recipe
+/// already).
+fn pretrained(
+    mut cfg: RunConfig,
+    pre: &Pretrain,
+    setting: &Setting,
+    dir: &Path,
+    ctx: &Ctx,
+) -> Result<RunConfig> {
+    let pre_cfg = recipe(pre.recipe, pre.config)?;
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push("-pretrain");
+    let pre_dir = dir.with_file_name(name);
+    trained(&pre_cfg, pre.recipe, setting, &pre_dir, ctx)?;
+    let params = std::path::absolute(pre_dir.join(run::files::PARAMS))
+        .with_context(|| format!("cannot resolve {}", pre_dir.display()))?;
+    cfg.train.init_from = Some(params);
+    Ok(cfg)
+}
+
+/// The setting's run of `recipe` in `dir`: loaded when it holds this config already, else
+/// trained.
+fn trained(cfg: &RunConfig, recipe: &str, setting: &Setting, dir: &Path, ctx: &Ctx) -> Result<Run> {
     if let Ok(run) = Run::load(dir) {
         if run.config == *cfg {
             ctx.out
@@ -461,7 +537,7 @@ fn trained(cfg: &RunConfig, setting: &Setting, dir: &Path, ctx: &Ctx) -> Result<
     }
     let job = Job {
         cfg: cfg.clone(),
-        config: format!("{} (setting {})", setting.recipe, setting.name),
+        config: format!("{recipe} (setting {})", setting.name),
         out: dir.to_path_buf(),
         force: false,
         command: "train",

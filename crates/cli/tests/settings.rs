@@ -35,6 +35,8 @@ fn settings_list_names_every_setting_with_its_expectation() {
             "moby-excerpt-gpt-token",
             "moby-gpt",
             "moby-gpt-token",
+            "moby-gpt-finetune",
+            "moby-gpt-finetune-token",
             "mnist-dattri-mlp",
             "mnist10k-mlp",
             "mnist10k-cnn",
@@ -84,4 +86,31 @@ fn attrib_fails(dir: &std::path::Path, args: &[&str]) -> String {
         .unwrap();
     assert!(!out.status.success());
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+// The fine-tuning setting's two recipes must split the text alike, so that `skip_train` in the
+// pretraining recipe leaves out exactly the windows `max_train` keeps in the fine-tuning one.
+#[test]
+fn the_moby_gpt_pretraining_never_sees_the_fine_tuning_windows() {
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples"));
+    let parse = |name: &str| {
+        let path = root.join(name);
+        nn::RunConfig::from_toml_file(&path).unwrap()
+    };
+    let (pre, fine) = (
+        parse("moby_gpt_pretrain.toml"),
+        parse("moby_gpt_finetune.toml"),
+    );
+    assert_eq!(pre.data.skip_train, fine.data.max_train);
+    assert!(pre.data.skip_train.is_some() && pre.data.max_train.is_none());
+    let split_fields = |mut d: data::DataConfig| {
+        (d.skip_train, d.max_train) = (None, None);
+        d
+    };
+    assert_eq!(split_fields(pre.data), split_fields(fine.data));
+    assert_eq!(pre.model, fine.model);
+    assert!(fine
+        .train
+        .init_from
+        .is_some_and(|p| p.ends_with("moby-gpt-pretrain/params.safetensors")));
 }

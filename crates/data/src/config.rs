@@ -119,7 +119,13 @@ pub struct DataConfig {
     /// Reshape each example (e.g. `[1, 8, 8]` to feed digits to a CNN).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub example_shape: Option<Vec<usize>>,
-    /// Keep only the first `max_train` training examples (after the split).
+    /// Leave out the first `skip_train` training examples (after the test and validation
+    /// splits, before `max_train`): a pretraining recipe with `skip_train = N` and the split
+    /// fields of a fine-tuning recipe with `max_train = N` trains on windows the fine-tuning run
+    /// never sees (`examples/moby_gpt_pretrain.toml`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_train: Option<usize>,
+    /// Keep only the first `max_train` training examples (after the split and `skip_train`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_train: Option<usize>,
     /// Keep only the first `max_test` test examples.
@@ -183,6 +189,7 @@ impl DataConfig {
             scale: None,
             normalize: None,
             example_shape: None,
+            skip_train: None,
             max_train: None,
             max_test: None,
             seq_len: default_seq_len(),
@@ -399,6 +406,26 @@ pub fn load_splits_with_provenance(
             ),
         });
     }
+    let (train, train_rows) = match cfg.skip_train {
+        Some(skip) if skip >= train.len() => {
+            return Err(DataError::InvalidArgument {
+                reason: format!(
+                    "data.skip_train = {skip} leaves none of the {} training examples; lower it \
+                     below {}",
+                    train.len(),
+                    train.len()
+                ),
+            })
+        }
+        Some(skip) if skip > 0 => {
+            let kept: Vec<usize> = (skip..train.len()).collect();
+            (
+                train.subset(&kept),
+                Origins::from_rows(train_rows.rows_at(&kept)),
+            )
+        }
+        _ => (train, train_rows),
+    };
     let mut train = truncate(train, cfg.max_train);
     let mut test = truncate(test, cfg.max_test);
     let flipped = match &cfg.label_noise {
@@ -784,6 +811,41 @@ mod tests {
         // Deterministic; the training seed is not an input.
         let again = load_splits(&cfg, Path::new(".")).unwrap();
         assert_eq!(again.val, s.val);
+    }
+
+    #[test]
+    fn skip_train_leaves_out_exactly_the_windows_max_train_keeps() {
+        let cfg = |skip: Option<usize>, max: Option<usize>| {
+            let mut c = DataConfig::new(Source::Digits);
+            c.standardize = false;
+            c.val_fraction = 0.1;
+            c.skip_train = skip;
+            c.max_train = max;
+            load_splits_with_provenance(&c, Path::new(".")).unwrap()
+        };
+        let (all, all_rows) = cfg(None, None);
+        let (head, head_rows) = cfg(None, Some(100));
+        let (rest, rest_rows) = cfg(Some(100), None);
+        let (mid, mid_rows) = cfg(Some(100), Some(50));
+        let n = all.train.len();
+        let range = |a: usize, b: usize| (a..b).collect::<Vec<_>>();
+        assert_eq!(head.train, all.train.subset(&range(0, 100)));
+        assert_eq!(rest.train, all.train.subset(&range(100, n)));
+        assert_eq!(mid.train, all.train.subset(&range(100, 150)));
+        // The held-out splits do not move, and provenance follows the kept examples.
+        assert_eq!((&rest.test, &rest.val), (&all.test, &all.val));
+        let rows = |p: &Provenance| p.split("train").unwrap().rows.clone();
+        assert_eq!(rows(&head_rows), rows(&all_rows)[..100]);
+        assert_eq!(rows(&rest_rows), rows(&all_rows)[100..]);
+        assert_eq!(rows(&mid_rows), rows(&all_rows)[100..150]);
+        assert_eq!(rest_rows.split("val"), all_rows.split("val"));
+        let mut c = DataConfig::new(Source::Digits);
+        c.skip_train = Some(10_000);
+        let e = load_splits(&c, Path::new(".")).unwrap_err().to_string();
+        assert!(
+            e.contains("data.skip_train") && e.contains("lower it"),
+            "{e}"
+        );
     }
 
     #[test]
