@@ -1,5 +1,7 @@
 //! im2col ("unfold") and its adjoint ("fold"): a 2-d convolution is `unfold(x) @ W^T`.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use crate::{Float, Tensor};
@@ -197,25 +199,47 @@ pub fn unfold2d_t<F: Float>(x: &Tensor<F>, g: &Conv2dGeometry) -> Tensor<F> {
     );
     let (oh, ow) = g.out_hw();
     let (img, positions, taps) = (g.channels * g.height * g.width, oh * ow, g.patch_len());
-    let mut out = vec![F::ZERO; s[0] * taps * positions];
-    let stride = g.stride;
-    if !out.is_empty() {
-        out.par_chunks_mut(taps * positions)
-            .zip(x.data().par_chunks(img))
-            .for_each(|(dst, src)| {
-                g.for_each_tap_run(|r, p, i, len| {
-                    let dst = &mut dst[r * positions + p..][..len];
-                    if stride == 1 {
-                        dst.copy_from_slice(&src[i..i + len]);
-                    } else {
-                        for (t, d) in dst.iter_mut().enumerate() {
-                            *d = src[i + t * stride];
-                        }
-                    }
-                });
-            });
-    }
+    let per_image = taps * positions;
+    // SAFETY: `unfold_image_t` writes every slot of each image's chunk, and the chunks cover the
+    // buffer.
+    let out = unsafe {
+        crate::buffer::filled(s[0] * per_image, |slots: &mut [MaybeUninit<F>]| {
+            if per_image > 0 {
+                slots
+                    .par_chunks_mut(per_image)
+                    .zip(x.data().par_chunks(img))
+                    .for_each(|(dst, src)| unfold_image_t(g, dst, src));
+            }
+        })
+    };
     Tensor::from_vec(out, &[s[0], taps, positions])
+}
+
+/// One image of [`unfold2d_t`]: writes every slot of `dst` (`c kh kw` rows of `oh ow` positions)
+/// from the image `src`. Runs come in increasing (row, position) order, so each slot is written
+/// exactly once: the zero padding before each run, the run, and the padding after the last one.
+/// Zeroing only those gaps, instead of asking the allocator for a zeroed buffer (a `memset` of the
+/// whole output on one thread), took 5% off the digits CNN's training step.
+fn unfold_image_t<F: Float>(g: &Conv2dGeometry, dst: &mut [MaybeUninit<F>], src: &[F]) {
+    let (oh, ow) = g.out_hw();
+    let positions = oh * ow;
+    let mut next = 0;
+    g.for_each_tap_run(|r, p, i, len| {
+        let start = r * positions + p;
+        dst[next..start].fill(MaybeUninit::new(F::ZERO));
+        let run = &mut dst[start..start + len];
+        if g.stride == 1 {
+            for (d, &v) in run.iter_mut().zip(&src[i..i + len]) {
+                d.write(v);
+            }
+        } else {
+            for (t, d) in run.iter_mut().enumerate() {
+                d.write(src[i + t * g.stride]);
+            }
+        }
+        next = start + len;
+    });
+    dst[next..].fill(MaybeUninit::new(F::ZERO));
 }
 
 /// The adjoint of [`unfold2d_t`]: `[b, c * kh * kw, oh * ow]` -> `[b, c, h, w]`, each input
@@ -241,8 +265,15 @@ pub fn fold2d_t<F: Float>(cols: &Tensor<F>, g: &Conv2dGeometry) -> Tensor<F> {
             .for_each(|(dst, src)| {
                 g.for_each_tap_run(|r, p, i, len| {
                     let src = &src[r * positions + p..][..len];
-                    for (t, &v) in src.iter().enumerate() {
-                        dst[i + t * stride] += v;
+                    if stride == 1 {
+                        // The same additions as below, written so that they vectorise.
+                        for (d, &v) in dst[i..i + len].iter_mut().zip(src) {
+                            *d += v;
+                        }
+                    } else {
+                        for (t, &v) in src.iter().enumerate() {
+                            dst[i + t * stride] += v;
+                        }
                     }
                 });
             });
@@ -380,6 +411,39 @@ mod tests {
                 assert!((a - b).abs() < 1e-12, "{g:?}: {a} vs {b}");
             }
             assert!((u.dot_f64(&y) - x.dot_f64(&a)).abs() < 1e-12);
+        }
+    }
+
+    // Over a reused buffer the slots hold old values: every one must be written (a slot left out
+    // would keep its NaN here, where a fresh zeroed page would hide it).
+    #[test]
+    fn the_transposed_unfold_writes_every_slot() {
+        for (channels, height, width, kernel, stride, padding) in [
+            (3, 8, 8, (3, 3), 1, 1),
+            (2, 5, 7, (3, 2), 2, 1),
+            (2, 3, 3, (2, 2), 1, 3),
+            (1, 6, 5, (5, 5), 3, 2),
+        ] {
+            let g = Conv2dGeometry {
+                channels,
+                height,
+                width,
+                kernel,
+                stride,
+                padding,
+            };
+            let (oh, ow) = g.out_hw();
+            let img = channels * height * width;
+            let x = Tensor::<f64>::from_vec(
+                (0..img).map(|i| (i as f64 * 0.37).sin()).collect(),
+                &[1, channels, height, width],
+            );
+            let mut dst = vec![MaybeUninit::new(f64::NAN); g.patch_len() * oh * ow];
+            unfold_image_t(&g, &mut dst, x.data());
+            // SAFETY: every slot was initialised with NaN before the call.
+            let got: Vec<f64> = dst.iter().map(|v| unsafe { v.assume_init() }).collect();
+            let want = crate::kernels::permute(&unfold2d(&x, &g), &[0, 2, 1]);
+            assert_eq!(got, want.data(), "{g:?}");
         }
     }
 
