@@ -257,27 +257,38 @@ pub fn fold2d_t<F: Float>(cols: &Tensor<F>, g: &Conv2dGeometry) -> Tensor<F> {
         oh * ow
     );
     let (img, positions, taps) = (g.channels * g.height * g.width, oh * ow, g.patch_len());
-    let mut out = vec![F::ZERO; s[0] * img];
     let stride = g.stride;
-    if !out.is_empty() {
-        out.par_chunks_mut(img)
-            .zip(cols.data().par_chunks(taps * positions))
-            .for_each(|(dst, src)| {
-                g.for_each_tap_run(|r, p, i, len| {
-                    let src = &src[r * positions + p..][..len];
-                    if stride == 1 {
-                        // The same additions as below, written so that they vectorise.
-                        for (d, &v) in dst[i..i + len].iter_mut().zip(src) {
-                            *d += v;
-                        }
-                    } else {
-                        for (t, &v) in src.iter().enumerate() {
-                            dst[i + t * stride] += v;
-                        }
-                    }
-                });
-            });
-    }
+    let fold = |dst: &mut [MaybeUninit<F>], src: &[F]| {
+        // Each task zeroes its own image (in parallel, and in cache for the additions) instead of
+        // the allocator zeroing the whole output on one thread.
+        dst.fill(MaybeUninit::new(F::ZERO));
+        // SAFETY: every slot was just written, and `MaybeUninit<F>` has the layout of `F`.
+        let dst = unsafe { &mut *(dst as *mut [MaybeUninit<F>] as *mut [F]) };
+        g.for_each_tap_run(|r, p, i, len| {
+            let src = &src[r * positions + p..][..len];
+            if stride == 1 {
+                // The same additions as below, written so that they vectorise.
+                for (d, &v) in dst[i..i + len].iter_mut().zip(src) {
+                    *d += v;
+                }
+            } else {
+                for (t, &v) in src.iter().enumerate() {
+                    dst[i + t * stride] += v;
+                }
+            }
+        });
+    };
+    // SAFETY: `fold` writes every slot of each image's chunk, and the chunks cover the buffer.
+    let out = unsafe {
+        crate::buffer::filled(s[0] * img, |slots: &mut [MaybeUninit<F>]| {
+            if img > 0 {
+                slots
+                    .par_chunks_mut(img)
+                    .zip(cols.data().par_chunks(taps * positions))
+                    .for_each(|(dst, src)| fold(dst, src));
+            }
+        })
+    };
     Tensor::from_vec(out, &[s[0], g.channels, g.height, g.width])
 }
 
