@@ -189,6 +189,23 @@ fn broadcast_to_split<F: Float>(x: &Tensor<F>, shape: &[usize], parallel_min: us
         "cannot broadcast {:?} to {shape:?}",
         x.shape()
     );
+    if let Some([_, an, bn, cn]) = interleaved_blocks(shape, x.shape()) {
+        // Output row `r = p * A + a` of `B * C` elements repeats each `x[p * B + b]` `C` times.
+        // SAFETY: every row of the slots is written, `C` elements per element of `x`'s row.
+        let data = unsafe {
+            fill_rows(numel(shape), bn * cn, parallel_min, |first, slots| {
+                for (r, row) in (first..).zip(slots.chunks_mut(bn * cn)) {
+                    let src = &x.data()[r / an * bn..][..bn];
+                    for (o, &v) in row.chunks_exact_mut(cn).zip(src) {
+                        o.iter_mut().for_each(|o| {
+                            o.write(v);
+                        });
+                    }
+                }
+            })
+        };
+        return Tensor::from_vec(data, shape);
+    }
     let sx = broadcast_strides(x.shape(), shape);
     // SAFETY: the walk's rows tile the task's slots in order (`walk_rows`).
     let data = unsafe {
@@ -295,7 +312,50 @@ fn sum_to_split<F: Float>(x: &Tensor<F>, shape: &[usize], parallel_min: usize) -
         }
         return Tensor::from_vec(out, shape);
     }
-    let full = x.shape();
+    if let Some([pn, an, bn, cn]) = interleaved_blocks(x.shape(), shape) {
+        // Output `p * B + b` adds the rows `x[((p * A + a) * B + b) * C..][..C]` for `a = 0, 1, ...`,
+        // each by `row_sum`, as the walk below would; without the walk's step per row of `C`,
+        // which for a 2x2 average pool (`C = 2`) costs more than the additions.
+        let sums = |p: usize, b0: usize, o: &mut [F]| {
+            for a in 0..an {
+                let first = ((p * an + a) * bn + b0) * cn;
+                let rows = xd[first..first + o.len() * cn].chunks_exact(cn);
+                for (o, row) in o.iter_mut().zip(rows) {
+                    *o = row_sum(*o, row);
+                }
+            }
+        };
+        if !parallel {
+            for (p, o) in out.chunks_mut(bn).enumerate() {
+                sums(p, 0, o);
+            }
+        } else if pn > 1 {
+            out.par_chunks_mut(bn)
+                .with_min_len(per_task(pn))
+                .enumerate()
+                .for_each(|(p, o)| sums(p, 0, o));
+        } else {
+            let width = per_task(bn);
+            out.par_chunks_mut(width)
+                .enumerate()
+                .for_each(|(t, o)| sums(0, t * width, o));
+        }
+        return Tensor::from_vec(out, shape);
+    }
+    walk_sum(x, shape, parallel, out)
+}
+
+/// The general path of [`sum_to`]: adds every input into `out` (zeros of `shape`'s size) along
+/// a walk of `x` in increasing index order, in parallel tasks over the first kept dimension when
+/// `parallel`.
+fn walk_sum<F: Float>(
+    x: &Tensor<F>,
+    shape: &[usize],
+    parallel: bool,
+    mut out: Vec<F>,
+) -> Tensor<F> {
+    let (full, xd) = (x.shape(), x.data());
+    let per_task = |outputs: usize| rows_per_task(xd.len() / outputs.max(1));
     let so = broadcast_strides(shape, full);
     let sx = strides(full);
     // The first dimension of `x` that `shape` keeps (size above 1): the outputs with index `c`
@@ -382,6 +442,33 @@ fn reduced_block(full: &[usize], shape: &[usize]) -> Option<(usize, usize, usize
         prod(first..last + 1),
         prod(last + 1..full.len()),
     ))
+}
+
+/// For `small` broadcast to `full`, whose dimensions, once those of size 1 are dropped and
+/// neighbours of the same kind merged, are `[kept P,] repeated A, kept B, repeated C` (kept: of the
+/// same size in `small`; repeated: of size 1 there or missing): `[P, A, B, C]`, `P = 1` when
+/// absent. A 2x2 average pool's windows (`[.., oh, 2, ow, 2]` against `[.., oh, 1, ow, 1]`) and a
+/// convolution's bias (`[b, o, h * w]` against `[o, 1]`) have this form.
+fn interleaved_blocks(full: &[usize], small: &[usize]) -> Option<[usize; 4]> {
+    let pad = full.len().checked_sub(small.len())?;
+    let mut runs: Vec<(bool, usize)> = Vec::with_capacity(full.len());
+    for (i, &n) in full.iter().enumerate() {
+        match n {
+            0 => return None,
+            1 => continue,
+            _ => {}
+        }
+        let kept = i >= pad && small[i - pad] == n;
+        match runs.last_mut() {
+            Some((k, m)) if *k == kept => *m *= n,
+            _ => runs.push((kept, n)),
+        }
+    }
+    match runs[..] {
+        [(false, a), (true, b), (false, c)] => Some([1, a, b, c]),
+        [(true, p), (false, a), (true, b), (false, c)] => Some([p, a, b, c]),
+        _ => None,
+    }
 }
 
 /// Sums over `axes`, keeping them as size-1 dimensions when `keepdim`.
@@ -481,7 +568,9 @@ mod tests {
     #[test]
     fn broadcast_to_and_binary_read_the_elements_numpy_reads() {
         // Every output element against its operands' elements found from its multi-index.
-        let cases: [(&[usize], &[usize]); 6] = [
+        let cases: [(&[usize], &[usize]); 8] = [
+            (&[2, 3, 1, 4, 1], &[1, 1, 2, 1, 3]),
+            (&[3, 1, 5, 1], &[1, 4, 1, 1]),
             (&[2, 4, 3, 3], &[4, 1, 1]),
             (&[2, 4, 6], &[2, 4, 1]),
             (&[2, 1, 3], &[4, 1]),
@@ -530,7 +619,7 @@ mod tests {
     fn parallel_tasks_change_no_bit_of_binary_or_broadcast_to() {
         // Shapes large enough to split into many tasks, in every path: bias rows either way
         // round, a group-norm affine, leading and middle repeats, a scalar, a 1-d output.
-        let cases: [(&[usize], &[usize]); 7] = [
+        let cases: [(&[usize], &[usize]); 8] = [
             (&[512], &[256, 512]),
             (&[256, 512], &[512]),
             (&[64, 16, 28, 28], &[16, 1, 1]),
@@ -538,6 +627,7 @@ mod tests {
             (&[1, 100, 200], &[20, 1, 200]),
             (&[300, 200], &[]),
             (&[50_000], &[1]),
+            (&[64, 16, 14, 1, 14, 1], &[1, 1, 1, 2, 1, 2]),
         ];
         let mut rng = crate::Rng::new(11);
         let mut random = |shape: &[usize]| {
@@ -625,12 +715,43 @@ mod sum_to_tests {
     }
 
     #[test]
+    fn the_interleaved_fast_path_adds_as_the_general_walk_does() {
+        // `[P,] A, B, C` sums, with `C` short (a sequential fold) and long (`row_sum`'s lanes),
+        // against the general walk they bypass; and shapes of other forms, which take the walk.
+        let cases: [(&[usize], &[usize], bool); 7] = [
+            (&[2, 3, 2, 4, 2], &[2, 3, 1, 4, 1], true),
+            (&[3, 2, 5, 2], &[3, 1, 5, 1], true),
+            (&[4, 7, 40], &[7, 1], true),
+            (&[2, 1, 3, 5, 1, 70], &[2, 1, 1, 5, 1, 1], true),
+            (&[2, 3, 4], &[2, 1, 4], false),
+            (&[2, 3, 4, 5], &[3, 1, 5], false),
+            (&[2, 0, 3], &[0, 1], false),
+        ];
+        let mut rng = crate::Rng::new(13);
+        for (full, shape, fast) in cases {
+            assert_eq!(
+                interleaved_blocks(full, shape).is_some(),
+                fast,
+                "{full:?} -> {shape:?}"
+            );
+            let x = Tensor::<f32>::from_vec(
+                (0..numel(full)).map(|_| rng.normal() as f32).collect(),
+                full,
+            );
+            let got = sum_to_split(&x, shape, usize::MAX);
+            let walked = walk_sum(&x, shape, false, vec![0.0; numel(shape)]);
+            let bits = |t: &Tensor<f32>| t.data().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&walked), "{full:?} -> {shape:?}");
+        }
+    }
+
+    #[test]
     fn parallel_tasks_change_no_bit_of_sum_to() {
         // Inputs large enough to split, in every path: innermost rows (post == 1), a bias
         // gradient (pre == 1, split by columns), middle blocks (pre > 1), and the general walk
         // with its first kept dimension split one index or several per task, its innermost
         // dimension kept or reduced.
-        let cases: [(&[usize], &[usize]); 8] = [
+        let cases: [(&[usize], &[usize]); 10] = [
             (&[40, 1024], &[40, 1]),
             (&[1024, 40], &[40]),
             (&[256, 512], &[512]),
@@ -639,6 +760,8 @@ mod sum_to_tests {
             (&[3, 40, 70, 33], &[40, 1, 1]),
             (&[50, 300, 7], &[1, 300, 1]),
             (&[5, 64, 3, 200], &[1, 64, 1, 200]),
+            (&[64, 16, 14, 2, 14, 2], &[64, 16, 14, 1, 14, 1]),
+            (&[64, 16, 784], &[16, 1]),
         ];
         let mut rng = crate::Rng::new(12);
         for (full, shape) in cases {
