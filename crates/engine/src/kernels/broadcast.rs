@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use crate::tensor::{numel, strides};
 use crate::{Float, Tensor};
 
-use super::{fill_rows, rows_per_task, walk_rows, PARALLEL_MIN_ELEMENTS};
+use super::{fill_rows, rows_per_task, simd_fn, walk_rows, PARALLEL_MIN_ELEMENTS};
 
 /// The broadcast shape of two shapes, or `None` when they are incompatible.
 pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
@@ -196,10 +196,17 @@ fn broadcast_to_split<F: Float>(x: &Tensor<F>, shape: &[usize], parallel_min: us
             fill_rows(numel(shape), bn * cn, parallel_min, |first, slots| {
                 for (r, row) in (first..).zip(slots.chunks_mut(bn * cn)) {
                     let src = &x.data()[r / an * bn..][..bn];
-                    for (o, &v) in row.chunks_exact_mut(cn).zip(src) {
-                        o.iter_mut().for_each(|o| {
-                            o.write(v);
-                        });
+                    if cn == 2 {
+                        for (o, &v) in row.chunks_exact_mut(2).zip(src) {
+                            o[0].write(v);
+                            o[1].write(v);
+                        }
+                    } else {
+                        for (o, &v) in row.chunks_exact_mut(cn).zip(src) {
+                            o.iter_mut().for_each(|o| {
+                                o.write(v);
+                            });
+                        }
                     }
                 }
             })
@@ -317,13 +324,8 @@ fn sum_to_split<F: Float>(x: &Tensor<F>, shape: &[usize], parallel_min: usize) -
         // each by `row_sum`, as the walk below would; without the walk's step per row of `C`,
         // which for a 2x2 average pool (`C = 2`) costs more than the additions.
         let sums = |p: usize, b0: usize, o: &mut [F]| {
-            for a in 0..an {
-                let first = ((p * an + a) * bn + b0) * cn;
-                let rows = xd[first..first + o.len() * cn].chunks_exact(cn);
-                for (o, row) in o.iter_mut().zip(rows) {
-                    *o = row_sum(*o, row);
-                }
-            }
+            let first = (p * an * bn + b0) * cn;
+            interleaved_sums(&xd[first..], [an, bn, cn], o);
         };
         if !parallel {
             for (p, o) in out.chunks_mut(bn).enumerate() {
@@ -392,6 +394,28 @@ fn walk_sum<F: Float>(
         _ => add_rows(full, xd, &mut out),
     }
     Tensor::from_vec(out, shape)
+}
+
+simd_fn! {
+    /// Adds to each `o[b]` the rows `x[(a * B + b) * C..][..C]` for `a = 0, 1, ...` (`dims` is
+    /// `[A, B, C]`), each by [`row_sum`]: outputs `b0..` of one `p` of the fast path in
+    /// [`sum_to`], `x` starting at that `(p, b0)`.
+    fn interleaved_sums<F: Float>(x: &[F], dims: [usize; 3], o: &mut [F]) {
+        let [an, bn, cn] = dims;
+        for a in 0..an {
+            let rows = &x[a * bn * cn..][..o.len() * cn];
+            if cn == 2 {
+                // The 2x2 pool's rows, unrolled: the same two additions as `row_sum`.
+                for (o, pair) in o.iter_mut().zip(rows.chunks_exact(2)) {
+                    *o = *o + pair[0] + pair[1];
+                }
+            } else {
+                for (o, row) in o.iter_mut().zip(rows.chunks_exact(cn)) {
+                    *o = row_sum(*o, row);
+                }
+            }
+        }
+    }
 }
 
 /// Lanes of [`row_sum`].

@@ -65,6 +65,48 @@ pub(crate) unsafe fn fill_rows<F: Send>(
     unsafe { filled(len, fill) }
 }
 
+/// Defines a function whose body is compiled three times, for AVX-512, AVX2 and the baseline SSE2,
+/// and run in the widest this CPU has (checked at run time, an atomic load: call it per task or
+/// per row, not per element). Generic loops over `f32` then run 16 lanes wide rather than 4. The
+/// bits are the same on all three: Rust never reassociates floating-point additions nor fuses a
+/// multiply and an add, so a wider vector only does more of the same exactly rounded lane
+/// operations at once. Generic parameters are written `<F: Float>`; closure arguments as
+/// `impl Fn(..)` types.
+macro_rules! simd_fn {
+    (
+        $(#[$meta:meta])*
+        $vis:vis fn $name:ident<$($g:ident: $bound:path),*>($($arg:ident: $ty:ty),* $(,)?)
+            $(-> $ret:ty)? $body:block
+    ) => {
+        $(#[$meta])*
+        $vis fn $name<$($g: $bound),*>($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn portable<$($g: $bound),*>($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                fn avx512<$($g: $bound),*>($($arg: $ty),*) $(-> $ret)? {
+                    portable($($arg),*)
+                }
+                #[target_feature(enable = "avx2")]
+                fn avx2<$($g: $bound),*>($($arg: $ty),*) $(-> $ret)? {
+                    portable($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has the features the function was compiled for.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: as above.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            portable($($arg),*)
+        }
+    };
+}
+pub(crate) use simd_fn;
+
 /// Drops the size-1 dimensions of `shape` and merges each pair of adjacent dimensions that every
 /// stride list steps through as one (`s[d] == s[d + 1] * shape[d + 1]`): the walks below then visit
 /// the same offsets in the same order, with longer inner runs and fewer odometer steps.
