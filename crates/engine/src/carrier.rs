@@ -92,11 +92,51 @@ pub trait Carrier<F: Float>: Clone + Send + Sync + 'static {
     /// The reverse rule of [`Carrier::softmax_last`] at `self`, given its output `y` and the
     /// output's cotangent `g`: the input's cotangent.
     fn softmax_last_vjp(&self, y: &Self, g: &Self, s: Softmax<F>) -> Self;
+    /// `self * gamma + beta` per channel: `self` `[b, c, ...]`, `gamma` and `beta` `[c]` (group
+    /// norm's affine map). The default is the composite of broadcast operations that defines it;
+    /// [`Tensor`] fuses it, with the same bits.
+    fn channel_affine(&self, gamma: &Self, beta: &Self) -> Self {
+        let s = channel_shape(self.shape());
+        self.mul(&gamma.reshape(&s)).add(&beta.reshape(&s))
+    }
+    /// The reverse rule of [`Carrier::channel_affine`] at `self` for the output's cotangent `g`:
+    /// the cotangents of `self`, `gamma` and `beta`, each where `needs` asks for it. The default
+    /// is the composite's reverse rules, in their order.
+    fn channel_affine_vjp(&self, gamma: &Self, g: &Self, needs: [bool; 3]) -> [Option<Self>; 3] {
+        let s = channel_shape(self.shape());
+        let c = [s[0]];
+        [
+            needs[0].then(|| g.mul(&gamma.reshape(&s))),
+            needs[1].then(|| g.mul(self).sum_to(&s).reshape(&c)),
+            needs[2].then(|| g.sum_to(&s).reshape(&c)),
+        ]
+    }
+}
+
+/// The shape `[c, 1, ...]` that a per-channel vector takes to broadcast over `[b, c, ...]`.
+fn channel_shape(x: &[usize]) -> Vec<usize> {
+    assert!(x.len() >= 2, "a per-channel map of a {}-d tensor", x.len());
+    let mut s = vec![1; x.len() - 1];
+    s[0] = x[1];
+    s
 }
 
 impl<F: Float> Carrier<F> for Tensor<F> {
     fn constant(t: Tensor<F>) -> Self {
         t
+    }
+    fn channel_affine(&self, gamma: &Self, beta: &Self) -> Self {
+        kernels::norm::channel_affine(self, gamma, beta)
+    }
+    fn channel_affine_vjp(&self, gamma: &Self, g: &Self, needs: [bool; 3]) -> [Option<Self>; 3] {
+        // The default's operations, the `gamma` gradient's product summed as it is formed.
+        let s = channel_shape(self.shape());
+        let c = [s[0]];
+        [
+            needs[0].then(|| g.mul(&gamma.reshape(&s))),
+            needs[1].then(|| kernels::broadcast::sum_products_to(g, self, &s).reshape(&c)),
+            needs[2].then(|| g.sum_to(&s).reshape(&c)),
+        ]
     }
     fn primal(&self) -> &Tensor<F> {
         self

@@ -192,6 +192,18 @@ derivative_test!(group_norm, [[2, 4, 2, 2], [4], [4]], |g, x| {
     let y = g.group_norm(x[0], 2, x[1], x[2], 1e-5);
     g.sigmoid(y)
 });
+derivative_test!(channel_affine, [[3, 4, 5], [4], [4]], |g, x| {
+    let y = g.channel_affine(x[0], x[1], x[2]);
+    g.mul(y, y)
+});
+derivative_test!(
+    channel_affine_without_spatial_axes,
+    [[3, 2], [2], [2]],
+    |g, x| {
+        let y = g.channel_affine(x[0], x[1], x[2]);
+        g.tanh(y)
+    }
+);
 derivative_test!(linear_and_embedding, [[5, 3], [2, 3], [2]], |g, x| {
     let e = g.embedding(x[0], &[4, 1, 1, 0, 2, 3], &[2, 3]);
     let y = g.linear(e, x[1], Some(x[2]));

@@ -396,6 +396,60 @@ fn walk_sum<F: Float>(
     Tensor::from_vec(out, shape)
 }
 
+/// `sum_to(x * y, shape)` for `x`, `y` of one shape, with the bits of that composite: when
+/// [`sum_to`] would take its `[P,] A, B, C` path with `P = 1` (a group norm's `gamma` gradient,
+/// `[b, c, h, w]` down to `[c, 1, 1]`), the products are added as they are formed, in the same
+/// order, instead of being stored first; otherwise the composite itself.
+pub fn sum_products_to<F: Float>(x: &Tensor<F>, y: &Tensor<F>, shape: &[usize]) -> Tensor<F> {
+    sum_products_to_split(x, y, shape, PARALLEL_MIN_ELEMENTS)
+}
+
+/// [`sum_products_to`] in parallel tasks from `parallel_min` input elements on.
+fn sum_products_to_split<F: Float>(
+    x: &Tensor<F>,
+    y: &Tensor<F>,
+    shape: &[usize],
+    parallel_min: usize,
+) -> Tensor<F> {
+    assert_eq!(x.shape(), y.shape(), "sum_products_to of two shapes");
+    let Some([1, an, bn, cn]) = interleaved_blocks(x.shape(), shape) else {
+        return sum_to_split(&x.zip_map(y, |a, b| a * b), shape, parallel_min);
+    };
+    let (xd, yd) = (x.data(), y.data());
+    let mut out = vec![F::ZERO; bn];
+    let sums = |b0: usize, o: &mut [F]| interleaved_product_sums(xd, yd, [an, bn, cn], b0, o);
+    if xd.len() >= parallel_min {
+        // As `sum_to` splits these outputs: runs of columns of about `TASK_ELEMENTS` inputs.
+        let width = rows_per_task(xd.len() / bn);
+        out.par_chunks_mut(width)
+            .enumerate()
+            .for_each(|(t, o)| sums(t * width, o));
+    } else {
+        sums(0, &mut out);
+    }
+    Tensor::from_vec(out, shape)
+}
+
+simd_fn! {
+    /// [`interleaved_sums`] of the products `x[i] * y[i]`, for outputs `b0..` of a `P = 1` sum.
+    fn interleaved_product_sums<F: Float>(
+        x: &[F],
+        y: &[F],
+        dims: [usize; 3],
+        b0: usize,
+        o: &mut [F],
+    ) {
+        let [an, bn, cn] = dims;
+        for a in 0..an {
+            for (j, o) in o.iter_mut().enumerate() {
+                let first = (a * bn + b0 + j) * cn;
+                let (xr, yr) = (&x[first..first + cn], &y[first..first + cn]);
+                *o = row_sum_by(*o, cn, |i| xr[i] * yr[i]);
+            }
+        }
+    }
+}
+
 simd_fn! {
     /// Adds to each `o[b]` the rows `x[(a * B + b) * C..][..C]` for `a = 0, 1, ...` (`dims` is
     /// `[A, B, C]`), each by [`row_sum`]: outputs `b0..` of one `p` of the fast path in
@@ -429,15 +483,21 @@ const SUM_LANES: usize = 16;
 /// thread count.
 #[inline]
 fn row_sum<F: Float>(init: F, xs: &[F]) -> F {
-    if xs.len() < 2 * SUM_LANES {
-        return xs.iter().fold(init, |acc, &v| acc + v);
+    row_sum_by(init, xs.len(), |i| xs[i])
+}
+
+/// [`row_sum`] of the `n` terms `term(0), term(1), ...`, computed as they are added (a product of
+/// two rows, say, without storing it): the same additions in the same order, so the same bits.
+#[inline(always)]
+fn row_sum_by<F: Float>(init: F, n: usize, term: impl Fn(usize) -> F) -> F {
+    if n < 2 * SUM_LANES {
+        return (0..n).fold(init, |acc, i| acc + term(i));
     }
     let mut lanes = [F::ZERO; SUM_LANES];
-    let groups = xs.chunks_exact(SUM_LANES);
-    let tail = groups.remainder();
-    for g in groups {
-        for (l, &v) in lanes.iter_mut().zip(g) {
-            *l += v;
+    let whole = n / SUM_LANES * SUM_LANES;
+    for base in (0..whole).step_by(SUM_LANES) {
+        for (j, l) in lanes.iter_mut().enumerate() {
+            *l += term(base + j);
         }
     }
     let mut width = SUM_LANES;
@@ -447,7 +507,7 @@ fn row_sum<F: Float>(init: F, xs: &[F]) -> F {
             lanes[j] += lanes[j + width];
         }
     }
-    tail.iter().fold(init + lanes[0], |acc, &v| acc + v)
+    (whole..n).fold(init + lanes[0], |acc, i| acc + term(i))
 }
 
 /// For a sum of `x` (shape `full`) down to `shape` that reduces one contiguous block of dimensions,
@@ -766,6 +826,34 @@ mod sum_to_tests {
             let walked = walk_sum(&x, shape, false, vec![0.0; numel(shape)]);
             let bits = |t: &Tensor<f32>| t.data().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&got), bits(&walked), "{full:?} -> {shape:?}");
+        }
+    }
+
+    #[test]
+    fn summed_products_give_the_bits_of_the_stored_products_summed() {
+        // The `P = 1` form with short and long rows, split into tasks and not, and shapes of
+        // other forms (which store the products): against `sum_to(x * y)`.
+        let cases: [(&[usize], &[usize]); 6] = [
+            (&[64, 16, 28, 28], &[16, 1, 1]),
+            (&[3, 5, 2, 2], &[5, 1, 1]),
+            (&[7, 4, 40], &[4, 1]),
+            (&[1, 16, 5, 5], &[16, 1, 1]),
+            (&[3, 1, 4, 4], &[1, 1, 1]),
+            (&[2, 3, 4], &[2, 1, 4]),
+        ];
+        let mut rng = crate::Rng::new(14);
+        let mut random = |shape: &[usize]| {
+            let data = (0..numel(shape)).map(|_| rng.normal() as f32).collect();
+            Tensor::<f32>::from_vec(data, shape)
+        };
+        let bits = |t: &Tensor<f32>| t.data().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for (full, shape) in cases {
+            let (x, y) = (random(full), random(full));
+            let want = bits(&sum_to(&x.zip_map(&y, |a, b| a * b), shape));
+            for parallel_min in [0, usize::MAX] {
+                let got = sum_products_to_split(&x, &y, shape, parallel_min);
+                assert_eq!(bits(&got), want, "{full:?} -> {shape:?}");
+            }
         }
     }
 

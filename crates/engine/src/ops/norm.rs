@@ -22,7 +22,35 @@ impl<F: Float, C: Carrier<F>> Rule<F, C> for StandardizeRule<F> {
     }
 }
 
+/// The reverse rule of [`Graph::channel_affine`] ([`Carrier::channel_affine_vjp`]).
+struct ChannelAffineRule;
+
+impl<F: Float, C: Carrier<F>> Rule<F, C> for ChannelAffineRule {
+    fn name(&self) -> &'static str {
+        "channel_affine"
+    }
+    fn vjp(&self, x: &[&C], _: &C, g: &C, needs: &[bool]) -> Vec<Option<C>> {
+        x[0].channel_affine_vjp(x[1], g, [needs[0], needs[1], needs[2]])
+            .into()
+    }
+}
+
 impl<F: Float, C: Carrier<F>> Graph<F, C> {
+    /// `x * gamma + beta` per channel, `x` `[b, c, ...]`, `gamma` and `beta` `[c]`: one primitive
+    /// with the values and derivatives of the broadcast product and sum it replaces.
+    ///
+    /// # Panics
+    /// If `x` has fewer than 2 dimensions or `gamma`, `beta` are not of shape `[c]`.
+    pub fn channel_affine(&self, x: Var, gamma: Var, beta: Var) -> Var {
+        let (s, sg, sb) = (self.shape(x), self.shape(gamma), self.shape(beta));
+        assert!(
+            s.len() >= 2 && sg == [s[1]] && sb == [s[1]],
+            "channel_affine: {s:?} with gamma {sg:?} and beta {sb:?}"
+        );
+        let value = self.with_values(&[x, gamma, beta], |v| v[0].channel_affine(v[1], v[2]));
+        self.push(value, &[x, gamma, beta], ChannelAffineRule)
+    }
+
     /// Normalises over the last axis without affine parameters: one fused primitive (its forward,
     /// reverse and tangent rules each a few passes over a row, [`crate::kernels::norm`]).
     pub fn standardize_last(&self, x: Var, eps: F) -> Var {
@@ -52,9 +80,6 @@ impl<F: Float, C: Carrier<F>> Graph<F, C> {
         let xg = self.reshape(x, &[s[0], groups, per]);
         let z = self.standardize_last(xg, eps);
         let z = self.reshape(z, &s);
-        let g = self.reshape(gamma, &[s[1], 1, 1]);
-        let b = self.reshape(beta, &[s[1], 1, 1]);
-        let z = self.mul(z, g);
-        self.add(z, b)
+        self.channel_affine(z, gamma, beta)
     }
 }
