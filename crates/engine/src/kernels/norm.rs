@@ -30,7 +30,7 @@ const LANES: usize = 8;
 /// `sum_i term(i)` for `i < n`, in `LANES` interleaved partial sums (lane `j` adds terms `j`,
 /// `j + 8`, ...) combined pairwise, then the terms past the last whole group: an order fixed by `n`,
 /// that vectorises.
-#[inline]
+#[inline(always)]
 pub(super) fn lane_sum<F: Float>(n: usize, term: impl Fn(usize) -> F) -> F {
     let mut lanes = [F::ZERO; LANES];
     let whole = n / LANES * LANES;
@@ -50,7 +50,7 @@ pub(super) fn lane_sum<F: Float>(n: usize, term: impl Fn(usize) -> F) -> F {
 }
 
 /// `(mean, 1 / sqrt(var + eps))` of one row.
-#[inline]
+#[inline(always)]
 fn row_stats<F: Float>(x: &[F], eps: F) -> (F, F) {
     let inv_n = F::ONE / F::from_f64(x.len() as f64);
     let mean = lane_sum(x.len(), |i| x[i]) * inv_n;
@@ -128,12 +128,58 @@ simd_fn! {
     }
 }
 
+// The row kernels, each compiled for the widest vector unit (`simd_fn!`, same bits).
+simd_fn! {
+    /// `1 / sqrt(var + eps)` of one row.
+    fn inverse_std<F: Float>(row: &[F], eps: F) -> F {
+        row_stats(row, eps).1
+    }
+}
+
+simd_fn! {
+    /// One row of [`standardize`].
+    fn standardize_row<F: Float>(row: &[F], eps: F, out: &mut [MaybeUninit<F>]) {
+        let (mean, s) = row_stats(row, eps);
+        for (o, &v) in out.iter_mut().zip(row) {
+            o.write((v - mean) * s);
+        }
+    }
+}
+
+simd_fn! {
+    /// One row of [`standardize_apply_jacobian`]: `s (v - mean v - y mean(v y))`.
+    fn jacobian_row<F: Float>(s: F, yr: &[F], vr: &[F], inv_n: F, out: &mut [MaybeUninit<F>]) {
+        let n = vr.len();
+        let a = lane_sum(n, |i| vr[i]) * inv_n;
+        let b = lane_sum(n, |i| vr[i] * yr[i]) * inv_n;
+        for ((o, &vi), &yi) in out.iter_mut().zip(vr).zip(yr) {
+            o.write(s * (vi - a - yi * b));
+        }
+    }
+}
+
+simd_fn! {
+    /// One row of [`standardize_reverse_curvature`], from the rows of `y`, `g`, `t` and `dy`.
+    fn curvature_row<F: Float>(s: F, rows: [&[F]; 4], inv_n: F, out: &mut [MaybeUninit<F>]) {
+        let [yr, gr, tr, dyr] = rows;
+        let n = gr.len();
+        let a = lane_sum(n, |i| gr[i]) * inv_n;
+        let b = lane_sum(n, |i| gr[i] * yr[i]) * inv_n;
+        let c = lane_sum(n, |i| yr[i] * tr[i]) * inv_n;
+        let e = lane_sum(n, |i| gr[i] * dyr[i]) * inv_n;
+        for (((o, &gi), &yi), &dyi) in out.iter_mut().zip(gr).zip(yr).zip(dyr) {
+            let dx = s * (gi - a - yi * b);
+            o.write(-s * (c * dx + b * dyi + e * yi));
+        }
+    }
+}
+
 /// `1 / sqrt(var + eps)` of every row of `x`.
 fn inverse_stds<F: Float>(x: &Tensor<F>, eps: F) -> Vec<F> {
     let n = row_len(x);
     let xd = x.data();
     let rows = xd.len().checked_div(n).unwrap_or(0);
-    let stat = |r: usize| row_stats(&xd[r * n..(r + 1) * n], eps).1;
+    let stat = |r: usize| inverse_std(&xd[r * n..(r + 1) * n], eps);
     if xd.len() < PARALLEL_MIN_ELEMENTS {
         (0..rows).map(stat).collect()
     } else {
@@ -148,11 +194,7 @@ pub fn standardize<F: Float>(x: &Tensor<F>, eps: F) -> Tensor<F> {
     // SAFETY: the row loop below writes every element of `out` (rows of `n`).
     let out = unsafe {
         for_each_row(xd.len(), n, |r, out| {
-            let row = &xd[r * n..(r + 1) * n];
-            let (mean, s) = row_stats(row, eps);
-            for (o, &v) in out.iter_mut().zip(row) {
-                o.write((v - mean) * s);
-            }
+            standardize_row(&xd[r * n..(r + 1) * n], eps, out)
         })
     };
     Tensor::from_vec(out, x.shape())
@@ -179,11 +221,7 @@ pub fn standardize_apply_jacobian<F: Float>(
             let s = inv[r % rows];
             let yr = &yd[(r % rows) * n..(r % rows + 1) * n];
             let vr = &vd[r * n..(r + 1) * n];
-            let a = lane_sum(n, |i| vr[i]) * inv_n;
-            let b = lane_sum(n, |i| vr[i] * yr[i]) * inv_n;
-            for ((o, &vi), &yi) in out.iter_mut().zip(vr).zip(yr) {
-                o.write(s * (vi - a - yi * b));
-            }
+            jacobian_row(s, yr, vr, inv_n, out)
         })
     };
     Tensor::from_vec(out, v.shape())
@@ -213,14 +251,7 @@ pub fn standardize_reverse_curvature<F: Float>(
             let span = base * n..(base + 1) * n;
             let (yr, gr) = (&yd[span.clone()], &gd[span]);
             let (tr, dyr) = (&td[r * n..(r + 1) * n], &dyd[r * n..(r + 1) * n]);
-            let a = lane_sum(n, |i| gr[i]) * inv_n;
-            let b = lane_sum(n, |i| gr[i] * yr[i]) * inv_n;
-            let c = lane_sum(n, |i| yr[i] * tr[i]) * inv_n;
-            let e = lane_sum(n, |i| gr[i] * dyr[i]) * inv_n;
-            for (((o, &gi), &yi), &dyi) in out.iter_mut().zip(gr).zip(yr).zip(dyr) {
-                let dx = s * (gi - a - yi * b);
-                o.write(-s * (c * dx + b * dyi + e * yi));
-            }
+            curvature_row(s, [yr, gr, tr, dyr], inv_n, out)
         })
     };
     Tensor::from_vec(out, t.shape())
