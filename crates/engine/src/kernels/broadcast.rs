@@ -444,7 +444,7 @@ simd_fn! {
             for (j, o) in o.iter_mut().enumerate() {
                 let first = (a * bn + b0 + j) * cn;
                 let (xr, yr) = (&x[first..first + cn], &y[first..first + cn]);
-                *o = row_sum_by(*o, cn, |i| xr[i] * yr[i]);
+                *o = row_sum_zip(*o, xr, yr, |a, b| a * b);
             }
         }
     }
@@ -483,21 +483,24 @@ const SUM_LANES: usize = 16;
 /// thread count.
 #[inline]
 fn row_sum<F: Float>(init: F, xs: &[F]) -> F {
-    row_sum_by(init, xs.len(), |i| xs[i])
+    row_sum_zip(init, xs, xs, |x, _| x)
 }
 
-/// [`row_sum`] of the `n` terms `term(0), term(1), ...`, computed as they are added (a product of
-/// two rows, say, without storing it): the same additions in the same order, so the same bits.
+/// [`row_sum`] of the terms `f(a[i], b[i])` of two rows of one length, computed as they are
+/// added (a product of two rows without storing it): the same additions in the same order, so
+/// the same bits.
 #[inline(always)]
-fn row_sum_by<F: Float>(init: F, n: usize, term: impl Fn(usize) -> F) -> F {
-    if n < 2 * SUM_LANES {
-        return (0..n).fold(init, |acc, i| acc + term(i));
+fn row_sum_zip<F: Float>(init: F, a: &[F], b: &[F], f: impl Fn(F, F) -> F) -> F {
+    assert_eq!(a.len(), b.len(), "row_sum_zip of rows of two lengths");
+    if a.len() < 2 * SUM_LANES {
+        return a.iter().zip(b).fold(init, |acc, (&x, &y)| acc + f(x, y));
     }
     let mut lanes = [F::ZERO; SUM_LANES];
-    let whole = n / SUM_LANES * SUM_LANES;
-    for base in (0..whole).step_by(SUM_LANES) {
-        for (j, l) in lanes.iter_mut().enumerate() {
-            *l += term(base + j);
+    let (ga, gb) = (a.chunks_exact(SUM_LANES), b.chunks_exact(SUM_LANES));
+    let (ta, tb) = (ga.remainder(), gb.remainder());
+    for (xa, xb) in ga.zip(gb) {
+        for j in 0..SUM_LANES {
+            lanes[j] += f(xa[j], xb[j]);
         }
     }
     let mut width = SUM_LANES;
@@ -507,7 +510,9 @@ fn row_sum_by<F: Float>(init: F, n: usize, term: impl Fn(usize) -> F) -> F {
             lanes[j] += lanes[j + width];
         }
     }
-    (whole..n).fold(init + lanes[0], |acc, i| acc + term(i))
+    ta.iter()
+        .zip(tb)
+        .fold(init + lanes[0], |acc, (&x, &y)| acc + f(x, y))
 }
 
 /// For a sum of `x` (shape `full`) down to `shape` that reduces one contiguous block of dimensions,

@@ -49,13 +49,39 @@ pub(super) fn lane_sum<F: Float>(n: usize, term: impl Fn(usize) -> F) -> F {
     (whole..n).fold(lanes[0], |acc, i| acc + term(i))
 }
 
+/// [`lane_sum`] of `f(a[i], b[i])` over two rows of one length: the same additions in the same
+/// order, so the same bits, but over whole groups of `LANES` elements, which the compiler can
+/// keep in one vector register without a bounds check per term.
+#[inline(always)]
+pub(super) fn lane_sum_zip<F: Float>(a: &[F], b: &[F], f: impl Fn(F, F) -> F) -> F {
+    assert_eq!(a.len(), b.len(), "lane_sum_zip of rows of two lengths");
+    let mut lanes = [F::ZERO; LANES];
+    let (ga, gb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (ta, tb) = (ga.remainder(), gb.remainder());
+    for (xa, xb) in ga.zip(gb) {
+        for j in 0..LANES {
+            lanes[j] += f(xa[j], xb[j]);
+        }
+    }
+    let mut width = LANES;
+    while width > 1 {
+        width /= 2;
+        for j in 0..width {
+            lanes[j] += lanes[j + width];
+        }
+    }
+    ta.iter()
+        .zip(tb)
+        .fold(lanes[0], |acc, (&x, &y)| acc + f(x, y))
+}
+
 /// `(mean, 1 / sqrt(var + eps))` of one row.
 #[inline(always)]
 fn row_stats<F: Float>(x: &[F], eps: F) -> (F, F) {
     let inv_n = F::ONE / F::from_f64(x.len() as f64);
-    let mean = lane_sum(x.len(), |i| x[i]) * inv_n;
-    let var = lane_sum(x.len(), |i| {
-        let d = x[i] - mean;
+    let mean = lane_sum_zip(x, x, |v, _| v) * inv_n;
+    let var = lane_sum_zip(x, x, |v, _| {
+        let d = v - mean;
         d * d
     }) * inv_n;
     (mean, F::ONE / (var + eps).sqrt())
@@ -149,9 +175,8 @@ simd_fn! {
 simd_fn! {
     /// One row of [`standardize_apply_jacobian`]: `s (v - mean v - y mean(v y))`.
     fn jacobian_row<F: Float>(s: F, yr: &[F], vr: &[F], inv_n: F, out: &mut [MaybeUninit<F>]) {
-        let n = vr.len();
-        let a = lane_sum(n, |i| vr[i]) * inv_n;
-        let b = lane_sum(n, |i| vr[i] * yr[i]) * inv_n;
+        let a = lane_sum_zip(vr, vr, |v, _| v) * inv_n;
+        let b = lane_sum_zip(vr, yr, |v, y| v * y) * inv_n;
         for ((o, &vi), &yi) in out.iter_mut().zip(vr).zip(yr) {
             o.write(s * (vi - a - yi * b));
         }
@@ -162,11 +187,10 @@ simd_fn! {
     /// One row of [`standardize_reverse_curvature`], from the rows of `y`, `g`, `t` and `dy`.
     fn curvature_row<F: Float>(s: F, rows: [&[F]; 4], inv_n: F, out: &mut [MaybeUninit<F>]) {
         let [yr, gr, tr, dyr] = rows;
-        let n = gr.len();
-        let a = lane_sum(n, |i| gr[i]) * inv_n;
-        let b = lane_sum(n, |i| gr[i] * yr[i]) * inv_n;
-        let c = lane_sum(n, |i| yr[i] * tr[i]) * inv_n;
-        let e = lane_sum(n, |i| gr[i] * dyr[i]) * inv_n;
+        let a = lane_sum_zip(gr, gr, |g, _| g) * inv_n;
+        let b = lane_sum_zip(gr, yr, |g, y| g * y) * inv_n;
+        let c = lane_sum_zip(yr, tr, |y, t| y * t) * inv_n;
+        let e = lane_sum_zip(gr, dyr, |g, dy| g * dy) * inv_n;
         for (((o, &gi), &yi), &dyi) in out.iter_mut().zip(gr).zip(yr).zip(dyr) {
             let dx = s * (gi - a - yi * b);
             o.write(-s * (c * dx + b * dyi + e * yi));
@@ -275,6 +299,18 @@ mod tests {
                     .collect::<Vec<_>>()
             })
             .collect()
+    }
+
+    #[test]
+    fn lane_sums_of_two_rows_add_in_the_order_of_lane_sum() {
+        let mut rng = crate::Rng::new(5);
+        for n in [0, 1, 7, 8, 9, 16, 17, 100, 3136] {
+            let a: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
+            let b: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
+            let zipped = lane_sum_zip(&a, &b, |x, y| x * y - y);
+            let indexed = lane_sum(n, |i| a[i] * b[i] - b[i]);
+            assert_eq!(zipped.to_bits(), indexed.to_bits(), "n = {n}");
+        }
     }
 
     #[test]
