@@ -70,9 +70,19 @@ pub(crate) unsafe fn fill_rows<F: Send>(
 /// per row, not per element). Generic loops over `f32` then run 16 lanes wide rather than 4. The
 /// bits are the same on all three: Rust never reassociates floating-point additions nor fuses a
 /// multiply and an add, so a wider vector only does more of the same exactly rounded lane
-/// operations at once. Generic parameters are written `<F: Float>`; closure arguments as
-/// `impl Fn(..)` types.
+/// operations at once (the loops use only additions, multiplications, divisions, comparisons and
+/// bit operations, exactly rounded per lane). Generic parameters, if any, are written
+/// `<F: Float>`; closure arguments as `impl Fn(..)` types.
 macro_rules! simd_fn {
+    (
+        $(#[$meta:meta])*
+        $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block
+    ) => {
+        $crate::kernels::simd_fn! {
+            $(#[$meta])*
+            $vis fn $name<>($($arg: $ty),*) $(-> $ret)? $body
+        }
+    };
     (
         $(#[$meta:meta])*
         $vis:vis fn $name:ident<$($g:ident: $bound:path),*>($($arg:ident: $ty:ty),* $(,)?)

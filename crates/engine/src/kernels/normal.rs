@@ -22,7 +22,7 @@
 
 use std::mem::MaybeUninit;
 
-use crate::kernels::{Order, Pair};
+use crate::kernels::{simd_fn, Order, Pair};
 
 /// `log2 e`.
 const LOG2E: f32 = std::f32::consts::LOG2_E;
@@ -129,45 +129,14 @@ pub fn normal_cdf_pdf(x: f32) -> (f32, f32) {
     }
 }
 
-/// Runs `$body` compiled for the widest vector unit of this CPU (AVX-512, AVX2, or the baseline
-/// SSE2), chosen at run time. The bits are the same on all three: the loops use only additions,
-/// multiplications, divisions, comparisons and bit operations, which are exactly rounded per lane,
-/// and Rust never fuses a multiply and an add on its own.
-macro_rules! widest_simd {
-    ($name:ident($($arg:ident: $ty:ty),*) $body:block) => {{
-        #[inline(always)]
-        fn portable($($arg: $ty),*) $body
-        #[cfg(target_arch = "x86_64")]
-        {
-            #[target_feature(enable = "avx512f")]
-            unsafe fn avx512($($arg: $ty),*) {
-                portable($($arg),*)
-            }
-            #[target_feature(enable = "avx2")]
-            unsafe fn avx2($($arg: $ty),*) {
-                portable($($arg),*)
-            }
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU has the features the function was compiled for.
-                return unsafe { avx512($($arg),*) };
-            }
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: as above.
-                return unsafe { avx2($($arg),*) };
-            }
-        }
-        portable($($arg),*)
-    }};
-}
-
-/// The exact GELU `x Phi(x)` (`order` Value), its slope `Phi + x phi` (First) or curvature
-/// `phi (2 - x^2)` (Second) of every element of `xs`, into `out`. Not generic, so that it is
-/// compiled (and vectorised, [`widest_simd`]) once, here, whatever crate instantiates the generic
-/// code calling it.
-pub fn gelu_f32(order: Order, xs: &[f32], out: &mut [MaybeUninit<f32>]) {
-    widest_simd!(gelu(order: Order, xs: &[f32], out: &mut [MaybeUninit<f32>]) {
+simd_fn! {
+    /// The exact GELU `x Phi(x)` (`order` Value), its slope `Phi + x phi` (First) or curvature
+    /// `phi (2 - x^2)` (Second) of every element of `xs`, into `out`. Not generic, so that it is
+    /// compiled (and vectorised, [`simd_fn`]) once, here, whatever crate instantiates the
+    /// generic code calling it.
+    pub fn gelu_f32(order: Order, xs: &[f32], out: &mut [MaybeUninit<f32>]) {
         gelu_loop(order, xs, out)
-    })
+    }
 }
 
 #[inline(always)]
@@ -193,16 +162,16 @@ fn gelu_loop(order: Order, xs: &[f32], out: &mut [MaybeUninit<f32>]) {
     }
 }
 
-/// Two consecutive derivatives of the GELU at once ([`Pair`]), as [`gelu_f32`] computes them.
-pub fn gelu_pair_f32(
-    pair: Pair,
-    xs: &[f32],
-    a: &mut [MaybeUninit<f32>],
-    b: &mut [MaybeUninit<f32>],
-) {
-    widest_simd!(gelu_pair(pair: Pair, xs: &[f32], a: &mut [MaybeUninit<f32>], b: &mut [MaybeUninit<f32>]) {
+simd_fn! {
+    /// Two consecutive derivatives of the GELU at once ([`Pair`]), as [`gelu_f32`] computes them.
+    pub fn gelu_pair_f32(
+        pair: Pair,
+        xs: &[f32],
+        a: &mut [MaybeUninit<f32>],
+        b: &mut [MaybeUninit<f32>],
+    ) {
         gelu_pair_loop(pair, xs, a, b)
-    })
+    }
 }
 
 #[inline(always)]
@@ -225,13 +194,13 @@ fn gelu_pair_loop(pair: Pair, xs: &[f32], a: &mut [MaybeUninit<f32>], b: &mut [M
     }
 }
 
-/// [`exp_f32`] of every element of `xs` into `out`, vectorised ([`widest_simd`]).
-pub fn exp_f32_slice(xs: &[f32], out: &mut [MaybeUninit<f32>]) {
-    widest_simd!(exp_loop(xs: &[f32], out: &mut [MaybeUninit<f32>]) {
+simd_fn! {
+    /// [`exp_f32`] of every element of `xs` into `out`, vectorised ([`simd_fn`]).
+    pub fn exp_f32_slice(xs: &[f32], out: &mut [MaybeUninit<f32>]) {
         for (o, &x) in out.iter_mut().zip(xs) {
             o.write(exp_f32(x));
         }
-    })
+    }
 }
 
 #[cfg(test)]
