@@ -302,24 +302,16 @@ fn sum_to_split<F: Float>(x: &Tensor<F>, shape: &[usize], parallel_min: usize) -
                 }
             }
         };
-        if !parallel {
-            for (p, o) in out.chunks_mut(post).enumerate() {
-                columns(p, 0, o);
-            }
-        } else if pre > 1 {
-            out.par_chunks_mut(post)
-                .with_min_len(per_task(pre))
-                .enumerate()
-                .for_each(|(p, o)| columns(p, 0, o));
-        } else {
-            let width = per_task(post).max(SUM_LANES);
-            out.par_chunks_mut(width)
-                .enumerate()
-                .for_each(|(t, o)| columns(0, t * width, o));
-        }
+        column_runs(
+            &mut out,
+            post,
+            parallel.then(|| per_task),
+            SUM_LANES,
+            columns,
+        );
         return Tensor::from_vec(out, shape);
     }
-    if let Some([pn, an, bn, cn]) = interleaved_blocks(x.shape(), shape) {
+    if let Some([_, an, bn, cn]) = interleaved_blocks(x.shape(), shape) {
         // Output `p * B + b` adds the rows `x[((p * A + a) * B + b) * C..][..C]` for `a = 0, 1, ...`,
         // each by `row_sum`, as the walk below would; without the walk's step per row of `C`,
         // which for a 2x2 average pool (`C = 2`) costs more than the additions.
@@ -327,24 +319,44 @@ fn sum_to_split<F: Float>(x: &Tensor<F>, shape: &[usize], parallel_min: usize) -
             let first = (p * an * bn + b0) * cn;
             interleaved_sums(&xd[first..], [an, bn, cn], o);
         };
-        if !parallel {
-            for (p, o) in out.chunks_mut(bn).enumerate() {
-                sums(p, 0, o);
-            }
-        } else if pn > 1 {
-            out.par_chunks_mut(bn)
-                .with_min_len(per_task(pn))
-                .enumerate()
-                .for_each(|(p, o)| sums(p, 0, o));
-        } else {
-            let width = per_task(bn);
-            out.par_chunks_mut(width)
-                .enumerate()
-                .for_each(|(t, o)| sums(0, t * width, o));
-        }
+        column_runs(&mut out, bn, parallel.then(|| per_task), 1, sums);
         return Tensor::from_vec(out, shape);
     }
     walk_sum(x, shape, parallel, out)
+}
+
+/// Computes `out`, blocks of `cols` outputs, by `f(block, first_column, outputs)`: on this thread
+/// when `per_task` is `None`; otherwise in parallel tasks of `per_task(blocks)` whole blocks, or,
+/// when there is one block, of runs of `per_task(cols)` columns (at least `min_width`).
+/// `per_task(outputs)` is the number of outputs that make one task's worth of inputs. Each output
+/// is computed by one call, so the split changes no bit.
+fn column_runs<F: Float>(
+    out: &mut [F],
+    cols: usize,
+    per_task: Option<impl Fn(usize) -> usize>,
+    min_width: usize,
+    f: impl Fn(usize, usize, &mut [F]) + Sync,
+) {
+    let blocks = out.len() / cols;
+    match per_task {
+        None => {
+            for (p, o) in out.chunks_mut(cols).enumerate() {
+                f(p, 0, o);
+            }
+        }
+        Some(per_task) if blocks > 1 => {
+            out.par_chunks_mut(cols)
+                .with_min_len(per_task(blocks))
+                .enumerate()
+                .for_each(|(p, o)| f(p, 0, o));
+        }
+        Some(per_task) => {
+            let width = per_task(cols).max(min_width);
+            out.par_chunks_mut(width)
+                .enumerate()
+                .for_each(|(t, o)| f(0, t * width, o));
+        }
+    }
 }
 
 /// The general path of [`sum_to`]: adds every input into `out` (zeros of `shape`'s size) along
@@ -417,16 +429,14 @@ fn sum_products_to_split<F: Float>(
     };
     let (xd, yd) = (x.data(), y.data());
     let mut out = vec![F::ZERO; bn];
-    let sums = |b0: usize, o: &mut [F]| interleaved_product_sums(xd, yd, [an, bn, cn], b0, o);
-    if xd.len() >= parallel_min {
-        // As `sum_to` splits these outputs: runs of columns of about `TASK_ELEMENTS` inputs.
-        let width = rows_per_task(xd.len() / bn);
-        out.par_chunks_mut(width)
-            .enumerate()
-            .for_each(|(t, o)| sums(t * width, o));
-    } else {
-        sums(0, &mut out);
-    }
+    let per_task = |outputs: usize| rows_per_task(xd.len() / outputs.max(1));
+    column_runs(
+        &mut out,
+        bn,
+        (xd.len() >= parallel_min).then_some(per_task),
+        1,
+        |_, b0, o| interleaved_product_sums(xd, yd, [an, bn, cn], b0, o),
+    );
     Tensor::from_vec(out, shape)
 }
 
