@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use crate::tensor::{numel, strides};
 use crate::{Float, Tensor};
 
-use super::{fill_rows, rows_per_task, simd_fn, walk_rows, PARALLEL_MIN_ELEMENTS};
+use super::{fill_rows, lane_groups, rows_per_task, simd_fn, walk_rows, PARALLEL_MIN_ELEMENTS};
 
 /// The broadcast shape of two shapes, or `None` when they are incompatible.
 pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
@@ -505,24 +505,10 @@ fn row_sum_zip<F: Float>(init: F, a: &[F], b: &[F], f: impl Fn(F, F) -> F) -> F 
     if a.len() < 2 * SUM_LANES {
         return a.iter().zip(b).fold(init, |acc, (&x, &y)| acc + f(x, y));
     }
-    let mut lanes = [F::ZERO; SUM_LANES];
-    let (ga, gb) = (a.chunks_exact(SUM_LANES), b.chunks_exact(SUM_LANES));
-    let (ta, tb) = (ga.remainder(), gb.remainder());
-    for (xa, xb) in ga.zip(gb) {
-        for j in 0..SUM_LANES {
-            lanes[j] += f(xa[j], xb[j]);
-        }
-    }
-    let mut width = SUM_LANES;
-    while width > 1 {
-        width /= 2;
-        for j in 0..width {
-            lanes[j] += lanes[j + width];
-        }
-    }
+    let (sum, ta, tb) = lane_groups::<SUM_LANES, F>(a, b, &f);
     ta.iter()
         .zip(tb)
-        .fold(init + lanes[0], |acc, (&x, &y)| acc + f(x, y))
+        .fold(init + sum, |acc, (&x, &y)| acc + f(x, y))
 }
 
 /// For a sum of `x` (shape `full`) down to `shape` that reduces one contiguous block of dimensions,

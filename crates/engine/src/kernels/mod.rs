@@ -21,6 +21,7 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use crate::buffer::filled;
+use crate::Float;
 
 /// Outputs (or, for reductions, inputs) below this many elements are computed on the calling
 /// thread: below it a parallel split costs more than it saves.
@@ -116,6 +117,36 @@ macro_rules! simd_fn {
     };
 }
 pub(crate) use simd_fn;
+
+/// The sum of `f(a[i], b[i])` over the whole groups of `L` elements of two rows of one length, in
+/// `L` interleaved partial sums (lane `j` adds terms `j`, `j + L`, ...) combined pairwise (lane `j`
+/// with `j + L / 2`, then `j + L / 4`, ...), and the two rows' elements past the last group: the
+/// core of the row sums ([`norm::lane_sum_zip`], `broadcast::row_sum`), an order fixed by the row
+/// length alone that the compiler can keep in vector registers.
+#[inline(always)]
+fn lane_groups<'r, const L: usize, F: Float>(
+    a: &'r [F],
+    b: &'r [F],
+    f: &impl Fn(F, F) -> F,
+) -> (F, &'r [F], &'r [F]) {
+    assert_eq!(a.len(), b.len(), "lane sums of rows of two lengths");
+    let mut lanes = [F::ZERO; L];
+    let (ga, gb) = (a.chunks_exact(L), b.chunks_exact(L));
+    let (ta, tb) = (ga.remainder(), gb.remainder());
+    for (xa, xb) in ga.zip(gb) {
+        for j in 0..L {
+            lanes[j] += f(xa[j], xb[j]);
+        }
+    }
+    let mut width = L;
+    while width > 1 {
+        width /= 2;
+        for j in 0..width {
+            lanes[j] += lanes[j + width];
+        }
+    }
+    (lanes[0], ta, tb)
+}
 
 /// Drops the size-1 dimensions of `shape` and merges each pair of adjacent dimensions that every
 /// stride list steps through as one (`s[d] == s[d + 1] * shape[d + 1]`): the walks below then visit

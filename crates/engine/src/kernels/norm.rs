@@ -21,7 +21,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::{fill_rows, simd_fn, PARALLEL_MIN_ELEMENTS};
+use super::{fill_rows, lane_groups, simd_fn, PARALLEL_MIN_ELEMENTS};
 use crate::{Float, Tensor};
 
 /// Lanes of [`lane_sum`].
@@ -54,25 +54,8 @@ pub(super) fn lane_sum<F: Float>(n: usize, term: impl Fn(usize) -> F) -> F {
 /// keep in one vector register without a bounds check per term.
 #[inline(always)]
 pub(super) fn lane_sum_zip<F: Float>(a: &[F], b: &[F], f: impl Fn(F, F) -> F) -> F {
-    assert_eq!(a.len(), b.len(), "lane_sum_zip of rows of two lengths");
-    let mut lanes = [F::ZERO; LANES];
-    let (ga, gb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let (ta, tb) = (ga.remainder(), gb.remainder());
-    for (xa, xb) in ga.zip(gb) {
-        for j in 0..LANES {
-            lanes[j] += f(xa[j], xb[j]);
-        }
-    }
-    let mut width = LANES;
-    while width > 1 {
-        width /= 2;
-        for j in 0..width {
-            lanes[j] += lanes[j + width];
-        }
-    }
-    ta.iter()
-        .zip(tb)
-        .fold(lanes[0], |acc, (&x, &y)| acc + f(x, y))
+    let (sum, ta, tb) = lane_groups::<LANES, F>(a, b, &f);
+    ta.iter().zip(tb).fold(sum, |acc, (&x, &y)| acc + f(x, y))
 }
 
 /// `(mean, 1 / sqrt(var + eps))` of one row.
