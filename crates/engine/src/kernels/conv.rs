@@ -327,6 +327,32 @@ mod tests {
         assert!((u.dot_f64(&y) - x.dot_f64(&fold2d(&y, &g))).abs() < 1e-12);
     }
 
+    /// Geometries for the layout tests: square and not, strides 1-3, paddings 0-3, kernels that
+    /// clip, one channel and many.
+    fn geometries() -> Vec<Conv2dGeometry> {
+        [
+            (3, 8, 8, (3, 3), 1, 1),
+            (16, 4, 4, (3, 3), 1, 1),
+            (2, 5, 7, (3, 2), 2, 1),
+            (1, 4, 4, (1, 1), 1, 0),
+            (2, 3, 3, (2, 2), 1, 3),
+            (1, 6, 5, (5, 5), 3, 2),
+            (2, 9, 7, (3, 3), 2, 0),
+        ]
+        .into_iter()
+        .map(
+            |(channels, height, width, kernel, stride, padding)| Conv2dGeometry {
+                channels,
+                height,
+                width,
+                kernel,
+                stride,
+                padding,
+            },
+        )
+        .collect()
+    }
+
     /// The per-tap loops that `for_each_run` replaced, as the reference for bit-identical results.
     fn taps(g: &Conv2dGeometry, mut f: impl FnMut(usize, usize, usize)) {
         let (oh, ow) = g.out_hw();
@@ -350,21 +376,13 @@ mod tests {
 
     #[test]
     fn runs_match_the_per_tap_loops_bitwise() {
-        for (channels, height, width, kernel, stride, padding) in [
-            (3, 8, 8, (3, 3), 1, 1),
-            (2, 5, 7, (3, 2), 2, 1),
-            (1, 4, 4, (1, 1), 1, 0),
-            (2, 3, 3, (2, 2), 1, 3),
-            (1, 6, 5, (5, 5), 3, 2),
-        ] {
-            let g = Conv2dGeometry {
+        for g in geometries() {
+            let Conv2dGeometry {
                 channels,
                 height,
                 width,
-                kernel,
-                stride,
-                padding,
-            };
+                ..
+            } = g;
             let (oh, ow) = g.out_hw();
             let (img, rows, pl) = (channels * height * width, oh * ow, g.patch_len());
             let x = Tensor::<f32>::from_vec(
@@ -449,22 +467,13 @@ mod tests {
 
     #[test]
     fn the_padded_fold_adds_as_the_clipped_runs_did() {
-        for (channels, height, width, kernel, stride, padding) in [
-            (3, 8, 8, (3, 3), 1, 1),
-            (16, 4, 4, (3, 3), 1, 1),
-            (2, 5, 7, (3, 2), 2, 1),
-            (2, 3, 3, (2, 2), 1, 3),
-            (1, 6, 5, (5, 5), 3, 2),
-            (2, 9, 7, (3, 3), 2, 0),
-        ] {
-            let g = Conv2dGeometry {
+        for g in geometries() {
+            let Conv2dGeometry {
                 channels,
                 height,
                 width,
-                kernel,
-                stride,
-                padding,
-            };
+                ..
+            } = g;
             let (oh, ow) = g.out_hw();
             let n = g.patch_len() * oh * ow;
             let mut rng = crate::Rng::new(15);
@@ -492,22 +501,13 @@ mod tests {
     /// (against `fold2d` of the transposed cotangent) for strides, paddings and kernels that clip.
     #[test]
     fn the_transposed_unfold_is_the_unfold_transposed() {
-        for (channels, height, width, kernel, stride, padding) in [
-            (3, 8, 8, (3, 3), 1, 1),
-            (2, 5, 7, (3, 2), 2, 1),
-            (1, 4, 4, (1, 1), 1, 0),
-            (2, 3, 3, (2, 2), 1, 3),
-            (1, 6, 5, (5, 5), 3, 2),
-            (2, 9, 7, (3, 3), 2, 0),
-        ] {
-            let g = Conv2dGeometry {
+        for g in geometries() {
+            let Conv2dGeometry {
                 channels,
                 height,
                 width,
-                kernel,
-                stride,
-                padding,
-            };
+                ..
+            } = g;
             let (oh, ow) = g.out_hw();
             let (img, rows, pl) = (channels * height * width, oh * ow, g.patch_len());
             let x = Tensor::<f64>::from_vec(
