@@ -100,16 +100,23 @@ pub trait Carrier<F: Float>: Clone + Send + Sync + 'static {
         self.mul(&gamma.reshape(&s)).add(&beta.reshape(&s))
     }
     /// The reverse rule of [`Carrier::channel_affine`] at `self` for the output's cotangent `g`:
-    /// the cotangents of `self`, `gamma` and `beta`, each where `needs` asks for it. The default
-    /// is the composite's reverse rules, in their order.
+    /// the cotangents of `self`, `gamma` and `beta`, each where `needs` asks for it: the
+    /// composite's reverse rules, in their order, the `gamma` gradient's products summed by
+    /// [`Carrier::sum_products_to`].
     fn channel_affine_vjp(&self, gamma: &Self, g: &Self, needs: [bool; 3]) -> [Option<Self>; 3] {
         let s = channel_shape(self.shape());
         let c = [s[0]];
         [
             needs[0].then(|| g.mul(&gamma.reshape(&s))),
-            needs[1].then(|| g.mul(self).sum_to(&s).reshape(&c)),
+            needs[1].then(|| g.sum_products_to(self, &s).reshape(&c)),
             needs[2].then(|| g.sum_to(&s).reshape(&c)),
         ]
+    }
+    /// `(self * o).sum_to(shape)` for `o` of `self`'s shape. The default is that composite;
+    /// [`Tensor`] adds the products as they are formed, with the same bits
+    /// ([`kernels::broadcast::sum_products_to`]).
+    fn sum_products_to(&self, o: &Self, shape: &[usize]) -> Self {
+        self.mul(o).sum_to(shape)
     }
 }
 
@@ -128,15 +135,8 @@ impl<F: Float> Carrier<F> for Tensor<F> {
     fn channel_affine(&self, gamma: &Self, beta: &Self) -> Self {
         kernels::norm::channel_affine(self, gamma, beta)
     }
-    fn channel_affine_vjp(&self, gamma: &Self, g: &Self, needs: [bool; 3]) -> [Option<Self>; 3] {
-        // The default's operations, the `gamma` gradient's product summed as it is formed.
-        let s = channel_shape(self.shape());
-        let c = [s[0]];
-        [
-            needs[0].then(|| g.mul(&gamma.reshape(&s))),
-            needs[1].then(|| kernels::broadcast::sum_products_to(g, self, &s).reshape(&c)),
-            needs[2].then(|| g.sum_to(&s).reshape(&c)),
-        ]
+    fn sum_products_to(&self, o: &Self, shape: &[usize]) -> Self {
+        kernels::broadcast::sum_products_to(self, o, shape)
     }
     fn primal(&self) -> &Tensor<F> {
         self
