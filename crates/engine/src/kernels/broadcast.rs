@@ -305,7 +305,7 @@ fn sum_to_split<F: Float>(x: &Tensor<F>, shape: &[usize], parallel_min: usize) -
         column_runs(
             &mut out,
             post,
-            parallel.then(|| per_task),
+            parallel.then_some(per_task),
             SUM_LANES,
             columns,
         );
@@ -319,7 +319,7 @@ fn sum_to_split<F: Float>(x: &Tensor<F>, shape: &[usize], parallel_min: usize) -
             let first = (p * an * bn + b0) * cn;
             interleaved_sums(&xd[first..], [an, bn, cn], o);
         };
-        column_runs(&mut out, bn, parallel.then(|| per_task), 1, sums);
+        column_runs(&mut out, bn, parallel.then_some(per_task), 1, sums);
         return Tensor::from_vec(out, shape);
     }
     walk_sum(x, shape, parallel, out)
