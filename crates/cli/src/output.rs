@@ -13,7 +13,7 @@
 //! |---|---|---|
 //! | `note` | `demo`, first line | `message` (what the demo should reach) |
 //! | `start` | `train`/`demo`, before the first step | `command`, `config` (file, or the embedded recipe), `out`, `dataset`, `train_examples`, `test_examples`, `example_shape`, `model` (kind), `parameters`, `steps`, `epochs`, `batch_size`, `precision`, `threads` |
-//! | `step` | after every optimizer step | `step` (0-based), `epoch` (0-based), `lr`, `loss` (batch loss before the update) |
+//! | `step` | after every optimizer step | `step` (0-based), `epoch` (0-based), `lr`, `loss` (batch loss before the update), `grad_norm` (its gradient's norm before clipping and weight decay) |
 //! | `epoch` | after the last step of each epoch | `epoch`, `step` (steps taken so far), `train` and `test`: evaluation objects |
 //! | `checkpoint` | a trajectory file was written | `step` (steps taken), `path` |
 //! | `summary` | `train`/`demo`, at the end | `command`, `out`, `steps`, `examples` (seen in training), `seconds` (wall time), `train_seconds` (steps only), `examples_per_second`, `test` (evaluation object), `files` |
@@ -51,7 +51,7 @@
 //!
 //! ```text
 //! {"type":"start","command":"train","config":"run.toml","out":"runs/a","dataset":"breast_cancer",...}
-//! {"type":"step","step":0,"epoch":0,"lr":0.1,"loss":0.6931}
+//! {"type":"step","step":0,"epoch":0,"lr":0.1,"loss":0.6931,"grad_norm":0.42}
 //! {"type":"epoch","epoch":0,"step":8,"train":{"examples":455,"loss":0.12,"accuracy":0.96},"test":{...}}
 //! {"type":"summary","command":"train","out":"runs/a","steps":16,...,"test":{"examples":114,"loss":0.09,"accuracy":0.97}}
 //! ```
@@ -389,6 +389,8 @@ pub struct StepRecord {
     pub epoch: usize,
     pub lr: f64,
     pub loss: f64,
+    /// The batch gradient's norm before clipping and weight decay ([`nn::StepInfo::grad_norm`]).
+    pub grad_norm: f64,
 }
 
 /// An `epoch` event and a `metrics.jsonl` line.
@@ -585,11 +587,12 @@ mod tests {
             epoch: 0,
             lr: 0.5,
             loss: f64::NAN,
+            grad_norm: 1.5,
         })
         .to_json();
         assert_eq!(
             s,
-            r#"{"type":"step","step":3,"epoch":0,"lr":0.5,"loss":null}"#
+            r#"{"type":"step","step":3,"epoch":0,"lr":0.5,"loss":null,"grad_norm":1.5}"#
         );
         let eval = Evaluation {
             examples: 10,

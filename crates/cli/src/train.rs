@@ -211,6 +211,7 @@ fn fit<F: Float>(
             epoch: info.epoch,
             lr: info.lr,
             loss: info.loss,
+            grad_norm: info.grad_norm,
         });
         metrics.push_str(&rec.to_json());
         metrics.push('\n');

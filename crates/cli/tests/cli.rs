@@ -614,6 +614,8 @@ mod demo {
         let text = String::from_utf8(read(&html)).unwrap();
         assert_eq!(text.matches("class=\"gallery target-gallery\"").count(), 12);
         assert_eq!(text.matches("<img ").count(), 12 * 17);
+        // The training curves include the logged batch-gradient norms.
+        assert_contains!(text, "Training loss", "Batch gradient norm (median ");
         super::browser::check_report(&html, 12, 12 * 17);
     });
 }

@@ -89,6 +89,10 @@ pub struct StepInfo {
     /// How many of the batch's examples the parameters before the update classify correctly
     /// (from the same logits as `loss`); `None` for models without classes.
     pub correct: Option<usize>,
+    /// `||g||_2` of the weighted batch gradient of `loss`, before clipping and weight decay:
+    /// the norm `train.clip` acts on, logged so that its `max_norm` can be chosen from an
+    /// unclipped run (e.g. the median over the steps).
+    pub grad_norm: f64,
 }
 
 /// A training run over one dataset with per-example weights.
@@ -254,9 +258,20 @@ impl<'a, F: Float> Trainer<'a, F> {
 
     /// `s(||grad||) grad + lambda params`: `train.clip`'s scale (1 without clipping) and the
     /// optimizer's gradient L2 `lambda` ([`Optimizer::gradient_l2`], MATH.md E1).
-    pub fn clip_and_decay(&self, params: &[F], mut grad: Vec<F>) -> Vec<F> {
-        if let Some(clip) = self.cfg.train.clip {
-            let s = F::from_f64(clip.scale(l2_norm(&grad)).0);
+    pub fn clip_and_decay(&self, params: &[F], grad: Vec<F>) -> Vec<F> {
+        let norm = self.cfg.train.clip.map(|_| l2_norm(&grad));
+        self.clip_and_decay_with_norm(params, grad, norm)
+    }
+
+    /// [`Trainer::clip_and_decay`] given `norm = ||grad||_2` (needed only with clipping).
+    fn clip_and_decay_with_norm(
+        &self,
+        params: &[F],
+        mut grad: Vec<F>,
+        norm: Option<f64>,
+    ) -> Vec<F> {
+        if let (Some(clip), Some(norm)) = (self.cfg.train.clip, norm) {
+            let s = F::from_f64(clip.scale(norm).0);
             grad.iter_mut().for_each(|g| *g *= s);
         }
         let wd = self.cfg.optim.gradient_l2();
@@ -276,13 +291,15 @@ impl<'a, F: Float> Trainer<'a, F> {
     pub fn step(&self, state: &mut TrainState<F>) -> Result<StepInfo> {
         let t = state.opt.step;
         let (loss, raw, correct) = self.batch_gradient(&state.params, t, true);
-        let grad = self.clip_and_decay(&state.params, raw);
+        let grad_norm = l2_norm(&raw);
+        let grad = self.clip_and_decay_with_norm(&state.params, raw, Some(grad_norm));
         let info = StepInfo {
             step: t,
             epoch: self.epoch_of_step[t],
             lr: self.lr_at(t).to_f64(),
             loss: loss.to_f64(),
             correct,
+            grad_norm,
         };
         let diverged = || NnError::Diverged {
             step: t,

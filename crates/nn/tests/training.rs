@@ -356,3 +356,34 @@ fn files_are_byte_reproducible_and_states_round_trip() {
     let params: Vec<f32> = nn::io::load_params(&p1, model.layout()).unwrap();
     assert_eq!(params, st.params);
 }
+
+#[test]
+fn each_step_logs_the_norm_of_its_unclipped_batch_gradient() {
+    // Weight decay and clipping act on the gradient the optimizer consumes; the logged norm is
+    // the one clipping reads (what `train.clip.max_norm` is chosen from), before either.
+    let text = DIGITS_MLP
+        .replace("epochs = 20", "epochs = 1\nclip = { max_norm = 0.01 }")
+        .replace("hidden = [128, 128]", "hidden = [16]");
+    let c = cfg(&text);
+    let s = splits(&c);
+    let model = Model::new(&c.model, &s.train).unwrap();
+    let t = Trainer::<f64>::new(&model, &c, &s.train).unwrap();
+    let mut state = t.init_state(None).unwrap();
+    for step in 0..3 {
+        let (_, raw) = t.loss_gradient(&state.params, step);
+        let norm = raw.iter().map(|g| g * g).sum::<f64>().sqrt();
+        let (_, consumed) = t.gradient(&state.params, step);
+        let consumed = consumed.iter().map(|g| g * g).sum::<f64>().sqrt();
+        let info = t.step(&mut state).unwrap();
+        assert!(norm > 0.1, "step {step}: the clip must act ({norm})");
+        assert!(
+            (info.grad_norm - norm).abs() <= 1e-12 * norm,
+            "step {step}: {} vs {norm}",
+            info.grad_norm
+        );
+        assert!(
+            (consumed - norm).abs() > 0.5 * norm,
+            "step {step}: clipped {consumed} vs {norm}"
+        );
+    }
+}

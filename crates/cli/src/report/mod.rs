@@ -468,7 +468,39 @@ fn curves(m: &Metrics) -> Result<Vec<Chart>> {
         title: "Learning rate".into(),
         svg: chart("learning rate per step", "step", "lr", &lr, Style::Lines)?,
     });
+    // Runs written before `grad_norm` was logged have no such field, and no chart.
+    let norms = pts(&m.steps, "step", &field("grad_norm"));
+    if !norms.is_empty() {
+        let mut sorted: Vec<f64> = norms.iter().map(|p| p.1).collect();
+        sorted.sort_by(f64::total_cmp);
+        let median = sorted[sorted.len() / 2];
+        let series = vec![Series {
+            name: "gradient norm".into(),
+            points: norms,
+        }];
+        out.push(Chart {
+            // The median is where a `train.clip.max_norm` chosen from this run would start
+            // acting on half the steps.
+            title: format!("Batch gradient norm (median {})", three_digits(median)),
+            svg: chart(
+                "batch gradient norm per step, before clipping and weight decay",
+                "step",
+                "norm",
+                &series,
+                Style::Lines,
+            )?,
+        });
+    }
     Ok(out)
+}
+
+/// `x` to three significant digits, in plain notation between 0.001 and 10^6.
+fn three_digits(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() || !(1e-3..1e6).contains(&x.abs()) {
+        return format!("{x:.2e}");
+    }
+    let decimals = (2 - x.abs().log10().floor() as i32).max(0) as usize;
+    format!("{x:.decimals$}")
 }
 
 /// Score files by file name, opened (their rows are read when a section needs them).
@@ -867,4 +899,19 @@ fn groupings(m: &Material) -> Result<Vec<GroupingInfo>> {
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::three_digits;
+
+    #[test]
+    fn three_digits_keeps_three_significant_digits() {
+        assert_eq!(three_digits(0.624147), "0.624");
+        assert_eq!(three_digits(3.714), "3.71");
+        assert_eq!(three_digits(12.5), "12.5");
+        assert_eq!(three_digits(1234.0), "1234");
+        assert_eq!(three_digits(0.00123), "0.00123");
+        assert_eq!(three_digits(2.5e-5), "2.50e-5");
+    }
 }
