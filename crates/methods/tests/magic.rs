@@ -135,13 +135,13 @@ fn magic_mlp_nesterov_and_plain_sgd_match_finite_differences() {
     check_fd("mlp sgd", &r, &Targets::test(vec![3], Output::Margin));
 }
 
-/// The breast-cancer MLP with SGD momentum and `clip` (an inline TOML table).
-fn clipped_mlp(clip: &str) -> Run {
+/// The breast-cancer MLP with `optim` and `clip` (inline TOML tables).
+fn clipped_mlp(optim: &str, clip: &str) -> Run {
     run(&format!(
         r#"
 data = {{ source = "breast_cancer", max_train = 64, max_test = 8 }}
 model = {{ kind = "mlp", hidden = [8], activation = "gelu" }}
-optim = {{ kind = "sgd", lr = 0.1, momentum = 0.9, weight_decay = 1e-3 }}
+optim = {optim}
 schedule = {{ kind = "cosine" }}
 train = {{ epochs = 8, batch_size = 16, precision = "f64", seed = 3, clip = {clip} }}
 "#
@@ -150,17 +150,18 @@ train = {{ epochs = 8, batch_size = 16, precision = "f64", seed = 3, clip = {cli
 
 #[test]
 fn magic_with_gradient_clipping_matches_finite_differences() {
-    let unclipped = mlp(
-        r#"{ kind = "sgd", lr = 0.1, momentum = 0.9, weight_decay = 1e-3 }"#,
-        r#"{ kind = "cosine" }"#,
-        8,
-    );
+    let sgd = r#"{ kind = "sgd", lr = 0.1, momentum = 0.9, weight_decay = 1e-3 }"#;
+    // AdamW rescales each coordinate by its second moment, so a clip's scale reaches the update
+    // through both moments and the square root: the moby-gpt-finetune recipe with clipping.
+    let adamw = r#"{ kind = "adamw", lr = 0.01, beta1 = 0.95, beta2 = 0.975, eps_root = 1e-8, weight_decay = 0.01 }"#;
     // max_norm well below the batch gradients' norms, so that clipping acts at every step.
-    for (name, clip) in [
-        ("smooth clip", r#"{ max_norm = 0.05 }"#),
-        ("hard clip", r#"{ max_norm = 0.05, kind = "hard" }"#),
+    for (name, optim, clip) in [
+        ("smooth clip", sgd, r#"{ max_norm = 0.05 }"#),
+        ("hard clip", sgd, r#"{ max_norm = 0.05, kind = "hard" }"#),
+        ("adamw smooth clip", adamw, r#"{ max_norm = 0.05 }"#),
     ] {
-        let r = clipped_mlp(clip);
+        let unclipped = mlp(optim, r#"{ kind = "cosine" }"#, 8);
+        let r = clipped_mlp(optim, clip);
         assert_ne!(r.params, unclipped.params, "{name} changed nothing");
         check_fd(name, &r, &Targets::test(vec![0, 5], Output::Margin));
     }
