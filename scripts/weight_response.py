@@ -62,8 +62,10 @@ def main():
     tau = np.load(a.scores)
     targets, n = tau.shape
     cfg_dir = os.path.dirname(os.path.abspath(a.config))
-    # Data paths are relative to the config: make them absolute so that copies live anywhere.
-    cfg = re.sub(r'^path = "([^"/][^"]*)"', lambda m: f'path = "{os.path.join(cfg_dir, m.group(1))}"',
+    # Data and initial-parameter paths are relative to the config: make them absolute so that
+    # copies live anywhere.
+    cfg = re.sub(r'^(path|init_from) = "([^"/][^"]*)"',
+                 lambda m: f'{m.group(1)} = "{os.path.join(cfg_dir, m.group(2))}"',
                  open(a.config).read(), flags=re.M)
     f0 = values(a.attrib, a.run, a.scores, targets)
     rng = np.random.default_rng(a.seed)
