@@ -473,7 +473,12 @@ fn curves(m: &Metrics) -> Result<Vec<Chart>> {
     if !norms.is_empty() {
         let mut sorted: Vec<f64> = norms.iter().map(|p| p.1).collect();
         sorted.sort_by(f64::total_cmp);
-        let median = sorted[sorted.len() / 2];
+        let k = sorted.len() / 2;
+        let median = if sorted.len().is_multiple_of(2) {
+            (sorted[k - 1] + sorted[k]) / 2.0
+        } else {
+            sorted[k]
+        };
         let series = vec![Series {
             name: "gradient norm".into(),
             points: norms,
