@@ -259,18 +259,19 @@ impl<'a, F: Float> Trainer<'a, F> {
     /// `s(||grad||) grad + lambda params`: `train.clip`'s scale (1 without clipping) and the
     /// optimizer's gradient L2 `lambda` ([`Optimizer::gradient_l2`], MATH.md E1).
     pub fn clip_and_decay(&self, params: &[F], grad: Vec<F>) -> Vec<F> {
-        let norm = self.cfg.train.clip.map(|_| l2_norm(&grad));
-        self.clip_and_decay_with_norm(params, grad, norm)
+        self.clip_and_decay_with_norm(params, grad, None)
     }
 
-    /// [`Trainer::clip_and_decay`] given `norm = ||grad||_2` (needed only with clipping).
+    /// [`Trainer::clip_and_decay`], reusing `norm = ||grad||_2` when the caller has it (clipping
+    /// computes it otherwise).
     fn clip_and_decay_with_norm(
         &self,
         params: &[F],
         mut grad: Vec<F>,
         norm: Option<f64>,
     ) -> Vec<F> {
-        if let (Some(clip), Some(norm)) = (self.cfg.train.clip, norm) {
+        if let Some(clip) = self.cfg.train.clip {
+            let norm = norm.unwrap_or_else(|| l2_norm(&grad));
             let s = F::from_f64(clip.scale(norm).0);
             grad.iter_mut().for_each(|g| *g *= s);
         }
