@@ -92,6 +92,21 @@ pub fn mean(xs: &[f64]) -> f64 {
     }
 }
 
+/// Median (the mean of the two middle values of an even count); 0 for an empty slice.
+pub fn median(xs: &[f64]) -> f64 {
+    if xs.is_empty() {
+        return 0.0;
+    }
+    let mut sorted = xs.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let m = sorted.len() / 2;
+    if sorted.len().is_multiple_of(2) {
+        0.5 * (sorted[m - 1] + sorted[m])
+    } else {
+        sorted[m]
+    }
+}
+
 /// 95% percentile bootstrap interval of the mean (MATH.md E6: the LDS is reported with one):
 /// `resamples` resamples with replacement, resample `r` drawn from `Rng::derive(seed, "bootstrap", r)`,
 /// the 2.5% and 97.5% quantiles of their means (linear interpolation between order statistics).
@@ -125,6 +140,13 @@ pub fn bootstrap_mean_ci(values: &[f64], resamples: usize, seed: u64) -> (f64, f
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn median_takes_the_middle_or_the_mean_of_the_two_middles() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&[]), 0.0);
+    }
 
     #[test]
     fn ranks_average_ties() {

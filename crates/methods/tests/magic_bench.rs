@@ -26,6 +26,7 @@ use attrib_methods::estimators::magic::{
     magic_scores, MagicConfig, MagicOutput, MagicReport, ReplayChoice,
 };
 use attrib_methods::options::Auto;
+use eval::stats::median;
 use nn::{ModelConfig, Output, RunConfig};
 use run::{Run, Targets};
 
@@ -50,17 +51,6 @@ fn line(what: &str, targets: usize, train_s: f64, r: &MagicReport) {
 
 fn same_bits(a: &[f64], b: &[f64]) -> bool {
     a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
-}
-
-/// The median of a few figures.
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    let m = xs.len() / 2;
-    if xs.len() % 2 == 1 {
-        xs[m]
-    } else {
-        0.5 * (xs[m - 1] + xs[m])
-    }
 }
 
 /// The smallest and largest of a few figures.
@@ -132,7 +122,7 @@ fn workload(name: &str, cfg: RunConfig, blocks: &[usize]) -> (Run, MagicOutput, 
             last.push(out);
         }
     }
-    let train_s = median(train_times.clone());
+    let train_s = median(&train_times);
     let (lo, hi) = range(&train_times);
     eprintln!("  one training run: median {train_s:.2} s (range {lo:.2}-{hi:.2} s)");
     for ((((&k, r), secs), fwd), out) in sizes
@@ -145,9 +135,9 @@ fn workload(name: &str, cfg: RunConfig, blocks: &[usize]) -> (Run, MagicOutput, 
         let (lo, hi) = range(r);
         eprintln!(
             "  store-all, {k:>2} target(s) per sweep: median {:.2} s (forward run {:.2} s), {:.2}x training per target (range {lo:.2}-{hi:.2}x); replay {}, peak {} states ({:.1} MiB)",
-            median(secs.clone()),
-            median(fwd.clone()),
-            median(r.clone()),
+            median(secs),
+            median(fwd),
+            median(r),
             out.report.replay,
             out.report.peak_states,
             out.report.peak_states as f64 * out.report.state_bytes as f64 / (1u64 << 20) as f64,

@@ -471,14 +471,7 @@ fn curves(m: &Metrics) -> Result<Vec<Chart>> {
     // Runs written before `grad_norm` was logged have no such field, and no chart.
     let norms = pts(&m.steps, "step", &field("grad_norm"));
     if !norms.is_empty() {
-        let mut sorted: Vec<f64> = norms.iter().map(|p| p.1).collect();
-        sorted.sort_by(f64::total_cmp);
-        let k = sorted.len() / 2;
-        let median = if sorted.len().is_multiple_of(2) {
-            (sorted[k - 1] + sorted[k]) / 2.0
-        } else {
-            sorted[k]
-        };
+        let median = eval::stats::median(&norms.iter().map(|p| p.1).collect::<Vec<_>>());
         let series = vec![Series {
             name: "gradient norm".into(),
             points: norms,
