@@ -9,6 +9,7 @@
 //! `attrib-run`, the attribution methods in `attrib-methods`, every measurement (LDS, LOO,
 //! retraining score, noisy labels) in `attrib-eval`.
 
+pub mod allocator;
 pub mod args;
 mod attribute;
 mod bench;

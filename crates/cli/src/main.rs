@@ -21,10 +21,12 @@ use attrib_cli::{execute, render, Ctx};
 
 // mimalloc keeps freed tensor buffers for reuse; glibc malloc returns large ones to the kernel and
 // faults them back in zeroed on the next step (about 10% of a MAGIC sweep; see `bench magic`).
+// mimalloc itself returned memory left free for a second, until `keep_freed_memory` (below).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    attrib_cli::allocator::keep_freed_memory();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
