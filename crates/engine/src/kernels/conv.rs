@@ -6,6 +6,29 @@ use rayon::prelude::*;
 
 use crate::{Float, Tensor};
 
+/// Calls `f::<W>()` with `W` the output width `ow` when it is one of the widths the kernels are
+/// compiled for, or `W = 0` (the width read at run time) otherwise.
+///
+/// Why: a tap row's runs are `ow` elements long (8 on the digits CNN's 8x8 images, 28 or 14 on
+/// MNIST's), and a loop whose trip count is only known at run time handles a run that short in
+/// its scalar remainder, one element at a time, after a vector loop that never runs. With the
+/// width a constant each run is a few vector moves: the same values, copied or added in the same
+/// order, so the bits do not change.
+macro_rules! with_known_width {
+    ($ow:expr, $f:ident $(:: <$($t:ty),*>)? ($($arg:expr),*)) => {
+        match $ow {
+            4 => $f::<$($($t,)*)? 4>($($arg),*),
+            7 => $f::<$($($t,)*)? 7>($($arg),*),
+            8 => $f::<$($($t,)*)? 8>($($arg),*),
+            14 => $f::<$($($t,)*)? 14>($($arg),*),
+            16 => $f::<$($($t,)*)? 16>($($arg),*),
+            28 => $f::<$($($t,)*)? 28>($($arg),*),
+            32 => $f::<$($($t,)*)? 32>($($arg),*),
+            _ => $f::<$($($t,)*)? 0>($($arg),*),
+        }
+    };
+}
+
 /// Geometry of a 2-d convolution or pooling window over `[batch, channels, height, width]` input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv2dGeometry {
@@ -210,7 +233,7 @@ pub fn unfold2d_t<F: Float>(x: &Tensor<F>, g: &Conv2dGeometry) -> Tensor<F> {
                 slots
                     .par_chunks_mut(per_image)
                     .zip(x.data().par_chunks(img))
-                    .for_each(|(dst, src)| unfold_image_t(g, dst, src));
+                    .for_each(|(dst, src)| with_known_width!(ow, unfold_image_t::<F>(g, dst, src)));
             }
         })
     };
@@ -220,9 +243,15 @@ pub fn unfold2d_t<F: Float>(x: &Tensor<F>, g: &Conv2dGeometry) -> Tensor<F> {
 /// One image of [`unfold2d_t`]: writes every slot of `dst` (`c kh kw` rows of `oh ow` positions)
 /// from the image `src`, each output row of each tap one run of the zero-padded image. (Copying
 /// runs clipped to the image and zero-filling the gaps between them cost a call per run, a third
-/// of the digits CNN's training step on its 8x8 images.)
-fn unfold_image_t<F: Float>(g: &Conv2dGeometry, dst: &mut [MaybeUninit<F>], src: &[F]) {
+/// of the digits CNN's training step on its 8x8 images.) `W` is the output width if known at
+/// compile time, else 0 (see `with_known_width`).
+fn unfold_image_t<F: Float, const W: usize>(
+    g: &Conv2dGeometry,
+    dst: &mut [MaybeUninit<F>],
+    src: &[F],
+) {
     let (oh, ow) = g.out_hw();
+    let ow = if W > 0 { W } else { ow };
     if oh * ow == 0 {
         return;
     }
@@ -242,6 +271,43 @@ fn unfold_image_t<F: Float>(g: &Conv2dGeometry, dst: &mut [MaybeUninit<F>], src:
     });
 }
 
+/// One image of [`fold2d_t`]: `dst` (`c h w`) from its `c kh kw` rows of `oh ow` taps in `src`.
+/// `W` as in [`unfold_image_t`].
+fn fold_image_t<F: Float, const W: usize>(
+    g: &Conv2dGeometry,
+    dst: &mut [MaybeUninit<F>],
+    src: &[F],
+) {
+    let (oh, ow) = g.out_hw();
+    let ow = if W > 0 { W } else { ow };
+    let stride = g.stride;
+    let (hp, wp) = g.padded_hw();
+    // Into the zero-padded image, whose border then takes the taps that fell in the padding
+    // and is dropped: each image element adds its taps in increasing row order from zero.
+    let mut padded = vec![F::ZERO; g.channels * hp * wp];
+    g.for_each_tap_row(|row, oy, at| {
+        let taps = &src[(row * oh + oy) * ow..][..ow];
+        if stride == 1 {
+            // The same additions as below, written so that they vectorise.
+            for (d, &v) in padded[at..at + ow].iter_mut().zip(taps) {
+                *d += v;
+            }
+        } else {
+            for (ox, &v) in taps.iter().enumerate() {
+                padded[at + ox * stride] += v;
+            }
+        }
+    });
+    for (c, plane) in dst.chunks_exact_mut(g.height * g.width).enumerate() {
+        for (y, row) in plane.chunks_exact_mut(g.width).enumerate() {
+            let at = (c * hp + y + g.padding) * wp + g.padding;
+            for (d, &v) in row.iter_mut().zip(&padded[at..at + g.width]) {
+                d.write(v);
+            }
+        }
+    }
+}
+
 /// The adjoint of [`unfold2d_t`]: `[b, c * kh * kw, oh * ow]` -> `[b, c, h, w]`, each input
 /// element adding its taps in increasing row, then position, order.
 ///
@@ -257,42 +323,15 @@ pub fn fold2d_t<F: Float>(cols: &Tensor<F>, g: &Conv2dGeometry) -> Tensor<F> {
         oh * ow
     );
     let (img, positions, taps) = (g.channels * g.height * g.width, oh * ow, g.patch_len());
-    let stride = g.stride;
-    let (hp, wp) = g.padded_hw();
-    let fold = |dst: &mut [MaybeUninit<F>], src: &[F]| {
-        // Into the zero-padded image, whose border then takes the taps that fell in the padding
-        // and is dropped: each image element adds its taps in increasing row order from zero.
-        let mut padded = vec![F::ZERO; g.channels * hp * wp];
-        g.for_each_tap_row(|row, oy, at| {
-            let taps = &src[(row * oh + oy) * ow..][..ow];
-            if stride == 1 {
-                // The same additions as below, written so that they vectorise.
-                for (d, &v) in padded[at..at + ow].iter_mut().zip(taps) {
-                    *d += v;
-                }
-            } else {
-                for (ox, &v) in taps.iter().enumerate() {
-                    padded[at + ox * stride] += v;
-                }
-            }
-        });
-        for (c, plane) in dst.chunks_exact_mut(g.height * g.width).enumerate() {
-            for (y, row) in plane.chunks_exact_mut(g.width).enumerate() {
-                let at = (c * hp + y + g.padding) * wp + g.padding;
-                for (d, &v) in row.iter_mut().zip(&padded[at..at + g.width]) {
-                    d.write(v);
-                }
-            }
-        }
-    };
-    // SAFETY: `fold` writes every slot of each image's chunk, and the chunks cover the buffer.
+    // SAFETY: `fold_image_t` writes every slot of each image's chunk, and the chunks cover the
+    // buffer.
     let out = unsafe {
         crate::buffer::filled(s[0] * img, |slots: &mut [MaybeUninit<F>]| {
             if img > 0 {
                 slots
                     .par_chunks_mut(img)
                     .zip(cols.data().par_chunks(taps * positions))
-                    .for_each(|(dst, src)| fold(dst, src));
+                    .for_each(|(dst, src)| with_known_width!(ow, fold_image_t::<F>(g, dst, src)));
             }
         })
     };
@@ -338,6 +377,9 @@ mod tests {
             (2, 3, 3, (2, 2), 1, 3),
             (1, 6, 5, (5, 5), 3, 2),
             (2, 9, 7, (3, 3), 2, 0),
+            // Output widths the kernels are compiled for (28, and 7 at stride 2).
+            (1, 28, 28, (3, 3), 1, 1),
+            (2, 14, 14, (3, 3), 2, 1),
         ]
         .into_iter()
         .map(
@@ -520,11 +562,17 @@ mod tests {
             assert_eq!(u.data(), swap(&unfold2d(&x, &g)).data(), "{g:?}");
             // Over a reused buffer the slots hold old values: every one must be written (a slot
             // left out would keep its NaN here, where a fresh zeroed page would hide it).
-            let mut slots = vec![MaybeUninit::new(f64::NAN); pl * rows];
-            unfold_image_t(&g, &mut slots, &x.data()[..img]);
-            // SAFETY: every slot was initialised with NaN before the call.
-            let first: Vec<f64> = slots.iter().map(|v| unsafe { v.assume_init() }).collect();
-            assert_eq!(first, u.data()[..pl * rows], "{g:?}");
+            // Both with the width known at compile time (where it is one of those) and not.
+            let image = &x.data()[..img];
+            let mut known = vec![MaybeUninit::new(f64::NAN); pl * rows];
+            with_known_width!(ow, unfold_image_t::<f64>(&g, &mut known, image));
+            let mut any = vec![MaybeUninit::new(f64::NAN); pl * rows];
+            unfold_image_t::<f64, 0>(&g, &mut any, image);
+            for slots in [known, any] {
+                // SAFETY: every slot was initialised with NaN before the call.
+                let first: Vec<f64> = slots.iter().map(|v| unsafe { v.assume_init() }).collect();
+                assert_eq!(first, u.data()[..pl * rows], "{g:?}");
+            }
             let y = Tensor::<f64>::from_vec(
                 (0..u.len()).map(|i| (i as f64 * 0.11).cos()).collect(),
                 u.shape(),
