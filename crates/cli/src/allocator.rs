@@ -28,10 +28,7 @@ const PURGE_DELAY_VARIABLES: [&str; 2] = ["MIMALLOC_PURGE_DELAY", "MIMALLOC_RESE
 /// An option that does not hold the purge delay's default is left alone, so that a mimalloc whose
 /// options were renumbered cannot have another one changed by mistake.
 pub fn keep_freed_memory() {
-    if PURGE_DELAY_VARIABLES
-        .iter()
-        .any(|v| std::env::var_os(v).is_some())
-    {
+    if purge_delay_set_by_user() {
         return;
     }
     // SAFETY: reading and setting an option of the linked mimalloc; no other thread runs yet.
@@ -42,16 +39,20 @@ pub fn keep_freed_memory() {
     }
 }
 
+/// Whether one of [`PURGE_DELAY_VARIABLES`] is set, so that the option holds the user's value.
+fn purge_delay_set_by_user() -> bool {
+    PURGE_DELAY_VARIABLES
+        .iter()
+        .any(|v| std::env::var_os(v).is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_purge_delay_option_holds_mimallocs_default_and_can_be_turned_off() {
-        if PURGE_DELAY_VARIABLES
-            .iter()
-            .any(|v| std::env::var_os(v).is_some())
-        {
+        if purge_delay_set_by_user() {
             return; // the user's value, not the default, is in the option
         }
         // SAFETY: as in `keep_freed_memory`; this test is the only one touching the option.
