@@ -260,15 +260,54 @@ fn unfold_image_t<F: Float, const W: usize>(
     g.for_each_tap_row(|row, oy, at| {
         let out = &mut dst[(row * oh + oy) * ow..][..ow];
         if stride == 1 {
-            for (d, &v) in out.iter_mut().zip(&padded[at..at + ow]) {
-                d.write(v);
-            }
+            copy_run::<F, W>(out, &padded[at..at + ow]);
         } else {
             for (ox, d) in out.iter_mut().enumerate() {
                 d.write(padded[at + ox * stride]);
             }
         }
     });
+}
+
+/// `dst[i] = src[i]` for a run of a tap row, `W` its length if known at compile time (else 0).
+///
+/// Written so that a run of a known width is a few vector moves. A loop over the run's elements
+/// was not: the two slices come from a closure's captures, which the compiler cannot tell apart,
+/// so each store might change the next load and it moved one element at a time (and rustc inlines
+/// a helper before LLVM could learn from its arguments that they do not overlap).
+#[inline(always)]
+fn copy_run<F: Float, const W: usize>(dst: &mut [MaybeUninit<F>], src: &[F]) {
+    assert_eq!(dst.len(), src.len(), "copy_run: lengths differ");
+    if W > 0 {
+        assert_eq!(src.len(), W, "copy_run: not a run of the known width");
+        // SAFETY: `MaybeUninit<F>` has `F`'s layout, both slices hold `W` elements, and a `&mut`
+        // slice overlaps no other.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().cast::<F>(), W) };
+    } else {
+        for (d, &v) in dst.iter_mut().zip(src) {
+            d.write(v);
+        }
+    }
+}
+
+/// `dst[i] += src[i]` for a run of a tap row, `W` as in [`copy_run`]: each element's additions
+/// stay in tap order, only the elements of a run are added side by side. The run is read into a
+/// local array first, which the stores cannot change, so that the additions vectorise (see
+/// [`copy_run`] on why a loop over the two slices did not).
+#[inline(always)]
+fn add_run<F: Float, const W: usize>(dst: &mut [F], src: &[F]) {
+    assert_eq!(dst.len(), src.len(), "add_run: lengths differ");
+    if W > 0 {
+        let mut run = [F::ZERO; W];
+        run.copy_from_slice(src);
+        for (d, v) in dst.iter_mut().zip(run) {
+            *d += v;
+        }
+    } else {
+        for (d, &v) in dst.iter_mut().zip(src) {
+            *d += v;
+        }
+    }
 }
 
 /// One image of [`fold2d_t`]: `dst` (`c h w`) from its `c kh kw` rows of `oh ow` taps in `src`.
@@ -288,10 +327,7 @@ fn fold_image_t<F: Float, const W: usize>(
     g.for_each_tap_row(|row, oy, at| {
         let taps = &src[(row * oh + oy) * ow..][..ow];
         if stride == 1 {
-            // The same additions as below, written so that they vectorise.
-            for (d, &v) in padded[at..at + ow].iter_mut().zip(taps) {
-                *d += v;
-            }
+            add_run::<F, W>(&mut padded[at..at + ow], taps);
         } else {
             for (ox, &v) in taps.iter().enumerate() {
                 padded[at + ox * stride] += v;
