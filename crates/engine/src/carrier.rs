@@ -56,6 +56,13 @@ pub trait Carrier<F: Float>: Clone + Send + Sync + 'static {
     }
     /// `op(self) @ op(o)`, batched (see [`kernels::matmul`]).
     fn matmul(&self, o: &Self, ta: bool, tb: bool) -> Self;
+    /// `op(self) @ op(o)` summed down to `shape`, the gradient of a matrix that a batched product
+    /// broadcast (a convolution's weight): bitwise `self.matmul(o, ta, tb).sum_to(shape)`, which
+    /// is the default; plain tensors skip the batch of products where they can
+    /// ([`kernels::matmul_batch_sum`]).
+    fn matmul_sum_to(&self, o: &Self, ta: bool, tb: bool, shape: &[usize]) -> Self {
+        self.matmul(o, ta, tb).sum_to(shape)
+    }
     /// Sum down to a broadcast-compatible shape (adjoint of [`Carrier::broadcast_to`]).
     fn sum_to(&self, shape: &[usize]) -> Self;
     /// Repeat up to a broadcast shape.
@@ -178,6 +185,16 @@ impl<F: Float> Carrier<F> for Tensor<F> {
     }
     fn matmul(&self, o: &Self, ta: bool, tb: bool) -> Self {
         kernels::matmul(self, o, ta, tb)
+    }
+    fn matmul_sum_to(&self, o: &Self, ta: bool, tb: bool, shape: &[usize]) -> Self {
+        let summed_batch = kernels::matmul_shape(self.shape(), o.shape(), ta, tb)
+            .is_ok_and(|s| s.len() == 3 && shape == &s[1..]);
+        if summed_batch {
+            if let Some(sum) = kernels::matmul_batch_sum(self, o, ta, tb) {
+                return sum;
+            }
+        }
+        kernels::sum_to(&kernels::matmul(self, o, ta, tb), shape)
     }
     fn sum_to(&self, shape: &[usize]) -> Self {
         kernels::sum_to(self, shape)

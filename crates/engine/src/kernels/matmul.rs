@@ -454,6 +454,106 @@ unsafe fn write_product<F: Float>(
     }
 }
 
+/// Depths that `gemm` sums in one block, whatever the other dimensions: its cache model never
+/// cuts a depth this short (see [`tiles_keep_bits`]).
+const ONE_DEPTH_BLOCK: usize = 512;
+
+/// (row blocks, column blocks) for [`matmul_batch_sum`] on `threads` workers: one block per
+/// worker, columns first, if every block is a shape whose bits are the whole product's
+/// ([`tiles_keep_bits`]), else one block. Finer than [`tile_grid`], whose blocks of at least 128
+/// would leave a weight gradient of `16 x 144` on one thread: each block here sums a whole batch
+/// of products.
+fn batch_sum_grid(m: usize, k: usize, n: usize, threads: usize) -> (usize, usize) {
+    if threads <= 1 {
+        return (1, 1);
+    }
+    let smallest_block_keeps_bits =
+        |rows: usize, cols: usize| rows <= m && cols <= n && tiles_keep_bits(m / rows, k, n / cols);
+    [(1, threads), (threads, 1)]
+        .into_iter()
+        .find(|&(rows, cols)| smallest_block_keeps_bits(rows, cols))
+        .unwrap_or((1, 1))
+}
+
+/// `sum over i of op(a[i]) @ op(b[i])` for `a`, `b` of one batch dimension each (`[B, ., .]`),
+/// bitwise `sum_to(matmul(a, b), [m, n])`, or `None` for shapes on which it might not be.
+///
+/// Why: a convolution's weight gradient sums one product per image. Formed apart, the products
+/// wrote `B` matrices and [`sum_to`](super::sum_to) read them back; here every block of the output
+/// adds each image's product as `gemm` forms it.
+///
+/// Why the bits are those of the sum: `sum_to` adds the products in batch order onto zeros,
+/// `((0 + p0) + p1) + ...`, and `gemm` accumulating onto `dst` writes `fma(1, acc, dst)`, that
+/// is `dst + acc` rounded once, with `acc` the product's sums; those are the sums of `p_i` when the
+/// depth is one block (`k <= ONE_DEPTH_BLOCK`; deeper, `gemm` would add each block onto `dst` in
+/// turn) and the blocks of any grid give the bits of the whole product (`tiles_keep_bits`, which
+/// also rules out the shapes `gemm` handles with other kernels). `batch_sums_are_the_summed_products`
+/// checks it.
+pub fn matmul_batch_sum<F: Float>(
+    a: &Tensor<F>,
+    b: &Tensor<F>,
+    ta: bool,
+    tb: bool,
+) -> Option<Tensor<F>> {
+    let (sa, sb) = (a.shape(), b.shape());
+    if sa.len() != 3 || sb.len() != 3 || sa[0] != sb[0] || sa[0] == 0 {
+        return None;
+    }
+    let out_shape = matmul_shape(sa, sb, ta, tb).ok()?;
+    let (batch, m, n) = (sa[0], out_shape[1], out_shape[2]);
+    let k = if ta { sa[1] } else { sa[2] };
+    if !(tiles_keep_bits(m, k, n) && k <= ONE_DEPTH_BLOCK) {
+        return None;
+    }
+    let (a_mat, b_mat) = (sa[1] * sa[2], sb[1] * sb[2]);
+    let (lrs, rrs) = (sa[2], sb[2]);
+    let threads = if batch * m * n * k < PARALLEL_MIN_MACS {
+        1
+    } else {
+        rayon::current_num_threads()
+    };
+    let (rows, cols) = batch_sum_grid(m, k, n, threads);
+    let mut data = vec![F::ZERO; m * n];
+    // SAFETY: `gemm` only writes values into the slots (sums of initialised elements).
+    let out = Out(unsafe { as_slots(&mut data) }.as_mut_ptr());
+    let (ad, bd) = (a.data(), b.data());
+    let tile = |t: usize| {
+        let (r, c) = (t / cols, t % cols);
+        let (i0, i1) = (r * m / rows, (r + 1) * m / rows);
+        let (j0, j1) = (c * n / cols, (c + 1) * n / cols);
+        for i in 0..batch {
+            let (a_i, b_i) = (
+                &ad[i * a_mat..(i + 1) * a_mat],
+                &bd[i * b_mat..(i + 1) * b_mat],
+            );
+            // SAFETY: block (i0..i1, j0..j1) lies inside the `m x n` output, which is initialised
+            // (zeros, then sums), and no other task writes it; the output is a buffer of its own.
+            unsafe {
+                F::gemm_block(
+                    out.at(i0 * n + j0),
+                    n,
+                    true,
+                    &a_i[if ta { i0 } else { i0 * lrs }..],
+                    lrs,
+                    ta,
+                    &b_i[if tb { j0 * rrs } else { j0 }..],
+                    rrs,
+                    tb,
+                    i1 - i0,
+                    k,
+                    j1 - j0,
+                )
+            }
+        }
+    };
+    if rows * cols == 1 {
+        tile(0);
+    } else {
+        (0..rows * cols).into_par_iter().for_each(tile);
+    }
+    Some(Tensor::from_vec(data, &[m, n]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -641,6 +741,70 @@ mod tests {
         assert_eq!(zeros.shape(), &[2, 3, 5]);
         assert!(zeros.data().iter().all(|&x| x == 0.0));
         assert!(matmul_add(acc.clone(), &a0, &b0, false, false).bitwise_eq(&acc));
+    }
+
+    /// `matmul_batch_sum` against `sum_to(matmul(..))` bit for bit, on 1 to 3 threads, on the
+    /// digits CNN's weight gradients (`g [B, o, oh ow] @ cols^T`), the other layouts, a batch of
+    /// one and shapes just inside the rules; and `None` just outside them.
+    #[test]
+    fn batch_sums_are_the_summed_products() {
+        let data = |len: usize, seed: usize| -> Vec<f32> {
+            (0..len)
+                .map(|i| (((i * 7 + seed * 13) % 101) as f32 * 0.37).sin())
+                .collect()
+        };
+        let operands = |(batch, m, k, n): (usize, usize, usize, usize), ta: bool, tb: bool| {
+            let (ar, ac) = if ta { (k, m) } else { (m, k) };
+            let (br, bc) = if tb { (n, k) } else { (k, n) };
+            (
+                Tensor::from_vec(data(batch * ar * ac, 1), &[batch, ar, ac]),
+                Tensor::from_vec(data(batch * br * bc, 2), &[batch, br, bc]),
+            )
+        };
+        let pool = |t: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap()
+        };
+        let summed = [
+            (64, 16, 64, 9),
+            (64, 16, 64, 144),
+            (64, 32, 64, 288),
+            (64, 32, 16, 288),
+            (64, 16, 16, 144),
+            (64, 300, 16, 20),
+            (3, 40, 512, 300),
+            (1, 20, 30, 40),
+            (5, 300, 100, 200),
+        ];
+        for shape in summed {
+            for (ta, tb) in [(false, true), (false, false), (true, false), (true, true)] {
+                let (a, b) = operands(shape, ta, tb);
+                let (_, m, _, n) = shape;
+                let expected =
+                    pool(1).install(|| super::super::sum_to(&matmul(&a, &b, ta, tb), &[m, n]));
+                for t in [1, 2, 3] {
+                    let got = pool(t).install(|| matmul_batch_sum(&a, &b, ta, tb));
+                    let want_some = {
+                        let k = shape.2;
+                        tiles_keep_bits(m, k, n) && k <= ONE_DEPTH_BLOCK
+                    };
+                    match got {
+                        Some(got) => assert!(
+                            got.bitwise_eq(&expected),
+                            "{shape:?} ta {ta} tb {tb} on {t} threads"
+                        ),
+                        None => assert!(!want_some, "{shape:?}: refused a shape it may sum"),
+                    }
+                }
+            }
+        }
+        // A depth of two blocks, too few outputs, and a row vector: not summed here.
+        for shape in [(4, 32, 513, 288), (4, 8, 16, 16), (4, 1, 64, 288)] {
+            let (a, b) = operands(shape, false, true);
+            assert!(matmul_batch_sum(&a, &b, false, true).is_none(), "{shape:?}");
+        }
     }
 
     #[test]

@@ -20,23 +20,17 @@ impl<F: Float, C: Carrier<F>> Rule<F, C> for MatMulRule {
     }
     fn vjp(&self, x: &[&C], _: &C, g: &C, needs: &[bool]) -> Vec<Option<C>> {
         let (a, b) = (x[0], x[1]);
-        let ga = needs[0].then(|| {
-            match (self.ta, self.tb) {
-                (false, false) => g.matmul(b, false, true),
-                (true, false) => b.matmul(g, false, true),
-                (false, true) => g.matmul(b, false, false),
-                (true, true) => b.matmul(g, true, true),
-            }
-            .sum_to(a.shape())
+        let ga = needs[0].then(|| match (self.ta, self.tb) {
+            (false, false) => g.matmul_sum_to(b, false, true, a.shape()),
+            (true, false) => b.matmul_sum_to(g, false, true, a.shape()),
+            (false, true) => g.matmul_sum_to(b, false, false, a.shape()),
+            (true, true) => b.matmul_sum_to(g, true, true, a.shape()),
         });
-        let gb = needs[1].then(|| {
-            match (self.ta, self.tb) {
-                (false, false) => a.matmul(g, true, false),
-                (true, false) => a.matmul(g, false, false),
-                (false, true) => g.matmul(a, true, false),
-                (true, true) => g.matmul(a, true, true),
-            }
-            .sum_to(b.shape())
+        let gb = needs[1].then(|| match (self.ta, self.tb) {
+            (false, false) => a.matmul_sum_to(g, true, false, b.shape()),
+            (true, false) => a.matmul_sum_to(g, false, false, b.shape()),
+            (false, true) => g.matmul_sum_to(a, true, false, b.shape()),
+            (true, true) => g.matmul_sum_to(a, true, true, b.shape()),
         });
         vec![ga, gb]
     }
