@@ -117,42 +117,66 @@ impl<F> Out<F> {
 unsafe fn gemm_tiles<F: Float>(
     dst: &mut [MaybeUninit<F>],
     accumulate: bool,
+    a: (&[F], usize, bool),
+    b: (&[F], usize, bool),
+    (m, k, n): (usize, usize, usize),
+    grid: (usize, usize),
+) {
+    assert!(dst.len() >= m * n, "gemm: destination too small");
+    let out = Out(dst.as_mut_ptr());
+    // SAFETY: every block lies inside `dst` (asserted above) and no other task writes it; `dst`
+    // is a unique borrow, so it overlaps neither operand; the caller's contract covers
+    // `accumulate`.
+    for_each_block(grid, |t| unsafe {
+        gemm_block_of_grid(out, accumulate, a, b, (m, k, n), grid, t)
+    });
+}
+
+/// Calls `block(t)` for every block `t` of a `rows x cols` grid: in parallel, unless there is
+/// only one.
+fn for_each_block((rows, cols): (usize, usize), block: impl Fn(usize) + Sync + Send) {
+    if rows * cols == 1 {
+        block(0);
+    } else {
+        (0..rows * cols).into_par_iter().for_each(block);
+    }
+}
+
+/// Block `t` (row-major) of a `rows x cols` grid of the `m x n` product `op(a) @ op(b)` into
+/// `out`, as one sequential `gemm` call; with `accumulate`, added to what the block holds.
+///
+/// # Safety
+/// `out` points to the `m x n` output with row stride `n`, which overlaps neither operand, and
+/// no other task writes the block; with `accumulate` the block must be initialised.
+unsafe fn gemm_block_of_grid<F: Float>(
+    out: Out<F>,
+    accumulate: bool,
     (a, lrs, ta): (&[F], usize, bool),
     (b, rrs, tb): (&[F], usize, bool),
     (m, k, n): (usize, usize, usize),
     (rows, cols): (usize, usize),
+    t: usize,
 ) {
-    assert!(dst.len() >= m * n, "gemm: destination too small");
-    let out = Out(dst.as_mut_ptr());
-    let tile = |t: usize| {
-        let (r, c) = (t / cols, t % cols);
-        let (i0, i1) = (r * m / rows, (r + 1) * m / rows);
-        let (j0, j1) = (c * n / cols, (c + 1) * n / cols);
-        let a_off = if ta { i0 } else { i0 * lrs };
-        // SAFETY: block (i0..i1, j0..j1) lies inside `dst` (asserted above) and no other task
-        // writes it; `dst` is a unique borrow, so it overlaps neither operand; the caller's
-        // contract covers `accumulate`.
-        unsafe {
-            F::gemm_block(
-                out.at(i0 * n + j0),
-                n,
-                accumulate,
-                &a[a_off..],
-                lrs,
-                ta,
-                &b[if tb { j0 * rrs } else { j0 }..],
-                rrs,
-                tb,
-                i1 - i0,
-                k,
-                j1 - j0,
-            )
-        }
-    };
-    if rows * cols == 1 {
-        tile(0);
-    } else {
-        (0..rows * cols).into_par_iter().for_each(tile);
+    let (r, c) = (t / cols, t % cols);
+    let (i0, i1) = (r * m / rows, (r + 1) * m / rows);
+    let (j0, j1) = (c * n / cols, (c + 1) * n / cols);
+    // SAFETY: the block (i0..i1, j0..j1) lies inside the output; the rest is the caller's
+    // contract.
+    unsafe {
+        F::gemm_block(
+            out.at(i0 * n + j0),
+            n,
+            accumulate,
+            &a[if ta { i0 } else { i0 * lrs }..],
+            lrs,
+            ta,
+            &b[if tb { j0 * rrs } else { j0 }..],
+            rrs,
+            tb,
+            i1 - i0,
+            k,
+            j1 - j0,
+        )
     }
 }
 
@@ -517,40 +541,25 @@ pub fn matmul_batch_sum<F: Float>(
     // SAFETY: `gemm` only writes values into the slots (sums of initialised elements).
     let out = Out(unsafe { as_slots(&mut data) }.as_mut_ptr());
     let (ad, bd) = (a.data(), b.data());
-    let tile = |t: usize| {
-        let (r, c) = (t / cols, t % cols);
-        let (i0, i1) = (r * m / rows, (r + 1) * m / rows);
-        let (j0, j1) = (c * n / cols, (c + 1) * n / cols);
+    for_each_block((rows, cols), |t| {
         for i in 0..batch {
-            let (a_i, b_i) = (
-                &ad[i * a_mat..(i + 1) * a_mat],
-                &bd[i * b_mat..(i + 1) * b_mat],
-            );
-            // SAFETY: block (i0..i1, j0..j1) lies inside the `m x n` output, which is initialised
-            // (zeros, then sums), and no other task writes it; the output is a buffer of its own.
+            let a_i = &ad[i * a_mat..(i + 1) * a_mat];
+            let b_i = &bd[i * b_mat..(i + 1) * b_mat];
+            // SAFETY: `out` is the `m x n` output, a buffer of its own, initialised (zeros, then
+            // sums); block `t` is this task's alone.
             unsafe {
-                F::gemm_block(
-                    out.at(i0 * n + j0),
-                    n,
+                gemm_block_of_grid(
+                    out,
                     true,
-                    &a_i[if ta { i0 } else { i0 * lrs }..],
-                    lrs,
-                    ta,
-                    &b_i[if tb { j0 * rrs } else { j0 }..],
-                    rrs,
-                    tb,
-                    i1 - i0,
-                    k,
-                    j1 - j0,
+                    (a_i, lrs, ta),
+                    (b_i, rrs, tb),
+                    (m, k, n),
+                    (rows, cols),
+                    t,
                 )
             }
         }
-    };
-    if rows * cols == 1 {
-        tile(0);
-    } else {
-        (0..rows * cols).into_par_iter().for_each(tile);
-    }
+    });
     Some(Tensor::from_vec(data, &[m, n]))
 }
 
