@@ -483,17 +483,25 @@ unsafe fn write_product<F: Float>(
 const ONE_DEPTH_BLOCK: usize = 512;
 
 /// (row blocks, column blocks) for [`matmul_batch_sum`] on `threads` workers: one block per
-/// worker, columns first, if every block is a shape whose bits are the whole product's
-/// ([`tiles_keep_bits`]), else one block. Finer than [`tile_grid`], whose blocks of at least 128
-/// would leave a weight gradient of `16 x 144` on one thread: each block here sums a whole batch
-/// of products.
+/// worker, the longer side cut first (columns when square), if every block is a shape whose bits
+/// are the whole product's ([`tiles_keep_bits`]), else one block. Finer than [`tile_grid`], whose
+/// blocks of at least 128 would leave a weight gradient of `16 x 144` on one thread: each block
+/// here sums a whole batch of products. The longer side, because `gemm` runs its kernel over a
+/// block's columns 16 at a time: cutting the 16 columns of a transposed `144 x 16` sum in two
+/// would leave every call half a kernel wide.
 fn batch_sum_grid(m: usize, k: usize, n: usize, threads: usize) -> (usize, usize) {
     if threads <= 1 {
         return (1, 1);
     }
     let smallest_block_keeps_bits =
         |rows: usize, cols: usize| rows <= m && cols <= n && tiles_keep_bits(m / rows, k, n / cols);
-    [(1, threads), (threads, 1)]
+    let (by_columns, by_rows) = ((1, threads), (threads, 1));
+    let order = if m > n {
+        [by_rows, by_columns]
+    } else {
+        [by_columns, by_rows]
+    };
+    order
         .into_iter()
         .find(|&(rows, cols)| smallest_block_keeps_bits(rows, cols))
         .unwrap_or((1, 1))
@@ -513,6 +521,8 @@ fn batch_sum_grid(m: usize, k: usize, n: usize, threads: usize) -> (usize, usize
 /// turn) and the blocks of any grid give the bits of the whole product (`tiles_keep_bits`, which
 /// also rules out the shapes `gemm` handles with other kernels). `batch_sums_are_the_summed_products`
 /// checks it.
+///
+/// A right operand stored transposed is summed the other way round (see [`sums_transposed`]).
 pub fn matmul_batch_sum<F: Float>(
     a: &Tensor<F>,
     b: &Tensor<F>,
@@ -529,8 +539,43 @@ pub fn matmul_batch_sum<F: Float>(
     if !(tiles_keep_bits(m, k, n) && k <= ONE_DEPTH_BLOCK) {
         return None;
     }
-    let (a_mat, b_mat) = (sa[1] * sa[2], sb[1] * sb[2]);
-    let (lrs, rrs) = (sa[2], sb[2]);
+    let a = (a.data(), sa[2], ta);
+    let b = (b.data(), sb[2], tb);
+    let data = if sums_transposed(m, k, n, ta, tb) {
+        // (sum op(a_i) @ op(b_i))^T = sum op(b_i)^T @ op(a_i)^T, each operand's transpose being
+        // the other flag on the same storage.
+        let sum_t = batch_sum((b.0, b.1, !tb), (a.0, a.1, !ta), (batch, n, k, m));
+        transposed(&sum_t, m, n, m)
+    } else {
+        batch_sum(a, b, (batch, m, k, n))
+    };
+    Some(Tensor::from_vec(data, &[m, n]))
+}
+
+/// Whether [`matmul_batch_sum`] forms the `n x m` transpose of its sum, then transposes it.
+///
+/// Why: `gemm` forms a row-major `op(a) @ op(b)` as `op(b)^T @ op(a)^T` and copies its left
+/// operand there, `op(b)^T`, into panels one element at a time unless its rows are contiguous, as
+/// they are not when `b` is stored transposed. A convolution's weight gradient, `g [o, positions]
+/// @ cols^T` with `cols` stored `[taps, positions]`, gathered all `taps x positions` elements of
+/// every image that way (a tenth of the digits CNN's training step under `perf`); summed the other
+/// way round it gathers the `o x positions` of `g` instead, or nothing when `a` is stored
+/// transposed. The transposed sums hold the same products added in the same order (a product of
+/// two numbers does not depend on their order), so the bits are the same when that shape is one
+/// whose blocks keep them too.
+fn sums_transposed(m: usize, k: usize, n: usize, ta: bool, tb: bool) -> bool {
+    tb && (ta || m < n) && tiles_keep_bits(n, k, m)
+}
+
+/// `sum over i of op(a_i) @ op(b_i)`, the `m x n` row-major result of [`matmul_batch_sum`]
+/// for operands `(data, row stride, transposed)` of `batch` matrices each, stored one after
+/// another.
+fn batch_sum<F: Float>(
+    (ad, lrs, ta): (&[F], usize, bool),
+    (bd, rrs, tb): (&[F], usize, bool),
+    (batch, m, k, n): (usize, usize, usize, usize),
+) -> Vec<F> {
+    let (a_mat, b_mat) = (ad.len() / batch, bd.len() / batch);
     let threads = if batch * m * n * k < PARALLEL_MIN_MACS {
         1
     } else {
@@ -540,7 +585,6 @@ pub fn matmul_batch_sum<F: Float>(
     let mut data = vec![F::ZERO; m * n];
     // SAFETY: `gemm` only writes values into the slots (sums of initialised elements).
     let out = Out(unsafe { as_slots(&mut data) }.as_mut_ptr());
-    let (ad, bd) = (a.data(), b.data());
     for_each_block((rows, cols), |t| {
         for i in 0..batch {
             let a_i = &ad[i * a_mat..(i + 1) * a_mat];
@@ -560,7 +604,7 @@ pub fn matmul_batch_sum<F: Float>(
             }
         }
     });
-    Some(Tensor::from_vec(data, &[m, n]))
+    data
 }
 
 #[cfg(test)]
