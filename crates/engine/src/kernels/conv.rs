@@ -171,21 +171,17 @@ impl Conv2dGeometry {
         )
     }
 
-    /// For every tap row `(channel, ky, kx)` of [`unfold2d_t`]'s layout and output row `oy`, in
-    /// increasing order: `f(tap_row, oy, offset)`, where the row's `ow` output positions read the
-    /// zero-padded image ([`Conv2dGeometry::padded_hw`]) at `offset + ox * stride`.
+    /// For every tap row `(channel, ky, kx)` of [`unfold2d_t`]'s layout, in increasing order:
+    /// `f(tap_row, offset)`, where the row's output position `(oy, ox)` reads the zero-padded
+    /// image ([`Conv2dGeometry::padded_hw`]) at `offset + oy * stride * wp + ox * stride`.
     #[inline(always)]
-    fn for_each_tap_row(&self, mut f: impl FnMut(usize, usize, usize)) {
-        let (oh, _) = self.out_hw();
+    fn for_each_tap_row(&self, mut f: impl FnMut(usize, usize)) {
         let (kh, kw) = self.kernel;
         let (hp, wp) = self.padded_hw();
         for c in 0..self.channels {
             for i in 0..kh {
                 for j in 0..kw {
-                    let row = (c * kh + i) * kw + j;
-                    for oy in 0..oh {
-                        f(row, oy, (c * hp + oy * self.stride + i) * wp + j);
-                    }
+                    f((c * kh + i) * kw + j, (c * hp + i) * wp + j);
                 }
             }
         }
@@ -256,58 +252,110 @@ fn unfold_image_t<F: Float, const W: usize>(
         return;
     }
     let padded = padded_image(g, src);
-    let stride = g.stride;
-    g.for_each_tap_row(|row, oy, at| {
-        let out = &mut dst[(row * oh + oy) * ow..][..ow];
+    let (stride, (_, wp)) = (g.stride, g.padded_hw());
+    g.for_each_tap_row(|row, at| {
+        let out = &mut dst[row * oh * ow..][..oh * ow];
         if stride == 1 {
-            copy_run::<F, W>(out, &padded[at..at + ow]);
+            copy_runs::<F, W>(out, &padded[at..], ow, wp);
         } else {
-            for (ox, d) in out.iter_mut().enumerate() {
-                d.write(padded[at + ox * stride]);
+            for (oy, out) in out.chunks_exact_mut(ow).enumerate() {
+                for (ox, d) in out.iter_mut().enumerate() {
+                    d.write(padded[at + oy * stride * wp + ox * stride]);
+                }
             }
         }
     });
 }
 
-/// `dst[i] = src[i]` for a run of a tap row, `W` its length if known at compile time (else 0).
+/// One tap row of a stride-1 unfold: `dst[r * ow + x] = src[r * src_step + x]` for its output
+/// rows `r < dst.len() / ow`, `ow` being `W` if known at compile time (else `W` is 0).
 ///
-/// Written so that a run of a known width is a few vector moves. A loop over the run's elements
-/// was not: the two slices come from a closure's captures, which the compiler cannot tell apart,
-/// so each store might change the next load and it moved one element at a time (and rustc inlines
-/// a helper before LLVM could learn from its arguments that they do not overlap).
+/// Written so that a tap row of a known width is a vector move or two per output row, behind one
+/// bounds check per tap row. A loop over each run's elements was not: the two slices come from a
+/// closure's captures, which the compiler cannot tell apart, so each store might change the next
+/// load and it moved one element at a time (and rustc inlines a helper before LLVM could learn
+/// from its arguments that they do not overlap). A call per output row, slicing both operands,
+/// cost about as much as the copies on the digits CNN's rows of 8 and 4.
 #[inline(always)]
-fn copy_run<F: Float, const W: usize>(dst: &mut [MaybeUninit<F>], src: &[F]) {
-    assert_eq!(dst.len(), src.len(), "copy_run: lengths differ");
+fn copy_runs<F: Float, const W: usize>(
+    dst: &mut [MaybeUninit<F>],
+    src: &[F],
+    ow: usize,
+    src_step: usize,
+) {
+    let rows = check_runs(dst.len(), src.len(), ow, src_step);
     if W > 0 {
-        assert_eq!(src.len(), W, "copy_run: not a run of the known width");
-        // SAFETY: `MaybeUninit<F>` has `F`'s layout, both slices hold `W` elements, and a `&mut`
-        // slice overlaps no other.
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().cast::<F>(), W) };
+        assert_eq!(ow, W, "copy_runs: not rows of the known width");
+        for r in 0..rows {
+            // SAFETY: both runs lie inside their slices (`check_runs`), `MaybeUninit<F>` has
+            // `F`'s layout, and a `&mut` slice overlaps no other.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    src.as_ptr().add(r * src_step),
+                    dst.as_mut_ptr().add(r * W).cast::<F>(),
+                    W,
+                )
+            };
+        }
     } else {
-        for (d, &v) in dst.iter_mut().zip(src) {
-            d.write(v);
+        for r in 0..rows {
+            for (d, &v) in dst[r * ow..][..ow]
+                .iter_mut()
+                .zip(&src[r * src_step..][..ow])
+            {
+                d.write(v);
+            }
         }
     }
 }
 
-/// `dst[i] += src[i]` for a run of a tap row, `W` as in [`copy_run`]: each element's additions
-/// stay in tap order, only the elements of a run are added side by side. The run is read into a
-/// local array first, which the stores cannot change, so that the additions vectorise (see
-/// [`copy_run`] on why a loop over the two slices did not).
+/// One tap row of a stride-1 fold: `dst[r * dst_step + x] += src[r * ow + x]` for its output
+/// rows `r < src.len() / ow`, `W` as in [`copy_runs`]. Each element's additions stay in tap
+/// order (a tap row's runs never overlap: `ow <= dst_step`); only a run's elements are added
+/// side by side. The run is read into a local array first, which the stores cannot change, so
+/// that the additions vectorise (see [`copy_runs`] on why a loop over the two slices did not).
 #[inline(always)]
-fn add_run<F: Float, const W: usize>(dst: &mut [F], src: &[F]) {
-    assert_eq!(dst.len(), src.len(), "add_run: lengths differ");
+fn add_runs<F: Float, const W: usize>(dst: &mut [F], src: &[F], ow: usize, dst_step: usize) {
+    let rows = check_runs(src.len(), dst.len(), ow, dst_step);
     if W > 0 {
-        let mut run = [F::ZERO; W];
-        run.copy_from_slice(src);
-        for (d, v) in dst.iter_mut().zip(run) {
-            *d += v;
+        assert_eq!(ow, W, "add_runs: not rows of the known width");
+        for r in 0..rows {
+            // SAFETY: both runs lie inside their slices (`check_runs`); the run of `src` is
+            // copied out before `dst`, which overlaps no other slice, is written.
+            unsafe {
+                let run = src.as_ptr().add(r * W).cast::<[F; W]>().read_unaligned();
+                let out = dst.as_mut_ptr().add(r * dst_step);
+                for (x, v) in run.into_iter().enumerate() {
+                    *out.add(x) += v;
+                }
+            }
         }
     } else {
-        for (d, &v) in dst.iter_mut().zip(src) {
-            *d += v;
+        for r in 0..rows {
+            for (d, &v) in dst[r * dst_step..][..ow]
+                .iter_mut()
+                .zip(&src[r * ow..][..ow])
+            {
+                *d += v;
+            }
         }
     }
+}
+
+/// The number of runs of a tap row, `rows = packed_len / ow`, after checking that the packed
+/// side holds exactly `rows` runs of `ow` and the strided side every run `r` at `r * step`.
+///
+/// # Panics
+/// If either side is short, or runs would overlap (`ow > step`).
+fn check_runs(packed_len: usize, strided_len: usize, ow: usize, step: usize) -> usize {
+    let rows = packed_len.checked_div(ow).unwrap_or(0);
+    assert!(
+        ow <= step
+            && rows * ow == packed_len
+            && (rows == 0 || strided_len >= (rows - 1) * step + ow),
+        "tap row: runs outside the operands"
+    );
+    rows
 }
 
 /// One image of [`fold2d_t`]: `dst` (`c h w`) from its `c kh kw` rows of `oh ow` taps in `src`.
@@ -324,13 +372,15 @@ fn fold_image_t<F: Float, const W: usize>(
     // Into the zero-padded image, whose border then takes the taps that fell in the padding
     // and is dropped: each image element adds its taps in increasing row order from zero.
     let mut padded = vec![F::ZERO; g.channels * hp * wp];
-    g.for_each_tap_row(|row, oy, at| {
-        let taps = &src[(row * oh + oy) * ow..][..ow];
+    g.for_each_tap_row(|row, at| {
+        let taps = &src[row * oh * ow..][..oh * ow];
         if stride == 1 {
-            add_run::<F, W>(&mut padded[at..at + ow], taps);
+            add_runs::<F, W>(&mut padded[at..], taps, ow, wp);
         } else {
-            for (ox, &v) in taps.iter().enumerate() {
-                padded[at + ox * stride] += v;
+            for (oy, taps) in taps.chunks_exact(ow).enumerate() {
+                for (ox, &v) in taps.iter().enumerate() {
+                    padded[at + oy * stride * wp + ox * stride] += v;
+                }
             }
         }
     });
