@@ -13,9 +13,6 @@ use crate::output::{percent, thousands, Event};
 use crate::Ctx;
 use run::RunDir;
 
-/// Batch size of evaluations (results do not depend on it beyond the rounding of the mean).
-pub const EVAL_BATCH: usize = 256;
-
 /// Runs the command.
 ///
 /// # Errors
@@ -82,5 +79,10 @@ fn eval_with<F: Float>(
     let widened: Vec<f64> = p.iter().map(|x| x.to_f64()).collect();
     run::Fingerprint::check(dir.root(), &run::Fingerprint::of(cfg, splits, &widened))?;
     run::dir::sweep_stale_temporaries(dir.root());
-    Ok(nn::evaluate(model, &p, ds, EVAL_BATCH))
+    Ok(nn::evaluate(
+        model,
+        &p,
+        ds,
+        nn::eval_batch_size(cfg.train.batch_size),
+    ))
 }

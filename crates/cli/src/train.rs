@@ -15,7 +15,6 @@ use nn::{evaluate, Evaluation, Model, Optimizer, Precision, RunConfig, TrainStat
 use serde::Serialize;
 
 use crate::args::TrainArgs;
-use crate::evaluate::EVAL_BATCH;
 use crate::output::{percent, thousands, EpochRecord, Event, Start, StepRecord, Summary};
 use crate::progress::Progress;
 use crate::Ctx;
@@ -126,6 +125,7 @@ fn fit<F: Float>(
     let started = Instant::now();
     let cfg = &job.cfg;
     let out = &ctx.out;
+    let eval_batch = nn::eval_batch_size(cfg.train.batch_size);
     let mut trainer = Trainer::<F>::new(model, cfg, &splits.train)?;
     if let Some(w) = run::data_weights(cfg, &splits.train, Path::new("."))? {
         trainer = trainer.with_weights(w.iter().map(|&x| F::from_f64(x)).collect())?;
@@ -231,7 +231,7 @@ fn fit<F: Float>(
         }
         if taken % per_epoch == 0 {
             let train = std::mem::take(&mut running).figures();
-            let test = evaluate(model, &state.params, &splits.test, EVAL_BATCH);
+            let test = evaluate(model, &state.params, &splits.test, eval_batch);
             let rec = Event::Epoch(EpochRecord {
                 epoch: info.epoch,
                 step: taken,
@@ -288,7 +288,7 @@ fn fit<F: Float>(
     run::Fingerprint::of(cfg, splits, &widened).write(dir.root())?;
 
     let test =
-        last_test.unwrap_or_else(|| evaluate(model, &state.params, &splits.test, EVAL_BATCH));
+        last_test.unwrap_or_else(|| evaluate(model, &state.params, &splits.test, eval_batch));
     let mut files = vec![
         CONFIG.to_string(),
         METRICS.to_string(),

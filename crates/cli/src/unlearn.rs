@@ -40,7 +40,6 @@ use run::retrain::retrain_cached;
 use run::{Run, Split, Targets};
 
 use crate::args::UnlearnArgs;
-use crate::evaluate::EVAL_BATCH;
 use crate::output::{percent, Event};
 use crate::progress::Progress;
 use crate::Ctx;
@@ -292,7 +291,12 @@ pub fn evaluate_in_precision(run: &Run, params: &[f64]) -> nn::Evaluation {
 pub fn evaluate_split(run: &Run, params: &[f64], split: Split) -> nn::Evaluation {
     fn go<F: Float>(run: &Run, params: &[f64], ds: &data::Dataset) -> nn::Evaluation {
         let p: Vec<F> = params.iter().map(|&x| F::from_f64(x)).collect();
-        nn::evaluate(&run.model, &p, ds, EVAL_BATCH)
+        nn::evaluate(
+            &run.model,
+            &p,
+            ds,
+            nn::eval_batch_size(run.config.train.batch_size),
+        )
     }
     let ds = run.dataset(split);
     match run.config.train.precision {

@@ -19,6 +19,22 @@ pub struct Evaluation {
     pub accuracy: Option<f64>,
 }
 
+/// Examples per batch of an evaluation of a model trained in batches of `train_batch`: that
+/// batch, but at least 64 and at most 256 (results do not depend on it beyond the rounding of
+/// the mean). Every evaluation of a run (training's per-epoch figures, `attrib evaluate`,
+/// unlearning and poisoning) uses it, so that they give the same bits.
+///
+/// Why the training batch: an evaluation holds a whole batch's forward pass at once, one batch
+/// per worker, and the training batch is the size whose memory the run was planned for. At a
+/// fixed 256 the Moby-Dick GPT evaluated its 256 test windows of 64 tokens in one pass on one
+/// worker, 515 MB resident, and the kernel's zeroing of those fresh pages (`clear_page_erms`)
+/// took 16% of `attrib train` under `perf`; at 64 it peaks at 152 MB, with the windows spread
+/// over the workers. Why at least 64: a recipe of tiny batches would otherwise build a graph per
+/// handful of examples.
+pub fn eval_batch_size(train_batch: usize) -> usize {
+    train_batch.clamp(64, 256)
+}
+
 /// Evaluates in batches of `batch_size` (results do not depend on it beyond rounding of the mean).
 ///
 /// The batches run in parallel (a small model's ops are too small to use the cores on their own,

@@ -48,7 +48,7 @@ pub use config::{
     ScheduleConfig, TrainConfig,
 };
 pub use error::{NnError, Result};
-pub use eval::{evaluate, Evaluation};
+pub use eval::{eval_batch_size, evaluate, Evaluation};
 pub use logit_hessian::LogitHessian;
 pub use model::{Model, Output, Task};
 pub use optim::{Adjoint, OptState, Optimizer, Tangent};

@@ -35,9 +35,6 @@ use crate::estimators::magic::{
 };
 use run::{Run, Split, Targets};
 
-/// Examples per evaluation batch.
-const EVAL_BATCH: usize = 256;
-
 /// A label flip: training example `index` gets label `to` (it had `from`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Flip {
@@ -121,7 +118,12 @@ pub fn retrained(run: &Run, train: &Dataset) -> Result<Outcome> {
 pub fn outcome_of(run: &Run) -> Outcome {
     fn eval<F: engine::Float>(run: &Run, ds: &Dataset) -> Evaluation {
         let p: Vec<F> = run.params.iter().map(|&x| F::from_f64(x)).collect();
-        nn::evaluate::<F>(&run.model, &p, ds, EVAL_BATCH)
+        nn::evaluate::<F>(
+            &run.model,
+            &p,
+            ds,
+            nn::eval_batch_size(run.config.train.batch_size),
+        )
     }
     let at = |ds: &Dataset| match run.config.train.precision {
         nn::Precision::F32 => eval::<f32>(run, ds),
