@@ -554,9 +554,10 @@ pub fn matmul_batch_sum<F: Float>(
 
 /// Whether [`matmul_batch_sum`] forms the `n x m` transpose of its sum, then transposes it.
 ///
-/// Why: `gemm` forms a row-major `op(a) @ op(b)` as `op(b)^T @ op(a)^T` and copies its left
-/// operand there, `op(b)^T`, into panels one element at a time unless its rows are contiguous, as
-/// they are not when `b` is stored transposed. A convolution's weight gradient, `g [o, positions]
+/// Why: `gemm` forms a row-major `op(a) @ op(b)` as `op(b)^T @ op(a)^T` and copies the left
+/// operand there, `op(b)^T`, into panels one element at a time unless each of its columns lies
+/// contiguous in memory, as they do not when `b` is stored transposed (gemm-common 0.19,
+/// `pack_operands.rs`, the `src_rs != 1` loops). A convolution's weight gradient, `g [o, positions]
 /// @ cols^T` with `cols` stored `[taps, positions]`, gathered all `taps x positions` elements of
 /// every image that way (a tenth of the digits CNN's training step under `perf`); summed the other
 /// way round it gathers the `o x positions` of `g` instead, or nothing when `a` is stored
