@@ -91,9 +91,15 @@ pub trait Carrier<F: Float>: Clone + Send + Sync + 'static {
     fn fold2d_t(&self, g: &Conv2dGeometry) -> Self;
     /// `(x - mean) / sqrt(var + eps)` over each row of the last axis ([`kernels::norm`]).
     fn standardize_last(&self, eps: F) -> Self;
-    /// The reverse rule of [`Carrier::standardize_last`] at `self`, given its output `y` and the
-    /// output's cotangent `g`: the input's cotangent.
-    fn standardize_last_vjp(&self, y: &Self, g: &Self, eps: F) -> Self;
+    /// [`Carrier::standardize_last`], and the rows' `1 / sqrt(var + eps)` if the carrier can
+    /// hand them to [`Carrier::standardize_last_vjp`] (by default it does not).
+    fn standardize_last_keeping_scales(&self, eps: F) -> (Self, Option<Vec<F>>) {
+        (self.standardize_last(eps), None)
+    }
+    /// The reverse rule of [`Carrier::standardize_last`] at `self`, given its output `y`, the
+    /// output's cotangent `g` and, if the forward pass kept them, its rows' scales
+    /// ([`Carrier::standardize_last_keeping_scales`]): the input's cotangent.
+    fn standardize_last_vjp(&self, y: &Self, g: &Self, eps: F, scales: Option<&[F]>) -> Self;
     /// `softmax(c x)` over each row of the last axis, optionally causal ([`kernels::softmax`]).
     fn softmax_last(&self, s: Softmax<F>) -> Self;
     /// The reverse rule of [`Carrier::softmax_last`] at `self`, given its output `y` and the
@@ -238,8 +244,15 @@ impl<F: Float> Carrier<F> for Tensor<F> {
     fn standardize_last(&self, eps: F) -> Self {
         kernels::norm::standardize(self, eps)
     }
-    fn standardize_last_vjp(&self, y: &Self, g: &Self, eps: F) -> Self {
-        kernels::norm::standardize_apply_jacobian(self, y, g, eps)
+    fn standardize_last_keeping_scales(&self, eps: F) -> (Self, Option<Vec<F>>) {
+        let (y, scales) = kernels::norm::standardize_keeping_scales(self, eps);
+        (y, Some(scales))
+    }
+    fn standardize_last_vjp(&self, y: &Self, g: &Self, eps: F, scales: Option<&[F]>) -> Self {
+        match scales {
+            Some(inv) => kernels::norm::standardize_jacobian_scaled(inv, y, g),
+            None => kernels::norm::standardize_apply_jacobian(self, y, g, eps),
+        }
     }
     fn softmax_last(&self, s: Softmax<F>) -> Self {
         s.apply(self)

@@ -425,11 +425,14 @@ impl<F: Float> Carrier<F> for Dual<F> {
             .map(|t| norm::standardize_apply_jacobian(&self.value, &value, t, eps));
         Dual { value, tangent }
     }
-    fn standardize_last_vjp(&self, y: &Self, g: &Self, eps: F) -> Self {
+    fn standardize_last_vjp(&self, y: &Self, g: &Self, eps: F, _: Option<&[F]>) -> Self {
         let (x, yv) = (&self.value, &y.value);
+        // The rows' scales, computed once for the three kernels below that may need them.
+        let scales = std::cell::OnceCell::new();
+        let inv = || scales.get_or_init(|| norm::inverse_stds(x, eps)).as_slice();
         let value = memo_value(
             key(MemoTag::StandardizeVjp, &[self.shape(), g.shape()]),
-            || norm::standardize_apply_jacobian(x, yv, &g.value, eps),
+            || norm::standardize_jacobian_scaled(inv(), yv, &g.value),
         );
         // `dx = J(x) g` is linear in `g` (J applied to g's tangent) and moves with `x` through
         // `J` (the curvature term, which needs `y`'s tangent `J t`).
@@ -438,16 +441,16 @@ impl<F: Float> Carrier<F> for Dual<F> {
             let dy = match &y.tangent {
                 Some(dy) => dy,
                 None => {
-                    computed = norm::standardize_apply_jacobian(x, yv, t, eps);
+                    computed = norm::standardize_jacobian_scaled(inv(), yv, t);
                     &computed
                 }
             };
-            norm::standardize_reverse_curvature(x, yv, &g.value, t, dy, eps)
+            norm::standardize_curvature_scaled(inv(), yv, &g.value, t, dy)
         });
         let along_g = g
             .tangent
             .as_ref()
-            .map(|gt| norm::standardize_apply_jacobian(x, yv, gt, eps));
+            .map(|gt| norm::standardize_jacobian_scaled(inv(), yv, gt));
         Dual {
             value,
             tangent: add_opt(along_x, along_g),

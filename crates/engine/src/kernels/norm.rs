@@ -139,16 +139,16 @@ simd_fn! {
 
 // The row kernels, each compiled for the widest vector unit (`simd_fn!`, same bits).
 simd_fn! {
-    /// `1 / sqrt(var + eps)` of one row.
-    fn inverse_std<F: Float>(row: &[F], eps: F) -> F {
-        row_stats(row, eps).1
+    /// `(mean, 1 / sqrt(var + eps))` of one row.
+    fn mean_and_inverse_std<F: Float>(row: &[F], eps: F) -> (F, F) {
+        row_stats(row, eps)
     }
 }
 
 simd_fn! {
-    /// One row of [`standardize`].
-    fn standardize_row<F: Float>(row: &[F], eps: F, out: &mut [MaybeUninit<F>]) {
-        let (mean, s) = row_stats(row, eps);
+    /// One row of [`standardize`], from its [`row_stats`].
+    fn standardize_row<F: Float>(row: &[F], stats: (F, F), out: &mut [MaybeUninit<F>]) {
+        let (mean, s) = stats;
         for (o, &v) in out.iter_mut().zip(row) {
             o.write((v - mean) * s);
         }
@@ -181,12 +181,12 @@ simd_fn! {
     }
 }
 
-/// `1 / sqrt(var + eps)` of every row of `x`.
-fn inverse_stds<F: Float>(x: &Tensor<F>, eps: F) -> Vec<F> {
+/// `(mean, 1 / sqrt(var + eps))` of every row of `x`.
+fn row_stats_of<F: Float>(x: &Tensor<F>, eps: F) -> Vec<(F, F)> {
     let n = row_len(x);
     let xd = x.data();
     let rows = xd.len().checked_div(n).unwrap_or(0);
-    let stat = |r: usize| inverse_std(&xd[r * n..(r + 1) * n], eps);
+    let stat = |r: usize| mean_and_inverse_std(&xd[r * n..(r + 1) * n], eps);
     if xd.len() < PARALLEL_MIN_ELEMENTS {
         (0..rows).map(stat).collect()
     } else {
@@ -194,17 +194,32 @@ fn inverse_stds<F: Float>(x: &Tensor<F>, eps: F) -> Vec<F> {
     }
 }
 
+/// `1 / sqrt(var + eps)` of every row of `x`: the scales [`standardize`] multiplies by, which
+/// its Jacobian kernels take.
+pub fn inverse_stds<F: Float>(x: &Tensor<F>, eps: F) -> Vec<F> {
+    row_stats_of(x, eps).into_iter().map(|(_, s)| s).collect()
+}
+
 /// `y = (x - mean) / sqrt(var + eps)` over each row of the last axis.
 pub fn standardize<F: Float>(x: &Tensor<F>, eps: F) -> Tensor<F> {
+    standardize_keeping_scales(x, eps).0
+}
+
+/// [`standardize`], and the [`inverse_stds`] it used, so that a reverse rule need not compute
+/// them again (two passes over every row; with the Jacobian's three, they were two fifths of
+/// a group norm's reverse rule).
+pub fn standardize_keeping_scales<F: Float>(x: &Tensor<F>, eps: F) -> (Tensor<F>, Vec<F>) {
     let n = row_len(x);
     let xd = x.data();
+    let stats = row_stats_of(x, eps);
     // SAFETY: the row loop below writes every element of `out` (rows of `n`).
     let out = unsafe {
         for_each_row(xd.len(), n, |r, out| {
-            standardize_row(&xd[r * n..(r + 1) * n], eps, out)
+            standardize_row(&xd[r * n..(r + 1) * n], stats[r], out)
         })
     };
-    Tensor::from_vec(out, x.shape())
+    let scales = stats.into_iter().map(|(_, s)| s).collect();
+    (Tensor::from_vec(out, x.shape()), scales)
 }
 
 /// `J v = s (v - mean v - y mean(v y))` row by row, the Jacobian of [`standardize`] at `x` (with
@@ -217,9 +232,17 @@ pub fn standardize_apply_jacobian<F: Float>(
     v: &Tensor<F>,
     eps: F,
 ) -> Tensor<F> {
-    let n = row_len(x);
-    let rows = x.len().checked_div(n).unwrap_or(0);
-    let inv = inverse_stds(x, eps);
+    standardize_jacobian_scaled(&inverse_stds(x, eps), y, v)
+}
+
+/// [`standardize_apply_jacobian`] given the [`inverse_stds`] of `x`'s rows.
+///
+/// # Panics
+/// If `inv` does not hold one scale per row of `y`.
+pub fn standardize_jacobian_scaled<F: Float>(inv: &[F], y: &Tensor<F>, v: &Tensor<F>) -> Tensor<F> {
+    let n = row_len(y);
+    let rows = y.len().checked_div(n).unwrap_or(0);
+    assert_eq!(inv.len(), rows, "standardize: one scale per row");
     let (yd, vd) = (y.data(), v.data());
     let inv_n = F::ONE / F::from_f64(n as f64);
     // SAFETY: the row loop below writes every element of `out` (rows of `n`).
@@ -245,9 +268,23 @@ pub fn standardize_reverse_curvature<F: Float>(
     dy: &Tensor<F>,
     eps: F,
 ) -> Tensor<F> {
-    let n = row_len(x);
-    let rows = x.len().checked_div(n).unwrap_or(0);
-    let inv = inverse_stds(x, eps);
+    standardize_curvature_scaled(&inverse_stds(x, eps), y, g, t, dy)
+}
+
+/// [`standardize_reverse_curvature`] given the [`inverse_stds`] of `x`'s rows.
+///
+/// # Panics
+/// If `inv` does not hold one scale per row of `y`.
+pub fn standardize_curvature_scaled<F: Float>(
+    inv: &[F],
+    y: &Tensor<F>,
+    g: &Tensor<F>,
+    t: &Tensor<F>,
+    dy: &Tensor<F>,
+) -> Tensor<F> {
+    let n = row_len(y);
+    let rows = y.len().checked_div(n).unwrap_or(0);
+    assert_eq!(inv.len(), rows, "standardize: one scale per row");
     let (yd, gd, td, dyd) = (y.data(), g.data(), t.data(), dy.data());
     let inv_n = F::ONE / F::from_f64(n as f64);
     // SAFETY: the row loop below writes every element of `out` (rows of `n`).
@@ -282,6 +319,26 @@ mod tests {
                     .collect::<Vec<_>>()
             })
             .collect()
+    }
+
+    #[test]
+    fn the_kept_scales_are_those_the_jacobian_recomputes() {
+        for (seed, shape) in [[3, 5, 16], [2, 4, 7], [64, 4, 256]]
+            .into_iter()
+            .enumerate()
+        {
+            let x = random_tensor(&shape, 2 * seed as u64);
+            let (y, kept) = standardize_keeping_scales(&x, 1e-5);
+            assert!(y.bitwise_eq(&standardize(&x, 1e-5)));
+            let recomputed = inverse_stds(&x, 1e-5);
+            assert!(kept
+                .iter()
+                .zip(&recomputed)
+                .all(|(a, b)| a.to_bits() == b.to_bits()));
+            let v = random_tensor(&shape, 2 * seed as u64 + 1);
+            let scaled = standardize_jacobian_scaled(&kept, &y, &v);
+            assert!(scaled.bitwise_eq(&standardize_apply_jacobian(&x, &y, &v, 1e-5)));
+        }
     }
 
     #[test]

@@ -11,6 +11,8 @@ use crate::Float;
 /// cotangent ([`crate::kernels::norm`]).
 struct StandardizeRule<F> {
     eps: F,
+    /// The rows' `1 / sqrt(var + eps)`, when the forward pass kept them.
+    scales: Option<Vec<F>>,
 }
 
 impl<F: Float, C: Carrier<F>> Rule<F, C> for StandardizeRule<F> {
@@ -18,7 +20,12 @@ impl<F: Float, C: Carrier<F>> Rule<F, C> for StandardizeRule<F> {
         "standardize_last"
     }
     fn vjp(&self, x: &[&C], y: &C, g: &C, _: &[bool]) -> Vec<Option<C>> {
-        vec![Some(x[0].standardize_last_vjp(y, g, self.eps))]
+        vec![Some(x[0].standardize_last_vjp(
+            y,
+            g,
+            self.eps,
+            self.scales.as_deref(),
+        ))]
     }
 }
 
@@ -54,8 +61,8 @@ impl<F: Float, C: Carrier<F>> Graph<F, C> {
     /// Normalises over the last axis without affine parameters: one fused primitive (its forward,
     /// reverse and tangent rules each a few passes over a row, [`crate::kernels::norm`]).
     pub fn standardize_last(&self, x: Var, eps: F) -> Var {
-        let value = self.with_values(&[x], |v| v[0].standardize_last(eps));
-        self.push(value, &[x], StandardizeRule { eps })
+        let (value, scales) = self.with_values(&[x], |v| v[0].standardize_last_keeping_scales(eps));
+        self.push(value, &[x], StandardizeRule { eps, scales })
     }
 
     /// Layer norm over the last axis with `gamma`, `beta` of that axis's length.
