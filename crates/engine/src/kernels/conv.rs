@@ -220,20 +220,45 @@ pub fn unfold2d_t<F: Float>(x: &Tensor<F>, g: &Conv2dGeometry) -> Tensor<F> {
     );
     let (oh, ow) = g.out_hw();
     let (img, positions, taps) = (g.channels * g.height * g.width, oh * ow, g.patch_len());
-    let per_image = taps * positions;
-    // SAFETY: `unfold_image_t` writes every slot of each image's chunk, and the chunks cover the
-    // buffer.
+    // SAFETY: `unfold_image_t` writes every slot of the image's chunk it is given.
     let out = unsafe {
-        crate::buffer::filled(s[0] * per_image, |slots: &mut [MaybeUninit<F>]| {
-            if per_image > 0 {
-                slots
-                    .par_chunks_mut(per_image)
-                    .zip(x.data().par_chunks(img))
-                    .for_each(|(dst, src)| with_known_width!(ow, unfold_image_t::<F>(g, dst, src)));
-            }
+        per_image(x.data(), img, s[0], taps * positions, |dst, src| {
+            with_known_width!(ow, unfold_image_t::<F>(g, dst, src))
         })
     };
     Tensor::from_vec(out, &[s[0], taps, positions])
+}
+
+/// A new buffer of `images` chunks of `out_len` elements, chunk `i` written by `image(chunk,
+/// src chunk i)` with `src` cut in chunks of `src_len`, the images in parallel: the loop of
+/// [`unfold2d_t`] and [`fold2d_t`].
+///
+/// # Safety
+/// `image` must write every slot of the chunk it is given.
+unsafe fn per_image<F: Float>(
+    src: &[F],
+    src_len: usize,
+    images: usize,
+    out_len: usize,
+    image: impl Fn(&mut [MaybeUninit<F>], &[F]) + Sync + Send,
+) -> Vec<F> {
+    assert_eq!(
+        src.len(),
+        images * src_len,
+        "per_image: not {images} source images"
+    );
+    // SAFETY: the chunks cover the buffer (none when it is empty) and `image` writes every slot
+    // of each (the caller's contract).
+    unsafe {
+        crate::buffer::filled(images * out_len, |slots: &mut [MaybeUninit<F>]| {
+            if out_len > 0 {
+                slots
+                    .par_chunks_mut(out_len)
+                    .enumerate()
+                    .for_each(|(i, dst)| image(dst, &src[i * src_len..(i + 1) * src_len]));
+            }
+        })
+    }
 }
 
 /// One image of [`unfold2d_t`]: writes every slot of `dst` (`c kh kw` rows of `oh ow` positions)
@@ -409,16 +434,10 @@ pub fn fold2d_t<F: Float>(cols: &Tensor<F>, g: &Conv2dGeometry) -> Tensor<F> {
         oh * ow
     );
     let (img, positions, taps) = (g.channels * g.height * g.width, oh * ow, g.patch_len());
-    // SAFETY: `fold_image_t` writes every slot of each image's chunk, and the chunks cover the
-    // buffer.
+    // SAFETY: `fold_image_t` writes every slot of the image's chunk it is given.
     let out = unsafe {
-        crate::buffer::filled(s[0] * img, |slots: &mut [MaybeUninit<F>]| {
-            if img > 0 {
-                slots
-                    .par_chunks_mut(img)
-                    .zip(cols.data().par_chunks(taps * positions))
-                    .for_each(|(dst, src)| with_known_width!(ow, fold_image_t::<F>(g, dst, src)));
-            }
+        per_image(cols.data(), taps * positions, s[0], img, |dst, src| {
+            with_known_width!(ow, fold_image_t::<F>(g, dst, src))
         })
     };
     Tensor::from_vec(out, &[s[0], g.channels, g.height, g.width])
