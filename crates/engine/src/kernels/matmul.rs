@@ -69,6 +69,16 @@ fn tiles_keep_bits(m: usize, k: usize, n: usize) -> bool {
     m >= 2 && n >= 8 && k > 2 && m * n > 256 && (n > 64 || k <= 512) && !one_row_tail
 }
 
+/// The workers a product of `macs` multiply-adds is split over: one below
+/// [`PARALLEL_MIN_MACS`], else the pool's threads.
+fn workers_for(macs: usize) -> usize {
+    if macs < PARALLEL_MIN_MACS {
+        1
+    } else {
+        rayon::current_num_threads()
+    }
+}
+
 /// (row blocks, column blocks) for a tiled product on `threads` workers.
 ///
 /// Column blocks first: each packs only its part of `b`, so splitting columns costs no extra
@@ -267,11 +277,7 @@ pub(crate) unsafe fn gemm_det<F: Float>(
 ) {
     let macs = m * n * k;
     if (tb && macs < TRANSPOSE_MIN_MACS) || tiles_keep_bits(m, k, n) {
-        let threads = if macs < PARALLEL_MIN_MACS {
-            1
-        } else {
-            rayon::current_num_threads()
-        };
+        let threads = workers_for(macs);
         // SAFETY: the caller's contract, passed on.
         return unsafe {
             gemm_tiles(
@@ -577,12 +583,7 @@ fn batch_sum<F: Float>(
     (batch, m, k, n): (usize, usize, usize, usize),
 ) -> Vec<F> {
     let (a_mat, b_mat) = (ad.len() / batch, bd.len() / batch);
-    let threads = if batch * m * n * k < PARALLEL_MIN_MACS {
-        1
-    } else {
-        rayon::current_num_threads()
-    };
-    let (rows, cols) = batch_sum_grid(m, k, n, threads);
+    let (rows, cols) = batch_sum_grid(m, k, n, workers_for(batch * m * n * k));
     let mut data = vec![F::ZERO; m * n];
     // SAFETY: `gemm` only writes values into the slots (sums of initialised elements).
     let out = Out(unsafe { as_slots(&mut data) }.as_mut_ptr());
