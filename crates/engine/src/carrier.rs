@@ -91,8 +91,9 @@ pub trait Carrier<F: Float>: Clone + Send + Sync + 'static {
     fn fold2d_t(&self, g: &Conv2dGeometry) -> Self;
     /// `(x - mean) / sqrt(var + eps)` over each row of the last axis ([`kernels::norm`]).
     fn standardize_last(&self, eps: F) -> Self;
-    /// [`Carrier::standardize_last`], and the rows' `1 / sqrt(var + eps)` if the carrier can
-    /// hand them to [`Carrier::standardize_last_vjp`] (by default it does not).
+    /// [`Carrier::standardize_last`], and the rows' `1 / sqrt(var + eps)` (of the primal, for
+    /// dual numbers) if the carrier can hand them to [`Carrier::standardize_last_vjp`] (by
+    /// default it does not).
     fn standardize_last_keeping_scales(&self, eps: F) -> (Self, Option<Vec<F>>) {
         (self.standardize_last(eps), None)
     }

@@ -415,21 +415,30 @@ impl<F: Float> Carrier<F> for Dual<F> {
         })
     }
     fn standardize_last(&self, eps: F) -> Self {
+        self.standardize_last_keeping_scales(eps).0
+    }
+    /// The primal's scales when this call computed them (for the value or for the tangent);
+    /// none when the value came from the memo and there is no tangent.
+    fn standardize_last_keeping_scales(&self, eps: F) -> (Self, Option<Vec<F>>) {
+        let mut kept = None;
         let value = memo_value(key(MemoTag::Standardize, &[self.shape()]), || {
-            norm::standardize(&self.value, eps)
+            let (y, scales) = norm::standardize_keeping_scales(&self.value, eps);
+            kept = Some(scales);
+            y
         });
         // The tangent is the Jacobian applied to the input's (kernels::norm).
-        let tangent = self
-            .tangent
-            .as_ref()
-            .map(|t| norm::standardize_apply_jacobian(&self.value, &value, t, eps));
-        Dual { value, tangent }
+        let tangent = self.tangent.as_ref().map(|t| {
+            let inv = kept.get_or_insert_with(|| norm::inverse_stds(&self.value, eps));
+            norm::standardize_jacobian_scaled(inv, &value, t)
+        });
+        (Dual { value, tangent }, kept)
     }
-    fn standardize_last_vjp(&self, y: &Self, g: &Self, eps: F, _: Option<&[F]>) -> Self {
+    fn standardize_last_vjp(&self, y: &Self, g: &Self, eps: F, scales: Option<&[F]>) -> Self {
         let (x, yv) = (&self.value, &y.value);
-        // The rows' scales, computed once for the three kernels below that may need them.
-        let scales = std::cell::OnceCell::new();
-        let inv = || scales.get_or_init(|| norm::inverse_stds(x, eps)).as_slice();
+        // The rows' scales: the forward pass's, or computed once for the three kernels below
+        // that may need them.
+        let computed = std::cell::OnceCell::new();
+        let inv = || scales.unwrap_or_else(|| computed.get_or_init(|| norm::inverse_stds(x, eps)));
         let value = memo_value(
             key(MemoTag::StandardizeVjp, &[self.shape(), g.shape()]),
             || norm::standardize_jacobian_scaled(inv(), yv, &g.value),
