@@ -194,14 +194,7 @@ impl<F: Float> Carrier<F> for Tensor<F> {
         kernels::matmul(self, o, ta, tb)
     }
     fn matmul_sum_to(&self, o: &Self, ta: bool, tb: bool, shape: &[usize]) -> Self {
-        let summed_batch = kernels::matmul_shape(self.shape(), o.shape(), ta, tb)
-            .is_ok_and(|s| s.len() == 3 && shape == &s[1..]);
-        if summed_batch {
-            if let Some(sum) = kernels::matmul_batch_sum(self, o, ta, tb) {
-                return sum;
-            }
-        }
-        kernels::sum_to(&kernels::matmul(self, o, ta, tb), shape)
+        kernels::matmul_sum_to(self, o, ta, tb, shape)
     }
     fn sum_to(&self, shape: &[usize]) -> Self {
         kernels::sum_to(self, shape)

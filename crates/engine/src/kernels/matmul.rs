@@ -535,11 +535,45 @@ pub fn matmul_batch_sum<F: Float>(
     ta: bool,
     tb: bool,
 ) -> Option<Tensor<F>> {
+    let out_shape = matmul_shape(a.shape(), b.shape(), ta, tb).ok()?;
+    batch_sum_of_shape(a, b, ta, tb, &out_shape)
+}
+
+/// `sum_to(op(a) @ op(b), shape)`: by [`matmul_batch_sum`] when `shape` is the product's without
+/// its batch dimension and the sum keeps the bits, else by forming the product.
+///
+/// # Panics
+/// If the shapes do not fit (see [`matmul_shape`]) or `shape` does not broadcast to the
+/// product's.
+pub fn matmul_sum_to<F: Float>(
+    a: &Tensor<F>,
+    b: &Tensor<F>,
+    ta: bool,
+    tb: bool,
+    shape: &[usize],
+) -> Tensor<F> {
+    if let Ok(out_shape) = matmul_shape(a.shape(), b.shape(), ta, tb) {
+        if out_shape.len() == 3 && shape == &out_shape[1..] {
+            if let Some(sum) = batch_sum_of_shape(a, b, ta, tb, &out_shape) {
+                return sum;
+            }
+        }
+    }
+    super::sum_to(&matmul(a, b, ta, tb), shape)
+}
+
+/// [`matmul_batch_sum`] given the product's shape `out_shape` (`matmul_shape`'s).
+fn batch_sum_of_shape<F: Float>(
+    a: &Tensor<F>,
+    b: &Tensor<F>,
+    ta: bool,
+    tb: bool,
+    out_shape: &[usize],
+) -> Option<Tensor<F>> {
     let (sa, sb) = (a.shape(), b.shape());
     if sa.len() != 3 || sb.len() != 3 || sa[0] != sb[0] || sa[0] == 0 {
         return None;
     }
-    let out_shape = matmul_shape(sa, sb, ta, tb).ok()?;
     let (batch, m, n) = (sa[0], out_shape[1], out_shape[2]);
     let k = if ta { sa[1] } else { sa[2] };
     if !(tiles_keep_bits(m, k, n) && k <= ONE_DEPTH_BLOCK) {

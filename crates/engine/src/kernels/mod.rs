@@ -13,7 +13,7 @@ pub mod unary;
 pub use broadcast::{binary, broadcast_shape, broadcast_to, sum_axes, sum_to};
 pub use conv::{fold2d, fold2d_t, unfold2d, unfold2d_t, Conv2dGeometry};
 pub use layout::{concat, index_add, index_select, narrow, pad_narrow, permute};
-pub use matmul::{matmul, matmul_add, matmul_batch_sum, matmul_shape};
+pub use matmul::{matmul, matmul_add, matmul_batch_sum, matmul_shape, matmul_sum_to};
 pub use unary::{Order, Pair, Unary};
 
 use std::mem::MaybeUninit;
