@@ -437,8 +437,10 @@ impl<F: Float> Carrier<F> for Dual<F> {
         let (x, yv) = (&self.value, &y.value);
         // The rows' scales: the forward pass's, or computed once for the three kernels below
         // that may need them.
-        let computed = std::cell::OnceCell::new();
-        let inv = || scales.unwrap_or_else(|| computed.get_or_init(|| norm::inverse_stds(x, eps)));
+        let recomputed_scales = std::cell::OnceCell::new();
+        let inv = || {
+            scales.unwrap_or_else(|| recomputed_scales.get_or_init(|| norm::inverse_stds(x, eps)))
+        };
         let value = memo_value(
             key(MemoTag::StandardizeVjp, &[self.shape(), g.shape()]),
             || norm::standardize_jacobian_scaled(inv(), yv, &g.value),
