@@ -76,8 +76,7 @@ fn eval_with<F: Float>(
     ds: &data::Dataset,
 ) -> Result<Evaluation> {
     let p = nn::io::load_params::<F>(&dir.params(), model.layout())?;
-    let widened: Vec<f64> = p.iter().map(|x| x.to_f64()).collect();
-    run::Fingerprint::check(dir.root(), &run::Fingerprint::of(cfg, splits, &widened))?;
+    run::Fingerprint::check(dir.root(), &run::Fingerprint::of(cfg, splits, &p))?;
     run::dir::sweep_stale_temporaries(dir.root());
     Ok(nn::evaluate(
         model,

@@ -13,6 +13,7 @@ use std::path::Path;
 
 use data::{Dataset, Features, Labels, Splits};
 use engine::hash::Fnv1a;
+use engine::Float;
 use nn::RunConfig;
 use serde::{Deserialize, Serialize};
 
@@ -33,7 +34,7 @@ pub struct Fingerprint {
 
 impl Fingerprint {
     /// The fingerprint of `config`, its `splits` and the final `params` (widened to f64).
-    pub fn of(config: &RunConfig, splits: &Splits, params: &[f64]) -> Fingerprint {
+    pub fn of<F: Float>(config: &RunConfig, splits: &Splits, params: &[F]) -> Fingerprint {
         Fingerprint {
             config: config.to_toml(),
             data: data_hash(splits),
@@ -132,9 +133,13 @@ impl Fingerprint {
     }
 }
 
-/// Hash of the parameters as f64 little-endian bytes (the bytes of the run hash).
-pub fn params_hash(params: &[f64]) -> String {
-    let h = params.iter().fold(Fnv1a::new(), |h, p| h.word(p.to_bits()));
+/// Hash of the parameters widened to f64, as little-endian bytes (the bytes of the run hash).
+/// Each is widened as it is hashed: a copy of a large model's parameters in f64 would be a fresh
+/// allocation the end of every `train` pays for in page faults (issue 19).
+pub fn params_hash<F: Float>(params: &[F]) -> String {
+    let h = params
+        .iter()
+        .fold(Fnv1a::new(), |h, p| h.word(p.to_f64().to_bits()));
     format!("{:016x}", h.finish())
 }
 
