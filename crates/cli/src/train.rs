@@ -338,9 +338,10 @@ fn fit<F: Float>(
 
 /// `metrics.partial.jsonl`: the metrics so far, appended at each epoch's end, so that a failed or
 /// killed run leaves its curve without rewriting (and syncing) the whole file every epoch. A
-/// finished run's file is synced and renamed to `metrics.jsonl`: the records never pile up in
-/// memory, whose growth, a fresh allocation each doubling, cost the end of a `train` of the
-/// digits MLP a tenth of its steps' time in page faults (issue 19).
+/// finished run's file is synced and renamed to `metrics.jsonl`, so the records are written
+/// once and never held in memory all together. (Under `perf` their growth in one `String` had
+/// looked like a tenth of the digits MLP's step time in page faults; the wall clock of the
+/// whole `train` did not move when it went, issue 19.)
 struct MetricsFile {
     path: PathBuf,
     file: std::fs::File,

@@ -134,8 +134,7 @@ impl Fingerprint {
 }
 
 /// Hash of the parameters widened to f64, as little-endian bytes (the bytes of the run hash).
-/// Each is widened as it is hashed: a copy of a large model's parameters in f64 would be a fresh
-/// allocation the end of every `train` pays for in page faults (issue 19).
+/// Each is widened as it is hashed, so that callers holding `f32` parameters need no `f64` copy.
 pub fn params_hash<F: Float>(params: &[F]) -> String {
     let h = params
         .iter()
