@@ -328,11 +328,13 @@ pub fn write_run_dir(run: &Run, dir: &Path, weights: &[f64], params: &[f64]) -> 
         "made_by".to_string(),
         "attrib unlearn (theta_T + J v)".to_string(),
     );
-    let stored: Vec<f64> = match run.config.train.precision {
+    // Commands that read the unlearned run check it like a trained one: the fingerprint is of
+    // the parameters as stored, in the run's precision.
+    let fingerprint = match run.config.train.precision {
         Precision::F32 => {
             let p: Vec<f32> = params.iter().map(|&x| x as f32).collect();
             nn::io::save_params(&dir.join(run::files::PARAMS), run.model.layout(), &p, &meta)?;
-            p.iter().map(|&x| f64::from(x)).collect()
+            run::Fingerprint::of(&cfg, &run.splits, &p)
         }
         Precision::F64 => {
             nn::io::save_params(
@@ -341,10 +343,9 @@ pub fn write_run_dir(run: &Run, dir: &Path, weights: &[f64], params: &[f64]) -> 
                 params,
                 &meta,
             )?;
-            params.to_vec()
+            run::Fingerprint::of(&cfg, &run.splits, params)
         }
     };
-    // Commands that read the unlearned run check it like a trained one.
-    run::Fingerprint::of(&cfg, &run.splits, &stored).write(&dir)?;
+    fingerprint.write(&dir)?;
     Ok(())
 }
