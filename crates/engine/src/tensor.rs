@@ -307,7 +307,7 @@ impl<F: Float> Tensor<F> {
 
     /// `true` when every element is finite.
     pub fn all_finite(&self) -> bool {
-        self.data.iter().all(|x| x.is_finite())
+        crate::float::all_finite(&self.data)
     }
 
     /// `true` when shapes and all element bits are equal.

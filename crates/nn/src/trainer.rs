@@ -313,7 +313,7 @@ impl<'a, F: Float> Trainer<'a, F> {
         self.cfg
             .optim
             .apply(&mut state.params, &grad, &mut state.opt, self.lr_at(t));
-        if !all_finite(&state.params) {
+        if !engine::float::all_finite(&state.params) {
             return Err(diverged());
         }
         Ok(info)
@@ -360,13 +360,6 @@ pub fn l2_norm<F: Float>(v: &[F]) -> f64 {
     }
     let [a, b, c, d, e, f, g, h] = partial;
     (((a + e) + (c + g)) + ((b + f) + (d + h))).sqrt()
-}
-
-/// Whether every element of `v` is finite. Blocks are checked whole (no exit inside one), so
-/// that the check vectorises; the first non-finite block ends it.
-fn all_finite<F: Float>(v: &[F]) -> bool {
-    v.chunks(1024)
-        .all(|block| block.iter().fold(true, |ok, x| ok & x.is_finite()))
 }
 
 /// Refuses a training whose state cannot fit in memory ([`crate::memory`]): the parameters, their
@@ -432,20 +425,6 @@ mod tests {
                 let mut w = v.clone();
                 *w.last_mut().unwrap() += 1.0;
                 assert_ne!(l2_norm(&w), norm, "length {len}");
-            }
-        }
-    }
-
-    #[test]
-    fn any_non_finite_element_is_found() {
-        let v = vec![1.0f32; 3000];
-        assert!(all_finite(&v));
-        assert!(all_finite::<f32>(&[]));
-        for at in [0, 1023, 1024, 2047, 2999] {
-            for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
-                let mut w = v.clone();
-                w[at] = bad;
-                assert!(!all_finite(&w), "{bad} at {at}");
             }
         }
     }
