@@ -18,7 +18,7 @@ const RECORDED_ON: &str = "x86_64 avx2 fma x86-v4";
 
 /// FNV-1a over the little-endian f32 bits of the demo's MAGIC scores of test targets 0..3 (the
 /// values `attrib demo` writes to `scores/magic.npy`, row by row).
-const PINNED: u64 = 0xc7c0_6bc0_bc1e_8552;
+const PINNED: u64 = 0x4046_675c_a853_3cf8;
 
 fn cpu_features() -> String {
     #[cfg(target_arch = "x86_64")]

@@ -66,13 +66,15 @@ pub(crate) unsafe fn fill_rows<F: Send>(
     unsafe { filled(len, fill) }
 }
 
-/// Defines a function whose body is compiled three times, for AVX-512, AVX2 and the baseline SSE2,
-/// and run in the widest this CPU has (checked at run time, an atomic load: call it per task or
-/// per row, not per element). Generic loops over `f32` then run 16 lanes wide rather than 4. The
-/// bits are the same on all three: Rust never reassociates floating-point additions nor fuses a
-/// multiply and an add, so a wider vector only does more of the same exactly rounded lane
-/// operations at once (the loops use only additions, multiplications, divisions, comparisons and
-/// bit operations, exactly rounded per lane). Generic parameters, if any, are written
+/// Defines a function whose body is compiled three times, for AVX-512, AVX2 (both with FMA) and
+/// the baseline SSE2, and run in the widest this CPU has (checked at run time, an atomic load:
+/// call it per task or per row, not per element). Generic loops over `f32` then run 16 lanes wide
+/// rather than 4. The bits are the same on all three: Rust never reassociates floating-point
+/// additions nor fuses a multiply and an add on its own, so a wider vector only does more of the
+/// same exactly rounded lane operations at once (the loops use only additions, multiplications,
+/// divisions, comparisons, bit operations and explicit `mul_add`s, each exactly rounded per lane;
+/// a `mul_add` is one instruction where FMA is enabled and a correctly rounded `fma` call in the
+/// SSE2 build, slow but with the same bits). Generic parameters, if any, are written
 /// `<F: Float>`; closure arguments as `impl Fn(..)` types.
 macro_rules! simd_fn {
     (
@@ -95,19 +97,23 @@ macro_rules! simd_fn {
             fn portable<$($g: $bound),*>($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             {
-                #[target_feature(enable = "avx512f")]
+                #[target_feature(enable = "avx512f,fma")]
                 fn avx512<$($g: $bound),*>($($arg: $ty),*) $(-> $ret)? {
                     portable($($arg),*)
                 }
-                #[target_feature(enable = "avx2")]
+                #[target_feature(enable = "avx2,fma")]
                 fn avx2<$($g: $bound),*>($($arg: $ty),*) $(-> $ret)? {
                     portable($($arg),*)
                 }
-                if std::arch::is_x86_feature_detected!("avx512f") {
+                if std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
                     // SAFETY: the CPU has the features the function was compiled for.
                     return unsafe { avx512($($arg),*) };
                 }
-                if std::arch::is_x86_feature_detected!("avx2") {
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
                     // SAFETY: as above.
                     return unsafe { avx2($($arg),*) };
                 }

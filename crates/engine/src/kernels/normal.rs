@@ -11,12 +11,14 @@
 //!   error 4.7e-9; about 1.5e-7 evaluated in `f32`);
 //! - `Phi(x) = 1 - Phi(-x)` for `x > 0`.
 //!
-//! `e^-a` is computed as `e^-hi e^-lo` with `hi` the square of `x` cut to 12 significant bits
-//! (exact in `f32`) and `lo` the small rest, so that the rounding of `x^2` (an absolute error of
-//! `2^-24 a`, i.e. a relative error of `e^-a` growing with `a`) never enters. Relative error, over
-//! `f32`s with `|x| <= 13` (`crate::kernels::normal` tests): `phi` and `Phi` within 5e-7 (about
-//! 8 units in the last place; `libm::erff` is within 1), for values down to `f32`'s smallest
-//! normal number;
+//! `x^2` is split exactly into its rounded value and the rounding error (one fused multiply-add),
+//! and `e^-a` takes both halves into one reduction, so that the rounding of `x^2` (an absolute
+//! error of `2^-24 a`, i.e. a relative error of `e^-a` growing with `a`) never enters. The
+//! polynomials run in fused multiply-adds (`f32::mul_add`: one instruction in the AVX-512 and
+//! AVX2 builds of [`simd_fn`], which require FMA; a correctly rounded `fmaf` call elsewhere, so
+//! the bits are the same on every path). Relative error, over `f32`s with `|x| <= 13`
+//! (`crate::kernels::normal` tests): `phi` and `Phi` within 5e-7 (about 8 units in the last
+//! place; `libm::erff` is within 1), for values down to `f32`'s smallest normal number;
 //! `phi(x)` and `Phi(-|x|)` are 0 past `|x| ~ 13.2`, where they fall below it. `f64` keeps
 //! `libm`'s `erf` and `exp` (`Float::normal_cdf_pdf`).
 
@@ -36,13 +38,38 @@ const ROUND: f32 = 12_582_912.0;
 /// Largest `a` with `e^-a` a normal `f32` (`2^-126 = e^-87.34`); beyond it `e^-a` is 0.
 const EXP_NEG_MAX: f32 = 87.33;
 
-/// `e^-a` for `a >= 0` (0 for `a >= 87.33`; NaN for NaN): [`exp_f32`] of `-a`. (The same bits
-/// as its own reduction of `a` would give: negating `x` negates `k` and `r` exactly, rounding to
-/// even is symmetric, and both ways of applying `2^-k` round once; checked on every `f32` in
-/// `[0, 100]` when the two were merged.)
+/// `e^-(h + l)` for `h >= 0` and `|l|` at most half a unit in the last place of `h` (`h + l`
+/// being `x^2 / 2` split exactly by [`normal_cdf_pdf`]); 0 for `h >= 87.33`. One reduction, as
+/// [`exp_f32`]'s but with `l` subtracted from the reduced argument (`|r| <= ln 2 / 2 + 2^-18`,
+/// where the degree-7 polynomial's truncation is 5e-9), and the polynomial and reduction in fused
+/// multiply-adds. `2^-k` is one normal factor, `k` being at most 126.
 #[inline(always)]
-pub fn exp_neg(a: f32) -> f32 {
-    exp_f32(-a)
+fn exp_neg_split(h: f32, l: f32) -> f32 {
+    let c = if h < EXP_NEG_MAX { h } else { EXP_NEG_MAX };
+    let shifted = c.mul_add(LOG2E, ROUND);
+    let k = shifted.to_bits() as i32 - ROUND.to_bits() as i32;
+    let kf = shifted - ROUND;
+    // r = k ln 2 - (h + l): `kf * LN2_HI - c` is exact, as in `exp_f32`.
+    let r = kf.mul_add(LN2_HI, -c);
+    let r = kf.mul_add(LN2_LO, r) - l;
+    let mut p: f32 = 1.0 / 5040.0;
+    for coefficient in [
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        0.5,
+        1.0,
+        1.0,
+    ] {
+        p = p.mul_add(r, coefficient);
+    }
+    let y = p * f32::from_bits(((127 - k) as u32) << 23);
+    if h < EXP_NEG_MAX {
+        y
+    } else {
+        0.0
+    }
 }
 
 /// `ln(f32::MAX)` rounded down: from here on `e^x` is infinite.
@@ -104,20 +131,20 @@ const T_MIN: f32 = 2.0 / 23.0;
 /// `(Phi(x), phi(x))` of the standard normal distribution (module docs).
 #[inline(always)]
 pub fn normal_cdf_pdf(x: f32) -> (f32, f32) {
-    // Past 20 both tails are 0; the bound also keeps infinities out of `lo` (NaN is restored below).
+    // Past 20 both tails are 0; the bound also keeps infinities out of `x^2` (NaN is restored below).
     let ax = if x.abs() < 20.0 { x.abs() } else { 20.0 };
-    // x^2 / 2 = hi + lo, hi exact: ax cut to 12 significant bits squares without rounding.
-    let ax_hi = f32::from_bits(ax.to_bits() & 0xFFFF_F000);
-    let hi = 0.5 * (ax_hi * ax_hi);
-    let lo = 0.5 * ((ax - ax_hi) * (ax + ax_hi));
-    let e = exp_neg(hi) * exp_neg(lo);
+    // x^2 = sq + sq_lo exactly (the rounding error of a product is a fused multiply-add away), so
+    // the rounding of `x^2`, an absolute error that grows with `x^2 / 2`, never enters `e^-a`.
+    let sq = ax * ax;
+    let sq_lo = ax.mul_add(ax, -sq);
+    let e = exp_neg_split(0.5 * sq, 0.5 * sq_lo);
     let pdf = std::f32::consts::FRAC_1_SQRT_2 * 0.5 * std::f32::consts::FRAC_2_SQRT_PI * e;
     let z = ax * std::f32::consts::FRAC_1_SQRT_2;
-    let t = 1.0 / (1.0 + 0.5 * z);
+    let t = 1.0 / z.mul_add(0.5, 1.0);
     let t = if t > T_MIN { t } else { T_MIN };
     let mut poly = P[10];
     for &c in P[..10].iter().rev() {
-        poly = poly * t + c;
+        poly = poly.mul_add(t, c);
     }
     // Phi(-|x|) = erfc(z) / 2.
     let tail = 0.5 * (t * poly * e);
@@ -293,9 +320,9 @@ mod tests {
         }
         let (c, p) = normal_cdf_pdf(f32::NAN);
         assert!(c.is_nan() && p.is_nan());
-        assert!(exp_neg(f32::NAN).is_nan());
-        assert_eq!(exp_neg(0.0), 1.0);
-        assert_eq!(exp_neg(f32::INFINITY), 0.0);
+        assert_eq!(exp_neg_split(0.0, 0.0), 1.0);
+        assert_eq!(exp_neg_split(87.33, 0.0), 0.0);
+        assert_eq!(exp_neg_split(200.0, 0.0), 0.0);
     }
 
     #[test]
@@ -343,12 +370,17 @@ mod tests {
     }
 
     #[test]
-    fn exp_neg_is_within_two_units_in_the_last_place() {
-        let mut worst = 0.0f64;
-        let mut a = 0.0f32;
-        while a < EXP_NEG_MAX {
-            worst = worst.max(rel(exp_neg(a), (-(a as f64)).exp()));
-            a += 1.0e-4;
+    fn the_split_exponential_is_within_two_units_in_the_last_place_of_its_exact_sum() {
+        // `h` on a grid up to where `e^-h` leaves the normal numbers, `l` at its extremes (half a
+        // unit in the last place of `h`, either sign) and 0; the reference is `e^-(h + l)` in `f64`.
+        let (mut worst, mut h) = (0.0f64, 0.0f32);
+        while h < 87.0 {
+            let half_ulp = 0.5 * (f32::from_bits(h.to_bits() + 1) - h);
+            for l in [0.0, half_ulp, -half_ulp, 0.3 * half_ulp] {
+                let want = (-(h as f64 + l as f64)).exp();
+                worst = worst.max(rel(exp_neg_split(h, l), want));
+            }
+            h += 1.0e-4;
         }
         assert!(worst < 2.5e-7, "relative error {worst:e}");
     }
