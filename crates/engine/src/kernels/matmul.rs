@@ -16,6 +16,7 @@ use crate::tensor::numel;
 use crate::{Float, Tensor};
 
 use super::broadcast::{broadcast_shape, broadcast_strides};
+use super::dot_sum;
 
 /// Products below this many multiply-adds run as one sequential call.
 const PARALLEL_MIN_MACS: usize = 1 << 20;
@@ -540,7 +541,9 @@ pub fn matmul_batch_sum<F: Float>(
 }
 
 /// `sum_to(op(a) @ op(b), shape)`: by [`matmul_batch_sum`] when `shape` is the product's without
-/// its batch dimension and the sum keeps the bits, else by forming the product.
+/// its batch dimension and the sum keeps the bits, by dot products when it does not but the
+/// output is small and both operands run along the depth (`dot_sum_of_shape`), else by forming
+/// the product.
 ///
 /// # Panics
 /// If the shapes do not fit (see [`matmul_shape`]) or `shape` does not broadcast to the
@@ -557,9 +560,34 @@ pub fn matmul_sum_to<F: Float>(
             if let Some(sum) = batch_sum_of_shape(a, b, ta, tb, &out_shape) {
                 return sum;
             }
+            if let Some(sum) = dot_sum_of_shape(a, b, ta, tb, &out_shape) {
+                return sum;
+            }
         }
     }
     super::sum_to(&matmul(a, b, ta, tb), shape)
+}
+
+/// The batch sum of the products as dot products ([`dot_sum::batch_dot_sum`]), for the shapes
+/// that [`batch_sum_of_shape`] leaves to the composite: both operands 3-d with one batch, the
+/// right one stored transposed (both rows run along the depth), few outputs
+/// ([`dot_sum::MAX_OUTPUTS`]). Its own order of sums, not the composite's.
+fn dot_sum_of_shape<F: Float>(
+    a: &Tensor<F>,
+    b: &Tensor<F>,
+    ta: bool,
+    tb: bool,
+    out_shape: &[usize],
+) -> Option<Tensor<F>> {
+    let (sa, sb) = (a.shape(), b.shape());
+    let (m, n) = (out_shape[1], out_shape[2]);
+    if ta || !tb || sa.len() != 3 || sb.len() != 3 || sa[0] != sb[0] || m * n > dot_sum::MAX_OUTPUTS
+    {
+        return None;
+    }
+    let dims = (sa[0], m, sa[2], n);
+    let data = dot_sum::batch_dot_sum(a.data(), b.data(), dims);
+    Some(Tensor::from_vec(data, &[m, n]))
 }
 
 /// [`matmul_batch_sum`] given the product's shape `out_shape` (`matmul_shape`'s).
@@ -835,6 +863,39 @@ mod tests {
     /// `matmul_batch_sum` against `sum_to(matmul(..))` bit for bit, on 1 to 3 threads, on the
     /// digits CNN's weight gradients (`g [B, o, oh ow] @ cols^T`), the other layouts, a batch of
     /// one and shapes just inside the rules; and `None` just outside them.
+    #[test]
+    fn small_weight_gradients_are_dot_products_close_to_the_summed_products() {
+        // A convolution's weight gradient with 9 taps on 28x28 and 8x8 images, and two shapes
+        // that stay with the composite (a left operand stored transposed; too many outputs).
+        let data = |len: usize, seed: usize| -> Vec<f32> {
+            (0..len)
+                .map(|i| (((i * 7 + seed * 13) % 101) as f32 * 0.37).sin())
+                .collect()
+        };
+        for (batch, m, k, n) in [(64, 16, 784, 9), (64, 16, 64, 9), (4, 40, 30, 40)] {
+            let a = Tensor::from_vec(data(batch * m * k, 1), &[batch, m, k]);
+            let b = Tensor::from_vec(data(batch * n * k, 2), &[batch, n, k]);
+            let got = matmul_sum_to(&a, &b, false, true, &[m, n]);
+            let composite = super::super::sum_to(&matmul(&a, &b, false, true), &[m, n]);
+            let dots = dot_sum::batch_dot_sum(a.data(), b.data(), (batch, m, k, n));
+            if m * n <= dot_sum::MAX_OUTPUTS {
+                assert_eq!(got.data(), &dots[..], "{m} x {n}: not the dot products");
+            } else {
+                assert!(got.bitwise_eq(&composite), "{m} x {n}: not the composite");
+            }
+            let scale = (batch * k) as f32;
+            for (x, y) in got.data().iter().zip(composite.data()) {
+                assert!((x - y).abs() <= 1e-6 * scale, "{x} vs {y}");
+            }
+        }
+        let (a, b) = (
+            Tensor::from_vec(data(4 * 16 * 16, 3), &[4, 16, 16]),
+            Tensor::from_vec(data(4 * 9 * 16, 4), &[4, 9, 16]),
+        );
+        let composite = super::super::sum_to(&matmul(&a, &b, true, true), &[16, 9]);
+        assert!(matmul_sum_to(&a, &b, true, true, &[16, 9]).bitwise_eq(&composite));
+    }
+
     #[test]
     fn batch_sums_are_the_summed_products() {
         let data = |len: usize, seed: usize| -> Vec<f32> {

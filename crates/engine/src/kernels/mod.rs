@@ -3,6 +3,7 @@
 
 pub mod broadcast;
 pub mod conv;
+mod dot_sum;
 pub mod layout;
 pub mod matmul;
 pub mod norm;
