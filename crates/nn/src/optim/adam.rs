@@ -15,7 +15,7 @@
 use engine::Float;
 use serde::{Deserialize, Serialize};
 
-use super::{Adjoint, OptState, Optimizer, Tangent};
+use super::{update_in_chunks, Adjoint, OptState, Optimizer, Tangent};
 use crate::config::{nonneg, positive, unit};
 use crate::error::{invalid, Result};
 
@@ -132,29 +132,40 @@ fn validate(lr: f64, m: &Moments, weight_decay: f64) -> Result<()> {
 impl Moments {
     fn apply<F: Float>(&self, params: &mut [F], grad: &[F], state: &mut OptState<F>, lr: F) {
         state.step += 1;
-        if let Some(weight_decay) = self.decoupled_decay {
-            let keep = F::ONE - lr * F::from_f64(weight_decay);
-            for p in params.iter_mut() {
-                *p *= keep;
-            }
-        }
+        let keep = self
+            .decoupled_decay
+            .map(|weight_decay| F::ONE - lr * F::from_f64(weight_decay));
         let t = state.step as i32;
         let (b1, b2) = (F::from_f64(self.beta1), F::from_f64(self.beta2));
         let bc1 = F::from_f64(1.0 - self.beta1.powi(t));
         let bc2 = F::from_f64(1.0 - self.beta2.powi(t));
         let (eps, eps_root) = (F::from_f64(self.eps), F::from_f64(self.eps_root));
         let (m, v) = state.bufs.split_at_mut(1);
-        for (((p, &g), m), v) in params
-            .iter_mut()
-            .zip(grad)
-            .zip(m[0].iter_mut())
-            .zip(v[0].iter_mut())
-        {
-            *m = b1 * *m + (F::ONE - b1) * g;
-            *v = b2 * *v + (F::ONE - b2) * g * g;
-            let denom = (*v / bc2 + eps_root).sqrt() + eps;
-            *p -= lr * (*m / bc1) / denom;
-        }
+        update_in_chunks(
+            params,
+            grad,
+            [&mut m[0], &mut v[0]],
+            |params, grad, [m, v]| {
+                if let Some(keep) = keep {
+                    // Decoupled decay first, as its own pass did: each element's operations and their
+                    // order are unchanged.
+                    for p in params.iter_mut() {
+                        *p *= keep;
+                    }
+                }
+                for (((p, &g), m), v) in params
+                    .iter_mut()
+                    .zip(grad)
+                    .zip(m.iter_mut())
+                    .zip(v.iter_mut())
+                {
+                    *m = b1 * *m + (F::ONE - b1) * g;
+                    *v = b2 * *v + (F::ONE - b2) * g * g;
+                    let denom = (*v / bc2 + eps_root).sqrt() + eps;
+                    *p -= lr * (*m / bc1) / denom;
+                }
+            },
+        );
     }
 
     fn step_vjp<F: Float>(

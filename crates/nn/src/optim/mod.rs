@@ -27,12 +27,53 @@ pub mod adam;
 pub mod sgd;
 
 use engine::Float;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 
 pub use adam::{Adam, AdamW};
 pub use sgd::Sgd;
+
+/// Parameter vectors from this length on are updated in parallel tasks ([`update_in_chunks`]).
+const PARALLEL_UPDATE_MIN: usize = 1 << 17;
+
+/// Elements per task of a parallel update.
+const UPDATE_TASK: usize = 1 << 15;
+
+/// Runs the elementwise update `update(params, grad, bufs)` of an optimizer's step over matching
+/// chunks of the parameters, the gradient and the `N` buffers, in parallel tasks for long vectors.
+/// Each element's update is the same operations whatever chunk it falls in, so the bits do not
+/// depend on the split or the thread count. (One thread streaming the parameters, gradient and
+/// buffers of a 512x4 MLP was 5% of its step.)
+///
+/// # Panics
+/// If the gradient or a buffer is not as long as the parameters.
+fn update_in_chunks<F: Float, const N: usize>(
+    params: &mut [F],
+    grad: &[F],
+    bufs: [&mut [F]; N],
+    update: impl Fn(&mut [F], &[F], [&mut [F]; N]) + Sync,
+) {
+    let n = params.len();
+    assert!(
+        grad.len() == n && bufs.iter().all(|b| b.len() == n),
+        "an optimizer step with a gradient or buffer of another length than the parameters"
+    );
+    if n < PARALLEL_UPDATE_MIN || rayon::current_num_threads() == 1 {
+        return update(params, grad, bufs);
+    }
+    let mut buf_chunks = bufs.map(|b| b.chunks_mut(UPDATE_TASK));
+    let tasks: Vec<_> = params
+        .chunks_mut(UPDATE_TASK)
+        .zip(grad.chunks(UPDATE_TASK))
+        .map(|(p, g)| {
+            let b = std::array::from_fn(|i| buf_chunks[i].next().expect("as long as params"));
+            (p, g, b)
+        })
+        .collect();
+    tasks.into_par_iter().for_each(|(p, g, b)| update(p, g, b));
+}
 
 /// Optimizer buffers: momentum for SGD, first and second moments for Adam/AdamW.
 #[derive(Debug, Clone, PartialEq)]
@@ -397,5 +438,78 @@ pub(crate) mod vjp_check {
         for k in 0..state.bufs.len() {
             check("buf'", &tan.bufs[k], &fd(&|s| s.1[k].clone()));
         }
+    }
+}
+
+#[cfg(test)]
+mod chunked_update_tests {
+    use super::*;
+
+    /// Two steps of `opt` on a vector long enough for parallel tasks, against the same steps
+    /// applied to pieces short enough to run in one loop each: the same bits.
+    fn assert_chunks_change_no_bit(opt: &impl Optimizer) {
+        let n = 3 * PARALLEL_UPDATE_MIN + 12_345;
+        let piece = PARALLEL_UPDATE_MIN - 1;
+        let wave = |seed: usize| -> Vec<f32> {
+            (0..n)
+                .map(|i| (((i * 7 + seed * 13) % 101) as f32 * 0.37).sin())
+                .collect()
+        };
+        let mut whole = wave(1);
+        let mut state = OptState {
+            step: 0,
+            bufs: vec![vec![0.0f32; n]; opt.buffers()],
+        };
+        let mut pieces = whole.clone();
+        let mut piece_states: Vec<OptState<f32>> = (0..n.div_ceil(piece))
+            .map(|c| OptState {
+                step: 0,
+                bufs: vec![vec![0.0f32; piece.min(n - c * piece)]; opt.buffers()],
+            })
+            .collect();
+        for step in 0..2 {
+            let grad = wave(2 + step);
+            opt.apply(&mut whole, &grad, &mut state, 0.05);
+            for (c, st) in piece_states.iter_mut().enumerate() {
+                let r = c * piece..(c * piece + piece).min(n);
+                opt.apply(&mut pieces[r.clone()], &grad[r], st, 0.05);
+            }
+        }
+        let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&whole), bits(&pieces), "parameters");
+        for b in 0..opt.buffers() {
+            let joined: Vec<f32> = piece_states
+                .iter()
+                .flat_map(|s| s.bufs[b].clone())
+                .collect();
+            assert_eq!(bits(&state.bufs[b]), bits(&joined), "buffer {b}");
+        }
+    }
+
+    #[test]
+    fn parallel_updates_give_the_bits_of_one_loop() {
+        // Three workers, so that the long vector takes the parallel path on any machine.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            for (momentum, nesterov) in [(0.0, false), (0.9, false), (0.9, true)] {
+                assert_chunks_change_no_bit(&Sgd {
+                    lr: 0.1,
+                    momentum,
+                    nesterov,
+                    weight_decay: 0.0,
+                });
+            }
+            assert_chunks_change_no_bit(&AdamW {
+                lr: 0.01,
+                beta1: 0.9,
+                beta2: 0.99,
+                eps: 1e-8,
+                eps_root: 1e-8,
+                weight_decay: 0.01,
+            });
+        });
     }
 }

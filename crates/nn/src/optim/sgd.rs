@@ -12,7 +12,7 @@
 use engine::Float;
 use serde::{Deserialize, Serialize};
 
-use super::{Adjoint, OptState, Optimizer, Tangent};
+use super::{update_in_chunks, Adjoint, OptState, Optimizer, Tangent};
 use crate::config::{nonneg, positive, unit};
 use crate::error::{invalid, Result};
 
@@ -72,16 +72,20 @@ impl Optimizer for Sgd {
     fn apply<F: Float>(&self, params: &mut [F], grad: &[F], state: &mut OptState<F>, lr: F) {
         state.step += 1;
         if self.momentum == 0.0 {
-            for (p, &g) in params.iter_mut().zip(grad) {
-                *p -= lr * g;
-            }
+            update_in_chunks(params, grad, [], |params, grad, []| {
+                for (p, &g) in params.iter_mut().zip(grad) {
+                    *p -= lr * g;
+                }
+            });
         } else {
             let mu = F::from_f64(self.momentum);
             let nesterov = self.nesterov;
-            for ((p, &g), v) in params.iter_mut().zip(grad).zip(state.bufs[0].iter_mut()) {
-                *v = mu * *v + g;
-                *p -= lr * if nesterov { g + mu * *v } else { *v };
-            }
+            update_in_chunks(params, grad, [&mut state.bufs[0]], |params, grad, [v]| {
+                for ((p, &g), v) in params.iter_mut().zip(grad).zip(v.iter_mut()) {
+                    *v = mu * *v + g;
+                    *p -= lr * if nesterov { g + mu * *v } else { *v };
+                }
+            });
         }
     }
 
