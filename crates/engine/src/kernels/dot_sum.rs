@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use crate::buffer::filled;
 use crate::Float;
 
-use super::simd_fn;
+use super::{pairwise_sum, simd_fn};
 
 /// Interleaved partial sums per dot product (one AVX-512 register of `f32`).
 const LANES: usize = 16;
@@ -118,7 +118,7 @@ simd_fn! {
             }
         }
         for ((o, l), s) in out.iter_mut().zip(lanes).zip(rest) {
-            o.write(combined(l) + s);
+            o.write(pairwise_sum(l) + s);
         }
     }
 }
@@ -157,22 +157,10 @@ fn accumulate<const J: usize, F: Float>(
     rest[j0 + skip..j0 + J].copy_from_slice(&tail[skip..]);
 }
 
-/// The lanes added pairwise: lane `l` with `l + LANES / 2`, then `l + LANES / 4`, ...
-#[inline(always)]
-fn combined<F: Float>(mut lanes: [F; LANES]) -> F {
-    let mut width = LANES;
-    while width > 1 {
-        width /= 2;
-        for l in 0..width {
-            lanes[l] += lanes[l + width];
-        }
-    }
-    lanes[0]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::test_wave as data;
 
     /// [`batch_dot_sum`]'s documented order, one output at a time, with scalars only.
     fn reference(a: &[f32], b: &[f32], (batch, m, k, n): (usize, usize, usize, usize)) -> Vec<f32> {
@@ -191,16 +179,10 @@ mod tests {
                         }
                     }
                 }
-                out[i * n + j] = combined(lanes) + rest;
+                out[i * n + j] = pairwise_sum(lanes) + rest;
             }
         }
         out
-    }
-
-    fn data(len: usize, seed: usize) -> Vec<f32> {
-        (0..len)
-            .map(|i| (((i * 7 + seed * 13) % 101) as f32 * 0.37).sin())
-            .collect()
     }
 
     #[test]

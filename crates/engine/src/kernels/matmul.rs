@@ -579,15 +579,20 @@ fn dot_sum_of_shape<F: Float>(
     tb: bool,
     out_shape: &[usize],
 ) -> Option<Tensor<F>> {
-    let (sa, sb) = (a.shape(), b.shape());
+    let batch = one_batch(a.shape(), b.shape())?;
     let (m, n) = (out_shape[1], out_shape[2]);
-    if ta || !tb || sa.len() != 3 || sb.len() != 3 || sa[0] != sb[0] || m * n > dot_sum::MAX_OUTPUTS
-    {
+    if ta || !tb || m * n > dot_sum::MAX_OUTPUTS {
         return None;
     }
-    let dims = (sa[0], m, sa[2], n);
+    let dims = (batch, m, a.shape()[2], n);
     let data = dot_sum::batch_dot_sum(a.data(), b.data(), dims);
     Some(Tensor::from_vec(data, &[m, n]))
+}
+
+/// The batch of two 3-d operands with one batch dimension between them (no broadcasting), the
+/// form both batch sums take.
+fn one_batch(sa: &[usize], sb: &[usize]) -> Option<usize> {
+    (sa.len() == 3 && sb.len() == 3 && sa[0] == sb[0]).then_some(sa[0])
 }
 
 /// [`matmul_batch_sum`] given the product's shape `out_shape` (`matmul_shape`'s).
@@ -599,10 +604,8 @@ fn batch_sum_of_shape<F: Float>(
     out_shape: &[usize],
 ) -> Option<Tensor<F>> {
     let (sa, sb) = (a.shape(), b.shape());
-    if sa.len() != 3 || sb.len() != 3 || sa[0] != sb[0] || sa[0] == 0 {
-        return None;
-    }
-    let (batch, m, n) = (sa[0], out_shape[1], out_shape[2]);
+    let batch = one_batch(sa, sb).filter(|&batch| batch > 0)?;
+    let (m, n) = (out_shape[1], out_shape[2]);
     let k = if ta { sa[1] } else { sa[2] };
     if !(tiles_keep_bits(m, k, n) && k <= ONE_DEPTH_BLOCK) {
         return None;
@@ -674,6 +677,7 @@ fn batch_sum<F: Float>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::test_wave as data;
 
     fn naive(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
         let mut c = vec![0.0; m * n];
@@ -867,11 +871,6 @@ mod tests {
     fn small_weight_gradients_are_dot_products_close_to_the_summed_products() {
         // A convolution's weight gradient with 9 taps on 28x28 and 8x8 images, and two shapes
         // that stay with the composite (a left operand stored transposed; too many outputs).
-        let data = |len: usize, seed: usize| -> Vec<f32> {
-            (0..len)
-                .map(|i| (((i * 7 + seed * 13) % 101) as f32 * 0.37).sin())
-                .collect()
-        };
         for (batch, m, k, n) in [(64, 16, 784, 9), (64, 16, 64, 9), (4, 40, 30, 40)] {
             let a = Tensor::from_vec(data(batch * m * k, 1), &[batch, m, k]);
             let b = Tensor::from_vec(data(batch * n * k, 2), &[batch, n, k]);
@@ -898,11 +897,6 @@ mod tests {
 
     #[test]
     fn batch_sums_are_the_summed_products() {
-        let data = |len: usize, seed: usize| -> Vec<f32> {
-            (0..len)
-                .map(|i| (((i * 7 + seed * 13) % 101) as f32 * 0.37).sin())
-                .collect()
-        };
         let operands = |(batch, m, k, n): (usize, usize, usize, usize), ta: bool, tb: bool| {
             let (ar, ac) = if ta { (k, m) } else { (m, k) };
             let (br, bc) = if tb { (n, k) } else { (k, n) };

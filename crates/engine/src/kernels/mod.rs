@@ -145,6 +145,14 @@ fn lane_groups<'r, const L: usize, F: Float>(
             lanes[j] += f(xa[j], xb[j]);
         }
     }
+    (pairwise_sum(lanes), ta, tb)
+}
+
+/// The `L` lanes of interleaved partial sums added pairwise: lane `j` with `j + L / 2`, then
+/// `j + L / 4`, ... (`L` a power of two): the combination step of [`lane_groups`] and of
+/// `dot_sum`'s dot products.
+#[inline(always)]
+fn pairwise_sum<const L: usize, F: Float>(mut lanes: [F; L]) -> F {
     let mut width = L;
     while width > 1 {
         width /= 2;
@@ -152,7 +160,15 @@ fn lane_groups<'r, const L: usize, F: Float>(
             lanes[j] += lanes[j + width];
         }
     }
-    (lanes[0], ta, tb)
+    lanes[0]
+}
+
+/// A deterministic test signal: `sin(0.37 ((7 i + 13 seed) mod 101))` for `i < len`.
+#[cfg(test)]
+fn test_wave(len: usize, seed: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| (((i * 7 + seed * 13) % 101) as f32 * 0.37).sin())
+        .collect()
 }
 
 /// Drops the size-1 dimensions of `shape` and merges each pair of adjacent dimensions that every
